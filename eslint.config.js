@@ -1,0 +1,60 @@
+// Lint: typescript-eslint for correctness, import-x zones for the import rules of ARCHITECTURE.md.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import importX, { createNodeResolver } from 'eslint-plugin-import-x';
+
+const everyFolder = ['proto', 'auth', 'client', 'cli', 'main', 'preload', 'renderer', 'lab', 'native'];
+const others = (...allowed) => everyFolder.filter((f) => !allowed.includes(f)).map((f) => `./${f}`);
+
+/** ARCHITECTURE.md "Import rules": one zone per folder, naming what it must never import. */
+export const importZones = [
+  { target: './renderer', from: './', except: ['./renderer', './preload/contract.ts', './node_modules'] },
+  { target: './preload', from: others('preload').filter((f) => f !== './preload') },
+  { target: './main', from: others('main', 'client', 'preload', 'proto') },
+  { target: './client', from: others('client', 'proto') },
+  { target: './auth', from: others('auth', 'proto') },
+  { target: './cli', from: others('cli', 'client', 'proto') },
+  { target: './proto', from: others('proto') },
+];
+/** Only tests, benchmarks and the demo launcher (itself in lab/) import lab/. */
+const labZone = {
+  target: ['./proto', './auth', './client', './cli', './main', './preload', './renderer'],
+  from: './lab',
+};
+
+export default tseslint.config(
+  {
+    ignores: ['node_modules/**', 'proto/gen/**', '.keyport-demo/**', 'test-results/**', 'dist/**'],
+  },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    plugins: { 'import-x': importX },
+    settings: {
+      'import-x/resolver-next': [createNodeResolver({ extensions: ['.ts', '.tsx', '.js', '.mjs', '.json'] })],
+    },
+    languageOptions: {
+      globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', URL: 'readonly' },
+    },
+    rules: {
+      'import-x/no-restricted-paths': ['error', { zones: importZones }],
+      'no-restricted-imports': [
+        'error',
+        { paths: [{ name: 'electron', message: 'Only main/electron/ and preload/ import electron.' }] },
+      ],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+    },
+  },
+  {
+    files: ['**/*.ts', '**/*.tsx', '**/*.js', '**/*.mjs'],
+    ignores: ['**/*.test.ts', '**/*.test.tsx', 'test/**', 'bench/**', 'lab/**'],
+    rules: {
+      'import-x/no-restricted-paths': ['error', { zones: [...importZones, labZone] }],
+    },
+  },
+  {
+    files: ['main/electron/**', 'preload/**'],
+    rules: { 'no-restricted-imports': 'off' },
+  },
+);
