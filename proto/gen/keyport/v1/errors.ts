@@ -33,6 +33,11 @@ export enum ErrorCode {
   ERROR_CODE_PRECONDITION_FAILED = 14,
   ERROR_CODE_CERTIFICATE_EXPIRED = 15,
   ERROR_CODE_RESOURCE_EXHAUSTED = 16,
+  /** ERROR_CODE_UNAVAILABLE - Raised by clients: the cluster could not be reached, or presented a CA other than the pinned one. */
+  ERROR_CODE_UNAVAILABLE = 17,
+  ERROR_CODE_CA_PIN_MISMATCH = 18,
+  /** ERROR_CODE_CANCELLED - The person cancelled a prompt or ceremony. */
+  ERROR_CODE_CANCELLED = 19,
   UNRECOGNIZED = -1,
 }
 
@@ -89,6 +94,15 @@ export function errorCodeFromJSON(object: any): ErrorCode {
     case 16:
     case "ERROR_CODE_RESOURCE_EXHAUSTED":
       return ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED;
+    case 17:
+    case "ERROR_CODE_UNAVAILABLE":
+      return ErrorCode.ERROR_CODE_UNAVAILABLE;
+    case 18:
+    case "ERROR_CODE_CA_PIN_MISMATCH":
+      return ErrorCode.ERROR_CODE_CA_PIN_MISMATCH;
+    case 19:
+    case "ERROR_CODE_CANCELLED":
+      return ErrorCode.ERROR_CODE_CANCELLED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -132,6 +146,12 @@ export function errorCodeToJSON(object: ErrorCode): string {
       return "ERROR_CODE_CERTIFICATE_EXPIRED";
     case ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED:
       return "ERROR_CODE_RESOURCE_EXHAUSTED";
+    case ErrorCode.ERROR_CODE_UNAVAILABLE:
+      return "ERROR_CODE_UNAVAILABLE";
+    case ErrorCode.ERROR_CODE_CA_PIN_MISMATCH:
+      return "ERROR_CODE_CA_PIN_MISMATCH";
+    case ErrorCode.ERROR_CODE_CANCELLED:
+      return "ERROR_CODE_CANCELLED";
     case ErrorCode.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

@@ -1,0 +1,309 @@
+// X.509 client certificates: what a client presents on mTLS gRPC calls after login. The identity travels
+// in a Keyport extension so the service can authorize a call from the certificate alone.
+import { X509Certificate, createPublicKey } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import type { Authorities } from './authority';
+import { CaError } from './errors';
+import { isPlainText } from './text';
+import {
+  ECDSA_P256_SHA256,
+  MAX_CERTIFICATE_SERIAL,
+  randomCertificateSerial,
+  serialToHex,
+  x509,
+} from './x509-library';
+
+/**
+ * Keyport's OID arc, a placeholder under the IANA Private Enterprise arc (1.3.6.1.4.1.<PEN>) until Keyport
+ * registers its own PEN; changing it only invalidates certificates issued before the change. Assignments:
+ *   <arc>.1       X.509 extensions
+ *   <arc>.1.1     client identity: a UTF8String holding the JSON {user, roles, logins, mfaVerified, ...extra}
+ * A UUID OID (2.25.<128-bit integer>, usable without registration) does not work here: asn1js under
+ * @peculiar/x509 cannot re-encode arcs above 2^53 and silently writes "2.25" instead.
+ */
+export const KEYPORT_OID_ARC = '1.3.6.1.4.1.55555';
+export const CLIENT_IDENTITY_EXTENSION_OID = `${KEYPORT_OID_ARC}.1.1`;
+
+const CORE_IDENTITY_FIELDS = new Set(['user', 'roles', 'logins', 'mfaVerified']);
+const DER_UTF8_STRING = 0x0c;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+export interface ClientIdentity {
+  readonly user: string;
+  readonly roles: readonly string[];
+  readonly logins: readonly string[];
+  readonly mfaVerified: boolean;
+  /** Further claims (device id, private-key policy, ...), carried beside the core fields. */
+  readonly extra: Readonly<Record<string, string>>;
+}
+
+export interface VerifiedClientCertificate extends ClientIdentity {
+  readonly serial: bigint;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly publicKey: KeyObject;
+}
+
+export interface ClientCertificateRequest {
+  authorities: Authorities;
+  /** SPKI PEM ("BEGIN PUBLIC KEY") of the client's P-256 or Ed25519 key. */
+  publicKeyPem: string;
+  user: string;
+  roles: readonly string[];
+  logins: readonly string[];
+  mfaVerified: boolean;
+  notBefore: Date;
+  notAfter: Date;
+  /** Random 128-bit when absent. */
+  serial?: bigint;
+  /** Names must not shadow the core fields. */
+  extra?: Readonly<Record<string, string>>;
+}
+
+export interface IssuedClientCertificate {
+  readonly certPem: string;
+  readonly certDer: Buffer;
+  readonly serial: bigint;
+}
+
+function invalid(message: string): CaError {
+  return new CaError('INVALID_ARGUMENT', message);
+}
+
+function unauthenticated(message: string): CaError {
+  return new CaError('UNAUTHENTICATED', message);
+}
+
+function derLength(length: number): Buffer {
+  if (length < 0x80) return Buffer.of(length);
+  const bytes: number[] = [];
+  for (let rest = length; rest > 0; rest = Math.floor(rest / 256)) bytes.unshift(rest % 256);
+  return Buffer.from([0x80 | bytes.length, ...bytes]);
+}
+
+function derElement(tag: number, contents: Buffer): Buffer {
+  return Buffer.concat([Buffer.of(tag), derLength(contents.length), contents]);
+}
+
+interface DerElement {
+  tag: number;
+  contents: Buffer;
+  /** Header and contents. */
+  encodedLength: number;
+}
+
+/** One DER element at the start of `bytes` (definite length only, as DER requires), or undefined. */
+function readDerElement(bytes: Buffer): DerElement | undefined {
+  const tag = bytes[0];
+  const firstLength = bytes[1];
+  if (tag === undefined || firstLength === undefined) return undefined;
+  let length = firstLength;
+  let offset = 2;
+  if (firstLength >= 0x80) {
+    const lengthBytes = firstLength & 0x7f;
+    if (lengthBytes === 0 || lengthBytes > 4 || bytes.length < offset + lengthBytes) return undefined;
+    length = bytes.readUIntBE(offset, lengthBytes);
+    offset += lengthBytes;
+  }
+  if (bytes.length < offset + length) return undefined;
+  return { tag, contents: bytes.subarray(offset, offset + length), encodedLength: offset + length };
+}
+
+function checkText(value: unknown, field: string): asserts value is string {
+  if (!isPlainText(value)) {
+    throw invalid(`${field} must be non-empty text without control characters`);
+  }
+}
+
+function checkTextList(values: unknown, field: string): asserts values is readonly string[] {
+  if (!Array.isArray(values)) throw invalid(`${field} must be a list`);
+  for (const value of values) checkText(value, `each of ${field}`);
+}
+
+function checkExtra(extra: unknown): asserts extra is Record<string, string> {
+  if (typeof extra !== 'object' || extra === null || Array.isArray(extra))
+    throw invalid('extra must be an object');
+  for (const [name, value] of Object.entries(extra)) {
+    checkText(name, 'an extra field name');
+    if (CORE_IDENTITY_FIELDS.has(name))
+      throw invalid(`extra field "${name}" would shadow the identity's own field`);
+    if (typeof value !== 'string') throw invalid(`extra field "${name}" must be a string`);
+  }
+}
+
+function checkIdentity(identity: ClientIdentity): void {
+  checkText(identity.user, 'user');
+  checkTextList(identity.roles, 'roles');
+  checkTextList(identity.logins, 'logins');
+  if (typeof identity.mfaVerified !== 'boolean') throw invalid('mfaVerified must be a boolean');
+  checkExtra(identity.extra);
+}
+
+function encodeIdentity(identity: ClientIdentity): Buffer {
+  const json = JSON.stringify({
+    user: identity.user,
+    roles: identity.roles,
+    logins: identity.logins,
+    mfaVerified: identity.mfaVerified,
+    ...identity.extra,
+  });
+  return derElement(DER_UTF8_STRING, Buffer.from(json, 'utf8'));
+}
+
+function decodeIdentity(extensionValue: Buffer): ClientIdentity {
+  const element = readDerElement(extensionValue);
+  if (element?.tag !== DER_UTF8_STRING || element.encodedLength !== extensionValue.length) {
+    throw unauthenticated('identity extension is not a UTF8String');
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(utf8.decode(element.contents));
+  } catch {
+    throw unauthenticated('identity extension does not hold JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw unauthenticated('identity extension does not hold a JSON object');
+  }
+  const { user, roles, logins, mfaVerified, ...extra } = parsed as Record<string, unknown>;
+  const identity = { user, roles, logins, mfaVerified, extra } as ClientIdentity;
+  try {
+    checkIdentity(identity);
+  } catch (error) {
+    if (error instanceof CaError) throw unauthenticated(`identity extension is invalid: ${error.message}`);
+    throw error;
+  }
+  return identity;
+}
+
+function parseClientPublicKey(publicKeyPem: string): Buffer {
+  // createPublicKey would also accept a private key and derive its public half; a client never sends one.
+  if (typeof publicKeyPem !== 'string' || !publicKeyPem.includes('-----BEGIN PUBLIC KEY-----')) {
+    throw invalid('publicKeyPem must be an SPKI "PUBLIC KEY" PEM');
+  }
+  let key: KeyObject;
+  try {
+    key = createPublicKey(publicKeyPem);
+  } catch (cause) {
+    throw new CaError('INVALID_ARGUMENT', 'publicKeyPem is not a readable public key', { cause });
+  }
+  const isP256 = key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1';
+  if (!isP256 && key.asymmetricKeyType !== 'ed25519') {
+    throw invalid(`client key must be ECDSA P-256 or Ed25519, not ${key.asymmetricKeyType ?? 'unknown'}`);
+  }
+  return key.export({ type: 'spki', format: 'der' });
+}
+
+export async function issueClientCertificate(
+  request: ClientCertificateRequest,
+): Promise<IssuedClientCertificate> {
+  const identity: ClientIdentity = {
+    user: request.user,
+    roles: request.roles,
+    logins: request.logins,
+    mfaVerified: request.mfaVerified,
+    extra: request.extra ?? {},
+  };
+  checkIdentity(identity);
+  const publicKey = parseClientPublicKey(request.publicKeyPem);
+  const notBefore = request.notBefore.getTime();
+  const notAfter = request.notAfter.getTime();
+  if (!Number.isFinite(notBefore) || !Number.isFinite(notAfter) || notAfter <= notBefore) {
+    throw invalid('notAfter must be a valid time later than notBefore');
+  }
+  const serial = request.serial ?? randomCertificateSerial();
+  if (serial <= 0n || serial > MAX_CERTIFICATE_SERIAL)
+    throw invalid('serial must be positive and at most 20 octets');
+
+  const { tls } = request.authorities;
+  const caCertificate = new x509.X509Certificate(tls.certPem);
+  const certificate = await x509.X509CertificateGenerator.create({
+    serialNumber: serialToHex(serial),
+    subject: [{ CN: [identity.user] }],
+    issuer: caCertificate.subjectName,
+    notBefore: new Date(notBefore),
+    notAfter: new Date(notAfter),
+    publicKey,
+    signingKey: tls.signingKey,
+    signingAlgorithm: ECDSA_P256_SHA256,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+      await x509.AuthorityKeyIdentifierExtension.create(caCertificate.publicKey),
+      // Non-critical: TLS stacks reject a chain with a critical extension they do not know.
+      new x509.Extension(CLIENT_IDENTITY_EXTENSION_OID, false, encodeIdentity(identity)),
+    ],
+  });
+  const certPem = certificate.toString('pem');
+  return {
+    certPem: certPem.endsWith('\n') ? certPem : `${certPem}\n`,
+    certDer: Buffer.from(certificate.rawData),
+    serial,
+  };
+}
+
+function verifiesUnder(certificate: X509Certificate, authority: X509Certificate): boolean {
+  try {
+    return certificate.checkIssued(authority) && certificate.verify(authority.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Verifies a client certificate against our TLS CA at `now` and returns the identity it carries.
+ * UNAUTHENTICATED: not a certificate, not signed by our CA, not a client certificate, or no valid identity.
+ * CERTIFICATE_EXPIRED: otherwise acceptable but outside its validity period, so logging in again fixes it;
+ * hence the validity period is checked last.
+ */
+export function verifyClientCertificate(
+  authorities: Authorities,
+  certDerOrPem: string | Uint8Array,
+  now: Date,
+): VerifiedClientCertificate {
+  let certificate: X509Certificate;
+  let parsed: x509.X509Certificate;
+  try {
+    certificate = new X509Certificate(
+      typeof certDerOrPem === 'string' ? certDerOrPem : Buffer.from(certDerOrPem),
+    );
+    parsed = new x509.X509Certificate(certificate.raw);
+  } catch {
+    throw unauthenticated('not an X.509 certificate');
+  }
+  if (!verifiesUnder(certificate, authorities.tls.certificate)) {
+    throw unauthenticated('certificate is not signed by this cluster’s CA');
+  }
+  if (certificate.ca) throw unauthenticated('a CA certificate cannot authenticate a client');
+  const extendedKeyUsage = parsed.getExtension(x509.ExtendedKeyUsageExtension);
+  if (!extendedKeyUsage?.usages.includes(x509.ExtendedKeyUsage.clientAuth)) {
+    throw unauthenticated('certificate is not for client authentication');
+  }
+  const identityExtensions = parsed.getExtensions(CLIENT_IDENTITY_EXTENSION_OID);
+  const [identityExtension] = identityExtensions;
+  if (identityExtension === undefined || identityExtensions.length > 1) {
+    throw unauthenticated('certificate does not carry exactly one Keyport identity extension');
+  }
+  const identity = decodeIdentity(Buffer.from(identityExtension.value));
+  const commonNames = parsed.subjectName.getField('CN');
+  if (commonNames.length !== 1 || commonNames[0] !== identity.user) {
+    throw unauthenticated('certificate subject does not match its identity extension');
+  }
+  // RFC 5280 §4.1.2.5: both bounds are inclusive.
+  if (now.getTime() < parsed.notBefore.getTime()) {
+    throw new CaError(
+      'CERTIFICATE_EXPIRED',
+      `certificate is not valid before ${parsed.notBefore.toISOString()}`,
+    );
+  }
+  if (now.getTime() > parsed.notAfter.getTime()) {
+    throw new CaError('CERTIFICATE_EXPIRED', `certificate expired at ${parsed.notAfter.toISOString()}`);
+  }
+  return {
+    ...identity,
+    serial: BigInt(`0x${parsed.serialNumber}`),
+    notBefore: parsed.notBefore,
+    notAfter: parsed.notAfter,
+    publicKey: certificate.publicKey,
+  };
+}

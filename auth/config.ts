@@ -1,0 +1,106 @@
+// keyport-auth's configuration: a YAML file shaped like teleport.yaml's auth_service section, with
+// command-line flags taking precedence. `auth_service.authentication` is a cluster_auth_preference spec,
+// applied at every start (the file is the source of truth for it, as in Teleport).
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { KeyportError } from '../proto/errors';
+import { parseGoDurationSeconds } from './resources/duration';
+import type { LockoutPolicy } from './context';
+
+export interface AuthConfig {
+  dataDir: string;
+  listen: { host: string; port: number };
+  publicAddr: string;
+  clusterName: string;
+  lockout: LockoutPolicy;
+  /** A cluster_auth_preference spec to apply at start; undefined leaves the stored one alone. */
+  authentication: Record<string, unknown> | undefined;
+}
+
+export interface AuthFlags {
+  config?: string;
+  dataDir?: string;
+  listen?: string;
+  publicAddr?: string;
+  clusterName?: string;
+}
+
+const duration = z.string().refine((text) => (parseGoDurationSeconds(text) ?? 0) > 0, {
+  message: 'a positive duration such as 30m or 1h',
+});
+
+const fileSchema = z
+  .object({
+    version: z.literal('v1').optional(),
+    keyport: z.object({ data_dir: z.string().min(1).optional() }).strict().optional(),
+    auth_service: z
+      .object({
+        enabled: z.boolean().optional(),
+        listen_addr: z.string().optional(),
+        public_addr: z.string().optional(),
+        cluster_name: z.string().min(1).optional(),
+        lockout: z
+          .object({ max_attempts: z.number().int().min(1).max(100).optional(), window: duration.optional(), duration: duration.optional() })
+          .strict()
+          .optional(),
+        authentication: z.record(z.string(), z.unknown()).optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export function parseHostPort(text: string, fieldPath: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text);
+  const port = Number(match?.[3]);
+  if (!match || port > 65535) {
+    throw new KeyportError('INVALID_ARGUMENT', `${fieldPath}: "${text}" is not HOST:PORT.`, { fieldPath });
+  }
+  return { host: (match[1] ?? match[2]) as string, port };
+}
+
+export async function loadAuthConfig(flags: AuthFlags): Promise<AuthConfig> {
+  let file: z.output<typeof fileSchema> = {};
+  if (flags.config) {
+    const text = await readFile(flags.config, 'utf8').catch((error: NodeJS.ErrnoException) => {
+      throw new KeyportError('INVALID_ARGUMENT', `Cannot read the config file ${flags.config}: ${error.code ?? error}`);
+    });
+    let raw: unknown;
+    try {
+      raw = parseYaml(text) ?? {};
+    } catch (error) {
+      throw new KeyportError('INVALID_ARGUMENT', `${flags.config}: invalid YAML: ${(error as Error).message}`);
+    }
+    const parsed = fileSchema.safeParse(raw);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const path = issue?.path.join('.') ?? '';
+      const keys = issue && 'keys' in issue ? `.${(issue.keys as string[]).join(',')}` : '';
+      throw new KeyportError('INVALID_ARGUMENT', `${flags.config}: ${path}${keys}: ${issue?.message}`, {
+        fieldPath: `${path}${keys}`,
+      });
+    }
+    file = parsed.data;
+  }
+  const auth = file.auth_service ?? {};
+  const dataDir = flags.dataDir ?? file.keyport?.data_dir;
+  if (!dataDir) throw new KeyportError('INVALID_ARGUMENT', 'Give a data directory: --data-dir DIR or keyport.data_dir.');
+  const listenText = flags.listen ?? auth.listen_addr ?? '127.0.0.1:3025';
+  const listen = parseHostPort(listenText, flags.listen ? '--listen' : 'auth_service.listen_addr');
+  const publicAddr = flags.publicAddr ?? auth.public_addr ?? `${listen.host === '0.0.0.0' ? 'localhost' : listen.host}:${listen.port}`;
+  parseHostPort(publicAddr, flags.publicAddr ? '--public-addr' : 'auth_service.public_addr');
+  const lockout = auth.lockout ?? {};
+  return {
+    dataDir,
+    listen,
+    publicAddr,
+    clusterName: flags.clusterName ?? auth.cluster_name ?? parseHostPort(publicAddr, 'public_addr').host,
+    lockout: {
+      maxAttempts: lockout.max_attempts ?? 5,
+      windowMs: (parseGoDurationSeconds(lockout.window ?? '30m') ?? 1800) * 1000,
+      durationMs: (parseGoDurationSeconds(lockout.duration ?? '30m') ?? 1800) * 1000,
+    },
+    authentication: auth.authentication,
+  };
+}

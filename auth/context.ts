@@ -1,0 +1,29 @@
+// What every service handler shares: storage, the CAs, the cluster's identity and settings, the clock.
+import type { AuditLog } from './audit';
+import type { Authorities } from './ca/authority';
+import type { Store } from './storage/store';
+
+export interface LockoutPolicy {
+  maxAttempts: number;
+  windowMs: number;
+  durationMs: number;
+}
+
+export interface ServiceContext {
+  store: Store;
+  audit: AuditLog;
+  authorities: Authorities;
+  clusterName: string;
+  publicAddr: string;
+  caPin: string;
+  version: string;
+  lockout: LockoutPolicy;
+  now: () => number;
+  /** Serial of the super-admin certificate written to the data dir at this start; no other passes as it. */
+  builtinAdminSerial: string;
+}
+
+export const SIGNUP_TOKEN_TTL_MS = 60 * 60 * 1000;
+export const MFA_CHALLENGE_TTL_MS = 5 * 60 * 1000;
+export const PASSWORDLESS_CHALLENGE_TTL_MS = 60 * 1000;
+export const DEFAULT_SESSION_TTL_SECONDS = 12 * 60 * 60;

@@ -1,0 +1,63 @@
+// Who is calling: the X.509 client certificate from login, checked on every call against the CA, its
+// validity, and the user's current state (a deleted or locked user's certificate stops working at once).
+import { KeyportError } from '../proto/errors';
+import { CaError } from './ca/errors';
+import { verifyClientCertificate } from './ca/x509';
+import type { ServiceContext } from './context';
+import type { CallContext } from './rpc';
+import { isLocked, lockedError } from './services/auth-service';
+
+export const BUILTIN_ADMIN = 'keyport-admin';
+
+export interface Identity {
+  user: string;
+  roles: string[];
+  logins: string[];
+  mfaVerified: boolean;
+  /** The auth host's own super-admin identity (`keyport admin --data-dir`): allowed every admin rule. */
+  builtin: boolean;
+  validAfterMs: number;
+  expiresMs: number;
+}
+
+export async function authenticate(ctx: ServiceContext, call: CallContext): Promise<Identity> {
+  if (!call.peerCertificateDer) {
+    throw new KeyportError('UNAUTHENTICATED', 'This call needs a signed-in client: run `keyport login` first.', {
+      resolvableByRelogin: true,
+    });
+  }
+  let verified;
+  try {
+    verified = verifyClientCertificate(ctx.authorities, call.peerCertificateDer, new Date(ctx.now()));
+  } catch (error) {
+    if (error instanceof CaError && error.code === 'CERTIFICATE_EXPIRED') {
+      throw new KeyportError('CERTIFICATE_EXPIRED', 'Your session has expired: run `keyport login` again.', {
+        resolvableByRelogin: true,
+      });
+    }
+    throw new KeyportError('UNAUTHENTICATED', 'The client certificate was not issued by this cluster.', {
+      resolvableByRelogin: true,
+    });
+  }
+  const identity: Identity = {
+    user: verified.user,
+    roles: [...verified.roles],
+    logins: [...verified.logins],
+    mfaVerified: verified.mfaVerified,
+    builtin: verified.extra['builtin'] === 'true',
+    validAfterMs: verified.notBefore.getTime(),
+    expiresMs: verified.notAfter.getTime(),
+  };
+  if (identity.builtin) {
+    if (identity.user !== BUILTIN_ADMIN || verified.serial.toString(16) !== ctx.builtinAdminSerial) {
+      throw new KeyportError('UNAUTHENTICATED', 'This admin identity was replaced when the auth service restarted.');
+    }
+    return identity;
+  }
+  const user = await ctx.store.getUser(identity.user);
+  if (!user) {
+    throw new KeyportError('UNAUTHENTICATED', `User "${identity.user}" no longer exists on this cluster.`);
+  }
+  if (isLocked(user, ctx.now())) throw lockedError(user);
+  return identity;
+}

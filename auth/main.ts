@@ -1,0 +1,44 @@
+// The keyport-auth command.
+import { Command } from 'commander';
+import { KeyportError } from '../proto/errors';
+import { loadAuthConfig } from './config';
+import { startAuthServer, VERSION } from './server';
+
+const program = new Command('keyport-auth')
+  .description('Keyport auth service: CAs, users, roles, MFA and login over gRPC/TLS')
+  .version(VERSION);
+
+program
+  .command('start')
+  .description('Start the auth service (creates the cluster CAs on first start)')
+  .option('-c, --config <file>', 'YAML config file (auth_service: listen_addr, public_addr, cluster_name, authentication)')
+  .option('-d, --data-dir <dir>', 'data directory: database, CA keys (0600), admin identity')
+  .option('-l, --listen <host:port>', 'address to listen on; port 0 picks a free port', undefined)
+  .option('--public-addr <host:port>', 'address clients use; its host is in the TLS certificate')
+  .option('--cluster-name <name>', 'cluster name (default: the public address host)')
+  .action(async (options) => {
+    // Everything the service writes (database, CA keys, admin identity) is for its own user only.
+    process.umask(0o077);
+    const config = await loadAuthConfig(options);
+    const server = await startAuthServer(config, (line) => console.error(line));
+    console.log(`CA pin: ${server.caPin}`);
+    console.log(`listening on ${server.address}`);
+    const stop = (signal: string) => {
+      console.error(`${signal}: stopping`);
+      server.stop().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  if (error instanceof KeyportError) {
+    console.error(`keyport-auth: ${error.message}`);
+    process.exit(2);
+  }
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,148 @@
+// The cluster's policy as the services read it: the cluster_auth_preference in canonical form, roles,
+// logins and session TTLs, admin rules; plus the resources every cluster starts with.
+import { readFile } from 'node:fs/promises';
+import { KeyportError } from '../proto/errors';
+import { DEFAULT_SESSION_TTL_SECONDS } from './context';
+import { ResourceError } from './resources/errors';
+import { parseCapSpecValue, parseResourceJson } from './resources/parse';
+import {
+  allows,
+  defaultClusterAuthPreference,
+  effectiveLogins,
+  effectiveMaxSessionTtlSeconds,
+  presetRoles,
+} from './resources/presets';
+import type { Traits } from './resources/presets';
+import { KIND_ALIASES, normalizeCap, resolveCapSpecCaFiles, RESOURCE_KINDS } from './resources/schema';
+import type {
+  CanonicalClusterAuthPreferenceSpec,
+  ClusterAuthPreference,
+  Resource,
+  ResourceKind,
+  Role,
+  UserWithStatus,
+} from './resources/schema';
+import type { Store, UserRow } from './storage/store';
+
+export const CAP_KIND = 'cluster_auth_preference';
+const PRESETS_INSTALLED = 'presets_installed';
+
+export function toKeyportError(error: unknown): never {
+  if (error instanceof ResourceError) {
+    throw new KeyportError('INVALID_ARGUMENT', error.message, { fieldPath: error.fieldPath });
+  }
+  throw error;
+}
+
+export function canonicalKind(kind: string): ResourceKind {
+  const canonical = KIND_ALIASES[kind] ?? kind;
+  if (!(RESOURCE_KINDS as readonly string[]).includes(canonical)) {
+    throw new KeyportError('INVALID_ARGUMENT', `Unknown resource kind "${kind}"; use user, role or cap.`, {
+      fieldPath: 'kind',
+    });
+  }
+  return canonical as ResourceKind;
+}
+
+/** Validates a posted document; a cluster_auth_preference is also checked for legacy/current conflicts. */
+export function validateResource(json: string): Resource {
+  try {
+    const resource = parseResourceJson(json);
+    if (resource.kind === 'cluster_auth_preference') normalizeCap(resource.spec);
+    return resource;
+  } catch (error) {
+    return toKeyportError(error);
+  }
+}
+
+export async function capDocument(store: Store): Promise<ClusterAuthPreference> {
+  const json = await store.getConfig(CAP_KIND);
+  return json ? (JSON.parse(json) as ClusterAuthPreference) : defaultClusterAuthPreference();
+}
+
+export interface ClusterPolicy extends CanonicalClusterAuthPreferenceSpec {
+  secondFactors: string[];
+  allowPasswordless: boolean;
+  connectorName: string | undefined;
+  webauthnRpId: string | undefined;
+}
+
+export async function loadCap(store: Store): Promise<ClusterPolicy> {
+  const canonical = normalizeCap((await capDocument(store)).spec);
+  return {
+    ...canonical,
+    secondFactors: canonical.second_factors,
+    allowPasswordless: canonical.allow_passwordless,
+    connectorName: canonical.connector_name,
+    webauthnRpId: canonical.webauthn?.rp_id,
+  };
+}
+
+/** The named roles that exist; a role deleted since a certificate was issued grants nothing. */
+export async function loadRoles(store: Store, names: readonly string[]): Promise<Role[]> {
+  const roles: Role[] = [];
+  for (const name of names) {
+    const json = await store.getRoleJson(name);
+    if (json) roles.push(JSON.parse(json) as Role);
+  }
+  return roles;
+}
+
+export function loginsFor(roles: readonly Role[], traits: Traits): string[] {
+  return effectiveLogins(roles, traits);
+}
+
+/** The requested TTL (default 12 h), capped by the shortest max_session_ttl among the roles. */
+export function sessionTtlSeconds(roles: readonly Role[], requestedSeconds: number | undefined): number {
+  const wanted = requestedSeconds && requestedSeconds > 0 ? requestedSeconds : DEFAULT_SESSION_TTL_SECONDS;
+  const cap = effectiveMaxSessionTtlSeconds(roles);
+  return Math.floor(cap === undefined ? wanted : Math.min(wanted, cap));
+}
+
+export const roleAllows = allows;
+
+export function userDocument(row: UserRow): UserWithStatus {
+  return {
+    kind: 'user',
+    version: 'v2',
+    metadata: { name: row.name },
+    spec: JSON.parse(row.spec_json),
+    status: {
+      created_ms: row.created_ms,
+      ...(row.locked_until_ms !== null ? { locked_until_ms: row.locked_until_ms } : {}),
+      ...(row.lock_reason !== null ? { lock_reason: row.lock_reason } : {}),
+    },
+  } as UserWithStatus;
+}
+
+/**
+ * First start: the preset roles and the default cluster_auth_preference. Every start: the config file's
+ * `auth_service.authentication`, when there is one (CA file paths there are read on the auth host).
+ */
+export async function applyStartupResources(
+  store: Store,
+  authentication: Record<string, unknown> | undefined,
+  nowMs: number,
+): Promise<void> {
+  let capJson: string | undefined;
+  if (authentication) {
+    try {
+      const spec = parseCapSpecValue(authentication, { caEntries: 'pem-or-path' }, 'auth_service.authentication');
+      const resolved = await resolveCapSpecCaFiles(spec, (path) => readFile(path, 'utf8'), 'auth_service.authentication');
+      normalizeCap(resolved, 'auth_service.authentication');
+      capJson = JSON.stringify({ ...defaultClusterAuthPreference(), spec: resolved });
+    } catch (error) {
+      toKeyportError(error);
+    }
+  }
+  await store.transaction(async (tx) => {
+    if (!(await tx.getConfig(PRESETS_INSTALLED))) {
+      for (const role of presetRoles()) await tx.putRole(role.metadata.name, JSON.stringify(role), false, nowMs);
+      if (!(await tx.getConfig(CAP_KIND))) {
+        await tx.putConfig(CAP_KIND, JSON.stringify(defaultClusterAuthPreference()), nowMs);
+      }
+      await tx.putConfig(PRESETS_INSTALLED, 'true', nowMs);
+    }
+    if (capJson) await tx.putConfig(CAP_KIND, capJson, nowMs);
+  });
+}

@@ -1,0 +1,165 @@
+// keyport-auth: one gRPC server over TLS. Client certificates are requested but optional at the TLS layer
+// (signup and login happen before a client has one); every authenticated call verifies the certificate
+// itself (identity.ts), so the TLS layer never decides who someone is.
+import { generateKeyPairSync } from 'node:crypto';
+import { chmod, rename, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import { Server, ServerCredentials, experimental } from '@grpc/grpc-js';
+import type { CaCertificateUpdateListener, CertificateProvider, IdentityCertificateUpdateListener } from '@grpc/grpc-js/build/src/certificate-provider';
+import { AdminServiceService } from '../proto/gen/keyport/v1/admin';
+import { AuthServiceService } from '../proto/gen/keyport/v1/auth';
+import { UserServiceService } from '../proto/gen/keyport/v1/user';
+import { KeyportError } from '../proto/errors';
+import { AuditLog } from './audit';
+import { issueHostCertificate, loadOrCreateAuthorities } from './ca/authority';
+import { issueClientCertificate } from './ca/x509';
+import type { AuthConfig } from './config';
+import type { ServiceContext } from './context';
+import { BUILTIN_ADMIN } from './identity';
+import { applyStartupResources } from './policy';
+import { bindService } from './rpc';
+import { adminService } from './services/admin-service';
+import { authService } from './services/auth-service';
+import { userService } from './services/user-service';
+import { openSqliteStore } from './storage/store';
+
+export const VERSION = '0.1.0';
+export const ADMIN_IDENTITY_FILE = 'admin-identity.json';
+const BUILTIN_ADMIN_VALIDITY_MS = 365 * 24 * 60 * 60 * 1000;
+
+export interface RunningAuthServer {
+  address: string;
+  port: number;
+  caPin: string;
+  clusterName: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A certificate provider that serves fixed material; grpc-js needs one to request optional client
+ * certificates. Updates are delivered on the next tick: grpc-js registers its watcher only after adding
+ * the provider listeners, so a synchronous update would be lost and the server would serve no certificate.
+ */
+function staticProvider(caPem: string, chainPem: string, keyPem: string): CertificateProvider {
+  return {
+    addCaCertificateListener: (listener: CaCertificateUpdateListener) =>
+      setImmediate(() => listener({ caCertificate: Buffer.from(caPem) })),
+    removeCaCertificateListener: () => {},
+    addIdentityCertificateListener: (listener: IdentityCertificateUpdateListener) =>
+      setImmediate(() => listener({ certificate: Buffer.from(chainPem), privateKey: Buffer.from(keyPem) })),
+    removeIdentityCertificateListener: () => {},
+  };
+}
+
+async function writePrivateJson(path: string, value: unknown): Promise<void> {
+  const temporary = `${path}.${process.pid}.tmp`;
+  await writeFile(temporary, JSON.stringify(value, null, 2), { mode: 0o600 });
+  await chmod(temporary, 0o600);
+  await rename(temporary, path);
+}
+
+export async function startAuthServer(config: AuthConfig, log: (line: string) => void = () => {}): Promise<RunningAuthServer> {
+  const store = await openSqliteStore(config.dataDir);
+  const storedName = await store.getConfig('cluster_name');
+  if (storedName && JSON.parse(storedName) !== config.clusterName) {
+    await store.close();
+    throw new KeyportError(
+      'PRECONDITION_FAILED',
+      `This data dir belongs to cluster "${JSON.parse(storedName)}", not "${config.clusterName}".`,
+    );
+  }
+  const now = () => Date.now();
+  if (!storedName) await store.putConfig('cluster_name', JSON.stringify(config.clusterName), now());
+  await applyStartupResources(store, config.authentication, now());
+
+  const authorities = await loadOrCreateAuthorities(config.dataDir, config.clusterName);
+  const publicHost = config.publicAddr.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  const names = new Set(['localhost', '127.0.0.1', '::1', publicHost, config.listen.host]);
+  names.delete('0.0.0.0');
+  names.delete('::');
+  const host = await issueHostCertificate(authorities, {
+    dnsNames: [...names].filter((n) => isIP(n) === 0),
+    ipAddresses: [...names].filter((n) => isIP(n) !== 0),
+  });
+
+  const server = new Server();
+  const builtinKey = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const builtin = await issueClientCertificate({
+    authorities,
+    publicKeyPem: builtinKey.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    user: BUILTIN_ADMIN,
+    roles: ['editor'],
+    logins: [],
+    mfaVerified: false,
+    notBefore: new Date(now() - 60_000),
+    notAfter: new Date(now() + BUILTIN_ADMIN_VALIDITY_MS),
+    extra: { builtin: 'true' },
+  });
+
+  const ctx: ServiceContext = {
+    store,
+    audit: new AuditLog(store, now),
+    authorities,
+    clusterName: config.clusterName,
+    publicAddr: config.publicAddr,
+    caPin: authorities.tls.pin,
+    version: VERSION,
+    lockout: config.lockout,
+    now,
+    builtinAdminSerial: builtin.serial.toString(16),
+  };
+  const logError = (error: unknown) => log(`error: ${error instanceof Error ? error.stack : String(error)}`);
+  server.addService(AuthServiceService, bindService(AuthServiceService, authService(ctx), logError));
+  server.addService(UserServiceService, bindService(UserServiceService, userService(ctx), logError));
+  server.addService(AdminServiceService, bindService(AdminServiceService, adminService(ctx), logError));
+
+  const provider = staticProvider(authorities.tls.certPem, host.chainPem, host.keyPem);
+  const credentials: ServerCredentials = experimental.createCertificateProviderServerCredentials(provider, provider, false);
+  const bindHost = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${bindHost}:${config.listen.port}`, credentials, (error, boundPort) =>
+      error ? reject(error) : resolve(boundPort),
+    ),
+  );
+  if (ctx.publicAddr.endsWith(':0')) ctx.publicAddr = ctx.publicAddr.replace(/:0$/, `:${port}`);
+  const dialHost = ['0.0.0.0', '::'].includes(config.listen.host) ? '127.0.0.1' : bindHost;
+  const address = `${dialHost}:${port}`;
+  await writePrivateJson(join(config.dataDir, ADMIN_IDENTITY_FILE), {
+    cluster: config.clusterName,
+    address,
+    caCertPem: authorities.tls.certPem,
+    keyPem: builtinKey.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    certPem: builtin.certPem,
+  });
+
+  const pruneTimer = setInterval(() => {
+    store.prune(now(), config.lockout.windowMs).catch(logError);
+  }, 60_000);
+  pruneTimer.unref();
+
+  let stopping: Promise<void> | undefined;
+  return {
+    address,
+    port,
+    caPin: authorities.tls.pin,
+    clusterName: config.clusterName,
+    stop() {
+      stopping ??= (async () => {
+        clearInterval(pruneTimer);
+        await new Promise<void>((resolve) => {
+          const force = setTimeout(() => {
+            server.forceShutdown();
+            resolve();
+          }, 2000);
+          server.tryShutdown(() => {
+            clearTimeout(force);
+            resolve();
+          });
+        });
+        await store.close();
+      })();
+      return stopping;
+    },
+  };
+}

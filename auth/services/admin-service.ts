@@ -1,0 +1,295 @@
+// AdminService: resources, users, locks and the audit log, each call authorised by the caller's role
+// rules (resource × verb). The auth host's builtin admin identity is allowed everything.
+import { randomBytes } from 'node:crypto';
+import { KeyportError } from '../../proto/errors';
+import type {
+  AuditEvent,
+  ClusterStatus,
+  CreateResourceRequest,
+  CreateUserRequest,
+  CreateUserResponse,
+  DeleteResourceRequest,
+  GetResourceRequest,
+  ListAuditEventsRequest,
+  ListAuditEventsResponse,
+  ListResourcesRequest,
+  ListResourcesResponse,
+  LockUserRequest,
+  Resource,
+  UnlockUserRequest,
+} from '../../proto/gen/keyport/v1/admin';
+import type { ServiceContext } from '../context';
+import { SIGNUP_TOKEN_TTL_MS } from '../context';
+import { authenticate } from '../identity';
+import type { Identity } from '../identity';
+import { canonicalKind, CAP_KIND, capDocument, loadRoles, roleAllows, userDocument, validateResource } from '../policy';
+import type { CallContext } from '../rpc';
+import { hashToken } from './auth-service';
+
+const USER_NAME = /^[a-z0-9][a-z0-9._@-]{0,63}$/i;
+
+export function adminService(ctx: ServiceContext) {
+  async function authorize(call: CallContext, resource: string, verb: string): Promise<Identity> {
+    const identity = await authenticate(ctx, call);
+    if (identity.builtin) return identity;
+    const roles = await loadRoles(ctx.store, identity.roles);
+    if (roleAllows(roles, resource, verb)) return identity;
+    await ctx.audit.record({
+      type: 'auth.denied',
+      actor: identity.user,
+      clientAddr: call.clientAddr,
+      success: false,
+      message: `${verb} ${resource} denied`,
+      fields: { roles: identity.roles },
+    });
+    throw new KeyportError(
+      'ACCESS_DENIED',
+      `Access denied: ${identity.user} (roles ${identity.roles.join(', ') || 'none'}) may not ${verb} ${resource}.`,
+    );
+  }
+
+  async function getUserResource(name: string): Promise<Resource> {
+    const row = await ctx.store.getUser(name);
+    if (!row) throw new KeyportError('NOT_FOUND', `User "${name}" does not exist.`);
+    return { kind: 'user', name, json: JSON.stringify(userDocument(row)) };
+  }
+
+  async function getRoleResource(name: string): Promise<Resource> {
+    const json = await ctx.store.getRoleJson(name);
+    if (!json) throw new KeyportError('NOT_FOUND', `Role "${name}" does not exist.`);
+    return { kind: 'role', name, json };
+  }
+
+  async function checkRolesExist(roles: readonly string[], fieldPath: string): Promise<void> {
+    for (const [index, role] of roles.entries()) {
+      if (!(await ctx.store.getRoleJson(role))) {
+        throw new KeyportError('INVALID_ARGUMENT', `Role "${role}" does not exist.`, {
+          fieldPath: `${fieldPath}[${index}]`,
+        });
+      }
+    }
+  }
+
+  return {
+    async getClusterStatus(_request: unknown, call: CallContext): Promise<ClusterStatus> {
+      await authorize(call, 'cluster', 'read');
+      return {
+        clusterName: ctx.clusterName,
+        version: ctx.version,
+        caPin: ctx.caPin,
+        publicAddr: ctx.publicAddr,
+        users: await ctx.store.countUsers(),
+        roles: await ctx.store.countRoles(),
+      };
+    },
+
+    async getResource(request: GetResourceRequest, call: CallContext): Promise<Resource> {
+      const kind = canonicalKind(request.kind);
+      await authorize(call, kind, 'read');
+      if (kind === 'user') return getUserResource(request.name);
+      if (kind === 'role') return getRoleResource(request.name);
+      return { kind: CAP_KIND, name: 'cluster-auth-preference', json: JSON.stringify(await capDocument(ctx.store)) };
+    },
+
+    async listResources(request: ListResourcesRequest, call: CallContext): Promise<ListResourcesResponse> {
+      const kind = canonicalKind(request.kind);
+      await authorize(call, kind, 'list');
+      if (kind === 'user') {
+        const rows = await ctx.store.listUsers();
+        return {
+          resources: rows.map((row) => ({ kind: 'user', name: row.name, json: JSON.stringify(userDocument(row)) })),
+        };
+      }
+      if (kind === 'role') {
+        const docs = await ctx.store.listRoleJson();
+        return { resources: docs.map((json) => ({ kind: 'role', name: JSON.parse(json).metadata.name, json })) };
+      }
+      return {
+        resources: [
+          { kind: CAP_KIND, name: 'cluster-auth-preference', json: JSON.stringify(await capDocument(ctx.store)) },
+        ],
+      };
+    },
+
+    async createResource(request: CreateResourceRequest, call: CallContext): Promise<Resource> {
+      const resource = validateResource(request.json);
+      const kind = resource.kind;
+      const name = resource.metadata.name;
+      const identity = await authorize(call, kind, request.force ? 'update' : 'create');
+      const now = ctx.now();
+      const json = JSON.stringify(resource);
+      let created = true;
+      if (resource.kind === 'role') {
+        created = !(await ctx.store.getRoleJson(name));
+        if (!(await ctx.store.putRole(name, json, request.force, now))) {
+          throw new KeyportError('ALREADY_EXISTS', `Role "${name}" already exists; use --force to replace it.`);
+        }
+      } else if (resource.kind === 'user') {
+        await checkRolesExist(resource.spec.roles, 'spec.roles');
+        const specJson = JSON.stringify(resource.spec);
+        if (!(await ctx.store.insertUser(name, specJson, now))) {
+          if (!request.force) {
+            throw new KeyportError('ALREADY_EXISTS', `User "${name}" already exists; use --force to replace it.`);
+          }
+          await ctx.store.updateUserSpec(name, specJson, now);
+          created = false;
+        }
+      } else {
+        // The cluster_auth_preference is a singleton that always exists (with defaults): writing it replaces it.
+        await ctx.store.putConfig(CAP_KIND, json, now);
+        created = false;
+      }
+      await ctx.audit.record({
+        type: created ? 'resource.create' : 'resource.update',
+        actor: identity.user,
+        clientAddr: call.clientAddr,
+        success: true,
+        message: `${kind}/${name}`,
+        fields: { kind, name },
+      });
+      if (kind === 'user') return getUserResource(name);
+      if (kind === 'role') return getRoleResource(name);
+      return { kind: CAP_KIND, name, json: JSON.stringify(await capDocument(ctx.store)) };
+    },
+
+    async deleteResource(request: DeleteResourceRequest, call: CallContext): Promise<Record<string, never>> {
+      const kind = canonicalKind(request.kind);
+      const identity = await authorize(call, kind, 'delete');
+      if (kind === 'user') {
+        if (!(await ctx.store.deleteUser(request.name))) {
+          throw new KeyportError('NOT_FOUND', `User "${request.name}" does not exist.`);
+        }
+      } else if (kind === 'role') {
+        const users = await ctx.store.listUsers();
+        const holder = users.find((u) => (JSON.parse(u.spec_json).roles as string[]).includes(request.name));
+        if (holder) {
+          throw new KeyportError(
+            'PRECONDITION_FAILED',
+            `Role "${request.name}" is assigned to user "${holder.name}"; remove it from every user first.`,
+          );
+        }
+        if (!(await ctx.store.deleteRole(request.name))) {
+          throw new KeyportError('NOT_FOUND', `Role "${request.name}" does not exist.`);
+        }
+      } else {
+        throw new KeyportError('INVALID_ARGUMENT', 'The cluster_auth_preference cannot be deleted; edit it instead.', {
+          fieldPath: 'kind',
+        });
+      }
+      await ctx.audit.record({
+        type: kind === 'user' ? 'user.delete' : 'resource.delete',
+        actor: identity.user,
+        clientAddr: call.clientAddr,
+        success: true,
+        message: `${kind}/${request.name}`,
+        fields: { kind, name: request.name },
+      });
+      return {};
+    },
+
+    async createUser(request: CreateUserRequest, call: CallContext): Promise<CreateUserResponse> {
+      const identity = await authorize(call, 'user', 'create');
+      if (!USER_NAME.test(request.name)) {
+        throw new KeyportError(
+          'INVALID_ARGUMENT',
+          'A user name has 1 to 64 letters, digits, ".", "_", "@" or "-", and starts with a letter or digit.',
+          { fieldPath: 'name' },
+        );
+      }
+      if (request.roles.length === 0) {
+        throw new KeyportError('INVALID_ARGUMENT', 'Give the user at least one role (--roles).', { fieldPath: 'roles' });
+      }
+      await checkRolesExist(request.roles, 'roles');
+      const spec = { roles: request.roles, traits: Object.fromEntries(Object.entries(request.traits).map(([k, v]) => [k, v.split(',')])) };
+      validateResource(JSON.stringify({ kind: 'user', version: 'v2', metadata: { name: request.name }, spec }));
+      const token = randomBytes(32).toString('base64url');
+      const now = ctx.now();
+      const expiresMs = now + SIGNUP_TOKEN_TTL_MS;
+      await ctx.store.transaction(async (tx) => {
+        if (!(await tx.insertUser(request.name, JSON.stringify(spec), now))) {
+          throw new KeyportError('ALREADY_EXISTS', `User "${request.name}" already exists.`);
+        }
+        await tx.insertSignupToken({
+          token_hash: hashToken(token),
+          user: request.name,
+          created_ms: now,
+          expires_ms: expiresMs,
+          used: 0,
+          pending_totp_secret: null,
+        });
+        await ctx.audit.record(
+          {
+            type: 'user.create',
+            actor: identity.user,
+            clientAddr: call.clientAddr,
+            success: true,
+            message: `user/${request.name} with roles ${request.roles.join(', ')}`,
+            fields: { user: request.name, roles: request.roles },
+          },
+          tx,
+        );
+      });
+      return { user: request.name, signupToken: token, tokenExpiresMs: expiresMs };
+    },
+
+    async lockUser(request: LockUserRequest, call: CallContext): Promise<Resource> {
+      const identity = await authorize(call, 'user', 'update');
+      const now = ctx.now();
+      const until =
+        Number(request.durationSeconds) > 0 ? now + Number(request.durationSeconds) * 1000 : Number.MAX_SAFE_INTEGER;
+      if (!(await ctx.store.setLock(request.name, until, request.reason || 'locked by an admin', now))) {
+        throw new KeyportError('NOT_FOUND', `User "${request.name}" does not exist.`);
+      }
+      await ctx.audit.record({
+        type: 'user.lock',
+        actor: identity.user,
+        clientAddr: call.clientAddr,
+        success: true,
+        message: request.reason || 'locked by an admin',
+        fields: { user: request.name, locked_until_ms: until },
+      });
+      return getUserResource(request.name);
+    },
+
+    async unlockUser(request: UnlockUserRequest, call: CallContext): Promise<Resource> {
+      const identity = await authorize(call, 'user', 'update');
+      const now = ctx.now();
+      if (!(await ctx.store.setLock(request.name, null, null, now))) {
+        throw new KeyportError('NOT_FOUND', `User "${request.name}" does not exist.`);
+      }
+      await ctx.store.clearLoginFailures(request.name);
+      await ctx.audit.record({
+        type: 'user.unlock',
+        actor: identity.user,
+        clientAddr: call.clientAddr,
+        success: true,
+        message: 'unlocked by an admin',
+        fields: { user: request.name },
+      });
+      return getUserResource(request.name);
+    },
+
+    async listAuditEvents(request: ListAuditEventsRequest, call: CallContext): Promise<ListAuditEventsResponse> {
+      await authorize(call, 'event', 'list');
+      const rows = await ctx.store.listAudit({
+        sinceMs: Number(request.sinceMs) || undefined,
+        type: request.type || undefined,
+        limit: request.limit || undefined,
+      });
+      return {
+        events: rows.map(
+          (row): AuditEvent => ({
+            id: row.id,
+            timeMs: row.time_ms,
+            type: row.type,
+            actor: row.actor,
+            clientAddr: row.client_addr,
+            success: row.success === 1,
+            message: row.message,
+            fieldsJson: row.fields_json,
+          }),
+        ),
+      };
+    },
+  };
+}

@@ -1,0 +1,388 @@
+// AuthService: cluster discovery, signup and the two-round-trip login. Needs no client certificate.
+import { createHash, createPublicKey, randomBytes, randomUUID } from 'node:crypto';
+import { KeyportError } from '../../proto/errors';
+import type {
+  ClusterInfo,
+  CompleteSignupRequest,
+  CompleteSignupResponse,
+  CreateAuthenticateChallengeRequest,
+  LoginRequest,
+  LoginResponse,
+  StartSignupRequest,
+  StartSignupResponse,
+} from '../../proto/gen/keyport/v1/auth';
+import { ChallengeScope, MFADeviceType } from '../../proto/gen/keyport/v1/mfa';
+import type { MFAAuthenticateChallenge, MFAAuthenticateResponse } from '../../proto/gen/keyport/v1/mfa';
+import { parseSshPublicKey, signSshUserCertificate, sshPublicKeyFromKeyObject } from '../ca/ssh';
+import { issueClientCertificate } from '../ca/x509';
+import { checkPasswordPolicy, hashPassword, verifyPassword } from '../passwords';
+import { loadCap, loadRoles, loginsFor, sessionTtlSeconds } from '../policy';
+import type { CallContext } from '../rpc';
+import type { Store, UserRow } from '../storage/store';
+import { newTotpEnrollment, totpStepOf } from '../totp';
+import { MFA_CHALLENGE_TTL_MS } from '../context';
+import type { ServiceContext } from '../context';
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+export function newSecretToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+const invalidSignupToken = () =>
+  new KeyportError('ACCESS_DENIED', 'The signup token is invalid or was already used; ask an admin for a new one.');
+const expiredSignupToken = () =>
+  new KeyportError('EXPIRED', 'The signup token has expired; ask an admin for a new one.');
+const badCredentials = () => new KeyportError('ACCESS_DENIED', 'Invalid user name or password.');
+
+export function lockedError(user: UserRow): KeyportError {
+  const until = user.locked_until_ms ?? 0;
+  const when = until >= Number.MAX_SAFE_INTEGER ? 'until an admin unlocks it' : `until ${new Date(until).toISOString()}`;
+  return new KeyportError('LOCKED', `User "${user.name}" is locked ${when}.`, { lockedUntilMs: until });
+}
+
+export function isLocked(user: UserRow, nowMs: number): boolean {
+  return user.locked_until_ms !== null && user.locked_until_ms > nowMs;
+}
+
+export function authService(ctx: ServiceContext) {
+  /** Counts a failed attempt and locks the user once the policy's limit is reached within its window. */
+  async function recordFailure(user: UserRow, clientAddr: string, reason: string): Promise<KeyportError | undefined> {
+    const now = ctx.now();
+    await ctx.store.recordLoginFailure(user.name, now);
+    await ctx.audit.record({ type: 'user.login', actor: user.name, clientAddr, success: false, message: reason });
+    const failures = await ctx.store.countLoginFailures(user.name, now - ctx.lockout.windowMs);
+    if (failures < ctx.lockout.maxAttempts) return undefined;
+    const until = now + ctx.lockout.durationMs;
+    await ctx.store.setLock(user.name, until, `${failures} failed login attempts`, now);
+    await ctx.store.clearLoginFailures(user.name);
+    await ctx.audit.record({
+      type: 'user.lock',
+      actor: 'system',
+      clientAddr,
+      success: true,
+      message: `locked after ${failures} failed login attempts`,
+      fields: { user: user.name, locked_until_ms: until },
+    });
+    return lockedError({ ...user, locked_until_ms: until });
+  }
+
+  /** Verifies a TOTP response against the user's devices, spending the code's time step. */
+  async function verifyTotp(store: Store, user: string, code: string): Promise<'ok' | 'replayed' | 'wrong'> {
+    const now = ctx.now();
+    for (const device of await store.listDevices(user)) {
+      if (device.type !== 'totp' || !device.totp_secret) continue;
+      const step = totpStepOf(device.totp_secret, code, now);
+      if (step === undefined) continue;
+      return (await store.acceptTotpStep(device.id, step, now)) ? 'ok' : 'replayed';
+    }
+    return 'wrong';
+  }
+
+  return {
+    async getClusterInfo(): Promise<ClusterInfo> {
+      const cap = await loadCap(ctx.store);
+      return {
+        clusterName: ctx.clusterName,
+        version: ctx.version,
+        publicAddr: ctx.publicAddr,
+        caPin: ctx.caPin,
+        secondFactors: cap.secondFactors,
+        allowPasswordless: cap.allowPasswordless,
+        connectorName: cap.connectorName ?? '',
+        webauthnRpId: cap.webauthnRpId ?? '',
+      };
+    },
+
+    async startSignup(request: StartSignupRequest): Promise<StartSignupResponse> {
+      const row = await ctx.store.getSignupToken(hashToken(request.token));
+      if (!row || row.used) throw invalidSignupToken();
+      if (row.expires_ms <= ctx.now()) throw expiredSignupToken();
+      const cap = await loadCap(ctx.store);
+      if (!cap.secondFactorRequired) return { user: row.user, registerChallenge: undefined, tokenExpiresMs: row.expires_ms };
+      const wantsWebauthn = request.deviceType === MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN;
+      if (wantsWebauthn || !cap.secondFactors.includes('otp')) {
+        throw new KeyportError(
+          'PRECONDITION_FAILED',
+          'This cluster requires a security key (WebAuthn) as the first device; this version supports OTP only.',
+        );
+      }
+      const enrollment = newTotpEnrollment(row.user, ctx.clusterName);
+      await ctx.store.setPendingTotpSecret(row.token_hash, enrollment.secret);
+      return {
+        user: row.user,
+        tokenExpiresMs: row.expires_ms,
+        registerChallenge: {
+          challengeId: '',
+          type: MFADeviceType.MFA_DEVICE_TYPE_TOTP,
+          totp: {
+            secret: enrollment.secret,
+            otpauthUri: enrollment.otpauthUri,
+            digits: enrollment.digits,
+            periodSeconds: enrollment.periodSeconds,
+            algorithm: enrollment.algorithm,
+          },
+          webauthnCreationOptionsJson: '',
+          expiresMs: row.expires_ms,
+        },
+      };
+    },
+
+    async completeSignup(request: CompleteSignupRequest, call: CallContext): Promise<CompleteSignupResponse> {
+      checkPasswordPolicy(request.password);
+      const passwordHash = await hashPassword(request.password);
+      const cap = await loadCap(ctx.store);
+      const tokenHash = hashToken(request.token);
+      const user = await ctx.store.transaction(async (tx) => {
+        const now = ctx.now();
+        const token = await tx.consumeSignupToken(tokenHash, now);
+        if (!token) {
+          const row = await tx.getSignupToken(tokenHash);
+          throw row && !row.used && row.expires_ms <= now ? expiredSignupToken() : invalidSignupToken();
+        }
+        if (!(await tx.getUser(token.user))) throw invalidSignupToken();
+        if (cap.secondFactorRequired) {
+          const device = request.newDevice;
+          if (device?.response?.$case !== 'totp') {
+            throw new KeyportError('MFA_REQUIRED', 'This cluster requires a second factor: register an OTP device.');
+          }
+          if (!token.pending_totp_secret) {
+            throw new KeyportError('PRECONDITION_FAILED', 'Start the signup first, to get the OTP secret.');
+          }
+          const step = totpStepOf(token.pending_totp_secret, device.response.value.code, now);
+          if (step === undefined) {
+            throw new KeyportError('MFA_FAILED', 'The OTP code is wrong; check the time on your device and try again.');
+          }
+          await tx.insertDevice({
+            id: randomUUID(),
+            user: token.user,
+            name: device.deviceName || 'otp',
+            type: 'totp',
+            added_ms: now,
+            last_used_ms: now,
+            totp_secret: token.pending_totp_secret,
+            totp_last_step: step,
+            passkey: 0,
+          });
+        }
+        await tx.setPasswordHash(token.user, passwordHash, now);
+        await ctx.audit.record(
+          { type: 'user.signup', actor: token.user, clientAddr: call.clientAddr, success: true, message: 'signed up' },
+          tx,
+        );
+        return token.user;
+      });
+      return { user };
+    },
+
+    async createAuthenticateChallenge(
+      request: CreateAuthenticateChallengeRequest,
+      call: CallContext,
+    ): Promise<MFAAuthenticateChallenge> {
+      if (request.scope === ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN) {
+        const cap = await loadCap(ctx.store);
+        if (!cap.allowPasswordless) {
+          throw new KeyportError('PASSWORDLESS_DISABLED', 'Passwordless login is disabled on this cluster.');
+        }
+        throw new KeyportError('PRECONDITION_FAILED', 'Passwordless login needs a security key (WebAuthn).');
+      }
+      if (request.scope !== ChallengeScope.CHALLENGE_SCOPE_LOGIN) {
+        throw new KeyportError('INVALID_ARGUMENT', 'Without a certificate, only a LOGIN challenge can be created.', {
+          fieldPath: 'scope',
+        });
+      }
+      if (!request.user) throw new KeyportError('INVALID_ARGUMENT', 'A user name is required.', { fieldPath: 'user' });
+      const user = await ctx.store.getUser(request.user);
+      if (user && isLocked(user, ctx.now())) {
+        await ctx.audit.record({
+          type: 'user.login',
+          actor: user.name,
+          clientAddr: call.clientAddr,
+          success: false,
+          message: 'user is locked',
+        });
+        throw lockedError(user);
+      }
+      const passwordOk = await verifyPassword(user?.password_hash ?? null, request.password);
+      if (!user) {
+        await ctx.audit.record({
+          type: 'user.login',
+          actor: request.user,
+          clientAddr: call.clientAddr,
+          success: false,
+          message: 'unknown user',
+        });
+        throw badCredentials();
+      }
+      if (!passwordOk) throw (await recordFailure(user, call.clientAddr, 'wrong password')) ?? badCredentials();
+
+      const cap = await loadCap(ctx.store);
+      const devices = await ctx.store.listDevices(user.name);
+      const totpAllowed = cap.secondFactors.includes('otp') && devices.some((d) => d.type === 'totp');
+      if (cap.secondFactorRequired && devices.length === 0) {
+        throw new KeyportError(
+          'MFA_REQUIRED',
+          'This cluster requires a second factor, and this user has no MFA device; ask an admin to reset the user.',
+        );
+      }
+      const id = randomBytes(32).toString('base64url');
+      const expiresMs = ctx.now() + MFA_CHALLENGE_TTL_MS;
+      await ctx.store.insertChallenge({
+        id,
+        user: user.name,
+        scope: ChallengeScope[ChallengeScope.CHALLENGE_SCOPE_LOGIN],
+        payload_json: JSON.stringify({ totpAllowed }),
+        created_ms: ctx.now(),
+        expires_ms: expiresMs,
+        used: 0,
+      });
+      return {
+        challengeId: id,
+        scope: ChallengeScope.CHALLENGE_SCOPE_LOGIN,
+        totpAllowed,
+        webauthnRequestOptionsJson: '',
+        expiresMs,
+        mfaRequired: cap.secondFactorRequired,
+      };
+    },
+
+    async login(request: LoginRequest, call: CallContext): Promise<LoginResponse> {
+      const response: MFAAuthenticateResponse | undefined = request.mfaResponse;
+      if (!response?.challengeId) {
+        throw new KeyportError('INVALID_ARGUMENT', 'The login needs the challenge id from step one.', {
+          fieldPath: 'mfa_response.challenge_id',
+        });
+      }
+      const tlsKey = parseTlsPublicKey(request.tlsPublicKey);
+      const sshKey = request.sshPublicKey
+        ? parseSshPublicKeyField(request.sshPublicKey)
+        : sshPublicKeyFromKeyObject(tlsKey);
+
+      const challenge = await ctx.store.consumeChallenge(response.challengeId);
+      if (!challenge || !challenge.user) {
+        throw new KeyportError('ACCESS_DENIED', 'The login challenge is unknown or was already used; sign in again.');
+      }
+      if (challenge.scope !== ChallengeScope[ChallengeScope.CHALLENGE_SCOPE_LOGIN]) {
+        throw new KeyportError('ACCESS_DENIED', 'This challenge was issued for another purpose than login.');
+      }
+      if (challenge.expires_ms <= ctx.now()) {
+        throw new KeyportError('EXPIRED', 'The login challenge expired; sign in again.');
+      }
+      const user = await ctx.store.getUser(challenge.user);
+      if (!user) throw badCredentials();
+      if (isLocked(user, ctx.now())) throw lockedError(user);
+
+      const cap = await loadCap(ctx.store);
+      let mfaVerified = false;
+      if (response.response?.$case === 'totp') {
+        if (!cap.secondFactors.includes('otp')) {
+          throw new KeyportError('MFA_FAILED', 'OTP is not an allowed second factor on this cluster.');
+        }
+        const outcome = await verifyTotp(ctx.store, user.name, response.response.value.code);
+        if (outcome !== 'ok') {
+          const reason = outcome === 'replayed' ? 'OTP code reused' : 'wrong OTP code';
+          const lock = await recordFailure(user, call.clientAddr, reason);
+          throw (
+            lock ??
+            new KeyportError(
+              'MFA_FAILED',
+              outcome === 'replayed'
+                ? 'This OTP code was already used; wait for the next code and sign in again.'
+                : 'The OTP code is wrong; sign in again with the current code.',
+            )
+          );
+        }
+        mfaVerified = true;
+      } else if (response.response?.$case === 'webauthnJson') {
+        throw new KeyportError('MFA_FAILED', 'Security keys are not supported by this version of the cluster.');
+      } else if (cap.secondFactorRequired) {
+        throw new KeyportError('MFA_REQUIRED', 'This cluster requires a second factor: answer the MFA challenge.');
+      }
+
+      const roles = await loadRoles(ctx.store, JSON.parse(user.spec_json).roles ?? []);
+      const traits = JSON.parse(user.spec_json).traits ?? {};
+      const logins = loginsFor(roles, traits);
+      const ttlSeconds = sessionTtlSeconds(roles, Number(request.ttlSeconds) || undefined);
+      const now = ctx.now();
+      const notBefore = new Date(now - 60_000);
+      const notAfter = new Date(now + ttlSeconds * 1000);
+      const roleNames = roles.map((r) => r.metadata.name);
+      const sshCertificate = signSshUserCertificate({
+        ca: ctx.authorities.ssh,
+        publicKey: sshKey,
+        keyId: user.name,
+        principals: logins.length > 0 ? logins : [`-keyport-nologin-${randomUUID()}`],
+        validAfter: notBefore,
+        validBefore: notAfter,
+        extensions: {
+          'keyport-roles@keyport.dev': JSON.stringify(roleNames),
+          ...(mfaVerified ? { 'keyport-mfa-verified@keyport.dev': '' } : {}),
+        },
+      });
+      const tlsCertificate = await issueClientCertificate({
+        authorities: ctx.authorities,
+        publicKeyPem: tlsKey.export({ type: 'spki', format: 'pem' }).toString(),
+        user: user.name,
+        roles: roleNames,
+        logins,
+        mfaVerified,
+        notBefore,
+        notAfter,
+      });
+      await ctx.store.clearLoginFailures(user.name);
+      await ctx.audit.record({
+        type: 'user.login',
+        actor: user.name,
+        clientAddr: call.clientAddr,
+        success: true,
+        message: mfaVerified ? 'password and OTP' : 'password',
+      });
+      await ctx.audit.record({
+        type: 'cert.issued',
+        actor: user.name,
+        clientAddr: call.clientAddr,
+        success: true,
+        message: `SSH and X.509 certificates valid until ${notAfter.toISOString()}`,
+        fields: { roles: roleNames, logins, ttl_seconds: ttlSeconds, mfa_verified: mfaVerified },
+      });
+      return {
+        user: user.name,
+        roles: roleNames,
+        logins,
+        sshCertificate,
+        tlsCertificate: tlsCertificate.certPem,
+        expiresMs: notAfter.getTime(),
+        mfaVerified,
+        clusterName: ctx.clusterName,
+      };
+    },
+  };
+}
+
+function parseTlsPublicKey(pem: string) {
+  try {
+    const key = createPublicKey(pem);
+    const type = key.asymmetricKeyType;
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    if (type === 'ed25519' || (type === 'ec' && curve === 'prime256v1')) return key;
+  } catch {
+    // reported below
+  }
+  throw new KeyportError('INVALID_ARGUMENT', 'The public key must be a PEM ECDSA P-256 or Ed25519 key.', {
+    fieldPath: 'tls_public_key',
+  });
+}
+
+function parseSshPublicKeyField(line: string) {
+  try {
+    return parseSshPublicKey(line);
+  } catch (error) {
+    throw new KeyportError('INVALID_ARGUMENT', `The SSH public key is invalid: ${(error as Error).message}`, {
+      fieldPath: 'ssh_public_key',
+    });
+  }
+}
+
+

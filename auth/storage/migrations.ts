@@ -1,0 +1,112 @@
+// Versioned migrations, applied in name order by Kysely's Migrator. Never edit a released migration:
+// add the next one.
+import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import { sql } from 'kysely';
+
+const migrations: Record<string, Migration> = {
+  '0001_initial': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('users')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('spec_json', 'text', (c) => c.notNull())
+        .addColumn('password_hash', 'text')
+        .addColumn('created_ms', 'bigint', (c) => c.notNull())
+        .addColumn('updated_ms', 'bigint', (c) => c.notNull())
+        .addColumn('locked_until_ms', 'bigint')
+        .addColumn('lock_reason', 'text')
+        .execute();
+      await db.schema
+        .createTable('roles')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('doc_json', 'text', (c) => c.notNull())
+        .addColumn('created_ms', 'bigint', (c) => c.notNull())
+        .addColumn('updated_ms', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('cluster_config')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('value_json', 'text', (c) => c.notNull())
+        .addColumn('updated_ms', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('signup_tokens')
+        .addColumn('token_hash', 'text', (c) => c.primaryKey())
+        .addColumn('user', 'text', (c) => c.notNull())
+        .addColumn('created_ms', 'bigint', (c) => c.notNull())
+        .addColumn('expires_ms', 'bigint', (c) => c.notNull())
+        .addColumn('used', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('pending_totp_secret', 'text')
+        .execute();
+      await db.schema
+        .createTable('mfa_devices')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('user', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('added_ms', 'bigint', (c) => c.notNull())
+        .addColumn('last_used_ms', 'bigint')
+        .addColumn('totp_secret', 'text')
+        .addColumn('totp_last_step', 'bigint')
+        .addColumn('webauthn_credential_id', 'text')
+        .addColumn('webauthn_public_key', 'text')
+        .addColumn('webauthn_sign_count', 'bigint')
+        .addColumn('webauthn_aaguid', 'text')
+        .addColumn('passkey', 'integer', (c) => c.notNull().defaultTo(0))
+        .addUniqueConstraint('mfa_devices_user_name', ['user', 'name'])
+        .execute();
+      await db.schema
+        .createIndex('mfa_devices_credential')
+        .on('mfa_devices')
+        .column('webauthn_credential_id')
+        .execute();
+      await db.schema
+        .createTable('challenges')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('user', 'text')
+        .addColumn('scope', 'text', (c) => c.notNull())
+        .addColumn('payload_json', 'text', (c) => c.notNull())
+        .addColumn('created_ms', 'bigint', (c) => c.notNull())
+        .addColumn('expires_ms', 'bigint', (c) => c.notNull())
+        .addColumn('used', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema
+        .createTable('login_failures')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('user', 'text', (c) => c.notNull())
+        .addColumn('time_ms', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('login_failures_user').on('login_failures').columns(['user', 'time_ms']).execute();
+      await db.schema
+        .createTable('audit_events')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('time_ms', 'bigint', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('client_addr', 'text', (c) => c.notNull())
+        .addColumn('success', 'integer', (c) => c.notNull())
+        .addColumn('message', 'text', (c) => c.notNull())
+        .addColumn('fields_json', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('audit_events_time').on('audit_events').column('time_ms').execute();
+    },
+    async down(db: Kysely<unknown>) {
+      for (const table of [
+        'audit_events',
+        'login_failures',
+        'challenges',
+        'mfa_devices',
+        'signup_tokens',
+        'cluster_config',
+        'roles',
+        'users',
+      ]) {
+        await sql`drop table if exists ${sql.table(table)}`.execute(db);
+      }
+    },
+  },
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => migrations,
+};

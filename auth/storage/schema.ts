@@ -1,0 +1,91 @@
+// Table types for Kysely. Columns use types both SQLite and PostgreSQL hold the same way: text, bigint
+// milliseconds and 0/1 integers for flags, so the pg dialect can come later without a data migration.
+import type { Generated } from 'kysely';
+
+export interface UsersTable {
+  name: string;
+  spec_json: string;
+  password_hash: string | null;
+  created_ms: number;
+  updated_ms: number;
+  locked_until_ms: number | null;
+  lock_reason: string | null;
+}
+
+export interface RolesTable {
+  name: string;
+  doc_json: string;
+  created_ms: number;
+  updated_ms: number;
+}
+
+export interface ClusterConfigTable {
+  key: string;
+  value_json: string;
+  updated_ms: number;
+}
+
+export interface SignupTokensTable {
+  token_hash: string;
+  user: string;
+  created_ms: number;
+  expires_ms: number;
+  used: number;
+  /** The TOTP secret offered at StartSignup, confirmed by CompleteSignup. */
+  pending_totp_secret: string | null;
+}
+
+export interface MfaDevicesTable {
+  id: string;
+  user: string;
+  name: string;
+  type: 'totp' | 'webauthn';
+  added_ms: number;
+  last_used_ms: number | null;
+  totp_secret: string | null;
+  /** Highest TOTP time step accepted, so a code is never accepted twice. */
+  totp_last_step: number | null;
+  webauthn_credential_id: string | null;
+  webauthn_public_key: string | null;
+  webauthn_sign_count: number | null;
+  webauthn_aaguid: string | null;
+  passkey: number;
+}
+
+export interface ChallengesTable {
+  id: string;
+  user: string | null;
+  scope: string;
+  payload_json: string;
+  created_ms: number;
+  expires_ms: number;
+  used: number;
+}
+
+export interface LoginFailuresTable {
+  id: Generated<number>;
+  user: string;
+  time_ms: number;
+}
+
+export interface AuditEventsTable {
+  id: Generated<number>;
+  time_ms: number;
+  type: string;
+  actor: string;
+  client_addr: string;
+  success: number;
+  message: string;
+  fields_json: string;
+}
+
+export interface Database {
+  users: UsersTable;
+  roles: RolesTable;
+  cluster_config: ClusterConfigTable;
+  signup_tokens: SignupTokensTable;
+  mfa_devices: MfaDevicesTable;
+  challenges: ChallengesTable;
+  login_failures: LoginFailuresTable;
+  audit_events: AuditEventsTable;
+}

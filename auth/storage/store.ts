@@ -1,0 +1,315 @@
+// Storage behind keyport-auth: Kysely over better-sqlite3 (WAL). Every method is one statement or one
+// transaction, so a crash or kill never leaves half-written state. Single-use things are spent with
+// `UPDATE … WHERE used = 0 … RETURNING`, which stays atomic when several replicas share a PostgreSQL
+// database later.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import type { Insertable, Selectable, Transaction } from 'kysely';
+import { migrationProvider } from './migrations';
+import type {
+  AuditEventsTable,
+  ChallengesTable,
+  Database,
+  MfaDevicesTable,
+  SignupTokensTable,
+  UsersTable,
+} from './schema';
+
+export type UserRow = Selectable<UsersTable>;
+export type MfaDeviceRow = Selectable<MfaDevicesTable>;
+export type ChallengeRow = Selectable<ChallengesTable>;
+export type SignupTokenRow = Selectable<SignupTokensTable>;
+export type AuditEventRow = Selectable<AuditEventsTable>;
+export type NewAuditEvent = Omit<Insertable<AuditEventsTable>, 'id'>;
+
+export async function openSqliteStore(dataDir: string): Promise<Store> {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const sqlite = new SQLite(join(dataDir, 'keyport.db'));
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('busy_timeout = 5000');
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  await migrate(db);
+  return new Store(db);
+}
+
+export async function migrate(db: Kysely<Database>): Promise<void> {
+  const { error, results } = await new Migrator({ db, provider: migrationProvider }).migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error || failed) {
+    throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${String(error)}`);
+  }
+}
+
+export class Store {
+  constructor(private readonly db: Kysely<Database> | Transaction<Database>) {}
+
+  /** Runs `work` in one transaction; everything it writes lands together or not at all. */
+  async transaction<T>(work: (store: Store) => Promise<T>): Promise<T> {
+    if (this.db.isTransaction) return work(this);
+    return (this.db as Kysely<Database>).transaction().execute((trx) => work(new Store(trx)));
+  }
+
+  async close(): Promise<void> {
+    if (!this.db.isTransaction) await (this.db as Kysely<Database>).destroy();
+  }
+
+  // Users
+
+  getUser(name: string): Promise<UserRow | undefined> {
+    return this.db.selectFrom('users').selectAll().where('name', '=', name).executeTakeFirst();
+  }
+
+  listUsers(): Promise<UserRow[]> {
+    return this.db.selectFrom('users').selectAll().orderBy('name').execute();
+  }
+
+  async countUsers(): Promise<number> {
+    const row = await this.db
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  /** Inserts a user; returns false when the name is taken. */
+  async insertUser(name: string, specJson: string, nowMs: number): Promise<boolean> {
+    const inserted = await this.db
+      .insertInto('users')
+      .values({ name, spec_json: specJson, created_ms: nowMs, updated_ms: nowMs, password_hash: null })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .executeTakeFirst();
+    return Number(inserted.numInsertedOrUpdatedRows ?? 0) === 1;
+  }
+
+  /** Replaces a user's spec, keeping password, devices and lock. Returns false when there is no such user. */
+  async updateUserSpec(name: string, specJson: string, nowMs: number): Promise<boolean> {
+    const result = await this.db
+      .updateTable('users')
+      .set({ spec_json: specJson, updated_ms: nowMs })
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async deleteUser(name: string): Promise<boolean> {
+    return this.transaction(async (tx) => {
+      await tx.db.deleteFrom('mfa_devices').where('user', '=', name).execute();
+      await tx.db.deleteFrom('signup_tokens').where('user', '=', name).execute();
+      await tx.db.deleteFrom('challenges').where('user', '=', name).execute();
+      await tx.db.deleteFrom('login_failures').where('user', '=', name).execute();
+      const result = await tx.db.deleteFrom('users').where('name', '=', name).executeTakeFirst();
+      return Number(result.numDeletedRows) === 1;
+    });
+  }
+
+  async setPasswordHash(name: string, hash: string, nowMs: number): Promise<void> {
+    await this.db
+      .updateTable('users')
+      .set({ password_hash: hash, updated_ms: nowMs })
+      .where('name', '=', name)
+      .execute();
+  }
+
+  async setLock(name: string, lockedUntilMs: number | null, reason: string | null, nowMs: number): Promise<boolean> {
+    const result = await this.db
+      .updateTable('users')
+      .set({ locked_until_ms: lockedUntilMs, lock_reason: reason, updated_ms: nowMs })
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  // Roles and cluster configuration
+
+  async getRoleJson(name: string): Promise<string | undefined> {
+    const row = await this.db.selectFrom('roles').select('doc_json').where('name', '=', name).executeTakeFirst();
+    return row?.doc_json;
+  }
+
+  async listRoleJson(): Promise<string[]> {
+    const rows = await this.db.selectFrom('roles').select('doc_json').orderBy('name').execute();
+    return rows.map((r) => r.doc_json);
+  }
+
+  async countRoles(): Promise<number> {
+    const row = await this.db
+      .selectFrom('roles')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  /** Writes a role. Without `replace`, returns false and writes nothing when the role exists. */
+  async putRole(name: string, docJson: string, replace: boolean, nowMs: number): Promise<boolean> {
+    const result = await this.db
+      .insertInto('roles')
+      .values({ name, doc_json: docJson, created_ms: nowMs, updated_ms: nowMs })
+      .onConflict((oc) =>
+        replace
+          ? oc.column('name').doUpdateSet({ doc_json: docJson, updated_ms: nowMs })
+          : oc.column('name').doNothing(),
+      )
+      .executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0) === 1;
+  }
+
+  async deleteRole(name: string): Promise<boolean> {
+    const result = await this.db.deleteFrom('roles').where('name', '=', name).executeTakeFirst();
+    return Number(result.numDeletedRows) === 1;
+  }
+
+  async getConfig(key: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('cluster_config')
+      .select('value_json')
+      .where('key', '=', key)
+      .executeTakeFirst();
+    return row?.value_json;
+  }
+
+  async putConfig(key: string, valueJson: string, nowMs: number): Promise<void> {
+    await this.db
+      .insertInto('cluster_config')
+      .values({ key, value_json: valueJson, updated_ms: nowMs })
+      .onConflict((oc) => oc.column('key').doUpdateSet({ value_json: valueJson, updated_ms: nowMs }))
+      .execute();
+  }
+
+  // Signup tokens (stored as hashes only)
+
+  async insertSignupToken(row: Insertable<SignupTokensTable>): Promise<void> {
+    await this.db.insertInto('signup_tokens').values(row).execute();
+  }
+
+  getSignupToken(tokenHash: string): Promise<SignupTokenRow | undefined> {
+    return this.db.selectFrom('signup_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+  }
+
+  async setPendingTotpSecret(tokenHash: string, secret: string): Promise<void> {
+    await this.db
+      .updateTable('signup_tokens')
+      .set({ pending_totp_secret: secret })
+      .where('token_hash', '=', tokenHash)
+      .where('used', '=', 0)
+      .execute();
+  }
+
+  /** Spends an unused, unexpired token; undefined when it was already spent, expired or never existed. */
+  consumeSignupToken(tokenHash: string, nowMs: number): Promise<SignupTokenRow | undefined> {
+    return this.db
+      .updateTable('signup_tokens')
+      .set({ used: 1 })
+      .where('token_hash', '=', tokenHash)
+      .where('used', '=', 0)
+      .where('expires_ms', '>', nowMs)
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  // MFA devices
+
+  listDevices(user: string): Promise<MfaDeviceRow[]> {
+    return this.db.selectFrom('mfa_devices').selectAll().where('user', '=', user).orderBy('added_ms').execute();
+  }
+
+  /** Adds a device; returns false when the user already has a device with that name. */
+  async insertDevice(row: Insertable<MfaDevicesTable>): Promise<boolean> {
+    const result = await this.db
+      .insertInto('mfa_devices')
+      .values(row)
+      .onConflict((oc) => oc.columns(['user', 'name']).doNothing())
+      .executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0) === 1;
+  }
+
+  async deleteDevice(user: string, name: string): Promise<boolean> {
+    const result = await this.db
+      .deleteFrom('mfa_devices')
+      .where('user', '=', user)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows) === 1;
+  }
+
+  /**
+   * Records that a TOTP code of time step `step` was used. Only a step later than every step accepted
+   * before passes, so a code (or an older one) is never accepted twice, even by two racing calls.
+   */
+  async acceptTotpStep(deviceId: string, step: number, nowMs: number): Promise<boolean> {
+    const result = await this.db
+      .updateTable('mfa_devices')
+      .set({ totp_last_step: step, last_used_ms: nowMs })
+      .where('id', '=', deviceId)
+      .where((eb) => eb.or([eb('totp_last_step', 'is', null), eb('totp_last_step', '<', step)]))
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  // Challenges
+
+  async insertChallenge(row: Insertable<ChallengesTable>): Promise<void> {
+    await this.db.insertInto('challenges').values(row).execute();
+  }
+
+  /** Spends a challenge whatever its state; the caller checks expiry, scope and user on the returned row. */
+  consumeChallenge(id: string): Promise<ChallengeRow | undefined> {
+    return this.db
+      .updateTable('challenges')
+      .set({ used: 1 })
+      .where('id', '=', id)
+      .where('used', '=', 0)
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  // Failed logins and lockout
+
+  async recordLoginFailure(user: string, nowMs: number): Promise<void> {
+    await this.db.insertInto('login_failures').values({ user, time_ms: nowMs }).execute();
+  }
+
+  async countLoginFailures(user: string, sinceMs: number): Promise<number> {
+    const row = await this.db
+      .selectFrom('login_failures')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('user', '=', user)
+      .where('time_ms', '>=', sinceMs)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  async clearLoginFailures(user: string): Promise<void> {
+    await this.db.deleteFrom('login_failures').where('user', '=', user).execute();
+  }
+
+  // Audit log
+
+  async appendAudit(event: NewAuditEvent): Promise<void> {
+    await this.db.insertInto('audit_events').values(event).execute();
+  }
+
+  listAudit(filter: { sinceMs?: number; type?: string; limit?: number }): Promise<AuditEventRow[]> {
+    let query = this.db.selectFrom('audit_events').selectAll();
+    if (filter.sinceMs) query = query.where('time_ms', '>=', filter.sinceMs);
+    if (filter.type) query = query.where('type', '=', filter.type);
+    return query
+      .orderBy('id', 'desc')
+      .limit(filter.limit && filter.limit > 0 ? filter.limit : 1000)
+      .execute()
+      .then((rows) => rows.reverse());
+  }
+
+  /** Drops spent and expired single-use rows and old failures; run periodically. */
+  async prune(nowMs: number, failureWindowMs: number): Promise<void> {
+    await this.db
+      .deleteFrom('challenges')
+      .where((eb) => eb.or([eb('used', '=', 1), eb('expires_ms', '<', nowMs)]))
+      .execute();
+    await this.db.deleteFrom('signup_tokens').where('expires_ms', '<', nowMs).execute();
+    await this.db.deleteFrom('login_failures').where('time_ms', '<', nowMs - failureWindowMs).execute();
+  }
+}

@@ -1,0 +1,290 @@
+// keyport admin: resources, users, locks, audit and status. Credentials come from the signed-in profile,
+// or with --data-dir from the auth host's own super-admin identity (like tctl on an auth server).
+import { spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { KeyportError } from '../proto/errors';
+import type { Resource } from '../proto/gen/keyport/v1/admin';
+import { connectCluster } from '../client/api';
+import type { ClusterApi } from '../client/api';
+import { parseClusterAddress, pinOf } from '../client/cluster-trust';
+import type { ProfileStore } from '../client/profiles';
+import { inlineCaFiles, parseResourceText } from '../client/resource-documents';
+import { connectAsProfile } from '../client/session';
+import { parseDurationSeconds } from './format';
+import type { Prompter } from './prompts';
+
+interface AdminIdentityFile {
+  cluster: string;
+  address: string;
+  caCertPem: string;
+  keyPem: string;
+  certPem: string;
+}
+
+async function connectAdmin(profiles: ProfileStore, dataDir: string | undefined): Promise<ClusterApi> {
+  if (dataDir) {
+    const path = join(dataDir, 'admin-identity.json');
+    const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+      throw new KeyportError(
+        'NOT_FOUND',
+        `Cannot read ${path} (${error.code}): run this on the auth host, as the user that runs keyport-auth.`,
+      );
+    });
+    const identity = JSON.parse(text) as AdminIdentityFile;
+    return connectCluster({
+      address: parseClusterAddress(identity.address),
+      caPem: identity.caCertPem,
+      caPin: pinOf(new X509Certificate(identity.caCertPem)),
+      clientKeyPem: identity.keyPem,
+      clientCertPem: identity.certPem,
+    });
+  }
+  const profile = await profiles.getProfile();
+  if (!profile) throw new KeyportError('UNAUTHENTICATED', 'Not signed in: run `keyport login`, or pass --data-dir on the auth host.');
+  return connectAsProfile(profiles, profile);
+}
+
+function parseRef(ref: string): { kind: string; name: string } {
+  const plural: Record<string, string> = { users: 'user', roles: 'role' };
+  if (plural[ref]) return { kind: plural[ref] as string, name: '' };
+  if (ref === 'cap' || ref === 'cluster_auth_preference') return { kind: 'cluster_auth_preference', name: '' };
+  const match = /^(user|role|cap|cluster_auth_preference)\/(.+)$/.exec(ref);
+  if (!match) {
+    throw new KeyportError('INVALID_ARGUMENT', `"${ref}" is not a resource: use cap, users, roles, user/NAME or role/NAME.`);
+  }
+  return { kind: match[1] === 'cap' ? 'cluster_auth_preference' : (match[1] as string), name: match[2] as string };
+}
+
+function resourceYaml(resource: Resource): string {
+  return toYaml(JSON.parse(resource.json), { lineWidth: 0 });
+}
+
+export function registerAdminCommands(root: Command, profiles: ProfileStore, prompter: Prompter): void {
+  const admin = root
+    .command('admin')
+    .description('Administer the cluster (authorised by your roles’ rules)')
+    .option('--data-dir <dir>', 'use the auth host’s super-admin identity from this data dir');
+
+  /** Runs `work` with an admin connection, closing it afterwards. */
+  const withApi = async (work: (api: ClusterApi) => Promise<void>) => {
+    const api = await connectAdmin(profiles, admin.opts().dataDir);
+    try {
+      await work(api);
+    } finally {
+      api.close();
+    }
+  };
+
+  admin
+    .command('status')
+    .description('Cluster name, version and CA pin')
+    .action(() =>
+      withApi(async (api) => {
+        const status = await api.admin.getClusterStatus({});
+        console.log(`Cluster      ${status.clusterName}`);
+        console.log(`Version      ${status.version}`);
+        console.log(`Public addr  ${status.publicAddr}`);
+        console.log(`CA pin       ${status.caPin}`);
+        console.log(`Users        ${status.users}`);
+        console.log(`Roles        ${status.roles}`);
+      }),
+    );
+
+  admin
+    .command('get <resource>')
+    .description('Print cap, users, roles, user/NAME or role/NAME as YAML')
+    .action((ref: string) =>
+      withApi(async (api) => {
+        const { kind, name } = parseRef(ref);
+        const resources = name
+          ? [await api.admin.getResource({ kind, name })]
+          : kind === 'cluster_auth_preference'
+            ? [await api.admin.getResource({ kind, name: '' })]
+            : (await api.admin.listResources({ kind })).resources;
+        console.log(resources.map(resourceYaml).join('---\n').trimEnd());
+      }),
+    );
+
+  admin
+    .command('create')
+    .description('Create resources from a YAML file (several documents separated by ---)')
+    .requiredOption('-f, --file <file>', 'YAML file, or - for standard input')
+    .option('--force', 'replace resources that exist')
+    .action((options) =>
+      withApi(async (api) => {
+        const source = options.file === '-' ? 'stdin' : options.file;
+        const text =
+          options.file === '-'
+            ? await readAllStdin()
+            : await readFile(options.file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+                throw new KeyportError('INVALID_ARGUMENT', `Cannot read ${options.file}: ${error.code}`);
+              });
+        const documents = parseResourceText(text, source);
+        const prepared = [];
+        for (const document of documents) prepared.push(await inlineCaFiles(document, options.file === '-' ? '.' : options.file));
+        for (const document of prepared) {
+          try {
+            const created = await api.admin.createResource({ json: JSON.stringify(document.value), force: Boolean(options.force) });
+            console.log(`${created.kind === 'cluster_auth_preference' ? 'cluster auth preference' : `${created.kind} "${created.name}"`} has been ${options.force ? 'created or updated' : 'created'}`);
+          } catch (error) {
+            if (error instanceof KeyportError && prepared.length > 1) {
+              throw new KeyportError(error.code, `document ${document.index}: ${error.message}`, error.fields);
+            }
+            throw error;
+          }
+        }
+      }),
+    );
+
+  admin
+    .command('rm <resource>')
+    .description('Delete user/NAME or role/NAME')
+    .action((ref: string) =>
+      withApi(async (api) => {
+        const { kind, name } = parseRef(ref);
+        if (!name) throw new KeyportError('INVALID_ARGUMENT', 'Name the resource: user/NAME or role/NAME.');
+        await api.admin.deleteResource({ kind, name });
+        console.log(`${kind} "${name}" has been deleted`);
+      }),
+    );
+
+  admin
+    .command('edit <resource>')
+    .description('Edit cap or role/NAME in $EDITOR; the result is validated before it is saved')
+    .action((ref: string) =>
+      withApi(async (api) => {
+        const { kind, name } = parseRef(ref);
+        const before = resourceYaml(await api.admin.getResource({ kind, name }));
+        const dir = await mkdtemp(join(tmpdir(), 'keyport-edit-'));
+        const file = join(dir, `${kind}.yaml`);
+        try {
+          await writeFile(file, before, { mode: 0o600 });
+          const editor = process.env.VISUAL || process.env.EDITOR || 'vi';
+          const result = spawnSync(`${editor} "${file}"`, { shell: true, stdio: 'inherit' });
+          if (result.status !== 0) throw new KeyportError('CANCELLED', `The editor exited with ${result.status}; nothing was saved.`);
+          const after = await readFile(file, 'utf8');
+          if (after === before) {
+            console.log('No changes.');
+            return;
+          }
+          const [document] = parseResourceText(after, file);
+          if (!document) throw new KeyportError('INVALID_ARGUMENT', 'The edited file holds no resource; nothing was saved.');
+          await api.admin.createResource({ json: JSON.stringify((await inlineCaFiles(document, file)).value), force: true });
+          console.log(`${kind === 'cluster_auth_preference' ? 'cluster auth preference' : `${kind} "${name}"`} has been updated`);
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+      }),
+    );
+
+  const users = admin.command('users').description('Manage users');
+  users
+    .command('add <name>')
+    .description('Create a user and print a one-time signup token (valid for 1 hour)')
+    .requiredOption('--roles <roles>', 'comma-separated roles, e.g. access,editor')
+    .option('--logins <logins>', 'comma-separated logins, kept in the internal.logins trait')
+    .action((name: string, options) =>
+      withApi(async (api) => {
+        const created = await api.admin.createUser({
+          name,
+          roles: String(options.roles).split(',').map((r) => r.trim()).filter(Boolean),
+          traits: options.logins ? { logins: String(options.logins) } : {},
+        });
+        console.log(`User "${created.user}" has been created but requires a password. Share this signup token with the user,`);
+        console.log(`valid until ${new Date(created.tokenExpiresMs).toISOString()}:`);
+        console.log('');
+        console.log(`  signup token: ${created.signupToken}`);
+        console.log('');
+        console.log(`  keyport signup --cluster ADDR --token ${created.signupToken}`);
+      }),
+    );
+  users
+    .command('ls')
+    .description('List users')
+    .action(() =>
+      withApi(async (api) => {
+        const { resources } = await api.admin.listResources({ kind: 'user' });
+        console.log(`${'User'.padEnd(24)}${'Roles'.padEnd(32)}Status`);
+        for (const resource of resources) {
+          const doc = JSON.parse(resource.json);
+          const lockedUntil: number | undefined = doc.status?.locked_until_ms;
+          const status = lockedUntil && lockedUntil > Date.now() ? `locked until ${new Date(Math.min(lockedUntil, 8.64e15)).toISOString()}` : 'active';
+          console.log(`${resource.name.padEnd(24)}${(doc.spec.roles as string[]).join(',').padEnd(32)}${status}`);
+        }
+      }),
+    );
+  users
+    .command('rm <name>')
+    .description('Delete a user; their certificates stop working at once')
+    .action((name: string) =>
+      withApi(async (api) => {
+        await api.admin.deleteResource({ kind: 'user', name });
+        console.log(`User "${name}" has been deleted`);
+      }),
+    );
+  users
+    .command('lock <name>')
+    .description('Lock a user: no login, and their certificates stop working')
+    .option('--ttl <duration>', 'lock for this long (default: until unlocked)')
+    .option('--reason <text>', 'why, for the audit log')
+    .action((name: string, options) =>
+      withApi(async (api) => {
+        await api.admin.lockUser({
+          name,
+          durationSeconds: options.ttl ? parseDurationSeconds(options.ttl, '--ttl') : 0,
+          reason: options.reason ?? '',
+        });
+        console.log(`User "${name}" has been locked`);
+      }),
+    );
+  users
+    .command('unlock <name>')
+    .description('Unlock a user')
+    .action((name: string) =>
+      withApi(async (api) => {
+        await api.admin.unlockUser({ name });
+        console.log(`User "${name}" has been unlocked`);
+      }),
+    );
+
+  admin
+    .command('audit')
+    .description('Show the audit log')
+    .option('--since <when>', 'a duration ago (1h) or an ISO time')
+    .option('--type <type>', 'only this event type, e.g. user.login')
+    .option('--limit <n>', 'at most this many of the latest events', '200')
+    .option('--json', 'one JSON object per line')
+    .action((options) =>
+      withApi(async (api) => {
+        let sinceMs = 0;
+        if (options.since) {
+          sinceMs = /^\d+[smhd]/.test(options.since)
+            ? Date.now() - parseDurationSeconds(options.since, '--since') * 1000
+            : Date.parse(options.since);
+          if (Number.isNaN(sinceMs)) throw new KeyportError('INVALID_ARGUMENT', '--since: use a duration (1h) or an ISO time.');
+        }
+        const { events } = await api.admin.listAuditEvents({ sinceMs, type: options.type ?? '', limit: Number(options.limit) });
+        for (const event of events) {
+          if (options.json) {
+            console.log(JSON.stringify({ ...event, fields: JSON.parse(event.fieldsJson), fieldsJson: undefined }));
+          } else {
+            const outcome = event.success ? 'ok  ' : 'FAIL';
+            console.log(`${new Date(event.timeMs).toISOString()} ${event.type.padEnd(16)} ${outcome} ${event.actor.padEnd(16)} ${event.clientAddr.padEnd(22)} ${event.message}`);
+          }
+        }
+      }),
+    );
+  void prompter;
+  void parseYaml;
+}
+
+async function readAllStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}

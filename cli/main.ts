@@ -1,0 +1,168 @@
+// The keyport command: sign up, log in, status, logout, and cluster administration.
+import { Command, CommanderError, Option } from 'commander';
+import { KeyportError } from '../proto/errors';
+import { loginWithPassword, logout } from '../client/ceremonies/login';
+import { signup } from '../client/ceremonies/signup';
+import { parseClusterAddress } from '../client/cluster-trust';
+import { KeyStoreError } from '../client/keystore';
+import { ProfileStore } from '../client/profiles';
+import { registerAdminCommands } from './admin';
+import { EXIT, exitCodeOf } from './exit-codes';
+import { parseDurationSeconds, formatRemaining } from './format';
+import { readStdinLine, terminalPrompter } from './prompts';
+import type { Prompter } from './prompts';
+
+const VERSION = '0.1.0';
+
+// grpc-js always sends the target host as TLS SNI, and Node warns (DEP0123) when that is an IP address, as it
+// is for a cluster reached by IP. The certificate is still checked against the IP SAN; only the notice goes.
+process.removeAllListeners('warning');
+process.on('warning', (warning: NodeJS.ErrnoException) => {
+  if (warning.code !== 'DEP0123') console.error(`${warning.name}: ${warning.message}`);
+});
+
+export function trustPrompt(prompter: Prompter) {
+  return {
+    async confirmCaPin(address: string, caPin: string) {
+      prompter.say(`The cluster at ${address} presents this CA:`);
+      prompter.say(`  CA pin: ${caPin}`);
+      prompter.say('Compare it with the pin your admin gave you (keyport admin status on the auth host).');
+      return prompter.confirm('Trust this cluster?');
+    },
+  };
+}
+
+function program(): Command {
+  const prompter = terminalPrompter();
+  const profiles = new ProfileStore();
+  const root = new Command('keyport')
+    .description('Keyport: device-bound access to your infrastructure')
+    .version(VERSION)
+    .showHelpAfterError()
+    .exitOverride();
+
+  root
+    .command('login')
+    .description('Sign in with a password and a second factor; stores certificates in the profile')
+    .option('--cluster <host:port>', 'cluster address (default: the current profile)')
+    .option('--user <name>', 'user name (default: the current profile, then $USER)')
+    .option('--ca-pin <sha256:hex>', 'trust exactly this CA instead of asking')
+    .option('--ttl <duration>', 'certificate lifetime, e.g. 1h (capped by your roles)')
+    .option('--password-stdin', 'read the password from the first line of standard input')
+    .addOption(new Option('--keystore <kind>', 'where the session key lives').choices(['keychain', 'file']).default('keychain'))
+    .action(async (options) => {
+      const current = await profiles.getProfile();
+      const clusterText: string | undefined = options.cluster ?? current?.address;
+      if (!clusterText) throw new KeyportError('INVALID_ARGUMENT', 'Give the cluster: --cluster HOST:PORT.');
+      const user: string = options.user ?? current?.user ?? process.env.USER ?? '';
+      const profile = await loginWithPassword({
+        profiles,
+        address: parseClusterAddress(clusterText),
+        user,
+        caPin: options.caPin,
+        ttlSeconds: options.ttl ? parseDurationSeconds(options.ttl, '--ttl') : undefined,
+        keystore: options.keystore,
+        prompts: {
+          ...trustPrompt(prompter),
+          password: (name) =>
+            options.passwordStdin ? readStdinLine('the password') : prompter.secret(`Enter password for Keyport user ${name}:`),
+          otpCode: () => prompter.text('Enter an OTP code from your authenticator app:'),
+        },
+      });
+      printProfile(profile);
+    });
+
+  root
+    .command('signup')
+    .description('Set your password and register your first MFA device with a one-time signup token')
+    .requiredOption('--cluster <host:port>', 'cluster address')
+    .requiredOption('--token <token>', 'the signup token from your admin')
+    .option('--ca-pin <sha256:hex>', 'trust exactly this CA instead of asking')
+    .option('--device-name <name>', 'name of the first MFA device', 'otp')
+    .action(async (options) => {
+      const result = await signup({
+        profiles,
+        address: parseClusterAddress(options.cluster),
+        token: options.token,
+        caPin: options.caPin,
+        deviceName: options.deviceName,
+        prompts: {
+          ...trustPrompt(prompter),
+          async newPassword(user) {
+            const first = await prompter.secret(`Choose a password for ${user} (at least 12 characters):`);
+            if (process.stdin.isTTY && first !== (await prompter.secret('Confirm the password:'))) {
+              throw new KeyportError('INVALID_ARGUMENT', 'The passwords do not match.', { fieldPath: 'password' });
+            }
+            return first;
+          },
+          async showTotpEnrollment(totp) {
+            prompter.say('Add this OTP device to your authenticator app (scan or paste the URI):');
+            prompter.say(`  ${totp.otpauthUri}`);
+            prompter.say(`  secret: ${totp.secret}`);
+          },
+          otpCode: () => prompter.text('Enter the code your authenticator app shows now:'),
+        },
+      });
+      console.log(`User "${result.user}" signed up. Sign in with: keyport login --cluster ${options.cluster} --user ${result.user}`);
+    });
+
+  root
+    .command('status')
+    .description('Show who you are signed in as, where, and until when')
+    .action(async () => {
+      const profile = await profiles.getProfile();
+      if (!profile) throw new KeyportError('NOT_FOUND', 'Not signed in: run `keyport login`.');
+      printProfile(profile);
+      if (profile.expiresMs <= Date.now()) process.exitCode = EXIT.expired;
+    });
+
+  root
+    .command('logout')
+    .description('Remove your certificates and the session key from the keychain')
+    .option('--cluster <host:port>', 'cluster address (default: the current profile)')
+    .option('--forget', 'also forget the cluster’s trusted CA')
+    .action(async (options) => {
+      const address = options.cluster ? parseClusterAddress(options.cluster) : undefined;
+      const key = address ? `${address.host}:${address.port}` : undefined;
+      const removed = await logout(profiles, key);
+      if (options.forget && (key ?? removed?.address)) await profiles.forgetCluster((key ?? removed?.address) as string);
+      console.log(removed ? `Logged out ${removed.user} from ${removed.address}.` : 'Not signed in.');
+    });
+
+  registerAdminCommands(root, profiles, prompter);
+  return root;
+}
+
+function printProfile(profile: import('../client/profiles').Profile): void {
+  const rows: [string, string][] = [
+    ['Cluster', `${profile.cluster} (${profile.address})`],
+    ['User', profile.user],
+    ['Roles', profile.roles.join(', ') || '-'],
+    ['Logins', profile.logins.join(', ') || '-'],
+    ['Valid until', `${new Date(profile.expiresMs).toISOString()} [${formatRemaining(profile.expiresMs - Date.now())}]`],
+    ['MFA verified', profile.mfaVerified ? 'yes' : 'no'],
+    ['Key stored in', profile.keystore === 'keychain' ? 'OS keychain' : 'file keystore'],
+  ];
+  console.log(`> Profile ${profile.address}`);
+  for (const [label, value] of rows) console.log(`  ${label.padEnd(14)}${value}`);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await program().parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
+  } catch (error) {
+    if (error instanceof KeyportError || error instanceof KeyStoreError) {
+      console.error(`ERROR: ${error.message}`);
+      if (error instanceof KeyportError && error.fields.fieldPath && !error.message.includes(error.fields.fieldPath)) {
+        console.error(`  field: ${error.fields.fieldPath}`);
+      }
+      return exitCodeOf(error.code);
+    }
+    if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.invalidInput;
+    console.error(error);
+    return EXIT.failure;
+  }
+}
+
+main(process.argv).then((code) => process.exit(code));

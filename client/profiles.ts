@@ -1,0 +1,127 @@
+// Profiles under KEYPORT_HOME (default ~/.keyport), shared by the CLI and the desktop app:
+//   clusters/<host_port>.json   trusted CA (pin + PEM), kept across logouts
+//   profiles/<host_port>.json   the signed-in session: user, certificates, where the private key is
+//   profiles/<host_port>-cert.pub   the OpenSSH certificate, for ssh and ssh-keygen
+//   current                     the address of the current profile
+// Every write is a temp file + rename, so a reader never sees half a file and concurrent writers never
+// interleave. Nothing here is secret: private keys live in the keychain (or the explicit file keystore).
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile, readdir } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { KeyportError } from '../proto/errors';
+import { formatClusterAddress } from './cluster-trust';
+import type { ClusterAddress } from './cluster-trust';
+import type { KeyStoreKind } from './keystore';
+
+export interface TrustedCluster {
+  address: string;
+  name: string;
+  caPin: string;
+  caPem: string;
+  trustedAtMs: number;
+}
+
+export interface Profile {
+  address: string;
+  cluster: string;
+  user: string;
+  roles: string[];
+  logins: string[];
+  mfaVerified: boolean;
+  validAfterMs: number;
+  expiresMs: number;
+  keystore: KeyStoreKind;
+  keyId: string;
+  tlsCertPem: string;
+  sshCertificate: string;
+}
+
+export function keyportHome(env: NodeJS.ProcessEnv = process.env): string {
+  return env.KEYPORT_HOME || join(homedir(), '.keyport');
+}
+
+function fileKey(address: string): string {
+  return address.replace(/[^A-Za-z0-9.-]/g, '_');
+}
+
+async function writeAtomically(path: string, contents: string, mode = 0o600): Promise<void> {
+  const temporary = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  await writeFile(temporary, contents, { mode });
+  await rename(temporary, path);
+}
+
+async function readJson<T>(path: string): Promise<T | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new KeyportError('INVALID_ARGUMENT', `${path} is not valid JSON; remove it and sign in again.`);
+  }
+}
+
+export class ProfileStore {
+  constructor(readonly home: string = keyportHome()) {}
+
+  private async dir(name: string): Promise<string> {
+    const path = join(this.home, name);
+    await mkdir(path, { recursive: true, mode: 0o700 });
+    return path;
+  }
+
+  async getTrustedCluster(address: ClusterAddress): Promise<TrustedCluster | undefined> {
+    return readJson<TrustedCluster>(join(this.home, 'clusters', `${fileKey(formatClusterAddress(address))}.json`));
+  }
+
+  async trustCluster(cluster: TrustedCluster): Promise<void> {
+    const dir = await this.dir('clusters');
+    await writeAtomically(join(dir, `${fileKey(cluster.address)}.json`), JSON.stringify(cluster, null, 2));
+  }
+
+  async forgetCluster(address: string): Promise<void> {
+    await rm(join(this.home, 'clusters', `${fileKey(address)}.json`), { force: true });
+  }
+
+  async listTrustedClusters(): Promise<TrustedCluster[]> {
+    const dir = join(this.home, 'clusters');
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const clusters = await Promise.all(
+      names.filter((n) => n.endsWith('.json')).map((n) => readJson<TrustedCluster>(join(dir, n))),
+    );
+    return clusters.filter((c): c is TrustedCluster => c !== undefined);
+  }
+
+  sshCertificatePath(address: string): string {
+    return join(this.home, 'profiles', `${fileKey(address)}-cert.pub`);
+  }
+
+  async saveProfile(profile: Profile): Promise<void> {
+    const dir = await this.dir('profiles');
+    await writeAtomically(this.sshCertificatePath(profile.address), `${profile.sshCertificate}\n`, 0o644);
+    await writeAtomically(join(dir, `${fileKey(profile.address)}.json`), JSON.stringify(profile, null, 2));
+    await writeAtomically(join(this.home, 'current'), `${profile.address}\n`);
+  }
+
+  async getProfile(address?: string): Promise<Profile | undefined> {
+    const chosen = address ?? (await this.currentAddress());
+    if (!chosen) return undefined;
+    return readJson<Profile>(join(this.home, 'profiles', `${fileKey(chosen)}.json`));
+  }
+
+  async currentAddress(): Promise<string | undefined> {
+    const text = await readFile(join(this.home, 'current'), 'utf8').catch(() => undefined);
+    return text?.trim() || undefined;
+  }
+
+  async removeProfile(address: string): Promise<void> {
+    await rm(join(this.home, 'profiles', `${fileKey(address)}.json`), { force: true });
+    await rm(this.sshCertificatePath(address), { force: true });
+    if ((await this.currentAddress()) === address) await rm(join(this.home, 'current'), { force: true });
+  }
+}

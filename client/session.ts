@@ -1,0 +1,94 @@
+// Connecting as someone: trusting the cluster first (pinned CA, trust on first use), then the signed-in
+// profile's certificate with its private key from the keystore.
+import { KeyportError } from '../proto/errors';
+import { connectCluster } from './api';
+import type { ClusterApi } from './api';
+import { checkStoredCa, fetchPresentedChain, formatClusterAddress, normalizePin, pinMismatchError } from './cluster-trust';
+import type { ClusterAddress } from './cluster-trust';
+import { openKeyStore } from './keystore';
+import type { Profile, ProfileStore, TrustedCluster } from './profiles';
+import { parseClusterAddress } from './cluster-trust';
+
+export interface TrustPrompt {
+  /** Trust on first use: show the pin and ask. Resolve false to refuse. */
+  confirmCaPin(address: string, caPin: string): Promise<boolean>;
+}
+
+export interface TrustOptions {
+  /** `--ca-pin`: trust exactly this CA, with no prompt. */
+  caPin?: string;
+  prompt: TrustPrompt;
+  onCall?: (method: string) => void;
+}
+
+export async function ensureTrustedCluster(
+  profiles: ProfileStore,
+  address: ClusterAddress,
+  options: TrustOptions,
+): Promise<TrustedCluster> {
+  const expectedPin = options.caPin ? normalizePin(options.caPin) : undefined;
+  const stored = await profiles.getTrustedCluster(address);
+  if (stored && (!expectedPin || expectedPin === stored.caPin)) {
+    checkStoredCa(stored.caPem, stored.caPin);
+    return stored;
+  }
+  const presented = await fetchPresentedChain(address);
+  if (expectedPin && presented.caPin !== expectedPin) throw pinMismatchError(address, expectedPin, presented.caPin);
+  if (!expectedPin && stored && presented.caPin !== stored.caPin) {
+    throw pinMismatchError(address, stored.caPin, presented.caPin);
+  }
+  if (!expectedPin && !(await options.prompt.confirmCaPin(formatClusterAddress(address), presented.caPin))) {
+    throw new KeyportError('CANCELLED', 'The cluster CA was not trusted; nothing was saved.');
+  }
+  const api = connectCluster({ address, caPem: presented.caPem, caPin: presented.caPin, onCall: options.onCall });
+  try {
+    const info = await api.auth.getClusterInfo({});
+    const trusted: TrustedCluster = {
+      address: formatClusterAddress(address),
+      name: info.clusterName,
+      caPin: presented.caPin,
+      caPem: presented.caPem,
+      trustedAtMs: Date.now(),
+    };
+    await profiles.trustCluster(trusted);
+    return trusted;
+  } finally {
+    api.close();
+  }
+}
+
+export function connectTrusted(trusted: TrustedCluster, onCall?: (method: string) => void): ClusterApi {
+  return connectCluster({
+    address: parseClusterAddress(trusted.address),
+    caPem: trusted.caPem,
+    caPin: trusted.caPin,
+    onCall,
+  });
+}
+
+/** The API as the profile's user (mTLS with the login certificate). */
+export async function connectAsProfile(
+  profiles: ProfileStore,
+  profile: Profile,
+  onCall?: (method: string) => void,
+): Promise<ClusterApi> {
+  const trusted = await profiles.getTrustedCluster(parseClusterAddress(profile.address));
+  if (!trusted) {
+    throw new KeyportError('CA_PIN_MISMATCH', `The cluster ${profile.address} is no longer trusted; sign in again.`);
+  }
+  checkStoredCa(trusted.caPem, trusted.caPin);
+  if (profile.expiresMs <= Date.now()) {
+    throw new KeyportError('CERTIFICATE_EXPIRED', `Your session on ${profile.address} has expired: run \`keyport login\`.`, {
+      resolvableByRelogin: true,
+    });
+  }
+  const privateKeyPem = await openKeyStore(profile.keystore, profiles.home).get(profile.keyId);
+  return connectCluster({
+    address: parseClusterAddress(profile.address),
+    caPem: trusted.caPem,
+    caPin: trusted.caPin,
+    clientKeyPem: privateKeyPem,
+    clientCertPem: profile.tlsCertPem,
+    onCall,
+  });
+}

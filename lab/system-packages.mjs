@@ -1,0 +1,43 @@
+// Checks the Debian packages that `npm start` / `npm test` need. As root it installs the missing ones
+// (apt-get update, then apt-get install -y --no-install-recommends); otherwise it prints the one exact
+// sudo line and exits non-zero. Plain Node, no dependencies: it runs before anything else.
+import { execFileSync, spawnSync } from 'node:child_process';
+
+/** Why each package is here, so the list stays honest. */
+const packages = {
+  'openssh-client': ['start', 'test'], // ssh-keygen: the tests check SSH certificates with OpenSSH itself
+  'gnome-keyring': ['start', 'test'], // Secret Service for the keychain (lab keyring on headless machines)
+  'dbus-daemon': ['start', 'test'], // a private session bus for that keyring
+  'dbus-bin': ['start', 'test'], // dbus-send: the client asks the Secret Service whether it is locked
+  'libsecret-tools': ['test'], // secret-tool: tests read the keychain from outside the client
+};
+
+const mode = process.argv[2] ?? 'test';
+const wanted = Object.entries(packages)
+  .filter(([, modes]) => modes.includes(mode))
+  .map(([name]) => name);
+
+function installed(name) {
+  const result = spawnSync('dpkg-query', ['-W', '-f=${Status}', name], { encoding: 'utf8' });
+  return result.status === 0 && result.stdout.includes('install ok installed');
+}
+
+if (spawnSync('dpkg-query', ['--version']).status !== 0) {
+  console.error('system-packages: dpkg-query not found; this project expects Debian 12. Install by hand:');
+  console.error(`  ${wanted.join(' ')}`);
+  process.exit(1);
+}
+
+const missing = wanted.filter((name) => !installed(name));
+if (missing.length === 0) process.exit(0);
+
+if (process.getuid?.() !== 0) {
+  console.error(`Keyport needs these Debian packages for \`npm ${mode}\`. Install them with:`);
+  console.error(`  sudo apt-get install -y --no-install-recommends ${missing.join(' ')}`);
+  process.exit(1);
+}
+
+console.log(`system-packages: installing ${missing.join(' ')}`);
+const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+execFileSync('apt-get', ['update'], { stdio: 'inherit', env });
+execFileSync('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
