@@ -33,7 +33,10 @@ const duration = z.string().refine((text) => (parseGoDurationSeconds(text) ?? 0)
 const fileSchema = z
   .object({
     version: z.literal('v1').optional(),
-    keyport: z.object({ data_dir: z.string().min(1).optional() }).strict().optional(),
+    keyport: z
+      .object({ data_dir: z.string().min(1).optional() })
+      .strict()
+      .optional(),
     auth_service: z
       .object({
         enabled: z.boolean().optional(),
@@ -41,7 +44,11 @@ const fileSchema = z
         public_addr: z.string().optional(),
         cluster_name: z.string().min(1).optional(),
         lockout: z
-          .object({ max_attempts: z.number().int().min(1).max(100).optional(), window: duration.optional(), duration: duration.optional() })
+          .object({
+            max_attempts: z.number().int().min(1).max(100).optional(),
+            window: duration.optional(),
+            duration: duration.optional(),
+          })
           .strict()
           .optional(),
         authentication: z.record(z.string(), z.unknown()).optional(),
@@ -64,13 +71,19 @@ export async function loadAuthConfig(flags: AuthFlags): Promise<AuthConfig> {
   let file: z.output<typeof fileSchema> = {};
   if (flags.config) {
     const text = await readFile(flags.config, 'utf8').catch((error: NodeJS.ErrnoException) => {
-      throw new KeyportError('INVALID_ARGUMENT', `Cannot read the config file ${flags.config}: ${error.code ?? error}`);
+      throw new KeyportError(
+        'INVALID_ARGUMENT',
+        `Cannot read the config file ${flags.config}: ${error.code ?? error}`,
+      );
     });
     let raw: unknown;
     try {
       raw = parseYaml(text) ?? {};
     } catch (error) {
-      throw new KeyportError('INVALID_ARGUMENT', `${flags.config}: invalid YAML: ${(error as Error).message}`);
+      throw new KeyportError(
+        'INVALID_ARGUMENT',
+        `${flags.config}: invalid YAML: ${(error as Error).message}`,
+      );
     }
     const parsed = fileSchema.safeParse(raw);
     if (!parsed.success) {
@@ -85,10 +98,14 @@ export async function loadAuthConfig(flags: AuthFlags): Promise<AuthConfig> {
   }
   const auth = file.auth_service ?? {};
   const dataDir = flags.dataDir ?? file.keyport?.data_dir;
-  if (!dataDir) throw new KeyportError('INVALID_ARGUMENT', 'Give a data directory: --data-dir DIR or keyport.data_dir.');
+  if (!dataDir)
+    throw new KeyportError('INVALID_ARGUMENT', 'Give a data directory: --data-dir DIR or keyport.data_dir.');
   const listenText = flags.listen ?? auth.listen_addr ?? '127.0.0.1:3025';
   const listen = parseHostPort(listenText, flags.listen ? '--listen' : 'auth_service.listen_addr');
-  const publicAddr = flags.publicAddr ?? auth.public_addr ?? `${listen.host === '0.0.0.0' ? 'localhost' : listen.host}:${listen.port}`;
+  const publicAddr =
+    flags.publicAddr ??
+    auth.public_addr ??
+    `${listen.host === '0.0.0.0' ? 'localhost' : listen.host}:${listen.port}`;
   parseHostPort(publicAddr, flags.publicAddr ? '--public-addr' : 'auth_service.public_addr');
   const lockout = auth.lockout ?? {};
   return {

@@ -22,9 +22,13 @@ export interface Identity {
 
 export async function authenticate(ctx: ServiceContext, call: CallContext): Promise<Identity> {
   if (!call.peerCertificateDer) {
-    throw new KeyportError('UNAUTHENTICATED', 'This call needs a signed-in client: run `keyport login` first.', {
-      resolvableByRelogin: true,
-    });
+    throw new KeyportError(
+      'UNAUTHENTICATED',
+      'This call needs a signed-in client: run `keyport login` first.',
+      {
+        resolvableByRelogin: true,
+      },
+    );
   }
   let verified;
   try {
@@ -50,7 +54,10 @@ export async function authenticate(ctx: ServiceContext, call: CallContext): Prom
   };
   if (identity.builtin) {
     if (identity.user !== BUILTIN_ADMIN || verified.serial.toString(16) !== ctx.builtinAdminSerial) {
-      throw new KeyportError('UNAUTHENTICATED', 'This admin identity was replaced when the auth service restarted.');
+      throw new KeyportError(
+        'UNAUTHENTICATED',
+        'This admin identity was replaced when the auth service restarted.',
+      );
     }
     return identity;
   }

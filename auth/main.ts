@@ -11,7 +11,10 @@ const program = new Command('keyport-auth')
 program
   .command('start')
   .description('Start the auth service (creates the cluster CAs on first start)')
-  .option('-c, --config <file>', 'YAML config file (auth_service: listen_addr, public_addr, cluster_name, authentication)')
+  .option(
+    '-c, --config <file>',
+    'YAML config file (auth_service: listen_addr, public_addr, cluster_name, authentication)',
+  )
   .option('-d, --data-dir <dir>', 'data directory: database, CA keys (0600), admin identity')
   .option('-l, --listen <host:port>', 'address to listen on; port 0 picks a free port', undefined)
   .option('--public-addr <host:port>', 'address clients use; its host is in the TLS certificate')

@@ -127,8 +127,16 @@ export async function applyStartupResources(
   let capJson: string | undefined;
   if (authentication) {
     try {
-      const spec = parseCapSpecValue(authentication, { caEntries: 'pem-or-path' }, 'auth_service.authentication');
-      const resolved = await resolveCapSpecCaFiles(spec, (path) => readFile(path, 'utf8'), 'auth_service.authentication');
+      const spec = parseCapSpecValue(
+        authentication,
+        { caEntries: 'pem-or-path' },
+        'auth_service.authentication',
+      );
+      const resolved = await resolveCapSpecCaFiles(
+        spec,
+        (path) => readFile(path, 'utf8'),
+        'auth_service.authentication',
+      );
       normalizeCap(resolved, 'auth_service.authentication');
       capJson = JSON.stringify({ ...defaultClusterAuthPreference(), spec: resolved });
     } catch (error) {
@@ -137,7 +145,8 @@ export async function applyStartupResources(
   }
   await store.transaction(async (tx) => {
     if (!(await tx.getConfig(PRESETS_INSTALLED))) {
-      for (const role of presetRoles()) await tx.putRole(role.metadata.name, JSON.stringify(role), false, nowMs);
+      for (const role of presetRoles())
+        await tx.putRole(role.metadata.name, JSON.stringify(role), false, nowMs);
       if (!(await tx.getConfig(CAP_KIND))) {
         await tx.putConfig(CAP_KIND, JSON.stringify(defaultClusterAuthPreference()), nowMs);
       }

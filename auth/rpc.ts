@@ -15,11 +15,15 @@ export type Handler<Req, Res> = (request: Req, context: CallContext) => Promise<
 
 function callContext(call: ServerUnaryCall<unknown, unknown>): CallContext {
   const peer = call.getAuthContext()?.sslPeerCertificate;
-  const der = peer && 'raw' in peer && Buffer.isBuffer(peer.raw) && peer.raw.length > 0 ? peer.raw : undefined;
+  const der =
+    peer && 'raw' in peer && Buffer.isBuffer(peer.raw) && peer.raw.length > 0 ? peer.raw : undefined;
   return { clientAddr: call.getPeer(), peerCertificateDer: der };
 }
 
-export function unary<Req, Res>(handler: Handler<Req, Res>, log: (error: unknown) => void): UntypedHandleCall {
+export function unary<Req, Res>(
+  handler: Handler<Req, Res>,
+  log: (error: unknown) => void,
+): UntypedHandleCall {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
     handler(call.request, callContext(call as ServerUnaryCall<unknown, unknown>)).then(
       (response) => callback(null, response),
@@ -47,6 +51,9 @@ export function bindService<D extends ServiceDefinition>(
   log: (error: unknown) => void,
 ): UntypedServiceImplementation {
   return Object.fromEntries(
-    Object.entries(handlers).map(([name, handler]) => [name, unary(handler as Handler<unknown, unknown>, log)]),
+    Object.entries(handlers).map(([name, handler]) => [
+      name,
+      unary(handler as Handler<unknown, unknown>, log),
+    ]),
   );
 }

@@ -5,8 +5,13 @@ import { generateKeyPairSync } from 'node:crypto';
 import { chmod, rename, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { Server, ServerCredentials, experimental } from '@grpc/grpc-js';
-import type { CaCertificateUpdateListener, CertificateProvider, IdentityCertificateUpdateListener } from '@grpc/grpc-js/build/src/certificate-provider';
+import type { ServerCredentials } from '@grpc/grpc-js';
+import { Server, experimental } from '@grpc/grpc-js';
+import type {
+  CaCertificateUpdateListener,
+  CertificateProvider,
+  IdentityCertificateUpdateListener,
+} from '@grpc/grpc-js/build/src/certificate-provider';
 import { AdminServiceService } from '../proto/gen/keyport/v1/admin';
 import { AuthServiceService } from '../proto/gen/keyport/v1/auth';
 import { UserServiceService } from '../proto/gen/keyport/v1/user';
@@ -59,7 +64,10 @@ async function writePrivateJson(path: string, value: unknown): Promise<void> {
   await rename(temporary, path);
 }
 
-export async function startAuthServer(config: AuthConfig, log: (line: string) => void = () => {}): Promise<RunningAuthServer> {
+export async function startAuthServer(
+  config: AuthConfig,
+  log: (line: string) => void = () => {},
+): Promise<RunningAuthServer> {
   const store = await openSqliteStore(config.dataDir);
   const storedName = await store.getConfig('cluster_name');
   if (storedName && JSON.parse(storedName) !== config.clusterName) {
@@ -115,7 +123,11 @@ export async function startAuthServer(config: AuthConfig, log: (line: string) =>
   server.addService(AdminServiceService, bindService(AdminServiceService, adminService(ctx), logError));
 
   const provider = staticProvider(authorities.tls.certPem, host.chainPem, host.keyPem);
-  const credentials: ServerCredentials = experimental.createCertificateProviderServerCredentials(provider, provider, false);
+  const credentials: ServerCredentials = experimental.createCertificateProviderServerCredentials(
+    provider,
+    provider,
+    false,
+  );
   const bindHost = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${bindHost}:${config.listen.port}`, credentials, (error, boundPort) =>

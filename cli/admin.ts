@@ -45,19 +45,30 @@ async function connectAdmin(profiles: ProfileStore, dataDir: string | undefined)
     });
   }
   const profile = await profiles.getProfile();
-  if (!profile) throw new KeyportError('UNAUTHENTICATED', 'Not signed in: run `keyport login`, or pass --data-dir on the auth host.');
+  if (!profile)
+    throw new KeyportError(
+      'UNAUTHENTICATED',
+      'Not signed in: run `keyport login`, or pass --data-dir on the auth host.',
+    );
   return connectAsProfile(profiles, profile);
 }
 
 function parseRef(ref: string): { kind: string; name: string } {
   const plural: Record<string, string> = { users: 'user', roles: 'role' };
   if (plural[ref]) return { kind: plural[ref] as string, name: '' };
-  if (ref === 'cap' || ref === 'cluster_auth_preference') return { kind: 'cluster_auth_preference', name: '' };
+  if (ref === 'cap' || ref === 'cluster_auth_preference')
+    return { kind: 'cluster_auth_preference', name: '' };
   const match = /^(user|role|cap|cluster_auth_preference)\/(.+)$/.exec(ref);
   if (!match) {
-    throw new KeyportError('INVALID_ARGUMENT', `"${ref}" is not a resource: use cap, users, roles, user/NAME or role/NAME.`);
+    throw new KeyportError(
+      'INVALID_ARGUMENT',
+      `"${ref}" is not a resource: use cap, users, roles, user/NAME or role/NAME.`,
+    );
   }
-  return { kind: match[1] === 'cap' ? 'cluster_auth_preference' : (match[1] as string), name: match[2] as string };
+  return {
+    kind: match[1] === 'cap' ? 'cluster_auth_preference' : (match[1] as string),
+    name: match[2] as string,
+  };
 }
 
 function resourceYaml(resource: Resource): string {
@@ -126,14 +137,24 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
               });
         const documents = parseResourceText(text, source);
         const prepared = [];
-        for (const document of documents) prepared.push(await inlineCaFiles(document, options.file === '-' ? '.' : options.file));
+        for (const document of documents)
+          prepared.push(await inlineCaFiles(document, options.file === '-' ? '.' : options.file));
         for (const document of prepared) {
           try {
-            const created = await api.admin.createResource({ json: JSON.stringify(document.value), force: Boolean(options.force) });
-            console.log(`${created.kind === 'cluster_auth_preference' ? 'cluster auth preference' : `${created.kind} "${created.name}"`} has been ${options.force ? 'created or updated' : 'created'}`);
+            const created = await api.admin.createResource({
+              json: JSON.stringify(document.value),
+              force: Boolean(options.force),
+            });
+            console.log(
+              `${created.kind === 'cluster_auth_preference' ? 'cluster auth preference' : `${created.kind} "${created.name}"`} has been ${options.force ? 'created or updated' : 'created'}`,
+            );
           } catch (error) {
             if (error instanceof KeyportError && prepared.length > 1) {
-              throw new KeyportError(error.code, `document ${document.index}: ${error.message}`, error.fields);
+              throw new KeyportError(
+                error.code,
+                `document ${document.index}: ${error.message}`,
+                error.fields,
+              );
             }
             throw error;
           }
@@ -166,16 +187,29 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
           await writeFile(file, before, { mode: 0o600 });
           const editor = process.env.VISUAL || process.env.EDITOR || 'vi';
           const result = spawnSync(`${editor} "${file}"`, { shell: true, stdio: 'inherit' });
-          if (result.status !== 0) throw new KeyportError('CANCELLED', `The editor exited with ${result.status}; nothing was saved.`);
+          if (result.status !== 0)
+            throw new KeyportError(
+              'CANCELLED',
+              `The editor exited with ${result.status}; nothing was saved.`,
+            );
           const after = await readFile(file, 'utf8');
           if (after === before) {
             console.log('No changes.');
             return;
           }
           const [document] = parseResourceText(after, file);
-          if (!document) throw new KeyportError('INVALID_ARGUMENT', 'The edited file holds no resource; nothing was saved.');
-          await api.admin.createResource({ json: JSON.stringify((await inlineCaFiles(document, file)).value), force: true });
-          console.log(`${kind === 'cluster_auth_preference' ? 'cluster auth preference' : `${kind} "${name}"`} has been updated`);
+          if (!document)
+            throw new KeyportError(
+              'INVALID_ARGUMENT',
+              'The edited file holds no resource; nothing was saved.',
+            );
+          await api.admin.createResource({
+            json: JSON.stringify((await inlineCaFiles(document, file)).value),
+            force: true,
+          });
+          console.log(
+            `${kind === 'cluster_auth_preference' ? 'cluster auth preference' : `${kind} "${name}"`} has been updated`,
+          );
         } finally {
           await rm(dir, { recursive: true, force: true });
         }
@@ -192,10 +226,15 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
       withApi(async (api) => {
         const created = await api.admin.createUser({
           name,
-          roles: String(options.roles).split(',').map((r) => r.trim()).filter(Boolean),
+          roles: String(options.roles)
+            .split(',')
+            .map((r) => r.trim())
+            .filter(Boolean),
           traits: options.logins ? { logins: String(options.logins) } : {},
         });
-        console.log(`User "${created.user}" has been created but requires a password. Share this signup token with the user,`);
+        console.log(
+          `User "${created.user}" has been created but requires a password. Share this signup token with the user,`,
+        );
         console.log(`valid until ${new Date(created.tokenExpiresMs).toISOString()}:`);
         console.log('');
         console.log(`  signup token: ${created.signupToken}`);
@@ -213,8 +252,13 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
         for (const resource of resources) {
           const doc = JSON.parse(resource.json);
           const lockedUntil: number | undefined = doc.status?.locked_until_ms;
-          const status = lockedUntil && lockedUntil > Date.now() ? `locked until ${new Date(Math.min(lockedUntil, 8.64e15)).toISOString()}` : 'active';
-          console.log(`${resource.name.padEnd(24)}${(doc.spec.roles as string[]).join(',').padEnd(32)}${status}`);
+          const status =
+            lockedUntil && lockedUntil > Date.now()
+              ? `locked until ${new Date(Math.min(lockedUntil, 8.64e15)).toISOString()}`
+              : 'active';
+          console.log(
+            `${resource.name.padEnd(24)}${(doc.spec.roles as string[]).join(',').padEnd(32)}${status}`,
+          );
         }
       }),
     );
@@ -266,15 +310,24 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
           sinceMs = /^\d+[smhd]/.test(options.since)
             ? Date.now() - parseDurationSeconds(options.since, '--since') * 1000
             : Date.parse(options.since);
-          if (Number.isNaN(sinceMs)) throw new KeyportError('INVALID_ARGUMENT', '--since: use a duration (1h) or an ISO time.');
+          if (Number.isNaN(sinceMs))
+            throw new KeyportError('INVALID_ARGUMENT', '--since: use a duration (1h) or an ISO time.');
         }
-        const { events } = await api.admin.listAuditEvents({ sinceMs, type: options.type ?? '', limit: Number(options.limit) });
+        const { events } = await api.admin.listAuditEvents({
+          sinceMs,
+          type: options.type ?? '',
+          limit: Number(options.limit),
+        });
         for (const event of events) {
           if (options.json) {
-            console.log(JSON.stringify({ ...event, fields: JSON.parse(event.fieldsJson), fieldsJson: undefined }));
+            console.log(
+              JSON.stringify({ ...event, fields: JSON.parse(event.fieldsJson), fieldsJson: undefined }),
+            );
           } else {
             const outcome = event.success ? 'ok  ' : 'FAIL';
-            console.log(`${new Date(event.timeMs).toISOString()} ${event.type.padEnd(16)} ${outcome} ${event.actor.padEnd(16)} ${event.clientAddr.padEnd(22)} ${event.message}`);
+            console.log(
+              `${new Date(event.timeMs).toISOString()} ${event.type.padEnd(16)} ${outcome} ${event.actor.padEnd(16)} ${event.clientAddr.padEnd(22)} ${event.message}`,
+            );
           }
         }
       }),

@@ -6,6 +6,7 @@ import { signup } from '../client/ceremonies/signup';
 import { parseClusterAddress } from '../client/cluster-trust';
 import { KeyStoreError } from '../client/keystore';
 import { ProfileStore } from '../client/profiles';
+import type { Profile } from '../client/profiles';
 import { registerAdminCommands } from './admin';
 import { EXIT, exitCodeOf } from './exit-codes';
 import { parseDurationSeconds, formatRemaining } from './format';
@@ -49,7 +50,11 @@ function program(): Command {
     .option('--ca-pin <sha256:hex>', 'trust exactly this CA instead of asking')
     .option('--ttl <duration>', 'certificate lifetime, e.g. 1h (capped by your roles)')
     .option('--password-stdin', 'read the password from the first line of standard input')
-    .addOption(new Option('--keystore <kind>', 'where the session key lives').choices(['keychain', 'file']).default('keychain'))
+    .addOption(
+      new Option('--keystore <kind>', 'where the session key lives')
+        .choices(['keychain', 'file'])
+        .default('keychain'),
+    )
     .action(async (options) => {
       const current = await profiles.getProfile();
       const clusterText: string | undefined = options.cluster ?? current?.address;
@@ -65,7 +70,9 @@ function program(): Command {
         prompts: {
           ...trustPrompt(prompter),
           password: (name) =>
-            options.passwordStdin ? readStdinLine('the password') : prompter.secret(`Enter password for Keyport user ${name}:`),
+            options.passwordStdin
+              ? readStdinLine('the password')
+              : prompter.secret(`Enter password for Keyport user ${name}:`),
           otpCode: () => prompter.text('Enter an OTP code from your authenticator app:'),
         },
       });
@@ -91,7 +98,9 @@ function program(): Command {
           async newPassword(user) {
             const first = await prompter.secret(`Choose a password for ${user} (at least 12 characters):`);
             if (process.stdin.isTTY && first !== (await prompter.secret('Confirm the password:'))) {
-              throw new KeyportError('INVALID_ARGUMENT', 'The passwords do not match.', { fieldPath: 'password' });
+              throw new KeyportError('INVALID_ARGUMENT', 'The passwords do not match.', {
+                fieldPath: 'password',
+              });
             }
             return first;
           },
@@ -103,7 +112,9 @@ function program(): Command {
           otpCode: () => prompter.text('Enter the code your authenticator app shows now:'),
         },
       });
-      console.log(`User "${result.user}" signed up. Sign in with: keyport login --cluster ${options.cluster} --user ${result.user}`);
+      console.log(
+        `User "${result.user}" signed up. Sign in with: keyport login --cluster ${options.cluster} --user ${result.user}`,
+      );
     });
 
   root
@@ -125,7 +136,8 @@ function program(): Command {
       const address = options.cluster ? parseClusterAddress(options.cluster) : undefined;
       const key = address ? `${address.host}:${address.port}` : undefined;
       const removed = await logout(profiles, key);
-      if (options.forget && (key ?? removed?.address)) await profiles.forgetCluster((key ?? removed?.address) as string);
+      if (options.forget && (key ?? removed?.address))
+        await profiles.forgetCluster((key ?? removed?.address) as string);
       console.log(removed ? `Logged out ${removed.user} from ${removed.address}.` : 'Not signed in.');
     });
 
@@ -133,13 +145,16 @@ function program(): Command {
   return root;
 }
 
-function printProfile(profile: import('../client/profiles').Profile): void {
+function printProfile(profile: Profile): void {
   const rows: [string, string][] = [
     ['Cluster', `${profile.cluster} (${profile.address})`],
     ['User', profile.user],
     ['Roles', profile.roles.join(', ') || '-'],
     ['Logins', profile.logins.join(', ') || '-'],
-    ['Valid until', `${new Date(profile.expiresMs).toISOString()} [${formatRemaining(profile.expiresMs - Date.now())}]`],
+    [
+      'Valid until',
+      `${new Date(profile.expiresMs).toISOString()} [${formatRemaining(profile.expiresMs - Date.now())}]`,
+    ],
     ['MFA verified', profile.mfaVerified ? 'yes' : 'no'],
     ['Key stored in', profile.keystore === 'keychain' ? 'OS keychain' : 'file keystore'],
   ];
@@ -154,7 +169,11 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     if (error instanceof KeyportError || error instanceof KeyStoreError) {
       console.error(`ERROR: ${error.message}`);
-      if (error instanceof KeyportError && error.fields.fieldPath && !error.message.includes(error.fields.fieldPath)) {
+      if (
+        error instanceof KeyportError &&
+        error.fields.fieldPath &&
+        !error.message.includes(error.fields.fieldPath)
+      ) {
         console.error(`  field: ${error.fields.fieldPath}`);
       }
       return exitCodeOf(error.code);

@@ -17,7 +17,10 @@ type UnaryMethod<Req, Res> = (
 ) => ClientUnaryCall;
 
 export type Promisified<C> = {
-  [K in keyof C as C[K] extends UnaryMethod<never, unknown> ? K : never]: C[K] extends UnaryMethod<infer Req, infer Res>
+  [K in keyof C as C[K] extends UnaryMethod<never, unknown> ? K : never]: C[K] extends UnaryMethod<
+    infer Req,
+    infer Res
+  >
     ? (request: Req) => Promise<Res>
     : never;
 };
@@ -61,7 +64,12 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
     if (failure.code !== 'UNAVAILABLE') return failure;
     const presented = await fetchPresentedChain(options.address).catch((probeError: unknown) => probeError);
     if (presented instanceof KeyportError) return presented.code === 'UNAVAILABLE' ? failure : presented;
-    if (presented && typeof presented === 'object' && 'caPin' in presented && presented.caPin !== options.caPin) {
+    if (
+      presented &&
+      typeof presented === 'object' &&
+      'caPin' in presented &&
+      presented.caPin !== options.caPin
+    ) {
       return pinMismatchError(options.address, options.caPin, String(presented.caPin));
     }
     return failure;

@@ -38,7 +38,10 @@ export function pinOf(certificate: X509Certificate): string {
 }
 
 export function normalizePin(pin: string): string {
-  const hex = pin.trim().toLowerCase().replace(/^sha256:/, '');
+  const hex = pin
+    .trim()
+    .toLowerCase()
+    .replace(/^sha256:/, '');
   if (!/^[0-9a-f]{64}$/.test(hex)) {
     throw new KeyportError('INVALID_ARGUMENT', `"${pin}" is not a CA pin; expected sha256:<64 hex digits>.`, {
       fieldPath: 'ca_pin',
@@ -52,7 +55,10 @@ export function normalizePin(pin: string): string {
  * host certificate for `address` issued by the self-signed CA that comes with it. The caller compares
  * the returned pin with the one it expects before trusting anything.
  */
-export async function fetchPresentedChain(address: ClusterAddress, timeoutMs = 5000): Promise<PresentedChain> {
+export async function fetchPresentedChain(
+  address: ClusterAddress,
+  timeoutMs = 5000,
+): Promise<PresentedChain> {
   const peer = await new Promise<DetailedPeerCertificate>((resolve, reject) => {
     const socket = connect({
       host: address.host,
@@ -69,15 +75,23 @@ export async function fetchPresentedChain(address: ClusterAddress, timeoutMs = 5
     });
     socket.once('error', reject);
   }).catch((error: Error) => {
-    throw new KeyportError('UNAVAILABLE', `Cannot reach the cluster at ${formatClusterAddress(address)}: ${error.message}`);
+    throw new KeyportError(
+      'UNAVAILABLE',
+      `Cannot reach the cluster at ${formatClusterAddress(address)}: ${error.message}`,
+    );
   });
   const untrusted = (why: string) =>
-    new KeyportError('CA_PIN_MISMATCH', `The cluster at ${formatClusterAddress(address)} ${why}; refusing to trust it.`);
+    new KeyportError(
+      'CA_PIN_MISMATCH',
+      `The cluster at ${formatClusterAddress(address)} ${why}; refusing to trust it.`,
+    );
   if (!peer.raw || !peer.issuerCertificate?.raw) throw untrusted('sent no CA certificate');
   const leaf = new X509Certificate(peer.raw);
   const ca = new X509Certificate(peer.issuerCertificate.raw);
-  if (!ca.ca || !ca.verify(ca.publicKey)) throw untrusted('sent a CA certificate that is not a self-signed CA');
-  if (!leaf.verify(ca.publicKey) || !leaf.checkIssued(ca)) throw untrusted('sent a host certificate its CA did not sign');
+  if (!ca.ca || !ca.verify(ca.publicKey))
+    throw untrusted('sent a CA certificate that is not a self-signed CA');
+  if (!leaf.verify(ca.publicKey) || !leaf.checkIssued(ca))
+    throw untrusted('sent a host certificate its CA did not sign');
   const matchesHost = isIP(address.host) ? leaf.checkIP(address.host) : leaf.checkHost(address.host);
   if (!matchesHost) throw untrusted(`presented a certificate that is not for ${address.host}`);
   return { caPem: ca.toString(), caPin: pinOf(ca) };
@@ -86,7 +100,10 @@ export async function fetchPresentedChain(address: ClusterAddress, timeoutMs = 5
 /** Checks that a stored CA still matches its pin (a profile edited by hand must not widen trust). */
 export function checkStoredCa(caPem: string, expectedPin: string): void {
   if (pinOf(new X509Certificate(caPem)) !== normalizePin(expectedPin)) {
-    throw new KeyportError('CA_PIN_MISMATCH', 'The stored cluster CA does not match its pin; remove the profile and trust the cluster again.');
+    throw new KeyportError(
+      'CA_PIN_MISMATCH',
+      'The stored cluster CA does not match its pin; remove the profile and trust the cluster again.',
+    );
   }
 }
 

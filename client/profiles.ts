@@ -76,7 +76,9 @@ export class ProfileStore {
   }
 
   async getTrustedCluster(address: ClusterAddress): Promise<TrustedCluster | undefined> {
-    return readJson<TrustedCluster>(join(this.home, 'clusters', `${fileKey(formatClusterAddress(address))}.json`));
+    return readJson<TrustedCluster>(
+      join(this.home, 'clusters', `${fileKey(formatClusterAddress(address))}.json`),
+    );
   }
 
   async trustCluster(cluster: TrustedCluster): Promise<void> {

@@ -3,7 +3,13 @@
 import { KeyportError } from '../proto/errors';
 import { connectCluster } from './api';
 import type { ClusterApi } from './api';
-import { checkStoredCa, fetchPresentedChain, formatClusterAddress, normalizePin, pinMismatchError } from './cluster-trust';
+import {
+  checkStoredCa,
+  fetchPresentedChain,
+  formatClusterAddress,
+  normalizePin,
+  pinMismatchError,
+} from './cluster-trust';
 import type { ClusterAddress } from './cluster-trust';
 import { openKeyStore } from './keystore';
 import type { Profile, ProfileStore, TrustedCluster } from './profiles';
@@ -33,14 +39,20 @@ export async function ensureTrustedCluster(
     return stored;
   }
   const presented = await fetchPresentedChain(address);
-  if (expectedPin && presented.caPin !== expectedPin) throw pinMismatchError(address, expectedPin, presented.caPin);
+  if (expectedPin && presented.caPin !== expectedPin)
+    throw pinMismatchError(address, expectedPin, presented.caPin);
   if (!expectedPin && stored && presented.caPin !== stored.caPin) {
     throw pinMismatchError(address, stored.caPin, presented.caPin);
   }
   if (!expectedPin && !(await options.prompt.confirmCaPin(formatClusterAddress(address), presented.caPin))) {
     throw new KeyportError('CANCELLED', 'The cluster CA was not trusted; nothing was saved.');
   }
-  const api = connectCluster({ address, caPem: presented.caPem, caPin: presented.caPin, onCall: options.onCall });
+  const api = connectCluster({
+    address,
+    caPem: presented.caPem,
+    caPin: presented.caPin,
+    onCall: options.onCall,
+  });
   try {
     const info = await api.auth.getClusterInfo({});
     const trusted: TrustedCluster = {
@@ -74,13 +86,20 @@ export async function connectAsProfile(
 ): Promise<ClusterApi> {
   const trusted = await profiles.getTrustedCluster(parseClusterAddress(profile.address));
   if (!trusted) {
-    throw new KeyportError('CA_PIN_MISMATCH', `The cluster ${profile.address} is no longer trusted; sign in again.`);
+    throw new KeyportError(
+      'CA_PIN_MISMATCH',
+      `The cluster ${profile.address} is no longer trusted; sign in again.`,
+    );
   }
   checkStoredCa(trusted.caPem, trusted.caPin);
   if (profile.expiresMs <= Date.now()) {
-    throw new KeyportError('CERTIFICATE_EXPIRED', `Your session on ${profile.address} has expired: run \`keyport login\`.`, {
-      resolvableByRelogin: true,
-    });
+    throw new KeyportError(
+      'CERTIFICATE_EXPIRED',
+      `Your session on ${profile.address} has expired: run \`keyport login\`.`,
+      {
+        resolvableByRelogin: true,
+      },
+    );
   }
   const privateKeyPem = await openKeyStore(profile.keystore, profiles.home).get(profile.keyId);
   return connectCluster({

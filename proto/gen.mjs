@@ -28,7 +28,10 @@ try {
   execFileSync(buf, ['generate', '--output', out], { cwd: root, stdio: 'inherit' });
   const fresh = join(out, 'proto/gen');
   const committed = join(root, 'proto/gen');
-  const names = new Set([...files(fresh).map((f) => relative(fresh, f)), ...files(committed).map((f) => relative(committed, f))]);
+  const names = new Set([
+    ...files(fresh).map((f) => relative(fresh, f)),
+    ...files(committed).map((f) => relative(committed, f)),
+  ]);
   const stale = [...names].filter((name) => {
     try {
       return !readFileSync(join(fresh, name)).equals(readFileSync(join(committed, name)));
@@ -37,7 +40,9 @@ try {
     }
   });
   if (stale.length > 0) {
-    console.error(`proto/gen is out of date (${stale.join(', ')}): run \`npm run gen\` and commit the result.`);
+    console.error(
+      `proto/gen is out of date (${stale.join(', ')}): run \`npm run gen\` and commit the result.`,
+    );
     process.exit(1);
   }
   console.log('proto/gen is current');

@@ -22,7 +22,15 @@ import type { ServiceContext } from '../context';
 import { SIGNUP_TOKEN_TTL_MS } from '../context';
 import { authenticate } from '../identity';
 import type { Identity } from '../identity';
-import { canonicalKind, CAP_KIND, capDocument, loadRoles, roleAllows, userDocument, validateResource } from '../policy';
+import {
+  canonicalKind,
+  CAP_KIND,
+  capDocument,
+  loadRoles,
+  roleAllows,
+  userDocument,
+  validateResource,
+} from '../policy';
 import type { CallContext } from '../rpc';
 import { hashToken } from './auth-service';
 
@@ -88,7 +96,11 @@ export function adminService(ctx: ServiceContext) {
       await authorize(call, kind, 'read');
       if (kind === 'user') return getUserResource(request.name);
       if (kind === 'role') return getRoleResource(request.name);
-      return { kind: CAP_KIND, name: 'cluster-auth-preference', json: JSON.stringify(await capDocument(ctx.store)) };
+      return {
+        kind: CAP_KIND,
+        name: 'cluster-auth-preference',
+        json: JSON.stringify(await capDocument(ctx.store)),
+      };
     },
 
     async listResources(request: ListResourcesRequest, call: CallContext): Promise<ListResourcesResponse> {
@@ -97,16 +109,26 @@ export function adminService(ctx: ServiceContext) {
       if (kind === 'user') {
         const rows = await ctx.store.listUsers();
         return {
-          resources: rows.map((row) => ({ kind: 'user', name: row.name, json: JSON.stringify(userDocument(row)) })),
+          resources: rows.map((row) => ({
+            kind: 'user',
+            name: row.name,
+            json: JSON.stringify(userDocument(row)),
+          })),
         };
       }
       if (kind === 'role') {
         const docs = await ctx.store.listRoleJson();
-        return { resources: docs.map((json) => ({ kind: 'role', name: JSON.parse(json).metadata.name, json })) };
+        return {
+          resources: docs.map((json) => ({ kind: 'role', name: JSON.parse(json).metadata.name, json })),
+        };
       }
       return {
         resources: [
-          { kind: CAP_KIND, name: 'cluster-auth-preference', json: JSON.stringify(await capDocument(ctx.store)) },
+          {
+            kind: CAP_KIND,
+            name: 'cluster-auth-preference',
+            json: JSON.stringify(await capDocument(ctx.store)),
+          },
         ],
       };
     },
@@ -122,14 +144,20 @@ export function adminService(ctx: ServiceContext) {
       if (resource.kind === 'role') {
         created = !(await ctx.store.getRoleJson(name));
         if (!(await ctx.store.putRole(name, json, request.force, now))) {
-          throw new KeyportError('ALREADY_EXISTS', `Role "${name}" already exists; use --force to replace it.`);
+          throw new KeyportError(
+            'ALREADY_EXISTS',
+            `Role "${name}" already exists; use --force to replace it.`,
+          );
         }
       } else if (resource.kind === 'user') {
         await checkRolesExist(resource.spec.roles, 'spec.roles');
         const specJson = JSON.stringify(resource.spec);
         if (!(await ctx.store.insertUser(name, specJson, now))) {
           if (!request.force) {
-            throw new KeyportError('ALREADY_EXISTS', `User "${name}" already exists; use --force to replace it.`);
+            throw new KeyportError(
+              'ALREADY_EXISTS',
+              `User "${name}" already exists; use --force to replace it.`,
+            );
           }
           await ctx.store.updateUserSpec(name, specJson, now);
           created = false;
@@ -172,9 +200,13 @@ export function adminService(ctx: ServiceContext) {
           throw new KeyportError('NOT_FOUND', `Role "${request.name}" does not exist.`);
         }
       } else {
-        throw new KeyportError('INVALID_ARGUMENT', 'The cluster_auth_preference cannot be deleted; edit it instead.', {
-          fieldPath: 'kind',
-        });
+        throw new KeyportError(
+          'INVALID_ARGUMENT',
+          'The cluster_auth_preference cannot be deleted; edit it instead.',
+          {
+            fieldPath: 'kind',
+          },
+        );
       }
       await ctx.audit.record({
         type: kind === 'user' ? 'user.delete' : 'resource.delete',
@@ -197,11 +229,18 @@ export function adminService(ctx: ServiceContext) {
         );
       }
       if (request.roles.length === 0) {
-        throw new KeyportError('INVALID_ARGUMENT', 'Give the user at least one role (--roles).', { fieldPath: 'roles' });
+        throw new KeyportError('INVALID_ARGUMENT', 'Give the user at least one role (--roles).', {
+          fieldPath: 'roles',
+        });
       }
       await checkRolesExist(request.roles, 'roles');
-      const spec = { roles: request.roles, traits: Object.fromEntries(Object.entries(request.traits).map(([k, v]) => [k, v.split(',')])) };
-      validateResource(JSON.stringify({ kind: 'user', version: 'v2', metadata: { name: request.name }, spec }));
+      const spec = {
+        roles: request.roles,
+        traits: Object.fromEntries(Object.entries(request.traits).map(([k, v]) => [k, v.split(',')])),
+      };
+      validateResource(
+        JSON.stringify({ kind: 'user', version: 'v2', metadata: { name: request.name }, spec }),
+      );
       const token = randomBytes(32).toString('base64url');
       const now = ctx.now();
       const expiresMs = now + SIGNUP_TOKEN_TTL_MS;
@@ -236,7 +275,9 @@ export function adminService(ctx: ServiceContext) {
       const identity = await authorize(call, 'user', 'update');
       const now = ctx.now();
       const until =
-        Number(request.durationSeconds) > 0 ? now + Number(request.durationSeconds) * 1000 : Number.MAX_SAFE_INTEGER;
+        Number(request.durationSeconds) > 0
+          ? now + Number(request.durationSeconds) * 1000
+          : Number.MAX_SAFE_INTEGER;
       if (!(await ctx.store.setLock(request.name, until, request.reason || 'locked by an admin', now))) {
         throw new KeyportError('NOT_FOUND', `User "${request.name}" does not exist.`);
       }
@@ -269,7 +310,10 @@ export function adminService(ctx: ServiceContext) {
       return getUserResource(request.name);
     },
 
-    async listAuditEvents(request: ListAuditEventsRequest, call: CallContext): Promise<ListAuditEventsResponse> {
+    async listAuditEvents(
+      request: ListAuditEventsRequest,
+      call: CallContext,
+    ): Promise<ListAuditEventsResponse> {
       await authorize(call, 'event', 'list');
       const rows = await ctx.store.listAudit({
         sinceMs: Number(request.sinceMs) || undefined,
@@ -277,18 +321,16 @@ export function adminService(ctx: ServiceContext) {
         limit: request.limit || undefined,
       });
       return {
-        events: rows.map(
-          (row): AuditEvent => ({
-            id: row.id,
-            timeMs: row.time_ms,
-            type: row.type,
-            actor: row.actor,
-            clientAddr: row.client_addr,
-            success: row.success === 1,
-            message: row.message,
-            fieldsJson: row.fields_json,
-          }),
-        ),
+        events: rows.map((row): AuditEvent => ({
+          id: row.id,
+          timeMs: row.time_ms,
+          type: row.type,
+          actor: row.actor,
+          clientAddr: row.client_addr,
+          success: row.success === 1,
+          message: row.message,
+          fieldsJson: row.fields_json,
+        })),
       };
     },
   };

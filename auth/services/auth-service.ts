@@ -32,14 +32,18 @@ export function newSecretToken(): string {
 }
 
 const invalidSignupToken = () =>
-  new KeyportError('ACCESS_DENIED', 'The signup token is invalid or was already used; ask an admin for a new one.');
+  new KeyportError(
+    'ACCESS_DENIED',
+    'The signup token is invalid or was already used; ask an admin for a new one.',
+  );
 const expiredSignupToken = () =>
   new KeyportError('EXPIRED', 'The signup token has expired; ask an admin for a new one.');
 const badCredentials = () => new KeyportError('ACCESS_DENIED', 'Invalid user name or password.');
 
 export function lockedError(user: UserRow): KeyportError {
   const until = user.locked_until_ms ?? 0;
-  const when = until >= Number.MAX_SAFE_INTEGER ? 'until an admin unlocks it' : `until ${new Date(until).toISOString()}`;
+  const when =
+    until >= Number.MAX_SAFE_INTEGER ? 'until an admin unlocks it' : `until ${new Date(until).toISOString()}`;
   return new KeyportError('LOCKED', `User "${user.name}" is locked ${when}.`, { lockedUntilMs: until });
 }
 
@@ -49,10 +53,20 @@ export function isLocked(user: UserRow, nowMs: number): boolean {
 
 export function authService(ctx: ServiceContext) {
   /** Counts a failed attempt and locks the user once the policy's limit is reached within its window. */
-  async function recordFailure(user: UserRow, clientAddr: string, reason: string): Promise<KeyportError | undefined> {
+  async function recordFailure(
+    user: UserRow,
+    clientAddr: string,
+    reason: string,
+  ): Promise<KeyportError | undefined> {
     const now = ctx.now();
     await ctx.store.recordLoginFailure(user.name, now);
-    await ctx.audit.record({ type: 'user.login', actor: user.name, clientAddr, success: false, message: reason });
+    await ctx.audit.record({
+      type: 'user.login',
+      actor: user.name,
+      clientAddr,
+      success: false,
+      message: reason,
+    });
     const failures = await ctx.store.countLoginFailures(user.name, now - ctx.lockout.windowMs);
     if (failures < ctx.lockout.maxAttempts) return undefined;
     const until = now + ctx.lockout.durationMs;
@@ -101,7 +115,8 @@ export function authService(ctx: ServiceContext) {
       if (!row || row.used) throw invalidSignupToken();
       if (row.expires_ms <= ctx.now()) throw expiredSignupToken();
       const cap = await loadCap(ctx.store);
-      if (!cap.secondFactorRequired) return { user: row.user, registerChallenge: undefined, tokenExpiresMs: row.expires_ms };
+      if (!cap.secondFactorRequired)
+        return { user: row.user, registerChallenge: undefined, tokenExpiresMs: row.expires_ms };
       const wantsWebauthn = request.deviceType === MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN;
       if (wantsWebauthn || !cap.secondFactors.includes('otp')) {
         throw new KeyportError(
@@ -146,14 +161,20 @@ export function authService(ctx: ServiceContext) {
         if (cap.secondFactorRequired) {
           const device = request.newDevice;
           if (device?.response?.$case !== 'totp') {
-            throw new KeyportError('MFA_REQUIRED', 'This cluster requires a second factor: register an OTP device.');
+            throw new KeyportError(
+              'MFA_REQUIRED',
+              'This cluster requires a second factor: register an OTP device.',
+            );
           }
           if (!token.pending_totp_secret) {
             throw new KeyportError('PRECONDITION_FAILED', 'Start the signup first, to get the OTP secret.');
           }
           const step = totpStepOf(token.pending_totp_secret, device.response.value.code, now);
           if (step === undefined) {
-            throw new KeyportError('MFA_FAILED', 'The OTP code is wrong; check the time on your device and try again.');
+            throw new KeyportError(
+              'MFA_FAILED',
+              'The OTP code is wrong; check the time on your device and try again.',
+            );
           }
           await tx.insertDevice({
             id: randomUUID(),
@@ -169,7 +190,13 @@ export function authService(ctx: ServiceContext) {
         }
         await tx.setPasswordHash(token.user, passwordHash, now);
         await ctx.audit.record(
-          { type: 'user.signup', actor: token.user, clientAddr: call.clientAddr, success: true, message: 'signed up' },
+          {
+            type: 'user.signup',
+            actor: token.user,
+            clientAddr: call.clientAddr,
+            success: true,
+            message: 'signed up',
+          },
           tx,
         );
         return token.user;
@@ -189,11 +216,16 @@ export function authService(ctx: ServiceContext) {
         throw new KeyportError('PRECONDITION_FAILED', 'Passwordless login needs a security key (WebAuthn).');
       }
       if (request.scope !== ChallengeScope.CHALLENGE_SCOPE_LOGIN) {
-        throw new KeyportError('INVALID_ARGUMENT', 'Without a certificate, only a LOGIN challenge can be created.', {
-          fieldPath: 'scope',
-        });
+        throw new KeyportError(
+          'INVALID_ARGUMENT',
+          'Without a certificate, only a LOGIN challenge can be created.',
+          {
+            fieldPath: 'scope',
+          },
+        );
       }
-      if (!request.user) throw new KeyportError('INVALID_ARGUMENT', 'A user name is required.', { fieldPath: 'user' });
+      if (!request.user)
+        throw new KeyportError('INVALID_ARGUMENT', 'A user name is required.', { fieldPath: 'user' });
       const user = await ctx.store.getUser(request.user);
       if (user && isLocked(user, ctx.now())) {
         await ctx.audit.record({
@@ -216,7 +248,8 @@ export function authService(ctx: ServiceContext) {
         });
         throw badCredentials();
       }
-      if (!passwordOk) throw (await recordFailure(user, call.clientAddr, 'wrong password')) ?? badCredentials();
+      if (!passwordOk)
+        throw (await recordFailure(user, call.clientAddr, 'wrong password')) ?? badCredentials();
 
       const cap = await loadCap(ctx.store);
       const devices = await ctx.store.listDevices(user.name);
@@ -262,7 +295,10 @@ export function authService(ctx: ServiceContext) {
 
       const challenge = await ctx.store.consumeChallenge(response.challengeId);
       if (!challenge || !challenge.user) {
-        throw new KeyportError('ACCESS_DENIED', 'The login challenge is unknown or was already used; sign in again.');
+        throw new KeyportError(
+          'ACCESS_DENIED',
+          'The login challenge is unknown or was already used; sign in again.',
+        );
       }
       if (challenge.scope !== ChallengeScope[ChallengeScope.CHALLENGE_SCOPE_LOGIN]) {
         throw new KeyportError('ACCESS_DENIED', 'This challenge was issued for another purpose than login.');
@@ -296,9 +332,15 @@ export function authService(ctx: ServiceContext) {
         }
         mfaVerified = true;
       } else if (response.response?.$case === 'webauthnJson') {
-        throw new KeyportError('MFA_FAILED', 'Security keys are not supported by this version of the cluster.');
+        throw new KeyportError(
+          'MFA_FAILED',
+          'Security keys are not supported by this version of the cluster.',
+        );
       } else if (cap.secondFactorRequired) {
-        throw new KeyportError('MFA_REQUIRED', 'This cluster requires a second factor: answer the MFA challenge.');
+        throw new KeyportError(
+          'MFA_REQUIRED',
+          'This cluster requires a second factor: answer the MFA challenge.',
+        );
       }
 
       const roles = await loadRoles(ctx.store, JSON.parse(user.spec_json).roles ?? []);
@@ -384,5 +426,3 @@ function parseSshPublicKeyField(line: string) {
     });
   }
 }
-
-

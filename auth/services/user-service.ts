@@ -3,17 +3,16 @@
 import { KeyportError } from '../../proto/errors';
 import { MFADeviceType } from '../../proto/gen/keyport/v1/mfa';
 import type { MFADevice } from '../../proto/gen/keyport/v1/mfa';
-import type {
-  ListMFADevicesResponse,
-  PingResponse,
-  UserStatus,
-} from '../../proto/gen/keyport/v1/user';
+import type { ListMFADevicesResponse, PingResponse, UserStatus } from '../../proto/gen/keyport/v1/user';
 import type { ServiceContext } from '../context';
 import { authenticate } from '../identity';
 import type { CallContext } from '../rpc';
 
 const notYet = () =>
-  new KeyportError('PRECONDITION_FAILED', 'Managing MFA devices needs security-key support, which this cluster lacks.');
+  new KeyportError(
+    'PRECONDITION_FAILED',
+    'Managing MFA devices needs security-key support, which this cluster lacks.',
+  );
 
 export function userService(ctx: ServiceContext) {
   return {
@@ -39,16 +38,15 @@ export function userService(ctx: ServiceContext) {
       const identity = await authenticate(ctx, call);
       const devices = await ctx.store.listDevices(identity.user);
       return {
-        devices: devices.map(
-          (d): MFADevice => ({
-            id: d.id,
-            name: d.name,
-            type: d.type === 'totp' ? MFADeviceType.MFA_DEVICE_TYPE_TOTP : MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN,
-            addedMs: d.added_ms,
-            lastUsedMs: d.last_used_ms ?? 0,
-            passkey: d.passkey === 1,
-          }),
-        ),
+        devices: devices.map((d): MFADevice => ({
+          id: d.id,
+          name: d.name,
+          type:
+            d.type === 'totp' ? MFADeviceType.MFA_DEVICE_TYPE_TOTP : MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN,
+          addedMs: d.added_ms,
+          lastUsedMs: d.last_used_ms ?? 0,
+          passkey: d.passkey === 1,
+        })),
       };
     },
 

@@ -76,7 +76,11 @@ const migrations: Record<string, Migration> = {
         .addColumn('user', 'text', (c) => c.notNull())
         .addColumn('time_ms', 'bigint', (c) => c.notNull())
         .execute();
-      await db.schema.createIndex('login_failures_user').on('login_failures').columns(['user', 'time_ms']).execute();
+      await db.schema
+        .createIndex('login_failures_user')
+        .on('login_failures')
+        .columns(['user', 'time_ms'])
+        .execute();
       await db.schema
         .createTable('audit_events')
         .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())

@@ -114,7 +114,12 @@ export class Store {
       .execute();
   }
 
-  async setLock(name: string, lockedUntilMs: number | null, reason: string | null, nowMs: number): Promise<boolean> {
+  async setLock(
+    name: string,
+    lockedUntilMs: number | null,
+    reason: string | null,
+    nowMs: number,
+  ): Promise<boolean> {
     const result = await this.db
       .updateTable('users')
       .set({ locked_until_ms: lockedUntilMs, lock_reason: reason, updated_ms: nowMs })
@@ -126,7 +131,11 @@ export class Store {
   // Roles and cluster configuration
 
   async getRoleJson(name: string): Promise<string | undefined> {
-    const row = await this.db.selectFrom('roles').select('doc_json').where('name', '=', name).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('roles')
+      .select('doc_json')
+      .where('name', '=', name)
+      .executeTakeFirst();
     return row?.doc_json;
   }
 
@@ -186,7 +195,11 @@ export class Store {
   }
 
   getSignupToken(tokenHash: string): Promise<SignupTokenRow | undefined> {
-    return this.db.selectFrom('signup_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+    return this.db
+      .selectFrom('signup_tokens')
+      .selectAll()
+      .where('token_hash', '=', tokenHash)
+      .executeTakeFirst();
   }
 
   async setPendingTotpSecret(tokenHash: string, secret: string): Promise<void> {
@@ -213,7 +226,12 @@ export class Store {
   // MFA devices
 
   listDevices(user: string): Promise<MfaDeviceRow[]> {
-    return this.db.selectFrom('mfa_devices').selectAll().where('user', '=', user).orderBy('added_ms').execute();
+    return this.db
+      .selectFrom('mfa_devices')
+      .selectAll()
+      .where('user', '=', user)
+      .orderBy('added_ms')
+      .execute();
   }
 
   /** Adds a device; returns false when the user already has a device with that name. */
@@ -310,6 +328,9 @@ export class Store {
       .where((eb) => eb.or([eb('used', '=', 1), eb('expires_ms', '<', nowMs)]))
       .execute();
     await this.db.deleteFrom('signup_tokens').where('expires_ms', '<', nowMs).execute();
-    await this.db.deleteFrom('login_failures').where('time_ms', '<', nowMs - failureWindowMs).execute();
+    await this.db
+      .deleteFrom('login_failures')
+      .where('time_ms', '<', nowMs - failureWindowMs)
+      .execute();
   }
 }

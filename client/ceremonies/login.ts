@@ -33,8 +33,13 @@ export interface LoginOptions {
 
 export async function loginWithPassword(options: LoginOptions): Promise<Profile> {
   const { profiles, prompts } = options;
-  if (!options.user) throw new KeyportError('INVALID_ARGUMENT', 'Give a user name (--user).', { fieldPath: 'user' });
-  const trusted = await ensureTrustedCluster(profiles, options.address, { caPin: options.caPin, prompt: prompts, onCall: options.onCall });
+  if (!options.user)
+    throw new KeyportError('INVALID_ARGUMENT', 'Give a user name (--user).', { fieldPath: 'user' });
+  const trusted = await ensureTrustedCluster(profiles, options.address, {
+    caPin: options.caPin,
+    prompt: prompts,
+    onCall: options.onCall,
+  });
   const address = formatClusterAddress(options.address);
 
   const keystore = openKeyStore(options.keystore, profiles.home);
@@ -53,7 +58,10 @@ export async function loginWithPassword(options: LoginOptions): Promise<Profile>
     const mfaResponse: MFAAuthenticateResponse = { challengeId: challenge.challengeId, response: undefined };
     if (challenge.mfaRequired) {
       if (!challenge.totpAllowed) {
-        throw new KeyportError('MFA_REQUIRED', 'This cluster requires a security key, which this client cannot use yet.');
+        throw new KeyportError(
+          'MFA_REQUIRED',
+          'This cluster requires a security key, which this client cannot use yet.',
+        );
       }
       mfaResponse.response = { $case: 'totp', value: { code: (await prompts.otpCode()).trim() } };
     }

@@ -25,8 +25,12 @@ export interface SignupOptions {
 }
 
 export async function signup(options: SignupOptions): Promise<{ user: string }> {
-  if (!options.token) throw new KeyportError('INVALID_ARGUMENT', 'Give the signup token (--token).', { fieldPath: 'token' });
-  const trusted = await ensureTrustedCluster(options.profiles, options.address, { caPin: options.caPin, prompt: options.prompts });
+  if (!options.token)
+    throw new KeyportError('INVALID_ARGUMENT', 'Give the signup token (--token).', { fieldPath: 'token' });
+  const trusted = await ensureTrustedCluster(options.profiles, options.address, {
+    caPin: options.caPin,
+    prompt: options.prompts,
+  });
   const api = connectTrusted(trusted);
   try {
     const started = await api.auth.startSignup({
