@@ -1,8 +1,10 @@
 // Who is calling: the X.509 client certificate from login, checked on every call against the CA, its
 // validity, and the user's current state (a deleted or locked user's certificate stops working at once).
+import { createHash } from 'node:crypto';
 import { KeyportError } from '../proto/errors';
 import { CaError } from './ca/errors';
 import { verifyClientCertificate } from './ca/x509';
+import type { VerifiedClientCertificate } from './ca/x509';
 import type { ServiceContext } from './context';
 import type { CallContext } from './rpc';
 import { isLocked, lockedError } from './services/auth-service';

@@ -1,0 +1,36 @@
+// The import rules of ARCHITECTURE.md are enforced by the linter: a forbidden import fails `npm run lint`.
+import { ESLint } from 'eslint';
+import { describe, expect, it } from 'vitest';
+import { repoRoot } from '../lab/cluster';
+
+const eslint = new ESLint({ cwd: repoRoot });
+
+async function importErrors(filePath: string, source: string): Promise<string[]> {
+  const [result] = await eslint.lintText(source, { filePath });
+  return (result?.messages ?? [])
+    .filter((m) => m.ruleId === 'import-x/no-restricted-paths' || m.ruleId === 'no-restricted-imports')
+    .map((m) => m.message);
+}
+
+describe('import rules', () => {
+  it.each([
+    ['client/probe.ts', "import { startAuthServer } from '../auth/server';\nvoid startAuthServer;\n"],
+    ['client/probe.ts', "import { startLabCluster } from '../lab/cluster';\nvoid startLabCluster;\n"],
+    ['auth/probe.ts', "import { ProfileStore } from '../client/profiles';\nvoid ProfileStore;\n"],
+    ['cli/probe.ts', "import { hashPassword } from '../auth/passwords';\nvoid hashPassword;\n"],
+    ['proto/probe.ts', "import { KeyportError } from '../client/api';\nvoid KeyportError;\n"],
+    ['client/probe.ts', "import { app } from 'electron';\nvoid app;\n"],
+  ])('rejects the forbidden import in %s', async (filePath, source) => {
+    expect(await importErrors(filePath, source)).not.toEqual([]);
+  });
+
+  it.each([
+    ['cli/probe.ts', "import { ProfileStore } from '../client/profiles';\nvoid ProfileStore;\n"],
+    ['client/probe.ts', "import { KeyportError } from '../proto/errors';\nvoid KeyportError;\n"],
+    ['auth/probe.ts', "import { AuthServiceService } from '../proto/gen/keyport/v1/auth';\nvoid AuthServiceService;\n"],
+    ['test/probe.ts', "import { startLabCluster } from '../lab/cluster';\nvoid startLabCluster;\n"],
+    ['auth/probe.test.ts', "import { startLabCluster } from '../lab/cluster';\nvoid startLabCluster;\n"],
+  ])('allows the import in %s', async (filePath, source) => {
+    expect(await importErrors(filePath, source)).toEqual([]);
+  });
+});
