@@ -27,7 +27,10 @@ describe('import rules', () => {
   it.each([
     ['cli/probe.ts', "import { ProfileStore } from '../client/profiles';\nvoid ProfileStore;\n"],
     ['client/probe.ts', "import { KeyportError } from '../proto/errors';\nvoid KeyportError;\n"],
-    ['auth/probe.ts', "import { AuthServiceService } from '../proto/gen/keyport/v1/auth';\nvoid AuthServiceService;\n"],
+    [
+      'auth/probe.ts',
+      "import { AuthServiceService } from '../proto/gen/keyport/v1/auth';\nvoid AuthServiceService;\n",
+    ],
     ['test/probe.ts', "import { startLabCluster } from '../lab/cluster';\nvoid startLabCluster;\n"],
     ['auth/probe.test.ts', "import { startLabCluster } from '../lab/cluster';\nvoid startLabCluster;\n"],
   ])('allows the import in %s', async (filePath, source) => {

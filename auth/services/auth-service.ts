@@ -150,57 +150,71 @@ export function authService(ctx: ServiceContext) {
       const passwordHash = await hashPassword(request.password);
       const cap = await loadCap(ctx.store);
       const tokenHash = hashToken(request.token);
-      const user = await ctx.store.transaction(async (tx) => {
-        const now = ctx.now();
-        const token = await tx.consumeSignupToken(tokenHash, now);
-        if (!token) {
-          const row = await tx.getSignupToken(tokenHash);
-          throw row && !row.used && row.expires_ms <= now ? expiredSignupToken() : invalidSignupToken();
-        }
-        if (!(await tx.getUser(token.user))) throw invalidSignupToken();
-        if (cap.secondFactorRequired) {
-          const device = request.newDevice;
-          if (device?.response?.$case !== 'totp') {
-            throw new KeyportError(
-              'MFA_REQUIRED',
-              'This cluster requires a second factor: register an OTP device.',
-            );
+      const signupFailed = async (error: unknown): Promise<never> => {
+        // The transaction rolled back (the token is unspent); the failure itself is still audited.
+        const tokenRow = await ctx.store.getSignupToken(tokenHash);
+        await ctx.audit.record({
+          type: 'user.signup',
+          actor: tokenRow?.user ?? 'unknown',
+          clientAddr: call.clientAddr,
+          success: false,
+          message: error instanceof KeyportError ? error.message : 'internal error',
+        });
+        throw error;
+      };
+      const user = await ctx.store
+        .transaction(async (tx) => {
+          const now = ctx.now();
+          const token = await tx.consumeSignupToken(tokenHash, now);
+          if (!token) {
+            const row = await tx.getSignupToken(tokenHash);
+            throw row && !row.used && row.expires_ms <= now ? expiredSignupToken() : invalidSignupToken();
           }
-          if (!token.pending_totp_secret) {
-            throw new KeyportError('PRECONDITION_FAILED', 'Start the signup first, to get the OTP secret.');
+          if (!(await tx.getUser(token.user))) throw invalidSignupToken();
+          if (cap.secondFactorRequired) {
+            const device = request.newDevice;
+            if (device?.response?.$case !== 'totp') {
+              throw new KeyportError(
+                'MFA_REQUIRED',
+                'This cluster requires a second factor: register an OTP device.',
+              );
+            }
+            if (!token.pending_totp_secret) {
+              throw new KeyportError('PRECONDITION_FAILED', 'Start the signup first, to get the OTP secret.');
+            }
+            const step = totpStepOf(token.pending_totp_secret, device.response.value.code, now);
+            if (step === undefined) {
+              throw new KeyportError(
+                'MFA_FAILED',
+                'The OTP code is wrong; check the time on your device and try again.',
+              );
+            }
+            await tx.insertDevice({
+              id: randomUUID(),
+              user: token.user,
+              name: device.deviceName || 'otp',
+              type: 'totp',
+              added_ms: now,
+              last_used_ms: now,
+              totp_secret: token.pending_totp_secret,
+              totp_last_step: step,
+              passkey: 0,
+            });
           }
-          const step = totpStepOf(token.pending_totp_secret, device.response.value.code, now);
-          if (step === undefined) {
-            throw new KeyportError(
-              'MFA_FAILED',
-              'The OTP code is wrong; check the time on your device and try again.',
-            );
-          }
-          await tx.insertDevice({
-            id: randomUUID(),
-            user: token.user,
-            name: device.deviceName || 'otp',
-            type: 'totp',
-            added_ms: now,
-            last_used_ms: now,
-            totp_secret: token.pending_totp_secret,
-            totp_last_step: step,
-            passkey: 0,
-          });
-        }
-        await tx.setPasswordHash(token.user, passwordHash, now);
-        await ctx.audit.record(
-          {
-            type: 'user.signup',
-            actor: token.user,
-            clientAddr: call.clientAddr,
-            success: true,
-            message: 'signed up',
-          },
-          tx,
-        );
-        return token.user;
-      });
+          await tx.setPasswordHash(token.user, passwordHash, now);
+          await ctx.audit.record(
+            {
+              type: 'user.signup',
+              actor: token.user,
+              clientAddr: call.clientAddr,
+              success: true,
+              message: 'signed up',
+            },
+            tx,
+          );
+          return token.user;
+        })
+        .catch(signupFailed);
       return { user };
     },
 

@@ -2,7 +2,7 @@
 // transaction, so a crash or kill never leaves half-written state. Single-use things are spent with
 // `UPDATE … WHERE used = 0 … RETURNING`, which stays atomic when several replicas share a PostgreSQL
 // database later.
-import { mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
@@ -26,8 +26,12 @@ export type NewAuditEvent = Omit<Insertable<AuditEventsTable>, 'id'>;
 
 export async function openSqliteStore(dataDir: string): Promise<Store> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const sqlite = new SQLite(join(dataDir, 'keyport.db'));
+  const path = join(dataDir, 'keyport.db');
+  const sqlite = new SQLite(path);
+  // Password hashes and OTP secrets live here: owner only, whatever the umask.
+  chmodSync(path, 0o600);
   sqlite.pragma('journal_mode = WAL');
+  for (const file of [`${path}-wal`, `${path}-shm`]) if (existsSync(file)) chmodSync(file, 0o600);
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
