@@ -33,13 +33,21 @@ export async function benchLogin() {
     const people: { user: string; secret: string }[] = [];
     for (let i = 0; i < USERS; i++) {
       const user = `bench${i}`;
-      const { signupToken } = await admin.admin.createUser({ name: user, roles: ['access'], traits: { logins: user } });
+      const { signupToken } = await admin.admin.createUser({
+        name: user,
+        roles: ['access'],
+        traits: { logins: user },
+      });
       const started = await admin.auth.startSignup({ token: signupToken, deviceType: 1 });
       const secret = started.registerChallenge?.totp?.secret ?? '';
       await admin.auth.completeSignup({
         token: signupToken,
         password: `${user}-password-123`,
-        newDevice: { challengeId: '', deviceName: 'otp', response: { $case: 'totp', value: { code: totpCode(secret, Date.now()) } } },
+        newDevice: {
+          challengeId: '',
+          deviceName: 'otp',
+          response: { $case: 'totp', value: { code: totpCode(secret, Date.now()) } },
+        },
       });
       people.push({ user, secret });
     }
@@ -72,11 +80,23 @@ export async function benchLogin() {
     const clientKeyPem = await new FileStore(fileKeyStoreDir(home)).get(profile.keyId);
     const trusted = await profiles.getTrustedCluster(address);
     const pings = await timeEach(PINGS, async () => {
-      const api = connectCluster({ address, caPem: trusted?.caPem ?? '', caPin: cluster.caPin, clientKeyPem, clientCertPem: profile.tlsCertPem });
+      const api = connectCluster({
+        address,
+        caPem: trusted?.caPem ?? '',
+        caPin: cluster.caPin,
+        clientKeyPem,
+        clientCertPem: profile.tlsCertPem,
+      });
       await api.user.ping({});
       api.close();
     });
-    const warm = connectCluster({ address, caPem: trusted?.caPem ?? '', caPin: cluster.caPin, clientKeyPem, clientCertPem: profile.tlsCertPem });
+    const warm = connectCluster({
+      address,
+      caPem: trusted?.caPem ?? '',
+      caPin: cluster.caPin,
+      clientKeyPem,
+      clientCertPem: profile.tlsCertPem,
+    });
     await warm.user.ping({});
     const warmPings = await timeEach(PINGS, () => warm.user.ping({}));
     warm.close();

@@ -35,7 +35,9 @@ export function report<Extra extends Record<string, unknown>>(
     samples: measured.length,
     ...extra,
   };
-  console.log(`${name}: ratio = ${line.ratio} (measured ${line.measured_median_ms} ms median, floor "${floorName}" ${line.floor_median_ms} ms median)`);
+  console.log(
+    `${name}: ratio = ${line.ratio} (measured ${line.measured_median_ms} ms median, floor "${floorName}" ${line.floor_median_ms} ms median)`,
+  );
   console.log(JSON.stringify(line));
   return line;
 }

@@ -32,7 +32,11 @@ async function createAlice(dataDir: string, address: string): Promise<DemoCreden
     clientCertPem: identity.certPem,
   });
   try {
-    const { signupToken } = await api.admin.createUser({ name: 'alice', roles: ['access', 'editor'], traits: { logins: 'alice,root' } });
+    const { signupToken } = await api.admin.createUser({
+      name: 'alice',
+      roles: ['access', 'editor'],
+      traits: { logins: 'alice,root' },
+    });
     const started = await api.auth.startSignup({ token: signupToken, deviceType: 1 });
     const totp = started.registerChallenge?.totp;
     if (!totp) throw new Error('the demo cluster did not offer an OTP device');
@@ -40,7 +44,11 @@ async function createAlice(dataDir: string, address: string): Promise<DemoCreden
     await api.auth.completeSignup({
       token: signupToken,
       password,
-      newDevice: { challengeId: '', deviceName: 'otp', response: { $case: 'totp', value: { code: totpCode(totp.secret, Date.now()) } } },
+      newDevice: {
+        challengeId: '',
+        deviceName: 'otp',
+        response: { $case: 'totp', value: { code: totpCode(totp.secret, Date.now()) } },
+      },
     });
     return { user: 'alice', password, totpSecret: totp.secret, otpauthUri: totp.otpauthUri };
   } finally {
@@ -55,9 +63,11 @@ async function main() {
   const firstStart = !existsSync(join(demoDir, 'auth'));
   const dataDir = join(demoDir, 'auth');
   // A fixed port keeps the printed login line (and the CLI's pinned trust) valid across restarts.
-  const cluster = await startLabCluster({ clusterName: 'keyport-demo', dataDir, extraArgs: ['--listen', '127.0.0.1:3025'] }).catch(
-    () => startLabCluster({ clusterName: 'keyport-demo', dataDir }),
-  );
+  const cluster = await startLabCluster({
+    clusterName: 'keyport-demo',
+    dataDir,
+    extraArgs: ['--listen', '127.0.0.1:3025'],
+  }).catch(() => startLabCluster({ clusterName: 'keyport-demo', dataDir }));
   let keyring: LabKeyring | undefined;
   let credentials: DemoCredentials;
   if (firstStart || !existsSync(credentialsFile)) {
