@@ -11,6 +11,7 @@ import { formatClusterAddress } from '../cluster-trust';
 import type { ClusterAddress } from '../cluster-trust';
 import { generateSessionKey, openKeyStore } from '../keystore';
 import type { KeyStoreKind } from '../keystore';
+import type { ClusterApi } from '../api';
 import type { Profile, ProfileStore } from '../profiles';
 import { connectTrusted, ensureTrustedCluster } from '../session';
 import type { TrustPrompt } from '../session';
@@ -35,20 +36,23 @@ export async function loginWithPassword(options: LoginOptions): Promise<Profile>
   const { profiles, prompts } = options;
   if (!options.user)
     throw new KeyportError('INVALID_ARGUMENT', 'Give a user name (--user).', { fieldPath: 'user' });
-  const trusted = await ensureTrustedCluster(profiles, options.address, {
-    caPin: options.caPin,
-    prompt: prompts,
-    onCall: options.onCall,
-  });
   const address = formatClusterAddress(options.address);
 
+  // The keystore goes first: a missing or locked keychain fails the login before anything is trusted,
+  // sent or saved.
   const keystore = openKeyStore(options.keystore, profiles.home);
   const sessionKey = generateSessionKey('ecdsa-p256');
   const keyId = `${address}/${options.user}/${randomBytes(6).toString('hex')}`;
   await keystore.put(keyId, sessionKey.privateKeyPem);
 
-  const api = connectTrusted(trusted, options.onCall);
+  let api: ClusterApi | undefined;
   try {
+    const trusted = await ensureTrustedCluster(profiles, options.address, {
+      caPin: options.caPin,
+      prompt: prompts,
+      onCall: options.onCall,
+    });
+    api = connectTrusted(trusted, options.onCall);
     const password = await prompts.password(options.user);
     const challenge = await api.auth.createAuthenticateChallenge({
       user: options.user,
@@ -97,7 +101,7 @@ export async function loginWithPassword(options: LoginOptions): Promise<Profile>
     await keystore.delete(keyId).catch(() => false);
     throw error;
   } finally {
-    api.close();
+    api?.close();
   }
 }
 
