@@ -1,5 +1,6 @@
 // Binds async handlers to grpc-js: every failure leaves as a KeyportError status with its detail, and an
 // unexpected exception becomes INTERNAL without leaking its text to the caller.
+import { TLSSocket } from 'node:tls';
 import type { ServerUnaryCall, sendUnaryData, UntypedHandleCall } from '@grpc/grpc-js';
 import { KeyportError, toStatusObject } from '../proto/errors';
 import type { ServiceDefinition, ServiceError, UntypedServiceImplementation } from '@grpc/grpc-js';
@@ -14,10 +15,29 @@ export interface CallContext {
 export type Handler<Req, Res> = (request: Req, context: CallContext) => Promise<Res>;
 
 function callContext(call: ServerUnaryCall<unknown, unknown>): CallContext {
-  const peer = call.getAuthContext()?.sslPeerCertificate;
+  const peer = call.getAuthContext()?.sslPeerCertificate ?? unverifiedPeerCertificate(call);
   const der =
     peer && 'raw' in peer && Buffer.isBuffer(peer.raw) && peer.raw.length > 0 ? peer.raw : undefined;
   return { clientAddr: call.getPeer(), peerCertificateDer: der };
+}
+
+/**
+ * grpc-js's auth context carries the client certificate only when OpenSSL verified it, so an expired
+ * certificate (or one from another CA) on a new connection would look like no certificate at all, and the
+ * caller would hear "needs a signed-in client" instead of CERTIFICATE_EXPIRED. The TLS handshake has still
+ * proved the client holds the certificate's key; identity.ts verifies the certificate itself (CA, validity,
+ * usage) on every call. grpc-js exposes no public accessor for that socket, so this walks its call chain
+ * (ServerUnaryCall → intercepting calls → the HTTP/2 stream); if that shape changes, the result is the
+ * previous behaviour (no certificate), never a wider trust.
+ */
+function unverifiedPeerCertificate(call: ServerUnaryCall<unknown, unknown>): { raw?: unknown } | undefined {
+  let link: unknown = (call as unknown as { call?: unknown }).call;
+  for (let depth = 0; depth < 16 && link && typeof link === 'object'; depth++) {
+    const socket = (link as { stream?: { session?: { socket?: unknown } } }).stream?.session?.socket;
+    if (socket instanceof TLSSocket) return socket.getPeerCertificate();
+    link = (link as { nextCall?: unknown }).nextCall;
+  }
+  return undefined;
 }
 
 export function unary<Req, Res>(

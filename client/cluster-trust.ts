@@ -107,12 +107,22 @@ export function checkStoredCa(caPem: string, expectedPin: string): void {
   }
 }
 
-export function pinMismatchError(address: ClusterAddress, expected: string, presented: string): KeyportError {
+/** `expected` is a pin trusted earlier ('trusted') or one just given with --ca-pin ('given'). */
+export function pinMismatchError(
+  address: ClusterAddress,
+  expected: string,
+  presented: string,
+  source: 'trusted' | 'given' = 'trusted',
+): KeyportError {
+  const headline =
+    source === 'trusted'
+      ? `WARNING: the CA of ${formatClusterAddress(address)} has changed.`
+      : `WARNING: the CA of ${formatClusterAddress(address)} does not match the pin you gave.`;
   return new KeyportError(
     'CA_PIN_MISMATCH',
     [
-      `WARNING: the CA of ${formatClusterAddress(address)} has changed.`,
-      `  trusted:   ${expected}`,
+      headline,
+      `  ${source === 'trusted' ? 'trusted: ' : 'given:   '}  ${expected}`,
       `  presented: ${presented}`,
       'Someone may be intercepting the connection, or the cluster was rebuilt.',
       'If the change is expected, remove the cluster (keyport logout --forget) and trust it again.',

@@ -39,8 +39,14 @@ export async function ensureTrustedCluster(
     return stored;
   }
   const presented = await fetchPresentedChain(address);
-  if (expectedPin && presented.caPin !== expectedPin)
-    throw pinMismatchError(address, expectedPin, presented.caPin);
+  if (expectedPin && presented.caPin !== expectedPin) {
+    throw pinMismatchError(
+      address,
+      expectedPin,
+      presented.caPin,
+      stored?.caPin === expectedPin ? 'trusted' : 'given',
+    );
+  }
   if (!expectedPin && stored && presented.caPin !== stored.caPin) {
     throw pinMismatchError(address, stored.caPin, presented.caPin);
   }

@@ -2,10 +2,16 @@
 // temporary data dirs, and the keyport CLI run as a person would, with stdin answering its prompts.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import SQLite from 'better-sqlite3';
 import { totpCode } from '../auth/totp';
+import { connectCluster } from '../client/api';
+import type { ClusterApi } from '../client/api';
+import { signup } from '../client/ceremonies/signup';
+import { parseClusterAddress } from '../client/cluster-trust';
+import { ProfileStore } from '../client/profiles';
 
 export const repoRoot = resolve(import.meta.dirname, '..');
 const authBin = join(repoRoot, 'bin/keyport-auth.mjs');
@@ -242,4 +248,191 @@ export function loginUser(
     ],
     { home, input: [person.password, nextTotpCode(person.totpSecret)], env },
   );
+}
+
+/**
+ * The cluster's own SQLite database, opened beside the running keyport-auth (WAL allows a second
+ * connection). Tests read it to assert that a refused call left stored state unchanged, and may write
+ * it to simulate time passing (e.g. an expired signup token). Close it when done.
+ */
+export function openClusterDb(cluster: LabCluster, options: { readonly?: boolean } = {}): SQLite.Database {
+  const db = new SQLite(join(cluster.dataDir, 'keyport.db'), {
+    readonly: options.readonly ?? true,
+    fileMustExist: true,
+  });
+  db.pragma('busy_timeout = 5000');
+  return db;
+}
+
+/**
+ * The auth host's super-admin identity (what `keyport admin --data-dir` uses) as an in-process API
+ * client: for tests that only look (resources, audit log) and need not start a CLI process per look.
+ */
+export async function connectAsAdmin(cluster: LabCluster): Promise<ClusterApi> {
+  const identity = JSON.parse(await readFile(join(cluster.dataDir, 'admin-identity.json'), 'utf8')) as {
+    address: string;
+    caCertPem: string;
+    keyPem: string;
+    certPem: string;
+  };
+  return connectCluster({
+    address: parseClusterAddress(identity.address),
+    caPem: identity.caCertPem,
+    caPin: cluster.caPin,
+    clientKeyPem: identity.keyPem,
+    clientCertPem: identity.certPem,
+  });
+}
+
+/**
+ * signUpUser without CLI processes, for tests whose subject is not signup: the admin API creates the user
+ * and the client's signup ceremony runs in this process (trusting the cluster by its pin, saving the
+ * trust under `home`, registering an OTP device with a current code).
+ */
+export async function signUpUserInProcess(
+  cluster: LabCluster,
+  home: string,
+  user: string,
+  roles: string[],
+  password = `${user}-password-123`,
+  logins: string[] = [user],
+): Promise<SignedUpUser> {
+  const admin = await connectAsAdmin(cluster);
+  let token: string;
+  try {
+    token = (await admin.admin.createUser({ name: user, roles, traits: { logins: logins.join(',') } }))
+      .signupToken;
+  } finally {
+    admin.close();
+  }
+  let secret = '';
+  await signup({
+    profiles: new ProfileStore(home),
+    address: parseClusterAddress(cluster.address),
+    token,
+    caPin: cluster.caPin,
+    prompts: {
+      confirmCaPin: async () => false,
+      newPassword: async () => password,
+      showTotpEnrollment: async (totp) => void (secret = totp.secret),
+      otpCode: async () => totpCode(secret, Date.now()),
+    },
+  });
+  return { user, password, totpSecret: secret };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// keyport-auth with exactly the arguments a test gives (config files, restarts, refusals, crashes)
+
+/** The launchers, for tests that drive a process directly (streaming its output, killing it mid-way). */
+export const keyportAuthPath = authBin;
+export const keyportCliPath = cliBin;
+
+export interface KeyportAuthProcess extends LabCluster {
+  /** What it printed on standard output only, and on standard error only. */
+  stdout(): string;
+  stderr(): string;
+}
+
+/**
+ * Starts `keyport-auth` with exactly `args` (nothing added: no --listen, no --cluster-name) and waits until
+ * it prints its CA pin and address. The data dir is the caller's: stop() leaves it in place, so a test can
+ * restart on it or look at it.
+ */
+export async function startKeyportAuth(
+  args: string[],
+  options: { dataDir: string; clusterName?: string; startTimeoutMs?: number },
+): Promise<KeyportAuthProcess> {
+  const child = spawn(process.execPath, [authBin, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: repoRoot,
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
+  const started = await new Promise<{ caPin: string; address: string }>((resolveStart, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`keyport-auth did not start in time:\n${stdout}${stderr}`)),
+      options.startTimeoutMs ?? 20_000,
+    );
+    child.stdout?.on('data', () => {
+      const pin = /CA pin: (sha256:[0-9a-f]{64})/.exec(stdout)?.[1];
+      const address = /listening on (\S+)/.exec(stdout)?.[1];
+      if (pin && address) {
+        clearTimeout(timer);
+        resolveStart({ caPin: pin, address });
+      }
+    });
+    exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`keyport-auth exited with ${code} before it was ready:\n${stdout}${stderr}`));
+    });
+  });
+  let stopping: Promise<number | null> | undefined;
+  return {
+    address: started.address,
+    port: Number(started.address.split(':').pop()),
+    caPin: started.caPin,
+    dataDir: options.dataDir,
+    clusterName: options.clusterName ?? '',
+    process: child,
+    output: () => stdout + stderr,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    stop(signal: NodeJS.Signals = 'SIGTERM') {
+      stopping ??= (async () => {
+        if (child.exitCode === null && child.signalCode === null && child.pid)
+          process.kill(child.pid, signal);
+        return exited;
+      })();
+      return stopping;
+    },
+  };
+}
+
+/**
+ * Runs `keyport-auth` with exactly `args` until it exits: for start-ups that must be refused. Should it
+ * start listening after all, it is stopped and the result has code null, so the test fails on the code.
+ */
+export function runKeyportAuth(args: string[], timeoutMs = 20_000): Promise<CliResult> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, [authBin, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: repoRoot,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (/listening on /.test(stdout)) child.kill('SIGKILL');
+    });
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`keyport-auth ${args.join(' ')} timed out\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolveRun({ code, stdout, stderr });
+    });
+  });
+}
+
+/** GetClusterInfo, as a client sees the cluster before signing in: name, pin, second factors, rp_id, ... */
+export async function getClusterInfo(cluster: Pick<LabCluster, 'address' | 'caPin' | 'dataDir'>) {
+  const identity = JSON.parse(await readFile(join(cluster.dataDir, 'admin-identity.json'), 'utf8')) as {
+    caCertPem: string;
+  };
+  const api = connectCluster({
+    address: parseClusterAddress(cluster.address),
+    caPem: identity.caCertPem,
+    caPin: cluster.caPin,
+  });
+  try {
+    return await api.auth.getClusterInfo({});
+  } finally {
+    api.close();
+  }
 }

@@ -95,6 +95,27 @@ export function authService(ctx: ServiceContext) {
     return 'wrong';
   }
 
+  /** Audits a refused signup step (the token stays unspent) and rethrows the refusal. */
+  async function signupRefused(tokenHash: string, clientAddr: string, error: unknown): Promise<never> {
+    const token = await ctx.store.getSignupToken(tokenHash);
+    await ctx.audit.record({
+      type: 'user.signup',
+      actor: token?.user ?? 'unknown',
+      clientAddr,
+      success: false,
+      message: error instanceof KeyportError ? error.message : 'internal error',
+    });
+    throw error;
+  }
+
+  /** The token's row when it can still be spent; otherwise the refusal a person should see. */
+  async function usableSignupToken(tokenHash: string) {
+    const row = await ctx.store.getSignupToken(tokenHash);
+    if (!row || row.used) throw invalidSignupToken();
+    if (row.expires_ms <= ctx.now()) throw expiredSignupToken();
+    return row;
+  }
+
   return {
     async getClusterInfo(): Promise<ClusterInfo> {
       const cap = await loadCap(ctx.store);
@@ -110,10 +131,11 @@ export function authService(ctx: ServiceContext) {
       };
     },
 
-    async startSignup(request: StartSignupRequest): Promise<StartSignupResponse> {
-      const row = await ctx.store.getSignupToken(hashToken(request.token));
-      if (!row || row.used) throw invalidSignupToken();
-      if (row.expires_ms <= ctx.now()) throw expiredSignupToken();
+    async startSignup(request: StartSignupRequest, call: CallContext): Promise<StartSignupResponse> {
+      const tokenHash = hashToken(request.token);
+      const row = await usableSignupToken(tokenHash).catch((error: unknown) =>
+        signupRefused(tokenHash, call.clientAddr, error),
+      );
       const cap = await loadCap(ctx.store);
       if (!cap.secondFactorRequired)
         return { user: row.user, registerChallenge: undefined, tokenExpiresMs: row.expires_ms };
@@ -146,22 +168,17 @@ export function authService(ctx: ServiceContext) {
     },
 
     async completeSignup(request: CompleteSignupRequest, call: CallContext): Promise<CompleteSignupResponse> {
-      checkPasswordPolicy(request.password);
+      const tokenHash = hashToken(request.token);
+      const refused = (error: unknown) => signupRefused(tokenHash, call.clientAddr, error);
+      // Cheap checks first: a bad token or a short password costs no password hash.
+      await usableSignupToken(tokenHash).catch(refused);
+      try {
+        checkPasswordPolicy(request.password);
+      } catch (error) {
+        await refused(error);
+      }
       const passwordHash = await hashPassword(request.password);
       const cap = await loadCap(ctx.store);
-      const tokenHash = hashToken(request.token);
-      const signupFailed = async (error: unknown): Promise<never> => {
-        // The transaction rolled back (the token is unspent); the failure itself is still audited.
-        const tokenRow = await ctx.store.getSignupToken(tokenHash);
-        await ctx.audit.record({
-          type: 'user.signup',
-          actor: tokenRow?.user ?? 'unknown',
-          clientAddr: call.clientAddr,
-          success: false,
-          message: error instanceof KeyportError ? error.message : 'internal error',
-        });
-        throw error;
-      };
       const user = await ctx.store
         .transaction(async (tx) => {
           const now = ctx.now();
@@ -214,7 +231,8 @@ export function authService(ctx: ServiceContext) {
           );
           return token.user;
         })
-        .catch(signupFailed);
+        // The transaction rolled back, so the token is unspent; the refusal is still audited.
+        .catch(refused);
       return { user };
     },
 

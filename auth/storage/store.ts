@@ -331,7 +331,11 @@ export class Store {
       .deleteFrom('challenges')
       .where((eb) => eb.or([eb('used', '=', 1), eb('expires_ms', '<', nowMs)]))
       .execute();
-    await this.db.deleteFrom('signup_tokens').where('expires_ms', '<', nowMs).execute();
+    // Expired tokens stay a day, so a late signup hears "expired" rather than "invalid".
+    await this.db
+      .deleteFrom('signup_tokens')
+      .where('expires_ms', '<', nowMs - 24 * 60 * 60 * 1000)
+      .execute();
     await this.db
       .deleteFrom('login_failures')
       .where('time_ms', '<', nowMs - failureWindowMs)
