@@ -89,9 +89,11 @@ export async function loadAuthConfig(flags: AuthFlags): Promise<AuthConfig> {
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       const path = issue?.path.join('.') ?? '';
-      const keys = issue && 'keys' in issue ? `.${(issue.keys as string[]).join(',')}` : '';
-      throw new KeyportError('INVALID_ARGUMENT', `${flags.config}: ${path}${keys}: ${issue?.message}`, {
-        fieldPath: `${path}${keys}`,
+      const keys = issue && 'keys' in issue ? (issue.keys as string[]).join(',') : '';
+      // An unknown top-level key has an empty path: "proxy_service", not ".proxy_service".
+      const fieldPath = [path, keys].filter(Boolean).join('.');
+      throw new KeyportError('INVALID_ARGUMENT', `${flags.config}: ${fieldPath}: ${issue?.message}`, {
+        fieldPath,
       });
     }
     file = parsed.data;

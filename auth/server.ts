@@ -78,8 +78,9 @@ export async function startAuthServer(
     );
   }
   const now = () => Date.now();
-  if (!storedName) await store.putConfig('cluster_name', JSON.stringify(config.clusterName), now());
+  // The config's authentication section first: a start refused for it must not bind the data dir to a name.
   await applyStartupResources(store, config.authentication, now());
+  if (!storedName) await store.putConfig('cluster_name', JSON.stringify(config.clusterName), now());
 
   const authorities = await loadOrCreateAuthorities(config.dataDir, config.clusterName);
   const publicHost = config.publicAddr.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');

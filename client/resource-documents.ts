@@ -27,10 +27,16 @@ export function parseResourceText(text: string, source: string): ResourceDocumen
     const error = document.errors[0];
     if (error) {
       const line = error.linePos?.[0];
-      throw new KeyportError(
-        'INVALID_ARGUMENT',
-        `${source}${line ? `:${line.line}:${line.col}` : ''}: invalid YAML: ${error.message.split('\n')[0]}`,
-      );
+      const where = `${source}${line ? `:${line.line}:${line.col}` : ''}`;
+      const elided = line ? elidedFieldPath(text, line.line) : undefined;
+      if (elided !== undefined) {
+        throw new KeyportError(
+          'INVALID_ARGUMENT',
+          `${where}: ${elided}: "..." is a documentation placeholder for elided fields; write the fields out or delete the line.`,
+          { fieldPath: elided },
+        );
+      }
+      throw new KeyportError('INVALID_ARGUMENT', `${where}: invalid YAML: ${error.message.split('\n')[0]}`);
     }
     const value: unknown = document.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) continue;
@@ -43,9 +49,56 @@ export function parseResourceText(text: string, source: string): ResourceDocumen
   return parsed;
 }
 
-/** Replaces CA file paths in the CA lists with the PEM they hold (relative to the file). */
+const KEY_LINE = /^\s*(?:-\s+)?([A-Za-z_][A-Za-z0-9_-]*):(?:\s|$)/;
+
+/**
+ * Documentation elides fields with a bare `...` line, which YAML cannot parse inside a mapping. When the
+ * syntax error sits on such a line, the dotted path of the keys enclosing it (by indentation), e.g.
+ * `metadata`; undefined otherwise.
+ */
+function elidedFieldPath(text: string, lineNumber: number): string | undefined {
+  const lines = text.split(/\r?\n/);
+  const line = lines[lineNumber - 1];
+  if (line?.trim() !== '...') return undefined;
+  const keys: string[] = [];
+  let indent = line.length - line.trimStart().length;
+  for (let index = lineNumber - 2; index >= 0 && indent > 0; index--) {
+    const candidate = lines[index] ?? '';
+    const candidateIndent = candidate.length - candidate.trimStart().length;
+    if (candidate.trim() === '' || candidate.trimStart().startsWith('#') || candidateIndent >= indent)
+      continue;
+    const key = KEY_LINE.exec(candidate)?.[1];
+    if (key === undefined) return undefined;
+    keys.unshift(key);
+    indent = candidateIndent;
+  }
+  return keys.length > 0 ? keys.join('.') : undefined;
+}
+
+/** An inline certificate whose body is the documentation's "..." rather than base64. */
+const PLACEHOLDER_PEM = /-----BEGIN [A-Z ]+-----\s*\.\.\.\s*-----END [A-Z ]+-----/;
+
+/**
+ * Replaces CA file paths in the CA lists with the PEM they hold (relative to the file). Inline entries
+ * holding the documentation's "..." body are reported first, before any file is read, as the server's
+ * schema would report them.
+ */
 export async function inlineCaFiles(document: ResourceDocument, baseFile: string): Promise<ResourceDocument> {
   const spec = document.value.spec as Record<string, Record<string, unknown> | undefined> | undefined;
+  for (const [section, list] of CA_LISTS) {
+    const holder = spec?.[section];
+    const entries = holder && typeof holder === 'object' ? holder[list] : undefined;
+    if (!Array.isArray(entries)) continue;
+    entries.forEach((entry: unknown, index) => {
+      if (typeof entry === 'string' && PLACEHOLDER_PEM.test(entry)) {
+        throw new KeyportError(
+          'INVALID_ARGUMENT',
+          `spec.${section}.${list}[${index}]: the certificate body is a documentation placeholder ("..."); paste the real PEM certificate or give the path of your CA's PEM file.`,
+          { fieldPath: `spec.${section}.${list}[${index}]` },
+        );
+      }
+    });
+  }
   for (const [section, list] of CA_LISTS) {
     const holder = spec?.[section];
     const entries = holder && typeof holder === 'object' ? holder[list] : undefined;
