@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { KeyportError } from '../proto/errors';
-import { parseGoDurationSeconds } from './resources/duration';
+import { parseGoDurationSeconds } from '../proto/resources/duration';
 import type { LockoutPolicy } from './context';
 
 export interface AuthConfig {

@@ -3,17 +3,17 @@
 import { readFile } from 'node:fs/promises';
 import { KeyportError } from '../proto/errors';
 import { DEFAULT_SESSION_TTL_SECONDS } from './context';
-import { ResourceError } from './resources/errors';
-import { parseCapSpecValue, parseResourceJson } from './resources/parse';
+import { ResourceError } from '../proto/resources/errors';
+import { parseCapSpecValue, parseResourceJson } from '../proto/resources/parse';
 import {
   allows,
   defaultClusterAuthPreference,
   effectiveLogins,
   effectiveMaxSessionTtlSeconds,
   presetRoles,
-} from './resources/presets';
-import type { Traits } from './resources/presets';
-import { KIND_ALIASES, normalizeCap, resolveCapSpecCaFiles, RESOURCE_KINDS } from './resources/schema';
+} from '../proto/resources/presets';
+import type { Traits } from '../proto/resources/presets';
+import { KIND_ALIASES, normalizeCap, resolveCapSpecCaFiles, RESOURCE_KINDS } from '../proto/resources/schema';
 import type {
   CanonicalClusterAuthPreferenceSpec,
   ClusterAuthPreference,
@@ -21,7 +21,7 @@ import type {
   ResourceKind,
   Role,
   UserWithStatus,
-} from './resources/schema';
+} from '../proto/resources/schema';
 import type { Store, UserRow } from './storage/store';
 
 export const CAP_KIND = 'cluster_auth_preference';
@@ -44,13 +44,22 @@ export function canonicalKind(kind: string): ResourceKind {
   return canonical as ResourceKind;
 }
 
-/** Validates a posted document; a cluster_auth_preference is also checked for legacy/current conflicts. */
-export function validateResource(json: string): Resource {
+/**
+ * Validates a posted document; a cluster_auth_preference is also checked for legacy/current conflicts.
+ * `fieldPathPrefix` names the document within a batch (`documents[1]`).
+ */
+export function validateResource(json: string, fieldPathPrefix = ''): Resource {
   try {
     const resource = parseResourceJson(json);
     if (resource.kind === 'cluster_auth_preference') normalizeCap(resource.spec);
     return resource;
   } catch (error) {
+    if (error instanceof ResourceError && fieldPathPrefix) {
+      const at = (path: string) => (path ? `${fieldPathPrefix}.${path}` : fieldPathPrefix);
+      throw new KeyportError('INVALID_ARGUMENT', `${fieldPathPrefix}: ${error.message}`, {
+        fieldPath: at(error.fieldPath),
+      });
+    }
     return toKeyportError(error);
   }
 }

@@ -13,7 +13,7 @@ import { connectCluster } from '../client/api';
 import type { ClusterApi } from '../client/api';
 import { parseClusterAddress, pinOf } from '../client/cluster-trust';
 import type { ProfileStore } from '../client/profiles';
-import { inlineCaFiles, parseResourceText } from '../client/resource-documents';
+import { loadResourceDocuments } from '../client/resource-documents';
 import { connectAsProfile } from '../client/session';
 import { parseDurationSeconds } from './format';
 import type { Prompter } from './prompts';
@@ -135,29 +135,23 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
             : await readFile(options.file, 'utf8').catch((error: NodeJS.ErrnoException) => {
                 throw new KeyportError('INVALID_ARGUMENT', `Cannot read ${options.file}: ${error.code}`);
               });
-        const documents = parseResourceText(text, source);
-        const prepared = [];
-        for (const document of documents)
-          prepared.push(await inlineCaFiles(document, options.file === '-' ? '.' : options.file));
-        for (const document of prepared) {
-          try {
-            const created = await api.admin.createResource({
-              json: JSON.stringify(document.value),
-              force: Boolean(options.force),
-            });
-            console.log(
-              `${created.kind === 'cluster_auth_preference' ? 'cluster auth preference' : `${created.kind} "${created.name}"`} has been ${options.force ? 'created or updated' : 'created'}`,
-            );
-          } catch (error) {
-            if (error instanceof KeyportError && prepared.length > 1) {
-              throw new KeyportError(
-                error.code,
-                `document ${document.index}: ${error.message}`,
-                error.fields,
-              );
-            }
-            throw error;
-          }
+        // Every document is validated (and its CA files read) before anything is sent; the cluster then
+        // writes them all in one transaction, or none.
+        const documents = await loadResourceDocuments(
+          text,
+          source,
+          options.file === '-' ? '.' : options.file,
+        );
+        const { resources } = await api.admin.createResources({
+          documentsJson: documents.map((document) => JSON.stringify(document)),
+          force: Boolean(options.force),
+        });
+        for (const created of resources) {
+          const what =
+            created.kind === 'cluster_auth_preference'
+              ? 'cluster auth preference'
+              : `${created.kind} "${created.name}"`;
+          console.log(`${what} has been ${options.force ? 'created or updated' : 'created'}`);
         }
       }),
     );
@@ -197,14 +191,15 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
             console.log('No changes.');
             return;
           }
-          const [document] = parseResourceText(after, file);
-          if (!document)
+          const documents = await loadResourceDocuments(after, file, file);
+          if (documents.length !== 1) {
             throw new KeyportError(
               'INVALID_ARGUMENT',
-              'The edited file holds no resource; nothing was saved.',
+              'Keep exactly one resource in the file; nothing was saved.',
             );
-          await api.admin.createResource({
-            json: JSON.stringify((await inlineCaFiles(document, file)).value),
+          }
+          await api.admin.createResources({
+            documentsJson: documents.map((d) => JSON.stringify(d)),
             force: true,
           });
           console.log(

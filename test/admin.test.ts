@@ -146,8 +146,22 @@ describe('keyport admin create -f', () => {
     );
     const result = await runAdmin(cluster, ['create', '-f', file]);
     expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(new RegExp(`${file.replaceAll('.', '\\.')}:1[45]:\\d+: invalid YAML`));
+    expect(result.stderr).toMatch(
+      new RegExp(`${file.replaceAll('.', '\\.')}: invalid YAML: .* at line 1[45], column \\d+`),
+    );
     expect(result.stdout).toBe('');
+    expect(await storedState()).toEqual(before);
+  });
+
+  it('writes no document of a batch whose later document the cluster refuses (exit 9)', async () => {
+    await runAdmin(cluster, ['create', '-f', await yamlFile(role('already-here', ['x']))]);
+    const before = await storedState();
+    const file = await yamlFile(`${role('would-be-new', ['y'])}---\n${role('already-here', ['z'])}`);
+    const result = await runAdmin(cluster, ['create', '-f', file]);
+    expect(result.code).toBe(9);
+    expect(result.stderr).toMatch(
+      /documents\[1\]: Role "already-here" already exists; use --force to replace it/,
+    );
     expect(await storedState()).toEqual(before);
   });
 
@@ -378,7 +392,8 @@ describe('keyport admin users', () => {
 describe('keyport admin audit', () => {
   it('filters by --type; each event has a time, the actor and the client address', async () => {
     const events = await auditEvents(['--type', 'user.create']);
-    expect(events.map((event) => event.fields.user)).toEqual(['frank', 'gina']);
+    // carol came from a YAML document (create -f), frank and gina from users add: all are user.create.
+    expect(events.map((event) => event.fields.user)).toEqual(['carol', 'frank', 'gina']);
     for (const event of events) {
       expect(event.type).toBe('user.create');
       expect(event.success).toBe(true);

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { TEST_CA_PEM } from '../auth/resources/testing';
+import { TEST_CA_PEM } from '../proto/resources/testing';
 import type { ClusterApi } from '../client/api';
 import { connectAsAdmin, getClusterInfo, runAdmin, startLabCluster } from '../lab/cluster';
 import type { LabCluster } from '../lab/cluster';

@@ -1,12 +1,12 @@
 import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { normalizeCap } from '../auth/resources/schema';
+import { normalizeCap } from '../proto/resources/schema';
 import {
   parseAuthServiceAuthentication,
   parseResourceDocuments,
   ResourceError,
-} from '../auth/resources/parse';
-import { TEST_CA_PEM } from '../auth/resources/testing';
+} from '../proto/resources/parse';
+import { TEST_CA_PEM } from '../proto/resources/testing';
 import {
   checkSeedSnippet,
   EXPECTED_SEED_OUTCOMES,

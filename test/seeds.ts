@@ -12,9 +12,9 @@ import {
   parseResourceDocuments,
   parseResourceJson,
   ResourceError,
-} from '../auth/resources/parse';
-import { resolveCaFiles, resolveCapSpecCaFiles } from '../auth/resources/schema';
-import type { ReadTextFile } from '../auth/resources/schema';
+} from '../proto/resources/parse';
+import { resolveCaFiles, resolveCapSpecCaFiles } from '../proto/resources/schema';
+import type { ReadTextFile } from '../proto/resources/schema';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const SEEDS_DIR = path.resolve(REPO_ROOT, '../shared/seeds');

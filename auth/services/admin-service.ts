@@ -5,7 +5,8 @@ import { KeyportError } from '../../proto/errors';
 import type {
   AuditEvent,
   ClusterStatus,
-  CreateResourceRequest,
+  CreateResourcesRequest,
+  CreateResourcesResponse,
   CreateUserRequest,
   CreateUserResponse,
   DeleteResourceRequest,
@@ -32,6 +33,8 @@ import {
   validateResource,
 } from '../policy';
 import type { CallContext } from '../rpc';
+import type { Store } from '../storage/store';
+import type { Resource as ResourceDocument } from '../../proto/resources';
 import { hashToken } from './auth-service';
 
 const USER_NAME = /^[a-z0-9][a-z0-9._@-]{0,63}$/i;
@@ -56,26 +59,69 @@ export function adminService(ctx: ServiceContext) {
     );
   }
 
-  async function getUserResource(name: string): Promise<Resource> {
-    const row = await ctx.store.getUser(name);
+  async function getUserResource(name: string, store: Store = ctx.store): Promise<Resource> {
+    const row = await store.getUser(name);
     if (!row) throw new KeyportError('NOT_FOUND', `User "${name}" does not exist.`);
     return { kind: 'user', name, json: JSON.stringify(userDocument(row)) };
   }
 
-  async function getRoleResource(name: string): Promise<Resource> {
-    const json = await ctx.store.getRoleJson(name);
+  async function getRoleResource(name: string, store: Store = ctx.store): Promise<Resource> {
+    const json = await store.getRoleJson(name);
     if (!json) throw new KeyportError('NOT_FOUND', `Role "${name}" does not exist.`);
     return { kind: 'role', name, json };
   }
 
-  async function checkRolesExist(roles: readonly string[], fieldPath: string): Promise<void> {
+  async function checkRolesExist(
+    roles: readonly string[],
+    fieldPath: string,
+    store: Store = ctx.store,
+  ): Promise<void> {
     for (const [index, role] of roles.entries()) {
-      if (!(await ctx.store.getRoleJson(role))) {
+      if (!(await store.getRoleJson(role))) {
         throw new KeyportError('INVALID_ARGUMENT', `Role "${role}" does not exist.`, {
           fieldPath: `${fieldPath}[${index}]`,
         });
       }
     }
+  }
+
+  /** Writes one validated document; `at` prefixes messages with the document's place in a batch. */
+  async function writeResource(
+    tx: Store,
+    resource: ResourceDocument,
+    force: boolean,
+    at: string,
+  ): Promise<{ written: Resource; replaced: boolean }> {
+    const name = resource.metadata.name;
+    const now = ctx.now();
+    if (resource.kind === 'role') {
+      const replaced = (await tx.getRoleJson(name)) !== undefined;
+      if (!(await tx.putRole(name, JSON.stringify(resource), force, now))) {
+        throw new KeyportError(
+          'ALREADY_EXISTS',
+          `${at}Role "${name}" already exists; use --force to replace it.`,
+        );
+      }
+      return { written: await getRoleResource(name, tx), replaced };
+    }
+    if (resource.kind === 'user') {
+      await checkRolesExist(resource.spec.roles, `${at ? `${at.slice(0, -2)}.` : ''}spec.roles`, tx);
+      const specJson = JSON.stringify(resource.spec);
+      const replaced = !(await tx.insertUser(name, specJson, now));
+      if (replaced) {
+        if (!force) {
+          throw new KeyportError(
+            'ALREADY_EXISTS',
+            `${at}User "${name}" already exists; use --force to replace it.`,
+          );
+        }
+        await tx.updateUserSpec(name, specJson, now);
+      }
+      return { written: await getUserResource(name, tx), replaced };
+    }
+    // The cluster_auth_preference is a singleton that always exists (with defaults): writing it replaces it.
+    await tx.putConfig(CAP_KIND, JSON.stringify(resource), now);
+    return { written: { kind: CAP_KIND, name, json: JSON.stringify(resource) }, replaced: true };
   }
 
   return {
@@ -133,51 +179,54 @@ export function adminService(ctx: ServiceContext) {
       };
     },
 
-    async createResource(request: CreateResourceRequest, call: CallContext): Promise<Resource> {
-      const resource = validateResource(request.json);
-      const kind = resource.kind;
-      const name = resource.metadata.name;
-      const identity = await authorize(call, kind, request.force ? 'update' : 'create');
-      const now = ctx.now();
-      const json = JSON.stringify(resource);
-      let created = true;
-      if (resource.kind === 'role') {
-        created = !(await ctx.store.getRoleJson(name));
-        if (!(await ctx.store.putRole(name, json, request.force, now))) {
-          throw new KeyportError(
-            'ALREADY_EXISTS',
-            `Role "${name}" already exists; use --force to replace it.`,
+    async createResources(
+      request: CreateResourcesRequest,
+      call: CallContext,
+    ): Promise<CreateResourcesResponse> {
+      if (request.documentsJson.length === 0) {
+        throw new KeyportError('INVALID_ARGUMENT', 'No resource to create.', { fieldPath: 'documents_json' });
+      }
+      const several = request.documentsJson.length > 1;
+      const resources = request.documentsJson.map((json, index) =>
+        validateResource(json, several ? `documents[${index}]` : ''),
+      );
+      let identity: Identity | undefined;
+      for (const resource of resources) {
+        identity = await authorize(call, resource.kind, request.force ? 'update' : 'create');
+      }
+      const actor = identity?.user ?? 'unknown';
+      // One transaction: every document lands, or none does.
+      return ctx.store.transaction(async (tx) => {
+        const created: Resource[] = [];
+        for (const [index, resource] of resources.entries()) {
+          const at = several ? `documents[${index}]: ` : '';
+          const { written, replaced } = await writeResource(tx, resource, request.force, at);
+          created.push(written);
+          const name = resource.metadata.name;
+          const isUser = resource.kind === 'user';
+          const type = isUser
+            ? replaced
+              ? 'user.update'
+              : 'user.create'
+            : replaced
+              ? 'resource.update'
+              : 'resource.create';
+          await ctx.audit.record(
+            {
+              type,
+              actor,
+              clientAddr: call.clientAddr,
+              success: true,
+              message: `${resource.kind}/${name}`,
+              fields: isUser
+                ? { kind: 'user', name, user: name, roles: resource.spec.roles }
+                : { kind: resource.kind, name },
+            },
+            tx,
           );
         }
-      } else if (resource.kind === 'user') {
-        await checkRolesExist(resource.spec.roles, 'spec.roles');
-        const specJson = JSON.stringify(resource.spec);
-        if (!(await ctx.store.insertUser(name, specJson, now))) {
-          if (!request.force) {
-            throw new KeyportError(
-              'ALREADY_EXISTS',
-              `User "${name}" already exists; use --force to replace it.`,
-            );
-          }
-          await ctx.store.updateUserSpec(name, specJson, now);
-          created = false;
-        }
-      } else {
-        // The cluster_auth_preference is a singleton that always exists (with defaults): writing it replaces it.
-        await ctx.store.putConfig(CAP_KIND, json, now);
-        created = false;
-      }
-      await ctx.audit.record({
-        type: created ? 'resource.create' : 'resource.update',
-        actor: identity.user,
-        clientAddr: call.clientAddr,
-        success: true,
-        message: `${kind}/${name}`,
-        fields: { kind, name },
+        return { resources: created };
       });
-      if (kind === 'user') return getUserResource(name);
-      if (kind === 'role') return getRoleResource(name);
-      return { kind: CAP_KIND, name, json: JSON.stringify(await capDocument(ctx.store)) };
     },
 
     async deleteResource(request: DeleteResourceRequest, call: CallContext): Promise<Record<string, never>> {

@@ -58,9 +58,14 @@ export interface ListResourcesResponse {
   resources: Resource[];
 }
 
-export interface CreateResourceRequest {
-  json: string;
+export interface CreateResourcesRequest {
+  /** Each document in JSON, in order: a later one may refer to an earlier one (a user to a new role). */
+  documentsJson: string[];
   force: boolean;
+}
+
+export interface CreateResourcesResponse {
+  resources: Resource[];
 }
 
 export interface DeleteResourceRequest {
@@ -658,14 +663,14 @@ export const ListResourcesResponse: MessageFns<ListResourcesResponse> = {
   },
 };
 
-function createBaseCreateResourceRequest(): CreateResourceRequest {
-  return { json: "", force: false };
+function createBaseCreateResourcesRequest(): CreateResourcesRequest {
+  return { documentsJson: [], force: false };
 }
 
-export const CreateResourceRequest: MessageFns<CreateResourceRequest> = {
-  encode(message: CreateResourceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.json !== "") {
-      writer.uint32(10).string(message.json);
+export const CreateResourcesRequest: MessageFns<CreateResourcesRequest> = {
+  encode(message: CreateResourcesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.documentsJson) {
+      writer.uint32(10).string(v!);
     }
     if (message.force !== false) {
       writer.uint32(16).bool(message.force);
@@ -673,7 +678,7 @@ export const CreateResourceRequest: MessageFns<CreateResourceRequest> = {
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): CreateResourceRequest {
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateResourcesRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -682,7 +687,7 @@ export const CreateResourceRequest: MessageFns<CreateResourceRequest> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseCreateResourceRequest();
+      const message = createBaseCreateResourcesRequest();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -691,7 +696,7 @@ export const CreateResourceRequest: MessageFns<CreateResourceRequest> = {
               break;
             }
 
-            message.json = reader.string();
+            message.documentsJson.push(reader.string());
             continue;
           }
           case 2: {
@@ -714,17 +719,21 @@ export const CreateResourceRequest: MessageFns<CreateResourceRequest> = {
     }
   },
 
-  fromJSON(object: any): CreateResourceRequest {
+  fromJSON(object: any): CreateResourcesRequest {
     return {
-      json: isSet(object.json) ? globalThis.String(object.json) : "",
+      documentsJson: globalThis.Array.isArray(object?.documentsJson)
+        ? object.documentsJson.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.documents_json)
+        ? object.documents_json.map((e: any) => globalThis.String(e))
+        : [],
       force: isSet(object.force) ? globalThis.Boolean(object.force) : false,
     };
   },
 
-  toJSON(message: CreateResourceRequest): unknown {
+  toJSON(message: CreateResourcesRequest): unknown {
     const obj: any = {};
-    if (message.json !== "") {
-      obj.json = message.json;
+    if (message.documentsJson?.length) {
+      obj.documentsJson = message.documentsJson;
     }
     if (message.force !== false) {
       obj.force = message.force;
@@ -732,13 +741,84 @@ export const CreateResourceRequest: MessageFns<CreateResourceRequest> = {
     return obj;
   },
 
-  create(base?: DeepPartial<CreateResourceRequest>): CreateResourceRequest {
-    return CreateResourceRequest.fromPartial(base ?? {});
+  create(base?: DeepPartial<CreateResourcesRequest>): CreateResourcesRequest {
+    return CreateResourcesRequest.fromPartial(base ?? {});
   },
-  fromPartial(object: DeepPartial<CreateResourceRequest>): CreateResourceRequest {
-    const message = createBaseCreateResourceRequest();
-    message.json = object.json ?? "";
+  fromPartial(object: DeepPartial<CreateResourcesRequest>): CreateResourcesRequest {
+    const message = createBaseCreateResourcesRequest();
+    message.documentsJson = object.documentsJson?.map((e) => e) || [];
     message.force = object.force ?? false;
+    return message;
+  },
+};
+
+function createBaseCreateResourcesResponse(): CreateResourcesResponse {
+  return { resources: [] };
+}
+
+export const CreateResourcesResponse: MessageFns<CreateResourcesResponse> = {
+  encode(message: CreateResourcesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.resources) {
+      Resource.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateResourcesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateResourcesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.resources.push(Resource.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateResourcesResponse {
+    return {
+      resources: globalThis.Array.isArray(object?.resources)
+        ? object.resources.map((e: any) => Resource.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: CreateResourcesResponse): unknown {
+    const obj: any = {};
+    if (message.resources?.length) {
+      obj.resources = message.resources.map((e) => Resource.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CreateResourcesResponse>): CreateResourcesResponse {
+    return CreateResourcesResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CreateResourcesResponse>): CreateResourcesResponse {
+    const message = createBaseCreateResourcesResponse();
+    message.resources = object.resources?.map((e) => Resource.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1776,16 +1856,17 @@ export const AdminServiceService = {
       Buffer.from(ListResourcesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListResourcesResponse => ListResourcesResponse.decode(value),
   },
-  /** Creates a resource from its document; with force, replaces an existing one. */
-  createResource: {
-    path: "/keyport.v1.AdminService/CreateResource" as const,
+  /** Creates resources from their documents, all or nothing; with force, replaces existing ones. */
+  createResources: {
+    path: "/keyport.v1.AdminService/CreateResources" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: CreateResourceRequest): Buffer =>
-      Buffer.from(CreateResourceRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): CreateResourceRequest => CreateResourceRequest.decode(value),
-    responseSerialize: (value: Resource): Buffer => Buffer.from(Resource.encode(value).finish()),
-    responseDeserialize: (value: Buffer): Resource => Resource.decode(value),
+    requestSerialize: (value: CreateResourcesRequest): Buffer =>
+      Buffer.from(CreateResourcesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateResourcesRequest => CreateResourcesRequest.decode(value),
+    responseSerialize: (value: CreateResourcesResponse): Buffer =>
+      Buffer.from(CreateResourcesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateResourcesResponse => CreateResourcesResponse.decode(value),
   },
   deleteResource: {
     path: "/keyport.v1.AdminService/DeleteResource" as const,
@@ -1843,8 +1924,8 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   getClusterStatus: handleUnaryCall<GetClusterStatusRequest, ClusterStatus>;
   getResource: handleUnaryCall<GetResourceRequest, Resource>;
   listResources: handleUnaryCall<ListResourcesRequest, ListResourcesResponse>;
-  /** Creates a resource from its document; with force, replaces an existing one. */
-  createResource: handleUnaryCall<CreateResourceRequest, Resource>;
+  /** Creates resources from their documents, all or nothing; with force, replaces existing ones. */
+  createResources: handleUnaryCall<CreateResourcesRequest, CreateResourcesResponse>;
   deleteResource: handleUnaryCall<DeleteResourceRequest, DeleteResourceResponse>;
   /** Creates a user without a password and returns a one-time signup token. */
   createUser: handleUnaryCall<CreateUserRequest, CreateUserResponse>;
@@ -1899,21 +1980,21 @@ export interface AdminServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListResourcesResponse) => void,
   ): ClientUnaryCall;
-  /** Creates a resource from its document; with force, replaces an existing one. */
-  createResource(
-    request: CreateResourceRequest,
-    callback: (error: ServiceError | null, response: Resource) => void,
+  /** Creates resources from their documents, all or nothing; with force, replaces existing ones. */
+  createResources(
+    request: CreateResourcesRequest,
+    callback: (error: ServiceError | null, response: CreateResourcesResponse) => void,
   ): ClientUnaryCall;
-  createResource(
-    request: CreateResourceRequest,
+  createResources(
+    request: CreateResourcesRequest,
     metadata: Metadata,
-    callback: (error: ServiceError | null, response: Resource) => void,
+    callback: (error: ServiceError | null, response: CreateResourcesResponse) => void,
   ): ClientUnaryCall;
-  createResource(
-    request: CreateResourceRequest,
+  createResources(
+    request: CreateResourcesRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: Resource) => void,
+    callback: (error: ServiceError | null, response: CreateResourcesResponse) => void,
   ): ClientUnaryCall;
   deleteResource(
     request: DeleteResourceRequest,
