@@ -24,8 +24,6 @@ program
     process.umask(0o077);
     const config = await loadAuthConfig(options);
     const server = await startAuthServer(config, (line) => console.error(line));
-    console.log(`CA pin: ${server.caPin}`);
-    console.log(`listening on ${server.address}`);
     const stop = (signal: string) => {
       console.error(`${signal}: stopping`);
       server.stop().then(
@@ -35,6 +33,10 @@ program
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    // Handlers first: stdout to a pipe is synchronous on Linux, so a supervisor may signal as soon as it
+    // reads the address.
+    console.log(`CA pin: ${server.caPin}`);
+    console.log(`listening on ${server.address}`);
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {

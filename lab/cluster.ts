@@ -43,65 +43,36 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
   const ownsDataDir = !options.dataDir;
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'keyport-auth-')));
   const clusterName = options.clusterName ?? 'lab';
-  const args = [
-    authBin,
-    'start',
-    '--data-dir',
-    dataDir,
-    '--listen',
-    '127.0.0.1:0',
-    '--cluster-name',
-    clusterName,
-  ];
+  const args = ['start', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--cluster-name', clusterName];
+  let configDir: string | undefined;
   if (options.configYaml !== undefined) {
-    const configPath = join(dataDir, '..', `${clusterName}-${process.pid}-${Date.now()}.yaml`);
-    await writeFile(configPath, options.configYaml);
-    args.push('--config', configPath);
+    configDir = await mkdtemp(join(tmpdir(), 'keyport-config-'));
+    await writeFile(join(configDir, 'auth.yaml'), options.configYaml);
+    args.push('--config', join(configDir, 'auth.yaml'));
   }
-  args.push(...(options.extraArgs ?? []));
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: repoRoot });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
-
-  const started = await new Promise<{ caPin: string; address: string }>((resolveStart, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`keyport-auth did not start in time:\n${output}`)),
-      options.startTimeoutMs ?? 20_000,
-    );
-    const check = () => {
-      const pin = /CA pin: (sha256:[0-9a-f]{64})/.exec(output)?.[1];
-      const address = /listening on (\S+)/.exec(output)?.[1];
-      if (pin && address) {
-        clearTimeout(timer);
-        resolveStart({ caPin: pin, address });
-      }
-    };
-    child.stdout?.on('data', check);
-    exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`keyport-auth exited with ${code} before it was ready:\n${output}`));
+  const cleanUp = async () => {
+    if (configDir) await rm(configDir, { recursive: true, force: true });
+    if (ownsDataDir) await rm(dataDir, { recursive: true, force: true });
+  };
+  let started: KeyportAuthProcess;
+  try {
+    started = await startKeyportAuth([...args, ...(options.extraArgs ?? [])], {
+      dataDir,
+      clusterName,
+      startTimeoutMs: options.startTimeoutMs,
     });
-  });
-
+  } catch (error) {
+    await cleanUp();
+    throw error;
+  }
   let stopping: Promise<number | null> | undefined;
   return {
-    address: started.address,
-    port: Number(started.address.split(':').pop()),
-    caPin: started.caPin,
-    dataDir,
-    clusterName,
-    process: child,
-    output: () => output,
+    ...started,
     stop(signal: NodeJS.Signals = 'SIGTERM') {
-      stopping ??= (async () => {
-        if (child.exitCode === null && child.signalCode === null && child.pid)
-          process.kill(child.pid, signal);
-        const code = await exited;
-        if (ownsDataDir) await rm(dataDir, { recursive: true, force: true });
+      stopping ??= started.stop(signal).then(async (code) => {
+        await cleanUp();
         return code;
-      })();
+      });
       return stopping;
     },
   };
@@ -226,13 +197,14 @@ export async function signUpWithToken(
   return secret;
 }
 
-/** `keyport login` with password and OTP from stdin. */
+/** `keyport login` with the password and an OTP code (by default the next step's) on stdin. */
 export function loginUser(
   cluster: LabCluster,
   home: string,
   person: SignedUpUser,
   extraArgs: string[] = [],
   env?: Record<string, string | undefined>,
+  code: string = nextTotpCode(person.totpSecret),
 ): Promise<CliResult> {
   return runKeyport(
     [
@@ -246,7 +218,7 @@ export function loginUser(
       '--password-stdin',
       ...extraArgs,
     ],
-    { home, input: [person.password, nextTotpCode(person.totpSecret)], env },
+    { home, input: [person.password, code], env },
   );
 }
 

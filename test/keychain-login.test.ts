@@ -124,19 +124,7 @@ function loginWithCode(
   code: string,
   env: Record<string, string | undefined>,
 ): Promise<CliResult> {
-  return runKeyport(
-    [
-      'login',
-      '--cluster',
-      cluster.address,
-      '--user',
-      person.user,
-      '--ca-pin',
-      cluster.caPin,
-      '--password-stdin',
-    ],
-    { home, input: [person.password, code], env },
-  );
+  return loginUser(cluster, home, person, [], env, code);
 }
 
 /** Key ids (the `username` attribute) of every keyport item in the Secret Service, locked or not. */
