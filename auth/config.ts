@@ -2,6 +2,7 @@
 // command-line flags taking precedence. `auth_service.authentication` is a cluster_auth_preference spec,
 // applied at every start (the file is the source of truth for it, as in Teleport).
 import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { KeyportError } from '../proto/errors';
@@ -16,6 +17,8 @@ export interface AuthConfig {
   lockout: LockoutPolicy;
   /** A cluster_auth_preference spec to apply at start; undefined leaves the stored one alone. */
   authentication: Record<string, unknown> | undefined;
+  /** Relative CA file paths in `authentication` are read from here: the config file's folder. */
+  configDir: string;
 }
 
 export interface AuthFlags {
@@ -121,5 +124,6 @@ export async function loadAuthConfig(flags: AuthFlags): Promise<AuthConfig> {
       durationMs: (parseGoDurationSeconds(lockout.duration ?? '30m') ?? 1800) * 1000,
     },
     authentication: auth.authentication,
+    configDir: flags.config ? dirname(resolve(flags.config)) : process.cwd(),
   };
 }

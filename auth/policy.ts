@@ -1,6 +1,7 @@
 // The cluster's policy as the services read it: the cluster_auth_preference in canonical form, roles,
 // logins and session TTLs, admin rules; plus the resources every cluster starts with.
 import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { KeyportError } from '../proto/errors';
 import { DEFAULT_SESSION_TTL_SECONDS } from './context';
 import { ResourceError } from '../proto/resources/errors';
@@ -132,6 +133,7 @@ export async function applyStartupResources(
   store: Store,
   authentication: Record<string, unknown> | undefined,
   nowMs: number,
+  configDir: string,
 ): Promise<void> {
   let capJson: string | undefined;
   if (authentication) {
@@ -143,7 +145,7 @@ export async function applyStartupResources(
       );
       const resolved = await resolveCapSpecCaFiles(
         spec,
-        (path) => readFile(path, 'utf8'),
+        (path) => readFile(resolve(configDir, path), 'utf8'),
         'auth_service.authentication',
       );
       normalizeCap(resolved, 'auth_service.authentication');

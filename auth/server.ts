@@ -79,7 +79,7 @@ export async function startAuthServer(
   }
   const now = () => Date.now();
   // The config's authentication section first: a start refused for it must not bind the data dir to a name.
-  await applyStartupResources(store, config.authentication, now());
+  await applyStartupResources(store, config.authentication, now(), config.configDir);
   if (!storedName) await store.putConfig('cluster_name', JSON.stringify(config.clusterName), now());
 
   const authorities = await loadOrCreateAuthorities(config.dataDir, config.clusterName);

@@ -249,7 +249,9 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
           const lockedUntil: number | undefined = doc.status?.locked_until_ms;
           const status =
             lockedUntil && lockedUntil > Date.now()
-              ? `locked until ${new Date(Math.min(lockedUntil, 8.64e15)).toISOString()}`
+              ? lockedUntil >= Number.MAX_SAFE_INTEGER
+                ? 'locked until unlocked'
+                : `locked until ${new Date(lockedUntil).toISOString()}`
               : 'active';
           console.log(
             `${resource.name.padEnd(24)}${(doc.spec.roles as string[]).join(',').padEnd(32)}${status}`,

@@ -232,23 +232,7 @@ export function adminService(ctx: ServiceContext) {
     async deleteResource(request: DeleteResourceRequest, call: CallContext): Promise<Record<string, never>> {
       const kind = canonicalKind(request.kind);
       const identity = await authorize(call, kind, 'delete');
-      if (kind === 'user') {
-        if (!(await ctx.store.deleteUser(request.name))) {
-          throw new KeyportError('NOT_FOUND', `User "${request.name}" does not exist.`);
-        }
-      } else if (kind === 'role') {
-        const users = await ctx.store.listUsers();
-        const holder = users.find((u) => (JSON.parse(u.spec_json).roles as string[]).includes(request.name));
-        if (holder) {
-          throw new KeyportError(
-            'PRECONDITION_FAILED',
-            `Role "${request.name}" is assigned to user "${holder.name}"; remove it from every user first.`,
-          );
-        }
-        if (!(await ctx.store.deleteRole(request.name))) {
-          throw new KeyportError('NOT_FOUND', `Role "${request.name}" does not exist.`);
-        }
-      } else {
+      if (kind === 'cluster_auth_preference') {
         throw new KeyportError(
           'INVALID_ARGUMENT',
           'The cluster_auth_preference cannot be deleted; edit it instead.',
@@ -257,13 +241,37 @@ export function adminService(ctx: ServiceContext) {
           },
         );
       }
-      await ctx.audit.record({
-        type: kind === 'user' ? 'user.delete' : 'resource.delete',
-        actor: identity.user,
-        clientAddr: call.clientAddr,
-        success: true,
-        message: `${kind}/${request.name}`,
-        fields: { kind, name: request.name },
+      // One transaction: the assignment check, the delete and its audit event land together.
+      await ctx.store.transaction(async (tx) => {
+        if (kind === 'user') {
+          if (!(await tx.deleteUser(request.name))) {
+            throw new KeyportError('NOT_FOUND', `User "${request.name}" does not exist.`);
+          }
+        } else {
+          const holder = (await tx.listUsers()).find((u) =>
+            (JSON.parse(u.spec_json).roles as string[]).includes(request.name),
+          );
+          if (holder) {
+            throw new KeyportError(
+              'PRECONDITION_FAILED',
+              `Role "${request.name}" is assigned to user "${holder.name}"; remove it from every user first.`,
+            );
+          }
+          if (!(await tx.deleteRole(request.name))) {
+            throw new KeyportError('NOT_FOUND', `Role "${request.name}" does not exist.`);
+          }
+        }
+        await ctx.audit.record(
+          {
+            type: kind === 'user' ? 'user.delete' : 'resource.delete',
+            actor: identity.user,
+            clientAddr: call.clientAddr,
+            success: true,
+            message: `${kind}/${request.name}`,
+            fields: { kind, name: request.name },
+          },
+          tx,
+        );
       });
       return {};
     },
