@@ -110,7 +110,7 @@ export async function loadAuthConfig(flags: AuthFlags): Promise<AuthConfig> {
   const publicAddr =
     flags.publicAddr ??
     auth.public_addr ??
-    `${listen.host === '0.0.0.0' ? 'localhost' : listen.host}:${listen.port}`;
+    `${['0.0.0.0', '::'].includes(listen.host) ? 'localhost' : listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
   parseHostPort(publicAddr, flags.publicAddr ? '--public-addr' : 'auth_service.public_addr');
   const lockout = auth.lockout ?? {};
   return {

@@ -25,5 +25,6 @@ export interface ServiceContext {
 
 export const SIGNUP_TOKEN_TTL_MS = 60 * 60 * 1000;
 export const MFA_CHALLENGE_TTL_MS = 5 * 60 * 1000;
-export const PASSWORDLESS_CHALLENGE_TTL_MS = 60 * 1000;
 export const DEFAULT_SESSION_TTL_SECONDS = 12 * 60 * 60;
+/** Client certificates start this long before their issue, for clients whose clocks lag. */
+export const CLIENT_CERT_BACKDATE_MS = 60_000;

@@ -5,6 +5,7 @@ import { KeyportError } from '../proto/errors';
 import { CaError } from './ca/errors';
 import { verifyClientCertificate } from './ca/x509';
 import type { VerifiedClientCertificate } from './ca/x509';
+import { CLIENT_CERT_BACKDATE_MS } from './context';
 import type { ServiceContext } from './context';
 import type { CallContext } from './rpc';
 import { isLocked, lockedError } from './services/auth-service';
@@ -92,6 +93,14 @@ export async function authenticate(ctx: ServiceContext, call: CallContext): Prom
   if (!user) {
     throw new KeyportError('UNAUTHENTICATED', `User "${identity.user}" no longer exists on this cluster.`);
   }
+  // A certificate from before this user existed belongs to a deleted user of the same name. X.509 times
+  // have whole seconds, so the creation time is compared at that precision.
+  const createdSecondMs = Math.floor(user.created_ms / 1000) * 1000;
+  if (verified.notBefore.getTime() + CLIENT_CERT_BACKDATE_MS < createdSecondMs) {
+    throw new KeyportError('UNAUTHENTICATED', `User "${identity.user}" no longer exists on this cluster.`);
+  }
   if (isLocked(user, ctx.now())) throw lockedError(user);
-  return identity;
+  // Roles taken away since login stop counting at once; roles added count from the next login.
+  const current = new Set<string>(JSON.parse(user.spec_json).roles ?? []);
+  return { ...identity, roles: identity.roles.filter((role) => current.has(role)) };
 }

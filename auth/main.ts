@@ -1,6 +1,7 @@
 // The keyport-auth command.
 import { Command } from 'commander';
 import { KeyportError } from '../proto/errors';
+import { CaError } from './ca/errors';
 import { loadAuthConfig } from './config';
 import { startAuthServer, VERSION } from './server';
 
@@ -40,6 +41,10 @@ program
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {
+  if (error instanceof CaError && error.code === 'INVALID_ARGUMENT') {
+    console.error(`keyport-auth: ${error.message}`);
+    process.exit(2);
+  }
   if (error instanceof KeyportError) {
     console.error(`keyport-auth: ${error.message}`);
     process.exit(2);

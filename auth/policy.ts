@@ -102,11 +102,14 @@ export function loginsFor(roles: readonly Role[], traits: Traits): string[] {
   return effectiveLogins(roles, traits);
 }
 
-/** The requested TTL (default 12 h), capped by the shortest max_session_ttl among the roles. */
+/**
+ * The requested TTL (default 12 h), capped by the shortest max_session_ttl among the roles, and by 12 h
+ * when no role sets one: a longer session is something a role grants, never something a client asks for.
+ */
 export function sessionTtlSeconds(roles: readonly Role[], requestedSeconds: number | undefined): number {
   const wanted = requestedSeconds && requestedSeconds > 0 ? requestedSeconds : DEFAULT_SESSION_TTL_SECONDS;
-  const cap = effectiveMaxSessionTtlSeconds(roles);
-  return Math.floor(cap === undefined ? wanted : Math.min(wanted, cap));
+  const cap = effectiveMaxSessionTtlSeconds(roles) ?? DEFAULT_SESSION_TTL_SECONDS;
+  return Math.floor(Math.min(wanted, cap));
 }
 
 export const roleAllows = allows;

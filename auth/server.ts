@@ -80,7 +80,6 @@ export async function startAuthServer(
   const now = () => Date.now();
   // The config's authentication section first: a start refused for it must not bind the data dir to a name.
   await applyStartupResources(store, config.authentication, now(), config.configDir);
-  if (!storedName) await store.putConfig('cluster_name', JSON.stringify(config.clusterName), now());
 
   const authorities = await loadOrCreateAuthorities(config.dataDir, config.clusterName);
   const publicHost = config.publicAddr.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
@@ -91,6 +90,9 @@ export async function startAuthServer(
     dnsNames: [...names].filter((n) => isIP(n) === 0),
     ipAddresses: [...names].filter((n) => isIP(n) !== 0),
   });
+
+  // Only a start that got this far (names valid, CAs ready) binds the data dir to the cluster name.
+  if (!storedName) await store.putConfig('cluster_name', JSON.stringify(config.clusterName), now());
 
   const server = new Server();
   const builtinKey = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });

@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { stringify as toYaml } from 'yaml';
 import { KeyportError } from '../proto/errors';
 import type { Resource } from '../proto/gen/keyport/v1/admin';
 import { connectCluster } from '../client/api';
@@ -16,7 +16,6 @@ import type { ProfileStore } from '../client/profiles';
 import { loadResourceDocuments } from '../client/resource-documents';
 import { connectAsProfile } from '../client/session';
 import { parseDurationSeconds } from './format';
-import type { Prompter } from './prompts';
 
 interface AdminIdentityFile {
   cluster: string;
@@ -75,7 +74,7 @@ function resourceYaml(resource: Resource): string {
   return toYaml(JSON.parse(resource.json), { lineWidth: 0 });
 }
 
-export function registerAdminCommands(root: Command, profiles: ProfileStore, prompter: Prompter): void {
+export function registerAdminCommands(root: Command, profiles: ProfileStore): void {
   const admin = root
     .command('admin')
     .description('Administer the cluster (authorised by your roles’ rules)')
@@ -192,10 +191,18 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
             return;
           }
           const documents = await loadResourceDocuments(after, file, file);
-          if (documents.length !== 1) {
+          const [edited] = documents;
+          if (documents.length !== 1 || !edited) {
             throw new KeyportError(
               'INVALID_ARGUMENT',
               'Keep exactly one resource in the file; nothing was saved.',
+            );
+          }
+          if (edited.kind !== kind || (name && edited.metadata.name !== name)) {
+            throw new KeyportError(
+              'INVALID_ARGUMENT',
+              `The edit changed what the resource is (${edited.kind}/${edited.metadata.name}); edit keeps ${ref}. Nothing was saved; use create for a new resource.`,
+              { fieldPath: edited.kind !== kind ? 'kind' : 'metadata.name' },
             );
           }
           await api.admin.createResources({
@@ -304,16 +311,18 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
       withApi(async (api) => {
         let sinceMs = 0;
         if (options.since) {
-          sinceMs = /^\d+[smhd]/.test(options.since)
+          sinceMs = /^[\d.]+(ns|us|µs|ms|s|m|h)/.test(options.since)
             ? Date.now() - parseDurationSeconds(options.since, '--since') * 1000
-            : Date.parse(options.since);
+            : /^\d{4}-\d{2}-\d{2}/.test(options.since)
+              ? Date.parse(options.since)
+              : Number.NaN;
           if (Number.isNaN(sinceMs))
             throw new KeyportError('INVALID_ARGUMENT', '--since: use a duration (1h) or an ISO time.');
         }
         const { events } = await api.admin.listAuditEvents({
           sinceMs,
           type: options.type ?? '',
-          limit: Number(options.limit),
+          limit: parseLimit(options.limit),
         });
         for (const event of events) {
           if (options.json) {
@@ -329,8 +338,16 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
         }
       }),
     );
-  void prompter;
-  void parseYaml;
+}
+
+function parseLimit(text: string): number {
+  const limit = Number(text);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) {
+    throw new KeyportError('INVALID_ARGUMENT', `--limit: "${text}" is not a whole number from 1 to 100000.`, {
+      fieldPath: '--limit',
+    });
+  }
+  return limit;
 }
 
 async function readAllStdin(): Promise<string> {

@@ -1,12 +1,11 @@
 // Durations in, durations out.
 import { KeyportError } from '../proto/errors';
+import { parseGoDurationSeconds } from '../proto/resources/duration';
 
-const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
-
-/** "90s", "30m", "1h30m", "2d" → seconds. */
+/** A Go-style duration ("90s", "30m", "1h30m"), as in resources, → seconds; zero and garbage are refused. */
 export function parseDurationSeconds(text: string, fieldPath: string): number {
-  const parts = [...text.matchAll(/(\d+)([smhd])/g)];
-  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text) {
+  const seconds = parseGoDurationSeconds(text);
+  if (seconds === undefined || seconds <= 0) {
     throw new KeyportError(
       'INVALID_ARGUMENT',
       `${fieldPath}: "${text}" is not a duration such as 30m, 1h or 1h30m.`,
@@ -15,10 +14,7 @@ export function parseDurationSeconds(text: string, fieldPath: string): number {
       },
     );
   }
-  return parts.reduce(
-    (total, [, amount, unit]) => total + Number(amount) * (UNIT_SECONDS[unit as string] ?? 0),
-    0,
-  );
+  return Math.ceil(seconds);
 }
 
 export function formatRemaining(ms: number): string {

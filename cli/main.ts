@@ -3,7 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { KeyportError } from '../proto/errors';
 import { loginWithPassword, logout } from '../client/ceremonies/login';
 import { signup } from '../client/ceremonies/signup';
-import { parseClusterAddress } from '../client/cluster-trust';
+import { formatClusterAddress, parseClusterAddress } from '../client/cluster-trust';
 import { KeyStoreError } from '../client/keystore';
 import { ProfileStore } from '../client/profiles';
 import type { Profile } from '../client/profiles';
@@ -134,14 +134,14 @@ function program(): Command {
     .option('--forget', 'also forget the cluster’s trusted CA')
     .action(async (options) => {
       const address = options.cluster ? parseClusterAddress(options.cluster) : undefined;
-      const key = address ? `${address.host}:${address.port}` : undefined;
+      const key = address ? formatClusterAddress(address) : undefined;
       const removed = await logout(profiles, key);
       if (options.forget && (key ?? removed?.address))
         await profiles.forgetCluster((key ?? removed?.address) as string);
       console.log(removed ? `Logged out ${removed.user} from ${removed.address}.` : 'Not signed in.');
     });
 
-  registerAdminCommands(root, profiles, prompter);
+  registerAdminCommands(root, profiles);
   return root;
 }
 

@@ -21,7 +21,7 @@ import type {
 } from '../../proto/gen/keyport/v1/admin';
 import type { ServiceContext } from '../context';
 import { SIGNUP_TOKEN_TTL_MS } from '../context';
-import { authenticate } from '../identity';
+import { authenticate, BUILTIN_ADMIN } from '../identity';
 import type { Identity } from '../identity';
 import {
   canonicalKind,
@@ -105,6 +105,15 @@ export function adminService(ctx: ServiceContext) {
       return { written: await getRoleResource(name, tx), replaced };
     }
     if (resource.kind === 'user') {
+      if (name === BUILTIN_ADMIN) {
+        throw new KeyportError(
+          'INVALID_ARGUMENT',
+          `${at}"${BUILTIN_ADMIN}" is reserved for the auth host's own admin.`,
+          {
+            fieldPath: `${at ? `${at.slice(0, -2)}.` : ''}metadata.name`,
+          },
+        );
+      }
       await checkRolesExist(resource.spec.roles, `${at ? `${at.slice(0, -2)}.` : ''}spec.roles`, tx);
       const specJson = JSON.stringify(resource.spec);
       const replaced = !(await tx.insertUser(name, specJson, now));
@@ -192,7 +201,14 @@ export function adminService(ctx: ServiceContext) {
       );
       let identity: Identity | undefined;
       for (const resource of resources) {
-        identity = await authorize(call, resource.kind, request.force ? 'update' : 'create');
+        // The cap always exists, so writing it is an update; --force may create or replace, so it needs both.
+        const verbs =
+          resource.kind === 'cluster_auth_preference'
+            ? ['update']
+            : request.force
+              ? ['create', 'update']
+              : ['create'];
+        for (const verb of verbs) identity = await authorize(call, resource.kind, verb);
       }
       const actor = identity?.user ?? 'unknown';
       // One transaction: every document lands, or none does.
@@ -283,6 +299,15 @@ export function adminService(ctx: ServiceContext) {
           'INVALID_ARGUMENT',
           'A user name has 1 to 64 letters, digits, ".", "_", "@" or "-", and starts with a letter or digit.',
           { fieldPath: 'name' },
+        );
+      }
+      if (request.name === BUILTIN_ADMIN) {
+        throw new KeyportError(
+          'INVALID_ARGUMENT',
+          `"${BUILTIN_ADMIN}" is reserved for the auth host's own admin.`,
+          {
+            fieldPath: 'name',
+          },
         );
       }
       if (request.roles.length === 0) {

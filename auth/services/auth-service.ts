@@ -20,15 +20,11 @@ import { loadCap, loadRoles, loginsFor, sessionTtlSeconds } from '../policy';
 import type { CallContext } from '../rpc';
 import type { Store, UserRow } from '../storage/store';
 import { newTotpEnrollment, totpStepOf } from '../totp';
-import { MFA_CHALLENGE_TTL_MS } from '../context';
+import { CLIENT_CERT_BACKDATE_MS, MFA_CHALLENGE_TTL_MS } from '../context';
 import type { ServiceContext } from '../context';
 
 export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
-}
-
-export function newSecretToken(): string {
-  return randomBytes(32).toString('base64url');
 }
 
 const invalidSignupToken = () =>
@@ -38,6 +34,8 @@ const invalidSignupToken = () =>
   );
 const expiredSignupToken = () =>
   new KeyportError('EXPIRED', 'The signup token has expired; ask an admin for a new one.');
+const MAX_REQUESTED_TTL_SECONDS = 365 * 24 * 60 * 60;
+
 const badCredentials = () => new KeyportError('ACCESS_DENIED', 'Invalid user name or password.');
 
 export function lockedError(user: UserRow): KeyportError {
@@ -53,6 +51,34 @@ export function isLocked(user: UserRow, nowMs: number): boolean {
 
 export function authService(ctx: ServiceContext) {
   /** Counts a failed attempt and locks the user once the policy's limit is reached within its window. */
+  /** Locks the user once `failures` reached the policy's limit; returns the LOCKED error to answer with. */
+  async function lockIfOverLimit(
+    user: UserRow,
+    failures: number,
+    clientAddr: string,
+  ): Promise<KeyportError | undefined> {
+    if (failures < ctx.lockout.maxAttempts) return undefined;
+    const now = ctx.now();
+    const until = now + ctx.lockout.durationMs;
+    await ctx.store.transaction(async (tx) => {
+      await tx.setLock(user.name, until, `${failures} failed login attempts`, now);
+      await tx.clearLoginFailures(user.name);
+      await ctx.audit.record(
+        {
+          type: 'user.lock',
+          actor: 'system',
+          clientAddr,
+          success: true,
+          message: `locked after ${failures} failed login attempts`,
+          fields: { user: user.name, locked_until_ms: until },
+        },
+        tx,
+      );
+    });
+    return lockedError({ ...user, locked_until_ms: until });
+  }
+
+  /** Counts a failed attempt and locks the user once the policy's limit is reached within its window. */
   async function recordFailure(
     user: UserRow,
     clientAddr: string,
@@ -60,27 +86,13 @@ export function authService(ctx: ServiceContext) {
   ): Promise<KeyportError | undefined> {
     const now = ctx.now();
     await ctx.store.recordLoginFailure(user.name, now);
-    await ctx.audit.record({
-      type: 'user.login',
-      actor: user.name,
-      clientAddr,
-      success: false,
-      message: reason,
-    });
+    await auditLogin(user.name, clientAddr, false, reason);
     const failures = await ctx.store.countLoginFailures(user.name, now - ctx.lockout.windowMs);
-    if (failures < ctx.lockout.maxAttempts) return undefined;
-    const until = now + ctx.lockout.durationMs;
-    await ctx.store.setLock(user.name, until, `${failures} failed login attempts`, now);
-    await ctx.store.clearLoginFailures(user.name);
-    await ctx.audit.record({
-      type: 'user.lock',
-      actor: 'system',
-      clientAddr,
-      success: true,
-      message: `locked after ${failures} failed login attempts`,
-      fields: { user: user.name, locked_until_ms: until },
-    });
-    return lockedError({ ...user, locked_until_ms: until });
+    return lockIfOverLimit(user, failures, clientAddr);
+  }
+
+  function auditLogin(actor: string, clientAddr: string, success: boolean, message: string): Promise<void> {
+    return ctx.audit.record({ type: 'user.login', actor, clientAddr, success, message });
   }
 
   /** Verifies a TOTP response against the user's devices, spending the code's time step. */
@@ -219,6 +231,7 @@ export function authService(ctx: ServiceContext) {
             });
           }
           await tx.setPasswordHash(token.user, passwordHash, now);
+          await tx.clearPendingTotpSecret(tokenHash);
           await ctx.audit.record(
             {
               type: 'user.signup',
@@ -259,34 +272,35 @@ export function authService(ctx: ServiceContext) {
       if (!request.user)
         throw new KeyportError('INVALID_ARGUMENT', 'A user name is required.', { fieldPath: 'user' });
       const user = await ctx.store.getUser(request.user);
-      if (user && isLocked(user, ctx.now())) {
-        await ctx.audit.record({
-          type: 'user.login',
-          actor: user.name,
-          clientAddr: call.clientAddr,
-          success: false,
-          message: 'user is locked',
-        });
-        throw lockedError(user);
-      }
-      const passwordOk = await verifyPassword(user?.password_hash ?? null, request.password);
       if (!user) {
-        await ctx.audit.record({
-          type: 'user.login',
-          actor: request.user,
-          clientAddr: call.clientAddr,
-          success: false,
-          message: 'unknown user',
-        });
+        await verifyPassword(null, request.password);
+        await auditLogin(request.user, call.clientAddr, false, 'unknown user');
         throw badCredentials();
       }
-      if (!passwordOk)
-        throw (await recordFailure(user, call.clientAddr, 'wrong password')) ?? badCredentials();
+      const now = ctx.now();
+      if (isLocked(user, now)) {
+        await auditLogin(user.name, call.clientAddr, false, 'user is locked');
+        throw lockedError(user);
+      }
+      // The attempt counts before the password is checked, so guesses sent in parallel cannot all pass
+      // the limit while the first ones are still being hashed. A right password withdraws it.
+      const attempt = await ctx.store.recordLoginFailure(user.name, now);
+      const attempts = await ctx.store.countLoginFailures(user.name, now - ctx.lockout.windowMs);
+      if (attempts > ctx.lockout.maxAttempts) {
+        await auditLogin(user.name, call.clientAddr, false, 'too many attempts');
+        throw (await lockIfOverLimit(user, attempts, call.clientAddr)) ?? lockedError(user);
+      }
+      if (!(await verifyPassword(user.password_hash, request.password))) {
+        await auditLogin(user.name, call.clientAddr, false, 'wrong password');
+        throw (await lockIfOverLimit(user, attempts, call.clientAddr)) ?? badCredentials();
+      }
+      await ctx.store.deleteLoginFailure(attempt);
 
       const cap = await loadCap(ctx.store);
       const devices = await ctx.store.listDevices(user.name);
       const totpAllowed = cap.secondFactors.includes('otp') && devices.some((d) => d.type === 'totp');
       if (cap.secondFactorRequired && devices.length === 0) {
+        await auditLogin(user.name, call.clientAddr, false, 'no MFA device');
         throw new KeyportError(
           'MFA_REQUIRED',
           'This cluster requires a second factor, and this user has no MFA device; ask an admin to reset the user.',
@@ -320,33 +334,60 @@ export function authService(ctx: ServiceContext) {
           fieldPath: 'mfa_response.challenge_id',
         });
       }
+      const ttlSeconds = Number(request.ttlSeconds);
+      if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 0 || ttlSeconds > MAX_REQUESTED_TTL_SECONDS) {
+        throw new KeyportError(
+          'INVALID_ARGUMENT',
+          'The requested session TTL must be between 1 second and 1 year.',
+          {
+            fieldPath: 'ttl_seconds',
+          },
+        );
+      }
       const tlsKey = parseTlsPublicKey(request.tlsPublicKey);
       const sshKey = request.sshPublicKey
         ? parseSshPublicKeyField(request.sshPublicKey)
         : sshPublicKeyFromKeyObject(tlsKey);
 
       const challenge = await ctx.store.consumeChallenge(response.challengeId);
+      /** Every refusal from here on is audited, with the challenge's user when there is one. */
+      const refuse = async (reason: string, error: KeyportError): Promise<never> => {
+        await auditLogin(challenge?.user ?? 'unknown', call.clientAddr, false, reason);
+        throw error;
+      };
       if (!challenge || !challenge.user) {
-        throw new KeyportError(
-          'ACCESS_DENIED',
-          'The login challenge is unknown or was already used; sign in again.',
+        return refuse(
+          'unknown or spent login challenge',
+          new KeyportError(
+            'ACCESS_DENIED',
+            'The login challenge is unknown or was already used; sign in again.',
+          ),
         );
       }
       if (challenge.scope !== ChallengeScope[ChallengeScope.CHALLENGE_SCOPE_LOGIN]) {
-        throw new KeyportError('ACCESS_DENIED', 'This challenge was issued for another purpose than login.');
+        return refuse(
+          'challenge of another scope',
+          new KeyportError('ACCESS_DENIED', 'This challenge was issued for another purpose than login.'),
+        );
       }
       if (challenge.expires_ms <= ctx.now()) {
-        throw new KeyportError('EXPIRED', 'The login challenge expired; sign in again.');
+        return refuse(
+          'expired login challenge',
+          new KeyportError('EXPIRED', 'The login challenge expired; sign in again.'),
+        );
       }
       const user = await ctx.store.getUser(challenge.user);
-      if (!user) throw badCredentials();
-      if (isLocked(user, ctx.now())) throw lockedError(user);
+      if (!user) return refuse('user deleted during login', badCredentials());
+      if (isLocked(user, ctx.now())) return refuse('user is locked', lockedError(user));
 
       const cap = await loadCap(ctx.store);
       let mfaVerified = false;
       if (response.response?.$case === 'totp') {
         if (!cap.secondFactors.includes('otp')) {
-          throw new KeyportError('MFA_FAILED', 'OTP is not an allowed second factor on this cluster.');
+          return refuse(
+            'OTP not allowed',
+            new KeyportError('MFA_FAILED', 'OTP is not an allowed second factor on this cluster.'),
+          );
         }
         const outcome = await verifyTotp(ctx.store, user.name, response.response.value.code);
         if (outcome !== 'ok') {
@@ -364,24 +405,27 @@ export function authService(ctx: ServiceContext) {
         }
         mfaVerified = true;
       } else if (response.response?.$case === 'webauthnJson') {
-        throw new KeyportError(
-          'MFA_FAILED',
-          'Security keys are not supported by this version of the cluster.',
+        return refuse(
+          'security keys not supported',
+          new KeyportError('MFA_FAILED', 'Security keys are not supported by this version of the cluster.'),
         );
       } else if (cap.secondFactorRequired) {
-        throw new KeyportError(
-          'MFA_REQUIRED',
-          'This cluster requires a second factor: answer the MFA challenge.',
+        return refuse(
+          'no second factor given',
+          new KeyportError(
+            'MFA_REQUIRED',
+            'This cluster requires a second factor: answer the MFA challenge.',
+          ),
         );
       }
 
       const roles = await loadRoles(ctx.store, JSON.parse(user.spec_json).roles ?? []);
       const traits = JSON.parse(user.spec_json).traits ?? {};
       const logins = loginsFor(roles, traits);
-      const ttlSeconds = sessionTtlSeconds(roles, Number(request.ttlSeconds) || undefined);
+      const sessionSeconds = sessionTtlSeconds(roles, ttlSeconds || undefined);
       const now = ctx.now();
-      const notBefore = new Date(now - 60_000);
-      const notAfter = new Date(now + ttlSeconds * 1000);
+      const notBefore = new Date(now - CLIENT_CERT_BACKDATE_MS);
+      const notAfter = new Date(now + sessionSeconds * 1000);
       const roleNames = roles.map((r) => r.metadata.name);
       const sshCertificate = signSshUserCertificate({
         ca: ctx.authorities.ssh,
@@ -419,7 +463,7 @@ export function authService(ctx: ServiceContext) {
         clientAddr: call.clientAddr,
         success: true,
         message: `SSH and X.509 certificates valid until ${notAfter.toISOString()}`,
-        fields: { roles: roleNames, logins, ttl_seconds: ttlSeconds, mfa_verified: mfaVerified },
+        fields: { roles: roleNames, logins, ttl_seconds: sessionSeconds, mfa_verified: mfaVerified },
       });
       return {
         user: user.name,

@@ -215,6 +215,15 @@ export class Store {
       .execute();
   }
 
+  /** The secret now lives with the device only. */
+  async clearPendingTotpSecret(tokenHash: string): Promise<void> {
+    await this.db
+      .updateTable('signup_tokens')
+      .set({ pending_totp_secret: null })
+      .where('token_hash', '=', tokenHash)
+      .execute();
+  }
+
   /** Spends an unused, unexpired token; undefined when it was already spent, expired or never existed. */
   consumeSignupToken(tokenHash: string, nowMs: number): Promise<SignupTokenRow | undefined> {
     return this.db
@@ -290,8 +299,18 @@ export class Store {
 
   // Failed logins and lockout
 
-  async recordLoginFailure(user: string, nowMs: number): Promise<void> {
-    await this.db.insertInto('login_failures').values({ user, time_ms: nowMs }).execute();
+  /** Records a failed (or not yet checked) attempt; returns its id, to withdraw it if it succeeds. */
+  async recordLoginFailure(user: string, nowMs: number): Promise<number> {
+    const row = await this.db
+      .insertInto('login_failures')
+      .values({ user, time_ms: nowMs })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return Number(row.id);
+  }
+
+  async deleteLoginFailure(id: number): Promise<void> {
+    await this.db.deleteFrom('login_failures').where('id', '=', id).execute();
   }
 
   async countLoginFailures(user: string, sinceMs: number): Promise<number> {
