@@ -9,6 +9,7 @@ const packages = {
   'gnome-keyring': ['start', 'test'], // Secret Service for the keychain (lab keyring on headless machines)
   'dbus-daemon': ['start', 'test'], // a private session bus for that keyring
   'dbus-bin': ['start', 'test'], // dbus-send: the client asks the Secret Service whether it is locked
+  'libusb-1.0-0': ['start', 'test'], // node-hid's Linux binary links it, even for hidraw (USB security keys)
   'libsecret-tools': ['test'], // secret-tool: tests read the keychain from outside the client
 };
 
