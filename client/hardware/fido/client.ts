@@ -11,6 +11,7 @@ import {
   getPinRetriesRequest,
   getPinUvAuthTokenUsingPinWithPermissionsRequest,
   makeCredentialRequest,
+  option,
   parseEmptyResponse,
   parseGetAssertionResponse,
   parseGetInfoResponse,
@@ -20,6 +21,7 @@ import {
   parsePinTokenResponse,
   PIN_PERMISSION,
   setPinRequest,
+  wrongPinError,
 } from './ctap2';
 import type {
   AssertionResponse,
@@ -138,18 +140,28 @@ export class Fido2Client {
       (acc, p) => acc | (p === 'mc' ? PIN_PERMISSION.MC : PIN_PERMISSION.GA),
       0,
     );
-    const encrypted = parsePinTokenResponse(
-      await this.#call(
-        getPinUvAuthTokenUsingPinWithPermissionsRequest({
-          protocol: PIN_UV_AUTH_PROTOCOL_2,
-          keyAgreement: shared.keyAgreement,
-          pinHashEnc: pinHashEnc(shared.sharedSecret, pin),
-          permissions: bits,
-          rpId,
-        }),
-        options,
-      ),
-    );
+    let encrypted: Uint8Array;
+    try {
+      encrypted = parsePinTokenResponse(
+        await this.#call(
+          getPinUvAuthTokenUsingPinWithPermissionsRequest({
+            protocol: PIN_UV_AUTH_PROTOCOL_2,
+            keyAgreement: shared.keyAgreement,
+            pinHashEnc: pinHashEnc(shared.sharedSecret, pin),
+            permissions: bits,
+            rpId,
+          }),
+          options,
+        ),
+      );
+    } catch (error) {
+      // CTAP 2.1 §6.5.5.7.2: a wrong PIN; say how many attempts are left (one more exchange).
+      if (error instanceof Ctap2Error && error.code === 'PIN_INVALID' && error.retries === undefined) {
+        const retries = await this.getPinRetries(options).catch(() => undefined);
+        if (retries !== undefined) throw wrongPinError(retries, error.status);
+      }
+      throw error;
+    }
     let token: Uint8Array;
     try {
       token = decrypt(shared.sharedSecret, encrypted);
@@ -165,6 +177,38 @@ export class Fido2Client {
       );
     }
     return token;
+  }
+
+  /**
+   * Waits for a touch without creating anything: authenticatorMakeCredential with a zero-length
+   * pinUvAuthParam (CTAP 2.1 §6.1.2 step 1), which a key answers after user presence with PIN_NOT_SET
+   * or PIN_INVALID. This is how a platform picks one of several keys before asking for a PIN (libfido2
+   * fido_dev_get_touch_begin does the same). Resolves with whether the key has a PIN.
+   */
+  async selectByTouch(options: CallOptions = {}): Promise<{ pinSet: boolean }> {
+    const request = makeCredentialRequest({
+      clientDataHash: new Uint8Array(32),
+      rp: { id: '.dummy' },
+      user: { id: new Uint8Array([0x01]), name: 'dummy' },
+      pubKeyCredParams: [{ type: 'public-key', alg: -7 }],
+      pinUvAuthParam: new Uint8Array(0),
+      pinUvAuthProtocol: PIN_UV_AUTH_PROTOCOL_2,
+    });
+    try {
+      parseMakeCredentialResponse(await this.#call(request, options));
+    } catch (error) {
+      if (error instanceof Ctap2Error && error.code === 'PIN_NOT_SET') return { pinSet: false };
+      if (error instanceof Ctap2Error && (error.code === 'PIN_INVALID' || error.code === 'PIN_AUTH_INVALID'))
+        return { pinSet: true };
+      throw error;
+    }
+    // A CTAP 2.0 key may have made a throw-away credential; it was touched all the same.
+    return { pinSet: option(await this.getInfo(options), 'clientPin') === true };
+  }
+
+  /** Forgets the cached getInfo (its options change when a PIN is set). */
+  invalidateInfo(): void {
+    this.#info = undefined;
   }
 
   /** setPIN, for a key that has none yet (CTAP 2.1 §6.5). */
@@ -183,6 +227,8 @@ export class Fido2Client {
         options,
       ),
     );
+    // getInfo's clientPin option is now true.
+    this.#info = undefined;
   }
 
   #pinUvAuth(token: Uint8Array, clientDataHash: Uint8Array) {

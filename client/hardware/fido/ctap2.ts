@@ -122,9 +122,22 @@ export class Ctap2Error extends Error {
     message?: string,
     /** The CTAP2 status byte, when the authenticator sent one. */
     readonly status?: number,
+    /** PIN attempts left, for PIN_INVALID when the client could ask the key. */
+    readonly retries?: number,
   ) {
     super(message ?? MESSAGES[code] ?? `The security key failed with ${code}. Try again.`);
   }
+}
+
+/** PIN_INVALID with the attempts left, worded for the person. */
+export function wrongPinError(retries: number, status?: number): Ctap2Error {
+  const left = retries === 1 ? '1 attempt left' : `${retries} attempts left`;
+  return new Ctap2Error(
+    'PIN_INVALID',
+    `Wrong PIN (${left}). Check the PIN of your security key and try again.`,
+    status,
+    retries,
+  );
 }
 
 export function ctap2ErrorFromStatus(status: number): Ctap2Error {
