@@ -1,13 +1,17 @@
 // The keyport command: sign up, log in, status, logout, and cluster administration.
 import { Command, CommanderError, Option } from 'commander';
 import { KeyportError } from '../proto/errors';
-import { loginWithPassword, logout } from '../client/ceremonies/login';
+import { loginPasswordless, loginWithPassword, logout } from '../client/ceremonies/login';
+import { securityKeyPrompts } from './security-key-prompts';
 import { signup } from '../client/ceremonies/signup';
 import { formatClusterAddress, parseClusterAddress } from '../client/cluster-trust';
 import { KeyStoreError } from '../client/keystore';
+import { Ctap2Error } from '../client/hardware/fido/ctap2';
+import { CtaphidError } from '../client/hardware/fido/ctaphid';
 import { ProfileStore } from '../client/profiles';
 import type { Profile } from '../client/profiles';
 import { registerAdminCommands } from './admin';
+import { registerMfaCommands } from './mfa';
 import { EXIT, exitCodeOf } from './exit-codes';
 import { parseDurationSeconds, formatRemaining } from './format';
 import { readStdinLine, terminalPrompter } from './prompts';
@@ -21,6 +25,16 @@ process.removeAllListeners('warning');
 process.on('warning', (warning: NodeJS.ErrnoException) => {
   if (warning.code !== 'DEP0123') console.error(`${warning.name}: ${warning.message}`);
 });
+
+/** Ctrl-C cancels the ceremony in progress (a security key sees CTAPHID CANCEL); a second one exits. */
+function cancellation(): AbortSignal {
+  const controller = new AbortController();
+  process.once('SIGINT', () => {
+    controller.abort();
+    process.once('SIGINT', () => process.exit(EXIT.cancelled));
+  });
+  return controller.signal;
+}
 
 export function trustPrompt(prompter: Prompter) {
   return {
@@ -51,6 +65,17 @@ function program(): Command {
     .option('--ttl <duration>', 'certificate lifetime, e.g. 1h (capped by your roles)')
     .option('--password-stdin', 'read the password from the first line of standard input')
     .addOption(
+      new Option(
+        '--auth <kind>',
+        'local (password + second factor) or passwordless (security key and its PIN)',
+      ).choices(['local', 'passwordless']),
+    )
+    .addOption(
+      new Option('--mfa <kind>', 'second factor to use when several are allowed')
+        .choices(['auto', 'key', 'otp'])
+        .default('auto'),
+    )
+    .addOption(
       new Option('--keystore <kind>', 'where the session key lives')
         .choices(['keychain', 'file'])
         .default('keychain'),
@@ -60,22 +85,31 @@ function program(): Command {
       const clusterText: string | undefined = options.cluster ?? current?.address;
       if (!clusterText) throw new KeyportError('INVALID_ARGUMENT', 'Give the cluster: --cluster HOST:PORT.');
       const user: string = options.user ?? current?.user ?? process.env.USER ?? '';
-      const profile = await loginWithPassword({
+      const address = parseClusterAddress(clusterText);
+      const trusted = await profiles.getTrustedCluster(address);
+      const passwordless =
+        options.auth === 'passwordless' ||
+        (options.auth === undefined && trusted?.connectorName === 'passwordless');
+      const common = {
         profiles,
-        address: parseClusterAddress(clusterText),
-        user,
+        address,
         caPin: options.caPin,
         ttlSeconds: options.ttl ? parseDurationSeconds(options.ttl, '--ttl') : undefined,
         keystore: options.keystore,
+        signal: cancellation(),
         prompts: {
           ...trustPrompt(prompter),
-          password: (name) =>
+          password: (name: string) =>
             options.passwordStdin
               ? readStdinLine('the password')
               : prompter.secret(`Enter password for Keyport user ${name}:`),
           otpCode: () => prompter.text('Enter an OTP code from your authenticator app:'),
+          securityKey: securityKeyPrompts(prompter),
         },
-      });
+      };
+      const profile = passwordless
+        ? await loginPasswordless(common)
+        : await loginWithPassword({ ...common, user, mfa: options.mfa });
       printProfile(profile);
     });
 
@@ -85,7 +119,12 @@ function program(): Command {
     .requiredOption('--cluster <host:port>', 'cluster address')
     .requiredOption('--token <token>', 'the signup token from your admin')
     .option('--ca-pin <sha256:hex>', 'trust exactly this CA instead of asking')
-    .option('--device-name <name>', 'name of the first MFA device', 'otp')
+    .addOption(
+      new Option('--device <kind>', 'first MFA device: otp (authenticator app) or webauthn (security key)')
+        .choices(['otp', 'webauthn'])
+        .default('otp'),
+    )
+    .option('--device-name <name>', 'name of the first MFA device (default: otp, or security-key)')
     .action(async (options) => {
       const result = await signup({
         profiles,
@@ -93,6 +132,7 @@ function program(): Command {
         token: options.token,
         caPin: options.caPin,
         deviceName: options.deviceName,
+        deviceType: options.device,
         prompts: {
           ...trustPrompt(prompter),
           async newPassword(user) {
@@ -110,6 +150,7 @@ function program(): Command {
             prompter.say(`  secret: ${totp.secret}`);
           },
           otpCode: () => prompter.text('Enter the code your authenticator app shows now:'),
+          securityKey: securityKeyPrompts(prompter),
         },
       });
       console.log(
@@ -141,6 +182,7 @@ function program(): Command {
       console.log(removed ? `Logged out ${removed.user} from ${removed.address}.` : 'Not signed in.');
     });
 
+  registerMfaCommands(root, profiles, prompter);
   registerAdminCommands(root, profiles);
   return root;
 }
@@ -177,6 +219,11 @@ export async function main(argv: string[]): Promise<number> {
         console.error(`  field: ${error.fields.fieldPath}`);
       }
       return exitCodeOf(error.code);
+    }
+    if (error instanceof Ctap2Error || error instanceof CtaphidError) {
+      // The security key's own refusal (PIN blocked, not touched in time, ...): its message says what to do.
+      console.error(`ERROR: ${error.message}`);
+      return error.code === 'CANCELLED' ? EXIT.cancelled : EXIT.mfa;
     }
     if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.invalidInput;
     console.error(error);

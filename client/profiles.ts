@@ -17,6 +17,10 @@ import type { KeyStoreKind } from './keystore';
 export interface TrustedCluster {
   address: string;
   name: string;
+  /** The cluster's public address, whose host is the WebAuthn origin (https://host[:port]). */
+  publicAddr?: string;
+  /** `passwordless` makes passwordless login the default (cluster_auth_preference.connector_name). */
+  connectorName?: string;
   caPin: string;
   caPem: string;
   trustedAtMs: number;

@@ -12,6 +12,7 @@ import {
 } from './cluster-trust';
 import type { ClusterAddress } from './cluster-trust';
 import { openKeyStore } from './keystore';
+import { originFor } from './webauthn';
 import type { Profile, ProfileStore, TrustedCluster } from './profiles';
 import { parseClusterAddress } from './cluster-trust';
 
@@ -64,6 +65,8 @@ export async function ensureTrustedCluster(
     const trusted: TrustedCluster = {
       address: formatClusterAddress(address),
       name: info.clusterName,
+      publicAddr: info.publicAddr,
+      connectorName: info.connectorName,
       caPin: presented.caPin,
       caPem: presented.caPem,
       trustedAtMs: Date.now(),
@@ -116,4 +119,9 @@ export async function connectAsProfile(
     clientCertPem: profile.tlsCertPem,
     onCall,
   });
+}
+
+/** The WebAuthn origin for a cluster: its public address as https://host[:port]. */
+export function webauthnOrigin(trusted: TrustedCluster): string {
+  return originFor(trusted.publicAddr || trusted.address);
 }

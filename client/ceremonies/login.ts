@@ -1,6 +1,7 @@
-// Login with a password and a second factor, in two round trips:
-//   1. CreateAuthenticateChallenge{user, password, scope LOGIN} → which factors may answer
-//   2. Login{answer, public keys, ttl} → SSH + X.509 certificates
+// Login in two round trips:
+//   1. CreateAuthenticateChallenge{user, password, scope LOGIN} (or {PASSWORDLESS_LOGIN}) → which factors
+//      may answer, with WebAuthn request options
+//   2. Login{answer (security key or OTP), public keys, ttl} → SSH + X.509 certificates
 // The session key is created first and put in the keystore before the password leaves, so a locked or
 // missing keychain fails the login without spending a password attempt or an OTP code.
 import { randomBytes } from 'node:crypto';
@@ -13,12 +14,17 @@ import { generateSessionKey, openKeyStore } from '../keystore';
 import type { KeyStoreKind } from '../keystore';
 import type { ClusterApi } from '../api';
 import type { Profile, ProfileStore } from '../profiles';
-import { connectTrusted, ensureTrustedCluster } from '../session';
+import { connectTrusted, ensureTrustedCluster, webauthnOrigin } from '../session';
 import type { TrustPrompt } from '../session';
+import type { SecurityKeyPrompts } from '../webauthn';
+import { answerChallenge } from './mfa';
+import type { MfaPreference } from './mfa';
 
 export interface LoginPrompts extends TrustPrompt {
   password(user: string): Promise<string>;
   otpCode(): Promise<string>;
+  /** Security-key prompts (tap, PIN); without them only OTP can answer. */
+  securityKey?: SecurityKeyPrompts;
 }
 
 export interface LoginOptions {
@@ -29,20 +35,84 @@ export interface LoginOptions {
   ttlSeconds?: number;
   keystore: KeyStoreKind;
   prompts: LoginPrompts;
+  /** Which second factor to use when several may answer (default: a plugged-in key, else OTP). */
+  mfa?: MfaPreference;
+  signal?: AbortSignal;
   onCall?: (method: string) => void;
 }
 
-export async function loginWithPassword(options: LoginOptions): Promise<Profile> {
-  const { profiles, prompts } = options;
-  if (!options.user)
+const noKeyPrompts: SecurityKeyPrompts = {
+  tap: () => {},
+  pin: () => Promise.reject(new KeyportError('CANCELLED', 'This client cannot ask for a security key PIN.')),
+  newPin: () => Promise.reject(new KeyportError('CANCELLED', 'This client cannot set a security key PIN.')),
+};
+
+/** Login with a password, then the second factor the cluster asks for. */
+export function loginWithPassword(options: LoginOptions): Promise<Profile> {
+  if (!options.user) {
     throw new KeyportError('INVALID_ARGUMENT', 'Give a user name (--user).', { fieldPath: 'user' });
+  }
+  return login(options, async (api, origin) => {
+    const password = await options.prompts.password(options.user);
+    const challenge = await api.auth.createAuthenticateChallenge({
+      user: options.user,
+      password,
+      scope: ChallengeScope.CHALLENGE_SCOPE_LOGIN,
+    });
+    return answerChallenge(challenge, {
+      origin,
+      preference: options.mfa,
+      signal: options.signal,
+      prompts: { otpCode: options.prompts.otpCode, securityKey: options.prompts.securityKey ?? noKeyPrompts },
+    });
+  });
+}
+
+/**
+ * Passwordless and usernameless: a discoverable credential with user verification (the key's PIN); the
+ * user handle the key returns names the user.
+ */
+export function loginPasswordless(
+  options: Omit<LoginOptions, 'user' | 'mfa'> & { user?: string },
+): Promise<Profile> {
+  return login({ ...options, user: options.user ?? '' }, async (api, origin) => {
+    const challenge = await api.auth.createAuthenticateChallenge({
+      user: '',
+      password: '',
+      scope: ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN,
+    });
+    return answerChallenge(
+      { ...challenge, mfaRequired: true, totpAllowed: false },
+      {
+        origin,
+        preference: 'key',
+        signal: options.signal,
+        prompts: {
+          otpCode: options.prompts.otpCode,
+          securityKey: options.prompts.securityKey ?? noKeyPrompts,
+        },
+      },
+    );
+  });
+}
+
+/**
+ * The steps every login shares: the session key first (in the keystore before anything leaves, so a
+ * locked or missing keychain fails the login without spending a password attempt or a code), then trust,
+ * then `firstStep` (the MFA answer), then Login for certificates, then the profile.
+ */
+async function login(
+  options: LoginOptions,
+  firstStep: (api: ClusterApi, origin: string) => Promise<MFAAuthenticateResponse>,
+): Promise<Profile> {
+  const { profiles, prompts } = options;
   const address = formatClusterAddress(options.address);
 
   // The keystore goes first: a missing or locked keychain fails the login before anything is trusted,
   // sent or saved.
   const keystore = openKeyStore(options.keystore, profiles.home);
   const sessionKey = generateSessionKey('ecdsa-p256');
-  const keyId = `${address}/${options.user}/${randomBytes(6).toString('hex')}`;
+  const keyId = `${address}/${options.user || 'passwordless'}/${randomBytes(6).toString('hex')}`;
   await keystore.put(keyId, sessionKey.privateKeyPem);
 
   let api: ClusterApi | undefined;
@@ -53,22 +123,7 @@ export async function loginWithPassword(options: LoginOptions): Promise<Profile>
       onCall: options.onCall,
     });
     api = connectTrusted(trusted, options.onCall);
-    const password = await prompts.password(options.user);
-    const challenge = await api.auth.createAuthenticateChallenge({
-      user: options.user,
-      password,
-      scope: ChallengeScope.CHALLENGE_SCOPE_LOGIN,
-    });
-    const mfaResponse: MFAAuthenticateResponse = { challengeId: challenge.challengeId, response: undefined };
-    if (challenge.mfaRequired) {
-      if (!challenge.totpAllowed) {
-        throw new KeyportError(
-          'MFA_REQUIRED',
-          'This cluster requires a security key, which this client cannot use yet.',
-        );
-      }
-      mfaResponse.response = { $case: 'totp', value: { code: (await prompts.otpCode()).trim() } };
-    }
+    const mfaResponse = await firstStep(api, webauthnOrigin(trusted));
     const issued = await api.auth.login({
       mfaResponse,
       sshPublicKey: sessionKey.sshPublicKey,

@@ -2,17 +2,21 @@
 // CompleteSignup spends the token, sets the password and registers the device, all or nothing.
 import { KeyportError } from '../../proto/errors';
 import { MFADeviceType } from '../../proto/gen/keyport/v1/mfa';
-import type { TOTPRegisterChallenge } from '../../proto/gen/keyport/v1/mfa';
+import type { MFARegisterResponse, TOTPRegisterChallenge } from '../../proto/gen/keyport/v1/mfa';
 import type { ClusterAddress } from '../cluster-trust';
 import type { ProfileStore } from '../profiles';
-import { connectTrusted, ensureTrustedCluster } from '../session';
+import { connectTrusted, ensureTrustedCluster, webauthnOrigin } from '../session';
 import type { TrustPrompt } from '../session';
+import type { SecurityKeyPrompts } from '../webauthn';
+import { registerKey } from './mfa';
 
 export interface SignupPrompts extends TrustPrompt {
   newPassword(user: string): Promise<string>;
   /** Show the otpauth:// URI and secret once; the person adds them to an authenticator app. */
   showTotpEnrollment(enrollment: TOTPRegisterChallenge): Promise<void>;
   otpCode(): Promise<string>;
+  /** Tap and PIN prompts, when the first device is a security key. */
+  securityKey?: SecurityKeyPrompts;
 }
 
 export interface SignupOptions {
@@ -21,39 +25,55 @@ export interface SignupOptions {
   token: string;
   caPin?: string;
   deviceName?: string;
+  /** The first MFA device: a security key ('webauthn') or an authenticator app ('otp', the default). */
+  deviceType?: 'otp' | 'webauthn';
   prompts: SignupPrompts;
 }
 
 export async function signup(options: SignupOptions): Promise<{ user: string }> {
-  if (!options.token)
+  if (!options.token) {
     throw new KeyportError('INVALID_ARGUMENT', 'Give the signup token (--token).', { fieldPath: 'token' });
+  }
   const trusted = await ensureTrustedCluster(options.profiles, options.address, {
     caPin: options.caPin,
     prompt: options.prompts,
   });
   const api = connectTrusted(trusted);
   try {
+    const wantsKey = options.deviceType === 'webauthn';
     const started = await api.auth.startSignup({
       token: options.token,
-      deviceType: MFADeviceType.MFA_DEVICE_TYPE_TOTP,
+      deviceType: wantsKey ? MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN : MFADeviceType.MFA_DEVICE_TYPE_TOTP,
     });
     const password = await options.prompts.newPassword(started.user);
-    let code: string | undefined;
-    if (started.registerChallenge?.totp) {
-      await options.prompts.showTotpEnrollment(started.registerChallenge.totp);
-      code = (await options.prompts.otpCode()).trim();
+    const challenge = started.registerChallenge;
+    let newDevice: MFARegisterResponse | undefined;
+    if (challenge?.webauthnCreationOptionsJson) {
+      if (!options.prompts.securityKey) {
+        throw new KeyportError(
+          'PRECONDITION_FAILED',
+          'Registering a security key needs a client that can prompt for it.',
+        );
+      }
+      const registration = await registerKey(challenge.webauthnCreationOptionsJson, {
+        origin: webauthnOrigin(trusted),
+        prompts: { otpCode: options.prompts.otpCode, securityKey: options.prompts.securityKey },
+      });
+      newDevice = {
+        challengeId: challenge.challengeId,
+        deviceName: options.deviceName ?? 'security-key',
+        response: { $case: 'webauthnJson', value: registration },
+      };
+    } else if (challenge?.totp) {
+      await options.prompts.showTotpEnrollment(challenge.totp);
+      const code = (await options.prompts.otpCode()).trim();
+      newDevice = {
+        challengeId: challenge.challengeId,
+        deviceName: options.deviceName ?? 'otp',
+        response: { $case: 'totp', value: { code } },
+      };
     }
-    const completed = await api.auth.completeSignup({
-      token: options.token,
-      password,
-      newDevice: code
-        ? {
-            challengeId: started.registerChallenge?.challengeId ?? '',
-            deviceName: options.deviceName ?? 'otp',
-            response: { $case: 'totp', value: { code } },
-          }
-        : undefined,
-    });
+    const completed = await api.auth.completeSignup({ token: options.token, password, newDevice });
     return { user: completed.user };
   } finally {
     api.close();

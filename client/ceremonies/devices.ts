@@ -1,0 +1,109 @@
+// The person's own MFA devices. Adding or removing one first proves possession of an existing device:
+//   1. CreateAuthenticateChallenge{MANAGE_DEVICES} → answered with an existing key or OTP code
+//   2. CreateRegisterChallenge{that answer, type} → creation options or a new OTP secret
+//   3. the new key is tapped (or the new code entered) → AddMFADevice
+import { KeyportError } from '../../proto/errors';
+import { ChallengeScope, MFADeviceType } from '../../proto/gen/keyport/v1/mfa';
+import type { MFADevice, MFARegisterResponse, TOTPRegisterChallenge } from '../../proto/gen/keyport/v1/mfa';
+import type { ClusterApi } from '../api';
+import type { Profile, ProfileStore } from '../profiles';
+import { connectAsProfile, webauthnOrigin } from '../session';
+import { parseClusterAddress } from '../cluster-trust';
+import { answerChallenge } from './mfa';
+import type { MfaPreference, MfaPrompts } from './mfa';
+import { registerKey } from './mfa';
+
+export interface DevicePrompts extends MfaPrompts {
+  /** A new OTP device: show its secret, then the code it shows comes from otpCode(). */
+  showTotpEnrollment(enrollment: TOTPRegisterChallenge): Promise<void>;
+  /** Between proving an existing device and registering the new one ("now tap the new key"). */
+  say(line: string): void;
+}
+
+async function withProfileApi<T>(
+  profiles: ProfileStore,
+  work: (api: ClusterApi, origin: string) => Promise<T>,
+): Promise<T> {
+  const profile: Profile | undefined = await profiles.getProfile();
+  if (!profile) throw new KeyportError('UNAUTHENTICATED', 'Not signed in: run `keyport login`.');
+  const trusted = await profiles.getTrustedCluster(parseClusterAddress(profile.address));
+  const api = await connectAsProfile(profiles, profile);
+  try {
+    return await work(api, trusted ? webauthnOrigin(trusted) : `https://${profile.address}`);
+  } finally {
+    api.close();
+  }
+}
+
+export function listDevices(profiles: ProfileStore): Promise<MFADevice[]> {
+  return withProfileApi(profiles, async (api) => (await api.user.listMfaDevices({})).devices);
+}
+
+async function proveExistingDevice(
+  api: ClusterApi,
+  origin: string,
+  prompts: MfaPrompts,
+  preference?: MfaPreference,
+) {
+  const challenge = await api.user.createAuthenticateChallenge({
+    scope: ChallengeScope.CHALLENGE_SCOPE_MANAGE_DEVICES,
+  });
+  return answerChallenge({ ...challenge, mfaRequired: true }, { origin, prompts, preference });
+}
+
+export async function addDevice(
+  profiles: ProfileStore,
+  options: {
+    name: string;
+    type: 'webauthn' | 'totp';
+    passwordless?: boolean;
+    existing?: MfaPreference;
+    prompts: DevicePrompts;
+  },
+): Promise<MFADevice> {
+  return withProfileApi(profiles, async (api, origin) => {
+    const existing = await proveExistingDevice(api, origin, options.prompts, options.existing);
+    const challenge = await api.user.createRegisterChallenge({
+      existingMfaResponse: existing,
+      deviceType:
+        options.type === 'webauthn'
+          ? MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN
+          : MFADeviceType.MFA_DEVICE_TYPE_TOTP,
+      passwordless: options.passwordless ?? false,
+    });
+    let newDevice: MFARegisterResponse;
+    if (options.type === 'webauthn') {
+      options.prompts.say('Tap your *new* security key');
+      const registration = await registerKey(challenge.webauthnCreationOptionsJson, {
+        origin,
+        prompts: options.prompts,
+      });
+      newDevice = {
+        challengeId: challenge.challengeId,
+        deviceName: options.name,
+        response: { $case: 'webauthnJson', value: registration },
+      };
+    } else {
+      if (!challenge.totp)
+        throw new KeyportError('INTERNAL', 'The cluster sent no OTP secret for the new device.');
+      await options.prompts.showTotpEnrollment(challenge.totp);
+      const code = (await options.prompts.otpCode()).trim();
+      newDevice = {
+        challengeId: challenge.challengeId,
+        deviceName: options.name,
+        response: { $case: 'totp', value: { code } },
+      };
+    }
+    return api.user.addMfaDevice({ newDevice });
+  });
+}
+
+export async function removeDevice(
+  profiles: ProfileStore,
+  options: { name: string; existing?: MfaPreference; prompts: MfaPrompts },
+): Promise<void> {
+  await withProfileApi(profiles, async (api, origin) => {
+    const existing = await proveExistingDevice(api, origin, options.prompts, options.existing);
+    await api.user.deleteMfaDevice({ name: options.name, existingMfaResponse: existing });
+  });
+}

@@ -1,0 +1,94 @@
+// Answering an MFA challenge as the person chooses or can: a security key (every plugged-in key is asked
+// at once) or an OTP code. Used by login, device management and, later, per-session MFA.
+import { KeyportError } from '../../proto/errors';
+import type { MFAAuthenticateChallenge, MFAAuthenticateResponse } from '../../proto/gen/keyport/v1/mfa';
+import { authenticate, closeKeys, openKeys, register } from '../webauthn';
+import type { SecurityKeyPrompts } from '../webauthn';
+
+export type MfaPreference = 'auto' | 'otp' | 'key';
+
+export interface MfaPrompts {
+  otpCode(): Promise<string>;
+  securityKey: SecurityKeyPrompts;
+}
+
+export interface MfaContext {
+  /** `https://<cluster public host[:port]>`, the origin in the client data. */
+  origin: string;
+  prompts: MfaPrompts;
+  preference?: MfaPreference;
+  signal?: AbortSignal;
+}
+
+/** Runs a WebAuthn ceremony over every available key, closing them afterwards. */
+async function withKeys<T>(work: (keys: Awaited<ReturnType<typeof openKeys>>) => Promise<T>): Promise<T> {
+  const keys = await openKeys();
+  try {
+    if (keys.length === 0) {
+      throw new KeyportError('NOT_FOUND', 'No security key found. Plug in your security key and try again.');
+    }
+    return await work(keys);
+  } finally {
+    await closeKeys(keys);
+  }
+}
+
+export async function answerChallenge(
+  challenge: MFAAuthenticateChallenge,
+  context: MfaContext,
+): Promise<MFAAuthenticateResponse> {
+  const response: MFAAuthenticateResponse = { challengeId: challenge.challengeId, response: undefined };
+  const keyAllowed = challenge.webauthnRequestOptionsJson !== '';
+  const preference = context.preference ?? 'auto';
+  if (!challenge.mfaRequired && preference === 'auto') return response;
+  if (
+    keyAllowed &&
+    preference !== 'otp' &&
+    (preference === 'key' || !challenge.totpAllowed || (await hasKey()))
+  ) {
+    const assertion = await withKeys((keys) =>
+      authenticate(challenge.webauthnRequestOptionsJson, {
+        origin: context.origin,
+        keys,
+        prompts: context.prompts.securityKey,
+        signal: context.signal,
+      }),
+    );
+    response.response = { $case: 'webauthnJson', value: JSON.stringify(assertion) };
+    return response;
+  }
+  if (challenge.totpAllowed && preference !== 'key') {
+    response.response = { $case: 'totp', value: { code: (await context.prompts.otpCode()).trim() } };
+    return response;
+  }
+  throw new KeyportError(
+    'MFA_REQUIRED',
+    preference === 'otp'
+      ? 'OTP is not allowed for this user on this cluster; use a security key.'
+      : 'No second factor of yours is allowed here: register a security key or an OTP device.',
+  );
+}
+
+/** Whether any security key is available right now (lab key or USB), without keeping it open. */
+async function hasKey(): Promise<boolean> {
+  const keys = await openKeys();
+  await closeKeys(keys);
+  return keys.length > 0;
+}
+
+/** Registers a new security key from creation options; returns RegistrationResponseJSON as the API carries it. */
+export function registerKey(
+  creationOptionsJson: string,
+  context: Omit<MfaContext, 'preference'>,
+): Promise<string> {
+  return withKeys(async (keys) =>
+    JSON.stringify(
+      await register(creationOptionsJson, {
+        origin: context.origin,
+        keys,
+        prompts: context.prompts.securityKey,
+        signal: context.signal,
+      }),
+    ),
+  );
+}
