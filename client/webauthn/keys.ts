@@ -1,5 +1,6 @@
-// The security keys available to this client: the lab key named by KEYPORT_LAB_SECURITY_KEY (only when
-// set, and labelled as a lab key) plus real USB HID keys (hook below; node-hid is not installed here).
+// The security keys available to this client: the lab keys named by KEYPORT_LAB_SECURITY_KEY (only when
+// set, and labelled as lab keys) plus real USB HID keys through node-hid.
+import { delimiter } from 'node:path';
 import { Fido2Client } from '../hardware/fido/client';
 import { CtaphidDevice } from '../hardware/fido/device';
 import type { CtaphidDeviceOptions } from '../hardware/fido/device';
@@ -60,15 +61,17 @@ export async function openHidSecurityKeys(device: CtaphidDeviceOptions = {}): Pr
 }
 
 /**
- * Every available key, each with an open CTAPHID channel. A lab key that is set but unreachable is an
+ * Every available key, each with an open CTAPHID channel. KEYPORT_LAB_SECURITY_KEY may name several lab
+ * keys, separated like PATH. A lab key that is set but unreachable is an
  * error (it was asked for explicitly); the caller closes the keys (closeKeys).
  */
 export async function openKeys(options: OpenKeysOptions = {}): Promise<SecurityKey[]> {
   const env = options.env ?? process.env;
   const keys: SecurityKey[] = [];
-  const labPath = env[LAB_SECURITY_KEY_ENV];
-  if (labPath) keys.push(await openLabKey(labPath, options.device));
+  // Several lab keys may be plugged in at once: socket paths separated by the path delimiter (':').
+  const labPaths = (env[LAB_SECURITY_KEY_ENV] ?? '').split(delimiter).filter(Boolean);
   try {
+    for (const labPath of labPaths) keys.push(await openLabKey(labPath, options.device));
     keys.push(...(await (options.openHid ?? openHidSecurityKeys)(options.device ?? {})));
   } catch (error) {
     await closeKeys(keys);
