@@ -15,6 +15,8 @@ export type AuditType =
   | 'resource.delete'
   | 'mfa.add'
   | 'mfa.delete'
+  /** A security key's sign counter did not rise: possibly a cloned key. The assertion is refused. */
+  | 'mfa.counter_regression'
   | 'auth.denied';
 
 export interface AuditEntry {

@@ -1,5 +1,5 @@
 // AuthService: cluster discovery, signup and the two-round-trip login. Needs no client certificate.
-import { createHash, createPublicKey, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, createPublicKey, randomUUID } from 'node:crypto';
 import { KeyportError } from '../../proto/errors';
 import type {
   ClusterInfo,
@@ -21,6 +21,21 @@ import type { CallContext } from '../rpc';
 import type { Store, UserRow } from '../storage/store';
 import { newTotpEnrollment, totpStepOf } from '../totp';
 import { CLIENT_CERT_BACKDATE_MS, MFA_CHALLENGE_TTL_MS } from '../context';
+import {
+  createMfaChallenge,
+  createPasswordlessChallenge,
+  newChallengeBytes,
+  newUserHandle,
+  passwordlessDisabled,
+  payloadOf,
+  SIGNUP_REGISTER_SCOPE,
+  spendChallenge,
+  verifyWebauthnAnswer,
+} from '../mfa';
+import type { ChallengePayload } from '../mfa';
+import { registrationOptions, relyingParty, verifyRegistration, webauthnEnabled } from '../webauthn';
+import type { NewCredential } from '../webauthn';
+
 import type { ServiceContext } from '../context';
 
 export function hashToken(token: string): string {
@@ -151,12 +166,48 @@ export function authService(ctx: ServiceContext) {
       const cap = await loadCap(ctx.store);
       if (!cap.secondFactorRequired)
         return { user: row.user, registerChallenge: undefined, tokenExpiresMs: row.expires_ms };
-      const wantsWebauthn = request.deviceType === MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN;
-      if (wantsWebauthn || !cap.secondFactors.includes('otp')) {
-        throw new KeyportError(
-          'PRECONDITION_FAILED',
-          'This cluster requires a security key (WebAuthn) as the first device; this version supports OTP only.',
-        );
+      const wantsWebauthn =
+        request.deviceType === MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN || !cap.secondFactors.includes('otp');
+      if (wantsWebauthn) {
+        const rp = relyingParty(cap, ctx.clusterName);
+        const handle = await ctx.store.webauthnUserHandle(row.user, newUserHandle);
+        const options = await registrationOptions({
+          rp,
+          userName: row.user,
+          userHandle: handle,
+          challenge: newChallengeBytes(),
+          existing: await ctx.store.listDevices(row.user),
+          passwordless: false,
+        });
+        const id = Buffer.from(newChallengeBytes()).toString('base64url');
+        const now = ctx.now();
+        const expiresMs = Math.min(row.expires_ms, now + MFA_CHALLENGE_TTL_MS);
+        const payload: ChallengePayload = {
+          deviceType: 'webauthn',
+          webauthnChallenge: options.challenge,
+          passwordless: false,
+          tokenHash: row.token_hash,
+        };
+        await ctx.store.insertChallenge({
+          id,
+          user: row.user,
+          scope: SIGNUP_REGISTER_SCOPE,
+          payload_json: JSON.stringify(payload),
+          created_ms: now,
+          expires_ms: expiresMs,
+          used: 0,
+        });
+        return {
+          user: row.user,
+          tokenExpiresMs: row.expires_ms,
+          registerChallenge: {
+            challengeId: id,
+            type: MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN,
+            totp: undefined,
+            webauthnCreationOptionsJson: JSON.stringify(options),
+            expiresMs,
+          },
+        };
       }
       const enrollment = newTotpEnrollment(row.user, ctx.clusterName);
       await ctx.store.setPendingTotpSecret(row.token_hash, enrollment.secret);
@@ -191,6 +242,29 @@ export function authService(ctx: ServiceContext) {
       }
       const passwordHash = await hashPassword(request.password);
       const cap = await loadCap(ctx.store);
+      let credential: NewCredential | undefined;
+      if (cap.secondFactorRequired && request.newDevice?.response?.$case === 'webauthnJson') {
+        const json = request.newDevice.response.value;
+        credential = await (async () => {
+          const token = await usableSignupToken(tokenHash);
+          const { payload } = await spendChallenge(
+            ctx.store,
+            request.newDevice?.challengeId ?? '',
+            SIGNUP_REGISTER_SCOPE,
+            token.user,
+            ctx.now(),
+          );
+          if (payload.tokenHash !== tokenHash || !payload.webauthnChallenge) {
+            throw new KeyportError('ACCESS_DENIED', 'This challenge belongs to another signup.');
+          }
+          return verifyRegistration({
+            rp: relyingParty(cap, ctx.clusterName),
+            responseJson: json,
+            expectedChallenge: payload.webauthnChallenge,
+            passwordless: false,
+          });
+        })().catch(refused);
+      }
       const user = await ctx.store
         .transaction(async (tx) => {
           const now = ctx.now();
@@ -202,33 +276,57 @@ export function authService(ctx: ServiceContext) {
           if (!(await tx.getUser(token.user))) throw invalidSignupToken();
           if (cap.secondFactorRequired) {
             const device = request.newDevice;
-            if (device?.response?.$case !== 'totp') {
-              throw new KeyportError(
-                'MFA_REQUIRED',
-                'This cluster requires a second factor: register an OTP device.',
-              );
+            if (credential) {
+              if (await tx.getDeviceByCredentialId(credential.credentialId)) {
+                throw new KeyportError('ALREADY_EXISTS', 'This security key is already registered.');
+              }
+              await tx.insertDevice({
+                id: randomUUID(),
+                user: token.user,
+                name: device?.deviceName || 'security-key',
+                type: 'webauthn',
+                added_ms: now,
+                last_used_ms: null,
+                totp_secret: null,
+                totp_last_step: null,
+                webauthn_credential_id: credential.credentialId,
+                webauthn_public_key: credential.publicKey,
+                webauthn_sign_count: credential.counter,
+                webauthn_aaguid: credential.aaguid,
+                passkey: credential.passkey ? 1 : 0,
+              });
+            } else {
+              if (device?.response?.$case !== 'totp') {
+                throw new KeyportError(
+                  'MFA_REQUIRED',
+                  'This cluster requires a second factor: register an OTP device or a security key.',
+                );
+              }
+              if (!token.pending_totp_secret) {
+                throw new KeyportError(
+                  'PRECONDITION_FAILED',
+                  'Start the signup first, to get the OTP secret.',
+                );
+              }
+              const step = totpStepOf(token.pending_totp_secret, device.response.value.code, now);
+              if (step === undefined) {
+                throw new KeyportError(
+                  'MFA_FAILED',
+                  'The OTP code is wrong; check the time on your device and try again.',
+                );
+              }
+              await tx.insertDevice({
+                id: randomUUID(),
+                user: token.user,
+                name: device.deviceName || 'otp',
+                type: 'totp',
+                added_ms: now,
+                last_used_ms: now,
+                totp_secret: token.pending_totp_secret,
+                totp_last_step: step,
+                passkey: 0,
+              });
             }
-            if (!token.pending_totp_secret) {
-              throw new KeyportError('PRECONDITION_FAILED', 'Start the signup first, to get the OTP secret.');
-            }
-            const step = totpStepOf(token.pending_totp_secret, device.response.value.code, now);
-            if (step === undefined) {
-              throw new KeyportError(
-                'MFA_FAILED',
-                'The OTP code is wrong; check the time on your device and try again.',
-              );
-            }
-            await tx.insertDevice({
-              id: randomUUID(),
-              user: token.user,
-              name: device.deviceName || 'otp',
-              type: 'totp',
-              added_ms: now,
-              last_used_ms: now,
-              totp_secret: token.pending_totp_secret,
-              totp_last_step: step,
-              passkey: 0,
-            });
           }
           await tx.setPasswordHash(token.user, passwordHash, now);
           await tx.clearPendingTotpSecret(tokenHash);
@@ -254,11 +352,7 @@ export function authService(ctx: ServiceContext) {
       call: CallContext,
     ): Promise<MFAAuthenticateChallenge> {
       if (request.scope === ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN) {
-        const cap = await loadCap(ctx.store);
-        if (!cap.allowPasswordless) {
-          throw new KeyportError('PASSWORDLESS_DISABLED', 'Passwordless login is disabled on this cluster.');
-        }
-        throw new KeyportError('PRECONDITION_FAILED', 'Passwordless login needs a security key (WebAuthn).');
+        return createPasswordlessChallenge(ctx, await loadCap(ctx.store));
       }
       if (request.scope !== ChallengeScope.CHALLENGE_SCOPE_LOGIN) {
         throw new KeyportError(
@@ -298,7 +392,6 @@ export function authService(ctx: ServiceContext) {
 
       const cap = await loadCap(ctx.store);
       const devices = await ctx.store.listDevices(user.name);
-      const totpAllowed = cap.secondFactors.includes('otp') && devices.some((d) => d.type === 'totp');
       if (cap.secondFactorRequired && devices.length === 0) {
         await auditLogin(user.name, call.clientAddr, false, 'no MFA device');
         throw new KeyportError(
@@ -306,25 +399,9 @@ export function authService(ctx: ServiceContext) {
           'This cluster requires a second factor, and this user has no MFA device; ask an admin to reset the user.',
         );
       }
-      const id = randomBytes(32).toString('base64url');
-      const expiresMs = ctx.now() + MFA_CHALLENGE_TTL_MS;
-      await ctx.store.insertChallenge({
-        id,
-        user: user.name,
-        scope: ChallengeScope[ChallengeScope.CHALLENGE_SCOPE_LOGIN],
-        payload_json: JSON.stringify({ totpAllowed }),
-        created_ms: ctx.now(),
-        expires_ms: expiresMs,
-        used: 0,
-      });
-      return {
-        challengeId: id,
-        scope: ChallengeScope.CHALLENGE_SCOPE_LOGIN,
-        totpAllowed,
-        webauthnRequestOptionsJson: '',
-        expiresMs,
-        mfaRequired: cap.secondFactorRequired,
-      };
+      const challenge = await createMfaChallenge(ctx, user, ChallengeScope.CHALLENGE_SCOPE_LOGIN, cap);
+      // The login step takes the challenge id alone when the cluster requires no second factor.
+      return { ...challenge, mfaRequired: cap.secondFactorRequired };
     },
 
     async login(request: LoginRequest, call: CallContext): Promise<LoginResponse> {
@@ -355,7 +432,7 @@ export function authService(ctx: ServiceContext) {
         await auditLogin(challenge?.user ?? 'unknown', call.clientAddr, false, reason);
         throw error;
       };
-      if (!challenge || !challenge.user) {
+      if (!challenge) {
         return refuse(
           'unknown or spent login challenge',
           new KeyportError(
@@ -364,7 +441,12 @@ export function authService(ctx: ServiceContext) {
           ),
         );
       }
-      if (challenge.scope !== ChallengeScope[ChallengeScope.CHALLENGE_SCOPE_LOGIN]) {
+      const passwordless =
+        challenge.scope === ChallengeScope[ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN];
+      if (
+        !passwordless &&
+        (challenge.scope !== ChallengeScope[ChallengeScope.CHALLENGE_SCOPE_LOGIN] || !challenge.user)
+      ) {
         return refuse(
           'challenge of another scope',
           new KeyportError('ACCESS_DENIED', 'This challenge was issued for another purpose than login.'),
@@ -376,13 +458,40 @@ export function authService(ctx: ServiceContext) {
           new KeyportError('EXPIRED', 'The login challenge expired; sign in again.'),
         );
       }
-      const user = await ctx.store.getUser(challenge.user);
+      const cap = await loadCap(ctx.store);
+      let userName = challenge.user;
+      let method = 'password';
+      if (passwordless) {
+        if (!cap.allowPasswordless) return refuse('passwordless disabled', passwordlessDisabled());
+        if (response.response?.$case !== 'webauthnJson') {
+          return refuse(
+            'passwordless without a security key',
+            new KeyportError('MFA_FAILED', 'Passwordless login needs the response of a security key.'),
+          );
+        }
+        const json = response.response.value;
+        const verified = await verifyWebauthnAnswer(ctx, {
+          row: challenge,
+          payload: payloadOf(challenge),
+          json,
+          cap,
+          clientAddr: call.clientAddr,
+        }).catch((error: unknown) =>
+          error instanceof KeyportError
+            ? refuse(`passwordless: ${error.message}`, error)
+            : Promise.reject(error),
+        );
+        userName = verified.user;
+        method = 'passwordless';
+      }
+      const user = userName ? await ctx.store.getUser(userName) : undefined;
       if (!user) return refuse('user deleted during login', badCredentials());
       if (isLocked(user, ctx.now())) return refuse('user is locked', lockedError(user));
 
-      const cap = await loadCap(ctx.store);
-      let mfaVerified = false;
-      if (response.response?.$case === 'totp') {
+      let mfaVerified = passwordless;
+      if (passwordless) {
+        // verified above
+      } else if (response.response?.$case === 'totp') {
         if (!cap.secondFactors.includes('otp')) {
           return refuse(
             'OTP not allowed',
@@ -404,11 +513,30 @@ export function authService(ctx: ServiceContext) {
           );
         }
         mfaVerified = true;
+        method = 'password and OTP';
       } else if (response.response?.$case === 'webauthnJson') {
-        return refuse(
-          'security keys not supported',
-          new KeyportError('MFA_FAILED', 'Security keys are not supported by this version of the cluster.'),
-        );
+        if (!webauthnEnabled(cap)) {
+          return refuse(
+            'security keys not allowed',
+            new KeyportError('MFA_FAILED', 'Security keys are not an allowed second factor on this cluster.'),
+          );
+        }
+        try {
+          await verifyWebauthnAnswer(ctx, {
+            row: challenge,
+            payload: payloadOf(challenge),
+            json: response.response.value,
+            cap,
+            clientAddr: call.clientAddr,
+          });
+        } catch (error) {
+          if (!(error instanceof KeyportError)) throw error;
+          if (error.code === 'INVALID_ARGUMENT') return refuse(`security key: ${error.message}`, error);
+          const lock = await recordFailure(user, call.clientAddr, `security key: ${error.message}`);
+          throw lock ?? error;
+        }
+        mfaVerified = true;
+        method = 'password and security key';
       } else if (cap.secondFactorRequired) {
         return refuse(
           'no second factor given',
@@ -455,7 +583,7 @@ export function authService(ctx: ServiceContext) {
         actor: user.name,
         clientAddr: call.clientAddr,
         success: true,
-        message: mfaVerified ? 'password and OTP' : 'password',
+        message: method,
       });
       await ctx.audit.record({
         type: 'cert.issued',

@@ -1,18 +1,56 @@
-// UserService: calls made with the certificate from login. MFA device management beyond listing arrives
-// with security keys; until then those calls answer with a clear PRECONDITION_FAILED.
+// UserService: calls made with the certificate from login: status, and MFA devices (list, add, remove).
+// Adding or removing a device needs an answered MANAGE_DEVICES challenge from an existing device.
+import { randomUUID } from 'node:crypto';
 import { KeyportError } from '../../proto/errors';
-import { MFADeviceType } from '../../proto/gen/keyport/v1/mfa';
-import type { MFADevice } from '../../proto/gen/keyport/v1/mfa';
-import type { ListMFADevicesResponse, PingResponse, UserStatus } from '../../proto/gen/keyport/v1/user';
+import { ChallengeScope, MFADeviceType } from '../../proto/gen/keyport/v1/mfa';
+import type {
+  MFAAuthenticateChallenge,
+  MFADevice,
+  MFARegisterChallenge,
+} from '../../proto/gen/keyport/v1/mfa';
+import type {
+  AddMFADeviceRequest,
+  CreateRegisterChallengeRequest,
+  CreateUserChallengeRequest,
+  DeleteMFADeviceRequest,
+  DeleteMFADeviceResponse,
+  ListMFADevicesResponse,
+  PingResponse,
+  UserStatus,
+} from '../../proto/gen/keyport/v1/user';
+import { MFA_CHALLENGE_TTL_MS } from '../context';
 import type { ServiceContext } from '../context';
 import { authenticate } from '../identity';
+import {
+  createMfaChallenge,
+  newChallengeBytes,
+  newUserHandle,
+  passwordlessDisabled,
+  REGISTER_SCOPE,
+  spendChallenge,
+  verifyManageDevicesAnswer,
+} from '../mfa';
+import type { ChallengePayload } from '../mfa';
+import { loadCap } from '../policy';
 import type { CallContext } from '../rpc';
+import type { MfaDeviceRow } from '../storage/store';
+import { newTotpEnrollment, totpStepOf } from '../totp';
+import { registrationOptions, relyingParty, verifyRegistration } from '../webauthn';
 
-const notYet = () =>
-  new KeyportError(
-    'PRECONDITION_FAILED',
-    'Managing MFA devices needs security-key support, which this cluster lacks.',
-  );
+const DEVICE_NAME = /^[\p{L}\p{N}._ -]{1,64}$/u;
+
+function toMfaDevice(
+  d: Pick<MfaDeviceRow, 'id' | 'name' | 'type' | 'added_ms' | 'last_used_ms' | 'passkey'>,
+): MFADevice {
+  return {
+    id: d.id,
+    name: d.name,
+    type: d.type === 'totp' ? MFADeviceType.MFA_DEVICE_TYPE_TOTP : MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN,
+    addedMs: d.added_ms,
+    lastUsedMs: d.last_used_ms ?? 0,
+    passkey: d.passkey === 1,
+  };
+}
 
 export function userService(ctx: ServiceContext) {
   return {
@@ -38,33 +76,280 @@ export function userService(ctx: ServiceContext) {
       const identity = await authenticate(ctx, call);
       const devices = await ctx.store.listDevices(identity.user);
       return {
-        devices: devices.map((d): MFADevice => ({
-          id: d.id,
-          name: d.name,
-          type:
-            d.type === 'totp' ? MFADeviceType.MFA_DEVICE_TYPE_TOTP : MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN,
-          addedMs: d.added_ms,
-          lastUsedMs: d.last_used_ms ?? 0,
-          passkey: d.passkey === 1,
-        })),
+        devices: devices.map(toMfaDevice),
       };
     },
 
-    async createAuthenticateChallenge(_request: unknown, call: CallContext): Promise<never> {
-      await authenticate(ctx, call);
-      throw notYet();
+    async createAuthenticateChallenge(
+      request: CreateUserChallengeRequest,
+      call: CallContext,
+    ): Promise<MFAAuthenticateChallenge> {
+      const identity = await authenticate(ctx, call);
+      if (request.scope !== ChallengeScope.CHALLENGE_SCOPE_MANAGE_DEVICES) {
+        throw new KeyportError(
+          'INVALID_ARGUMENT',
+          'With a certificate, only a MANAGE_DEVICES challenge can be created here.',
+          { fieldPath: 'scope' },
+        );
+      }
+      const user = await ctx.store.getUser(identity.user);
+      if (!user) throw new KeyportError('NOT_FOUND', `User "${identity.user}" no longer exists.`);
+      const cap = await loadCap(ctx.store);
+      return createMfaChallenge(ctx, user, ChallengeScope.CHALLENGE_SCOPE_MANAGE_DEVICES, cap);
     },
-    async createRegisterChallenge(_request: unknown, call: CallContext): Promise<never> {
-      await authenticate(ctx, call);
-      throw notYet();
+
+    async createRegisterChallenge(
+      request: CreateRegisterChallengeRequest,
+      call: CallContext,
+    ): Promise<MFARegisterChallenge> {
+      const identity = await authenticate(ctx, call);
+      const cap = await loadCap(ctx.store);
+      const type = request.deviceType;
+      if (type !== MFADeviceType.MFA_DEVICE_TYPE_TOTP && type !== MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN) {
+        throw new KeyportError('INVALID_ARGUMENT', 'The device type must be TOTP or WEBAUTHN.', {
+          fieldPath: 'device_type',
+        });
+      }
+      const webauthn = type === MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN;
+      if (!webauthn && request.passwordless) {
+        throw new KeyportError(
+          'INVALID_ARGUMENT',
+          'Only a security key can be registered for passwordless.',
+          {
+            fieldPath: 'passwordless',
+          },
+        );
+      }
+      if (webauthn && request.passwordless && !cap.allowPasswordless) throw passwordlessDisabled();
+      if (!webauthn && !cap.secondFactors.includes('otp')) {
+        throw new KeyportError('PRECONDITION_FAILED', 'OTP devices are not an allowed second factor here.');
+      }
+      const rp = webauthn ? relyingParty(cap, ctx.clusterName) : undefined;
+      await verifyManageDevicesAnswer(ctx, identity.user, request.existingMfaResponse, call.clientAddr);
+
+      const id = Buffer.from(newChallengeBytes()).toString('base64url');
+      const now = ctx.now();
+      const expiresMs = now + MFA_CHALLENGE_TTL_MS;
+      let payload: ChallengePayload;
+      const challenge: MFARegisterChallenge = {
+        challengeId: id,
+        type,
+        totp: undefined,
+        webauthnCreationOptionsJson: '',
+        expiresMs,
+      };
+      if (rp) {
+        const options = await registrationOptions({
+          rp,
+          userName: identity.user,
+          userHandle: await ctx.store.webauthnUserHandle(identity.user, newUserHandle),
+          challenge: newChallengeBytes(),
+          existing: await ctx.store.listDevices(identity.user),
+          passwordless: request.passwordless,
+        });
+        payload = {
+          deviceType: 'webauthn',
+          webauthnChallenge: options.challenge,
+          passwordless: request.passwordless,
+        };
+        challenge.webauthnCreationOptionsJson = JSON.stringify(options);
+      } else {
+        const enrollment = newTotpEnrollment(identity.user, ctx.clusterName);
+        payload = { deviceType: 'totp', totpSecret: enrollment.secret, passwordless: false };
+        challenge.totp = {
+          secret: enrollment.secret,
+          otpauthUri: enrollment.otpauthUri,
+          digits: enrollment.digits,
+          periodSeconds: enrollment.periodSeconds,
+          algorithm: enrollment.algorithm,
+        };
+      }
+      await ctx.store.insertChallenge({
+        id,
+        user: identity.user,
+        scope: REGISTER_SCOPE,
+        payload_json: JSON.stringify(payload),
+        created_ms: now,
+        expires_ms: expiresMs,
+        used: 0,
+      });
+      return challenge;
     },
-    async addMfaDevice(_request: unknown, call: CallContext): Promise<never> {
-      await authenticate(ctx, call);
-      throw notYet();
+
+    async addMfaDevice(request: AddMFADeviceRequest, call: CallContext): Promise<MFADevice> {
+      const identity = await authenticate(ctx, call);
+      const newDevice = request.newDevice;
+      const name = (newDevice?.deviceName ?? '').trim();
+      if (!DEVICE_NAME.test(name)) {
+        throw new KeyportError(
+          'INVALID_ARGUMENT',
+          'A device name is 1 to 64 letters, digits, spaces, dots, dashes or underscores.',
+          { fieldPath: 'new_device.device_name' },
+        );
+      }
+      const refused = async (error: unknown): Promise<never> => {
+        await ctx.audit.record({
+          type: 'mfa.add',
+          actor: identity.user,
+          clientAddr: call.clientAddr,
+          success: false,
+          message: error instanceof KeyportError ? error.message : 'internal error',
+          fields: { device: name },
+        });
+        throw error;
+      };
+      if ((await ctx.store.listDevices(identity.user)).some((d) => d.name === name)) {
+        await refused(
+          new KeyportError(
+            'ALREADY_EXISTS',
+            `You already have an MFA device named "${name}"; pick another name.`,
+            {
+              fieldPath: 'new_device.device_name',
+            },
+          ),
+        );
+      }
+      const now = ctx.now();
+      const row = await (async () => {
+        const { payload } = await spendChallenge(
+          ctx.store,
+          newDevice?.challengeId ?? '',
+          REGISTER_SCOPE,
+          identity.user,
+          now,
+        );
+        const id = randomUUID();
+        if (payload.deviceType === 'webauthn') {
+          if (newDevice?.response?.$case !== 'webauthnJson' || !payload.webauthnChallenge) {
+            throw new KeyportError(
+              'INVALID_ARGUMENT',
+              'This register challenge expects a security key response.',
+              {
+                fieldPath: 'new_device.webauthn_json',
+              },
+            );
+          }
+          const cap = await loadCap(ctx.store);
+          const credential = await verifyRegistration({
+            rp: relyingParty(cap, ctx.clusterName),
+            responseJson: newDevice.response.value,
+            expectedChallenge: payload.webauthnChallenge,
+            passwordless: payload.passwordless === true,
+          });
+          if (await ctx.store.getDeviceByCredentialId(credential.credentialId)) {
+            throw new KeyportError('ALREADY_EXISTS', 'This security key is already registered.');
+          }
+          return {
+            id,
+            user: identity.user,
+            name,
+            type: 'webauthn' as const,
+            added_ms: now,
+            last_used_ms: null,
+            totp_secret: null,
+            totp_last_step: null,
+            webauthn_credential_id: credential.credentialId,
+            webauthn_public_key: credential.publicKey,
+            webauthn_sign_count: credential.counter,
+            webauthn_aaguid: credential.aaguid,
+            passkey: credential.passkey ? 1 : 0,
+          };
+        }
+        if (newDevice?.response?.$case !== 'totp' || !payload.totpSecret) {
+          throw new KeyportError('INVALID_ARGUMENT', 'This register challenge expects an OTP code.', {
+            fieldPath: 'new_device.totp',
+          });
+        }
+        const step = totpStepOf(payload.totpSecret, newDevice.response.value.code, now);
+        if (step === undefined) {
+          throw new KeyportError(
+            'MFA_FAILED',
+            'The OTP code is wrong; check the time on your device and try again.',
+          );
+        }
+        return {
+          id,
+          user: identity.user,
+          name,
+          type: 'totp' as const,
+          added_ms: now,
+          last_used_ms: now,
+          totp_secret: payload.totpSecret,
+          totp_last_step: step,
+          passkey: 0,
+        };
+      })().catch(refused);
+      if (!(await ctx.store.insertDevice(row))) {
+        await refused(
+          new KeyportError(
+            'ALREADY_EXISTS',
+            `You already have an MFA device named "${name}"; pick another name.`,
+            {
+              fieldPath: 'new_device.device_name',
+            },
+          ),
+        );
+      }
+      await ctx.audit.record({
+        type: 'mfa.add',
+        actor: identity.user,
+        clientAddr: call.clientAddr,
+        success: true,
+        message: `MFA device "${name}" added`,
+        fields: { device: name, type: row.type, passkey: row.passkey === 1 },
+      });
+      return toMfaDevice(row);
     },
-    async deleteMfaDevice(_request: unknown, call: CallContext): Promise<never> {
-      await authenticate(ctx, call);
-      throw notYet();
+
+    async deleteMfaDevice(
+      request: DeleteMFADeviceRequest,
+      call: CallContext,
+    ): Promise<DeleteMFADeviceResponse> {
+      const identity = await authenticate(ctx, call);
+      const refused = async (error: unknown): Promise<never> => {
+        await ctx.audit.record({
+          type: 'mfa.delete',
+          actor: identity.user,
+          clientAddr: call.clientAddr,
+          success: false,
+          message: error instanceof KeyportError ? error.message : 'internal error',
+          fields: { device: request.name },
+        });
+        throw error;
+      };
+      await verifyManageDevicesAnswer(ctx, identity.user, request.existingMfaResponse, call.clientAddr).catch(
+        refused,
+      );
+      const cap = await loadCap(ctx.store);
+      await ctx.store
+        .transaction(async (tx) => {
+          const devices = await tx.listDevices(identity.user);
+          if (!devices.some((d) => d.name === request.name)) {
+            throw new KeyportError('NOT_FOUND', `You have no MFA device named "${request.name}".`, {
+              fieldPath: 'name',
+            });
+          }
+          if (cap.secondFactorRequired && devices.length === 1) {
+            throw new KeyportError(
+              'PRECONDITION_FAILED',
+              `"${request.name}" is your last MFA device and this cluster requires a second factor; add another device first.`,
+            );
+          }
+          await tx.deleteDevice(identity.user, request.name);
+          await ctx.audit.record(
+            {
+              type: 'mfa.delete',
+              actor: identity.user,
+              clientAddr: call.clientAddr,
+              success: true,
+              message: `MFA device "${request.name}" removed`,
+              fields: { device: request.name },
+            },
+            tx,
+          );
+        })
+        .catch(refused);
+      return {};
     },
   };
 }

@@ -109,6 +109,23 @@ const migrations: Record<string, Migration> = {
       }
     },
   },
+  '0002_webauthn_user_handle': {
+    // The WebAuthn user handle: random, stable per user, never the name (WebAuthn §14.6.1). Passwordless
+    // login finds the user by it.
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('users').addColumn('webauthn_user_handle', 'text').execute();
+      await db.schema
+        .createIndex('users_webauthn_user_handle')
+        .unique()
+        .on('users')
+        .column('webauthn_user_handle')
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await sql`drop index if exists users_webauthn_user_handle`.execute(db);
+      await db.schema.alterTable('users').dropColumn('webauthn_user_handle').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -10,6 +10,8 @@ export interface UsersTable {
   updated_ms: number;
   locked_until_ms: number | null;
   lock_reason: string | null;
+  /** base64url WebAuthn user handle (32 random bytes), made when the user registers a first key. */
+  webauthn_user_handle: Generated<string | null>;
 }
 
 export interface RolesTable {

@@ -110,6 +110,31 @@ export class Store {
     });
   }
 
+  /** The user's WebAuthn user handle, made (random, stable) on first use. */
+  async webauthnUserHandle(name: string, fresh: () => string): Promise<string> {
+    await this.db
+      .updateTable('users')
+      .set({ webauthn_user_handle: fresh() })
+      .where('name', '=', name)
+      .where('webauthn_user_handle', 'is', null)
+      .execute();
+    const row = await this.db
+      .selectFrom('users')
+      .select('webauthn_user_handle')
+      .where('name', '=', name)
+      .executeTakeFirst();
+    if (!row?.webauthn_user_handle) throw new Error(`no user "${name}"`);
+    return row.webauthn_user_handle;
+  }
+
+  getUserByWebauthnHandle(handle: string): Promise<UserRow | undefined> {
+    return this.db
+      .selectFrom('users')
+      .selectAll()
+      .where('webauthn_user_handle', '=', handle)
+      .executeTakeFirst();
+  }
+
   async setPasswordHash(name: string, hash: string, nowMs: number): Promise<void> {
     await this.db
       .updateTable('users')
@@ -255,6 +280,33 @@ export class Store {
       .onConflict((oc) => oc.columns(['user', 'name']).doNothing())
       .executeTakeFirst();
     return Number(result.numInsertedOrUpdatedRows ?? 0) === 1;
+  }
+
+  getDeviceByCredentialId(credentialId: string): Promise<MfaDeviceRow | undefined> {
+    return this.db
+      .selectFrom('mfa_devices')
+      .selectAll()
+      .where('webauthn_credential_id', '=', credentialId)
+      .executeTakeFirst();
+  }
+
+  /**
+   * Records a verified assertion: the new sign counter and the time of use. Only moves the counter
+   * forward (or keeps 0 = 0 for keys without a counter), so two racing assertions cannot both pass.
+   */
+  async acceptWebauthnCounter(
+    deviceId: string,
+    previous: number,
+    counter: number,
+    nowMs: number,
+  ): Promise<boolean> {
+    const result = await this.db
+      .updateTable('mfa_devices')
+      .set({ webauthn_sign_count: counter, last_used_ms: nowMs })
+      .where('id', '=', deviceId)
+      .where('webauthn_sign_count', '=', previous)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
   }
 
   async deleteDevice(user: string, name: string): Promise<boolean> {
