@@ -149,6 +149,21 @@ describe('security keys through the keyport CLI', () => {
     expect(result.stdout).toMatch(/User\s+kim/);
   });
 
+  it('asks again after a wrong PIN, showing the attempts left', async () => {
+    await cli(['logout'], [], []);
+    const result = await touchingB(() =>
+      cli(
+        ['login', '--cluster', cluster.address, '--auth', 'passwordless', '--keystore', 'file'],
+        ['0000', '4321'],
+        [keyB],
+      ),
+    );
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/Wrong PIN \(7 attempts left\)/);
+    expect(result.stderr).toMatch(/Enter the PIN of your security key \(7 attempts left\):/);
+    expect(result.stdout).toMatch(/User\s+kim/);
+  });
+
   it('cancels a tap with Ctrl-C: the key sees CANCEL and the CLI says cancelled', async () => {
     const child = spawn(
       process.execPath,
