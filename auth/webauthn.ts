@@ -112,6 +112,28 @@ export interface NewCredential {
   passkey: boolean;
 }
 
+/** The mfa_devices row for a verified new security key. */
+export function webauthnDeviceRow(
+  credential: NewCredential,
+  device: { id: string; user: string; name: string; nowMs: number },
+) {
+  return {
+    id: device.id,
+    user: device.user,
+    name: device.name,
+    type: 'webauthn' as const,
+    added_ms: device.nowMs,
+    last_used_ms: null,
+    totp_secret: null,
+    totp_last_step: null,
+    webauthn_credential_id: credential.credentialId,
+    webauthn_public_key: credential.publicKey,
+    webauthn_sign_count: credential.counter,
+    webauthn_aaguid: credential.aaguid,
+    passkey: credential.passkey ? 1 : 0,
+  };
+}
+
 export async function verifyRegistration(input: {
   rp: RelyingParty;
   responseJson: string;

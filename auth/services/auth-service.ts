@@ -33,7 +33,13 @@ import {
   verifyWebauthnAnswer,
 } from '../mfa';
 import type { ChallengePayload } from '../mfa';
-import { registrationOptions, relyingParty, verifyRegistration, webauthnEnabled } from '../webauthn';
+import {
+  registrationOptions,
+  relyingParty,
+  verifyRegistration,
+  webauthnDeviceRow,
+  webauthnEnabled,
+} from '../webauthn';
 import type { NewCredential } from '../webauthn';
 
 import type { ServiceContext } from '../context';
@@ -280,21 +286,14 @@ export function authService(ctx: ServiceContext) {
               if (await tx.getDeviceByCredentialId(credential.credentialId)) {
                 throw new KeyportError('ALREADY_EXISTS', 'This security key is already registered.');
               }
-              await tx.insertDevice({
-                id: randomUUID(),
-                user: token.user,
-                name: device?.deviceName || 'security-key',
-                type: 'webauthn',
-                added_ms: now,
-                last_used_ms: null,
-                totp_secret: null,
-                totp_last_step: null,
-                webauthn_credential_id: credential.credentialId,
-                webauthn_public_key: credential.publicKey,
-                webauthn_sign_count: credential.counter,
-                webauthn_aaguid: credential.aaguid,
-                passkey: credential.passkey ? 1 : 0,
-              });
+              await tx.insertDevice(
+                webauthnDeviceRow(credential, {
+                  id: randomUUID(),
+                  user: token.user,
+                  name: device?.deviceName || 'security-key',
+                  nowMs: now,
+                }),
+              );
             } else {
               if (device?.response?.$case !== 'totp') {
                 throw new KeyportError(

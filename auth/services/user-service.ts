@@ -35,7 +35,7 @@ import { loadCap } from '../policy';
 import type { CallContext } from '../rpc';
 import type { MfaDeviceRow } from '../storage/store';
 import { newTotpEnrollment, totpStepOf } from '../totp';
-import { registrationOptions, relyingParty, verifyRegistration } from '../webauthn';
+import { registrationOptions, relyingParty, verifyRegistration, webauthnDeviceRow } from '../webauthn';
 
 const DEVICE_NAME = /^[\p{L}\p{N}._ -]{1,64}$/u;
 
@@ -239,21 +239,7 @@ export function userService(ctx: ServiceContext) {
           if (await ctx.store.getDeviceByCredentialId(credential.credentialId)) {
             throw new KeyportError('ALREADY_EXISTS', 'This security key is already registered.');
           }
-          return {
-            id,
-            user: identity.user,
-            name,
-            type: 'webauthn' as const,
-            added_ms: now,
-            last_used_ms: null,
-            totp_secret: null,
-            totp_last_step: null,
-            webauthn_credential_id: credential.credentialId,
-            webauthn_public_key: credential.publicKey,
-            webauthn_sign_count: credential.counter,
-            webauthn_aaguid: credential.aaguid,
-            passkey: credential.passkey ? 1 : 0,
-          };
+          return webauthnDeviceRow(credential, { id, user: identity.user, name, nowMs: now });
         }
         if (newDevice?.response?.$case !== 'totp' || !payload.totpSecret) {
           throw new KeyportError('INVALID_ARGUMENT', 'This register challenge expects an OTP code.', {
