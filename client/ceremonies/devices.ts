@@ -44,11 +44,12 @@ async function proveExistingDevice(
   origin: string,
   prompts: MfaPrompts,
   preference?: MfaPreference,
+  signal?: AbortSignal,
 ) {
   const challenge = await api.user.createAuthenticateChallenge({
     scope: ChallengeScope.CHALLENGE_SCOPE_MANAGE_DEVICES,
   });
-  return answerChallenge({ ...challenge, mfaRequired: true }, { origin, prompts, preference });
+  return answerChallenge({ ...challenge, mfaRequired: true }, { origin, prompts, preference, signal });
 }
 
 export async function addDevice(
@@ -59,10 +60,18 @@ export async function addDevice(
     passwordless?: boolean;
     existing?: MfaPreference;
     prompts: DevicePrompts;
+    /** Aborting cancels the ceremony; a key waiting for a touch gets CTAPHID CANCEL. */
+    signal?: AbortSignal;
   },
 ): Promise<MFADevice> {
   return withProfileApi(profiles, async (api, origin) => {
-    const existing = await proveExistingDevice(api, origin, options.prompts, options.existing);
+    const existing = await proveExistingDevice(
+      api,
+      origin,
+      options.prompts,
+      options.existing,
+      options.signal,
+    );
     const challenge = await api.user.createRegisterChallenge({
       existingMfaResponse: existing,
       deviceType:
@@ -77,6 +86,7 @@ export async function addDevice(
       const registration = await registerKey(challenge.webauthnCreationOptionsJson, {
         origin,
         prompts: options.prompts,
+        signal: options.signal,
       });
       newDevice = {
         challengeId: challenge.challengeId,
@@ -100,10 +110,16 @@ export async function addDevice(
 
 export async function removeDevice(
   profiles: ProfileStore,
-  options: { name: string; existing?: MfaPreference; prompts: MfaPrompts },
+  options: { name: string; existing?: MfaPreference; prompts: MfaPrompts; signal?: AbortSignal },
 ): Promise<void> {
   await withProfileApi(profiles, async (api, origin) => {
-    const existing = await proveExistingDevice(api, origin, options.prompts, options.existing);
+    const existing = await proveExistingDevice(
+      api,
+      origin,
+      options.prompts,
+      options.existing,
+      options.signal,
+    );
     await api.user.deleteMfaDevice({ name: options.name, existingMfaResponse: existing });
   });
 }

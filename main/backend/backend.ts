@@ -1,0 +1,204 @@
+// The desktop backend: the contract bound to the client core by one handler table, which both hosts
+// (Electron IPC, the browser host's WebSocket) carry unchanged. Every handler validates its argument
+// before anything else (invariant 3; bad input changes nothing, invariant 6), runs the client core, and
+// returns a Result holding view models only (invariant 1).
+import type { z } from 'zod';
+import packageJson from '../../package.json' with { type: 'json' };
+import { addDevice, listDevices, removeDevice } from '../../client/ceremonies/devices';
+import { loginPasswordless, loginWithPassword, logout } from '../../client/ceremonies/login';
+import { formatClusterAddress, parseClusterAddress } from '../../client/cluster-trust';
+import type { KeyStoreKind } from '../../client/keystore';
+import type { ProfileStore } from '../../client/profiles';
+import { ensureTrustedCluster } from '../../client/session';
+import { methodSchemas } from '../../preload/contract';
+import type {
+  ContractError,
+  EventName,
+  EventPayloads,
+  HandlerTable,
+  MethodName,
+  MethodResults,
+  Result,
+  Unsubscribe,
+} from '../../preload/contract';
+import { PromptBroker } from './prompt-broker';
+import type { CeremonyPrompts } from './prompt-broker';
+import { clusterView, deviceView, profileView, toContractError } from './views';
+
+export interface BackendOptions {
+  profiles: ProfileStore;
+  keystoreKind: KeyStoreKind;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface Backend {
+  handlers: HandlerTable;
+  on<E extends EventName>(event: E, listener: (payload: EventPayloads[E]) => void): Unsubscribe;
+  broker: PromptBroker;
+}
+
+/** The first schema issue as INVALID_ARGUMENT, naming the field (an unexpected key names that key). */
+export function invalidArgument(error: z.ZodError): ContractError {
+  const issue = error.issues[0];
+  const path = [...(issue?.path ?? [])].map(String);
+  if (issue?.code === 'unrecognized_keys' && issue.keys[0]) path.push(issue.keys[0]);
+  return {
+    code: 'INVALID_ARGUMENT',
+    message:
+      issue?.code === 'unrecognized_keys'
+        ? `Unexpected field "${path.join('.')}".`
+        : (issue?.message ?? 'Invalid argument.'),
+    details: { fieldPath: path.length > 0 ? path.join('.') : 'argument' },
+  };
+}
+
+export function createBackend(options: BackendOptions): Backend {
+  const { profiles, keystoreKind } = options;
+  const env = options.env ?? process.env;
+  const listeners = new Map<EventName, Set<(payload: never) => void>>();
+  const emit = <E extends EventName>(event: E, payload: EventPayloads[E]) => {
+    for (const listener of listeners.get(event) ?? []) (listener as (p: EventPayloads[E]) => void)(payload);
+  };
+  const broker = new PromptBroker({
+    prompt: (prompt) => emit('onPrompt', prompt),
+    closed: (closed) => emit('onPromptClosed', closed),
+  });
+
+  async function withCeremony<T>(work: (prompts: CeremonyPrompts) => Promise<T>): Promise<T> {
+    const prompts = broker.ceremony();
+    try {
+      return await work(prompts);
+    } finally {
+      prompts.finish();
+    }
+  }
+
+  function bind<M extends MethodName>(
+    method: M,
+    run: (argument: z.output<(typeof methodSchemas)[M]>) => Promise<MethodResults[M]>,
+  ): (argument?: unknown) => Promise<Result<MethodResults[M]>> {
+    return async (argument) => {
+      const parsed = methodSchemas[method].safeParse(argument);
+      if (!parsed.success) return { ok: false, error: invalidArgument(parsed.error) };
+      try {
+        return { ok: true, value: await run(parsed.data as z.output<(typeof methodSchemas)[M]>) };
+      } catch (error) {
+        return { ok: false, error: toContractError(error) };
+      }
+    };
+  }
+
+  async function signOut(address?: string) {
+    const removed = await logout(profiles, address);
+    if (removed) emit('onProfileChanged', { address: removed.address, profile: null });
+    return removed ? profileView(removed) : null;
+  }
+
+  const handlers: HandlerTable = {
+    'clusters.add': bind('clusters.add', ({ address, caPin }) =>
+      withCeremony(async (prompts) =>
+        clusterView(
+          await ensureTrustedCluster(profiles, parseClusterAddress(address), { caPin, prompt: prompts }),
+        ),
+      ),
+    ),
+    'clusters.list': bind('clusters.list', async () =>
+      (await profiles.listTrustedClusters()).map(clusterView),
+    ),
+    'clusters.remove': bind('clusters.remove', async ({ address }) => {
+      const normalized = formatClusterAddress(parseClusterAddress(address));
+      // A session on a cluster that is no longer trusted cannot be used; end it with the trust.
+      if (await profiles.getProfile(normalized)) await signOut(normalized);
+      await profiles.forgetCluster(normalized);
+      return null;
+    }),
+    'auth.login': bind('auth.login', (argument) =>
+      withCeremony(async (prompts) => {
+        const profile = await loginWithPassword({
+          profiles,
+          address: parseClusterAddress(argument.address),
+          user: argument.user,
+          keystore: keystoreKind,
+          ttlSeconds: argument.ttlSeconds,
+          mfa: argument.secondFactor,
+          signal: prompts.signal,
+          prompts: { ...prompts, password: async () => argument.password },
+        });
+        const view = profileView(profile);
+        emit('onProfileChanged', { address: view.address, profile: view });
+        return view;
+      }),
+    ),
+    'auth.loginPasswordless': bind('auth.loginPasswordless', (argument) =>
+      withCeremony(async (prompts) => {
+        const profile = await loginPasswordless({
+          profiles,
+          address: parseClusterAddress(argument.address),
+          user: argument.user,
+          keystore: keystoreKind,
+          ttlSeconds: argument.ttlSeconds,
+          signal: prompts.signal,
+          prompts,
+        });
+        const view = profileView(profile);
+        emit('onProfileChanged', { address: view.address, profile: view });
+        return view;
+      }),
+    ),
+    'auth.logout': bind('auth.logout', (argument) => signOut(argument?.address)),
+    'auth.status': bind('auth.status', async (argument) => {
+      const profile = await profiles.getProfile(
+        argument?.address ? formatClusterAddress(parseClusterAddress(argument.address)) : undefined,
+      );
+      return profile ? profileView(profile) : null;
+    }),
+    'mfa.list': bind('mfa.list', async () => (await listDevices(profiles)).map(deviceView)),
+    'mfa.add': bind('mfa.add', ({ name, passwordless, existing }) =>
+      withCeremony(async (prompts) =>
+        deviceView(
+          await addDevice(profiles, {
+            name,
+            type: 'webauthn',
+            passwordless,
+            existing,
+            prompts,
+            signal: prompts.signal,
+          }),
+        ),
+      ),
+    ),
+    'mfa.remove': bind('mfa.remove', ({ name, existing }) =>
+      withCeremony(async (prompts) => {
+        await removeDevice(profiles, { name, existing, prompts, signal: prompts.signal });
+        return null;
+      }),
+    ),
+    'prompts.answer': bind('prompts.answer', async ({ id, value }) => {
+      broker.answer(id, value);
+      return null;
+    }),
+    'prompts.cancel': bind('prompts.cancel', async ({ id }) => {
+      broker.cancel(id);
+      return null;
+    }),
+    'app.info': bind('app.info', async () => ({
+      name: 'Keyport Connect',
+      version: packageJson.version,
+      platform: `${process.platform}-${process.arch}`,
+      keystore: keystoreKind,
+      keyportHome: profiles.home,
+      labSecurityKey: Boolean(env.KEYPORT_LAB_SECURITY_KEY),
+    })),
+  };
+
+  return {
+    handlers,
+    broker,
+    on(event, listener) {
+      let set = listeners.get(event);
+      if (!set) listeners.set(event, (set = new Set()));
+      set.add(listener as (payload: never) => void);
+      return () => void set.delete(listener as (payload: never) => void);
+    },
+  };
+}

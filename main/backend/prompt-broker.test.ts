@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import { KeyportError } from '../../proto/errors';
+import type { Prompt, PromptClosed } from '../../preload/contract';
+import { PromptBroker } from './prompt-broker';
+
+function recordingBroker() {
+  const shown: Prompt[] = [];
+  const closed: PromptClosed[] = [];
+  const broker = new PromptBroker({ prompt: (p) => shown.push(p), closed: (c) => closed.push(c) });
+  return { broker, shown, closed };
+}
+
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('PromptBroker', () => {
+  it('shows one prompt at a time: the second opens only after the first is answered', async () => {
+    const { broker, shown } = recordingBroker();
+    const first = broker.ceremony();
+    const second = broker.ceremony();
+    const otp = first.otpCode();
+    const trust = second.confirmCaPin('127.0.0.1:3025', `sha256:${'a'.repeat(64)}`);
+
+    expect(shown.map((p) => p.kind)).toEqual(['otpCode']);
+    const [otpPrompt] = shown;
+    broker.answer(otpPrompt!.id, { kind: 'otpCode', code: ' 123456 ' });
+    await expect(otp).resolves.toBe('123456');
+
+    expect(shown.map((p) => p.kind)).toEqual(['otpCode', 'trustCaPin']);
+    expect(shown[1]).toMatchObject({ address: '127.0.0.1:3025', caPin: `sha256:${'a'.repeat(64)}` });
+    broker.answer(shown[1]!.id, { kind: 'trustCaPin', trust: true });
+    await expect(trust).resolves.toBe(true);
+    expect(broker.current()).toBeUndefined();
+  });
+
+  it('cancel rejects with CANCELLED and aborts the ceremony signal (CTAPHID CANCEL for a key)', async () => {
+    const { broker, shown, closed } = recordingBroker();
+    const ceremony = broker.ceremony();
+    const pin = ceremony.securityKey.pin(5);
+    expect(shown[0]).toMatchObject({ kind: 'keyPin', retriesLeft: 5 });
+
+    broker.cancel(shown[0]!.id);
+    await expect(pin).rejects.toMatchObject({ code: 'CANCELLED' });
+    expect(ceremony.signal.aborted).toBe(true);
+    expect(ceremony.signal.reason).toBeInstanceOf(KeyportError);
+    expect(closed).toEqual([{ id: shown[0]!.id, reason: 'cancelled' }]);
+    // The cancelled ceremony cannot ask again.
+    await expect(ceremony.otpCode()).rejects.toMatchObject({ code: 'CANCELLED' });
+  });
+
+  it('cancelling a tap prompt aborts the ceremony; the tap closes when the ceremony asks for more', async () => {
+    const { broker, shown, closed } = recordingBroker();
+    const ceremony = broker.ceremony();
+    ceremony.securityKey.tap('Tap any security key');
+    expect(shown[0]).toMatchObject({ kind: 'tapKey', message: 'Tap any security key' });
+    const pin = ceremony.securityKey.pin(undefined);
+    expect(closed[0]).toEqual({ id: shown[0]!.id, reason: 'finished' });
+    expect(shown[1]).toEqual({ kind: 'keyPin', id: shown[1]!.id });
+    broker.answer(shown[1]!.id, { kind: 'keyPin', pin: '1234' });
+    await expect(pin).resolves.toBe('1234');
+
+    ceremony.securityKey.tap('Tap any security key');
+    broker.cancel(shown[2]!.id);
+    expect(ceremony.signal.aborted).toBe(true);
+  });
+
+  it('refuses stale, unknown and mismatched answers without touching the open prompt', async () => {
+    const { broker, shown } = recordingBroker();
+    const ceremony = broker.ceremony();
+    const otp = ceremony.otpCode();
+    const id = shown[0]!.id;
+
+    expect(() => broker.answer('prompt-999', { kind: 'otpCode', code: '123456' })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', fields: { fieldPath: 'id' } }),
+    );
+    expect(() => broker.answer(id, { kind: 'keyPin', pin: '1234' })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', fields: { fieldPath: 'value.kind' } }),
+    );
+    expect(broker.current()?.id).toBe(id);
+
+    broker.answer(id, { kind: 'otpCode', code: '654321' });
+    await expect(otp).resolves.toBe('654321');
+    expect(() => broker.answer(id, { kind: 'otpCode', code: '654321' })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+    );
+    expect(() => broker.cancel(id)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+
+  it('refuses an account index the chooseKey prompt did not offer', async () => {
+    const { broker, shown } = recordingBroker();
+    const choice = broker.ceremony().securityKey.chooseAccount!([{ name: 'alice' }, { name: 'bob' }]);
+    expect(() => broker.answer(shown[0]!.id, { kind: 'chooseKey', index: 2 })).toThrow(
+      expect.objectContaining({ fields: { fieldPath: 'value.index' } }),
+    );
+    broker.answer(shown[0]!.id, { kind: 'chooseKey', index: 1 });
+    await expect(choice).resolves.toBe(1);
+  });
+
+  it('finishing a ceremony closes its queued prompts and lets the next ceremony show', async () => {
+    const { broker, shown, closed } = recordingBroker();
+    const first = broker.ceremony();
+    const second = broker.ceremony();
+    const a = first.otpCode();
+    const b = second.otpCode();
+    a.catch(() => {});
+    first.finish();
+    await expect(a).rejects.toMatchObject({ code: 'CANCELLED' });
+    await settle();
+    expect(closed).toEqual([{ id: shown[0]!.id, reason: 'finished' }]);
+    expect(broker.current()?.id).toBe(shown[1]!.id);
+    broker.answer(shown[1]!.id, { kind: 'otpCode', code: '111111' });
+    await expect(b).resolves.toBe('111111');
+  });
+});

@@ -1,0 +1,178 @@
+// Prompts from ceremonies to the person. A ceremony asks through a CeremonyPrompts object (it implements
+// the client core's TrustPrompt, LoginPrompts and SecurityKeyPrompts); the broker shows one important
+// prompt at a time and queues the rest, as Teleport Connect serialises its important modals. Cancelling a
+// prompt rejects it with CANCELLED and aborts the ceremony's signal, which sends CTAPHID CANCEL to a key.
+import { KeyportError } from '../../proto/errors';
+import type { DevicePrompts } from '../../client/ceremonies/devices';
+import type { LoginPrompts } from '../../client/ceremonies/login';
+import type { SecurityKeyPrompts } from '../../client/webauthn';
+import type { Prompt, PromptAnswer, PromptBody, PromptClosed } from '../../preload/contract';
+
+export interface PromptEvents {
+  prompt(prompt: Prompt): void;
+  closed(closed: PromptClosed): void;
+}
+
+interface Entry {
+  prompt: Prompt;
+  ceremony: Ceremony;
+  /** Undefined for prompts with nothing to answer (tapKey). */
+  settle?: { resolve(answer: PromptAnswer): void; reject(error: unknown): void };
+}
+
+interface Ceremony {
+  controller: AbortController;
+  finished: boolean;
+}
+
+export interface CeremonyPrompts extends LoginPrompts, DevicePrompts {
+  securityKey: SecurityKeyPrompts;
+  /** Aborted when the person cancels any prompt of this ceremony. */
+  signal: AbortSignal;
+  /** Closes what this ceremony still shows or queued; call when it ends, however it ends. */
+  finish(): void;
+}
+
+function cancelled(): KeyportError {
+  return new KeyportError('CANCELLED', 'Cancelled. Nothing was changed.');
+}
+
+export class PromptBroker {
+  private open: Entry | undefined;
+  private readonly queue: Entry[] = [];
+  private nextId = 1;
+
+  constructor(private readonly events: PromptEvents) {}
+
+  /** The prompt on screen, if any. */
+  current(): Prompt | undefined {
+    return this.open?.prompt;
+  }
+
+  /** Prompts for one ceremony (a login, adding a key). */
+  ceremony(): CeremonyPrompts {
+    const ceremony: Ceremony = { controller: new AbortController(), finished: false };
+    const ask = <K extends PromptAnswer['kind']>(body: PromptBody & { kind: K }) =>
+      this.ask(ceremony, body) as Promise<Extract<PromptAnswer, { kind: K }>>;
+    const securityKey: SecurityKeyPrompts = {
+      tap: (message) => this.show(ceremony, { kind: 'tapKey', message }),
+      pin: async (retriesLeft) =>
+        (await ask(retriesLeft === undefined ? { kind: 'keyPin' } : { kind: 'keyPin', retriesLeft })).pin,
+      newPin: async () => (await ask({ kind: 'newKeyPin' })).pin,
+      chooseAccount: async (accounts) => (await ask({ kind: 'chooseKey', accounts })).index,
+    };
+    return {
+      signal: ceremony.controller.signal,
+      securityKey,
+      confirmCaPin: async (address, caPin) => (await ask({ kind: 'trustCaPin', address, caPin })).trust,
+      otpCode: async () => (await ask({ kind: 'otpCode' })).code.trim(),
+      // The renderer never holds a password it did not type: the backend passes it in (see createBackend).
+      password: () => Promise.reject(new KeyportError('INVALID_ARGUMENT', 'Give the password.')),
+      showTotpEnrollment: () =>
+        Promise.reject(
+          new KeyportError('INVALID_ARGUMENT', 'Add OTP devices with the keyport CLI; the app adds keys.'),
+        ),
+      say: (line) => this.show(ceremony, { kind: 'tapKey', message: line }),
+      finish: () => this.finish(ceremony),
+    };
+  }
+
+  answer(id: string, answer: PromptAnswer): void {
+    const entry = this.open;
+    if (!entry || entry.prompt.id !== id) throw this.unknownPrompt(id);
+    if (!entry.settle || entry.prompt.kind !== answer.kind) {
+      throw new KeyportError(
+        'INVALID_ARGUMENT',
+        `The prompt ${id} asks for ${entry.prompt.kind}, not ${answer.kind}.`,
+        { fieldPath: 'value.kind' },
+      );
+    }
+    if (answer.kind === 'chooseKey' && entry.prompt.kind === 'chooseKey') {
+      if (answer.index >= entry.prompt.accounts.length) {
+        throw new KeyportError('INVALID_ARGUMENT', 'Choose one of the accounts shown.', {
+          fieldPath: 'value.index',
+        });
+      }
+    }
+    this.close(entry, 'answered');
+    entry.settle.resolve(answer);
+  }
+
+  /** Cancels the prompt, open or queued, and the whole ceremony it belongs to. */
+  cancel(id: string): void {
+    const entry = this.open?.prompt.id === id ? this.open : this.queue.find((e) => e.prompt.id === id);
+    if (!entry) throw this.unknownPrompt(id);
+    const { ceremony } = entry;
+    ceremony.controller.abort(cancelled());
+    for (const other of [...this.queue, ...(this.open ? [this.open] : [])]) {
+      if (other.ceremony !== ceremony) continue;
+      this.close(other, 'cancelled');
+      other.settle?.reject(cancelled());
+    }
+  }
+
+  private unknownPrompt(id: string): KeyportError {
+    return new KeyportError('INVALID_ARGUMENT', `No prompt ${id} is open; it was answered or closed.`, {
+      fieldPath: 'id',
+    });
+  }
+
+  private ask(ceremony: Ceremony, body: PromptBody): Promise<PromptAnswer> {
+    if (ceremony.finished || ceremony.controller.signal.aborted) return Promise.reject(cancelled());
+    return new Promise((resolve, reject) =>
+      this.enqueue({ prompt: this.withId(body), ceremony, settle: { resolve, reject } }),
+    );
+  }
+
+  /** A prompt with nothing to answer: replaces the ceremony's previous one, stays until the next step. */
+  private show(ceremony: Ceremony, body: PromptBody): void {
+    if (ceremony.finished || ceremony.controller.signal.aborted) return;
+    this.closeDisplayed(ceremony);
+    this.enqueue({ prompt: this.withId(body), ceremony });
+  }
+
+  private withId(body: PromptBody): Prompt {
+    return { ...body, id: `prompt-${this.nextId++}` };
+  }
+
+  private enqueue(entry: Entry): void {
+    // A ceremony that asks for something new has moved past its tap prompt.
+    if (entry.settle) this.closeDisplayed(entry.ceremony);
+    this.queue.push(entry);
+    this.showNext();
+  }
+
+  private closeDisplayed(ceremony: Ceremony): void {
+    for (const entry of [...this.queue, ...(this.open ? [this.open] : [])]) {
+      if (entry.ceremony === ceremony && !entry.settle) this.close(entry, 'finished');
+    }
+  }
+
+  private finish(ceremony: Ceremony): void {
+    ceremony.finished = true;
+    for (const entry of [...this.queue, ...(this.open ? [this.open] : [])]) {
+      if (entry.ceremony !== ceremony) continue;
+      this.close(entry, 'finished');
+      entry.settle?.reject(cancelled());
+    }
+  }
+
+  private close(entry: Entry, reason: PromptClosed['reason']): void {
+    if (this.open === entry) {
+      this.open = undefined;
+      this.events.closed({ id: entry.prompt.id, reason });
+      this.showNext();
+      return;
+    }
+    const index = this.queue.indexOf(entry);
+    if (index >= 0) this.queue.splice(index, 1);
+  }
+
+  private showNext(): void {
+    if (this.open) return;
+    const next = this.queue.shift();
+    if (!next) return;
+    this.open = next;
+    this.events.prompt(next.prompt);
+  }
+}

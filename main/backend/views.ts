@@ -1,0 +1,123 @@
+// What crosses to the renderer: view models built field by field (never a spread of a client object, so
+// a certificate or key id added to Profile later cannot leak), and errors in the contract's shape.
+import { KeyportError } from '../../proto/errors';
+import type { KeyportErrorCode } from '../../proto/errors';
+import { MFADeviceType } from '../../proto/gen/keyport/v1/mfa';
+import type { MFADevice } from '../../proto/gen/keyport/v1/mfa';
+import { Ctap2Error } from '../../client/hardware/fido/ctap2';
+import { CtaphidError } from '../../client/hardware/fido/ctaphid';
+import { KeyStoreError } from '../../client/keystore';
+import type { KeyStoreErrorCode } from '../../client/keystore';
+import type { Profile, TrustedCluster } from '../../client/profiles';
+import type {
+  ClusterView,
+  ContractError,
+  ErrorCode,
+  MfaDeviceView,
+  ProfileView,
+} from '../../preload/contract';
+
+// The contract repeats proto's codes; this fails to compile when the two lists drift apart.
+const sameCodes: [KeyportErrorCode, ErrorCode] extends [ErrorCode, KeyportErrorCode] ? true : never = true;
+void sameCodes;
+
+export function clusterView(cluster: TrustedCluster): ClusterView {
+  return {
+    address: cluster.address,
+    name: cluster.name,
+    ...(cluster.publicAddr ? { publicAddr: cluster.publicAddr } : {}),
+    caPin: cluster.caPin,
+    passwordlessDefault: cluster.connectorName === 'passwordless',
+    trustedAtMs: cluster.trustedAtMs,
+  };
+}
+
+export function profileView(profile: Profile): ProfileView {
+  return {
+    address: profile.address,
+    cluster: profile.cluster,
+    user: profile.user,
+    roles: [...profile.roles],
+    logins: [...profile.logins],
+    mfaVerified: profile.mfaVerified,
+    validAfterMs: profile.validAfterMs,
+    expiresMs: profile.expiresMs,
+    keystore: profile.keystore,
+  };
+}
+
+export function deviceView(device: MFADevice): MfaDeviceView {
+  return {
+    id: device.id,
+    name: device.name,
+    type:
+      device.type === MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN
+        ? 'webauthn'
+        : device.type === MFADeviceType.MFA_DEVICE_TYPE_TOTP
+          ? 'totp'
+          : 'unknown',
+    passkey: device.passkey,
+    addedMs: device.addedMs,
+    lastUsedMs: device.lastUsedMs,
+  };
+}
+
+const keystoreCodes: Record<KeyStoreErrorCode, ErrorCode> = {
+  KEYCHAIN_UNAVAILABLE: 'UNAVAILABLE',
+  KEYCHAIN_LOCKED: 'PRECONDITION_FAILED',
+  KEY_NOT_FOUND: 'UNAUTHENTICATED',
+  KEYSTORE_IO: 'INTERNAL',
+};
+
+function securityKeyCode(code: string): ErrorCode {
+  switch (code) {
+    case 'PIN_BLOCKED':
+    case 'PIN_AUTH_BLOCKED':
+      return 'LOCKED';
+    case 'KEEPALIVE_CANCEL':
+    case 'CANCELLED':
+      return 'CANCELLED';
+    case 'NO_CREDENTIALS':
+      return 'NOT_FOUND';
+    case 'CREDENTIAL_EXCLUDED':
+      return 'ALREADY_EXISTS';
+    case 'USER_ACTION_TIMEOUT':
+    case 'ACTION_TIMEOUT':
+    case 'TIMEOUT':
+      return 'EXPIRED';
+    default:
+      return 'MFA_FAILED';
+  }
+}
+
+/** Any thrown value as the contract's error. Unknown errors keep their cause out of the message. */
+export function toContractError(error: unknown): ContractError {
+  if (error instanceof KeyportError) {
+    return { code: error.code, message: error.message, details: { ...error.fields } };
+  }
+  if (error instanceof KeyStoreError) {
+    return { code: keystoreCodes[error.code], message: error.message, details: { keystoreCode: error.code } };
+  }
+  if (error instanceof Ctap2Error) {
+    return {
+      code: securityKeyCode(error.code),
+      message: error.message,
+      details: {
+        securityKeyCode: error.code,
+        ...(error.retries !== undefined ? { retriesLeft: error.retries } : {}),
+      },
+    };
+  }
+  if (error instanceof CtaphidError) {
+    return {
+      code: securityKeyCode(error.code),
+      message: error.message,
+      details: { securityKeyCode: error.code },
+    };
+  }
+  return {
+    code: 'INTERNAL',
+    message: 'Keyport Connect failed unexpectedly. Try again; if it keeps failing, restart the app.',
+    details: {},
+  };
+}

@@ -1,0 +1,250 @@
+// The one IPC contract of Keyport Connect (ARCHITECTURE.md "The IPC contract"): every method, event,
+// prompt and error that crosses between the renderer and main. Main validates every argument with the
+// schemas below; the renderer imports only the types. Only view models cross: no private key, certificate
+// or token ever does (invariant 1), so none of the types below has a field that could hold one.
+import { z } from 'zod';
+
+// ---------------------------------------------------------------------------------------------------
+// Errors and results
+
+/** The stable codes of proto/errors.ts, repeated here because preload/ may not import proto/. */
+export const errorCodes = [
+  'INTERNAL',
+  'INVALID_ARGUMENT',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'ACCESS_DENIED',
+  'UNAUTHENTICATED',
+  'MFA_REQUIRED',
+  'MFA_FAILED',
+  'LOCKED',
+  'EXPIRED',
+  'PRIVATE_KEY_POLICY_NOT_MET',
+  'DEVICE_TRUST_REQUIRED',
+  'PASSWORDLESS_DISABLED',
+  'PRECONDITION_FAILED',
+  'CERTIFICATE_EXPIRED',
+  'RESOURCE_EXHAUSTED',
+  'UNAVAILABLE',
+  'CA_PIN_MISMATCH',
+  'CANCELLED',
+] as const;
+export type ErrorCode = (typeof errorCodes)[number];
+
+export interface ErrorDetails {
+  /** The argument at fault, as a dotted path ("user", "value.pin"). */
+  fieldPath?: string;
+  lockedUntilMs?: number;
+  /** Signing in again fixes it (an expired session); the UI offers a login and retries. */
+  resolvableByRelogin?: boolean;
+  /** The keystore's own code (KEYCHAIN_LOCKED, ...), for a message that says how to unlock it. */
+  keystoreCode?: string;
+  /** The security key's CTAP2 / CTAPHID code (PIN_INVALID, PIN_BLOCKED, ...). */
+  securityKeyCode?: string;
+  /** PIN attempts the security key has left. */
+  retriesLeft?: number;
+}
+
+export interface ContractError {
+  code: ErrorCode;
+  message: string;
+  details: ErrorDetails;
+}
+
+export type Result<T> = { ok: true; value: T } | { ok: false; error: ContractError };
+
+// ---------------------------------------------------------------------------------------------------
+// View models
+
+export interface ClusterView {
+  address: string;
+  name: string;
+  publicAddr?: string;
+  /** sha256 of the CA's SubjectPublicKeyInfo; public, shown so the person can compare it. */
+  caPin: string;
+  passwordlessDefault: boolean;
+  trustedAtMs: number;
+}
+
+export interface ProfileView {
+  address: string;
+  cluster: string;
+  user: string;
+  roles: string[];
+  logins: string[];
+  mfaVerified: boolean;
+  validAfterMs: number;
+  expiresMs: number;
+  keystore: KeystoreKind;
+}
+
+export interface MfaDeviceView {
+  id: string;
+  name: string;
+  type: 'webauthn' | 'totp' | 'unknown';
+  passkey: boolean;
+  addedMs: number;
+  lastUsedMs: number;
+}
+
+export interface AppInfo {
+  name: string;
+  version: string;
+  platform: string;
+  keystore: KeystoreKind;
+  keyportHome: string;
+  /** A lab security key is configured (KEYPORT_LAB_SECURITY_KEY): the demo, not real hardware. */
+  labSecurityKey: boolean;
+}
+
+export type KeystoreKind = 'keychain' | 'file';
+
+// ---------------------------------------------------------------------------------------------------
+// Prompts: the backend asking the person for something in the middle of a ceremony
+
+export type PromptBody =
+  /** A key waits for presence. Nothing to answer; cancel aborts the ceremony (CTAPHID CANCEL). */
+  | { kind: 'tapKey'; message: string }
+  /** Several accounts on the key (passwordless): answer with the index of one. */
+  | { kind: 'chooseKey'; accounts: { name?: string; displayName?: string }[] }
+  | { kind: 'keyPin'; retriesLeft?: number }
+  /** The key has no PIN and user verification is required: a new one is set on the key. */
+  | { kind: 'newKeyPin' }
+  | { kind: 'otpCode' }
+  /** Trust on first use: show the pin and ask. */
+  | { kind: 'trustCaPin'; address: string; caPin: string };
+
+export type PromptKind = PromptBody['kind'];
+export type Prompt = PromptBody & { id: string };
+
+export interface PromptClosed {
+  id: string;
+  reason: 'answered' | 'cancelled' | 'finished';
+}
+
+const pin = z.string().min(4, 'A PIN has at least 4 characters.').max(63, 'A PIN has at most 63 bytes.');
+
+export const promptAnswerSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('chooseKey'), index: z.int().min(0).max(255) }),
+  z.strictObject({ kind: z.literal('keyPin'), pin }),
+  z.strictObject({ kind: z.literal('newKeyPin'), pin }),
+  z.strictObject({
+    kind: z.literal('otpCode'),
+    code: z.string().regex(/^\s*\d{6,8}\s*$/, 'An OTP code is 6 to 8 digits.'),
+  }),
+  z.strictObject({ kind: z.literal('trustCaPin'), trust: z.boolean() }),
+]);
+export type PromptAnswer = z.infer<typeof promptAnswerSchema>;
+
+// ---------------------------------------------------------------------------------------------------
+// Methods: one argument (an object, or nothing), validated by these schemas in main
+
+const clusterAddress = z
+  .string()
+  .trim()
+  .min(1, 'Give the cluster address (HOST:PORT).')
+  .max(260)
+  .regex(/^[^\s/]+$/, 'A cluster address is HOST:PORT, without spaces or slashes.');
+const userName = z.string().min(1, 'Give a user name.').max(255);
+const caPinText = z
+  .string()
+  .regex(/^(sha256:)?[0-9a-fA-F]{64}$/, 'A CA pin is sha256: followed by 64 hex digits.');
+const secondFactor = z.enum(['auto', 'otp', 'key']);
+const noArgument = z.strictObject({}).optional();
+
+export const methodSchemas = {
+  'clusters.add': z.strictObject({ address: clusterAddress, caPin: caPinText.optional() }),
+  'clusters.list': noArgument,
+  'clusters.remove': z.strictObject({ address: clusterAddress }),
+  'auth.login': z.strictObject({
+    address: clusterAddress,
+    user: userName,
+    password: z.string().min(1, 'Give the password.').max(1024),
+    secondFactor: secondFactor.optional(),
+    ttlSeconds: z
+      .int()
+      .min(60)
+      .max(7 * 24 * 3600)
+      .optional(),
+  }),
+  'auth.loginPasswordless': z.strictObject({
+    address: clusterAddress,
+    user: userName.optional(),
+    ttlSeconds: z
+      .int()
+      .min(60)
+      .max(7 * 24 * 3600)
+      .optional(),
+  }),
+  'auth.logout': z.strictObject({ address: clusterAddress.optional() }).optional(),
+  'auth.status': z.strictObject({ address: clusterAddress.optional() }).optional(),
+  'mfa.list': noArgument,
+  // Security keys only: an OTP enrollment would put the OTP secret in the renderer (invariant 1).
+  'mfa.add': z.strictObject({
+    name: z.string().trim().min(1, 'Give the new key a name.').max(64),
+    passwordless: z.boolean().optional(),
+    existing: secondFactor.optional(),
+  }),
+  'mfa.remove': z.strictObject({
+    name: z.string().min(1, 'Give the name of the device to remove.').max(64),
+    existing: secondFactor.optional(),
+  }),
+  'prompts.answer': z.strictObject({ id: z.string().min(1).max(64), value: promptAnswerSchema }),
+  'prompts.cancel': z.strictObject({ id: z.string().min(1).max(64) }),
+  'app.info': noArgument,
+} as const;
+
+export type MethodName = keyof typeof methodSchemas;
+export type MethodArgs = { [M in MethodName]: z.input<(typeof methodSchemas)[M]> };
+
+export interface MethodResults {
+  'clusters.add': ClusterView;
+  'clusters.list': ClusterView[];
+  'clusters.remove': null;
+  'auth.login': ProfileView;
+  'auth.loginPasswordless': ProfileView;
+  'auth.logout': ProfileView | null;
+  'auth.status': ProfileView | null;
+  'mfa.list': MfaDeviceView[];
+  'mfa.add': MfaDeviceView;
+  'mfa.remove': null;
+  'prompts.answer': null;
+  'prompts.cancel': null;
+  'app.info': AppInfo;
+}
+
+export const methodNames = Object.keys(methodSchemas) as MethodName[];
+
+/** What main binds: one handler per method, taking the raw (unvalidated) argument. */
+export type HandlerTable = { [M in MethodName]: (argument?: unknown) => Promise<Result<MethodResults[M]>> };
+
+// ---------------------------------------------------------------------------------------------------
+// Events
+
+export interface EventPayloads {
+  onPrompt: Prompt;
+  onPromptClosed: PromptClosed;
+  /** After a login or logout; `profile` is null when signed out of `address`. */
+  onProfileChanged: { address: string; profile: ProfileView | null };
+}
+export type EventName = keyof EventPayloads;
+export const eventNames: readonly EventName[] = ['onPrompt', 'onPromptClosed', 'onProfileChanged'];
+
+export type Unsubscribe = () => void;
+
+// ---------------------------------------------------------------------------------------------------
+// window.keyport, as the preload exposes it
+
+type Namespace<P extends string> = {
+  [M in MethodName as M extends `${P}.${infer Name}` ? Name : never]: undefined extends MethodArgs[M]
+    ? (argument?: MethodArgs[M]) => Promise<Result<MethodResults[M]>>
+    : (argument: MethodArgs[M]) => Promise<Result<MethodResults[M]>>;
+};
+
+export type KeyportApi = {
+  clusters: Namespace<'clusters'>;
+  auth: Namespace<'auth'>;
+  mfa: Namespace<'mfa'>;
+  prompts: Namespace<'prompts'>;
+  app: Namespace<'app'>;
+} & { [E in EventName]: (listener: (payload: EventPayloads[E]) => void) => Unsubscribe };
