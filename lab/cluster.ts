@@ -173,6 +173,8 @@ export async function signUpWithToken(
   home: string,
   token: string,
   password: string,
+  /** Which step's code to answer with: 0 the current one, -30_000 the previous one (see keychain tests). */
+  codeOffsetMs = 0,
 ): Promise<string> {
   const child = spawn(
     process.execPath,
@@ -189,7 +191,7 @@ export async function signUpWithToken(
     const shown = /secret: ([A-Z2-7]+)/.exec(stderr)?.[1];
     if (shown && !secret && /Enter the code/.test(stderr)) {
       secret = shown;
-      child.stdin.end(`${totpCode(secret, Date.now())}\n`);
+      child.stdin.end(`${totpCode(secret, Date.now() + codeOffsetMs)}\n`);
     }
   });
   const code = await new Promise<number | null>((resolveExit) => child.once('exit', resolveExit));

@@ -2,7 +2,7 @@
 // a private gnome-keyring: the session key lives in the Secret Service and nowhere else (ARCHITECTURE.md
 // invariant 2), logout and relogin leave no orphan entries, and a missing or locked keychain fails the
 // login before any password or OTP code leaves the machine (issue 2, "Keys and profiles").
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createPublicKey, X509Certificate } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -10,7 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpCode } from '../auth/totp';
-import { loginUser, repoRoot, runAdmin, runKeyport, signUpUser, startLabCluster } from '../lab/cluster';
+import {
+  loginUser,
+  runAdmin,
+  runKeyport,
+  signUpUser,
+  signUpWithToken,
+  startLabCluster,
+} from '../lab/cluster';
 import type { CliResult, LabCluster, SignedUpUser } from '../lab/cluster';
 import { startLabKeyring } from '../lab/keyring';
 import type { LabKeyring } from '../lab/keyring';
@@ -77,39 +84,7 @@ async function signUpWithPreviousCode(user: string, roles: string[]): Promise<Si
   const sinceBoundary = Date.now() % TOTP_STEP_MS;
   if (sinceBoundary > TOTP_STEP_MS - 3_000) await sleep(TOTP_STEP_MS - sinceBoundary + 100);
 
-  const child = spawn(
-    process.execPath,
-    [
-      join(repoRoot, 'bin/keyport.mjs'),
-      'signup',
-      '--cluster',
-      cluster.address,
-      '--token',
-      token,
-      '--ca-pin',
-      cluster.caPin,
-    ],
-    {
-      cwd: repoRoot,
-      env: { ...process.env, KEYPORT_HOME: join(homes, user) },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    },
-  );
-  let stdout = '';
-  let stderr = '';
-  let secret = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-    if (/Choose a password/.test(chunk.toString())) child.stdin.write(`${password}\n`);
-    const shown = /secret: ([A-Z2-7]+)/.exec(stderr)?.[1];
-    if (shown && !secret && /Enter the code/.test(stderr)) {
-      secret = shown;
-      child.stdin.end(`${totpCode(secret, Date.now() - TOTP_STEP_MS)}\n`);
-    }
-  });
-  const code = await new Promise<number | null>((resolveExit) => child.once('exit', resolveExit));
-  if (code !== 0 || !secret) throw new Error(`signup failed (${code}): ${stderr}${stdout}`);
+  const secret = await signUpWithToken(cluster, join(homes, user), token, password, -TOTP_STEP_MS);
   return { user, password, totpSecret: secret };
 }
 
