@@ -58,4 +58,22 @@ export default tseslint.config(
     files: ['main/electron/**', 'preload/**'],
     rules: { 'no-restricted-imports': 'off' },
   },
+  {
+    // ARCHITECTURE.md: the renderer takes only *types* from the contract (the schemas stay in main).
+    files: ['renderer/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/preload/contract', '**/preload/contract.ts'],
+              allowTypeImports: true,
+              message: 'The renderer imports only types from preload/contract.ts (import type).',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

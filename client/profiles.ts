@@ -21,6 +21,9 @@ export interface TrustedCluster {
   publicAddr?: string;
   /** `passwordless` makes passwordless login the default (cluster_auth_preference.connector_name). */
   connectorName?: string;
+  /** cluster_auth_preference.second_factors when trusted ("otp", "webauthn"); refreshed on each trust. */
+  secondFactors?: string[];
+  allowPasswordless?: boolean;
   caPin: string;
   caPem: string;
   trustedAtMs: number;

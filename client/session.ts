@@ -67,6 +67,8 @@ export async function ensureTrustedCluster(
       name: info.clusterName,
       publicAddr: info.publicAddr,
       connectorName: info.connectorName,
+      secondFactors: [...info.secondFactors],
+      allowPasswordless: info.allowPasswordless,
       caPin: presented.caPin,
       caPem: presented.caPem,
       trustedAtMs: Date.now(),

@@ -11,6 +11,9 @@ const packages = {
   'dbus-bin': ['start', 'test'], // dbus-send: the client asks the Secret Service whether it is locked
   'libusb-1.0-0': ['start', 'test'], // node-hid's Linux binary links it, even for hidraw (USB security keys)
   'libsecret-tools': ['test'], // secret-tool: tests read the keychain from outside the client
+  chromium: ['start', 'test'], // the browser host's app window; Playwright drives it in the end-to-end tests
+  xvfb: ['start', 'test'], // a display for that window on machines without one
+  'fonts-liberation': ['start', 'test'], // readable text in the window and the screenshots
 };
 
 const mode = process.argv[2] ?? 'test';

@@ -63,6 +63,9 @@ export interface ClusterView {
   /** sha256 of the CA's SubjectPublicKeyInfo; public, shown so the person can compare it. */
   caPin: string;
   passwordlessDefault: boolean;
+  /** What the cluster accepts as a second factor; both → the login form offers a choice. */
+  secondFactors: SecondFactorKind[];
+  allowPasswordless: boolean;
   trustedAtMs: number;
 }
 
@@ -98,6 +101,7 @@ export interface AppInfo {
 }
 
 export type KeystoreKind = 'keychain' | 'file';
+export type SecondFactorKind = 'otp' | 'webauthn';
 
 // ---------------------------------------------------------------------------------------------------
 // Prompts: the backend asking the person for something in the middle of a ceremony
@@ -112,7 +116,9 @@ export type PromptBody =
   | { kind: 'newKeyPin' }
   | { kind: 'otpCode' }
   /** Trust on first use: show the pin and ask. */
-  | { kind: 'trustCaPin'; address: string; caPin: string };
+  | { kind: 'trustCaPin'; address: string; caPin: string }
+  /** A new security key was registered by the key; the person names it before it is added. */
+  | { kind: 'deviceName' };
 
 export type PromptKind = PromptBody['kind'];
 export type Prompt = PromptBody & { id: string };
@@ -122,6 +128,7 @@ export interface PromptClosed {
   reason: 'answered' | 'cancelled' | 'finished';
 }
 
+const deviceNameText = z.string().trim().min(1, 'Give the new key a name.').max(64);
 const pin = z.string().min(4, 'A PIN has at least 4 characters.').max(63, 'A PIN has at most 63 bytes.');
 
 export const promptAnswerSchema = z.discriminatedUnion('kind', [
@@ -133,6 +140,7 @@ export const promptAnswerSchema = z.discriminatedUnion('kind', [
     code: z.string().regex(/^\s*\d{6,8}\s*$/, 'An OTP code is 6 to 8 digits.'),
   }),
   z.strictObject({ kind: z.literal('trustCaPin'), trust: z.boolean() }),
+  z.strictObject({ kind: z.literal('deviceName'), name: deviceNameText }),
 ]);
 export type PromptAnswer = z.infer<typeof promptAnswerSchema>;
 
@@ -180,8 +188,9 @@ export const methodSchemas = {
   'auth.status': z.strictObject({ address: clusterAddress.optional() }).optional(),
   'mfa.list': noArgument,
   // Security keys only: an OTP enrollment would put the OTP secret in the renderer (invariant 1).
+  // Without a name, the person is asked for one (a deviceName prompt) after the new key has answered.
   'mfa.add': z.strictObject({
-    name: z.string().trim().min(1, 'Give the new key a name.').max(64),
+    name: deviceNameText.optional(),
     passwordless: z.boolean().optional(),
     existing: secondFactor.optional(),
   }),

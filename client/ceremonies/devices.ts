@@ -52,10 +52,15 @@ async function proveExistingDevice(
   return answerChallenge({ ...challenge, mfaRequired: true }, { origin, prompts, preference, signal });
 }
 
+async function deviceName(name: string | (() => Promise<string>)): Promise<string> {
+  return typeof name === 'string' ? name : (await name()).trim();
+}
+
 export async function addDevice(
   profiles: ProfileStore,
   options: {
-    name: string;
+    /** A name, or a question asked once the new device has answered (the app asks it last). */
+    name: string | (() => Promise<string>);
     type: 'webauthn' | 'totp';
     passwordless?: boolean;
     existing?: MfaPreference;
@@ -90,7 +95,7 @@ export async function addDevice(
       });
       newDevice = {
         challengeId: challenge.challengeId,
-        deviceName: options.name,
+        deviceName: await deviceName(options.name),
         response: { $case: 'webauthnJson', value: registration },
       };
     } else {
@@ -100,7 +105,7 @@ export async function addDevice(
       const code = (await options.prompts.otpCode()).trim();
       newDevice = {
         challengeId: challenge.challengeId,
-        deviceName: options.name,
+        deviceName: await deviceName(options.name),
         response: { $case: 'totp', value: { code } },
       };
     }

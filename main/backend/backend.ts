@@ -157,7 +157,7 @@ export function createBackend(options: BackendOptions): Backend {
       withCeremony(async (prompts) =>
         deviceView(
           await addDevice(profiles, {
-            name,
+            name: name ?? prompts.deviceName,
             type: 'webauthn',
             passwordless,
             existing,

@@ -26,6 +26,8 @@ interface Ceremony {
 }
 
 export interface CeremonyPrompts extends LoginPrompts, DevicePrompts {
+  /** The name of a device just registered (mfa.add without a name). */
+  deviceName(): Promise<string>;
   securityKey: SecurityKeyPrompts;
   /** Aborted when the person cancels any prompt of this ceremony. */
   signal: AbortSignal;
@@ -66,6 +68,7 @@ export class PromptBroker {
       securityKey,
       confirmCaPin: async (address, caPin) => (await ask({ kind: 'trustCaPin', address, caPin })).trust,
       otpCode: async () => (await ask({ kind: 'otpCode' })).code.trim(),
+      deviceName: async () => (await ask({ kind: 'deviceName' })).name.trim(),
       // The renderer never holds a password it did not type: the backend passes it in (see createBackend).
       password: () => Promise.reject(new KeyportError('INVALID_ARGUMENT', 'Give the password.')),
       showTotpEnrollment: () =>

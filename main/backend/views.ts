@@ -15,6 +15,7 @@ import type {
   ErrorCode,
   MfaDeviceView,
   ProfileView,
+  SecondFactorKind,
 } from '../../preload/contract';
 
 // The contract repeats proto's codes; this fails to compile when the two lists drift apart.
@@ -28,6 +29,10 @@ export function clusterView(cluster: TrustedCluster): ClusterView {
     ...(cluster.publicAddr ? { publicAddr: cluster.publicAddr } : {}),
     caPin: cluster.caPin,
     passwordlessDefault: cluster.connectorName === 'passwordless',
+    secondFactors: (cluster.secondFactors ?? []).filter(
+      (factor): factor is SecondFactorKind => factor === 'otp' || factor === 'webauthn',
+    ),
+    allowPasswordless: cluster.allowPasswordless ?? false,
     trustedAtMs: cluster.trustedAtMs,
   };
 }

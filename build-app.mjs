@@ -1,0 +1,87 @@
+// Builds Keyport Connect's browser-side bundles into dist/ with Vite:
+//   dist/renderer/                the React renderer (renderer/vite.config.ts)
+//   dist/preload/preload.cjs      the Electron preload (sandboxed, so one self-contained CommonJS file)
+//   dist/preload/keyport-bridge.js  the browser host's window.keyport over a WebSocket (classic script)
+//   dist/electron/main.mjs        the Electron host's main process (dependencies stay external)
+// `node build-app.mjs --if-stale` skips the build when dist/ is newer than every source file.
+import { readdirSync, statSync, existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'vite';
+
+const root = fileURLToPath(new URL('.', import.meta.url));
+const sources = ['renderer', 'preload', 'main', 'client', 'proto', 'build-app.mjs', 'package.json'];
+
+function newest(path) {
+  const stat = statSync(path);
+  if (!stat.isDirectory()) return stat.mtimeMs;
+  let latest = stat.mtimeMs;
+  for (const entry of readdirSync(path)) latest = Math.max(latest, newest(join(path, entry)));
+  return latest;
+}
+
+function isStale() {
+  const stamp = join(root, 'dist', 'renderer', 'index.html');
+  if (!existsSync(stamp)) return true;
+  const built = statSync(stamp).mtimeMs;
+  return sources.some((source) => newest(join(root, source)) > built);
+}
+
+const quiet = { logLevel: 'warn', configFile: false, root };
+
+async function buildPreload() {
+  await build({
+    ...quiet,
+    build: {
+      outDir: 'dist/preload',
+      emptyOutDir: true,
+      minify: false,
+      lib: { entry: 'preload/electron-preload.ts', formats: ['cjs'], fileName: () => 'preload.cjs' },
+      rollupOptions: { external: ['electron'] },
+    },
+  });
+  await build({
+    ...quiet,
+    build: {
+      outDir: 'dist/preload',
+      emptyOutDir: false,
+      lib: {
+        entry: 'preload/browser-bridge.ts',
+        formats: ['iife'],
+        name: 'keyportBridge',
+        fileName: () => 'keyport-bridge.js',
+      },
+    },
+  });
+}
+
+async function buildElectronMain() {
+  const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'));
+  const dependencies = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies });
+  await build({
+    ...quiet,
+    build: {
+      outDir: 'dist/electron',
+      emptyOutDir: true,
+      ssr: 'main/electron/main.ts',
+      target: 'node20',
+      rollupOptions: {
+        external: (id) =>
+          id === 'electron' ||
+          id.startsWith('node:') ||
+          dependencies.some((dep) => id === dep || id.startsWith(`${dep}/`)),
+        output: { format: 'es', entryFileNames: 'main.mjs' },
+      },
+    },
+  });
+}
+
+if (process.argv.includes('--if-stale') && !isStale()) {
+  console.log('dist/ is up to date.');
+} else {
+  await build({ logLevel: 'warn', configFile: join(root, 'renderer', 'vite.config.ts') });
+  await buildPreload();
+  await buildElectronMain();
+  console.log('Built dist/renderer, dist/preload and dist/electron.');
+}

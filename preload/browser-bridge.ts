@@ -1,0 +1,2 @@
+// Placeholder until the browser bridge lands.
+export {};

@@ -1,0 +1,2 @@
+// Placeholder until the Electron preload lands.
+export {};
