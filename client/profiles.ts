@@ -123,6 +123,18 @@ export class ProfileStore {
     return readJson<Profile>(join(this.home, 'profiles', `${fileKey(chosen)}.json`));
   }
 
+  /** Every saved profile (one per cluster signed in to). */
+  async listProfiles(): Promise<Profile[]> {
+    const dir = join(this.home, 'profiles');
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const found = await Promise.all(
+      names
+        .filter((n) => n.endsWith('.json'))
+        .map((n) => readJson<Profile>(join(dir, n)).catch(() => undefined)),
+    );
+    return found.filter((p): p is Profile => p !== undefined);
+  }
+
   async currentAddress(): Promise<string | undefined> {
     const text = await readFile(join(this.home, 'current'), 'utf8').catch(() => undefined);
     return text?.trim() || undefined;

@@ -59,6 +59,8 @@ describe('the backend handler table', () => {
   it('rejects every malformed argument with INVALID_ARGUMENT and the field path, changing nothing', async () => {
     const home = await mkdtemp(join(tmpdir(), 'keyport-backend-'));
     const backend = createBackend({ profiles: new ProfileStore(home), keystoreKind: 'file', env: {} });
+    await backend.ready;
+    const before = (await readdir(home, { recursive: true })).sort();
     for (const method of methodNames) {
       expect(malformed[method].length, method).toBeGreaterThan(0);
       for (const { argument, fieldPath } of malformed[method]) {
@@ -70,7 +72,8 @@ describe('the backend handler table', () => {
         if (!result.ok) expect(result.error.message.length).toBeGreaterThan(0);
       }
     }
-    expect(await readdir(home)).toEqual([]);
+    expect((await readdir(home, { recursive: true })).sort()).toEqual(before);
+    await backend.close();
     await rm(home, { recursive: true, force: true });
   });
 

@@ -18,9 +18,11 @@ import type {
   HandlerTable,
   MethodName,
   MethodResults,
+  ProfileView,
   Result,
   Unsubscribe,
 } from '../../preload/contract';
+import { watchProfiles } from './profile-watcher';
 import { PromptBroker } from './prompt-broker';
 import type { CeremonyPrompts } from './prompt-broker';
 import { clusterView, deviceView, profileView, toContractError } from './views';
@@ -29,12 +31,17 @@ export interface BackendOptions {
   profiles: ProfileStore;
   keystoreKind: KeyStoreKind;
   env?: NodeJS.ProcessEnv;
+  /** Watch KEYPORT_HOME for the CLI's logins and logouts (default true). */
+  watchProfiles?: boolean;
 }
 
 export interface Backend {
   handlers: HandlerTable;
   on<E extends EventName>(event: E, listener: (payload: EventPayloads[E]) => void): Unsubscribe;
   broker: PromptBroker;
+  /** Resolves once the profile watcher is running (at once when it is off). */
+  ready: Promise<void>;
+  close(): Promise<void>;
 }
 
 /** The first schema issue as INVALID_ARGUMENT, naming the field (an unexpected key names that key). */
@@ -59,6 +66,20 @@ export function createBackend(options: BackendOptions): Backend {
   const emit = <E extends EventName>(event: E, payload: EventPayloads[E]) => {
     for (const listener of listeners.get(event) ?? []) (listener as (p: EventPayloads[E]) => void)(payload);
   };
+  // One view per address, so the watcher and the handlers never report the same change twice.
+  const reported = new Map<string, string>();
+  const reportProfile = (address: string, profile: ProfileView | null) => {
+    const print = JSON.stringify(profile);
+    if (reported.get(address) === print) return;
+    reported.set(address, print);
+    emit('onProfileChanged', { address, profile });
+  };
+  const watcher =
+    options.watchProfiles === false
+      ? undefined
+      : watchProfiles(profiles, {
+          onChange: (address, profile) => reportProfile(address, profile ? profileView(profile) : null),
+        });
   const broker = new PromptBroker({
     prompt: (prompt) => emit('onPrompt', prompt),
     closed: (closed) => emit('onPromptClosed', closed),
@@ -90,7 +111,7 @@ export function createBackend(options: BackendOptions): Backend {
 
   async function signOut(address?: string) {
     const removed = await logout(profiles, address);
-    if (removed) emit('onProfileChanged', { address: removed.address, profile: null });
+    if (removed) reportProfile(removed.address, null);
     return removed ? profileView(removed) : null;
   }
 
@@ -125,7 +146,7 @@ export function createBackend(options: BackendOptions): Backend {
           prompts: { ...prompts, password: async () => argument.password },
         });
         const view = profileView(profile);
-        emit('onProfileChanged', { address: view.address, profile: view });
+        reportProfile(view.address, view);
         return view;
       }),
     ),
@@ -141,7 +162,7 @@ export function createBackend(options: BackendOptions): Backend {
           prompts,
         });
         const view = profileView(profile);
-        emit('onProfileChanged', { address: view.address, profile: view });
+        reportProfile(view.address, view);
         return view;
       }),
     ),
@@ -194,6 +215,10 @@ export function createBackend(options: BackendOptions): Backend {
   return {
     handlers,
     broker,
+    ready: watcher ? watcher.then(() => undefined) : Promise.resolve(),
+    async close() {
+      (await watcher)?.close();
+    },
     on(event, listener) {
       let set = listeners.get(event);
       if (!set) listeners.set(event, (set = new Set()));
