@@ -125,6 +125,7 @@ function program(): Command {
         .default('otp'),
     )
     .option('--device-name <name>', 'name of the first MFA device (default: otp, or security-key)')
+    .option('--passwordless', 'register the security key as a passkey, to sign in without a password')
     .action(async (options) => {
       const result = await signup({
         profiles,
@@ -133,6 +134,7 @@ function program(): Command {
         caPin: options.caPin,
         deviceName: options.deviceName,
         deviceType: options.device,
+        passwordless: options.passwordless ?? false,
         prompts: {
           ...trustPrompt(prompter),
           async newPassword(user) {

@@ -314,6 +314,7 @@ async function signUpWithKey(user: string, key: Key): Promise<void> {
   const started = await anonymous.auth.startSignup({
     token: signupToken,
     deviceType: MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN,
+    passwordless: false,
   });
   const register = started.registerChallenge!;
   expect(register.type).toBe(MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN);

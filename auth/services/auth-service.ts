@@ -174,6 +174,16 @@ export function authService(ctx: ServiceContext) {
         return { user: row.user, registerChallenge: undefined, tokenExpiresMs: row.expires_ms };
       const wantsWebauthn =
         request.deviceType === MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN || !cap.secondFactors.includes('otp');
+      if (request.passwordless && !wantsWebauthn) {
+        throw new KeyportError(
+          'INVALID_ARGUMENT',
+          'Only a security key can be registered for passwordless.',
+          {
+            fieldPath: 'passwordless',
+          },
+        );
+      }
+      if (request.passwordless && !cap.allowPasswordless) throw passwordlessDisabled();
       if (wantsWebauthn) {
         const rp = relyingParty(cap, ctx.clusterName);
         const handle = await ctx.store.webauthnUserHandle(row.user, newUserHandle);
@@ -183,7 +193,7 @@ export function authService(ctx: ServiceContext) {
           userHandle: handle,
           challenge: newChallengeBytes(),
           existing: await ctx.store.listDevices(row.user),
-          passwordless: false,
+          passwordless: request.passwordless,
         });
         const id = Buffer.from(newChallengeBytes()).toString('base64url');
         const now = ctx.now();
@@ -191,7 +201,7 @@ export function authService(ctx: ServiceContext) {
         const payload: ChallengePayload = {
           deviceType: 'webauthn',
           webauthnChallenge: options.challenge,
-          passwordless: false,
+          passwordless: request.passwordless,
           tokenHash: row.token_hash,
         };
         await ctx.store.insertChallenge({
@@ -267,7 +277,7 @@ export function authService(ctx: ServiceContext) {
             rp: relyingParty(cap, ctx.clusterName),
             responseJson: json,
             expectedChallenge: payload.webauthnChallenge,
-            passwordless: false,
+            passwordless: payload.passwordless === true,
           });
         })().catch(refused);
       }

@@ -27,6 +27,8 @@ export interface SignupOptions {
   deviceName?: string;
   /** The first MFA device: a security key ('webauthn') or an authenticator app ('otp', the default). */
   deviceType?: 'otp' | 'webauthn';
+  /** Register that security key as a passkey, for passwordless login (needs deviceType 'webauthn'). */
+  passwordless?: boolean;
   prompts: SignupPrompts;
 }
 
@@ -44,6 +46,7 @@ export async function signup(options: SignupOptions): Promise<{ user: string }> 
     const started = await api.auth.startSignup({
       token: options.token,
       deviceType: wantsKey ? MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN : MFADeviceType.MFA_DEVICE_TYPE_TOTP,
+      passwordless: options.passwordless ?? false,
     });
     const password = await options.prompts.newPassword(started.user);
     const challenge = started.registerChallenge;

@@ -54,6 +54,11 @@ export interface StartSignupRequest {
   token: string;
   /** Which device to register first, when the cluster allows more than one kind. */
   deviceType: MFADeviceType;
+  /**
+   * Register the first security key as a passkey (resident credential, user verification), so the
+   * account can sign in without a password. Needs allow_passwordless.
+   */
+  passwordless: boolean;
 }
 
 export interface StartSignupResponse {
@@ -375,7 +380,7 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
 };
 
 function createBaseStartSignupRequest(): StartSignupRequest {
-  return { token: "", deviceType: 0 };
+  return { token: "", deviceType: 0, passwordless: false };
 }
 
 export const StartSignupRequest: MessageFns<StartSignupRequest> = {
@@ -385,6 +390,9 @@ export const StartSignupRequest: MessageFns<StartSignupRequest> = {
     }
     if (message.deviceType !== 0) {
       writer.uint32(16).int32(message.deviceType);
+    }
+    if (message.passwordless !== false) {
+      writer.uint32(24).bool(message.passwordless);
     }
     return writer;
   },
@@ -418,6 +426,14 @@ export const StartSignupRequest: MessageFns<StartSignupRequest> = {
             message.deviceType = reader.int32() as any;
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.passwordless = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -438,6 +454,7 @@ export const StartSignupRequest: MessageFns<StartSignupRequest> = {
         : isSet(object.device_type)
         ? mFADeviceTypeFromJSON(object.device_type)
         : 0,
+      passwordless: isSet(object.passwordless) ? globalThis.Boolean(object.passwordless) : false,
     };
   },
 
@@ -449,6 +466,9 @@ export const StartSignupRequest: MessageFns<StartSignupRequest> = {
     if (message.deviceType !== 0) {
       obj.deviceType = mFADeviceTypeToJSON(message.deviceType);
     }
+    if (message.passwordless !== false) {
+      obj.passwordless = message.passwordless;
+    }
     return obj;
   },
 
@@ -459,6 +479,7 @@ export const StartSignupRequest: MessageFns<StartSignupRequest> = {
     const message = createBaseStartSignupRequest();
     message.token = object.token ?? "";
     message.deviceType = object.deviceType ?? 0;
+    message.passwordless = object.passwordless ?? false;
     return message;
   },
 };

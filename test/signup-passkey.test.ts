@@ -1,0 +1,141 @@
+// Signing up with a security key registered as a passkey (StartSignup{passwordless}), which the demo and
+// the app's end-to-end tests use: the account then signs in without a password, with the key's PIN.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listDevices } from '../client/ceremonies/devices';
+import { loginPasswordless } from '../client/ceremonies/login';
+import { parseClusterAddress } from '../client/cluster-trust';
+import { LAB_SECURITY_KEY_ENV } from '../client/hardware/fido/socket-transport';
+import { ProfileStore } from '../client/profiles';
+import { connectAsAdmin, startLabCluster } from '../lab/cluster';
+import type { LabCluster } from '../lab/cluster';
+import { connectClusterConfig, scriptedKeyPrompts, signUpWithLabKey } from '../lab/connect';
+import { startSoftKey } from '../lab/security-key/soft-key';
+import type { SoftKey } from '../lab/security-key/soft-key';
+import { MFADeviceType } from '../proto/gen/keyport/v1/mfa';
+import { connectCluster } from '../client/api';
+import { KeyportError } from '../proto/errors';
+
+let cluster: LabCluster;
+let key: SoftKey;
+let work: string;
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'kp-passkey-'));
+  cluster = await startLabCluster({ clusterName: 'passkeys', configYaml: connectClusterConfig() });
+  key = await startSoftKey({
+    socketPath: join(work, 'key.sock'),
+    statePath: join(work, 'key.json'),
+    touch: 'auto:20',
+    pin: '2468',
+  });
+});
+
+afterAll(async () => {
+  await key?.stop();
+  await cluster?.stop();
+  await rm(work, { recursive: true, force: true });
+});
+
+/** The API without a client certificate (signup is anonymous), trusting the cluster's CA. */
+async function anonymousApi(target: LabCluster = cluster) {
+  const identity = JSON.parse(await readFile(join(target.dataDir, 'admin-identity.json'), 'utf8'));
+  return connectCluster({
+    address: parseClusterAddress(target.address),
+    caPem: identity.caCertPem,
+    caPin: target.caPin,
+  });
+}
+
+describe('signup with a passkey', () => {
+  it('registers the first key as a passkey; the account signs in without a password', async () => {
+    const person = await signUpWithLabKey(cluster, {
+      user: 'pat',
+      roles: ['access'],
+      password: 'pat-password-123',
+      keySocket: key.socketPath,
+      pin: '2468',
+      addOtp: true,
+    });
+    expect(person.totpSecret).toMatch(/^[A-Z2-7]+=*$/);
+    const home = join(work, 'home');
+    process.env[LAB_SECURITY_KEY_ENV] = key.socketPath;
+    try {
+      const profiles = new ProfileStore(home);
+      const profile = await loginPasswordless({
+        profiles,
+        address: parseClusterAddress(cluster.address),
+        caPin: cluster.caPin,
+        keystore: 'file',
+        prompts: { confirmCaPin: async () => false, securityKey: scriptedKeyPrompts('2468') },
+      });
+      expect(profile).toMatchObject({ user: 'pat', mfaVerified: true });
+      const devices = await listDevices(profiles);
+      expect(devices.map((d) => [d.name, d.type, d.passkey])).toEqual(
+        expect.arrayContaining([
+          ['lab key', MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN, true],
+          ['otp', MFADeviceType.MFA_DEVICE_TYPE_TOTP, false],
+        ]),
+      );
+    } finally {
+      delete process.env[LAB_SECURITY_KEY_ENV];
+    }
+  });
+
+  it('refuses a passwordless signup for an OTP device, and leaves the token usable', async () => {
+    const admin = await connectAsAdmin(cluster);
+    const { signupToken } = await admin.admin.createUser({ name: 'quinn', roles: ['access'], traits: {} });
+    admin.close();
+    const api = await anonymousApi();
+    try {
+      const refused = await api.auth
+        .startSignup({
+          token: signupToken,
+          deviceType: MFADeviceType.MFA_DEVICE_TYPE_TOTP,
+          passwordless: true,
+        })
+        .catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(KeyportError);
+      expect(refused).toMatchObject({ code: 'INVALID_ARGUMENT', fields: { fieldPath: 'passwordless' } });
+      const started = await api.auth.startSignup({
+        token: signupToken,
+        deviceType: MFADeviceType.MFA_DEVICE_TYPE_TOTP,
+        passwordless: false,
+      });
+      expect(started.user).toBe('quinn');
+    } finally {
+      api.close();
+    }
+  });
+});
+
+describe('signup with a passkey where passwordless is off', () => {
+  it('refuses with PASSWORDLESS_DISABLED', async () => {
+    const strict = await startLabCluster({
+      clusterName: 'no-passwordless',
+      configYaml: connectClusterConfig().replace('allow_passwordless: true', 'allow_passwordless: false'),
+    });
+    try {
+      const admin = await connectAsAdmin(strict);
+      const { signupToken } = await admin.admin.createUser({ name: 'ray', roles: ['access'], traits: {} });
+      admin.close();
+      const api = await anonymousApi(strict);
+      try {
+        const refused = await api.auth
+          .startSignup({
+            token: signupToken,
+            deviceType: MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN,
+            passwordless: true,
+          })
+          .catch((error: unknown) => error);
+        expect(refused).toMatchObject({ code: 'PASSWORDLESS_DISABLED' });
+      } finally {
+        api.close();
+      }
+    } finally {
+      await strict.stop();
+    }
+  });
+});
