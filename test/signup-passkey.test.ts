@@ -69,7 +69,12 @@ describe('signup with a passkey', () => {
         address: parseClusterAddress(cluster.address),
         caPin: cluster.caPin,
         keystore: 'file',
-        prompts: { confirmCaPin: async () => false, securityKey: scriptedKeyPrompts('2468') },
+        prompts: {
+          confirmCaPin: async () => false,
+          password: () => Promise.reject(new Error('passwordless asks no password')),
+          otpCode: () => Promise.reject(new Error('passwordless asks no OTP code')),
+          securityKey: scriptedKeyPrompts('2468'),
+        },
       });
       expect(profile).toMatchObject({ user: 'pat', mfaVerified: true });
       const devices = await listDevices(profiles);
