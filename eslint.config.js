@@ -25,7 +25,14 @@ const labZone = {
 
 export default tseslint.config(
   {
-    ignores: ['node_modules/**', 'proto/gen/**', '.keyport-demo/**', 'test-results/**', 'dist/**'],
+    ignores: [
+      'node_modules/**',
+      'proto/gen/**',
+      '.keyport-demo/**',
+      'test-results/**',
+      'dist/**',
+      'release/**',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,

@@ -38,7 +38,11 @@ export async function benchLogin() {
         roles: ['access'],
         traits: { logins: user },
       });
-      const started = await admin.auth.startSignup({ token: signupToken, deviceType: 1, passwordless: false });
+      const started = await admin.auth.startSignup({
+        token: signupToken,
+        deviceType: 1,
+        passwordless: false,
+      });
       const secret = started.registerChallenge?.totp?.secret ?? '';
       await admin.auth.completeSignup({
         token: signupToken,

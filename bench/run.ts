@@ -1,11 +1,18 @@
 // npm run bench: every benchmark, each reporting a ratio against a floor measured in the same run.
+import { benchConnect } from './connect.bench';
 import { benchLogin } from './login.bench';
 import { benchPasswordless } from './passwordless.bench';
 
 // grpc-js sends an IP target as TLS SNI, which Node flags (DEP0123); the notice is noise here.
 process.removeAllListeners('warning');
 
+const only = process.argv[2];
+if (only === 'connect') {
+  await benchConnect();
+  process.exit(0);
+}
 const results = [await benchLogin(), await benchPasswordless()];
+await benchConnect();
 const off = results.filter((r) => r.round_trips_per_login !== r.round_trip_target);
 for (const r of off)
   console.error(

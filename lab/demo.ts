@@ -1,123 +1,207 @@
-// npm start (for now): a local demo cluster in ./.keyport-demo/ with the user alice, signed up with a
-// password and an OTP device; prints how to log in with the keyport CLI and a fresh OTP code every 30 s.
-// When the desktop app lands, this launcher opens it instead.
-import { X509Certificate } from 'node:crypto';
+// npm start: a local demo cluster in ./.keyport-demo/, a lab security key that touches itself about
+// 800 ms after it is asked (so the tap prompt shows), the user alice with a password, that key (a passkey,
+// PIN 1234) and an OTP device, and Keyport Connect opened logged out and ready: Electron when a runnable
+// Electron binary is installed, otherwise the browser host in a Chromium app window (or its URL printed
+// when there is no display). The app and the keyport CLI share .keyport-demo/home.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { totpCode } from '../auth/totp';
-import { connectCluster } from '../client/api';
-import { parseClusterAddress, pinOf } from '../client/cluster-trust';
+import { parseClusterAddress } from '../client/cluster-trust';
+import { LAB_SECURITY_KEY_ENV } from '../client/hardware/fido/socket-transport';
+import { ProfileStore } from '../client/profiles';
+import { ensureTrustedCluster } from '../client/session';
+import { createBackend } from '../main/backend/backend';
+import { startBrowserHost } from '../main/browser/host';
+import { openAppWindow } from '../main/browser/chromium';
+import { electronBinary } from '../main/electron/locate';
 import { repoRoot, startLabCluster } from './cluster';
+import type { LabCluster } from './cluster';
+import { connectClusterConfig, signUpWithLabKey } from './connect';
+import type { KeyPerson } from './connect';
 import { startLabKeyring } from './keyring';
 import type { LabKeyring } from './keyring';
+import { startSoftKey } from './security-key/soft-key';
 
+const DEMO_VERSION = 2;
+const KEY_PIN = '1234';
 const demoDir = join(repoRoot, '.keyport-demo');
 const credentialsFile = join(demoDir, 'alice.json');
+const home = join(demoDir, 'home');
 
-interface DemoCredentials {
-  user: string;
-  password: string;
-  totpSecret: string;
-  otpauthUri: string;
+interface DemoState extends KeyPerson {
+  version: number;
 }
 
-async function createAlice(dataDir: string, address: string): Promise<DemoCredentials> {
-  const identity = JSON.parse(await readFile(join(dataDir, 'admin-identity.json'), 'utf8'));
-  const api = connectCluster({
-    address: parseClusterAddress(address),
-    caPem: identity.caCertPem,
-    caPin: pinOf(new X509Certificate(identity.caCertPem)),
-    clientKeyPem: identity.keyPem,
-    clientCertPem: identity.certPem,
-  });
-  try {
-    const { signupToken } = await api.admin.createUser({
-      name: 'alice',
-      roles: ['access', 'editor'],
-      traits: { logins: 'alice,root' },
-    });
-    const started = await api.auth.startSignup({ token: signupToken, deviceType: 1 });
-    const totp = started.registerChallenge?.totp;
-    if (!totp) throw new Error('the demo cluster did not offer an OTP device');
-    const password = `alice-${Math.random().toString(36).slice(2, 10)}-demo`;
-    await api.auth.completeSignup({
-      token: signupToken,
-      password,
-      newDevice: {
-        challengeId: '',
-        deviceName: 'otp',
-        response: { $case: 'totp', value: { code: totpCode(totp.secret, Date.now()) } },
-      },
-    });
-    return { user: 'alice', password, totpSecret: totp.secret, otpauthUri: totp.otpauthUri };
-  } finally {
-    api.close();
-  }
+async function loadState(): Promise<DemoState | undefined> {
+  if (!existsSync(credentialsFile)) return undefined;
+  const state = JSON.parse(await readFile(credentialsFile, 'utf8')) as Partial<DemoState>;
+  return state.version === DEMO_VERSION ? (state as DemoState) : undefined;
+}
+
+async function startCluster(): Promise<LabCluster> {
+  const dataDir = join(demoDir, 'auth');
+  // A fixed port keeps the printed login line (and the CLI's pinned trust) valid across restarts.
+  return startLabCluster({
+    clusterName: 'keyport-demo',
+    dataDir,
+    configYaml: connectClusterConfig('localhost:3025'),
+    extraArgs: ['--listen', '127.0.0.1:3025'],
+  }).catch(() =>
+    startLabCluster({
+      clusterName: 'keyport-demo',
+      dataDir,
+      configYaml: connectClusterConfig('localhost:3025'),
+    }),
+  );
 }
 
 async function main() {
   // grpc-js sends an IP target as TLS SNI, which Node flags (DEP0123); the notice is noise here.
   process.removeAllListeners('warning');
+  let state = await loadState();
+  if (!state && existsSync(demoDir)) {
+    console.log('Resetting .keyport-demo/ (made by an older demo without a security key).');
+    await rm(demoDir, { recursive: true, force: true });
+  }
   await mkdir(demoDir, { recursive: true, mode: 0o700 });
-  const firstStart = !existsSync(join(demoDir, 'auth'));
-  const dataDir = join(demoDir, 'auth');
-  // A fixed port keeps the printed login line (and the CLI's pinned trust) valid across restarts.
-  const cluster = await startLabCluster({
-    clusterName: 'keyport-demo',
-    dataDir,
-    extraArgs: ['--listen', '127.0.0.1:3025'],
-  }).catch(() => startLabCluster({ clusterName: 'keyport-demo', dataDir }));
-  let keyring: LabKeyring | undefined;
-  let credentials: DemoCredentials;
-  if (firstStart || !existsSync(credentialsFile)) {
-    credentials = await createAlice(cluster.dataDir, cluster.address);
-    await writeFile(credentialsFile, JSON.stringify(credentials, null, 2), { mode: 0o600 });
-    await chmod(credentialsFile, 0o600);
-  } else {
-    credentials = JSON.parse(await readFile(credentialsFile, 'utf8'));
-  }
-  let envPrefix = `KEYPORT_HOME=${join(demoDir, 'home')}`;
-  if (!process.env.DBUS_SESSION_BUS_ADDRESS) {
-    keyring = await startLabKeyring();
-    envPrefix += ` DBUS_SESSION_BUS_ADDRESS=${keyring.env.DBUS_SESSION_BUS_ADDRESS}`;
-  }
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const cleanUp = async () => {
+    for (const step of cleanups.reverse()) await step().catch(() => undefined);
+  };
 
-  const lines = [
-    '',
-    'Keyport demo cluster is running.',
-    `  cluster:   ${cluster.clusterName} at ${cluster.address}`,
-    `  CA pin:    ${cluster.caPin}`,
-    `  user:      ${credentials.user}`,
-    `  password:  ${credentials.password}${firstStart ? '' : '   (kept in .keyport-demo/alice.json)'}`,
-    `  OTP:       ${credentials.otpauthUri}`,
-    keyring ? '  keychain:  a lab Secret Service (no session keychain was found), alive while this runs' : '',
-    '',
-    'Log in with the CLI (in another terminal, from this folder):',
-    `  ${envPrefix} npx keyport login --cluster ${cluster.address} --user alice --ca-pin ${cluster.caPin}`,
-    `  ${envPrefix} npx keyport status`,
-    `  ${envPrefix} npx keyport admin get users`,
-    '',
-    'Current OTP codes for alice follow every 30 s. Ctrl-C stops the demo.',
-  ];
-  console.log(lines.filter((line, i) => line !== '' || lines[i - 1] !== '').join('\n'));
+  try {
+    const cluster = await startCluster();
+    cleanups.push(() => cluster.stop());
+    // UNIX socket paths are short (108 bytes): the key's socket lives in a private temp dir.
+    const runDir = await mkdtemp(join(tmpdir(), 'keyport-demo-'));
+    cleanups.push(() => rm(runDir, { recursive: true, force: true }));
+    const key = await startSoftKey({
+      socketPath: join(runDir, 'key.sock'),
+      statePath: join(demoDir, 'security-key.json'),
+      touch: 'auto:800',
+      ...(state ? {} : { pin: KEY_PIN }),
+    });
+    cleanups.push(() => key.stop());
+    process.env[LAB_SECURITY_KEY_ENV] = key.socketPath;
+    process.env.KEYPORT_HOME = home;
 
-  let lastStep = -1;
-  const tick = setInterval(() => {
-    const step = Math.floor(Date.now() / 30_000);
-    if (step === lastStep) return;
-    lastStep = step;
-    console.log(`  OTP code for alice: ${totpCode(credentials.totpSecret, Date.now())}`);
-  }, 1000);
+    if (!state) {
+      console.log('Signing alice up with the lab security key (it touches itself; about 3 s)…');
+      const person = await signUpWithLabKey(cluster, {
+        user: 'alice',
+        roles: ['access', 'editor'],
+        logins: ['alice', 'root'],
+        password: `alice-${Math.random().toString(36).slice(2, 10)}-demo`,
+        keySocket: key.socketPath,
+        pin: KEY_PIN,
+        addOtp: true,
+      });
+      state = { version: DEMO_VERSION, ...person };
+      await writeFile(credentialsFile, JSON.stringify(state, null, 2), { mode: 0o600 });
+      await chmod(credentialsFile, 0o600);
+    }
+    const profiles = new ProfileStore(home);
+    // The app opens on the demo cluster's login screen: trust it as `keyport login --ca-pin` would.
+    await ensureTrustedCluster(profiles, parseClusterAddress(cluster.address), {
+      caPin: cluster.caPin,
+      prompt: { confirmCaPin: async () => false },
+    });
+
+    let keyring: LabKeyring | undefined;
+    if (!process.env.DBUS_SESSION_BUS_ADDRESS) {
+      keyring = await startLabKeyring();
+      cleanups.push(() => keyring!.stop());
+      process.env.DBUS_SESSION_BUS_ADDRESS = keyring.env.DBUS_SESSION_BUS_ADDRESS;
+    }
+
+    const appLines = await openApp(profiles, cleanups);
+    const envPrefix = `KEYPORT_HOME=${home} ${LAB_SECURITY_KEY_ENV}=${key.socketPath}${
+      keyring ? ` DBUS_SESSION_BUS_ADDRESS=${process.env.DBUS_SESSION_BUS_ADDRESS}` : ''
+    }`;
+    const totpSecret = state.totpSecret ?? '';
+    const lines = [
+      '',
+      'Keyport demo is running.',
+      `  cluster:       ${cluster.clusterName} at ${cluster.address}   (CA pin ${cluster.caPin})`,
+      `  user:          ${state.user}`,
+      `  password:      ${state.password}   (kept in .keyport-demo/alice.json)`,
+      `  security key:  "${state.keyName}", a lab key that touches itself ~0.8 s after it is asked; PIN ${KEY_PIN}`,
+      `  OTP:           codes below every 30 s`,
+      keyring
+        ? '  keychain:      a lab Secret Service (no session keychain was found), alive while this runs'
+        : '',
+      '',
+      ...appLines,
+      '',
+      'Try in the app:',
+      '  - Sign in as alice with the password and "Security key": the tap prompt shows until the key touches.',
+      '  - Sign in with "One-time code" and the current code printed below.',
+      `  - "Sign in without a password": the key asks for its PIN (${KEY_PIN}).`,
+      '  - Account: your roles, logins and a live countdown; MFA devices: remove "otp", or add a key.',
+      '',
+      'The keyport CLI shares the session (in another terminal, from this folder):',
+      `  ${envPrefix} npx keyport status`,
+      `  ${envPrefix} npx keyport logout      # the app notices within a second`,
+      '',
+      'Ctrl-C stops the demo.',
+    ];
+    console.log(lines.filter((line, i) => line !== '' || lines[i - 1] !== '').join('\n'));
+
+    let lastStep = -1;
+    const tick = setInterval(() => {
+      const step = Math.floor(Date.now() / 30_000);
+      if (step === lastStep || !totpSecret) return;
+      lastStep = step;
+      console.log(`  OTP code for alice: ${totpCode(totpSecret, Date.now())}`);
+    }, 1000);
+    cleanups.push(async () => clearInterval(tick));
+  } catch (error) {
+    await cleanUp();
+    throw error;
+  }
 
   const stop = async () => {
-    clearInterval(tick);
-    await keyring?.stop();
-    await cluster.stop();
+    await cleanUp();
     process.exit(0);
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+}
+
+/** Electron when its binary is present, else the browser host; returns the lines to print about it. */
+async function openApp(profiles: ProfileStore, cleanups: (() => Promise<unknown>)[]): Promise<string[]> {
+  const electron = electronBinary(repoRoot);
+  if (electron) {
+    const child: ChildProcess = spawn(electron, [join(repoRoot, 'dist', 'electron', 'main.mjs')], {
+      stdio: 'inherit',
+      env: process.env,
+    });
+    cleanups.push(async () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+    });
+    return ['Keyport Connect (Electron) is open.'];
+  }
+  const backend = createBackend({ profiles, keystoreKind: 'keychain' });
+  await backend.ready;
+  cleanups.push(() => backend.close());
+  const host = await startBrowserHost({ backend, distDir: join(repoRoot, 'dist') });
+  cleanups.push(() => host.close());
+  const window = await openAppWindow(host.url);
+  if (window) {
+    cleanups.push(() => window.close());
+    void window.exited.then(() => {
+      console.log(`The app window was closed; the demo keeps running. Open it again: ${host.newLaunchUrl()}`);
+    });
+    return ['Keyport Connect is open in a Chromium app window (no Electron binary here: the browser host).'];
+  }
+  return [
+    'Keyport Connect (browser host; no display for a window). Open this URL once, in a browser on this machine:',
+    `  ${host.url}`,
+  ];
 }
 
 main().catch((error: unknown) => {

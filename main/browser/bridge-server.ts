@@ -1,0 +1,171 @@
+// The WebSocket at /bridge that carries the contract between the page and the backend (protocol.ts).
+// The HTTP upgrade is the one door: it is accepted only with the app's Host, the app's Origin and a
+// session cookie this host issued; anything else gets a 403 before any WebSocket exists. Once open, every
+// frame is validated (protocol.ts), calls go to the backend's handler table, and backend events go to
+// every open socket (each of them passed the same door).
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import type { RawData, WebSocket } from 'ws';
+import type { Backend } from '../backend/backend';
+import { eventNames } from '../../preload/contract';
+import type { EventName, EventPayloads, Result, Unsubscribe } from '../../preload/contract';
+import { eventFrame, parseIncoming, replyFrame } from './protocol';
+import { hostIsApp, originIsApp, readCookie, SESSION_COOKIE, withSecurityHeaders } from './request-checks';
+import type { Sessions } from './secrets';
+
+export const BRIDGE_SOCKET_PATH = '/bridge';
+/** Far above any contract argument; a bigger frame closes the socket (1009). */
+export const MAX_FRAME_BYTES = 64 * 1024;
+/** Calls one socket may have in flight; more are answered RESOURCE_EXHAUSTED. */
+export const MAX_PENDING_CALLS = 64;
+
+export interface BridgeServerOptions {
+  backend: Backend;
+  sessions: Sessions;
+  /** The port the host listens on, known once it listens. */
+  port(): number;
+  log(line: string): void;
+}
+
+export interface BridgeServer {
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Open sockets. */
+  readonly size: number;
+  close(): Promise<void>;
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  403: 'Forbidden',
+  404: 'Not Found',
+  421: 'Misdirected Request',
+};
+
+/** Answers an upgrade request with a plain HTTP error and drops the connection. */
+function refuseUpgrade(socket: Duplex, status: number): void {
+  const body = `${STATUS_TEXT[status] ?? 'Refused'}.\n`;
+  const headers = withSecurityHeaders({
+    Connection: 'close',
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+    'Cache-Control': 'no-store',
+  });
+  const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}`);
+  socket.once('finish', () => socket.destroy());
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Refused'}\r\n${lines.join('\r\n')}\r\n\r\n${body}`,
+  );
+}
+
+function internalError(): Result<never> {
+  return {
+    ok: false,
+    error: { code: 'INTERNAL', message: 'Keyport Connect failed to handle that request.', details: {} },
+  };
+}
+
+export function createBridgeServer(options: BridgeServerOptions): BridgeServer {
+  const { backend, sessions, log } = options;
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, clientTracking: true });
+
+  function broadcast<E extends EventName>(event: E, payload: EventPayloads[E]): void {
+    const frame = eventFrame(event, payload);
+    for (const client of wss.clients) if (client.readyState === client.OPEN) client.send(frame);
+  }
+  const unsubscribes: Unsubscribe[] = eventNames.map((event) =>
+    backend.on(event, (payload) => broadcast(event, payload)),
+  );
+
+  function serve(ws: WebSocket): void {
+    let pending = 0;
+    const send = (frame: string) => {
+      if (ws.readyState === ws.OPEN) ws.send(frame);
+    };
+    ws.on('error', (error) => log(`bridge socket error: ${error.message}`));
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (isBinary) {
+        ws.close(1003, 'Text frames only.');
+        return;
+      }
+      // nodebuffer (the default binaryType): a Buffer, or Buffer[] for a fragmented message.
+      const text = (Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Uint8Array)).toString();
+      const incoming = parseIncoming(text);
+      if (incoming.kind === 'fatal') {
+        ws.close(1008, incoming.reason);
+        return;
+      }
+      if (incoming.kind === 'invalid') {
+        send(replyFrame(incoming.id, { ok: false, error: incoming.error }));
+        return;
+      }
+      const { id, method, argument } = incoming.call;
+      if (pending >= MAX_PENDING_CALLS) {
+        send(
+          replyFrame(id, {
+            ok: false,
+            error: { code: 'RESOURCE_EXHAUSTED', message: 'Too many calls at once; try again.', details: {} },
+          }),
+        );
+        return;
+      }
+      pending += 1;
+      const handler = backend.handlers[method] as (argument?: unknown) => Promise<Result<unknown>>;
+      // Handlers return a Result and never throw; a throw anyway is answered, not left hanging.
+      Promise.resolve()
+        .then(() => handler(argument))
+        .catch((error: unknown) => {
+          log(`handler ${method} threw: ${error instanceof Error ? error.message : String(error)}`);
+          return internalError();
+        })
+        .then((result) => {
+          pending -= 1;
+          send(replyFrame(id, result));
+        });
+    });
+    ws.on('close', () => log(`bridge disconnected (${wss.clients.size} open)`));
+    log(`bridge connected (${wss.clients.size} open)`);
+  }
+
+  return {
+    handleUpgrade(request, socket, head) {
+      socket.on('error', () => socket.destroy());
+      const port = options.port();
+      const path = (request.url ?? '').split('?', 1)[0];
+      let status = 0;
+      if (!hostIsApp(request.headers, port)) status = 421;
+      else if (path !== BRIDGE_SOCKET_PATH) status = 404;
+      else if (!originIsApp(request.headers, port)) status = 403;
+      else if (!sessions.has(readCookie(request.headers, SESSION_COOKIE))) status = 403;
+      if (status !== 0) {
+        log(`bridge upgrade refused (${status})`);
+        refuseUpgrade(socket, status);
+        return;
+      }
+      wss.handleUpgrade(request, socket, head, serve);
+    },
+    get size() {
+      return wss.clients.size;
+    },
+    async close() {
+      for (const unsubscribe of unsubscribes.splice(0)) unsubscribe();
+      const clients = [...wss.clients];
+      for (const client of clients) client.close(1001, 'Keyport Connect is closing.');
+      // A page that does not answer the close handshake promptly is cut off.
+      await new Promise<void>((resolve) => {
+        const deadline = setTimeout(() => {
+          for (const client of clients) client.terminate();
+          resolve();
+        }, 500);
+        const check = () => {
+          if (clients.every((client) => client.readyState === client.CLOSED)) {
+            clearTimeout(deadline);
+            resolve();
+          }
+        };
+        for (const client of clients) client.once('close', check);
+        check();
+      });
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}

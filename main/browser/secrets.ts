@@ -1,0 +1,101 @@
+// The browser host's two secrets (ARCHITECTURE.md "Two desktop hosts, one backend"):
+//   - launch tokens: in the URL fragment of the window the host opens; valid once, for a short time;
+//   - sessions: what a spent launch token becomes, an HttpOnly cookie that authorises the WebSocket.
+// Both are 32 random bytes in base64url. Only their SHA-256 digests are kept (invariant 5: tokens stored
+// hashed), and a presented value is compared against every stored digest with timingSafeEqual, without
+// an early exit, so the time taken says nothing about how close a guess came.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+const SECRET_BYTES = 32;
+/** base64url of 32 bytes, without padding. */
+const SECRET_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+
+export function newSecret(): string {
+  return randomBytes(SECRET_BYTES).toString('base64url');
+}
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value, 'utf8').digest();
+}
+
+/** Whether `presented` has the shape of a secret; anything else is refused before any comparison. */
+export function looksLikeSecret(presented: unknown): presented is string {
+  return typeof presented === 'string' && SECRET_PATTERN.test(presented);
+}
+
+/** The stored digest equal to `presented`'s, comparing all of them in constant time each. */
+function findDigest(stored: Iterable<Buffer>, presented: string): Buffer | undefined {
+  const candidate = digest(presented);
+  let found: Buffer | undefined;
+  for (const entry of stored) if (timingSafeEqual(entry, candidate) && !found) found = entry;
+  return found;
+}
+
+export interface LaunchTokenOptions {
+  ttlMs: number;
+  now?: () => number;
+}
+
+/** One-time launch tokens: `issue` one per window opened, `consume` spends it (once, before it expires). */
+export class LaunchTokens {
+  private readonly expiries = new Map<Buffer, number>();
+  private readonly now: () => number;
+
+  constructor(private readonly options: LaunchTokenOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  issue(): string {
+    this.prune();
+    const token = newSecret();
+    this.expiries.set(digest(token), this.now() + this.options.ttlMs);
+    return token;
+  }
+
+  /** True once for a token issued here and not expired; the token is spent either way it matched. */
+  consume(presented: unknown): boolean {
+    if (!looksLikeSecret(presented)) return false;
+    const found = findDigest(this.expiries.keys(), presented);
+    if (!found) return false;
+    const expiresAt = this.expiries.get(found) ?? 0;
+    this.expiries.delete(found);
+    return this.now() < expiresAt;
+  }
+
+  /** Tokens issued and neither spent nor pruned (expired ones go at the next issue). */
+  get size(): number {
+    return this.expiries.size;
+  }
+
+  clear(): void {
+    this.expiries.clear();
+  }
+
+  private prune(): void {
+    const now = this.now();
+    for (const [key, expiresAt] of this.expiries) if (now >= expiresAt) this.expiries.delete(key);
+  }
+}
+
+/** Sessions issued for spent launch tokens; they live as long as the host (one per window opened). */
+export class Sessions {
+  private readonly digests = new Set<Buffer>();
+
+  issue(): string {
+    const session = newSecret();
+    this.digests.add(digest(session));
+    return session;
+  }
+
+  has(presented: unknown): boolean {
+    return looksLikeSecret(presented) && findDigest(this.digests, presented) !== undefined;
+  }
+
+  get size(): number {
+    return this.digests.size;
+  }
+
+  clear(): void {
+    this.digests.clear();
+  }
+}

@@ -1,0 +1,81 @@
+// The Electron main bundle, built the way build-app.mjs builds it (dependencies external), must import only
+// what a packaged app has: Electron, Node's built-ins and the production dependencies electron-builder ships
+// (devDependencies are not shipped), and none of the server-side native modules electron-builder.yml leaves out.
+import { readFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'vite';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+  dependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+};
+const everyDependency = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies });
+
+async function bundleMain(): Promise<string> {
+  const result = await build({
+    configFile: false,
+    logLevel: 'silent',
+    root,
+    build: {
+      write: false,
+      ssr: 'main/electron/main.ts',
+      target: 'node20',
+      rollupOptions: {
+        external: (id) =>
+          id === 'electron' ||
+          id.startsWith('node:') ||
+          everyDependency.some((dep) => id === dep || id.startsWith(`${dep}/`)),
+        output: { format: 'es', entryFileNames: 'main.mjs' },
+      },
+    },
+  });
+  for (const output of Array.isArray(result) ? result : [result]) {
+    if (!('output' in output)) continue;
+    for (const chunk of output.output) if (chunk.type === 'chunk' && chunk.isEntry) return chunk.code;
+  }
+  throw new Error('Vite produced no main chunk.');
+}
+
+function packageOf(specifier: string): string {
+  const parts = specifier.split('/');
+  return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : (parts[0] ?? specifier);
+}
+
+let imported: string[];
+
+beforeAll(async () => {
+  const code = await bundleMain();
+  const specifiers = [
+    ...code.matchAll(/^\s*import\s[^'"]*?from\s*["']([^"']+)["']/gm),
+    ...code.matchAll(/^\s*import\s*["']([^"']+)["']/gm),
+    ...code.matchAll(/\bimport\(\s*["']([^"']+)["']\s*\)/g),
+  ].map((match) => match[1] as string);
+  imported = [...new Set(specifiers)].sort();
+}, 60_000);
+
+describe('dist/electron/main.mjs', () => {
+  it('imports electron and the contract backend’s runtime dependencies', () => {
+    expect(imported).toContain('electron');
+    expect(imported.some((specifier) => specifier.startsWith('zod'))).toBe(true);
+  });
+
+  it('imports only Electron, Node built-ins and production dependencies', () => {
+    const shipped = new Set(Object.keys(pkg.dependencies));
+    const missing = imported.filter((specifier) => {
+      if (specifier === 'electron') return false;
+      const bare = specifier.replace(/^node:/, '');
+      if (specifier.startsWith('node:') || builtinModules.includes(packageOf(bare))) return false;
+      return !shipped.has(packageOf(specifier));
+    });
+    expect(missing, 'not in package.json "dependencies", so not in the packaged app').toEqual([]);
+  });
+
+  it('never loads the server-side native modules the package leaves out', () => {
+    const excluded = ['better-sqlite3', '@node-rs/argon2'];
+    expect(imported.filter((specifier) => excluded.includes(packageOf(specifier)))).toEqual([]);
+  });
+});

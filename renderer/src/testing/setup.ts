@@ -1,0 +1,11 @@
+// Imported first by every renderer test (which runs in jsdom, see each file's first line): DOM matchers,
+// and a clean document after each test (vitest runs without globals, so Testing Library cannot register
+// its own cleanup).
+import '@testing-library/jest-dom/vitest';
+import { cleanup } from '@testing-library/react';
+import { afterEach, vi } from 'vitest';
+
+afterEach(() => {
+  cleanup();
+  vi.useRealTimers();
+});

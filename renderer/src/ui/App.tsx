@@ -1,0 +1,112 @@
+import type { KeyportApi } from '../../../preload/contract';
+import { useKeyportApp } from '../services/appState';
+import type { AppActions, AppState } from '../services/appState';
+import { KeyportContext } from '../services/KeyportContext';
+import { Account } from './Account/Account';
+import { Clusters } from './Clusters/Clusters';
+import { ErrorAlert } from './components/ErrorAlert';
+import { Progress } from './components/Progress';
+import { Login } from './Login/Login';
+import { PromptsHost } from './Prompts/PromptsHost';
+import './app.css';
+
+export function App({ api }: { api: KeyportApi }) {
+  const { state, actions } = useKeyportApp(api);
+  const { screen, profile } = state;
+  return (
+    <KeyportContext value={api}>
+      <div className="app">
+        <header className="app-header">
+          <h1>Keyport Connect</h1>
+          <nav aria-label="Main">
+            <ul className="nav-list">
+              <li>
+                <button
+                  type="button"
+                  className="nav-button"
+                  aria-current={screen.name === 'clusters' ? 'page' : undefined}
+                  onClick={() => actions.navigate({ name: 'clusters' })}
+                >
+                  Clusters
+                </button>
+              </li>
+              {profile && (
+                <li>
+                  <button
+                    type="button"
+                    className="nav-button"
+                    aria-current={screen.name === 'account' ? 'page' : undefined}
+                    onClick={() => actions.navigate({ name: 'account' })}
+                  >
+                    Account
+                  </button>
+                </li>
+              )}
+            </ul>
+          </nav>
+          {profile && <p className="signed-in">Signed in as {profile.user}</p>}
+        </header>
+        <main className="app-main" tabIndex={-1} aria-busy={screen.name === 'loading' || undefined}>
+          {state.startupError && (
+            <ErrorAlert
+              error={state.startupError}
+              action={
+                <button type="button" className="button" onClick={actions.reload}>
+                  Try again
+                </button>
+              }
+            />
+          )}
+          <CurrentScreen state={state} actions={actions} />
+        </main>
+        {state.info && (
+          <footer className="app-footer">
+            <p>
+              {state.info.name} {state.info.version}
+              {state.info.labSecurityKey && <span className="badge">Lab security key</span>}
+            </p>
+          </footer>
+        )}
+      </div>
+      <PromptsHost />
+    </KeyportContext>
+  );
+}
+
+function CurrentScreen({ state, actions }: { state: AppState; actions: AppActions }) {
+  const { screen, profile, clusters } = state;
+  switch (screen.name) {
+    case 'loading':
+      return <Progress active label="Loading…" />;
+    case 'clusters':
+      return (
+        <Clusters
+          clusters={clusters}
+          signedInAddress={profile?.address ?? null}
+          onSignIn={(address) => actions.navigate({ name: 'login', address })}
+          refreshClusters={actions.refreshClusters}
+        />
+      );
+    case 'login': {
+      const cluster = clusters.find((c) => c.address === screen.address);
+      if (!cluster) return null;
+      return (
+        <Login
+          key={cluster.address}
+          cluster={cluster}
+          initialUser={state.lastUser ?? ''}
+          onSignedIn={actions.signedIn}
+        />
+      );
+    }
+    case 'account':
+      if (!profile) return null;
+      return (
+        <Account
+          profile={profile}
+          onSignedOut={actions.signedOut}
+          onSignInAgain={() => actions.navigate({ name: 'login', address: profile.address })}
+        />
+      );
+  }
+}

@@ -1,0 +1,162 @@
+import { useId, useRef, useState } from 'react';
+import type { FormEvent } from 'react';
+import type { ClusterView, ProfileView, Result } from '../../../../preload/contract';
+import { useAction } from '../../services/hooks';
+import { useKeyport } from '../../services/KeyportContext';
+import { ErrorAlert } from '../components/ErrorAlert';
+import { recoverFocus } from '../components/focus';
+import { Progress } from '../components/Progress';
+
+type SecondFactorChoice = 'key' | 'otp';
+
+interface LoginProps {
+  cluster: ClusterView;
+  /** The user to pre-fill (the one whose session ended), if known. */
+  initialUser?: string;
+  onSignedIn(profile: ProfileView): void;
+}
+
+export function Login({ cluster, initialUser = '', onSignedIn }: LoginProps) {
+  const api = useKeyport();
+  const login = useAction();
+  const [user, setUser] = useState(initialUser);
+  // The password lives here, in the field, until it is sent; it is cleared as soon as it is.
+  const [password, setPassword] = useState('');
+  const [factor, setFactor] = useState<SecondFactorChoice>('key');
+  const userRef = useRef<HTMLInputElement>(null);
+  const passwordRef = useRef<HTMLInputElement>(null);
+  const ids = { user: useId(), password: useId(), factor: useId(), heading: useId() };
+  const offersChoice = cluster.secondFactors.includes('otp') && cluster.secondFactors.includes('webauthn');
+
+  async function finish(result: Result<ProfileView> | undefined) {
+    if (!result) return;
+    if (result.ok) return onSignedIn(result.value);
+    // A wrong password is typed again; otherwise focus comes back only if the wait lost it.
+    const field = (user ? passwordRef : userRef).current;
+    if (result.error.code === 'ACCESS_DENIED') field?.focus();
+    else recoverFocus(field);
+  }
+
+  async function signIn(event: FormEvent) {
+    event.preventDefault();
+    if (login.busy) return;
+    if (!user) {
+      login.setError({
+        code: 'INVALID_ARGUMENT',
+        message: 'Give your user name.',
+        details: { fieldPath: 'user' },
+      });
+      return userRef.current?.focus();
+    }
+    if (!password) {
+      login.setError({
+        code: 'INVALID_ARGUMENT',
+        message: 'Give your password.',
+        details: { fieldPath: 'password' },
+      });
+      return passwordRef.current?.focus();
+    }
+    const sent = password;
+    setPassword('');
+    await finish(
+      await login.run(() =>
+        api.auth.login({
+          address: cluster.address,
+          user,
+          password: sent,
+          secondFactor: offersChoice ? factor : 'auto',
+        }),
+      ),
+    );
+  }
+
+  async function signInWithoutPassword() {
+    if (login.busy) return;
+    await finish(
+      await login.run(() =>
+        api.auth.loginPasswordless(user ? { address: cluster.address, user } : { address: cluster.address }),
+      ),
+    );
+  }
+
+  return (
+    <section className="screen" aria-labelledby={ids.heading}>
+      <h2 id={ids.heading}>Sign in to {cluster.name}</h2>
+      <p className="muted">{cluster.address}</p>
+      <form
+        className="panel form login-form"
+        aria-labelledby={ids.heading}
+        aria-busy={login.busy || undefined}
+        onSubmit={signIn}
+        noValidate
+      >
+        <div className="field">
+          <label htmlFor={ids.user}>User</label>
+          <input
+            id={ids.user}
+            ref={userRef}
+            type="text"
+            autoComplete="username"
+            autoCapitalize="none"
+            spellCheck={false}
+            value={user}
+            onChange={(event) => setUser(event.target.value)}
+          />
+        </div>
+        <div className="field">
+          <label htmlFor={ids.password}>Password</label>
+          <input
+            id={ids.password}
+            ref={passwordRef}
+            type="password"
+            autoComplete="current-password"
+            value={password}
+            onChange={(event) => setPassword(event.target.value)}
+          />
+        </div>
+        {offersChoice && (
+          <fieldset className="choice" role="radiogroup" aria-labelledby={ids.factor}>
+            <legend id={ids.factor}>Second factor</legend>
+            <label className="radio">
+              <input
+                type="radio"
+                name="second-factor"
+                value="key"
+                checked={factor === 'key'}
+                onChange={() => setFactor('key')}
+              />
+              Security key
+            </label>
+            <label className="radio">
+              <input
+                type="radio"
+                name="second-factor"
+                value="otp"
+                checked={factor === 'otp'}
+                onChange={() => setFactor('otp')}
+              />
+              One-time code
+            </label>
+          </fieldset>
+        )}
+        <ErrorAlert error={login.error} />
+        <div className="form-actions">
+          <button type="submit" className="button button-primary" disabled={login.busy}>
+            Sign in
+          </button>
+          {cluster.allowPasswordless && (
+            <button
+              type="button"
+              className="button"
+              disabled={login.busy}
+              onClick={() => void signInWithoutPassword()}
+            >
+              Sign in without a password
+            </button>
+          )}
+        </div>
+        <Progress active={login.busy} label="Signing in…" />
+      </form>
+    </section>
+  );
+}

@@ -1,0 +1,317 @@
+// Keyport Connect end to end: the built renderer in Debian's Chromium (driven by playwright-core),
+// through the browser host and the real backend, against a real keyport-auth, two lab security keys that
+// wait for the test to touch them, and the keychain on a private gnome-keyring. Every step saves a
+// screenshot under test-results/connect-e2e/ and every screen is checked with axe-core.
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LAB_SECURITY_KEY_ENV } from '../client/hardware/fido/socket-transport';
+import { ProfileStore } from '../client/profiles';
+import { createBackend } from '../main/backend/backend';
+import type { Backend } from '../main/backend/backend';
+import { startBrowserHost } from '../main/browser/host';
+import type { BrowserHost } from '../main/browser/host';
+import { nextTotpCode, repoRoot, runKeyport, startLabCluster } from '../lab/cluster';
+import type { LabCluster } from '../lab/cluster';
+import { connectClusterConfig, signUpWithLabKey } from '../lab/connect';
+import type { KeyPerson } from '../lab/connect';
+import { startLabKeyring } from '../lab/keyring';
+import type { LabKeyring } from '../lab/keyring';
+import { startSoftKey } from '../lab/security-key/soft-key';
+import type { SoftKey } from '../lab/security-key/soft-key';
+
+const PIN = '1234';
+const shots = join(repoRoot, 'test-results', 'connect-e2e');
+const axeSource = await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+let work: string;
+let cluster: LabCluster;
+let keyA: SoftKey;
+let keyB: SoftKey;
+let keyring: LabKeyring;
+let backend: Backend;
+let host: BrowserHost;
+let browser: Browser;
+let page: Page;
+let alice: KeyPerson;
+let home: string;
+let step = 0;
+
+/** Touches `key` every time it asks, while `work` runs. */
+async function touching<T>(key: SoftKey, work: () => Promise<T>): Promise<T> {
+  const approve = () => key.touch('approve');
+  key.events.on('up-needed', approve);
+  try {
+    return await work();
+  } finally {
+    key.events.off('up-needed', approve);
+  }
+}
+
+/** Resolves when `key` next waits for a touch. */
+function waitsForTouch(key: SoftKey): Promise<void> {
+  return new Promise((resolve) => key.events.once('up-needed', () => resolve()));
+}
+
+async function screenshot(name: string) {
+  step += 1;
+  await page.screenshot({ path: join(shots, `${String(step).padStart(2, '0')}-${name}.png`) });
+}
+
+/** axe-core on what is on screen now: no serious or critical violation. */
+async function expectAccessible(what: string) {
+  if (!(await page.evaluate(() => 'axe' in globalThis))) await page.evaluate(axeSource);
+  const violations = await page.evaluate(async () => {
+    const axe = (globalThis as unknown as { axe: { run(): Promise<{ violations: AxeViolation[] }> } }).axe;
+    const result = await axe.run();
+    return result.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')) }));
+  });
+  expect(violations, `axe on ${what}`).toEqual([]);
+}
+interface AxeViolation {
+  id: string;
+  impact?: string;
+  nodes: { target: string[] }[];
+}
+
+const dialog = (name: string) => page.getByRole('dialog', { name });
+const button = (name: string) => page.getByRole('button', { name, exact: true });
+
+beforeAll(async () => {
+  await mkdir(shots, { recursive: true });
+  work = await mkdtemp(join(tmpdir(), 'kp-e2e-'));
+  home = join(work, 'home');
+  cluster = await startLabCluster({ clusterName: 'e2e', configYaml: connectClusterConfig() });
+  keyA = await startSoftKey({
+    socketPath: join(work, 'a.sock'),
+    statePath: join(work, 'a.json'),
+    touch: 'manual',
+    pin: PIN,
+  });
+  keyB = await startSoftKey({
+    socketPath: join(work, 'b.sock'),
+    statePath: join(work, 'b.json'),
+    touch: 'manual',
+  });
+  alice = await touching(keyA, () =>
+    signUpWithLabKey(cluster, {
+      user: 'alice',
+      roles: ['access', 'editor'],
+      logins: ['alice', 'root'],
+      password: 'alice-password-123',
+      keySocket: keyA.socketPath,
+      pin: PIN,
+      addOtp: true,
+    }),
+  );
+  keyring = await startLabKeyring();
+  process.env.DBUS_SESSION_BUS_ADDRESS = keyring.env.DBUS_SESSION_BUS_ADDRESS;
+  process.env[LAB_SECURITY_KEY_ENV] = `${keyA.socketPath}:${keyB.socketPath}`;
+  backend = createBackend({ profiles: new ProfileStore(home), keystoreKind: 'keychain' });
+  await backend.ready;
+  host = await startBrowserHost({ backend, distDir: join(repoRoot, 'dist') });
+  browser = await chromium.launch({
+    executablePath: process.env.KEYPORT_CHROMIUM || '/usr/bin/chromium',
+    args: [
+      '--headless=new',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-quic',
+    ],
+  });
+  page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
+  await page.goto(host.url);
+}, 90_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await host?.close();
+  await backend?.close();
+  await keyring?.stop();
+  await keyA?.stop();
+  await keyB?.stop();
+  await cluster?.stop();
+  delete process.env[LAB_SECURITY_KEY_ENV];
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('Keyport Connect, end to end', () => {
+  it('adds a cluster by trusting its CA pin on first use', async () => {
+    await expect
+      .poll(() => page.getByText('No clusters yet. Add one by its address.').isVisible())
+      .toBe(true);
+    await expectAccessible('the empty clusters screen');
+    await screenshot('no-clusters');
+    await page.getByLabel('Cluster address').fill(cluster.address);
+    await button('Add cluster').click();
+    const trust = dialog('Trust this cluster?');
+    await trust.waitFor();
+    await expect.poll(() => trust.getByText(cluster.caPin).isVisible()).toBe(true);
+    await expectAccessible('the trust dialog');
+    await screenshot('trust-ca-pin');
+    await trust.getByRole('button', { name: 'Trust', exact: true }).click();
+    const list = page.getByRole('list', { name: 'Trusted clusters' });
+    await expect.poll(() => list.getByText(cluster.address).isVisible()).toBe(true);
+    const trusted = await new ProfileStore(home).listTrustedClusters();
+    expect(trusted.map((c) => [c.address, c.caPin])).toEqual([[cluster.address, cluster.caPin]]);
+    await screenshot('cluster-added');
+    await button('Sign in to e2e').click();
+    await page.getByRole('heading', { name: 'Sign in to e2e' }).waitFor();
+    await expectAccessible('the login screen');
+    await screenshot('login-screen');
+  });
+
+  it('refuses a wrong password with a message that says what to do', async () => {
+    await page.getByLabel('User', { exact: true }).fill('alice');
+    await page.getByLabel('Password', { exact: true }).fill('not-the-password');
+    await page.getByRole('radio', { name: 'Security key' }).check();
+    await button('Sign in').click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toMatch(/user name or password/i);
+    expect(await dialog('Security key').count()).toBe(0);
+    expect(await new ProfileStore(home).getProfile()).toBeUndefined();
+    await expectAccessible('a login error');
+    await screenshot('wrong-password');
+  });
+
+  it('signs in with password + security key: the tap prompt shows only while the key waits', async () => {
+    await page.getByLabel('Password', { exact: true }).fill(alice.password);
+    const waiting = waitsForTouch(keyA);
+    await button('Sign in').click();
+    await waiting;
+    const tap = dialog('Security key');
+    await tap.waitFor();
+    await expect.poll(() => tap.getByText('Tap any security key').isVisible()).toBe(true);
+    await expectAccessible('the tap prompt');
+    await screenshot('tap-prompt');
+    expect(keyA.touch('approve')).toBe(true);
+    await page.getByRole('heading', { name: 'Account' }).waitFor();
+    expect(await tap.count()).toBe(0);
+    await expect.poll(() => page.getByText('Signed in as alice').isVisible()).toBe(true);
+    const profile = await new ProfileStore(home).getProfile();
+    expect(profile).toMatchObject({ user: 'alice', keystore: 'keychain', mfaVerified: true });
+    await expect.poll(() => page.getByText(/\d+ h \d+ min left/).isVisible()).toBe(true);
+    await expectAccessible('the account screen');
+    await screenshot('account');
+  });
+
+  it('signs out', async () => {
+    await button('Sign out').click();
+    await page.getByRole('heading', { name: 'Sign in to e2e' }).waitFor();
+    expect(await new ProfileStore(home).getProfile()).toBeUndefined();
+    await screenshot('signed-out');
+  });
+
+  it('signs in with password + one-time code', async () => {
+    await page.getByLabel('User', { exact: true }).fill('alice');
+    await page.getByLabel('Password', { exact: true }).fill(alice.password);
+    await page.getByRole('radio', { name: 'One-time code' }).check();
+    await button('Sign in').click();
+    const otp = dialog('One-time code');
+    await otp.waitFor();
+    await expectAccessible('the OTP prompt');
+    await screenshot('otp-prompt');
+    await otp.getByLabel('Code').fill(nextTotpCode(alice.totpSecret!));
+    await otp.getByRole('button', { name: 'Continue' }).click();
+    await page.getByRole('heading', { name: 'Account' }).waitFor();
+    expect(await new ProfileStore(home).getProfile()).toMatchObject({ user: 'alice' });
+    await screenshot('account-after-otp');
+  });
+
+  it('adds a second key: the existing key, then the new one, then its name', async () => {
+    const devices = page.getByRole('list', { name: 'MFA devices' });
+    await expect.poll(() => devices.getByText(alice.keyName).isVisible()).toBe(true);
+    const existing = waitsForTouch(keyA);
+    await button('Add security key').click();
+    await existing;
+    await dialog('Security key').waitFor();
+    await screenshot('add-key-existing');
+    const fresh = waitsForTouch(keyB);
+    keyA.touch('approve');
+    await fresh;
+    await expect.poll(() => dialog('Security key').getByText(/new/i).isVisible()).toBe(true);
+    await screenshot('add-key-new');
+    keyB.touch('approve');
+    const naming = dialog('Name the new key');
+    await naming.waitFor();
+    await expectAccessible('the name prompt');
+    await naming.getByLabel('Key name').fill('backup key');
+    await screenshot('add-key-name');
+    await naming.getByRole('button', { name: 'Save' }).click();
+    await expect.poll(() => page.getByText('Security key "backup key" added.').isVisible()).toBe(true);
+    await expect.poll(() => devices.getByText('backup key').isVisible()).toBe(true);
+    await screenshot('key-added');
+  });
+
+  it('cancels a tap: the prompt closes, the key sees CANCEL and nothing changes', async () => {
+    await button('Sign out').click();
+    await page.getByRole('heading', { name: 'Sign in to e2e' }).waitFor();
+    await page.getByLabel('User', { exact: true }).fill('alice');
+    await page.getByLabel('Password', { exact: true }).fill(alice.password);
+    await page.getByRole('radio', { name: 'Security key' }).check();
+    const waiting = waitsForTouch(keyA);
+    await button('Sign in').click();
+    await waiting;
+    const cancelled = new Promise<void>((resolve) => keyA.events.once('cancelled', () => resolve()));
+    await dialog('Security key').getByRole('button', { name: 'Cancel' }).click();
+    await cancelled;
+    await expect.poll(() => page.getByRole('alert').textContent()).toMatch(/cancelled/i);
+    expect(await dialog('Security key').count()).toBe(0);
+    expect(await new ProfileStore(home).getProfile()).toBeUndefined();
+    await screenshot('tap-cancelled');
+  });
+
+  it('signs in without a password, with the key’s PIN', async () => {
+    const waiting = waitsForTouch(keyA);
+    await button('Sign in without a password').click();
+    await waiting;
+    await touching(keyA, async () => {
+      keyA.touch('approve');
+      const pin = dialog('Security key PIN');
+      await pin.waitFor();
+      await expectAccessible('the PIN prompt');
+      await screenshot('pin-prompt');
+      await pin.getByLabel('PIN', { exact: true }).fill(PIN);
+      await pin.getByRole('button', { name: 'Continue' }).click();
+      await page.getByRole('heading', { name: 'Account' }).waitFor();
+    });
+    expect(await new ProfileStore(home).getProfile()).toMatchObject({ user: 'alice', mfaVerified: true });
+    await screenshot('passwordless-account');
+  });
+
+  it('removes a key after confirming and proving an existing one', async () => {
+    const devices = page.getByRole('list', { name: 'MFA devices' });
+    await expect.poll(() => devices.getByText('backup key').isVisible()).toBe(true);
+    await button('Remove backup key').click();
+    const confirm = dialog('Remove backup key?');
+    await confirm.waitFor();
+    await expectAccessible('the remove confirmation');
+    await screenshot('remove-confirm');
+    await touching(keyA, async () => {
+      await confirm.getByRole('button', { name: 'Remove', exact: true }).click();
+      await expect.poll(() => devices.getByText('backup key').count()).toBe(0);
+    });
+    await expect.poll(() => devices.getByText(alice.keyName).isVisible()).toBe(true);
+    await screenshot('key-removed');
+  });
+
+  it('shows a logout made by the keyport CLI within a second', async () => {
+    expect(await new ProfileStore(home).getProfile()).toBeDefined();
+    const logout = await runKeyport(['logout'], { home });
+    expect(logout.code, logout.stderr).toBe(0);
+    const exited = Date.now();
+    await page.getByRole('heading', { name: 'Sign in to e2e' }).waitFor({ timeout: 5000 });
+    expect(Date.now() - exited).toBeLessThan(1000);
+    expect(await new ProfileStore(home).getProfile()).toBeUndefined();
+    await screenshot('cli-logout');
+  });
+});
