@@ -9,7 +9,7 @@
 // fragment and connects with the cookie alone. Whatever fails (a spent token, no cookie, the app gone),
 // every call then resolves UNAVAILABLE: nothing here throws at the renderer. Fits the app's CSP: one
 // same-origin fetch and one same-origin WebSocket (connect-src 'self' matches ws: on the same host in CSP 3).
-import { eventNames } from './contract';
+import { eventNames } from './contract-names';
 import type { ContractError, EventName, MethodName, Result, Unsubscribe } from './contract';
 import { buildKeyportApi } from './expose';
 import type { ContractTransport } from './expose';

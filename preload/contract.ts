@@ -3,6 +3,11 @@
 // schemas below; the renderer imports only the types. Only view models cross: no private key, certificate
 // or token ever does (invariant 1), so none of the types below has a field that could hold one.
 import { z } from 'zod';
+import { eventNames, methodNames } from './contract-names';
+import type { EventName, MethodName } from './contract-names';
+
+export { eventNames, methodNames };
+export type { EventName, MethodName };
 
 // ---------------------------------------------------------------------------------------------------
 // Errors and results
@@ -201,9 +206,8 @@ export const methodSchemas = {
   'prompts.answer': z.strictObject({ id: z.string().min(1).max(64), value: promptAnswerSchema }),
   'prompts.cancel': z.strictObject({ id: z.string().min(1).max(64) }),
   'app.info': noArgument,
-} as const;
+} as const satisfies { [M in MethodName]: z.ZodType };
 
-export type MethodName = keyof typeof methodSchemas;
 export type MethodArgs = { [M in MethodName]: z.input<(typeof methodSchemas)[M]> };
 
 export interface MethodResults {
@@ -222,7 +226,9 @@ export interface MethodResults {
   'app.info': AppInfo;
 }
 
-export const methodNames = Object.keys(methodSchemas) as MethodName[];
+// Every name has a schema (the `satisfies` above) and every schema a name:
+const schemaNamesAreMethodNames: keyof typeof methodSchemas extends MethodName ? true : never = true;
+void schemaNamesAreMethodNames;
 
 /** What main binds: one handler per method, taking the raw (unvalidated) argument. */
 export type HandlerTable = { [M in MethodName]: (argument?: unknown) => Promise<Result<MethodResults[M]>> };
@@ -230,14 +236,16 @@ export type HandlerTable = { [M in MethodName]: (argument?: unknown) => Promise<
 // ---------------------------------------------------------------------------------------------------
 // Events
 
-export interface EventPayloads {
+export interface EventPayloads extends Record<EventName, unknown> {
   onPrompt: Prompt;
   onPromptClosed: PromptClosed;
   /** After a login or logout; `profile` is null when signed out of `address`. */
   onProfileChanged: { address: string; profile: ProfileView | null };
 }
-export type EventName = keyof EventPayloads;
-export const eventNames: readonly EventName[] = ['onPrompt', 'onPromptClosed', 'onProfileChanged'];
+const payloadsCoverEvents: [keyof EventPayloads, EventName] extends [EventName, keyof EventPayloads]
+  ? true
+  : never = true;
+void payloadsCoverEvents;
 
 export type Unsubscribe = () => void;
 

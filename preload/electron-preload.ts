@@ -3,7 +3,7 @@
 // channel; events arrive on one event channel, are checked against the contract's event names and reach
 // the listeners with their payload only.
 import { contextBridge, ipcRenderer } from 'electron';
-import { eventNames } from './contract';
+import { eventNames } from './contract-names';
 import type { EventName, Result } from './contract';
 import { buildKeyportApi } from './expose';
 import type { ContractTransport } from './expose';

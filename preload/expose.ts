@@ -2,7 +2,7 @@
 // (electron-preload.ts) or the browser host's WebSocket (browser-bridge.ts). One function per method,
 // namespaced as the contract names them; events return an unsubscribe function and hand the listener the
 // payload only (never a transport's event object).
-import { eventNames, methodNames } from './contract';
+import { eventNames, methodNames } from './contract-names';
 import type { EventName, EventPayloads, KeyportApi, MethodName, Result, Unsubscribe } from './contract';
 
 export interface ContractTransport {

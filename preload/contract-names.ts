@@ -1,0 +1,22 @@
+// The names of the contract's methods and events, in a module of their own so the preload and the browser
+// bridge (which need the names, never the schemas) do not bundle zod. preload/contract.ts re-exports them
+// and checks at compile time that its schemas and event payloads cover exactly these names.
+export const methodNames = [
+  'clusters.add',
+  'clusters.list',
+  'clusters.remove',
+  'auth.login',
+  'auth.loginPasswordless',
+  'auth.logout',
+  'auth.status',
+  'mfa.list',
+  'mfa.add',
+  'mfa.remove',
+  'prompts.answer',
+  'prompts.cancel',
+  'app.info',
+] as const;
+export type MethodName = (typeof methodNames)[number];
+
+export const eventNames = ['onPrompt', 'onPromptClosed', 'onProfileChanged'] as const;
+export type EventName = (typeof eventNames)[number];
