@@ -83,6 +83,22 @@ interface AxeViolation {
 const dialog = (name: string) => page.getByRole('dialog', { name });
 const button = (name: string) => page.getByRole('button', { name, exact: true });
 
+/** Presses Tab until the focused element has this text or label: proves it is reachable by keyboard. */
+async function tabTo(name: string) {
+  for (let i = 0; i < 30; i++) {
+    await page.keyboard.press('Tab');
+    // Evaluated in the page (a string: this file is type-checked without the DOM library).
+    const focused = await page.evaluate<string>(`(() => {
+      const active = document.activeElement;
+      const label = active && active.id ? document.querySelector('label[for="' + active.id + '"]') : null;
+      return ((active && active.getAttribute('aria-label')) || (label && label.textContent) ||
+        (active && active.textContent) || '').trim();
+    })()`);
+    if (focused === name) return;
+  }
+  throw new Error(`Tab never reached "${name}"`);
+}
+
 beforeAll(async () => {
   await mkdir(shots, { recursive: true });
   work = await mkdtemp(join(tmpdir(), 'kp-e2e-'));
@@ -313,5 +329,22 @@ describe('Keyport Connect, end to end', () => {
     expect(Date.now() - exited).toBeLessThan(1000);
     expect(await new ProfileStore(home).getProfile()).toBeUndefined();
     await screenshot('cli-logout');
+  });
+
+  it('signs in without a password using the keyboard only', async () => {
+    await tabTo('Sign in without a password');
+    await touching(keyA, async () => {
+      await page.keyboard.press('Enter');
+      const pin = dialog('Security key PIN');
+      await pin.waitFor();
+      // The dialog puts the focus in its PIN field.
+      await page.keyboard.type(PIN);
+      await page.keyboard.press('Enter');
+      await page.getByRole('heading', { name: 'Account' }).waitFor();
+    });
+    await tabTo('Sign out');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Sign in to e2e' }).waitFor();
+    await screenshot('keyboard-only');
   });
 });
