@@ -190,16 +190,24 @@ async function openApp(profiles: ProfileStore, cleanups: (() => Promise<unknown>
   cleanups.push(() => backend.close());
   const host = await startBrowserHost({ backend, distDir: join(repoRoot, 'dist') });
   cleanups.push(() => host.close());
+  // A launch URL works once and for two minutes; Enter prints a fresh one (the token is the capability,
+  // so it is not left valid in the terminal's scrollback).
+  const printFreshUrl = () => console.log(`  ${host.newLaunchUrl()}   (works once, within 2 minutes)`);
+  process.stdin.on('data', printFreshUrl);
+  cleanups.push(async () => void process.stdin.off('data', printFreshUrl).pause());
   const window = await openAppWindow(host.url);
   if (window) {
     cleanups.push(() => window.close());
     void window.exited.then(() => {
-      console.log(`The app window was closed; the demo keeps running. Open it again: ${host.newLaunchUrl()}`);
+      console.log(
+        'The app window was closed; the demo keeps running. Press Enter for a URL to open it again.',
+      );
     });
     return ['Keyport Connect is open in a Chromium app window (no Electron binary here: the browser host).'];
   }
   return [
-    'Keyport Connect (browser host; no display for a window). Open this URL once, in a browser on this machine:',
+    'Keyport Connect (browser host; no display for a window). Open this URL in a private browser window on',
+    'this machine; it works once, within 2 minutes (press Enter for a fresh one):',
     `  ${host.url}`,
   ];
 }

@@ -14,6 +14,7 @@ export const methodNames = [
   'mfa.remove',
   'prompts.answer',
   'prompts.cancel',
+  'prompts.current',
   'app.info',
 ] as const;
 export type MethodName = (typeof methodNames)[number];

@@ -205,6 +205,8 @@ export const methodSchemas = {
   }),
   'prompts.answer': z.strictObject({ id: z.string().min(1).max(64), value: promptAnswerSchema }),
   'prompts.cancel': z.strictObject({ id: z.string().min(1).max(64) }),
+  // The prompt on screen now: a window that (re)loads mid-ceremony shows it instead of hanging behind it.
+  'prompts.current': noArgument,
   'app.info': noArgument,
 } as const satisfies { [M in MethodName]: z.ZodType };
 
@@ -223,6 +225,7 @@ export interface MethodResults {
   'mfa.remove': null;
   'prompts.answer': null;
   'prompts.cancel': null;
+  'prompts.current': Prompt | null;
   'app.info': AppInfo;
 }
 

@@ -45,6 +45,7 @@ const malformed: Record<MethodName, { argument: unknown; fieldPath: string }[]> 
     { argument: { value: { kind: 'trustCaPin', trust: true } }, fieldPath: 'id' },
   ],
   'prompts.cancel': [{ argument: { id: 3 }, fieldPath: 'id' }],
+  'prompts.current': [{ argument: { id: 'prompt-1' }, fieldPath: 'id' }],
   'app.info': [{ argument: { verbose: true }, fieldPath: 'verbose' }],
 };
 
@@ -94,7 +95,11 @@ describe('the backend handler table', () => {
         status: handlers['auth.status'],
       },
       mfa: { list: handlers['mfa.list'], add: handlers['mfa.add'], remove: handlers['mfa.remove'] },
-      prompts: { answer: handlers['prompts.answer'], cancel: handlers['prompts.cancel'] },
+      prompts: {
+        answer: handlers['prompts.answer'],
+        cancel: handlers['prompts.cancel'],
+        current: handlers['prompts.current'],
+      },
       app: { info: handlers['app.info'] },
       onPrompt: (listener) => backend.on('onPrompt', listener),
       onPromptClosed: (listener) => backend.on('onPromptClosed', listener),

@@ -202,6 +202,7 @@ export function createBackend(options: BackendOptions): Backend {
       broker.cancel(id);
       return null;
     }),
+    'prompts.current': bind('prompts.current', async () => broker.current() ?? null),
     'app.info': bind('app.info', async () => ({
       name: 'Keyport Connect',
       version: packageJson.version,

@@ -6,7 +6,21 @@ import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { z } from 'zod';
 import type { Profile, ProfileStore } from '../../client/profiles';
+
+/** What the app reads of a profile; a file another version (or a person) wrote differently is skipped. */
+const profileShape = z.looseObject({
+  address: z.string(),
+  cluster: z.string(),
+  user: z.string(),
+  roles: z.array(z.string()),
+  logins: z.array(z.string()),
+  mfaVerified: z.boolean(),
+  validAfterMs: z.number(),
+  expiresMs: z.number(),
+  keystore: z.enum(['keychain', 'file']),
+});
 
 export interface ProfileWatcher {
   /** Reads the profiles now and reports what changed since the last read. */
@@ -45,18 +59,27 @@ export async function watchProfiles(
 
   const read = async () => {
     const current = new Map<string, Profile>();
-    for (const profile of await profiles.listProfiles()) current.set(profile.address, profile);
+    for (const profile of await profiles.listProfiles()) {
+      if (profileShape.safeParse(profile).success) current.set(profile.address, profile);
+    }
     if (closed) return;
+    // Each report stands alone: a listener that throws for one profile does not hide the others, and a
+    // profile is recorded as known only once reported, so a failed report is tried again next time.
+    const report = (address: string, profile: Profile | null, print: string | undefined) => {
+      try {
+        options.onChange(address, profile);
+        if (print === undefined) known.delete(address);
+        else known.set(address, print);
+      } catch {
+        // Left unrecorded: retried on the next change or poll.
+      }
+    };
     for (const [address, profile] of current) {
       const print = fingerprint(profile);
-      if (known.get(address) === print) continue;
-      known.set(address, print);
-      options.onChange(address, profile);
+      if (known.get(address) !== print) report(address, profile, print);
     }
     for (const address of [...known.keys()]) {
-      if (current.has(address)) continue;
-      known.delete(address);
-      options.onChange(address, null);
+      if (!current.has(address)) report(address, null, undefined);
     }
   };
 

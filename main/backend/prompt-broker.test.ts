@@ -110,4 +110,34 @@ describe('PromptBroker', () => {
     broker.answer(shown[1]!.id, { kind: 'otpCode', code: '111111' });
     await expect(b).resolves.toBe('111111');
   });
+
+  it('ends an unanswered ceremony with EXPIRED, so the prompts queued behind it show', async () => {
+    const shown: Prompt[] = [];
+    const closed: PromptClosed[] = [];
+    const broker = new PromptBroker(
+      { prompt: (p) => shown.push(p), closed: (c) => closed.push(c) },
+      { answerTimeoutMs: 50 },
+    );
+    const abandoned = broker.ceremony();
+    const pin = abandoned.securityKey.pin(8);
+    const next = broker.ceremony();
+    const otp = next.otpCode();
+    expect(shown.map((p) => p.kind)).toEqual(['keyPin']);
+    await expect(pin).rejects.toMatchObject({ code: 'EXPIRED' });
+    expect(abandoned.signal.aborted).toBe(true);
+    expect(closed).toEqual([{ id: shown[0]!.id, reason: 'cancelled' }]);
+    expect(shown.map((p) => p.kind)).toEqual(['keyPin', 'otpCode']);
+    expect(broker.current()).toMatchObject({ kind: 'otpCode' });
+    broker.answer(shown[1]!.id, { kind: 'otpCode', code: '123456' });
+    await expect(otp).resolves.toBe('123456');
+  });
+
+  it('an answered prompt does not expire later', async () => {
+    const { broker, shown } = recordingBroker();
+    const ceremony = broker.ceremony();
+    const otp = ceremony.otpCode();
+    broker.answer(shown[0]!.id, { kind: 'otpCode', code: '654321' });
+    await expect(otp).resolves.toBe('654321');
+    expect(ceremony.signal.aborted).toBe(false);
+  });
 });

@@ -44,7 +44,15 @@ export class PromptBroker {
   private readonly queue: Entry[] = [];
   private nextId = 1;
 
-  constructor(private readonly events: PromptEvents) {}
+  /** A question nobody answers ends its ceremony after this long, so it cannot block the queue forever. */
+  private readonly answerTimeoutMs: number;
+
+  constructor(
+    private readonly events: PromptEvents,
+    options: { answerTimeoutMs?: number } = {},
+  ) {
+    this.answerTimeoutMs = options.answerTimeoutMs ?? 5 * 60_000;
+  }
 
   /** The prompt on screen, if any. */
   current(): Prompt | undefined {
@@ -114,6 +122,21 @@ export class PromptBroker {
     }
   }
 
+  /** Nobody answered in time: the whole ceremony ends, as if cancelled, with EXPIRED. */
+  private expire(entry: Entry): void {
+    const { ceremony } = entry;
+    const expired = new KeyportError(
+      'EXPIRED',
+      'Nobody answered in time, so the request was stopped. Nothing was changed; try again.',
+    );
+    ceremony.controller.abort(expired);
+    for (const other of [...this.queue, ...(this.open ? [this.open] : [])]) {
+      if (other.ceremony !== ceremony) continue;
+      this.close(other, 'cancelled');
+      other.settle?.reject(expired);
+    }
+  }
+
   private unknownPrompt(id: string): KeyportError {
     return new KeyportError('INVALID_ARGUMENT', `No prompt ${id} is open; it was answered or closed.`, {
       fieldPath: 'id',
@@ -122,9 +145,22 @@ export class PromptBroker {
 
   private ask(ceremony: Ceremony, body: PromptBody): Promise<PromptAnswer> {
     if (ceremony.finished || ceremony.controller.signal.aborted) return Promise.reject(cancelled());
-    return new Promise((resolve, reject) =>
-      this.enqueue({ prompt: this.withId(body), ceremony, settle: { resolve, reject } }),
-    );
+    return new Promise((resolve, reject) => {
+      const entry: Entry = { prompt: this.withId(body), ceremony, settle: { resolve, reject } };
+      const timer = setTimeout(() => this.expire(entry), this.answerTimeoutMs);
+      timer.unref?.();
+      entry.settle = {
+        resolve: (answer) => {
+          clearTimeout(timer);
+          resolve(answer);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      this.enqueue(entry);
+    });
   }
 
   /** A prompt with nothing to answer: replaces the ceremony's previous one, stays until the next step. */

@@ -21,7 +21,15 @@ export function usePrompts(api: KeyportApi): OpenPrompts {
       setOpen((list) => [...list.filter((p) => p.id !== prompt.id), prompt]),
     );
     const offClosed = api.onPromptClosed(({ id }) => close(id));
+    // A prompt opened before this window loaded (a reload mid-ceremony) is only known to the backend.
+    let live = true;
+    void call(() => api.prompts.current()).then((result) => {
+      const prompt = result.ok ? result.value : null;
+      if (live && prompt)
+        setOpen((list) => (list.some((p) => p.id === prompt.id) ? list : [prompt, ...list]));
+    });
     return () => {
+      live = false;
       offPrompt();
       offClosed();
     };

@@ -116,6 +116,7 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
     'mfa.list': () => ok(state.devices ?? []),
     'prompts.answer': () => ok(null),
     'prompts.cancel': () => ok(null),
+    'prompts.current': () => ok(null),
   };
 
   function invoke<M extends MethodName>(
@@ -155,6 +156,7 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
     prompts: {
       answer: (argument) => invoke('prompts.answer', argument),
       cancel: (argument) => invoke('prompts.cancel', argument),
+      current: (argument) => invoke('prompts.current', argument),
     },
     app: { info: (argument) => invoke('app.info', argument) },
     onPrompt: (listener) => subscribe('onPrompt', listener),

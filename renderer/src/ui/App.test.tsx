@@ -31,7 +31,12 @@ async function start(state: FakeState = {}) {
 describe('App', () => {
   it('asks for the app info, the clusters and the session at startup, and listens to every event', async () => {
     const { fake } = await start();
-    expect(fake.calls.map((c) => c.method).sort()).toEqual(['app.info', 'auth.status', 'clusters.list']);
+    expect(fake.calls.map((c) => c.method).sort()).toEqual([
+      'app.info',
+      'auth.status',
+      'clusters.list',
+      'prompts.current',
+    ]);
     expect(fake.listenerCount('onPrompt')).toBe(1);
     expect(fake.listenerCount('onPromptClosed')).toBe(1);
     expect(fake.listenerCount('onProfileChanged')).toBe(1);

@@ -21,6 +21,19 @@ function setup() {
 }
 
 describe('PromptsHost', () => {
+  it('shows a prompt that opened before the window loaded (prompts.current), and answers it', async () => {
+    const fake = fakeKeyport();
+    fake.respond('prompts.current', () => ({ ok: true, value: { id: 'p9', kind: 'otpCode' } }));
+    renderWithKeyport(fake.api, <p>Behind</p>);
+    const dialog = await screen.findByRole('dialog', { name: 'One-time code' });
+    const user = userEvent.setup();
+    await user.type(within(dialog).getByLabelText('Code'), '123456');
+    await user.click(within(dialog).getByRole('button', { name: 'Continue' }));
+    expect(fake.callsTo('prompts.answer')).toEqual([
+      { id: 'p9', value: { kind: 'otpCode', code: '123456' } },
+    ]);
+  });
+
   it('shows tapKey with its message while it is open, and removes it on onPromptClosed', async () => {
     const { show, close } = setup();
     show({ id: 'p1', kind: 'tapKey', message: 'Tap any security key' });
