@@ -8,7 +8,6 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile, mkdir } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { chromium } from 'playwright-core';
 import type { Browser } from 'playwright-core';
 import { build } from 'vite';
 import react from '@vitejs/plugin-react';
@@ -18,20 +17,11 @@ import { ensureTrustedCluster } from '../client/session';
 import { createBackend } from '../main/backend/backend';
 import { startBrowserHost } from '../main/browser/host';
 import { repoRoot, startLabCluster } from '../lab/cluster';
+import { launchLabChromium } from '../lab/chromium';
 import { connectClusterConfig } from '../lab/connect';
 import { median, report } from './stats';
 
 const STARTS = Number(process.env.BENCH_CONNECT_STARTS ?? 12);
-const CHROMIUM_FLAGS = [
-  '--headless=new',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-quic',
-];
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
@@ -122,7 +112,7 @@ async function timeToButton(browser: Browser, open: () => Promise<{ url: string;
 export async function benchConnect() {
   const work = await mkdtemp(join(tmpdir(), 'kp-bench-connect-'));
   const cluster = await startLabCluster({ clusterName: 'bench-connect', configYaml: connectClusterConfig() });
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS });
+  const browser = await launchLabChromium();
   try {
     const home = join(work, 'home');
     const profiles = new ProfileStore(home);

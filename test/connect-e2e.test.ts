@@ -6,7 +6,6 @@ import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LAB_SECURITY_KEY_ENV } from '../client/hardware/fido/socket-transport';
@@ -19,9 +18,10 @@ import { nextTotpCode, repoRoot, runKeyport, startLabCluster } from '../lab/clus
 import type { LabCluster } from '../lab/cluster';
 import { connectClusterConfig, signUpWithLabKey } from '../lab/connect';
 import type { KeyPerson } from '../lab/connect';
+import { launchLabChromium } from '../lab/chromium';
 import { startLabKeyring } from '../lab/keyring';
 import type { LabKeyring } from '../lab/keyring';
-import { startSoftKey } from '../lab/security-key/soft-key';
+import { startSoftKey, touchingWhile as touching } from '../lab/security-key/soft-key';
 import type { SoftKey } from '../lab/security-key/soft-key';
 
 const PIN = '1234';
@@ -40,17 +40,6 @@ let page: Page;
 let alice: KeyPerson;
 let home: string;
 let step = 0;
-
-/** Touches `key` every time it asks, while `work` runs. */
-async function touching<T>(key: SoftKey, work: () => Promise<T>): Promise<T> {
-  const approve = () => key.touch('approve');
-  key.events.on('up-needed', approve);
-  try {
-    return await work();
-  } finally {
-    key.events.off('up-needed', approve);
-  }
-}
 
 /** Resolves when `key` next waits for a touch. */
 function waitsForTouch(key: SoftKey): Promise<void> {
@@ -132,19 +121,7 @@ beforeAll(async () => {
   backend = createBackend({ profiles: new ProfileStore(home), keystoreKind: 'keychain' });
   await backend.ready;
   host = await startBrowserHost({ backend, distDir: join(repoRoot, 'dist') });
-  browser = await chromium.launch({
-    executablePath: process.env.KEYPORT_CHROMIUM || '/usr/bin/chromium',
-    args: [
-      '--headless=new',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--disable-quic',
-    ],
-  });
+  browser = await launchLabChromium();
   page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
   await page.goto(host.url);
 }, 90_000);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyportCliPath, repoRoot, runAdmin, runKeyport, startLabCluster } from '../lab/cluster';
 import type { CliResult, LabCluster } from '../lab/cluster';
-import { startSoftKey } from '../lab/security-key/soft-key';
+import { startSoftKey, touchingWhile } from '../lab/security-key/soft-key';
 import type { SoftKey } from '../lab/security-key/soft-key';
 
 let cluster: LabCluster;
@@ -63,15 +63,7 @@ function cli(args: string[], input: string[], keys: SoftKey[]): Promise<CliResul
 }
 
 /** Touches key B whenever it asks, while `work` runs. */
-async function touchingB<T>(work: () => Promise<T>): Promise<T> {
-  const approve = () => keyB.touch('approve');
-  keyB.events.on('up-needed', approve);
-  try {
-    return await work();
-  } finally {
-    keyB.events.off('up-needed', approve);
-  }
-}
+const touchingB = <T>(work: () => Promise<T>) => touchingWhile(keyB, work);
 
 describe('security keys through the keyport CLI', () => {
   it('signs up with a security key as the first device', async () => {

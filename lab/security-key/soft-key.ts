@@ -336,3 +336,14 @@ async function close(server: Server, sockets: Set<Socket>, path: string): Promis
     // already gone: net.Server removes its socket file on close
   }
 }
+
+/** Plays a finger that touches `key` every time it asks, while `work` runs (for keys in 'manual' mode). */
+export async function touchingWhile<T>(key: SoftKey, work: () => Promise<T>): Promise<T> {
+  const approve = () => key.touch('approve');
+  key.events.on('up-needed', approve);
+  try {
+    return await work();
+  } finally {
+    key.events.off('up-needed', approve);
+  }
+}

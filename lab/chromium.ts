@@ -1,0 +1,22 @@
+// Debian's Chromium driven by playwright-core, headless, as the tests and benchmarks use it (LAB.md:
+// `npx playwright install` cannot download here; these flags keep it off the network and the GPU).
+import { chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+
+export const HEADLESS_CHROMIUM_FLAGS = [
+  '--headless=new',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-quic',
+] as const;
+
+export function launchLabChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: process.env.KEYPORT_CHROMIUM || '/usr/bin/chromium',
+    args: [...HEADLESS_CHROMIUM_FLAGS],
+  });
+}
