@@ -28,7 +28,9 @@ import { startSoftKey } from './security-key/soft-key';
 
 const DEMO_VERSION = 2;
 const KEY_PIN = '1234';
-const demoDir = join(repoRoot, '.keyport-demo');
+// Overridable so a test can run the whole launcher in a temporary folder on a free port.
+const demoDir = process.env.KEYPORT_DEMO_DIR || join(repoRoot, '.keyport-demo');
+const listen = process.env.KEYPORT_DEMO_LISTEN || '127.0.0.1:3025';
 const credentialsFile = join(demoDir, 'alice.json');
 const home = join(demoDir, 'home');
 
@@ -49,7 +51,7 @@ async function startCluster(): Promise<LabCluster> {
     clusterName: 'keyport-demo',
     dataDir,
     configYaml: connectClusterConfig('localhost:3025'),
-    extraArgs: ['--listen', '127.0.0.1:3025'],
+    extraArgs: ['--listen', listen],
   }).catch(() =>
     startLabCluster({
       clusterName: 'keyport-demo',
@@ -64,7 +66,7 @@ async function main() {
   process.removeAllListeners('warning');
   let state = await loadState();
   if (!state && existsSync(demoDir)) {
-    console.log('Resetting .keyport-demo/ (made by an older demo without a security key).');
+    console.log(`Resetting ${demoDir} (made by an older demo without a security key).`);
     await rm(demoDir, { recursive: true, force: true });
   }
   await mkdir(demoDir, { recursive: true, mode: 0o700 });
@@ -128,7 +130,7 @@ async function main() {
       'Keyport demo is running.',
       `  cluster:       ${cluster.clusterName} at ${cluster.address}   (CA pin ${cluster.caPin})`,
       `  user:          ${state.user}`,
-      `  password:      ${state.password}   (kept in .keyport-demo/alice.json)`,
+      `  password:      ${state.password}   (kept in ${credentialsFile})`,
       `  security key:  "${state.keyName}", a lab key that touches itself ~0.8 s after it is asked; PIN ${KEY_PIN}`,
       `  OTP:           codes below every 30 s`,
       keyring
@@ -188,7 +190,16 @@ async function openApp(profiles: ProfileStore, cleanups: (() => Promise<unknown>
   const backend = createBackend({ profiles, keystoreKind: 'keychain' });
   await backend.ready;
   cleanups.push(() => backend.close());
-  const host = await startBrowserHost({ backend, distDir: join(repoRoot, 'dist') });
+  let connected = false;
+  const host = await startBrowserHost({
+    backend,
+    distDir: join(repoRoot, 'dist'),
+    log: (line) => {
+      if (connected || !line.startsWith('bridge connected')) return;
+      connected = true;
+      console.log('The app window is connected: Keyport Connect is ready.');
+    },
+  });
   cleanups.push(() => host.close());
   // A launch URL works once and for two minutes; Enter prints a fresh one (the token is the capability,
   // so it is not left valid in the terminal's scrollback).

@@ -4,11 +4,16 @@
 // renderer's module script, so window.keyport exists before any renderer code runs.
 //
 // Launch: the window opens at http://127.0.0.1:PORT/#launch=TOKEN. The token is read and the fragment
-// removed from the address at once (history.replaceState), then posted to /session, which answers with an
-// HttpOnly session cookie; the WebSocket at /bridge is accepted only with that cookie. A reload has no
-// fragment and connects with the cookie alone. Whatever fails (a spent token, no cookie, the app gone),
-// every call then resolves UNAVAILABLE: nothing here throws at the renderer. Fits the app's CSP: one
-// same-origin fetch and one same-origin WebSocket (connect-src 'self' matches ws: on the same host in CSP 3).
+// removed from the address at once (history.replaceState), then posted to /session, which answers with a
+// session. The session is kept in sessionStorage under one key and offered on the WebSocket upgrade as a
+// subprotocol (`keyport.v1`, `keyport-session.SESSION`); the host accepts the socket only for a session it
+// issued. There is no cookie: every port of 127.0.0.1 shares one cookie jar, so a cookie would reach
+// any other local server this browser visits. sessionStorage is per origin, port included, and per tab,
+// and survives a reload of the tab, which then connects with the stored session alone. Without a token
+// and without a stored session nothing connects. Whatever fails (a spent token, a refused session, the
+// app gone), every call then resolves UNAVAILABLE: nothing here throws at the renderer. A session the
+// host refuses is removed from sessionStorage. Fits the app's CSP: one same-origin fetch and one
+// same-origin WebSocket (connect-src 'self' matches ws: on the same host in CSP 3).
 import { eventNames } from './contract-names';
 import type { ContractError, EventName, MethodName, Result, Unsubscribe } from './contract';
 import { buildKeyportApi } from './expose';
@@ -16,6 +21,20 @@ import type { ContractTransport } from './expose';
 
 const SESSION_PATH = '/session';
 const BRIDGE_PATH = '/bridge';
+/** main/browser/request-checks.ts: BRIDGE_PROTOCOL, SESSION_PROTOCOL_PREFIX. */
+const BRIDGE_PROTOCOL = 'keyport.v1';
+const SESSION_PROTOCOL_PREFIX = 'keyport-session.';
+/** main/browser/bridge-server.ts: the close code for an expired or revoked session. */
+const SESSION_ENDED = 4001;
+/** The one sessionStorage key this script uses. */
+const SESSION_KEY = 'keyport.session';
+/** 32 bytes in base64url, as the host issues them. */
+const SESSION_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+/**
+ * A stored session is tried once more, after a pause, before it is given up: right after a reload the
+ * host may not yet have seen the old page's socket close, and refuses a second one for the session.
+ */
+const RETRY_DELAY_MS = 300;
 
 function unavailable(): Result<never> {
   return {
@@ -60,21 +79,59 @@ function takeLaunchToken(): string | undefined {
   }
 }
 
-async function exchangeLaunchToken(token: string): Promise<void> {
+function storedSession(): string | undefined {
+  try {
+    const value = sessionStorage.getItem(SESSION_KEY);
+    if (value === null) return undefined;
+    if (SESSION_PATTERN.test(value)) return value;
+    sessionStorage.removeItem(SESSION_KEY);
+  } catch {
+    // Storage off (a browser setting): the session lives as long as this page.
+  }
+  return undefined;
+}
+
+function storeSession(session: string): void {
+  try {
+    sessionStorage.setItem(SESSION_KEY, session);
+  } catch {
+    // As above.
+  }
+}
+
+function forgetSession(session: string): void {
+  try {
+    if (sessionStorage.getItem(SESSION_KEY) === session) sessionStorage.removeItem(SESSION_KEY);
+  } catch {
+    // As above.
+  }
+}
+
+/** Spends the launch token: the session it becomes, or undefined when the host refuses it. */
+async function exchangeLaunchToken(token: string): Promise<string | undefined> {
   try {
     const response = await fetch(SESSION_PATH, {
       method: 'POST',
-      credentials: 'same-origin',
+      // Nothing to send or receive but the body: the host neither reads nor sets cookies.
+      credentials: 'omit',
       cache: 'no-store',
       redirect: 'error',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ token }),
     });
-    // A refused token (spent, expired) is not the end: a cookie from earlier may still open the bridge.
-    if (!response.ok) console.warn(`Keyport Connect: the launch token was refused (${response.status}).`);
+    if (!response.ok) {
+      // A refused token (spent, expired) is not the end: a stored session may still open the bridge.
+      console.warn(`Keyport Connect: the launch token was refused (${response.status}).`);
+      return undefined;
+    }
+    const body: unknown = await response.json();
+    const session = isRecord(body) ? body.session : undefined;
+    if (typeof session === 'string' && SESSION_PATTERN.test(session)) return session;
+    console.warn('Keyport Connect: the app answered the launch token with no session.');
   } catch {
     console.warn('Keyport Connect: the launch token could not be sent.');
   }
+  return undefined;
 }
 
 type Listener = (payload: unknown) => void;
@@ -133,19 +190,50 @@ function createSocketTransport(launchToken: string | undefined): ContractTranspo
     }
   }
 
-  async function connect(): Promise<void> {
-    if (launchToken !== undefined) await exchangeLaunchToken(launchToken);
+  /** Opens the socket for `session`; `retries` more attempts if the upgrade is refused. */
+  function open(session: string, retries: number): void {
     if (state === 'closed') return;
-    const ws = new WebSocket(`ws://${location.host}${BRIDGE_PATH}`);
+    const ws = new WebSocket(`ws://${location.host}${BRIDGE_PATH}`, [
+      BRIDGE_PROTOCOL,
+      SESSION_PROTOCOL_PREFIX + session,
+    ]);
     socket = ws;
+    let opened = false;
     ws.addEventListener('open', () => {
       if (state !== 'connecting') return;
+      opened = true;
       state = 'open';
       for (const frame of queued.splice(0)) send(frame);
     });
     ws.addEventListener('message', receive);
-    ws.addEventListener('close', fail);
-    ws.addEventListener('error', fail);
+    // A failed or ended socket always fires close (after error, if any); only close is acted on.
+    ws.addEventListener('close', (event: CloseEvent) => {
+      if (!opened && retries > 0 && state === 'connecting') {
+        setTimeout(() => {
+          try {
+            open(session, retries - 1);
+          } catch {
+            fail();
+          }
+        }, RETRY_DELAY_MS);
+        return;
+      }
+      // Never opened (refused, or the app is gone) or ended by the host: the session is of no more use.
+      if (!opened || event.code === SESSION_ENDED) forgetSession(session);
+      fail();
+    });
+  }
+
+  async function connect(): Promise<void> {
+    const fresh = launchToken === undefined ? undefined : await exchangeLaunchToken(launchToken);
+    if (fresh !== undefined) storeSession(fresh);
+    const session = fresh ?? storedSession();
+    // No token that worked and no session from earlier in this tab: there is nothing to connect with.
+    if (session === undefined) {
+      fail();
+      return;
+    }
+    open(session, 1);
   }
   connect().catch(fail);
 

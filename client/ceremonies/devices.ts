@@ -87,7 +87,7 @@ export async function addDevice(
     });
     let newDevice: MFARegisterResponse;
     if (options.type === 'webauthn') {
-      options.prompts.say('Tap your *new* security key');
+      options.prompts.say('Tap your new security key');
       const registration = await registerKey(challenge.webauthnCreationOptionsJson, {
         origin,
         prompts: options.prompts,

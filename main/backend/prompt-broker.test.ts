@@ -140,4 +140,20 @@ describe('PromptBroker', () => {
     await expect(otp).resolves.toBe('654321');
     expect(ceremony.signal.aborted).toBe(false);
   });
+
+  it('shows a step hint (say) only once a key waits for a touch, on that one tap prompt', () => {
+    const { broker, shown } = recordingBroker();
+    const ceremony = broker.ceremony();
+    ceremony.securityKey.tap('Tap any security key');
+    ceremony.say('Tap your new security key');
+    expect(broker.current()).toBeUndefined();
+    ceremony.securityKey.tap('Tap any security key');
+    expect(broker.current()).toMatchObject({ kind: 'tapKey', message: 'Tap your new security key' });
+    ceremony.securityKey.tap('Tap your security key again to complete the request');
+    expect(shown.map((p) => p.kind === 'tapKey' && p.message)).toEqual([
+      'Tap any security key',
+      'Tap your new security key',
+      'Tap your security key again to complete the request',
+    ]);
+  });
 });

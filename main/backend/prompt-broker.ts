@@ -23,6 +23,8 @@ interface Entry {
 interface Ceremony {
   controller: AbortController;
   finished: boolean;
+  /** What the next tap prompt says instead of the key's generic line ("Tap your new security key"). */
+  tapHint?: string;
 }
 
 export interface CeremonyPrompts extends LoginPrompts, DevicePrompts {
@@ -65,7 +67,11 @@ export class PromptBroker {
     const ask = <K extends PromptAnswer['kind']>(body: PromptBody & { kind: K }) =>
       this.ask(ceremony, body) as Promise<Extract<PromptAnswer, { kind: K }>>;
     const securityKey: SecurityKeyPrompts = {
-      tap: (message) => this.show(ceremony, { kind: 'tapKey', message }),
+      tap: (message) => {
+        const hint = ceremony.tapHint;
+        ceremony.tapHint = undefined;
+        this.show(ceremony, { kind: 'tapKey', message: hint ?? message });
+      },
       pin: async (retriesLeft) =>
         (await ask(retriesLeft === undefined ? { kind: 'keyPin' } : { kind: 'keyPin', retriesLeft })).pin,
       newPin: async () => (await ask({ kind: 'newKeyPin' })).pin,
@@ -83,7 +89,12 @@ export class PromptBroker {
         Promise.reject(
           new KeyportError('INVALID_ARGUMENT', 'Add OTP devices with the keyport CLI; the app adds keys.'),
         ),
-      say: (line) => this.show(ceremony, { kind: 'tapKey', message: line }),
+      // A step of the ceremony is done; the next tap prompt (shown only once a key waits for presence)
+      // names what to tap.
+      say: (line) => {
+        this.closeDisplayed(ceremony);
+        ceremony.tapHint = line;
+      },
       finish: () => this.finish(ceremony),
     };
   }

@@ -1,6 +1,10 @@
 // The WebSocket at /bridge that carries the contract between the page and the backend (protocol.ts).
-// The HTTP upgrade is the one door: it is accepted only with the app's Host, the app's Origin and a
-// session cookie this host issued; anything else gets a 403 before any WebSocket exists. Once open, every
+// The HTTP upgrade is the one door: it is accepted only with the app's Host, the app's Origin and, in
+// Sec-WebSocket-Protocol, `keyport.v1` plus a live session this host issued (request-checks.ts says why
+// that is not a cookie); anything else gets a 403 before any WebSocket exists. The server selects
+// `keyport.v1`, so the session is never echoed in the response. A session holds at most one open socket:
+// a second upgrade while its socket is open gets a 409 (a reload works: the old page's socket has closed
+// by then). A socket closes (SESSION_ENDED) when its session expires or is revoked. Once open, every
 // frame is validated (protocol.ts), calls go to the backend's handler table, and backend events go to
 // every open socket (each of them passed the same door).
 import type { IncomingMessage } from 'node:http';
@@ -11,14 +15,24 @@ import type { Backend } from '../backend/backend';
 import { eventNames } from '../../preload/contract';
 import type { EventName, EventPayloads, Result, Unsubscribe } from '../../preload/contract';
 import { eventFrame, parseIncoming, replyFrame } from './protocol';
-import { hostIsApp, originIsApp, readCookie, SESSION_COOKIE, withSecurityHeaders } from './request-checks';
-import type { Sessions } from './secrets';
+import {
+  BRIDGE_PROTOCOL,
+  hostIsApp,
+  originIsApp,
+  sessionFromProtocols,
+  withSecurityHeaders,
+} from './request-checks';
+import type { Session, Sessions } from './secrets';
 
 export const BRIDGE_SOCKET_PATH = '/bridge';
 /** Far above any contract argument; a bigger frame closes the socket (1009). */
 export const MAX_FRAME_BYTES = 64 * 1024;
 /** Calls one socket may have in flight; more are answered RESOURCE_EXHAUSTED. */
 export const MAX_PENDING_CALLS = 64;
+/** The close code for a socket whose session expired or was revoked (private-use range, RFC 6455 7.4.2). */
+export const SESSION_ENDED = 4001;
+/** setTimeout's largest delay; a longer session is re-checked when it fires. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface BridgeServerOptions {
   backend: Backend;
@@ -32,12 +46,15 @@ export interface BridgeServer {
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
   /** Open sockets. */
   readonly size: number;
+  /** Closes every open socket with SESSION_ENDED (the caller has revoked the sessions). */
+  endSessions(): void;
   close(): Promise<void>;
 }
 
 const STATUS_TEXT: Record<number, string> = {
   403: 'Forbidden',
   404: 'Not Found',
+  409: 'Conflict',
   421: 'Misdirected Request',
 };
 
@@ -66,23 +83,53 @@ function internalError(): Result<never> {
 
 export function createBridgeServer(options: BridgeServerOptions): BridgeServer {
   const { backend, sessions, log } = options;
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, clientTracking: true });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_FRAME_BYTES,
+    clientTracking: true,
+    // Only reached after handleUpgrade's checks, which require exactly this protocol to be offered.
+    handleProtocols: (protocols) => (protocols.has(BRIDGE_PROTOCOL) ? BRIDGE_PROTOCOL : false),
+  });
+  /** Each session's one socket. Only an OPEN socket holds its session: a closing one cannot call. */
+  const live = new Map<Session, WebSocket>();
+
+  /** Whether `ws` may still act for `session`: open, and the session neither expired nor revoked. */
+  function mayAct(ws: WebSocket, session: Session): boolean {
+    if (ws.readyState !== ws.OPEN) return false;
+    if (sessions.isLive(session)) return true;
+    ws.close(SESSION_ENDED, 'Session ended.');
+    return false;
+  }
 
   function broadcast<E extends EventName>(event: E, payload: EventPayloads[E]): void {
     const frame = eventFrame(event, payload);
-    for (const client of wss.clients) if (client.readyState === client.OPEN) client.send(frame);
+    for (const [session, client] of live) if (mayAct(client, session)) client.send(frame);
   }
   const unsubscribes: Unsubscribe[] = eventNames.map((event) =>
     backend.on(event, (payload) => broadcast(event, payload)),
   );
 
-  function serve(ws: WebSocket): void {
+  function serve(ws: WebSocket, session: Session): void {
+    live.set(session, ws);
+    let expiry: NodeJS.Timeout | undefined;
+    const watchExpiry = () => {
+      expiry = setTimeout(
+        () => {
+          if (mayAct(ws, session)) watchExpiry();
+        },
+        Math.min(sessions.remainingMs(session), MAX_TIMER_MS),
+      );
+      expiry.unref();
+    };
+    watchExpiry();
     let pending = 0;
     const send = (frame: string) => {
       if (ws.readyState === ws.OPEN) ws.send(frame);
     };
     ws.on('error', (error) => log(`bridge socket error: ${error.message}`));
     ws.on('message', (data: RawData, isBinary: boolean) => {
+      // Frames that arrive after the server started closing (a fatal frame, an ended session) are dropped.
+      if (!mayAct(ws, session)) return;
       if (isBinary) {
         ws.close(1003, 'Text frames only.');
         return;
@@ -122,26 +169,41 @@ export function createBridgeServer(options: BridgeServerOptions): BridgeServer {
           send(replyFrame(id, result));
         });
     });
-    ws.on('close', () => log(`bridge disconnected (${wss.clients.size} open)`));
+    ws.on('close', () => {
+      clearTimeout(expiry);
+      if (live.get(session) === ws) live.delete(session);
+      log(`bridge disconnected (${wss.clients.size} open)`);
+    });
     log(`bridge connected (${wss.clients.size} open)`);
+  }
+
+  /** The session an upgrade may open a socket for, or the status it is refused with. */
+  function admit(request: IncomingMessage): Session | 403 | 404 | 409 | 421 {
+    const port = options.port();
+    if (!hostIsApp(request.headers, port)) return 421;
+    if ((request.url ?? '').split('?', 1)[0] !== BRIDGE_SOCKET_PATH) return 404;
+    if (!originIsApp(request.headers, port)) return 403;
+    const session = sessions.find(sessionFromProtocols(request.headers));
+    if (!session) return 403;
+    const holder = live.get(session);
+    return holder && holder.readyState === holder.OPEN ? 409 : session;
   }
 
   return {
     handleUpgrade(request, socket, head) {
       socket.on('error', () => socket.destroy());
-      const port = options.port();
-      const path = (request.url ?? '').split('?', 1)[0];
-      let status = 0;
-      if (!hostIsApp(request.headers, port)) status = 421;
-      else if (path !== BRIDGE_SOCKET_PATH) status = 404;
-      else if (!originIsApp(request.headers, port)) status = 403;
-      else if (!sessions.has(readCookie(request.headers, SESSION_COOKIE))) status = 403;
-      if (status !== 0) {
-        log(`bridge upgrade refused (${status})`);
-        refuseUpgrade(socket, status);
+      const admitted = admit(request);
+      if (typeof admitted === 'number') {
+        log(`bridge upgrade refused (${admitted})`);
+        refuseUpgrade(socket, admitted);
         return;
       }
-      wss.handleUpgrade(request, socket, head, serve);
+      // Without verifyClient, ws completes (or refuses) the handshake before handleUpgrade returns, so no
+      // second upgrade for this session can slip in between admit() and live.set in serve().
+      wss.handleUpgrade(request, socket, head, (ws) => serve(ws, admitted));
+    },
+    endSessions() {
+      for (const client of wss.clients) client.close(SESSION_ENDED, 'Session ended.');
     },
     get size() {
       return wss.clients.size;

@@ -1,6 +1,7 @@
 // Opens the browser host's launch URL in a Chromium app window (`--app=`: no tabs, no address bar), with a
 // fresh private profile so that no other Chromium instance, extension or stored state shares the window,
-// and the launch-token exchange's cookie dies with the profile when the window closes.
+// and the session the launch token became (in the window's sessionStorage) dies with the profile when the
+// window closes.
 //
 // The launch URL holds the one-time token, and a command line is readable by every local user
 // (/proc/PID/cmdline, ps), who could race the window to spend it. So the token never goes on the command

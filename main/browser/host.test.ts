@@ -13,7 +13,7 @@ import type { Result } from '../../preload/contract';
 import { createBackend } from '../backend/backend';
 import type { Backend } from '../backend/backend';
 import { RENDERER_SECURITY_HEADERS } from '../csp';
-import { MAX_FRAME_BYTES } from './bridge-server';
+import { MAX_FRAME_BYTES, SESSION_ENDED } from './bridge-server';
 import { startBrowserHost } from './host';
 import type { BrowserHost } from './host';
 
@@ -80,12 +80,16 @@ function postToken(host: BrowserHost, token: unknown, headers: OutgoingHttpHeade
   });
 }
 
-/** Spends a fresh launch token; the Cookie header value for its session. */
+/** Spends a fresh launch token; the session it becomes. */
 async function newSession(host: BrowserHost): Promise<string> {
   const response = await postToken(host, tokenOf(host.newLaunchUrl()));
-  expect(response.status).toBe(204);
-  const setCookie = response.headers['set-cookie']?.[0] ?? '';
-  return setCookie.split(';', 1)[0] ?? '';
+  expect(response.status).toBe(200);
+  return (JSON.parse(response.body) as { session: string }).session;
+}
+
+/** What the bridge offers in Sec-WebSocket-Protocol for `session`. */
+function protocolsFor(session: string): string[] {
+  return ['keyport.v1', `keyport-session.${session}`];
 }
 
 /** A client socket that buffers what it receives. */
@@ -94,7 +98,11 @@ class Client {
   private waiters: (() => void)[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
 
-  constructor(readonly ws: WebSocket) {
+  constructor(
+    readonly ws: WebSocket,
+    /** The headers of the 101 response. */
+    readonly upgradeHeaders: Record<string, string | string[] | undefined> = {},
+  ) {
     ws.on('message', (data: Buffer) => {
       this.messages.push(JSON.parse(data.toString()));
       for (const wake of this.waiters.splice(0)) wake();
@@ -126,12 +134,16 @@ class Client {
 function openBridge(
   port: number,
   headers: Record<string, string>,
+  protocols: string[] = [],
   path = '/bridge',
 ): Promise<Client | number> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, { headers });
-    ws.once('open', () => resolve(new Client(ws)));
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, protocols, { headers });
+    let upgradeHeaders: Record<string, string | string[] | undefined> = {};
+    ws.once('upgrade', (res) => (upgradeHeaders = res.headers));
+    ws.once('open', () => resolve(new Client(ws, upgradeHeaders)));
     ws.once('unexpected-response', (req, res) => {
+      expect(res.headers['set-cookie']).toBeUndefined();
       resolve(res.statusCode ?? 0);
       res.resume();
       req.destroy();
@@ -140,13 +152,22 @@ function openBridge(
   });
 }
 
-async function bridge(host: BrowserHost, cookie?: string): Promise<Client> {
-  const client = await openBridge(host.port, {
-    Origin: host.origin,
-    Cookie: cookie ?? (await newSession(host)),
-  });
+async function bridge(host: BrowserHost, session?: string): Promise<Client> {
+  const client = await openBridge(
+    host.port,
+    { Origin: host.origin },
+    protocolsFor(session ?? (await newSession(host))),
+  );
   if (typeof client === 'number') throw new Error(`bridge refused: ${client}`);
   return client;
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 let dir: string;
@@ -288,19 +309,24 @@ describe('launch token exchange', () => {
     expect(tokenOf(host.newLaunchUrl())).not.toBe(tokenOf(host.url));
   });
 
-  it('turns a valid token into an HttpOnly SameSite=Strict session cookie, once', async () => {
+  it('turns a valid token into a session in the body, once, and sets no cookie', async () => {
     const token = tokenOf(host.newLaunchUrl());
     const first = await postToken(host, token);
-    expect(first.status).toBe(204);
+    expect(first.status).toBe(200);
     expectSecurityHeaders(first);
-    const setCookie = first.headers['set-cookie'] ?? [];
-    expect(setCookie).toHaveLength(1);
-    expect(setCookie[0]).toMatch(/^keyport_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/$/);
-    expect(setCookie[0]).not.toContain(token);
+    expect(first.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(first.headers['cache-control']).toBe('no-store');
+    expect(first.headers['set-cookie']).toBeUndefined();
+    const body = JSON.parse(first.body) as Record<string, unknown>;
+    expect(Object.keys(body)).toEqual(['session']);
+    expect(body.session).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(Buffer.from(body.session as string, 'base64url')).toHaveLength(32);
+    expect(body.session).not.toBe(token);
 
     const second = await postToken(host, token);
     expect(second.status).toBe(403);
     expect(second.headers['set-cookie']).toBeUndefined();
+    expect(second.body).not.toContain(body.session as string);
   });
 
   it('refuses wrong and malformed tokens', async () => {
@@ -312,7 +338,7 @@ describe('launch token exchange', () => {
       expect(response.headers['set-cookie']).toBeUndefined();
     }
     // None of that spent the real token.
-    expect((await postToken(host, token)).status).toBe(204);
+    expect((await postToken(host, token)).status).toBe(200);
   });
 
   it('refuses an expired token', async () => {
@@ -342,40 +368,69 @@ describe('launch token exchange', () => {
     expect(big.status).toBe(413);
     expect((await send(host.port, { path: '/session' })).status).toBe(405);
     // Still unspent.
-    expect((await postToken(host, token)).status).toBe(204);
+    expect((await postToken(host, token)).status).toBe(200);
   });
 });
 
 describe('bridge WebSocket', () => {
-  it('refuses an upgrade without a session issued by this host', async () => {
-    const origin = host.origin;
-    expect(await openBridge(host.port, { Origin: origin })).toBe(403);
-    const forged = `keyport_session=${Buffer.alloc(32, 7).toString('base64url')}`;
-    expect(await openBridge(host.port, { Origin: origin, Cookie: forged })).toBe(403);
-    expect(await openBridge(host.port, { Origin: origin, Cookie: 'keyport_session=' })).toBe(403);
-
+  it('refuses an upgrade without a live session issued by this host, before upgrading', async () => {
+    const headers = { Origin: host.origin };
+    const session = await newSession(host);
+    const forged = Buffer.alloc(32, 7).toString('base64url');
+    for (const protocols of [
+      [],
+      ['keyport.v1'],
+      [`keyport-session.${session}`],
+      [`keyport-session.${session}`, 'keyport.v1'],
+      ['keyport.v2', `keyport-session.${session}`],
+      ['keyport.v1', `keyport-session.${session}`, 'chat'],
+      ['keyport.v1', `keyport-session-${session}`],
+      ['keyport.v1', `keyport-session.${session.slice(1)}`],
+      protocolsFor(forged),
+    ]) {
+      expect(await openBridge(host.port, headers, protocols), protocols.join()).toBe(403);
+    }
+    // Cookies count for nothing, whatever they hold.
+    for (const cookie of [`keyport_session=${session}`, `keyport_session=${forged}`]) {
+      expect(await openBridge(host.port, { ...headers, Cookie: cookie })).toBe(403);
+    }
+    // A session from another host on another port is not one of this host's.
     const other = await startBrowserHost({ backend, distDir });
     try {
-      const otherSession = await newSession(other);
-      expect(await openBridge(host.port, { Origin: origin, Cookie: otherSession })).toBe(403);
+      expect(await openBridge(host.port, headers, protocolsFor(await newSession(other)))).toBe(403);
     } finally {
       await other.close();
     }
+    expect(host.connections).toBe(0);
+    // None of that used the session up.
+    const client = await bridge(host, session);
+    client.ws.close();
+    await client.closed;
   });
 
-  it('refuses a good cookie from the wrong origin or host', async () => {
-    const cookie = await newSession(host);
+  it('refuses a good session from the wrong origin or host', async () => {
+    const protocols = protocolsFor(await newSession(host));
     for (const Origin of ['http://evil.example', `http://localhost:${host.port}`, 'null']) {
-      expect(await openBridge(host.port, { Origin, Cookie: cookie }), Origin).toBe(403);
+      expect(await openBridge(host.port, { Origin }, protocols), Origin).toBe(403);
     }
-    expect(await openBridge(host.port, { Cookie: cookie })).toBe(403);
+    expect(await openBridge(host.port, {}, protocols)).toBe(403);
     expect(
-      await openBridge(host.port, { Origin: host.origin, Cookie: cookie, Host: `localhost:${host.port}` }),
+      await openBridge(host.port, { Origin: host.origin, Host: `localhost:${host.port}` }, protocols),
     ).toBe(421);
-    expect(await openBridge(host.port, { Origin: host.origin, Cookie: cookie }, '/session')).toBe(404);
-    // Two copies of the cookie (one planted by another port of 127.0.0.1) is ambiguous: refused.
-    const planted = `keyport_session=${Buffer.alloc(32, 1).toString('base64url')}`;
-    expect(await openBridge(host.port, { Origin: host.origin, Cookie: `${planted}; ${cookie}` })).toBe(403);
+    expect(
+      await openBridge(host.port, { Origin: host.origin, Host: `127.0.0.1:${host.port + 1}` }, protocols),
+    ).toBe(421);
+    expect(await openBridge(host.port, { Origin: host.origin }, protocols, '/session')).toBe(404);
+  });
+
+  it('selects keyport.v1, never echoes the session and sets no cookie', async () => {
+    const session = await newSession(host);
+    const client = await bridge(host, session);
+    clients.push(client);
+    expect(client.ws.protocol).toBe('keyport.v1');
+    expect(client.upgradeHeaders['sec-websocket-protocol']).toBe('keyport.v1');
+    expect(client.upgradeHeaders['set-cookie']).toBeUndefined();
+    expect(JSON.stringify(client.upgradeHeaders)).not.toContain(session);
   });
 
   it('carries a call: app.info', async () => {
@@ -384,10 +439,24 @@ describe('bridge WebSocket', () => {
     const result = await client.call(1, 'app.info');
     expect(result).toMatchObject({ ok: true, value: { name: 'Keyport Connect', keystore: 'file' } });
     expect(await client.call(2, 'clusters.list', {})).toEqual({ ok: true, value: [] });
-    // A reload reuses the cookie: a second socket with the same session works too.
-    const again = await bridge(host, await newSession(host));
+  });
+
+  it('allows one open socket per session; once it closes the session connects again (a reload)', async () => {
+    const session = await newSession(host);
+    const before = host.connections;
+    const first = await bridge(host, session);
+    expect(await openBridge(host.port, { Origin: host.origin }, protocolsFor(session))).toBe(409);
+    expect(host.connections).toBe(before + 1);
+    // The first socket is untouched by the refused one.
+    expect((await first.call(1, 'app.info')).ok).toBe(true);
+
+    first.ws.close(1001);
+    await first.closed;
+    await until(() => host.connections === before);
+    const again = await bridge(host, session);
     clients.push(again);
     expect((await again.call(1, 'app.info')).ok).toBe(true);
+    expect(await openBridge(host.port, { Origin: host.origin }, protocolsFor(session))).toBe(409);
   });
 
   it('answers bad messages with INVALID_ARGUMENT and stays open', async () => {
@@ -459,7 +528,53 @@ describe('bridge WebSocket', () => {
   });
 });
 
-it('close() ends sockets, the server and the event subscriptions', async () => {
+describe('session lifetime', () => {
+  it('ends a session after sessionTtlMs: its socket closes and it opens nothing more', async () => {
+    const shortLived = await startBrowserHost({ backend, distDir, sessionTtlMs: 1_000 });
+    try {
+      const session = await newSession(shortLived);
+      const client = await bridge(shortLived, session);
+      expect((await client.call(1, 'app.info')).ok).toBe(true);
+      const unused = await newSession(shortLived);
+      expect(await client.closed).toEqual({ code: SESSION_ENDED, reason: 'Session ended.' });
+      await until(() => shortLived.connections === 0);
+      const headers = { Origin: shortLived.origin };
+      expect(await openBridge(shortLived.port, headers, protocolsFor(session))).toBe(403);
+      expect(await openBridge(shortLived.port, headers, protocolsFor(unused))).toBe(403);
+      // A new launch token still gives a new session.
+      const fresh = await bridge(shortLived);
+      expect((await fresh.call(1, 'app.info')).ok).toBe(true);
+    } finally {
+      await shortLived.close();
+    }
+  });
+
+  it('revokeSessions() closes every socket and refuses every session issued so far', async () => {
+    const own = await startBrowserHost({ backend, distDir });
+    try {
+      const sessions = [await newSession(own), await newSession(own), await newSession(own)];
+      const open = [await bridge(own, sessions[0]), await bridge(own, sessions[1])];
+      const token = tokenOf(own.newLaunchUrl());
+      own.revokeSessions();
+      for (const client of open) {
+        expect(await client.closed).toEqual({ code: SESSION_ENDED, reason: 'Session ended.' });
+      }
+      await until(() => own.connections === 0);
+      for (const session of sessions) {
+        expect(await openBridge(own.port, { Origin: own.origin }, protocolsFor(session))).toBe(403);
+      }
+      // Launch tokens are not sessions: an unspent one still opens a new session.
+      const response = await postToken(own, token);
+      expect(response.status).toBe(200);
+      const fresh = await bridge(own, (JSON.parse(response.body) as { session: string }).session);
+      expect((await fresh.call(1, 'app.info')).ok).toBe(true);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
+it('close() ends sockets, the server, the sessions and the event subscriptions', async () => {
   let subscribed = 0;
   const counted: Backend = {
     ...backend,

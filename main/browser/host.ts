@@ -3,11 +3,14 @@
 //   GET  /, /index.html      the renderer's index, with the bridge script injected (static-files.ts)
 //   GET  /keyport-bridge.js  window.keyport over the WebSocket (preload/browser-bridge.ts, built)
 //   GET  /assets/...         the renderer's other files
-//   POST /session            {token}: spends a one-time launch token, sets the session cookie
-//   GET  /bridge (upgrade)   the contract over a WebSocket, for a session cookie (bridge-server.ts)
+//   POST /session            {token}: spends a one-time launch token, answers {session}
+//   GET  /bridge (upgrade)   the contract over a WebSocket, for a session offered as a subprotocol
+//                            (bridge-server.ts)
 // Only 127.0.0.1 is bound, on a random port; every request must name exactly that host and port.
 // The window is opened at `url`, whose fragment holds the launch token: a fragment never leaves the
-// browser in a request, and the bridge removes it from the address at once.
+// browser in a request, and the bridge removes it from the address at once. No cookie is ever set:
+// every port of 127.0.0.1 shares one cookie jar (request-checks.ts), so the session lives in the tab's
+// sessionStorage, which is per origin (port included) and per tab.
 import { access } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -19,8 +22,8 @@ import {
   fetchSiteIsSameOrigin,
   hostIsApp,
   originIsApp,
+  sendJson,
   sendPlain,
-  sessionCookie,
 } from './request-checks';
 import { LaunchTokens, Sessions } from './secrets';
 import { serveStatic, staticFiles } from './static-files';
@@ -28,6 +31,8 @@ import { serveStatic, staticFiles } from './static-files';
 export const SESSION_PATH = '/session';
 /** How long a launch token stays valid: the time it takes a window to open, with room to spare. */
 export const DEFAULT_TOKEN_TTL_MS = 2 * 60_000;
+/** How long a session lasts from its issue, however much it is used: a working day and then some. */
+export const DEFAULT_SESSION_TTL_MS = 12 * 60 * 60_000;
 const MAX_SESSION_BODY_BYTES = 1024;
 
 export interface BrowserHostOptions {
@@ -37,7 +42,9 @@ export interface BrowserHostOptions {
   /** 0 (the default) picks a free port. */
   port?: number;
   tokenTtlMs?: number;
-  /** Connection notes (never a token or a cookie); silent by default. */
+  /** A session's whole lifetime; DEFAULT_SESSION_TTL_MS unless given. */
+  sessionTtlMs?: number;
+  /** Connection notes (never a token or a session); silent by default. */
   log?: (line: string) => void;
 }
 
@@ -51,6 +58,12 @@ export interface BrowserHost {
   newLaunchUrl(): string;
   /** Open bridge sockets. */
   readonly connections: number;
+  /**
+   * Ends every session issued so far and closes their sockets; a window needs a new launch URL to
+   * connect again. Unspent launch tokens stay valid (they expire within minutes anyway).
+   */
+  revokeSessions(): void;
+  /** Revokes every session, closes every socket and stops listening. */
   close(): Promise<void>;
 }
 
@@ -93,11 +106,14 @@ export async function startBrowserHost(options: BrowserHostOptions): Promise<Bro
   }
 
   const tokens = new LaunchTokens({ ttlMs: options.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS });
-  const sessions = new Sessions();
+  const sessions = new Sessions({ ttlMs: options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS });
   let port = 0;
   const bridge = createBridgeServer({ backend: options.backend, sessions, port: () => port, log });
 
-  /** POST /session {token}: a valid, unspent, unexpired launch token becomes a session cookie. */
+  /**
+   * POST /session {token}: a valid, unspent, unexpired launch token becomes a session, answered in the
+   * body (never a cookie) for the bridge to keep in sessionStorage. no-store: no cache keeps a copy.
+   */
   async function exchangeToken(request: IncomingMessage, response: ServerResponse): Promise<void> {
     if (request.method !== 'POST') {
       sendPlain(response, 405, 'Method not allowed.', { Allow: 'POST' });
@@ -132,7 +148,7 @@ export async function startBrowserHost(options: BrowserHostOptions): Promise<Bro
       return;
     }
     log('session issued');
-    sendPlain(response, 204, '', { 'Set-Cookie': sessionCookie(sessions.issue()) });
+    sendJson(response, 200, { session: sessions.issue() });
   }
 
   async function onRequest(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -176,10 +192,15 @@ export async function startBrowserHost(options: BrowserHostOptions): Promise<Bro
     get connections() {
       return bridge.size;
     },
+    revokeSessions() {
+      sessions.revokeAll();
+      bridge.endSessions();
+      log('sessions revoked');
+    },
     close() {
       closing ??= (async () => {
         tokens.clear();
-        sessions.clear();
+        sessions.revokeAll();
         const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeAllConnections();
         await bridge.close();

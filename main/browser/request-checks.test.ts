@@ -1,5 +1,6 @@
 import { expect, it } from 'vitest';
-import { fetchSiteIsSameOrigin, hostIsApp, originIsApp, readCookie, sessionCookie } from './request-checks';
+import { newSecret } from './secrets';
+import { fetchSiteIsSameOrigin, hostIsApp, originIsApp, sessionFromProtocols } from './request-checks';
 
 it('accepts exactly the app host and origin', () => {
   expect(hostIsApp({ host: '127.0.0.1:4000' }, 4000)).toBe(true);
@@ -29,15 +30,27 @@ it('accepts exactly the app host and origin', () => {
   expect(fetchSiteIsSameOrigin({ 'sec-fetch-site': 'none' })).toBe(false);
 });
 
-it('reads one cookie, refusing duplicates', () => {
-  expect(readCookie({ cookie: 'a=1; keyport_session=abc; b=2' }, 'keyport_session')).toBe('abc');
-  expect(
-    readCookie({ cookie: 'keyport_session=abc; keyport_session=def' }, 'keyport_session'),
-  ).toBeUndefined();
-  expect(readCookie({ cookie: 'xkeyport_session=abc' }, 'keyport_session')).toBeUndefined();
-  expect(readCookie({}, 'keyport_session')).toBeUndefined();
-});
-
-it('sets an HttpOnly, SameSite=Strict session cookie', () => {
-  expect(sessionCookie('abc')).toBe('keyport_session=abc; HttpOnly; SameSite=Strict; Path=/');
+it('reads the session from exactly keyport.v1 and keyport-session.SESSION', () => {
+  const session = newSecret();
+  const offered = (value: string | undefined) => sessionFromProtocols({ 'sec-websocket-protocol': value });
+  expect(offered(`keyport.v1, keyport-session.${session}`)).toBe(session);
+  expect(offered(`keyport.v1,keyport-session.${session}`)).toBe(session);
+  for (const value of [
+    undefined,
+    '',
+    'keyport.v1',
+    `keyport-session.${session}`,
+    `keyport-session.${session}, keyport.v1`,
+    `keyport.v2, keyport-session.${session}`,
+    `keyport.v1, keyport-session.${session}, chat`,
+    `keyport.v1, keyport-session.${session}, keyport-session.${session}`,
+    `keyport.v1, keyport-session.${session.slice(1)}`,
+    `keyport.v1, keyport-session.${session}=`,
+    `keyport.v1, keyport-session-${session}`,
+    `keyport.v1, ${session}`,
+  ]) {
+    expect(offered(value), value).toBeUndefined();
+  }
+  // Cookies are not a way in.
+  expect(sessionFromProtocols({ cookie: `keyport_session=${session}` })).toBeUndefined();
 });

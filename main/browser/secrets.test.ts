@@ -36,14 +36,45 @@ describe('secrets', () => {
     expect(tokens.size).toBe(1);
   });
 
-  it('knows only the sessions it issued', () => {
-    const sessions = new Sessions();
+  it('knows only the sessions it issued, until they expire or are revoked', () => {
+    let now = 0;
+    const sessions = new Sessions({ ttlMs: 100, now: () => now });
     const session = sessions.issue();
+    const found = sessions.find(session);
+    expect(found).toBeDefined();
+    expect(sessions.find(session)).toBe(found);
     expect(sessions.has(session)).toBe(true);
     expect(sessions.has(newSecret())).toBe(false);
     expect(sessions.has(undefined)).toBe(false);
-    expect(new Sessions().has(session)).toBe(false);
-    sessions.clear();
+    expect(sessions.has(`${session}=`)).toBe(false);
+    expect(new Sessions({ ttlMs: 100 }).has(session)).toBe(false);
+    expect(sessions.remainingMs(found!)).toBe(100);
+
+    // A fixed lifetime: using a session does not extend it.
+    now = 99;
+    expect(sessions.has(session)).toBe(true);
+    expect(sessions.isLive(found!)).toBe(true);
+    now = 100;
+    expect(sessions.isLive(found!)).toBe(false);
+    expect(sessions.remainingMs(found!)).toBe(0);
     expect(sessions.has(session)).toBe(false);
+    expect(sessions.size).toBe(0);
+
+    const other = sessions.issue();
+    const otherFound = sessions.find(other)!;
+    sessions.revokeAll();
+    expect(sessions.has(other)).toBe(false);
+    expect(sessions.isLive(otherFound)).toBe(false);
+    expect(sessions.size).toBe(0);
+  });
+
+  it('prunes expired sessions at the next issue', () => {
+    let now = 0;
+    const sessions = new Sessions({ ttlMs: 10, now: () => now });
+    sessions.issue();
+    sessions.issue();
+    now = 50;
+    sessions.issue();
+    expect(sessions.size).toBe(1);
   });
 });

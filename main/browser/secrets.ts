@@ -1,6 +1,9 @@
 // The browser host's two secrets (ARCHITECTURE.md "Two desktop hosts, one backend"):
 //   - launch tokens: in the URL fragment of the window the host opens; valid once, for a short time;
-//   - sessions: what a spent launch token becomes, an HttpOnly cookie that authorises the WebSocket.
+//   - sessions: what a spent launch token becomes. The bridge keeps one in the tab's sessionStorage and
+//     presents it as a WebSocket subprotocol; it is never a cookie (see request-checks.ts for why). A
+//     session lives a fixed time (no idle extension), authorises one open socket at a time, and ends
+//     early when the host revokes its sessions or closes.
 // Both are 32 random bytes in base64url. Only their SHA-256 digests are kept (invariant 5: tokens stored
 // hashed), and a presented value is compared against every stored digest with timingSafeEqual, without
 // an early exit, so the time taken says nothing about how close a guess came.
@@ -77,25 +80,75 @@ export class LaunchTokens {
   }
 }
 
-/** Sessions issued for spent launch tokens; they live as long as the host (one per window opened). */
+export interface SessionOptions {
+  /** A session's whole lifetime, from its issue; using it does not extend it. */
+  ttlMs: number;
+  now?: () => number;
+}
+
+/** One issued session, as the bridge server holds it: what its one open socket is keyed by. */
+export interface Session {
+  readonly expiresAt: number;
+}
+
+interface SessionRecord extends Session {
+  revoked: boolean;
+}
+
+/** Sessions issued for spent launch tokens, one per window opened; each ends at its expiry or revocation. */
 export class Sessions {
-  private readonly digests = new Set<Buffer>();
+  private readonly records = new Map<Buffer, SessionRecord>();
+  private readonly now: () => number;
+
+  constructor(private readonly options: SessionOptions) {
+    this.now = options.now ?? Date.now;
+  }
 
   issue(): string {
+    this.prune();
     const session = newSecret();
-    this.digests.add(digest(session));
+    this.records.set(digest(session), { expiresAt: this.now() + this.options.ttlMs, revoked: false });
     return session;
   }
 
+  /** The session `presented` names, when this host issued it and it is neither expired nor revoked. */
+  find(presented: unknown): Session | undefined {
+    if (!looksLikeSecret(presented)) return undefined;
+    const found = findDigest(this.records.keys(), presented);
+    const record = found && this.records.get(found);
+    if (!found || !record) return undefined;
+    if (this.isLive(record)) return record;
+    this.records.delete(found);
+    return undefined;
+  }
+
   has(presented: unknown): boolean {
-    return looksLikeSecret(presented) && findDigest(this.digests, presented) !== undefined;
+    return this.find(presented) !== undefined;
   }
 
+  /** Whether a session found earlier still authorises anything. */
+  isLive(session: Session): boolean {
+    return !(session as SessionRecord).revoked && this.now() < session.expiresAt;
+  }
+
+  /** Milliseconds until `session` expires (0 once it has). */
+  remainingMs(session: Session): number {
+    return Math.max(0, session.expiresAt - this.now());
+  }
+
+  /** Sessions issued and neither revoked nor pruned (expired ones go at the next issue or lookup). */
   get size(): number {
-    return this.digests.size;
+    return this.records.size;
   }
 
-  clear(): void {
-    this.digests.clear();
+  /** Ends every session issued so far; sessions found earlier stop being live. */
+  revokeAll(): void {
+    for (const record of this.records.values()) record.revoked = true;
+    this.records.clear();
+  }
+
+  private prune(): void {
+    const now = this.now();
+    for (const [key, record] of this.records) if (now >= record.expiresAt) this.records.delete(key);
   }
 }

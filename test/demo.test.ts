@@ -1,0 +1,89 @@
+// `npm start` on a machine with a display: the launcher (lab/demo.ts) on Xvfb brings up the demo cluster,
+// the self-touching lab key and alice, and opens Keyport Connect in a Chromium app window that connects
+// to the browser host. The screen is saved as test-results/demo/window.png.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inflateSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '../lab/cluster';
+import { xwdToPng } from '../lab/xwd';
+
+let work: string;
+let xvfb: ChildProcess;
+let display: string;
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'kp-demo-'));
+  await mkdir(join(work, 'fb'));
+  const displayFile = join(work, 'display');
+  await writeFile(displayFile, '');
+  // -displayfd writes the display number to fd 3 once the server accepts clients.
+  xvfb = spawn(
+    'Xvfb',
+    ['-displayfd', '3', '-screen', '0', '1280x800x24', '-fbdir', join(work, 'fb'), '-nolisten', 'tcp'],
+    { stdio: ['ignore', 'ignore', 'ignore', openSync(displayFile, 'w')] },
+  );
+  for (let i = 0; i < 100 && !display; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    const text = (await readFile(displayFile, 'utf8')).trim();
+    if (text) display = `:${text}`;
+  }
+  if (!display) throw new Error('Xvfb did not start');
+});
+
+afterAll(async () => {
+  if (xvfb && xvfb.exitCode === null) xvfb.kill('SIGTERM');
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('npm start with a display', () => {
+  it('opens Keyport Connect in an app window, connected and ready, and stops cleanly', async () => {
+    const demo = spawn(join(repoRoot, 'node_modules', '.bin', 'tsx'), [join(repoRoot, 'lab', 'demo.ts')], {
+      cwd: repoRoot,
+      env: {
+        ...process.env,
+        DISPLAY: display,
+        KEYPORT_DEMO_DIR: join(work, 'demo'),
+        KEYPORT_DEMO_LISTEN: '127.0.0.1:0',
+        DBUS_SESSION_BUS_ADDRESS: '',
+      },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let output = '';
+    demo.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    demo.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    try {
+      const deadline = Date.now() + 60_000;
+      while (
+        !output.includes('Keyport Connect is ready') &&
+        Date.now() < deadline &&
+        demo.exitCode === null
+      ) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(output).toContain('The app window is connected: Keyport Connect is ready.');
+      expect(output).toContain('Chromium app window');
+      expect(output).toMatch(/password: +alice-\w+-demo/);
+      expect(output).toContain('PIN 1234');
+      // The launch token never reaches the terminal when a window was opened for it.
+      expect(output).not.toContain('#launch=');
+
+      await new Promise((r) => setTimeout(r, 1000));
+      const png = xwdToPng(await readFile(join(work, 'fb', 'Xvfb_screen0')));
+      await mkdir(join(repoRoot, 'test-results', 'demo'), { recursive: true });
+      await writeFile(join(repoRoot, 'test-results', 'demo', 'window.png'), png);
+      // Something was drawn: the window's pixels are not one flat colour.
+      const idat = png.indexOf('IDAT');
+      const pixels = inflateSync(png.subarray(idat + 4, idat + 4 + png.readUInt32BE(idat - 4)));
+      expect(new Set(pixels.subarray(0, 200_000)).size).toBeGreaterThan(8);
+    } finally {
+      const exited = new Promise<number | null>((resolve) => demo.once('exit', resolve));
+      if (demo.exitCode === null) demo.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    }
+  }, 90_000);
+});
