@@ -1,37 +1,54 @@
 // The Electron host's entry (bundled to dist/electron/main.mjs): wires the modules beside it, each tested on
-// its own, to Electron. This file is only type-checked and scanned by Electronegativity; no test imports it,
-// because importing electron without its binary starts a download.
-import { app, BrowserWindow, ipcMain, Menu, protocol, session, shell } from 'electron';
+// its own, to Electron. startElectronHost() takes Electron and the backend as arguments, so main.test.ts runs
+// this file against a recording double of Electron (importing the real one without its binary starts a
+// download); the module body passes the real ones.
+import * as electron from 'electron';
 import { keyportHome, ProfileStore } from '../../client/profiles';
 import { createBackend } from '../backend/backend';
+import type { Backend } from '../backend/backend';
 import { APP_ENTRY_URL, APP_SCHEME, appSchemePrivileges, createAppProtocolHandler } from './app-protocol';
 import { DEEP_LINK_SCHEME, deepLinkInArgv, ignoreDeepLink } from './deep-links';
 import { createInvokeHandler, forwardEvents, INVOKE_CHANNEL } from './ipc';
 import { applicationMenuTemplate } from './menu';
 import { guardWebContents } from './navigation';
 import { appPaths } from './paths';
+import type { AppPaths } from './paths';
 import { applySessionPolicy, denyCertificateError } from './session-policy';
 import { appWindowOptions } from './window-options';
 
-const devTools = !app.isPackaged;
-const paths = appPaths(import.meta.url);
+/** The part of Electron the host uses. */
+export type ElectronApi = Pick<
+  typeof electron,
+  'app' | 'BrowserWindow' | 'ipcMain' | 'Menu' | 'protocol' | 'session' | 'shell'
+>;
 
-// Both must happen before 'ready'.
-protocol.registerSchemesAsPrivileged([appSchemePrivileges]);
-app.enableSandbox();
-
-if (!app.requestSingleInstanceLock()) {
-  // Another Keyport Connect runs; it receives 'second-instance' and comes to the front.
-  app.quit();
-} else {
-  start();
+export interface HostDeps {
+  paths: AppPaths;
+  /** Called once, and only when this is the single instance. */
+  createBackend(): Pick<Backend, 'handlers' | 'on' | 'close'>;
+  platform: NodeJS.Platform;
+  argv: readonly string[];
 }
 
-function start(): void {
-  const backend = createBackend({ profiles: new ProfileStore(keyportHome()), keystoreKind: 'keychain' });
-  let window: BrowserWindow | undefined;
+export function startElectronHost(api: ElectronApi, deps: HostDeps): void {
+  const { app, BrowserWindow, ipcMain, Menu, protocol, session, shell } = api;
+  const { paths, platform } = deps;
+  const devTools = !app.isPackaged;
 
-  function openWindow(): BrowserWindow {
+  // Both must happen before 'ready'.
+  protocol.registerSchemesAsPrivileged([appSchemePrivileges]);
+  app.enableSandbox();
+
+  if (!app.requestSingleInstanceLock()) {
+    // Another Keyport Connect runs; it receives 'second-instance' and comes to the front.
+    app.quit();
+    return;
+  }
+
+  const backend = deps.createBackend();
+  let window: electron.BrowserWindow | undefined;
+
+  function openWindow(): electron.BrowserWindow {
     const options = appWindowOptions({ preload: paths.preload, devTools });
     // Electronegativity cannot follow `options` to window-options.ts, which sets contextIsolation, sandbox
     // and disableBlinkFeatures: 'Auxclick' (its test asserts them; test/electronegativity.test.ts scans them).
@@ -64,15 +81,12 @@ function start(): void {
     if (app.isReady() && !window) window = openWindow();
   });
   app.on('window-all-closed', () => {
-    if (process.platform !== 'darwin') app.quit();
+    if (platform !== 'darwin') app.quit();
   });
   app.on('will-quit', () => {
     ipcMain.removeHandler(INVOKE_CHANNEL);
-    // The backend may hold a profile watcher; close it when it has a close().
-    const close: unknown = 'close' in backend ? backend.close : undefined;
-    if (typeof close === 'function') {
-      Promise.resolve(close.call(backend)).catch((error: unknown) => console.error('Closing failed:', error));
-    }
+    // The backend may hold a profile watcher.
+    backend.close().catch((error: unknown) => console.error('Closing failed:', error));
   });
 
   app
@@ -82,13 +96,13 @@ function start(): void {
       protocol.handle(APP_SCHEME, createAppProtocolHandler(paths.renderer));
       Menu.setApplicationMenu(
         Menu.buildFromTemplate(
-          applicationMenuTemplate({ appName: app.name, isMac: process.platform === 'darwin', devTools }),
+          applicationMenuTemplate({ appName: app.name, isMac: platform === 'darwin', devTools }),
         ),
       );
       ipcMain.handle(INVOKE_CHANNEL, createInvokeHandler(backend.handlers));
       // A development run would register node_modules' Electron as the system's keyport:// handler.
       if (app.isPackaged) app.setAsDefaultProtocolClient(DEEP_LINK_SCHEME);
-      ignoreDeepLink(deepLinkInArgv(process.argv));
+      ignoreDeepLink(deepLinkInArgv(deps.argv));
       window = openWindow();
     })
     .catch((error: unknown) => {
@@ -96,3 +110,10 @@ function start(): void {
       app.exit(1);
     });
 }
+
+startElectronHost(electron, {
+  paths: appPaths(import.meta.url),
+  createBackend: () => createBackend({ profiles: new ProfileStore(keyportHome()), keystoreKind: 'keychain' }),
+  platform: process.platform,
+  argv: process.argv,
+});

@@ -26,6 +26,22 @@ describe('appWindowOptions', () => {
     });
   });
 
+  it('keeps the checklist settings in development and packaged builds alike', () => {
+    for (const devTools of [false, true]) {
+      expect(appWindowOptions({ preload, devTools }).webPreferences).toMatchObject({
+        sandbox: true,
+        contextIsolation: true,
+        nodeIntegration: false,
+        webSecurity: true,
+        nodeIntegrationInWorker: false,
+        nodeIntegrationInSubFrames: false,
+        allowRunningInsecureContent: false,
+        webviewTag: false,
+        devTools,
+      });
+    }
+  });
+
   it('enables no Blink feature and sets no insecure option', () => {
     const { webPreferences } = appWindowOptions({ preload, devTools: true });
     expect(webPreferences).not.toHaveProperty('enableBlinkFeatures');
