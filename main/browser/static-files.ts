@@ -2,39 +2,17 @@
 // script injected, the bridge itself, and otherwise files under dist/renderer and nowhere else. A request
 // path is refused (not normalised) when it tries to leave that folder in any spelling: "..", "%2e%2e",
 // encoded slashes or backslashes, NUL, hidden files, empty segments.
-import { readFile, realpath, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { extname, join, relative, isAbsolute, sep } from 'node:path';
+import { join } from 'node:path';
+import { fileInside, mimeType } from '../renderer-files';
+
+export { mimeType };
 import { sendPlain, withSecurityHeaders } from './request-checks';
 
 /** Where the page loads the bridge from; a classic script, so it runs before the renderer's module. */
 export const BRIDGE_PATH = '/keyport-bridge.js';
 const BRIDGE_TAG = `<script src="${BRIDGE_PATH}"></script>`;
-
-const MIME_TYPES: Readonly<Record<string, string>> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json; charset=utf-8',
-  '.map': 'application/json; charset=utf-8',
-  '.txt': 'text/plain; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.jpg': 'image/jpeg',
-  '.jpeg': 'image/jpeg',
-  '.gif': 'image/gif',
-  '.webp': 'image/webp',
-  '.ico': 'image/x-icon',
-  '.woff': 'font/woff',
-  '.woff2': 'font/woff2',
-  '.ttf': 'font/ttf',
-  '.wasm': 'application/wasm',
-};
-
-export function mimeType(path: string): string {
-  return MIME_TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream';
-}
 
 export type StaticTarget =
   | { kind: 'index' }
@@ -76,11 +54,6 @@ export function injectBridge(html: string): string {
   return `${BRIDGE_TAG}\n${html}`;
 }
 
-function isInside(root: string, path: string): boolean {
-  const rel = relative(root, path);
-  return rel !== '' && !rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel);
-}
-
 export interface StaticFiles {
   rendererDir: string;
   bridgeFile: string;
@@ -105,12 +78,10 @@ async function load(
     }
     if (target.kind === 'bridge') return { body: await readFile(files.bridgeFile), path: files.bridgeFile };
     if (target.kind !== 'file') return undefined;
-    const path = join(files.rendererDir, ...target.segments);
-    if (!isInside(files.rendererDir, path)) return undefined;
-    // A symbolic link inside dist/renderer must not lead out of it either.
-    const [realRoot, realPath] = await Promise.all([realpath(files.rendererDir), realpath(path)]);
-    if (!isInside(realRoot, realPath) || !(await stat(realPath)).isFile()) return undefined;
-    return { body: await readFile(realPath), path };
+    const found = await fileInside(files.rendererDir, target.segments);
+    if (!('path' in found)) return undefined;
+    const path = found.path;
+    return { body: await readFile(path), path };
   } catch {
     return undefined;
   }

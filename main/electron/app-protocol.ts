@@ -4,9 +4,12 @@
 
 // fs.promises through the fs object, read at call time: Electron patches its members to read inside app.asar.
 import { promises as fs } from 'node:fs';
-import { extname, isAbsolute, join, relative, sep } from 'node:path';
 import type { CustomScheme } from 'electron';
 import { RENDERER_SECURITY_HEADERS } from '../csp';
+import { fileInside, mimeType } from '../renderer-files';
+
+/** The content type of a renderer file (kept under this name for the host's callers). */
+export const mimeTypeOf = mimeType;
 
 export const APP_SCHEME = 'app';
 export const APP_HOST = 'keyport';
@@ -34,37 +37,8 @@ export function isAppUrl(raw: string): boolean {
   );
 }
 
-const MIME_TYPES: Readonly<Record<string, string>> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json',
-  '.map': 'application/json',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.jpg': 'image/jpeg',
-  '.jpeg': 'image/jpeg',
-  '.gif': 'image/gif',
-  '.webp': 'image/webp',
-  '.ico': 'image/x-icon',
-  '.woff': 'font/woff',
-  '.woff2': 'font/woff2',
-  '.ttf': 'font/ttf',
-  '.txt': 'text/plain; charset=utf-8',
-};
-
-export function mimeTypeOf(path: string): string {
-  return MIME_TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream';
-}
-
 export type AppResource =
   { status: 200; path: string; mimeType: string } | { status: 403 | 404; reason: string };
-
-function isInside(root: string, path: string): boolean {
-  const rel = relative(root, path);
-  return rel !== '' && !rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel);
-}
 
 /**
  * Maps an app:// request URL to a file under `root` (dist/renderer). Refuses other origins, and any path
@@ -90,18 +64,18 @@ export async function resolveAppRequest(rawUrl: string, root: string): Promise<A
   if (segments.length === 1 && segments[0] === '') segments[0] = 'index.html';
   if (segments.some((segment) => segment === '')) return { status: 404, reason: 'not a file' };
 
-  const realRoot = await fs.realpath(root);
-  const candidate = join(realRoot, ...segments);
-  if (!isInside(realRoot, candidate)) return { status: 404, reason: 'path escapes the renderer root' };
-  let realFile: string;
-  try {
-    realFile = await fs.realpath(candidate);
-    if (!(await fs.stat(realFile)).isFile()) return { status: 404, reason: 'not a file' };
-  } catch {
-    return { status: 404, reason: 'no such file' };
+  const found = await fileInside(root, segments);
+  if ('refused' in found) {
+    const reasons = {
+      outside: 'path escapes the renderer root',
+      missing: 'no such file',
+      'not a file': 'not a file',
+      'links outside': 'links outside the renderer root',
+    } as const;
+    return { status: 404, reason: reasons[found.refused] };
   }
-  if (!isInside(realRoot, realFile)) return { status: 404, reason: 'links outside the renderer root' };
-  return { status: 200, path: realFile, mimeType: mimeTypeOf(realFile) };
+  const realFile = found.path;
+  return { status: 200, path: realFile, mimeType: mimeType(realFile) };
 }
 
 function respond(status: number, body: Uint8Array | string | null, contentType: string): Response {
