@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -59,9 +59,38 @@ describe('the backend handler table', () => {
 
   it('rejects every malformed argument with INVALID_ARGUMENT and the field path, changing nothing', async () => {
     const home = await mkdtemp(join(tmpdir(), 'keyport-backend-'));
-    const backend = createBackend({ profiles: new ProfileStore(home), keystoreKind: 'file', env: {} });
+    // Something stored to keep: a trusted cluster and a signed-in profile for it.
+    const store = new ProfileStore(home);
+    await store.trustCluster({
+      address: '127.0.0.1:3025',
+      name: 'lab',
+      caPin: `sha256:${'a'.repeat(64)}`,
+      caPem: 'pem',
+      trustedAtMs: 1,
+    });
+    await store.saveProfile({
+      address: '127.0.0.1:3025',
+      cluster: 'lab',
+      user: 'alice',
+      roles: ['access'],
+      logins: ['alice'],
+      mfaVerified: true,
+      validAfterMs: 1,
+      expiresMs: Date.now() + 3_600_000,
+      keystore: 'file',
+      keyId: 'key-1',
+      tlsCertPem: 'cert',
+      sshCertificate: 'ssh-cert',
+    });
+    const backend = createBackend({ profiles: store, keystoreKind: 'file', env: {} });
     await backend.ready;
-    const before = (await readdir(home, { recursive: true })).sort();
+    const snapshot = async () => {
+      const files = (await readdir(home, { recursive: true })).sort();
+      return Promise.all(
+        files.map(async (f) => [f, await readFile(join(home, f), 'utf8').catch(() => 'directory')]),
+      );
+    };
+    const before = await snapshot();
     for (const method of methodNames) {
       expect(malformed[method].length, method).toBeGreaterThan(0);
       for (const { argument, fieldPath } of malformed[method]) {
@@ -73,7 +102,7 @@ describe('the backend handler table', () => {
         if (!result.ok) expect(result.error.message.length).toBeGreaterThan(0);
       }
     }
-    expect((await readdir(home, { recursive: true })).sort()).toEqual(before);
+    expect(await snapshot()).toEqual(before);
     await backend.close();
     await rm(home, { recursive: true, force: true });
   });
@@ -241,18 +270,27 @@ describe('the backend against a real keyport-auth', () => {
     const freshHome = await mkdtemp(join(tmpdir(), 'keyport-backend-fresh-'));
     try {
       const backend = createBackend({ profiles: new ProfileStore(freshHome), keystoreKind: 'file', env: {} });
-      let answer = false;
+      let answer: 'cancel' | 'refuse' | 'trust' = 'cancel';
       backend.on('onPrompt', (prompt) => {
         expect(prompt).toMatchObject({ kind: 'trustCaPin', address: cluster.address, caPin: cluster.caPin });
-        void (answer
-          ? backend.handlers['prompts.answer']({ id: prompt.id, value: { kind: 'trustCaPin', trust: true } })
-          : backend.handlers['prompts.cancel']({ id: prompt.id }));
+        void (answer === 'cancel'
+          ? backend.handlers['prompts.cancel']({ id: prompt.id })
+          : backend.handlers['prompts.answer']({
+              id: prompt.id,
+              value: { kind: 'trustCaPin', trust: answer === 'trust' },
+            }));
       });
       const cancelled = await backend.handlers['clusters.add']({ address: cluster.address });
       expect(cancelled).toMatchObject({ ok: false, error: { code: 'CANCELLED' } });
       expect(await backend.handlers['clusters.list']()).toEqual({ ok: true, value: [] });
 
-      answer = true;
+      // "Don't trust" is an answer, not a cancel: refused just the same, nothing saved.
+      answer = 'refuse';
+      const refused = await backend.handlers['clusters.add']({ address: cluster.address });
+      expect(refused).toMatchObject({ ok: false, error: { code: 'CANCELLED' } });
+      expect(await backend.handlers['clusters.list']()).toEqual({ ok: true, value: [] });
+
+      answer = 'trust';
       const added = await backend.handlers['clusters.add']({ address: cluster.address });
       expect(added).toMatchObject({ ok: true, value: { address: cluster.address, caPin: cluster.caPin } });
       expect(JSON.stringify(added)).not.toContain('BEGIN CERTIFICATE');
