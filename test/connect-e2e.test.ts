@@ -145,7 +145,15 @@ describe('Keyport Connect, end to end', () => {
       .toBe(true);
     await expectAccessible('the empty clusters screen');
     await screenshot('no-clusters');
+    // A pasted pin that is not the cluster's: refused loudly, nothing trusted.
     await page.getByLabel('Cluster address').fill(cluster.address);
+    await page.getByLabel('CA pin (optional)').fill(`sha256:${'0'.repeat(64)}`);
+    await button('Add cluster').click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toMatch(/CA/);
+    expect(await new ProfileStore(home).listTrustedClusters()).toEqual([]);
+    await expectAccessible('a CA pin mismatch');
+    await screenshot('ca-pin-mismatch');
+    await page.getByLabel('CA pin (optional)').fill('');
     await button('Add cluster').click();
     const trust = dialog('Trust this cluster?');
     await trust.waitFor();
@@ -157,11 +165,16 @@ describe('Keyport Connect, end to end', () => {
     await expect.poll(() => list.getByText(cluster.address).isVisible()).toBe(true);
     const trusted = await new ProfileStore(home).listTrustedClusters();
     expect(trusted.map((c) => [c.address, c.caPin])).toEqual([[cluster.address, cluster.caPin]]);
+    await expectAccessible('the cluster list');
     await screenshot('cluster-added');
     await button('Sign in to e2e').click();
     await page.getByRole('heading', { name: 'Sign in to e2e' }).waitFor();
     await expectAccessible('the login screen');
     await screenshot('login-screen');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await expectAccessible('the login screen in dark mode');
+    await screenshot('login-screen-dark');
+    await page.emulateMedia({ colorScheme: 'light' });
   });
 
   it('refuses a wrong password with a message that says what to do', async () => {
@@ -178,6 +191,7 @@ describe('Keyport Connect, end to end', () => {
 
   it('signs in with password + security key: the tap prompt shows only while the key waits', async () => {
     await page.getByLabel('Password', { exact: true }).fill(alice.password);
+    const before = await button('Sign in').boundingBox();
     const waiting = waitsForTouch(keyA);
     await button('Sign in').click();
     await waiting;
@@ -185,6 +199,8 @@ describe('Keyport Connect, end to end', () => {
     await tap.waitFor();
     await expect.poll(() => tap.getByText('Tap any security key').isVisible()).toBe(true);
     await expectAccessible('the tap prompt');
+    // Waiting moves nothing: the button keeps its place and size.
+    expect(await button('Sign in').boundingBox()).toEqual(before);
     await screenshot('tap-prompt');
     expect(keyA.touch('approve')).toBe(true);
     await page.getByRole('heading', { name: 'Account' }).waitFor();
@@ -201,6 +217,7 @@ describe('Keyport Connect, end to end', () => {
     await button('Sign out').click();
     await page.getByRole('heading', { name: 'Sign in to e2e' }).waitFor();
     expect(await new ProfileStore(home).getProfile()).toBeUndefined();
+    await expectAccessible('the login screen after signing out');
     await screenshot('signed-out');
   });
 
@@ -231,7 +248,10 @@ describe('Keyport Connect, end to end', () => {
     const fresh = waitsForTouch(keyB);
     keyA.touch('approve');
     await fresh;
-    await expect.poll(() => dialog('Security key').getByText(/new/i).isVisible()).toBe(true);
+    await expect
+      .poll(() => dialog('Security key').getByText('Tap your new security key').isVisible())
+      .toBe(true);
+    await expectAccessible('the new-key tap prompt');
     await screenshot('add-key-new');
     keyB.touch('approve');
     const naming = dialog('Name the new key');
@@ -278,6 +298,7 @@ describe('Keyport Connect, end to end', () => {
       await page.getByRole('heading', { name: 'Account' }).waitFor();
     });
     expect(await new ProfileStore(home).getProfile()).toMatchObject({ user: 'alice', mfaVerified: true });
+    await expectAccessible('the account after a passwordless login');
     await screenshot('passwordless-account');
   });
 
@@ -320,6 +341,12 @@ describe('Keyport Connect, end to end', () => {
       await page.getByRole('heading', { name: 'Account' }).waitFor();
     });
     await tabTo('Sign out');
+    // Focus is visible: the focused control draws an outline (or a focus ring) of its own.
+    const ring = await page.evaluate<string>(
+      `(() => { const s = getComputedStyle(document.activeElement); return s.outlineStyle + ' ' + s.outlineWidth + ' ' + s.boxShadow; })()`,
+    );
+    expect(ring).not.toMatch(/^none 0px none$/);
+    expect(ring.startsWith('none') && ring.endsWith('none')).toBe(false);
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'Sign in to e2e' }).waitFor();
     await screenshot('keyboard-only');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ContractError } from '../../../preload/contract';
-import { describeError, needsRelogin } from './errors';
+import { attemptsLeft, describeError, fieldProblem, needsRelogin } from './errors';
 
 const error = (
   code: ContractError['code'],
@@ -115,5 +115,25 @@ describe('describeError', () => {
     );
     expect(describeError(error('MFA_FAILED', {}, 'The key refused.'))).toBe('The key refused.');
     expect(describeError(error('PRECONDITION_FAILED', {}, 'Not yet.'))).toBe('Not yet.');
+  });
+});
+
+describe('fieldProblem', () => {
+  it('is an INVALID_ARGUMENT for one field, read with the field named', () => {
+    const problem = fieldProblem('address', 'Give the cluster address (HOST:PORT).');
+    expect(problem).toEqual({
+      code: 'INVALID_ARGUMENT',
+      message: 'Give the cluster address (HOST:PORT).',
+      details: { fieldPath: 'address' },
+    });
+    expect(describeError(problem)).toBe('Cluster address: Give the cluster address (HOST:PORT).');
+  });
+});
+
+describe('attemptsLeft', () => {
+  it('counts one attempt in the singular and others in the plural', () => {
+    expect(attemptsLeft(1)).toBe('1 attempt left');
+    expect(attemptsLeft(3)).toBe('3 attempts left');
+    expect(attemptsLeft(0)).toBe('0 attempts left');
   });
 });

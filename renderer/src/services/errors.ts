@@ -24,8 +24,14 @@ export function needsRelogin(error: ContractError): boolean {
   );
 }
 
-function attemptsLeft(retries: number): string {
+/** "1 attempt left", "3 attempts left": a security key's PIN retries. */
+export function attemptsLeft(retries: number): string {
   return retries === 1 ? '1 attempt left' : `${retries} attempts left`;
+}
+
+/** A problem with one field found before calling the backend, shaped as the backend reports its own. */
+export function fieldProblem(fieldPath: string, message: string): ContractError {
+  return { code: 'INVALID_ARGUMENT', message, details: { fieldPath } };
 }
 
 export function describeError(error: ContractError): string {

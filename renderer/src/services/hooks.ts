@@ -22,7 +22,10 @@ export function useDelayedFlag(active: boolean, delayMs = PROGRESS_DELAY_MS): bo
 
 export interface Action {
   busy: boolean;
+  /** The last call's error; null while a new call runs. */
   error: ContractError | null;
+  /** While a new call runs, the previous error: its space is kept, so nothing moves during the wait. */
+  heldError: ContractError | null;
   setError(error: ContractError | null): void;
   /** Runs one call (ignored while another runs); the error, if any, lands in `error`. */
   run<T>(work: () => Promise<Result<T>>): Promise<Result<T> | undefined>;
@@ -37,17 +40,16 @@ export function useAction(): Action {
     if (running.current) return undefined;
     running.current = true;
     setBusy(true);
-    setError(null);
     const result = await call(work);
     running.current = false;
     // Committed at once, so the caller can move focus to a control that was disabled while busy.
     flushSync(() => {
       setBusy(false);
-      if (!result.ok) setError(result.error);
+      setError(result.ok ? null : result.error);
     });
     return result;
   }, []);
-  return { busy, error, setError, run };
+  return { busy, error: busy ? null : error, heldError: busy ? error : null, setError, run };
 }
 
 /** Date.now(), refreshed every `intervalMs`. */

@@ -70,7 +70,7 @@ export function Account({ profile, onSignedOut, onSignInAgain }: AccountProps) {
             {signInAgain}
           </div>
         )}
-        <ErrorAlert error={logout.error} />
+        <ErrorAlert error={logout.error} held={logout.heldError} />
         <div className="form-actions">
           <button type="button" className="button" disabled={logout.busy} onClick={() => void signOut()}>
             Sign out

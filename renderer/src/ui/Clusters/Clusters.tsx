@@ -1,6 +1,7 @@
 import { useId, useRef, useState } from 'react';
 import type { FormEvent } from 'react';
 import type { ClusterView } from '../../../../preload/contract';
+import { fieldProblem } from '../../services/errors';
 import { useAction } from '../../services/hooks';
 import { useKeyport } from '../../services/KeyportContext';
 import { ConfirmDialog } from '../components/ConfirmDialog';
@@ -53,7 +54,7 @@ export function Clusters({ clusters, signedInAddress, onSignIn, refreshClusters 
           {status}
         </p>
       </div>
-      <ErrorAlert error={remove.error} />
+      <ErrorAlert error={remove.error} held={remove.heldError} />
       {clusters.length === 0 ? (
         <p className="empty">No clusters yet. Add one by its address.</p>
       ) : (
@@ -133,11 +134,7 @@ function AddCluster({ onAdded, onStart }: AddClusterProps) {
     const trimmedAddress = address.trim();
     const trimmedPin = caPin.trim();
     if (!trimmedAddress) {
-      add.setError({
-        code: 'INVALID_ARGUMENT',
-        message: 'Give the cluster address (HOST:PORT).',
-        details: { fieldPath: 'address' },
-      });
+      add.setError(fieldProblem('address', 'Give the cluster address (HOST:PORT).'));
       addressRef.current?.focus();
       return;
     }
@@ -189,7 +186,7 @@ function AddCluster({ onAdded, onStart }: AddClusterProps) {
           Paste the pin your administrator gave you (sha256:…). Without one, you are asked to compare it.
         </p>
       </div>
-      <ErrorAlert error={add.error} />
+      <ErrorAlert error={add.error} held={add.heldError} />
       <div className="form-actions">
         <button type="submit" className="button button-primary" disabled={add.busy}>
           Add cluster

@@ -73,6 +73,26 @@ describe('Login screen', () => {
     expect(screen.getByRole('textbox', { name: 'User' })).toHaveValue('alice');
   });
 
+  it("keeps the last error's space (hidden and silent) while a new attempt runs, then replaces it", async () => {
+    const { fake, user } = await openLogin();
+    fake.respond('auth.login', fail('ACCESS_DENIED', 'access denied'));
+    await fillIn(user);
+    await user.click(screen.getByRole('button', { name: 'Sign in' }));
+    const first = await screen.findByRole('alert');
+    let finish: (value: ReturnType<typeof fail>) => void = () => {};
+    fake.respond('auth.login', () => new Promise((resolve) => (finish = resolve)));
+    await user.type(screen.getByLabelText('Password'), 'again{Enter}');
+    expect(screen.queryByRole('alert')).not.toBeInTheDocument();
+    const held = first.ownerDocument.querySelector('.alert-held');
+    expect(held).toHaveAttribute('aria-hidden', 'true');
+    expect(held).toHaveTextContent('Wrong user name or password.');
+    await act(async () =>
+      finish(fail('LOCKED', 'locked', { lockedUntilMs: new Date(2030, 0, 1, 9, 5).getTime() })),
+    );
+    expect(await screen.findByRole('alert')).toHaveTextContent('locked until 09:05');
+    expect(first.ownerDocument.querySelector('.alert-held')).toBeNull();
+  });
+
   it('says until when a locked account stays locked, in local time', async () => {
     const { fake, user } = await openLogin();
     const lockedUntilMs = new Date(2030, 4, 6, 17, 45).getTime();

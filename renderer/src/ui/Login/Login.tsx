@@ -1,6 +1,7 @@
 import { useId, useRef, useState } from 'react';
 import type { FormEvent } from 'react';
 import type { ClusterView, ProfileView, Result } from '../../../../preload/contract';
+import { fieldProblem } from '../../services/errors';
 import { useAction } from '../../services/hooks';
 import { useKeyport } from '../../services/KeyportContext';
 import { ErrorAlert } from '../components/ErrorAlert';
@@ -41,19 +42,11 @@ export function Login({ cluster, initialUser = '', onSignedIn }: LoginProps) {
     event.preventDefault();
     if (login.busy) return;
     if (!user) {
-      login.setError({
-        code: 'INVALID_ARGUMENT',
-        message: 'Give your user name.',
-        details: { fieldPath: 'user' },
-      });
+      login.setError(fieldProblem('user', 'Give your user name.'));
       return userRef.current?.focus();
     }
     if (!password) {
-      login.setError({
-        code: 'INVALID_ARGUMENT',
-        message: 'Give your password.',
-        details: { fieldPath: 'password' },
-      });
+      login.setError(fieldProblem('password', 'Give your password.'));
       return passwordRef.current?.focus();
     }
     const sent = password;
@@ -139,7 +132,7 @@ export function Login({ cluster, initialUser = '', onSignedIn }: LoginProps) {
             </label>
           </fieldset>
         )}
-        <ErrorAlert error={login.error} />
+        <ErrorAlert error={login.error} held={login.heldError} />
         <div className="form-actions">
           <button type="submit" className="button button-primary" disabled={login.busy}>
             Sign in

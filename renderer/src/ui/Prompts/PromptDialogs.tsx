@@ -1,8 +1,9 @@
 // One dialog per prompt kind. Each answers with exactly the value its kind expects, checks what it can
 // before sending (the backend checks again), and cancels with Escape or its Cancel button.
 import { useId, useRef, useState } from 'react';
-import type { FormEvent, ReactNode } from 'react';
+import type { FormEvent, InputHTMLAttributes, ReactNode } from 'react';
 import type { ContractError, Prompt, PromptAnswer } from '../../../../preload/contract';
+import { attemptsLeft } from '../../services/errors';
 import { Dialog } from '../components/Dialog';
 import { ErrorAlert } from '../components/ErrorAlert';
 
@@ -25,6 +26,30 @@ function FieldError({ id, message }: { id: string; message: string | null }) {
   );
 }
 
+interface DialogFooterProps {
+  error: ContractError | null;
+  /** Adds a Cancel button after the others. */
+  cancel?: () => void;
+  children?: ReactNode;
+}
+
+/** The end of every prompt dialog: the backend's error, if any, then the dialog's buttons. */
+function DialogFooter({ error, cancel, children }: DialogFooterProps) {
+  return (
+    <>
+      <ErrorAlert error={error} />
+      <div className="dialog-actions">
+        {children}
+        {cancel && (
+          <button type="button" className="button" onClick={cancel}>
+            Cancel
+          </button>
+        )}
+      </div>
+    </>
+  );
+}
+
 interface PromptFormProps {
   title: string;
   submitLabel: string;
@@ -44,17 +69,88 @@ function PromptForm({ title, submitLabel, busy, error, cancel, onSubmit, childre
     <Dialog title={title} onCancel={cancel} busy={busy}>
       <form className="dialog-form" onSubmit={submit} noValidate>
         {children}
-        <ErrorAlert error={error} />
-        <div className="dialog-actions">
+        <DialogFooter error={error} cancel={cancel}>
           <button type="submit" className="button button-primary" disabled={busy}>
             {submitLabel}
           </button>
-          <button type="button" className="button" onClick={cancel}>
-            Cancel
-          </button>
-        </div>
+        </DialogFooter>
       </form>
     </Dialog>
+  );
+}
+
+type PromptActions = Omit<PromptDialogProps, 'prompt'>;
+
+export interface TextFieldPromptProps extends PromptActions {
+  title: string;
+  /** The sentence above the field. */
+  message: ReactNode;
+  label: string;
+  submitLabel: string;
+  /** How the field behaves: its type, keyboard and autofill hints, length limit. */
+  input: Pick<InputHTMLAttributes<HTMLInputElement>, 'type' | 'inputMode' | 'autoComplete' | 'maxLength'>;
+  /** A line under the field that describes it (such as the attempts left). */
+  hint?: ReactNode;
+  /** What is wrong with the value, or null when it can be sent. */
+  validate(value: string): string | null;
+  /** The answer for a value that passed `validate`. */
+  toAnswer(value: string): PromptAnswer;
+}
+
+/**
+ * A prompt that asks for one text value: checked on submit, with the problem shown under the field and
+ * announced, and the field marked invalid and described by it until the next submit.
+ */
+export function TextFieldPrompt({
+  title,
+  message,
+  label,
+  submitLabel,
+  input,
+  hint,
+  validate,
+  toAnswer,
+  busy,
+  error,
+  answer,
+  cancel,
+}: TextFieldPromptProps) {
+  const [value, setValue] = useState('');
+  const [problem, setProblem] = useState<string | null>(null);
+  const inputId = useId();
+  const hintId = useId();
+  const problemId = useId();
+  const describedBy = [hint ? hintId : '', problem ? problemId : ''].filter(Boolean).join(' ');
+  return (
+    <PromptForm
+      title={title}
+      submitLabel={submitLabel}
+      busy={busy}
+      error={error}
+      cancel={cancel}
+      onSubmit={() => {
+        const found = validate(value);
+        setProblem(found);
+        if (found === null) answer(toAnswer(value));
+      }}
+    >
+      <p className="dialog-message">{message}</p>
+      <label htmlFor={inputId}>{label}</label>
+      <input
+        {...input}
+        id={inputId}
+        value={value}
+        onChange={(event) => setValue(event.target.value)}
+        aria-invalid={problem ? true : undefined}
+        aria-describedby={describedBy || undefined}
+      />
+      {hint && (
+        <p id={hintId} className="hint">
+          {hint}
+        </p>
+      )}
+      <FieldError id={problemId} message={problem} />
+    </PromptForm>
   );
 }
 
@@ -65,56 +161,28 @@ export function TapKeyDialog({ prompt, cancel, error }: PromptDialogProps<Prompt
         <span className="key-pulse" aria-hidden="true" />
         <p className="dialog-message">{prompt.message}</p>
       </div>
-      <ErrorAlert error={error} />
-      <div className="dialog-actions">
-        <button type="button" className="button" onClick={cancel}>
-          Cancel
-        </button>
-      </div>
+      <DialogFooter error={error} cancel={cancel} />
     </Dialog>
   );
 }
 
 export function KeyPinDialog({ prompt, busy, error, answer, cancel }: PromptDialogProps<PromptOf<'keyPin'>>) {
-  const [pin, setPin] = useState('');
-  const [problem, setProblem] = useState<string | null>(null);
-  const inputId = useId();
-  const problemId = useId();
-  const retriesId = useId();
-  const describedBy = [prompt.retriesLeft !== undefined ? retriesId : '', problem ? problemId : '']
-    .filter(Boolean)
-    .join(' ');
+  const { retriesLeft } = prompt;
   return (
-    <PromptForm
+    <TextFieldPrompt
       title="Security key PIN"
+      message="Enter the PIN of your security key."
+      label="PIN"
       submitLabel="Continue"
+      input={{ type: 'password', autoComplete: 'off' }}
+      hint={retriesLeft === undefined ? undefined : attemptsLeft(retriesLeft)}
+      validate={(pin) => (pin.length === 0 ? 'Enter the PIN of your security key.' : null)}
+      toAnswer={(pin) => ({ kind: 'keyPin', pin })}
       busy={busy}
       error={error}
+      answer={answer}
       cancel={cancel}
-      onSubmit={() => {
-        if (pin.length === 0) return setProblem('Enter the PIN of your security key.');
-        setProblem(null);
-        answer({ kind: 'keyPin', pin });
-      }}
-    >
-      <p className="dialog-message">Enter the PIN of your security key.</p>
-      <label htmlFor={inputId}>PIN</label>
-      <input
-        id={inputId}
-        type="password"
-        autoComplete="off"
-        value={pin}
-        onChange={(event) => setPin(event.target.value)}
-        aria-invalid={problem ? true : undefined}
-        aria-describedby={describedBy || undefined}
-      />
-      {prompt.retriesLeft !== undefined && (
-        <p id={retriesId} className="hint">
-          {prompt.retriesLeft === 1 ? '1 attempt left' : `${prompt.retriesLeft} attempts left`}
-        </p>
-      )}
-      <FieldError id={problemId} message={problem} />
-    </PromptForm>
+    />
   );
 }
 
@@ -174,41 +242,25 @@ export function NewKeyPinDialog({ busy, error, answer, cancel }: PromptDialogPro
   );
 }
 
+const OTP_CODE = /^\d{6,8}$/;
+
 export function OtpCodeDialog({ busy, error, answer, cancel }: PromptDialogProps<PromptOf<'otpCode'>>) {
-  const [code, setCode] = useState('');
-  const [problem, setProblem] = useState<string | null>(null);
-  const inputId = useId();
-  const problemId = useId();
   return (
-    <PromptForm
+    <TextFieldPrompt
       title="One-time code"
+      message="Enter the code from your authenticator app."
+      label="Code"
       submitLabel="Continue"
+      input={{ type: 'text', inputMode: 'numeric', autoComplete: 'one-time-code', maxLength: 12 }}
+      validate={(code) =>
+        OTP_CODE.test(code.trim()) ? null : 'Enter the 6 to 8 digits your authenticator app shows.'
+      }
+      toAnswer={(code) => ({ kind: 'otpCode', code: code.trim() })}
       busy={busy}
       error={error}
+      answer={answer}
       cancel={cancel}
-      onSubmit={() => {
-        const trimmed = code.trim();
-        if (!/^\d{6,8}$/.test(trimmed))
-          return setProblem('Enter the 6 to 8 digits your authenticator app shows.');
-        setProblem(null);
-        answer({ kind: 'otpCode', code: trimmed });
-      }}
-    >
-      <p className="dialog-message">Enter the code from your authenticator app.</p>
-      <label htmlFor={inputId}>Code</label>
-      <input
-        id={inputId}
-        type="text"
-        inputMode="numeric"
-        autoComplete="one-time-code"
-        maxLength={12}
-        value={code}
-        onChange={(event) => setCode(event.target.value)}
-        aria-invalid={problem ? true : undefined}
-        aria-describedby={problem ? problemId : undefined}
-      />
-      <FieldError id={problemId} message={problem} />
-    </PromptForm>
+    />
   );
 }
 
@@ -236,12 +288,7 @@ export function ChooseKeyDialog({
           </li>
         ))}
       </ul>
-      <ErrorAlert error={error} />
-      <div className="dialog-actions">
-        <button type="button" className="button" onClick={cancel}>
-          Cancel
-        </button>
-      </div>
+      <DialogFooter error={error} cancel={cancel} />
     </Dialog>
   );
 }
@@ -262,8 +309,7 @@ export function TrustCaPinDialog({
         matches the one your administrator gave you:
       </p>
       <code className="pin">{prompt.caPin}</code>
-      <ErrorAlert error={error} />
-      <div className="dialog-actions">
+      <DialogFooter error={error}>
         <button
           type="button"
           className="button button-primary"
@@ -275,43 +321,25 @@ export function TrustCaPinDialog({
         <button type="button" className="button" ref={refuseRef} disabled={busy} onClick={refuse}>
           Don&apos;t trust
         </button>
-      </div>
+      </DialogFooter>
     </Dialog>
   );
 }
 
 export function DeviceNameDialog({ busy, error, answer, cancel }: PromptDialogProps<PromptOf<'deviceName'>>) {
-  const [name, setName] = useState('');
-  const [problem, setProblem] = useState<string | null>(null);
-  const inputId = useId();
-  const problemId = useId();
   return (
-    <PromptForm
+    <TextFieldPrompt
       title="Name the new key"
+      message="The new security key is ready. Give it a name you will recognise."
+      label="Key name"
       submitLabel="Save"
+      input={{ type: 'text', autoComplete: 'off', maxLength: 64 }}
+      validate={(name) => (name.trim().length === 0 ? 'Give the new key a name.' : null)}
+      toAnswer={(name) => ({ kind: 'deviceName', name: name.trim() })}
       busy={busy}
       error={error}
+      answer={answer}
       cancel={cancel}
-      onSubmit={() => {
-        const trimmed = name.trim();
-        if (trimmed.length === 0) return setProblem('Give the new key a name.');
-        setProblem(null);
-        answer({ kind: 'deviceName', name: trimmed });
-      }}
-    >
-      <p className="dialog-message">The new security key is ready. Give it a name you will recognise.</p>
-      <label htmlFor={inputId}>Key name</label>
-      <input
-        id={inputId}
-        type="text"
-        autoComplete="off"
-        maxLength={64}
-        value={name}
-        onChange={(event) => setName(event.target.value)}
-        aria-invalid={problem ? true : undefined}
-        aria-describedby={problem ? problemId : undefined}
-      />
-      <FieldError id={problemId} message={problem} />
-    </PromptForm>
+    />
   );
 }

@@ -70,6 +70,19 @@ describe('PromptsHost', () => {
     expect(screen.queryByRole('dialog')).not.toBeInTheDocument();
   });
 
+  it('describes the PIN field by the attempts left, then by the problem as well', async () => {
+    const { fake, show, user } = setup();
+    show({ id: 'p1', kind: 'keyPin', retriesLeft: 1 });
+    const pin = screen.getByLabelText('PIN');
+    expect(pin).toHaveAccessibleDescription('1 attempt left');
+    await user.click(screen.getByRole('button', { name: 'Continue' }));
+    expect(pin).toHaveAttribute('aria-invalid', 'true');
+    expect(pin).toHaveAccessibleDescription('1 attempt left Enter the PIN of your security key.');
+    // A PIN is sent as typed, spaces included.
+    await user.type(pin, ' 12 {Enter}');
+    expect(fake.callsTo('prompts.answer')).toEqual([{ id: 'p1', value: { kind: 'keyPin', pin: ' 12 ' } }]);
+  });
+
   it('does not send an empty PIN, and cancels the PIN prompt with Escape', async () => {
     const { fake, show, user } = setup();
     show({ id: 'p1', kind: 'keyPin' });
