@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { chromium } from 'playwright-core';
+import { launchLabChromium } from '../../lab/chromium';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ProfileStore } from '../../client/profiles';
@@ -23,16 +23,6 @@ import { startBrowserHost } from './host';
 import type { BrowserHost } from './host';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const LAB_FLAGS = [
-  '--headless=new',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-quic',
-];
 
 /**
  * What the page sees (main/ is type-checked without the DOM library). Callbacks given to evaluate() run
@@ -72,7 +62,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'keyport-browser-'));
   backend = createBackend({ profiles: new ProfileStore(join(dir, 'home')), keystoreKind: 'file', env: {} });
   host = await startBrowserHost({ backend, distDir: join(root, 'dist') });
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: LAB_FLAGS });
+  browser = await launchLabChromium();
   otherServer = createServer((request, response) => {
     otherRequests.push(request.headers);
     response.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
