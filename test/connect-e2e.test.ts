@@ -192,11 +192,20 @@ describe('Keyport Connect, end to end', () => {
   it('signs in with password + security key: the tap prompt shows only while the key waits', async () => {
     await page.getByLabel('Password', { exact: true }).fill(alice.password);
     const before = await button('Sign in').boundingBox();
-    const waiting = waitsForTouch(keyA);
+    // When the key started waiting, and when the backend raised the tap prompt.
+    let keyWaitingAt = 0;
+    let promptAt = 0;
+    const waiting = waitsForTouch(keyA).then(() => (keyWaitingAt = performance.now()));
+    const stopWatching = backend.on('onPrompt', (prompt) => {
+      if (prompt.kind === 'tapKey' && !promptAt) promptAt = performance.now();
+    });
     await button('Sign in').click();
     await waiting;
     const tap = dialog('Security key');
     await tap.waitFor();
+    stopWatching();
+    // The prompt comes from the key's KEEPALIVE "user presence needed", never before the key waits.
+    expect(promptAt).toBeGreaterThanOrEqual(keyWaitingAt);
     await expect.poll(() => tap.getByText('Tap any security key').isVisible()).toBe(true);
     await expectAccessible('the tap prompt');
     // Waiting moves nothing: the button keeps its place and size.
@@ -204,6 +213,7 @@ describe('Keyport Connect, end to end', () => {
     await screenshot('tap-prompt');
     expect(keyA.touch('approve')).toBe(true);
     await page.getByRole('heading', { name: 'Account' }).waitFor();
+    // …and it closes once the key has been touched.
     expect(await tap.count()).toBe(0);
     await expect.poll(() => page.getByText('Signed in as alice').isVisible()).toBe(true);
     const profile = await new ProfileStore(home).getProfile();
