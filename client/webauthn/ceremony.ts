@@ -231,6 +231,12 @@ async function infos(
   return new Map(entries);
 }
 
+/** The client data a browser on `origin` would send, and the hash the key signs over. */
+function signedClientData(type: 'webauthn.create' | 'webauthn.get', challenge: string, origin: string) {
+  const clientData = clientDataJSON({ type, challenge, origin });
+  return { clientData, clientDataHash: sha256(clientData) };
+}
+
 /**
  * navigator.credentials.create() for a USB security key: the key makes the credential, the result is
  * the RegistrationResponseJSON the relying party verifies.
@@ -241,12 +247,7 @@ export async function register(
 ): Promise<RegistrationResponseJSON> {
   const plan = planRegistration(options, originHost(ceremony.origin));
   const ctx = context(ceremony, plan.timeoutMs);
-  const clientData = clientDataJSON({
-    type: 'webauthn.create',
-    challenge: plan.challenge,
-    origin: ceremony.origin,
-  });
-  const clientDataHash = sha256(clientData);
+  const { clientData, clientDataHash } = signedClientData('webauthn.create', plan.challenge, ceremony.origin);
   try {
     if (ceremony.keys.length === 0) throw new KeyportError('NOT_FOUND', SECURITY_KEY_MESSAGES.noKeys);
     const info = await infos(ceremony.keys, ctx);
@@ -315,12 +316,7 @@ export async function authenticate(
 ): Promise<AuthenticationResponseJSON> {
   const plan = planAssertion(options, originHost(ceremony.origin));
   const ctx = context(ceremony, plan.timeoutMs);
-  const clientData = clientDataJSON({
-    type: 'webauthn.get',
-    challenge: plan.challenge,
-    origin: ceremony.origin,
-  });
-  const clientDataHash = sha256(clientData);
+  const { clientData, clientDataHash } = signedClientData('webauthn.get', plan.challenge, ceremony.origin);
   const get = (key: SecurityKey, call: CallOptions, token?: Uint8Array): Promise<AssertionResponse[]> =>
     key.client.getAssertion(
       { rpId: plan.rpId, clientDataHash, allowList: plan.allowList, pinUvAuthToken: token },
