@@ -15,6 +15,7 @@ import type {
 import { AdminServiceService } from '../proto/gen/keyport/v1/admin';
 import { AuthServiceService } from '../proto/gen/keyport/v1/auth';
 import { UserServiceService } from '../proto/gen/keyport/v1/user';
+import { clockFromEnv, LAB_CLOCK_ENV } from '../proto/clock';
 import { KeyportError } from '../proto/errors';
 import { AuditLog } from './audit';
 import { issueHostCertificate, loadOrCreateAuthorities } from './ca/authority';
@@ -77,7 +78,8 @@ export async function startAuthServer(
       `This data dir belongs to cluster "${JSON.parse(storedName)}", not "${config.clusterName}".`,
     );
   }
-  const now = () => Date.now();
+  const now = clockFromEnv();
+  if (process.env[LAB_CLOCK_ENV]) log(`lab clock: time is read from ${process.env[LAB_CLOCK_ENV]}`);
   // The config's authentication section first: a start refused for it must not bind the data dir to a name.
   await applyStartupResources(store, config.authentication, now(), config.configDir);
 

@@ -16,6 +16,7 @@ import { EXIT, exitCodeOf } from './exit-codes';
 import { parseDurationSeconds, formatRemaining } from './format';
 import { readStdinLine, terminalPrompter } from './prompts';
 import type { Prompter } from './prompts';
+import { now } from '../proto/clock';
 
 const VERSION = '0.1.0';
 
@@ -108,7 +109,7 @@ function program(): Command {
         },
       };
       const profile = passwordless
-        ? await loginPasswordless(common)
+        ? await loginPasswordless({ ...common, user: options.user })
         : await loginWithPassword({ ...common, user, mfa: options.mfa });
       printProfile(profile);
     });
@@ -167,7 +168,7 @@ function program(): Command {
       const profile = await profiles.getProfile();
       if (!profile) throw new KeyportError('NOT_FOUND', 'Not signed in: run `keyport login`.');
       printProfile(profile);
-      if (profile.expiresMs <= Date.now()) process.exitCode = EXIT.expired;
+      if (profile.expiresMs <= now()) process.exitCode = EXIT.expired;
     });
 
   root
@@ -197,7 +198,7 @@ function printProfile(profile: Profile): void {
     ['Logins', profile.logins.join(', ') || '-'],
     [
       'Valid until',
-      `${new Date(profile.expiresMs).toISOString()} [${formatRemaining(profile.expiresMs - Date.now())}]`,
+      `${new Date(profile.expiresMs).toISOString()} [${formatRemaining(profile.expiresMs - now())}]`,
     ],
     ['MFA verified', profile.mfaVerified ? 'yes' : 'no'],
     ['Key stored in', profile.keystore === 'keychain' ? 'OS keychain' : 'file keystore'],

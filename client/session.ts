@@ -15,6 +15,7 @@ import { openKeyStore } from './keystore';
 import { originFor } from './webauthn';
 import type { Profile, ProfileStore, TrustedCluster } from './profiles';
 import { parseClusterAddress } from './cluster-trust';
+import { now } from '../proto/clock';
 
 export interface TrustPrompt {
   /** Trust on first use: show the pin and ask. Resolve false to refuse. */
@@ -103,7 +104,7 @@ export async function connectAsProfile(
     );
   }
   checkStoredCa(trusted.caPem, trusted.caPin);
-  if (profile.expiresMs <= Date.now()) {
+  if (profile.expiresMs <= now()) {
     throw new KeyportError(
       'CERTIFICATE_EXPIRED',
       `Your session on ${profile.address} has expired: run \`keyport login\`.`,

@@ -7,7 +7,6 @@ import { X509Certificate } from 'node:crypto';
 import { readdir, readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { totpCode } from '../auth/totp';
@@ -28,6 +27,7 @@ import {
   startLabCluster,
 } from '../lab/cluster';
 import type { CliResult, LabCluster, SignedUpUser } from '../lab/cluster';
+import { createLabClock } from '../lab/clock';
 
 /** Default policy: 5 failures within 30 minutes lock the user for 30 minutes. */
 let cluster: LabCluster;
@@ -35,6 +35,9 @@ let cluster: LabCluster;
 let strict: LabCluster;
 /** Stopped and replaced by a cluster with a new CA on the same port (the CA-change test). */
 let doomed: LabCluster;
+/** On a lab clock that the expiry test moves forward (lab/clock.ts). */
+let clocked: LabCluster;
+const clock = createLabClock();
 let homes: string;
 const people: Record<string, SignedUpUser> = {};
 
@@ -53,13 +56,14 @@ const home = (name: string) => join(homes, name);
 
 beforeAll(async () => {
   homes = await mkdtemp(join(tmpdir(), 'keyport-login-negative-'));
-  [cluster, strict, doomed] = await Promise.all([
+  [cluster, strict, doomed, clocked] = await Promise.all([
     startLabCluster({ clusterName: 'negative' }),
     startLabCluster({
       clusterName: 'strict',
       configYaml: 'auth_service:\n  lockout:\n    max_attempts: 2\n',
     }),
     startLabCluster({ clusterName: 'rebuilt' }),
+    startLabCluster({ clusterName: 'clocked', env: clock.env }),
   ]);
   const roleFile = join(homes, 'short-sessions.yaml');
   await writeFile(roleFile, SHORT_SESSIONS_ROLE);
@@ -70,7 +74,7 @@ beforeAll(async () => {
     [cluster, 'otto', ['access']],
     [cluster, 'rita', ['access']],
     [cluster, 'lars', ['access']],
-    [cluster, 'exa', ['access']],
+    [clocked, 'exa', ['access']],
     [cluster, 'dora', ['editor']],
     [cluster, 'liam', ['editor']],
     [cluster, 'tess', ['access', 'short-sessions']],
@@ -87,7 +91,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([cluster?.stop(), strict?.stop(), doomed?.stop()]);
+  await Promise.all([cluster?.stop(), strict?.stop(), doomed?.stop(), clocked?.stop()]);
+  clock.dispose();
   await rm(homes, { recursive: true, force: true });
 });
 
@@ -374,26 +379,41 @@ describe('lockout', () => {
 // Independent users and clusters: these run side by side, to keep the file fast.
 describe.concurrent('certificates that no longer work', () => {
   it('refuses an expired certificate, in the CLI and on the server', async ({ expect }) => {
-    const login = await loginAs(cluster, 'exa', ['--ttl', '1s']);
+    // Time is the lab clock's (lab/clock.ts), shared by this cluster and the CLI: the certificate expires
+    // when the test moves the clock, never while a loaded machine is still starting a process.
+    const login = await loginUser(
+      clocked,
+      home('exa'),
+      people['exa'] as SignedUpUser,
+      ['--keystore', 'file', '--ttl', '5m'],
+      clock.env,
+    );
     expect(login.code).toBe(0);
-    const profile = await readProfile(cluster, 'exa');
-    expect(profile.expiresMs - Date.now()).toBeLessThanOrEqual(1000);
+    const profile = await readProfile(clocked, 'exa');
+    expect(profile.expiresMs - clock.now()).toBeLessThanOrEqual(5 * 60_000);
+    expect(profile.expiresMs - clock.now()).toBeGreaterThan(0);
+    const before = await runKeyport(['status'], { home: home('exa'), env: clock.env });
+    expect(before.code).toBe(0);
     // A connection made while the certificate was valid: TLS accepted it once, for good.
-    const early = await connectWithProfile(cluster, 'exa');
+    const early = await connectWithProfile(clocked, 'exa');
     expect(await early.user.ping({})).toHaveProperty('serverTimeMs');
-    await sleep(Math.max(0, profile.expiresMs - Date.now()) + 1500);
+
+    // One second past the end: the CLI and the server both see it on the same clock.
+    clock.advance(Math.max(0, profile.expiresMs - clock.now()) + 1000);
     const files = await filesUnder(home('exa'));
 
     // The CLI looks at the profile's expiry before it connects.
-    const local = await runKeyport(['admin', 'users', 'ls'], { home: home('exa') });
+    const local = await runKeyport(['admin', 'users', 'ls'], { home: home('exa'), env: clock.env });
     expect(local.code).toBe(EXIT.expired);
     expect(local.stderr).toContain(
-      `ERROR: Your session on ${cluster.address} has expired: run \`keyport login\`.`,
+      `ERROR: Your session on ${clocked.address} has expired: run \`keyport login\`.`,
     );
+    const status = await runKeyport(['status'], { home: home('exa'), env: clock.env });
+    expect(status.code).toBe(EXIT.expired);
 
     // A client that presents the expired certificate anyway is refused by the server itself: on the
     // connection opened while it was valid (TLS does not look again), and on a new one.
-    const fresh = await connectWithProfile(cluster, 'exa');
+    const fresh = await connectWithProfile(clocked, 'exa');
     try {
       for (const api of [early, fresh]) {
         await expect(api.user.ping({})).rejects.toMatchObject({
@@ -510,7 +530,7 @@ describe.concurrent('cluster trust', () => {
     const { address, port, caPin } = doomed;
     await doomed.stop();
     // Same address, fresh data dir: a new CA (a rebuilt cluster, or someone in the middle).
-    doomed = await startLabCluster({ clusterName: 'rebuilt', extraArgs: ['--listen', `127.0.0.1:${port}`] });
+    doomed = await startLabCluster({ clusterName: 'rebuilt', listen: `127.0.0.1:${port}` });
     expect(doomed.address).toBe(address);
     expect(doomed.caPin).not.toBe(caPin);
 

@@ -19,6 +19,7 @@ import type { TrustPrompt } from '../session';
 import type { SecurityKeyPrompts } from '../webauthn';
 import { answerChallenge } from './mfa';
 import type { MfaPreference } from './mfa';
+import { now } from '../../proto/clock';
 
 export interface LoginPrompts extends TrustPrompt {
   password(user: string): Promise<string>;
@@ -70,7 +71,9 @@ export function loginWithPassword(options: LoginOptions): Promise<Profile> {
 
 /**
  * Passwordless and usernameless: a discoverable credential with user verification (the key's PIN); the
- * user handle the key returns names the user.
+ * user handle the key returns names the user. With `user` given, only that user's passkeys on the key
+ * count (as tsh does with --user); the server is still asked without a name, so it says nothing about
+ * which users exist.
  */
 export function loginPasswordless(
   options: Omit<LoginOptions, 'user' | 'mfa'> & { user?: string },
@@ -87,6 +90,7 @@ export function loginPasswordless(
         origin,
         preference: 'key',
         signal: options.signal,
+        user: options.user || undefined,
         prompts: {
           otpCode: options.prompts.otpCode,
           securityKey: options.prompts.securityKey ?? noKeyPrompts,
@@ -138,7 +142,7 @@ async function login(
       roles: issued.roles,
       logins: issued.logins,
       mfaVerified: issued.mfaVerified,
-      validAfterMs: Date.now(),
+      validAfterMs: now(),
       expiresMs: issued.expiresMs,
       keystore: options.keystore,
       keyId,

@@ -42,6 +42,8 @@ export interface BrowserHostOptions {
   /** 0 (the default) picks a free port. */
   port?: number;
   tokenTtlMs?: number;
+  /** The clock for token and session expiry (default Date.now); tests move their own. */
+  now?: () => number;
   /** A session's whole lifetime; DEFAULT_SESSION_TTL_MS unless given. */
   sessionTtlMs?: number;
   /** Connection notes (never a token or a session); silent by default. */
@@ -105,8 +107,8 @@ export async function startBrowserHost(options: BrowserHostOptions): Promise<Bro
     }
   }
 
-  const tokens = new LaunchTokens({ ttlMs: options.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS });
-  const sessions = new Sessions({ ttlMs: options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS });
+  const tokens = new LaunchTokens({ ttlMs: options.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS, now: options.now });
+  const sessions = new Sessions({ ttlMs: options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS, now: options.now });
   let port = 0;
   const bridge = createBridgeServer({ backend: options.backend, sessions, port: () => port, log });
 
