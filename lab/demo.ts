@@ -34,6 +34,15 @@ const listen = process.env.KEYPORT_DEMO_LISTEN || '127.0.0.1:3025';
 const credentialsFile = join(demoDir, 'alice.json');
 const home = join(demoDir, 'home');
 
+/** A step of the demo's shutdown; `what` says what it did, for the line printed on stop ('' for none). */
+interface Cleanup {
+  what: string;
+  run: () => Promise<unknown>;
+}
+
+/** Set once Ctrl-C (or SIGTERM) stops the demo, so the window closing then is not reported as the person's. */
+let demoStopping = false;
+
 interface DemoState extends KeyPerson {
   version: number;
 }
@@ -51,7 +60,7 @@ async function startCluster(): Promise<LabCluster> {
     clusterName: 'keyport-demo',
     dataDir,
     configYaml: connectClusterConfig('localhost:3025'),
-    extraArgs: ['--listen', listen],
+    listen,
   }).catch(() =>
     startLabCluster({
       clusterName: 'keyport-demo',
@@ -70,24 +79,33 @@ async function main() {
     await rm(demoDir, { recursive: true, force: true });
   }
   await mkdir(demoDir, { recursive: true, mode: 0o700 });
-  const cleanups: (() => Promise<unknown>)[] = [];
-  const cleanUp = async () => {
-    for (const step of cleanups.reverse()) await step().catch(() => undefined);
+  const cleanups: Cleanup[] = [];
+  /** Runs the cleanups, last first, and returns what each one did (or what failed). */
+  const cleanUp = async (): Promise<string[]> => {
+    const done: string[] = [];
+    for (const step of cleanups.reverse()) {
+      await step.run().then(
+        () => step.what && done.push(step.what),
+        (error: unknown) => done.push(`could not ${step.what || 'clean up'}: ${(error as Error).message}`),
+      );
+    }
+    cleanups.length = 0;
+    return done;
   };
 
   try {
     const cluster = await startCluster();
-    cleanups.push(() => cluster.stop());
+    cleanups.push({ what: `stopped keyport-auth (${cluster.address})`, run: () => cluster.stop() });
     // UNIX socket paths are short (108 bytes): the key's socket lives in a private temp dir.
     const runDir = await mkdtemp(join(tmpdir(), 'keyport-demo-'));
-    cleanups.push(() => rm(runDir, { recursive: true, force: true }));
+    cleanups.push({ what: `removed ${runDir}`, run: () => rm(runDir, { recursive: true, force: true }) });
     const key = await startSoftKey({
       socketPath: join(runDir, 'key.sock'),
       statePath: join(demoDir, 'security-key.json'),
       touch: 'auto:800',
       ...(state ? {} : { pin: KEY_PIN }),
     });
-    cleanups.push(() => key.stop());
+    cleanups.push({ what: 'stopped the lab security key', run: () => key.stop() });
     process.env[LAB_SECURITY_KEY_ENV] = key.socketPath;
     process.env.KEYPORT_HOME = home;
 
@@ -116,7 +134,7 @@ async function main() {
     let keyring: LabKeyring | undefined;
     if (!process.env.DBUS_SESSION_BUS_ADDRESS) {
       keyring = await startLabKeyring();
-      cleanups.push(() => keyring!.stop());
+      cleanups.push({ what: 'stopped the lab keychain', run: () => keyring!.stop() });
       process.env.DBUS_SESSION_BUS_ADDRESS = keyring.env.DBUS_SESSION_BUS_ADDRESS;
     }
 
@@ -160,36 +178,43 @@ async function main() {
       lastStep = step;
       console.log(`  OTP code for alice: ${totpCode(totpSecret, Date.now())}`);
     }, 1000);
-    cleanups.push(async () => clearInterval(tick));
+    cleanups.push({ what: '', run: async () => clearInterval(tick) });
   } catch (error) {
     await cleanUp();
     throw error;
   }
 
-  const stop = async () => {
-    await cleanUp();
+  const stop = async (signal: string) => {
+    demoStopping = true;
+    console.log(`\n${signal}: stopping the demo…`);
+    const done = await cleanUp();
+    console.log(`Demo stopped: ${done.join('; ')}.`);
+    console.log(`Alice, her keys and the cluster's data stay in ${demoDir} for the next \`npm start\`.`);
     process.exit(0);
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  process.once('SIGINT', () => void stop('Ctrl-C'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
 }
 
 /** Electron when its binary is present, else the browser host; returns the lines to print about it. */
-async function openApp(profiles: ProfileStore, cleanups: (() => Promise<unknown>)[]): Promise<string[]> {
+async function openApp(profiles: ProfileStore, cleanups: Cleanup[]): Promise<string[]> {
   const electron = electronBinary(repoRoot);
   if (electron) {
     const child: ChildProcess = spawn(electron, [join(repoRoot, 'dist', 'electron', 'main.mjs')], {
       stdio: 'inherit',
       env: process.env,
     });
-    cleanups.push(async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
+    cleanups.push({
+      what: 'closed Keyport Connect',
+      run: async () => {
+        if (child.exitCode === null) child.kill('SIGTERM');
+      },
     });
     return ['Keyport Connect (Electron) is open.'];
   }
   const backend = createBackend({ profiles, keystoreKind: 'keychain' });
   await backend.ready;
-  cleanups.push(() => backend.close());
+  cleanups.push({ what: '', run: () => backend.close() });
   let connected = false;
   const host = await startBrowserHost({
     backend,
@@ -200,25 +225,32 @@ async function openApp(profiles: ProfileStore, cleanups: (() => Promise<unknown>
       console.log('The app window is connected: Keyport Connect is ready.');
     },
   });
-  cleanups.push(() => host.close());
+  cleanups.push({ what: 'stopped the browser host', run: () => host.close() });
   // A launch URL works once and for two minutes; Enter prints a fresh one (the token is the capability,
   // so it is not left valid in the terminal's scrollback).
   const printFreshUrl = () => console.log(`  ${host.newLaunchUrl()}   (works once, within 2 minutes)`);
   process.stdin.on('data', printFreshUrl);
-  cleanups.push(async () => void process.stdin.off('data', printFreshUrl).pause());
+  cleanups.push({ what: '', run: async () => void process.stdin.off('data', printFreshUrl).pause() });
   const window = await openAppWindow(host.url);
   if (window) {
-    cleanups.push(() => window.close());
+    cleanups.push({ what: 'closed the app window', run: () => window.close() });
     void window.exited.then(() => {
+      // Only a window the person closed: a stopping demo closes it itself and says so.
+      if (demoStopping) return;
       console.log(
         'The app window was closed; the demo keeps running. Press Enter for a URL to open it again.',
       );
     });
     return ['Keyport Connect is open in a Chromium app window (no Electron binary here: the browser host).'];
   }
+  // No display: no window. The demo does not start one on a hidden Xvfb, which nobody could see.
+  const port = new URL(host.url).port;
   return [
-    'Keyport Connect (browser host; no display for a window). Open this URL in a private browser window on',
-    'this machine; it works once, within 2 minutes (press Enter for a fresh one):',
+    'No display here (neither DISPLAY nor WAYLAND_DISPLAY is set), so no app window opens: the window needs',
+    `a display. Keyport Connect's browser host serves the app on 127.0.0.1:${port} instead. Open this URL`,
+    'in a browser on this machine, or on yours through an SSH tunnel to the same port',
+    `(ssh -L ${port}:127.0.0.1:${port} THIS-MACHINE). It works once, within 2 minutes; press Enter here`,
+    'for a fresh one:',
     `  ${host.url}`,
   ];
 }
