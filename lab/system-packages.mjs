@@ -12,13 +12,14 @@ const packages = {
   'libusb-1.0-0': ['start', 'test'], // node-hid's Linux binary links it, even for hidraw (USB security keys)
   'libsecret-tools': ['test'], // secret-tool: tests read the keychain from outside the client
   chromium: ['start', 'test'], // the browser host's app window; Playwright drives it in the end-to-end tests
-  xvfb: ['start', 'test'], // a display for that window on machines without one
+  xvfb: ['test'], // a private display for the tests' windows (npm start needs a real display for one)
   'fonts-liberation': ['start', 'test'], // readable text in the window and the screenshots
+  'stress-ng': ['load'], // npm run test:load keeps every core busy while the suite runs
 };
 
 const mode = process.argv[2] ?? 'test';
 const wanted = Object.entries(packages)
-  .filter(([, modes]) => modes.includes(mode))
+  .filter(([, modes]) => modes.includes(mode) || (mode === 'load' && modes.includes('test')))
   .map(([name]) => name);
 
 function installed(name) {

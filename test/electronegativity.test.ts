@@ -135,7 +135,7 @@ describe('Electronegativity', () => {
     for (const folder of ['main', 'preload'])
       cpSync(join(root, folder), join(input, folder), { recursive: true });
     report = await scan(input);
-  }, 60_000);
+  }, 180_000);
 
   it('parses every file of main/ and preload/', () => {
     expect(report.atomicChecks).toBeGreaterThan(0);
@@ -168,7 +168,7 @@ describe('Electronegativity', () => {
     // PRELOAD_JS_CHECK only asks for a review of the preload: it is the contract, nothing else.
     const problems = windowFindings.filter((issue) => issue.id !== 'PRELOAD_JS_CHECK');
     expect(problems, describeFindings(problems)).toEqual([]);
-  }, 60_000);
+  }, 180_000);
 
   it('fails the gate for a window with Node integration and without context isolation', async () => {
     const input = workDir();
@@ -188,7 +188,7 @@ describe('Electronegativity', () => {
       'CONTEXT_ISOLATION_JS_CHECK',
     );
     expect(findings.map((f) => f.id)).toContain('NODE_INTEGRATION_JS_CHECK');
-  }, 60_000);
+  }, 180_000);
 
   it('fails the gate for a window without the sandbox, which Electronegativity rates MEDIUM', async () => {
     const input = workDir();
@@ -203,7 +203,7 @@ describe('Electronegativity', () => {
       ].join('\n'),
     );
     expect(blocking(await scan(input)).map((f) => f.id)).toContain('SANDBOX_JS_CHECK');
-  }, 60_000);
+  }, 180_000);
 });
 
 describe('Electronegativity suppressions', () => {

@@ -100,7 +100,7 @@ function runSignup(name: string, token: string, answers: SignupAnswers): Promise
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`keyport signup timed out\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, 20_000);
+    }, 60_000);
     child.once('exit', (code) => {
       clearTimeout(timer);
       resolveRun({ code, stdout, stderr, secret });

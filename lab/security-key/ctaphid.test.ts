@@ -154,7 +154,7 @@ describe('CTAPHID framing', () => {
   });
 });
 
-describe('presence, KEEPALIVE, CANCEL, CHANNEL_BUSY', { timeout: 10_000 }, () => {
+describe('presence, KEEPALIVE, CANCEL, CHANNEL_BUSY', { timeout: 120_000 }, () => {
   it('sends KEEPALIVE up-needed while waiting, answers CHANNEL_BUSY to another channel, and CANCEL ends the wait', async () => {
     const busyChannel = await client.init();
     const other = await client.init();
@@ -171,7 +171,9 @@ describe('presence, KEEPALIVE, CANCEL, CHANNEL_BUSY', { timeout: 10_000 }, () =>
       payload: Uint8Array.of(ERR.CHANNEL_BUSY),
     });
 
-    await new Promise((r) => setTimeout(r, 250));
+    // Two KEEPALIVEs have arrived before the CANCEL: waited for, not guessed with a sleep.
+    for (const deadline = Date.now() + 20_000; client.keepalives.length < 2 && Date.now() < deadline;)
+      await new Promise((r) => setTimeout(r, 20));
     client.send(busyChannel, CMD.CANCEL, new Uint8Array());
     const response = await client.receiveCbor(busyChannel);
     expect(response.status).toBe(CTAP2_ERR_KEEPALIVE_CANCEL);

@@ -36,7 +36,8 @@ afterAll(async () => {
   if (home) await rm(home, { recursive: true, force: true });
 });
 
-async function nextChange(sinceIndex: number, timeoutMs = 3000) {
+/** Waits for the report itself; how soon it comes is measured in bench/profile-watch.bench.ts. */
+async function nextChange(sinceIndex: number, timeoutMs = 20_000) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const found = changes[sinceIndex];
@@ -47,26 +48,22 @@ async function nextChange(sinceIndex: number, timeoutMs = 3000) {
 }
 
 describe('profiles shared with the keyport CLI', () => {
-  it('shows a CLI login in the app within a second, and the app can use it', async () => {
+  it('shows a CLI login in the app, and the app can use it', async () => {
     const before = changes.length;
     const login = await loginUser(cluster, home, person, ['--keystore', 'file']);
     expect(login.code, login.stderr).toBe(0);
-    const exitedMs = Date.now();
-    const { atMs, change } = await nextChange(before);
-    expect(atMs - exitedMs).toBeLessThan(1000);
+    const { change } = await nextChange(before);
     expect(change).toMatchObject({ address: cluster.address, profile: { user: 'alice', roles: ['access'] } });
     // The app serves the session the CLI made: an authenticated call with the CLI's certificate.
     expect(await backend.handlers['mfa.list']()).toMatchObject({ ok: true, value: [{ type: 'totp' }] });
     expect(changes.length).toBe(before + 1);
   });
 
-  it('shows a CLI logout in the app within a second', async () => {
+  it('shows a CLI logout in the app', async () => {
     const before = changes.length;
     const logout = await runKeyport(['logout'], { home });
     expect(logout.code, logout.stderr).toBe(0);
-    const exitedMs = Date.now();
-    const { atMs, change } = await nextChange(before);
-    expect(atMs - exitedMs).toBeLessThan(1000);
+    const { change } = await nextChange(before);
     expect(change).toEqual({ address: cluster.address, profile: null });
     expect(await backend.handlers['auth.status']()).toEqual({ ok: true, value: null });
   });
@@ -91,6 +88,9 @@ describe('profiles shared with the keyport CLI', () => {
     const status = await runKeyport(['status'], { home });
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toContain('bob');
+    // The report itself is waited for; a second one (the app's own write seen again) would come within
+    // the watcher's debounce, so a short look after the first is enough to catch it.
+    await nextChange(before);
     await new Promise((r) => setTimeout(r, 300));
     expect(changes.slice(before).map((c) => c.change.profile?.user)).toEqual(['bob']);
   });

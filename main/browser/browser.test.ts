@@ -36,12 +36,23 @@ type PageGlobals = {
 };
 
 const SESSION_KEY = 'keyport.session';
-const UNAVAILABLE = {
+/** A window that never connected to the app (a spent or refused launch): not the cluster's fault. */
+const NOT_CONNECTED = {
   ok: false,
   error: {
     code: 'UNAVAILABLE',
-    message: 'Keyport Connect lost its connection to the app. Restart it.',
-    details: {},
+    message:
+      'This window is not connected to Keyport Connect: its one-time link was already used or has expired.',
+    details: { appConnection: 'NOT_CONNECTED' },
+  },
+};
+/** A window whose connection to the app ended (a revoked session, the app gone). */
+const LOST = {
+  ok: false,
+  error: {
+    code: 'UNAVAILABLE',
+    message: 'This window lost its connection to Keyport Connect.',
+    details: { appConnection: 'LOST' },
   },
 };
 
@@ -208,7 +219,7 @@ it('one open socket per session: a tab opened with a copy of the session is refu
       }),
     ]);
     await popup.waitForLoadState();
-    expect(await appInfo(popup)).toEqual(UNAVAILABLE);
+    expect(await appInfo(popup)).toEqual(NOT_CONNECTED);
     expect(await storage(popup)).toEqual({});
     // It did offer the copied session, twice (the retry after a pause), and was refused both times.
     expect(lines.filter((line) => line === 'bridge upgrade refused (409)')).toHaveLength(2);
@@ -232,9 +243,9 @@ it('revoked sessions: calls become UNAVAILABLE, the session is forgotten, a relo
       (key) => (globalThis as unknown as PageGlobals).sessionStorage.getItem(key) === null,
       SESSION_KEY,
     );
-    expect(await appInfo(tab)).toEqual(UNAVAILABLE);
+    expect(await appInfo(tab)).toEqual(LOST);
     await tab.reload();
-    expect(await appInfo(tab)).toEqual(UNAVAILABLE);
+    expect(await appInfo(tab)).toEqual(NOT_CONNECTED);
     expect(own.connections).toBe(0);
   } finally {
     await own.close();
@@ -245,13 +256,13 @@ it('a spent launch token opens nothing in another browser profile', async () => 
   const { tab } = await newPage();
   await tab.goto(host.url);
   expect(tab.url()).toBe(`${host.origin}/`);
-  expect(await appInfo(tab)).toEqual(UNAVAILABLE);
+  expect(await appInfo(tab)).toEqual(NOT_CONNECTED);
   expect(await storage(tab)).toEqual({});
   // Later calls too, without waiting.
   expect(
     await tab.evaluate(() => (globalThis as unknown as PageGlobals).keyport.clusters.list()),
   ).toMatchObject({
-    error: { code: 'UNAVAILABLE' },
+    error: { code: 'UNAVAILABLE', details: { appConnection: 'NOT_CONNECTED' } },
   });
 });
 
@@ -260,7 +271,7 @@ it('a page opened without a token or a stored session does not even try to conne
   const sockets: string[] = [];
   tab.on('websocket', (socket) => sockets.push(socket.url()));
   await tab.goto(`${host.origin}/`);
-  expect(await appInfo(tab)).toEqual(UNAVAILABLE);
+  expect(await appInfo(tab)).toEqual(NOT_CONNECTED);
   expect(sockets).toEqual([]);
   expect(await storage(tab)).toEqual({});
   expect(await tab.context().cookies()).toEqual([]);
@@ -281,13 +292,13 @@ it('openAppWindow shows the app in a real Chromium window', async () => {
     });
     if (!appWindow) throw new Error('no window');
     try {
-      const deadline = Date.now() + 10_000;
+      const deadline = Date.now() + 20_000;
       while (host.connections <= before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       expect(host.connections).toBe(before + 1);
     } finally {
       await appWindow.close();
     }
-    const deadline = Date.now() + 2_000;
+    const deadline = Date.now() + 20_000;
     while (host.connections > before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     expect(host.connections).toBe(before);
   } finally {

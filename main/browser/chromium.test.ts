@@ -85,7 +85,7 @@ describe('openAppWindow', () => {
   });
 
   async function waitForFile(path: string): Promise<string> {
-    for (let i = 0; i < 200; i += 1) {
+    for (const deadline = Date.now() + 20_000; Date.now() < deadline;) {
       try {
         return await readFile(path, 'utf8');
       } catch {

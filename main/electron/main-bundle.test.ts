@@ -55,7 +55,7 @@ beforeAll(async () => {
     ...code.matchAll(/\bimport\(\s*["']([^"']+)["']\s*\)/g),
   ].map((match) => match[1] as string);
   imported = [...new Set(specifiers)].sort();
-}, 60_000);
+}, 180_000);
 
 describe('dist/electron/main.mjs', () => {
   it('imports electron and the contract backend’s runtime dependencies', () => {

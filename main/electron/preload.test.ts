@@ -62,7 +62,7 @@ let code: string;
 
 beforeAll(async () => {
   code = await bundlePreload();
-}, 60_000);
+}, 180_000);
 
 function loadPreload() {
   const ipcRenderer = new FakeIpcRenderer();
