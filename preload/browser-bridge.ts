@@ -36,13 +36,17 @@ const SESSION_PATTERN = /^[A-Za-z0-9_-]{43}$/;
  */
 const RETRY_DELAY_MS = 300;
 
-function unavailable(): Result<never> {
+/** Why a call cannot reach the app: this window never connected to it, or the connection ended. */
+function unavailable(connection: 'NOT_CONNECTED' | 'LOST'): Result<never> {
   return {
     ok: false,
     error: {
       code: 'UNAVAILABLE',
-      message: 'Keyport Connect lost its connection to the app. Restart it.',
-      details: {},
+      message:
+        connection === 'NOT_CONNECTED'
+          ? 'This window is not connected to Keyport Connect: its one-time link was already used or has expired.'
+          : 'This window lost its connection to Keyport Connect.',
+      details: { appConnection: connection },
     },
   };
 }
@@ -142,6 +146,8 @@ function createSocketTransport(launchToken: string | undefined): ContractTranspo
   const pending = new Map<number, (result: Result<unknown>) => void>();
   const queued: string[] = [];
   let state: 'connecting' | 'open' | 'closed' = 'connecting';
+  /** Whether a socket to the app ever opened: a window that never connected says so, not "lost". */
+  let everOpened = false;
   let socket: WebSocket | undefined;
   let nextId = 1;
 
@@ -152,7 +158,11 @@ function createSocketTransport(launchToken: string | undefined): ContractTranspo
     queued.length = 0;
     const waiting = [...pending.values()];
     pending.clear();
-    for (const resolve of waiting) resolve(unavailable());
+    for (const resolve of waiting) resolve(unavailable(connectionLost()));
+  }
+
+  function connectionLost(): 'NOT_CONNECTED' | 'LOST' {
+    return everOpened ? 'LOST' : 'NOT_CONNECTED';
   }
 
   function send(frame: string): void {
@@ -202,6 +212,7 @@ function createSocketTransport(launchToken: string | undefined): ContractTranspo
     ws.addEventListener('open', () => {
       if (state !== 'connecting') return;
       opened = true;
+      everOpened = true;
       state = 'open';
       for (const frame of queued.splice(0)) send(frame);
     });
@@ -239,7 +250,7 @@ function createSocketTransport(launchToken: string | undefined): ContractTranspo
 
   return {
     invoke(method: MethodName, argument: unknown): Promise<Result<unknown>> {
-      if (state === 'closed') return Promise.resolve(unavailable());
+      if (state === 'closed') return Promise.resolve(unavailable(connectionLost()));
       const id = nextId++;
       let frame: string;
       try {

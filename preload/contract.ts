@@ -48,6 +48,11 @@ export interface ErrorDetails {
   securityKeyCode?: string;
   /** PIN attempts the security key has left. */
   retriesLeft?: number;
+  /**
+   * Set by the browser bridge when the window itself has no app behind it: NOT_CONNECTED when it never
+   * connected (a spent or expired launch link), LOST when the app went away. Not about any cluster.
+   */
+  appConnection?: 'NOT_CONNECTED' | 'LOST';
 }
 
 export interface ContractError {

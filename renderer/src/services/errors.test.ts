@@ -71,6 +71,16 @@ describe('describeError', () => {
     );
   });
 
+  it('reads a window without the app behind it as such, not as an unreachable cluster', () => {
+    const notConnected = describeError(error('UNAVAILABLE', { appConnection: 'NOT_CONNECTED' }));
+    expect(notConnected).toMatch(/^This window is not connected to Keyport Connect/);
+    expect(notConnected).toMatch(/open Keyport Connect again/);
+    expect(notConnected).not.toMatch(/cluster/);
+    const lost = describeError(error('UNAVAILABLE', { appConnection: 'LOST' }));
+    expect(lost).toMatch(/^This window lost its connection to Keyport Connect/);
+    expect(lost).not.toMatch(/cluster/);
+  });
+
   it('reads an unavailable keychain as such, not as an unreachable cluster', () => {
     expect(describeError(error('UNAVAILABLE', { keystoreCode: 'KEYCHAIN_UNAVAILABLE' }))).toMatch(
       /OS keychain is not available/,

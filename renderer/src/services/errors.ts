@@ -68,6 +68,13 @@ export function describeError(error: ContractError): string {
     case 'CANCELLED':
       return 'Cancelled. Nothing was changed.';
     case 'UNAVAILABLE':
+      // The window has no app behind it: nothing is wrong with any cluster.
+      if (details.appConnection === 'NOT_CONNECTED') {
+        return 'This window is not connected to Keyport Connect: the link that opened it works only once, for 2 minutes. Close this window and open Keyport Connect again from its launcher.';
+      }
+      if (details.appConnection === 'LOST') {
+        return "This window lost its connection to Keyport Connect: the app stopped or ended this window's session. Close this window and open Keyport Connect again from its launcher.";
+      }
       if (details.keystoreCode === 'KEYCHAIN_UNAVAILABLE') {
         return 'The OS keychain is not available. Make sure your desktop keyring is running, then try again.';
       }
