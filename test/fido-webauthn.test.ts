@@ -206,6 +206,56 @@ describe('register and authenticate with one key', () => {
     await verifyAssertion(assertion, options.challenge, credential, true);
   });
 
+  it("passwordless with a user name typed: only that user's passkey counts, and nobody is asked", async () => {
+    const { key } = await softKey({ pin: '1234' });
+    await registerWith([key], { passwordless: true, pins: ['1234'], userID: 'alice' });
+    const bob = await registerWith([key], { passwordless: true, pins: ['1234'], userID: 'bob' });
+    const asked: (string | undefined)[][] = [];
+    const choosing = (pins: string[], pick: string) => ({
+      ...prompts(pins),
+      chooseAccount: async (accounts: { name?: string }[]) => {
+        asked.push(accounts.map((a) => a.name));
+        return accounts.findIndex((a) => a.name === pick);
+      },
+    });
+
+    const options = await generateAuthenticationOptions({ rpID: RP_ID, userVerification: 'required' });
+    const asBob = await authenticate(options, {
+      origin: ORIGIN,
+      keys: [key],
+      prompts: choosing(['1234'], 'alice'),
+      user: 'bob',
+    });
+    expect(asked).toEqual([]);
+    expect(Buffer.from(asBob.response.userHandle!, 'base64url').toString()).toBe('bob');
+    await verifyAssertion(asBob, options.challenge, bob.credential, true);
+
+    // No name typed: the person chooses among both accounts.
+    const again = await generateAuthenticationOptions({ rpID: RP_ID, userVerification: 'required' });
+    const chosen = await authenticate(again, {
+      origin: ORIGIN,
+      keys: [key],
+      prompts: choosing(['1234'], 'bob'),
+    });
+    expect(asked.map((names) => [...names].sort())).toEqual([['alice', 'bob']]);
+    expect(Buffer.from(chosen.response.userHandle!, 'base64url').toString()).toBe('bob');
+
+    // A name with no passkey on this key: a clear NOT_FOUND, and still nobody is asked to choose.
+    const third = await generateAuthenticationOptions({ rpID: RP_ID, userVerification: 'required' });
+    await expect(
+      authenticate(third, {
+        origin: ORIGIN,
+        keys: [key],
+        prompts: choosing(['1234'], 'alice'),
+        user: 'carol',
+      }),
+    ).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+      message: expect.stringContaining('no passkey for "carol"'),
+    });
+    expect(asked).toHaveLength(1);
+  });
+
   it('UV required on a key without a PIN asks for a new PIN and sets it', async () => {
     const { key } = await softKey();
     const { prompts: p } = await registerWith([key], { passwordless: true });

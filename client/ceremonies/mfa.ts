@@ -18,6 +18,8 @@ export interface MfaContext {
   prompts: MfaPrompts;
   preference?: MfaPreference;
   signal?: AbortSignal;
+  /** Passwordless for a typed user name: only that user's passkeys on the key count. */
+  user?: string;
 }
 
 /** Runs a WebAuthn ceremony over every available key, closing them afterwards. */
@@ -52,6 +54,7 @@ export async function answerChallenge(
         keys,
         prompts: context.prompts.securityKey,
         signal: context.signal,
+        user: context.user,
       }),
     );
     response.response = { $case: 'webauthnJson', value: JSON.stringify(assertion) };
@@ -88,6 +91,7 @@ export function registerKey(
         keys,
         prompts: context.prompts.securityKey,
         signal: context.signal,
+        user: context.user,
       }),
     ),
   );

@@ -51,6 +51,11 @@ export interface CeremonyOptions {
   signal?: AbortSignal;
   /** Per CTAP request; defaults to the options' timeout, else 60 s. */
   timeoutMs?: number;
+  /**
+   * A passwordless login for this user only (tsh's --user): of the accounts a key returns, only this
+   * user's count, and the person is asked to choose only among several of them.
+   */
+  user?: string;
 }
 
 const DEFAULT_TIMEOUT_MS = 60_000;
@@ -341,7 +346,7 @@ export async function authenticate(
       const chosen = await raceKeys(keys, (key, call) => get(key, call), ctx);
       result = await assertWithPin(chosen.key, true);
     }
-    return authenticationResponse(await pickAccount(result.value, ctx), clientData);
+    return authenticationResponse(await pickAccount(result.value, ctx, ceremony.user), clientData);
   } catch (error) {
     throw translate(error, ceremony.signal);
   }
@@ -357,9 +362,25 @@ export async function authenticate(
   }
 }
 
-async function pickAccount(assertions: AssertionResponse[], ctx: Context): Promise<AssertionResponse> {
+/**
+ * The account to sign in as. With a user name typed, only that user's accounts count: a key returns
+ * names only when it holds several accounts for the RP (CTAP 2.1 §6.2.2), so one account without a name
+ * is taken, and the server names the user it belongs to.
+ */
+async function pickAccount(
+  all: AssertionResponse[],
+  ctx: Context,
+  user?: string,
+): Promise<AssertionResponse> {
+  if (all.length === 0) throw new Ctap2Error('INVALID_RESPONSE');
+  const assertions = user ? all.filter((a) => a.user?.name === undefined || a.user.name === user) : all;
   const first = assertions[0];
-  if (!first) throw new Ctap2Error('INVALID_RESPONSE');
+  if (!first) {
+    throw new KeyportError(
+      'NOT_FOUND',
+      `This security key holds no passkey for "${user}". Use a key with a passkey for "${user}", or leave the user name empty.`,
+    );
+  }
   if (assertions.length === 1 || !ctx.prompts.chooseAccount) return first;
   const index = await abortable(
     ctx.prompts.chooseAccount(
