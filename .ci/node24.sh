@@ -22,7 +22,7 @@ trap restore EXIT
 export PATH="$node24/bin:$PATH"
 echo "ci: on Node $(node --version) ($node24)"
 # node-gyp builds against the package's headers (no download); npm runs with this Node from PATH.
-npm_config_nodedir="$node24" npm rebuild better-sqlite3 --foreground-scripts
+npm_config_nodedir="$node24" npm rebuild better-sqlite3
 node -e "new (require('better-sqlite3'))(':memory:').prepare('select 1').get()"
 "$@"
 echo "ci: $* passed on Node $(node --version)"
