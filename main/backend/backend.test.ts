@@ -53,7 +53,10 @@ describe('the backend handler table', () => {
   it('has exactly the contract methods', async () => {
     const home = await mkdtemp(join(tmpdir(), 'keyport-backend-'));
     const backend = createBackend({ profiles: new ProfileStore(home), keystoreKind: 'file', env: {} });
+    // Its profile watcher makes folders in `home`: ready before the test, closed before `home` goes.
+    await backend.ready;
     expect(Object.keys(backend.handlers).sort()).toEqual([...methodNames].sort());
+    await backend.close();
     await rm(home, { recursive: true, force: true });
   });
 
@@ -83,6 +86,7 @@ describe('the backend handler table', () => {
       sshCertificate: 'ssh-cert',
     });
     const backend = createBackend({ profiles: store, keystoreKind: 'file', env: {} });
+    // Its profile watcher makes folders in `home`: ready before the test, closed before `home` goes.
     await backend.ready;
     const snapshot = async () => {
       const files = (await readdir(home, { recursive: true })).sort();
@@ -110,6 +114,8 @@ describe('the backend handler table', () => {
   it('carries window.keyport: the namespaced API types line up with the handler table', async () => {
     const home = await mkdtemp(join(tmpdir(), 'keyport-backend-'));
     const backend = createBackend({ profiles: new ProfileStore(home), keystoreKind: 'file', env: {} });
+    // Its profile watcher makes folders in `home`: ready before the test, closed before `home` goes.
+    await backend.ready;
     const { handlers } = backend;
     const api: KeyportApi = {
       clusters: {
@@ -139,12 +145,15 @@ describe('the backend handler table', () => {
       value: { name: 'Keyport Connect', keystore: 'file', keyportHome: home, labSecurityKey: false },
     });
     expect(await api.auth.status()).toEqual({ ok: true, value: null });
+    await backend.close();
     await rm(home, { recursive: true, force: true });
   });
 
   it('refuses an answer for a prompt that is not open', async () => {
     const home = await mkdtemp(join(tmpdir(), 'keyport-backend-'));
     const backend = createBackend({ profiles: new ProfileStore(home), keystoreKind: 'file', env: {} });
+    // Its profile watcher makes folders in `home`: ready before the test, closed before `home` goes.
+    await backend.ready;
     const result = await backend.handlers['prompts.answer']({
       id: 'prompt-1',
       value: { kind: 'otpCode', code: '123456' },
@@ -153,6 +162,7 @@ describe('the backend handler table', () => {
       ok: false,
       error: { code: 'INVALID_ARGUMENT', details: { fieldPath: 'id' } },
     });
+    await backend.close();
     await rm(home, { recursive: true, force: true });
   });
 });

@@ -72,6 +72,7 @@ beforeAll(async () => {
   await promisify(execFile)(process.execPath, ['build-app.mjs', '--if-stale'], { cwd: root });
   dir = await mkdtemp(join(tmpdir(), 'keyport-browser-'));
   backend = createBackend({ profiles: new ProfileStore(join(dir, 'home')), keystoreKind: 'file', env: {} });
+  await backend.ready;
   host = await startBrowserHost({ backend, distDir: join(root, 'dist') });
   browser = await launchLabChromium();
   otherServer = createServer((request, response) => {
@@ -88,6 +89,8 @@ afterAll(async () => {
   await browser?.close();
   if (otherServer) await new Promise<void>((resolve) => otherServer.close(() => resolve()));
   await host?.close();
+  // The backend's profile watcher writes under `dir`: closed first, so the removal does not race it.
+  await backend?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 

@@ -190,12 +190,15 @@ beforeAll(async () => {
   await writeFile(join(dir, 'secret.txt'), SECRET);
   await symlink(distDir, join(distDir, 'renderer', 'assets', 'link-out'));
   backend = createBackend({ profiles: new ProfileStore(join(dir, 'home')), keystoreKind: 'file', env: {} });
+  await backend.ready;
   host = await startBrowserHost({ backend, distDir });
 });
 
 afterAll(async () => {
   for (const client of clients) client.ws.terminate();
   await host?.close();
+  // The backend's profile watcher writes under `dir`: closed first, so the removal does not race it.
+  await backend?.close();
   await rm(dir, { recursive: true, force: true });
 });
 
