@@ -3,6 +3,7 @@
 import { TLSSocket } from 'node:tls';
 import type { ServerUnaryCall, sendUnaryData, UntypedHandleCall } from '@grpc/grpc-js';
 import { KeyportError, toStatusObject } from '../proto/errors';
+import { checkRequestBounds } from './request-bounds';
 import type { ServiceDefinition, ServiceError, UntypedServiceImplementation } from '@grpc/grpc-js';
 
 export interface CallContext {
@@ -40,22 +41,66 @@ function unverifiedPeerCertificate(call: ServerUnaryCall<unknown, unknown>): { r
   return undefined;
 }
 
+/** What a request that protobuf cannot decode becomes, so the handler can answer it with a typed error. */
+class UndecodableRequest {
+  constructor(readonly reason: string) {}
+}
+
+/**
+ * The service definition with deserializers that never throw: grpc-js answers a throwing deserializer with
+ * a bare INTERNAL and no keyport-error-bin, so an undecodable request becomes an UndecodableRequest here
+ * and `unary` answers it with INVALID_ARGUMENT.
+ */
+export function tolerantDefinition<D extends ServiceDefinition>(definition: D): D {
+  return Object.fromEntries(
+    Object.entries(definition).map(([name, method]) => [
+      name,
+      {
+        ...method,
+        requestDeserialize: (bytes: Buffer) => {
+          try {
+            return method.requestDeserialize(bytes);
+          } catch (error) {
+            return new UndecodableRequest(error instanceof Error ? error.message : String(error));
+          }
+        },
+      },
+    ]),
+  ) as D;
+}
+
+/** The request as the handler may see it: decoded, and every field within its bound. */
+function checkedRequest<Req>(request: Req | UndecodableRequest): Req {
+  if (request instanceof UndecodableRequest) {
+    throw new KeyportError(
+      'INVALID_ARGUMENT',
+      `The request is not a valid keyport/v1 message (${request.reason.slice(0, 120)}).`,
+    );
+  }
+  checkRequestBounds(request);
+  return request;
+}
+
 export function unary<Req, Res>(
   handler: Handler<Req, Res>,
   log: (error: unknown) => void,
 ): UntypedHandleCall {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
-    handler(call.request, callContext(call as ServerUnaryCall<unknown, unknown>)).then(
-      (response) => callback(null, response),
-      (error: unknown) => {
-        const keyportError =
-          error instanceof KeyportError
-            ? error
-            : new KeyportError('INTERNAL', 'The auth service failed to handle the request; see its log.');
-        if (!(error instanceof KeyportError)) log(error);
-        callback(toStatusObject(keyportError) as ServiceError, null);
-      },
-    );
+    Promise.resolve()
+      .then(() =>
+        handler(checkedRequest(call.request), callContext(call as ServerUnaryCall<unknown, unknown>)),
+      )
+      .then(
+        (response) => callback(null, response),
+        (error: unknown) => {
+          const keyportError =
+            error instanceof KeyportError
+              ? error
+              : new KeyportError('INTERNAL', 'The auth service failed to handle the request; see its log.');
+          if (!(error instanceof KeyportError)) log(error);
+          callback(toStatusObject(keyportError) as ServiceError, null);
+        },
+      );
   };
 }
 

@@ -33,6 +33,8 @@ export interface KeyportErrorFields {
   fieldPath?: string;
   lockedUntilMs?: number;
   resolvableByRelogin?: boolean;
+  /** RESOURCE_EXHAUSTED by a rate limit: wait this long before the next try. */
+  retryAfterMs?: number;
 }
 
 /** An error with a stable code; the message tells the person what happened and what to do next. */
@@ -77,6 +79,7 @@ export function toStatusObject(error: KeyportError): Partial<StatusObject> {
     fieldPath: error.fields.fieldPath ?? '',
     lockedUntilMs: error.fields.lockedUntilMs ?? 0,
     resolvableByRelogin: error.fields.resolvableByRelogin ?? false,
+    retryAfterMs: error.fields.retryAfterMs ?? 0,
   }).finish();
   metadata.set(ERROR_METADATA_KEY, Buffer.from(detail));
   return { code: grpcStatusOf[error.code], details: error.message, metadata };
@@ -94,14 +97,28 @@ export function fromServiceError(error: ServiceError): KeyportError {
           ...(detail.fieldPath ? { fieldPath: detail.fieldPath } : {}),
           ...(detail.lockedUntilMs ? { lockedUntilMs: detail.lockedUntilMs } : {}),
           ...(detail.resolvableByRelogin ? { resolvableByRelogin: true } : {}),
+          ...(detail.retryAfterMs ? { retryAfterMs: detail.retryAfterMs } : {}),
         });
       }
     } catch {
       // A garbled detail falls through to the status-based error below.
     }
   }
+  const text = error.details || error.message;
   if (error.code === GrpcStatus.UNAVAILABLE || error.code === GrpcStatus.DEADLINE_EXCEEDED) {
-    return new KeyportError('UNAVAILABLE', `The cluster is unreachable: ${error.details || error.message}`);
+    return new KeyportError('UNAVAILABLE', `The cluster is unreachable: ${text}`);
   }
-  return new KeyportError('INTERNAL', error.details || error.message);
+  // Refusals by the gRPC layer itself, before a handler ran, carry no detail: keep what their status says.
+  if (error.code === GrpcStatus.RESOURCE_EXHAUSTED) {
+    return new KeyportError(
+      'RESOURCE_EXHAUSTED',
+      `The cluster refused the request as too large or too many: ${text}`,
+    );
+  }
+  if (error.code === GrpcStatus.INVALID_ARGUMENT) {
+    return new KeyportError('INVALID_ARGUMENT', `The cluster could not read the request: ${text}`);
+  }
+  if (error.code === GrpcStatus.CANCELLED)
+    return new KeyportError('CANCELLED', `The call was cancelled: ${text}`);
+  return new KeyportError('INTERNAL', text);
 }

@@ -167,10 +167,12 @@ export interface ErrorDetail {
   lockedUntilMs: number;
   /** Set when signing in again would resolve the error (expired or revoked certificate). */
   resolvableByRelogin: boolean;
+  /** For RESOURCE_EXHAUSTED from a rate limit: how long to wait before trying again (milliseconds). */
+  retryAfterMs: number;
 }
 
 function createBaseErrorDetail(): ErrorDetail {
-  return { code: 0, message: "", fieldPath: "", lockedUntilMs: 0, resolvableByRelogin: false };
+  return { code: 0, message: "", fieldPath: "", lockedUntilMs: 0, resolvableByRelogin: false, retryAfterMs: 0 };
 }
 
 export const ErrorDetail: MessageFns<ErrorDetail> = {
@@ -189,6 +191,9 @@ export const ErrorDetail: MessageFns<ErrorDetail> = {
     }
     if (message.resolvableByRelogin !== false) {
       writer.uint32(40).bool(message.resolvableByRelogin);
+    }
+    if (message.retryAfterMs !== 0) {
+      writer.uint32(48).int64(message.retryAfterMs);
     }
     return writer;
   },
@@ -246,6 +251,14 @@ export const ErrorDetail: MessageFns<ErrorDetail> = {
             message.resolvableByRelogin = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.retryAfterMs = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -277,6 +290,11 @@ export const ErrorDetail: MessageFns<ErrorDetail> = {
         : isSet(object.resolvable_by_relogin)
         ? globalThis.Boolean(object.resolvable_by_relogin)
         : false,
+      retryAfterMs: isSet(object.retryAfterMs)
+        ? globalThis.Number(object.retryAfterMs)
+        : isSet(object.retry_after_ms)
+        ? globalThis.Number(object.retry_after_ms)
+        : 0,
     };
   },
 
@@ -297,6 +315,9 @@ export const ErrorDetail: MessageFns<ErrorDetail> = {
     if (message.resolvableByRelogin !== false) {
       obj.resolvableByRelogin = message.resolvableByRelogin;
     }
+    if (message.retryAfterMs !== 0) {
+      obj.retryAfterMs = Math.round(message.retryAfterMs);
+    }
     return obj;
   },
 
@@ -310,6 +331,7 @@ export const ErrorDetail: MessageFns<ErrorDetail> = {
     message.fieldPath = object.fieldPath ?? "";
     message.lockedUntilMs = object.lockedUntilMs ?? 0;
     message.resolvableByRelogin = object.resolvableByRelogin ?? false;
+    message.retryAfterMs = object.retryAfterMs ?? 0;
     return message;
   },
 };
