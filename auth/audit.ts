@@ -9,6 +9,10 @@ export type AuditType =
   | 'user.update'
   | 'user.lock'
   | 'user.unlock'
+  /** One client address reached the failed sign-in limit for one user name, and is locked out for it. */
+  | 'user.lockout'
+  /** A client address or a user name went over its rate limit (recorded once per window). */
+  | 'rate.limited'
   | 'cert.issued'
   | 'resource.create'
   | 'resource.update'

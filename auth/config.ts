@@ -8,22 +8,33 @@ import { z } from 'zod';
 import { KeyportError } from '../proto/errors';
 import { parseGoDurationSeconds } from '../proto/resources/duration';
 import type { LockoutPolicy } from './context';
+import type { RateLimitPolicy } from './lockout';
 
 export interface AuthConfig {
   dataDir: string;
+  /** The key-encryption key's file (auth/secrets.ts): outside the data dir, `<data dir>.kek` by default. */
+  kekFile: string;
   listen: { host: string; port: number };
   publicAddr: string;
   clusterName: string;
   lockout: LockoutPolicy;
+  rateLimit: RateLimitPolicy;
   /** A cluster_auth_preference spec to apply at start; undefined leaves the stored one alone. */
   authentication: Record<string, unknown> | undefined;
   /** Relative CA file paths in `authentication` are read from here: the config file's folder. */
   configDir: string;
 }
 
+/**
+ * Unauthenticated calls per client address, and password attempts per user name, per minute. Generous
+ * enough for many people behind one NAT address signing in at 9 am; far too few for a guessing script.
+ */
+export const DEFAULT_RATE_LIMIT = { perAddress: 300, perUser: 60 } as const;
+
 export interface AuthFlags {
   config?: string;
   dataDir?: string;
+  kekFile?: string;
   listen?: string;
   publicAddr?: string;
   clusterName?: string;
@@ -45,12 +56,21 @@ const fileSchema = z
         enabled: z.boolean().optional(),
         listen_addr: z.string().optional(),
         public_addr: z.string().optional(),
+        key_encryption_key_file: z.string().min(1).optional(),
         cluster_name: z.string().min(1).optional(),
         lockout: z
           .object({
             max_attempts: z.number().int().min(1).max(100).optional(),
             window: duration.optional(),
             duration: duration.optional(),
+          })
+          .strict()
+          .optional(),
+        rate_limit: z
+          .object({
+            per_address: z.number().int().min(1).max(1_000_000).optional(),
+            per_user: z.number().int().min(1).max(1_000_000).optional(),
+            window: duration.optional(),
           })
           .strict()
           .optional(),
@@ -113,8 +133,18 @@ export async function loadAuthConfig(flags: AuthFlags): Promise<AuthConfig> {
     `${['0.0.0.0', '::'].includes(listen.host) ? 'localhost' : listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
   parseHostPort(publicAddr, flags.publicAddr ? '--public-addr' : 'auth_service.public_addr');
   const lockout = auth.lockout ?? {};
+  const rates = auth.rate_limit ?? {};
+  const kekFile = flags.kekFile ?? auth.key_encryption_key_file ?? `${resolve(dataDir)}.kek`;
+  if (resolve(dirname(resolve(kekFile))) === resolve(dataDir)) {
+    throw new KeyportError(
+      'INVALID_ARGUMENT',
+      'auth_service.key_encryption_key_file: keep the key-encryption key outside the data dir, or a copy of the data dir opens every secret in it.',
+      { fieldPath: 'auth_service.key_encryption_key_file' },
+    );
+  }
   return {
     dataDir,
+    kekFile: resolve(kekFile),
     listen,
     publicAddr,
     clusterName: flags.clusterName ?? auth.cluster_name ?? parseHostPort(publicAddr, 'public_addr').host,
@@ -122,6 +152,11 @@ export async function loadAuthConfig(flags: AuthFlags): Promise<AuthConfig> {
       maxAttempts: lockout.max_attempts ?? 5,
       windowMs: (parseGoDurationSeconds(lockout.window ?? '30m') ?? 1800) * 1000,
       durationMs: (parseGoDurationSeconds(lockout.duration ?? '30m') ?? 1800) * 1000,
+    },
+    rateLimit: {
+      perAddress: rates.per_address ?? DEFAULT_RATE_LIMIT.perAddress,
+      perUser: rates.per_user ?? DEFAULT_RATE_LIMIT.perUser,
+      windowMs: (parseGoDurationSeconds(rates.window ?? '1m') ?? 60) * 1000,
     },
     authentication: auth.authentication,
     configDir: flags.config ? dirname(resolve(flags.config)) : process.cwd(),

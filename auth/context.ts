@@ -1,6 +1,8 @@
 // What every service handler shares: storage, the CAs, the cluster's identity and settings, the clock.
 import type { AuditLog } from './audit';
 import type { Authorities } from './ca/authority';
+import type { RateLimitPolicy } from './lockout';
+import type { Sealer } from './secrets';
 import type { Store } from './storage/store';
 
 export interface LockoutPolicy {
@@ -18,6 +20,9 @@ export interface ServiceContext {
   caPin: string;
   version: string;
   lockout: LockoutPolicy;
+  rateLimit: RateLimitPolicy;
+  /** Seals TOTP seeds (and the CA keys, at load) under the key-encryption key: auth/secrets.ts. */
+  secrets: Sealer;
   now: () => number;
   /** Serial of the super-admin certificate written to the data dir at this start; no other passes as it. */
   builtinAdminSerial: string;

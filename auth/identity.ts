@@ -8,7 +8,7 @@ import type { VerifiedClientCertificate } from './ca/x509';
 import { CLIENT_CERT_BACKDATE_MS } from './context';
 import type { ServiceContext } from './context';
 import type { CallContext } from './rpc';
-import { isLocked, lockedError } from './services/auth-service';
+import { isLocked, lockedError } from './lockout';
 
 export const BUILTIN_ADMIN = 'keyport-admin';
 

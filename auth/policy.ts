@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { KeyportError } from '../proto/errors';
 import { DEFAULT_SESSION_TTL_SECONDS } from './context';
+import type { Lockout } from './storage/throttle';
 import { ResourceError } from '../proto/resources/errors';
 import { parseCapSpecValue, parseResourceJson } from '../proto/resources/parse';
 import {
@@ -114,7 +115,8 @@ export function sessionTtlSeconds(roles: readonly Role[], requestedSeconds: numb
 
 export const roleAllows = allows;
 
-export function userDocument(row: UserRow): UserWithStatus {
+/** A user as `keyport admin get` shows it; `lockedOut` lists the addresses locked out for this name. */
+export function userDocument(row: UserRow, lockedOut: Lockout[] = []): UserWithStatus {
   return {
     kind: 'user',
     version: 'v2',
@@ -124,6 +126,15 @@ export function userDocument(row: UserRow): UserWithStatus {
       created_ms: row.created_ms,
       ...(row.locked_until_ms !== null ? { locked_until_ms: row.locked_until_ms } : {}),
       ...(row.lock_reason !== null ? { lock_reason: row.lock_reason } : {}),
+      ...(lockedOut.length > 0
+        ? {
+            locked_out: lockedOut.map((l) => ({
+              client_addr: l.clientAddr,
+              failed_attempts: l.failed,
+              until_ms: l.untilMs,
+            })),
+          }
+        : {}),
     },
   } as UserWithStatus;
 }

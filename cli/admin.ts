@@ -254,12 +254,17 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore): vo
         for (const resource of resources) {
           const doc = JSON.parse(resource.json);
           const lockedUntil: number | undefined = doc.status?.locked_until_ms;
-          const status =
+          const lockedOut: { client_addr: string; until_ms: number }[] = doc.status?.locked_out ?? [];
+          const status = [
             lockedUntil && lockedUntil > Date.now()
               ? lockedUntil >= Number.MAX_SAFE_INTEGER
                 ? 'locked until unlocked'
                 : `locked until ${new Date(lockedUntil).toISOString()}`
-              : 'active';
+              : 'active',
+            ...lockedOut.map(
+              (l) => `locked out from ${l.client_addr} until ${new Date(l.until_ms).toISOString()}`,
+            ),
+          ].join('; ');
           console.log(
             `${resource.name.padEnd(24)}${(doc.spec.roles as string[]).join(',').padEnd(32)}${status}`,
           );

@@ -310,46 +310,52 @@ describe('login with a wrong password or TOTP code', () => {
 });
 
 describe('lockout', () => {
-  it('locks a user after 5 failed attempts, refuses even the right password, and an admin unlock lets them in', async () => {
-    const lockedBefore = await storedUser(cluster, 'lars');
+  /** The lockout as an unauthenticated caller hears it: the same for every name, naming none. */
+  const LOCKED_OUT =
+    /^ERROR: Too many failed sign-ins for this account from this address\. Try again after (\d{4}-\d\d-\d\dT[\d:.]+Z), or ask an administrator to unlock the account\.$/m;
+
+  it('locks an address out of a user after 5 failures, says so to the right password too, and an admin unlock lets them in', async () => {
+    const before = await storedUser(cluster, 'lars');
     for (let attempt = 1; attempt <= 4; attempt++) {
       const refused = await attemptLogin(cluster, 'lars', `wrong-password-${attempt}`);
       expect(refused.code).toBe(EXIT.accessDenied);
       expect(refused.stderr).toContain(INVALID_CREDENTIALS);
     }
-    expect(await storedUser(cluster, 'lars')).toEqual(lockedBefore);
-
     const fifth = await attemptLogin(cluster, 'lars', 'wrong-password-5');
     const fifthAt = Date.now();
     expect(fifth.code).toBe(EXIT.locked);
-    const until = /ERROR: User "lars" is locked until (\d{4}-\d\d-\d\dT[\d:.]+Z)\./.exec(fifth.stderr)?.[1];
+    const until = LOCKED_OUT.exec(fifth.stderr)?.[1];
     expect(until, fifth.stderr).toBeDefined();
+    expect(fifth.stderr).not.toContain('lars');
     const untilMs = Date.parse(until as string);
     expect(untilMs - fifthAt).toBeGreaterThan(29 * 60_000);
     expect(untilMs - fifthAt).toBeLessThanOrEqual(30 * 60_000);
 
+    // The right password from this address hears the same lockout; nothing is issued.
     const rightPassword = await loginAs(cluster, 'lars');
     expect(rightPassword.code).toBe(EXIT.locked);
-    expect(rightPassword.stderr).toContain(`ERROR: User "lars" is locked until ${until}.`);
+    expect(LOCKED_OUT.exec(rightPassword.stderr)?.[1]).toBe(until);
     expect(await filesUnder(home('lars'))).not.toHaveProperty(`profiles/127.0.0.1_${cluster.port}.json`);
 
-    // As an admin sees it, through the CLI: keyport admin --data-dir DIR get user/lars.
+    // The user itself is not locked (the person elsewhere may sign in); the admin sees the lockout.
+    expect((await storedUser(cluster, 'lars')).resource.status.locked_until_ms).toBeUndefined();
+    expect((await storedUser(cluster, 'lars')).devices).toEqual(before.devices);
     const shown = await runAdmin(cluster, ['get', 'user/lars']);
     expect(shown.code).toBe(0);
-    expect(parseYaml(shown.stdout).status).toMatchObject({
-      locked_until_ms: untilMs,
-      lock_reason: '5 failed login attempts',
-    });
-    expect((await storedUser(cluster, 'lars')).devices).toEqual(lockedBefore.devices);
+    expect(parseYaml(shown.stdout).status.locked_out).toEqual([
+      { client_addr: '127.0.0.1', failed_attempts: 5, until_ms: untilMs },
+    ]);
+    const listed = await runAdmin(cluster, ['users', 'ls']);
+    expect(listed.stdout).toMatch(new RegExp(`lars .*locked out from 127\\.0\\.0\\.1 until ${until}`));
     const logins = await auditOfCli(cluster, 'user.login', 'lars');
     expect(logins.map((event) => [event.success, event.message])).toEqual([
       ...Array.from({ length: 5 }, () => [false, 'wrong password']),
-      [false, 'user is locked'],
+      [false, 'locked out or busy'],
     ]);
-    expect(await auditOf(cluster, 'user.lock', 'system')).toContainEqual(
+    expect(await auditOf(cluster, 'user.lockout', 'system')).toContainEqual(
       expect.objectContaining({
-        message: 'locked after 5 failed login attempts',
-        fields: { user: 'lars', locked_until_ms: untilMs },
+        clientAddr: expect.stringContaining('127.0.0.1'),
+        fields: { user: 'lars', known_user: true, locked_until_ms: untilMs },
       }),
     );
 
@@ -360,18 +366,27 @@ describe('lockout', () => {
     expect(again.code).toBe(0);
   });
 
-  it('takes the lockout policy from the config file (max_attempts: 2)', async () => {
-    const first = await attemptLogin(strict, 'sam', 'wrong-password-1');
-    expect(first.code).toBe(EXIT.accessDenied);
-    const second = await attemptLogin(strict, 'sam', 'wrong-password-2');
-    expect(second.code).toBe(EXIT.locked);
-    expect(second.stderr).toMatch(/ERROR: User "sam" is locked until \d{4}-\S+Z\./);
-
-    const sam = await storedUser(strict, 'sam');
-    expect(sam.resource.status.locked_until_ms).toBeGreaterThan(Date.now() + 29 * 60_000);
-    expect(sam.resource.status.lock_reason).toBe('2 failed login attempts');
-    expect(await auditOf(strict, 'user.lock', 'system')).toEqual([
-      expect.objectContaining({ message: 'locked after 2 failed login attempts' }),
+  it('takes the lockout policy from the config file (max_attempts: 2), and a name of no user hears the same', async () => {
+    const answers: string[] = [];
+    for (const name of ['sam', 'nobody-by-this-name']) {
+      const first = await attemptLogin(strict, name, 'wrong-password-1');
+      expect(first.code).toBe(EXIT.accessDenied);
+      expect(first.stderr).toContain(INVALID_CREDENTIALS);
+      const second = await attemptLogin(strict, name, 'wrong-password-2');
+      expect(second.code).toBe(EXIT.locked);
+      expect(second.stderr).toMatch(LOCKED_OUT);
+      expect(second.stderr).not.toContain(name);
+      const third = await attemptLogin(strict, name, 'wrong-password-3');
+      expect(third.code).toBe(EXIT.locked);
+      answers.push(third.stderr.replace(LOCKED_OUT, 'LOCKED OUT'));
+    }
+    // Same code, same words: nothing tells the real user from the name of no one.
+    expect(answers[0]).toBe(answers[1]);
+    expect(await auditOf(strict, 'user.lockout', 'system')).toEqual([
+      expect.objectContaining({ fields: expect.objectContaining({ user: 'sam', known_user: true }) }),
+      expect.objectContaining({
+        fields: expect.objectContaining({ user: 'nobody-by-this-name', known_user: false }),
+      }),
     ]);
   });
 });

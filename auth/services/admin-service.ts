@@ -59,10 +59,22 @@ export function adminService(ctx: ServiceContext) {
     );
   }
 
+  /** The addresses locked out for this name now (auth/lockout.ts). */
+  async function lockoutsOf(name: string, store: Store = ctx.store) {
+    const now = ctx.now();
+    const all = await store.throttle.lockouts(
+      name,
+      now - ctx.lockout.windowMs,
+      ctx.lockout.maxAttempts,
+      ctx.lockout.durationMs,
+    );
+    return all.filter((lockout) => lockout.untilMs > now);
+  }
+
   async function getUserResource(name: string, store: Store = ctx.store): Promise<Resource> {
     const row = await store.getUser(name);
     if (!row) throw new KeyportError('NOT_FOUND', `User "${name}" does not exist.`);
-    return { kind: 'user', name, json: JSON.stringify(userDocument(row)) };
+    return { kind: 'user', name, json: JSON.stringify(userDocument(row, await lockoutsOf(name, store))) };
   }
 
   async function getRoleResource(name: string, store: Store = ctx.store): Promise<Resource> {
@@ -164,11 +176,13 @@ export function adminService(ctx: ServiceContext) {
       if (kind === 'user') {
         const rows = await ctx.store.listUsers();
         return {
-          resources: rows.map((row) => ({
-            kind: 'user',
-            name: row.name,
-            json: JSON.stringify(userDocument(row)),
-          })),
+          resources: await Promise.all(
+            rows.map(async (row) => ({
+              kind: 'user',
+              name: row.name,
+              json: JSON.stringify(userDocument(row, await lockoutsOf(row.name))),
+            })),
+          ),
         };
       }
       if (kind === 'role') {
@@ -380,7 +394,8 @@ export function adminService(ctx: ServiceContext) {
       if (!(await ctx.store.setLock(request.name, null, null, now))) {
         throw new KeyportError('NOT_FOUND', `User "${request.name}" does not exist.`);
       }
-      await ctx.store.clearLoginFailures(request.name);
+      // Every address's lockout for this name ends with the admin's unlock.
+      await ctx.store.throttle.clearFailures(request.name);
       await ctx.audit.record({
         type: 'user.unlock',
         actor: identity.user,

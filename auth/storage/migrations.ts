@@ -126,6 +126,46 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('users').dropColumn('webauthn_user_handle').execute();
     },
   },
+  '0003_login_attempts_and_rate_limits': {
+    // Login attempts per (user name, client address): pending while a password is being checked, failed
+    // once it was wrong. They replace the per-user failure list, which locked the right person out when
+    // checks were in flight and let one address lock a user for everyone. Names are kept as typed (bounded
+    // at the API edge), so names of no user are throttled exactly like real ones.
+    // Rate limits: one fixed-window counter per key ("addr:…", "user:…"), shared by replicas.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('login_attempts')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('client_addr', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('time_ms', 'bigint', (c) => c.notNull())
+        .addColumn('expires_ms', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('login_attempts_name_addr')
+        .on('login_attempts')
+        .columns(['name', 'client_addr'])
+        .execute();
+      await db.schema
+        .createTable('rate_limits')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('window_start_ms', 'bigint', (c) => c.notNull())
+        .addColumn('count', 'integer', (c) => c.notNull())
+        .execute();
+      await db.schema.dropTable('login_failures').execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('rate_limits').execute();
+      await db.schema.dropTable('login_attempts').execute();
+      await db.schema
+        .createTable('login_failures')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('user', 'text', (c) => c.notNull())
+        .addColumn('time_ms', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -64,10 +64,22 @@ export interface ChallengesTable {
   used: number;
 }
 
-export interface LoginFailuresTable {
+export interface LoginAttemptsTable {
   id: Generated<number>;
-  user: string;
+  /** The user name as typed (a name of no user is throttled the same way). */
+  name: string;
+  /** The caller's IP address, without its port. */
+  client_addr: string;
+  /** 'pending' while the password is checked (a reservation, until expires_ms), then 'failed'. */
+  state: 'pending' | 'failed';
   time_ms: number;
+  expires_ms: number;
+}
+
+export interface RateLimitsTable {
+  key: string;
+  window_start_ms: number;
+  count: number;
 }
 
 export interface AuditEventsTable {
@@ -88,6 +100,7 @@ export interface Database {
   signup_tokens: SignupTokensTable;
   mfa_devices: MfaDevicesTable;
   challenges: ChallengesTable;
-  login_failures: LoginFailuresTable;
+  login_attempts: LoginAttemptsTable;
+  rate_limits: RateLimitsTable;
   audit_events: AuditEventsTable;
 }

@@ -97,11 +97,38 @@ describe('Store', () => {
     expect(await store.getRoleJson('r')).toBe('{"v":3}');
   });
 
-  it('counts login failures within a window', async () => {
-    for (const time of [10, 20, 30]) await store.recordLoginFailure('alice', time);
-    expect(await store.countLoginFailures('alice', 15)).toBe(2);
-    await store.clearLoginFailures('alice');
-    expect(await store.countLoginFailures('alice', 0)).toBe(0);
+  it('counts failures per (name, address) within a window, and reservations until they expire', async () => {
+    const throttle = store.throttle;
+    for (const time of [10, 20, 30]) await throttle.recordFailure('alice', '10.0.0.1', time);
+    await throttle.recordFailure('alice', '10.0.0.2', 30);
+    const pending = await throttle.addPending('alice', '10.0.0.1', 30, 100);
+    expect(await throttle.countAttempts('alice', '10.0.0.1', 15, 50)).toEqual({
+      failed: 2,
+      pending: 1,
+      lastFailureMs: 30,
+    });
+    // An expired reservation (a replica that died mid-check) no longer counts.
+    expect((await throttle.countAttempts('alice', '10.0.0.1', 15, 100)).pending).toBe(0);
+    await throttle.markFailed(pending, 40);
+    expect(await throttle.lockouts('alice', 0, 4, 1000)).toEqual([
+      { name: 'alice', clientAddr: '10.0.0.1', failed: 4, untilMs: 1040 },
+    ]);
+    await throttle.clearFailures('alice', '10.0.0.1');
+    expect((await throttle.countAttempts('alice', '10.0.0.1', 0, 50)).failed).toBe(0);
+    expect((await throttle.countAttempts('alice', '10.0.0.2', 0, 50)).failed).toBe(1);
+    await throttle.clearFailures('alice');
+    expect((await throttle.countAttempts('alice', '10.0.0.2', 0, 50)).failed).toBe(0);
+  });
+
+  it('counts rate-limit hits in fixed windows, atomically under concurrency', async () => {
+    const hits = await Promise.all(
+      Array.from({ length: 20 }, () => store.throttle.hit('addr:x', 61_000, 60_000)),
+    );
+    expect(hits.map((h) => h.count).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
+    expect(hits[0]!.windowEndMs).toBe(120_000);
+    expect(await store.throttle.hit('addr:x', 125_000, 60_000)).toEqual({ count: 1, windowEndMs: 180_000 });
   });
 
   it('migrates an existing database again without harm and keeps its data private', async () => {

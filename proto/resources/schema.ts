@@ -115,12 +115,41 @@ const RESOURCE_NAME = /^[A-Za-z0-9][A-Za-z0-9@._+:-]*$/;
 const resourceName = z.string().min(1).max(253).regex(RESOURCE_NAME, {
   error: 'may contain only letters, digits and @ . _ + : - (and start with a letter or digit)',
 });
-const nonEmptyString = z.string().min(1);
-const labels = z.record(nonEmptyString, z.string());
+const nonEmptyString = z.string().min(1).max(1024);
+
+/** Entries in any list or map of a resource: a role with 100,000 logins is not a role. */
+export const MAX_LIST_ENTRIES = 64;
+
+/** A list of at most MAX_LIST_ENTRIES, duplicates dropped (first one kept, order kept). */
+function list<Item extends z.ZodType>(item: Item, options: { min?: number; unique?: boolean } = {}) {
+  return z
+    .array(item)
+    .min(options.min ?? 0)
+    .max(MAX_LIST_ENTRIES, { error: `at most ${MAX_LIST_ENTRIES} entries` })
+    .transform((values) => {
+      if (options.unique === false) return values;
+      const seen = new Set<string>();
+      return values.filter((value) => {
+        const key = JSON.stringify(value);
+        if (seen.has(key)) return false;
+        seen.add(key);
+        return true;
+      });
+    });
+}
+
+/** A map of at most MAX_LIST_ENTRIES keys. */
+function boundedRecord<Value extends z.ZodType>(value: Value) {
+  return z.record(nonEmptyString, value).refine((record) => Object.keys(record).length <= MAX_LIST_ENTRIES, {
+    error: `at most ${MAX_LIST_ENTRIES} entries`,
+  });
+}
+
+const labels = boundedRecord(z.string().max(1024));
 
 const metadata = strictFields({
   name: resourceName,
-  description: z.string().optional(),
+  description: z.string().max(1024).optional(),
   labels: labels.optional(),
 });
 
@@ -160,11 +189,13 @@ export interface UserStatus {
   created_ms: number;
   locked_until_ms?: number;
   lock_reason?: string;
+  /** Client addresses locked out for this name after too many failed sign-ins, until when. */
+  locked_out?: { client_addr: string; failed_attempts: number; until_ms: number }[];
 }
 
 const userSpec = strictFields({
-  roles: z.array(resourceName).min(1),
-  traits: z.record(nonEmptyString, z.array(z.string())).optional(),
+  roles: list(resourceName, { min: 1 }),
+  traits: boundedRecord(list(z.string().max(1024))).optional(),
 });
 
 // `status` is accepted and dropped: `get user` prints it, and the edit round trip (get, edit, create
@@ -188,21 +219,21 @@ const login = nonEmptyString.superRefine((value, context) => {
     context.addIssue({ code: 'custom', message: 'a login cannot contain whitespace' });
 });
 
-const labelValues = z.union([z.string(), z.array(z.string())], {
+const labelValues = z.union([z.string().max(1024), list(z.string().max(1024))], {
   error: (issue) => `expected a label value or a list of label values, got ${describeValue(issue.input)}`,
 });
 
 const rule = strictFields({
-  resources: z.array(nonEmptyString).min(1),
-  verbs: z.array(nonEmptyString).min(1),
+  resources: list(nonEmptyString, { min: 1 }),
+  verbs: list(nonEmptyString, { min: 1 }),
 });
 
 // Only fields keyport enforces: a role that relies on an option keyport does not implement is
 // rejected rather than silently granted less (or more) than it says.
 const roleConditions = strictFields({
-  logins: z.array(login).optional(),
-  node_labels: z.record(nonEmptyString, labelValues).optional(),
-  rules: z.array(rule).optional(),
+  logins: list(login).optional(),
+  node_labels: boundedRecord(labelValues).optional(),
+  rules: list(rule).optional(),
 });
 
 const roleOptions = strictFields({
@@ -271,7 +302,8 @@ function caEntries(mode: CaEntryMode) {
     const problem = caEntryProblem(value, mode);
     if (problem !== undefined) context.addIssue({ code: 'custom', message: problem });
   });
-  return z.array(entry);
+  // Kept as written (a CA listed by path and inline resolves to the same PEM twice): bounded only.
+  return list(entry, { unique: false });
 }
 
 const HOST_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -317,7 +349,7 @@ const legacySecondFactor = z.union(
 function clusterAuthPreferenceSpecSchema(mode: CaEntryMode) {
   return strictFields({
     type: choice(AUTH_TYPES).optional(),
-    second_factors: z.array(choice(SECOND_FACTOR_TYPES)).optional(),
+    second_factors: list(choice(SECOND_FACTOR_TYPES)).optional(),
     /** Legacy single value; normalizeCap maps it onto second_factors. */
     second_factor: legacySecondFactor.optional(),
     webauthn: strictFields({
@@ -328,7 +360,7 @@ function clusterAuthPreferenceSpecSchema(mode: CaEntryMode) {
     /** Pre-WebAuthn settings kept so devices registered under U2F keep working; see normalizeCap. */
     u2f: strictFields({
       app_id: nonEmptyString,
-      facets: z.array(nonEmptyString).optional(),
+      facets: list(nonEmptyString).optional(),
       device_attestation_cas: caEntries(mode).optional(),
     }).optional(),
     require_session_mfa: requireSessionMfa.optional(),
