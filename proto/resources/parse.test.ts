@@ -282,3 +282,40 @@ describe('parseAuthServiceAuthentication', () => {
     }
   });
 });
+
+describe('hostile input', () => {
+  const bomb = [
+    'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]',
+    'b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]',
+    'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]',
+    'd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]',
+    'kind: role',
+  ].join('\n');
+
+  it('refuses a YAML alias bomb with a typed error', () => {
+    expect(() => parseResourceDocuments(bomb)).toThrow(ResourceError);
+    expect(() => parseResourceDocuments(bomb)).toThrow(/aliases expand too much/);
+  });
+
+  it('refuses JSON nested 100,000 deep with a typed error, not a stack overflow', () => {
+    const deep = `{"kind":"role","spec":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+    expect(() => parseResourceJson(deep)).toThrow(ResourceError);
+    expect(() => parseResourceJson(deep)).toThrow(/nested more than 32 levels deep/);
+  });
+
+  it('drops duplicate list entries and refuses lists over 64 entries, naming the field', () => {
+    const user = (roles: string[]) =>
+      JSON.stringify({ kind: 'user', version: 'v2', metadata: { name: 'lee' }, spec: { roles } });
+    expect(parseResourceJson(user(['access', 'editor', 'access', 'access']))).toMatchObject({
+      spec: { roles: ['access', 'editor'] },
+    });
+    const flood = () => parseResourceJson(user(Array.from({ length: 100_000 }, () => 'access')));
+    expect(flood).toThrow(ResourceError);
+    expect(flood).toThrow(/spec\.roles: at most 64 entries/);
+  });
+
+  it('refuses YAML nested 100,000 deep with a typed error', () => {
+    const deep = `kind: role\nspec: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`;
+    expect(() => parseResourceDocuments(deep)).toThrow(ResourceError);
+  });
+});

@@ -66,7 +66,31 @@ function canonicalKind(kind: string): ResourceKind | undefined {
   return (RESOURCE_KINDS as readonly string[]).includes(kind) ? (kind as ResourceKind) : KIND_ALIASES[kind];
 }
 
+/** Resources nest a few levels (spec.allow.rules[i].verbs[j]); deeper input is refused, never recursed. */
+export const MAX_RESOURCE_DEPTH = 32;
+
+/** The path of the first value nested deeper than `max`, found without recursion; undefined if none. */
+function tooDeep(value: unknown, max: number): PathSegment[] | undefined {
+  const stack: { node: unknown; path: PathSegment[] }[] = [{ node: value, path: [] }];
+  while (stack.length > 0) {
+    const { node, path } = stack.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    if (path.length >= max) return path;
+    for (const [key, child] of Object.entries(node)) {
+      stack.push({ node: child, path: [...path, Array.isArray(node) ? Number(key) : key] });
+    }
+  }
+  return undefined;
+}
+
 function validateResource(value: unknown, options: ParseOptions): Validation<Resource> {
+  const deep = tooDeep(value, MAX_RESOURCE_DEPTH);
+  if (deep) {
+    return {
+      ok: false,
+      issues: [{ path: deep.slice(0, 4), message: `nested more than ${MAX_RESOURCE_DEPTH} levels deep` }],
+    };
+  }
   if (!isRecord(value)) {
     return {
       ok: false,
@@ -175,6 +199,40 @@ export function parseResourceJson(json: string, options: ParseOptions = {}): Res
 // YAML
 
 const YAML_OPTIONS = { uniqueKeys: true, prettyErrors: true } as const;
+/** Alias expansions one document may make: an "alias bomb" (a billion laughs) is refused. */
+const MAX_ALIAS_COUNT = 100;
+
+/** Runs the YAML library on untrusted text: a stack overflow on absurd nesting becomes a typed error. */
+function guardedYaml<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof RangeError) {
+      throw ResourceError.single('', 'invalid YAML: nested too deeply to read', { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** The document's plain value; too many alias expansions or too deep nesting are typed errors. */
+function toPlainValue(document: Document): unknown {
+  try {
+    return document.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) as unknown;
+  } catch (error) {
+    // yaml throws a ReferenceError for excessive aliases, and deep nesting can overflow the stack.
+    if (error instanceof ReferenceError) {
+      throw ResourceError.single(
+        '',
+        `invalid YAML: aliases expand too much (at most ${MAX_ALIAS_COUNT} expansions; an "alias bomb"?)`,
+        { cause: error },
+      );
+    }
+    if (error instanceof RangeError) {
+      throw ResourceError.single('', 'invalid YAML: nested too deeply to read', { cause: error });
+    }
+    throw error;
+  }
+}
 
 function lineFinder(document: Document, lineCounter: LineCounter) {
   return (path: PathSegment[]): number | undefined => {
@@ -214,6 +272,10 @@ function enclosingKeys(lines: readonly string[], lineIndex: number): string[] | 
 
 function yamlSyntaxError(document: Document, text: string, prefix: string): ResourceError {
   const [error] = document.errors;
+  // The parser caught its own stack overflow on absurd nesting: say what it means.
+  if (error?.message.includes('Maximum call stack size exceeded')) {
+    return ResourceError.single('', 'invalid YAML: nested too deeply to read', { cause: error });
+  }
   const line = error?.linePos?.[0]?.line;
   const lines = text.split(/\r?\n/);
   if (line !== undefined && lines[line - 1]?.trim() === '...') {
@@ -238,11 +300,11 @@ function yamlSyntaxError(document: Document, text: string, prefix: string): Reso
  */
 export function parseResourceDocuments(text: string, options: ParseOptions = {}): Resource[] {
   const lineCounter = new LineCounter();
-  const documents = YAML.parseAllDocuments(text, { ...YAML_OPTIONS, lineCounter });
-  const present = documents
+  const documents = guardedYaml(() => YAML.parseAllDocuments(text, { ...YAML_OPTIONS, lineCounter }));
+  const present = (Array.isArray(documents) ? documents : [documents])
     .map((document) => ({
       document,
-      value: document.errors.length > 0 ? undefined : (document.toJS({ maxAliasCount: 100 }) as unknown),
+      value: document.errors.length > 0 ? undefined : toPlainValue(document),
     }))
     .filter(({ document, value }) => document.errors.length > 0 || (value !== null && value !== undefined));
   const several = present.length > 1;
@@ -272,9 +334,9 @@ export function parseAuthServiceAuthentication(
   options: ParseOptions = {},
 ): ClusterAuthPreferenceSpec {
   const lineCounter = new LineCounter();
-  const document = YAML.parseDocument(text, { ...YAML_OPTIONS, lineCounter });
+  const document = guardedYaml(() => YAML.parseDocument(text, { ...YAML_OPTIONS, lineCounter }));
   if (document.errors.length > 0) throw yamlSyntaxError(document, text, '');
-  const config: unknown = document.toJS({ maxAliasCount: 100 });
+  const config: unknown = toPlainValue(document);
   const authService = isRecord(config) ? config.auth_service : undefined;
   const authentication = isRecord(authService) ? authService.authentication : undefined;
   if (authentication === undefined) {
