@@ -16,7 +16,11 @@ program
     '-c, --config <file>',
     'YAML config file (auth_service: listen_addr, public_addr, cluster_name, authentication)',
   )
-  .option('-d, --data-dir <dir>', 'data directory: database, CA keys (0600), admin identity')
+  .option('-d, --data-dir <dir>', 'data directory: database, CA keys (0600, sealed), admin identity')
+  .option(
+    '--kek-file <file>',
+    'key-encryption key that seals the CA keys and TOTP seeds (created 0600 on first start; default: <data dir>.kek, outside the data dir)',
+  )
   .option('-l, --listen <host:port>', 'address to listen on; port 0 picks a free port', undefined)
   .option('--public-addr <host:port>', 'address clients use; its host is in the TLS certificate')
   .option('--cluster-name <name>', 'cluster name (default: the public address host)')

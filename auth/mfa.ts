@@ -18,6 +18,8 @@ import {
   verifyAssertion,
   webauthnEnabled,
 } from './webauthn';
+import { totpSeedContext } from './secrets';
+import type { Sealer } from './secrets';
 
 export const PASSWORDLESS_CHALLENGE_TTL_MS = 60 * 1000;
 /** Scope names of challenges that are not MFAAuthenticateChallenges: registering a new device. */
@@ -250,13 +252,14 @@ export async function verifyWebauthnAnswer(
 /** Verifies a TOTP code against the user's devices, spending the code's time step. */
 export async function verifyTotpCode(
   store: Store,
+  secrets: Sealer,
   user: string,
   code: string,
   nowMs: number,
 ): Promise<'ok' | 'replayed' | 'wrong'> {
   for (const device of await store.listDevices(user)) {
     if (device.type !== 'totp' || !device.totp_secret) continue;
-    const step = totpStepOf(device.totp_secret, code, nowMs);
+    const step = totpStepOf(secrets.open(device.totp_secret, totpSeedContext(user)), code, nowMs);
     if (step === undefined) continue;
     return (await store.acceptTotpStep(device.id, step, nowMs)) ? 'ok' : 'replayed';
   }
@@ -295,7 +298,7 @@ export async function verifyManageDevicesAnswer(
   }
   if (answer?.$case === 'totp') {
     if (!payload.totpAllowed) throw new KeyportError('MFA_FAILED', 'This challenge does not accept OTP.');
-    const outcome = await verifyTotpCode(ctx.store, user, answer.value.code, ctx.now());
+    const outcome = await verifyTotpCode(ctx.store, ctx.secrets, user, answer.value.code, ctx.now());
     if (outcome !== 'ok') {
       throw new KeyportError(
         'MFA_FAILED',

@@ -24,15 +24,18 @@ import type { AuthConfig } from './config';
 import type { ServiceContext } from './context';
 import { BUILTIN_ADMIN } from './identity';
 import { applyStartupResources } from './policy';
-import { bindService } from './rpc';
+import { bindService, tolerantDefinition } from './rpc';
 import { adminService } from './services/admin-service';
 import { authService } from './services/auth-service';
 import { userService } from './services/user-service';
+import { openKeyEncryptionKey, sealPlainTotpSeeds } from './secrets';
 import { openSqliteStore } from './storage/store';
 
 export const VERSION = '0.1.0';
 export const ADMIN_IDENTITY_FILE = 'admin-identity.json';
 const BUILTIN_ADMIN_VALIDITY_MS = 365 * 24 * 60 * 60 * 1000;
+/** The largest request message accepted: a batch of resource documents for `keyport admin create -f`. */
+export const MAX_REQUEST_BYTES = 1024 * 1024;
 
 export interface RunningAuthServer {
   address: string;
@@ -83,7 +86,10 @@ export async function startAuthServer(
   // The config's authentication section first: a start refused for it must not bind the data dir to a name.
   await applyStartupResources(store, config.authentication, now(), config.configDir);
 
-  const authorities = await loadOrCreateAuthorities(config.dataDir, config.clusterName);
+  // The key-encryption key, from outside the data dir: it seals the CA keys and the TOTP seeds.
+  const secrets = await openKeyEncryptionKey(config.kekFile);
+  await sealPlainTotpSeeds(store, secrets);
+  const authorities = await loadOrCreateAuthorities(config.dataDir, config.clusterName, { sealer: secrets });
   const publicHost = config.publicAddr.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
   const names = new Set(['localhost', '127.0.0.1', '::1', publicHost, config.listen.host]);
   names.delete('0.0.0.0');
@@ -96,7 +102,11 @@ export async function startAuthServer(
   // Only a start that got this far (names valid, CAs ready) binds the data dir to the cluster name.
   if (!storedName) await store.putConfig('cluster_name', JSON.stringify(config.clusterName), now());
 
-  const server = new Server();
+  const server = new Server({
+    // Requests are small (the largest field is a 256 KiB resource document); more is refused with
+    // RESOURCE_EXHAUSTED before it is read.
+    'grpc.max_receive_message_length': MAX_REQUEST_BYTES,
+  });
   const builtinKey = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const builtin = await issueClientCertificate({
     authorities,
@@ -119,13 +129,24 @@ export async function startAuthServer(
     caPin: authorities.tls.pin,
     version: VERSION,
     lockout: config.lockout,
+    rateLimit: config.rateLimit,
+    secrets,
     now,
     builtinAdminSerial: builtin.serial.toString(16),
   };
   const logError = (error: unknown) => log(`error: ${error instanceof Error ? error.stack : String(error)}`);
-  server.addService(AuthServiceService, bindService(AuthServiceService, authService(ctx), logError));
-  server.addService(UserServiceService, bindService(UserServiceService, userService(ctx), logError));
-  server.addService(AdminServiceService, bindService(AdminServiceService, adminService(ctx), logError));
+  server.addService(
+    tolerantDefinition(AuthServiceService),
+    bindService(AuthServiceService, authService(ctx), logError),
+  );
+  server.addService(
+    tolerantDefinition(UserServiceService),
+    bindService(UserServiceService, userService(ctx), logError),
+  );
+  server.addService(
+    tolerantDefinition(AdminServiceService),
+    bindService(AdminServiceService, adminService(ctx), logError),
+  );
 
   const provider = staticProvider(authorities.tls.certPem, host.chainPem, host.keyPem);
   const credentials: ServerCredentials = experimental.createCertificateProviderServerCredentials(

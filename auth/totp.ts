@@ -25,8 +25,17 @@ function totp(secretBase32: string, label = 'keyport', issuer = 'Keyport'): TOTP
   });
 }
 
+/** A fresh random secret (160 bits, as RFC 4226 recommends), base32. */
+export function newTotpSecret(): string {
+  return new Secret({ size: 20 }).base32;
+}
+
 export function newTotpEnrollment(user: string, clusterName: string): TotpEnrollment {
-  const secret = new Secret({ size: 20 }).base32;
+  return totpEnrollment(user, clusterName, newTotpSecret());
+}
+
+/** What an authenticator app needs for `secret`: the otpauth:// URI and its parameters. */
+export function totpEnrollment(user: string, clusterName: string, secret: string): TotpEnrollment {
   return {
     secret,
     otpauthUri: totp(secret, user, `Keyport ${clusterName}`).toString(),

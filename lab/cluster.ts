@@ -57,7 +57,11 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
   }
   const cleanUp = async () => {
     if (configDir) await rm(configDir, { recursive: true, force: true });
-    if (ownsDataDir) await rm(dataDir, { recursive: true, force: true });
+    if (ownsDataDir) {
+      await rm(dataDir, { recursive: true, force: true });
+      // The key-encryption key sits beside the data dir (auth/secrets.ts), not in it.
+      await rm(`${dataDir}.kek`, { force: true });
+    }
   };
   let started: KeyportAuthProcess;
   try {
@@ -239,7 +243,10 @@ export function loginUser(
  * connection). Tests read it to assert that a refused call left stored state unchanged, and may write
  * it to simulate time passing (e.g. an expired signup token). Close it when done.
  */
-export function openClusterDb(cluster: LabCluster, options: { readonly?: boolean } = {}): SQLite.Database {
+export function openClusterDb(
+  cluster: Pick<LabCluster, 'dataDir'>,
+  options: { readonly?: boolean } = {},
+): SQLite.Database {
   const db = new SQLite(join(cluster.dataDir, 'keyport.db'), {
     readonly: options.readonly ?? true,
     fileMustExist: true,

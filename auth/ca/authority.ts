@@ -9,7 +9,7 @@ import {
 } from 'node:crypto';
 import type { KeyObject, webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { CaError } from './errors';
 import { isPlainText } from './text';
 import {
@@ -17,6 +17,7 @@ import {
   ensurePrivateDirectory,
   readPrivateFile,
   readPublicFile,
+  replacePrivateFile,
   writeFileIfAbsent,
 } from './key-files';
 import { sshPublicKeyFromKeyObject } from './ssh';
@@ -92,13 +93,32 @@ function spkiDer(key: KeyObject): Buffer {
   return (key.type === 'private' ? createPublicKey(key) : key).export({ type: 'spki', format: 'der' });
 }
 
-async function loadOrCreatePrivateKey(path: string, kind: KeyKind): Promise<KeyObject> {
-  let pem = await readPrivateFile(path);
-  if (pem === undefined) {
+/** Seals key files at rest (auth/secrets.ts); without one, keys are written as plain PEM (CA unit tests). */
+export interface KeySealer {
+  seal(plaintext: string, context: string): string;
+  open(sealed: string, context: string): string;
+}
+
+const SEALED_PREFIX = 'kp-sealed:';
+
+async function loadOrCreatePrivateKey(path: string, kind: KeyKind, sealer?: KeySealer): Promise<KeyObject> {
+  const context = `ca-key:${basename(path)}`;
+  let stored = await readPrivateFile(path);
+  if (stored === undefined) {
     const generated = generatePrivateKey(kind).export({ type: 'pkcs8', format: 'pem' }).toString();
-    const created = await writeFileIfAbsent(path, generated, PRIVATE_FILE_MODE);
-    pem = created ? generated : await readPrivateFile(path);
-    if (pem === undefined) throw new CaError('INTERNAL', `${path} vanished while it was being created`);
+    const contents = sealer ? sealer.seal(generated, context) : generated;
+    const created = await writeFileIfAbsent(path, contents, PRIVATE_FILE_MODE);
+    stored = created ? contents : await readPrivateFile(path);
+    if (stored === undefined) throw new CaError('INTERNAL', `${path} vanished while it was being created`);
+  }
+  let pem: string;
+  if (stored.startsWith(SEALED_PREFIX)) {
+    if (!sealer) throw new CaError('INTERNAL', `${path} is sealed: it needs the key-encryption key`);
+    pem = sealer.open(stored, context);
+  } else {
+    pem = stored;
+    // A plain key from before keys were sealed: sealed in place, atomically, from now on.
+    if (sealer) await replacePrivateFile(path, sealer.seal(pem, context));
   }
   let key: KeyObject;
   try {
@@ -167,7 +187,11 @@ function parseTlsCaCertificate(path: string, pem: string, privateKey: KeyObject)
  * Loads the CAs from `<dataDir>/ca/`, creating whatever is missing. A missing TLS CA certificate is
  * re-issued from the existing key, which keeps the pin (it covers the key, not the certificate).
  */
-export async function loadOrCreateAuthorities(dataDir: string, clusterName: string): Promise<Authorities> {
+export async function loadOrCreateAuthorities(
+  dataDir: string,
+  clusterName: string,
+  options: { sealer?: KeySealer } = {},
+): Promise<Authorities> {
   if (!isPlainText(clusterName) || clusterName.trim() !== clusterName) {
     throw new CaError(
       'INVALID_ARGUMENT',
@@ -177,8 +201,16 @@ export async function loadOrCreateAuthorities(dataDir: string, clusterName: stri
   const directory = join(dataDir, CA_DIRECTORY);
   await ensurePrivateDirectory(directory);
 
-  const sshPrivateKey = await loadOrCreatePrivateKey(join(directory, SSH_USER_CA_KEY_FILE), 'Ed25519');
-  const tlsPrivateKey = await loadOrCreatePrivateKey(join(directory, TLS_CA_KEY_FILE), 'ECDSA P-256');
+  const sshPrivateKey = await loadOrCreatePrivateKey(
+    join(directory, SSH_USER_CA_KEY_FILE),
+    'Ed25519',
+    options.sealer,
+  );
+  const tlsPrivateKey = await loadOrCreatePrivateKey(
+    join(directory, TLS_CA_KEY_FILE),
+    'ECDSA P-256',
+    options.sealer,
+  );
   const signingKey = await importSigningKey(tlsPrivateKey);
 
   const certPath = join(directory, TLS_CA_CERT_FILE);

@@ -115,3 +115,21 @@ export async function writeFileIfAbsent(path: string, contents: string, mode: nu
     });
   }
 }
+
+/**
+ * Replaces `path` with `contents` (owner-only): written to a temporary file, fsynced, renamed over the
+ * old one, so a reader sees the old file or the new one, never a part.
+ */
+export async function replacePrivateFile(path: string, contents: string): Promise<void> {
+  const directory = dirname(path);
+  const temporary = join(directory, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await open(temporary, 'wx', PRIVATE_FILE_MODE);
+  try {
+    await handle.writeFile(contents, 'utf8');
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temporary, path);
+  await syncDirectory(directory);
+}

@@ -17,9 +17,17 @@ import { parseSshPublicKey, signSshUserCertificate, sshPublicKeyFromKeyObject } 
 import { issueClientCertificate } from '../ca/x509';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from '../passwords';
 import { loadCap, loadRoles, loginsFor, sessionTtlSeconds } from '../policy';
+import {
+  admitAttempt,
+  clearFailures,
+  clientIp,
+  isLocked,
+  lockedError,
+  rateLimit,
+  recordFailure,
+} from '../lockout';
 import type { CallContext } from '../rpc';
-import type { Store, UserRow } from '../storage/store';
-import { newTotpEnrollment, totpStepOf } from '../totp';
+import { newTotpSecret, totpEnrollment, totpStepOf } from '../totp';
 import { CLIENT_CERT_BACKDATE_MS, MFA_CHALLENGE_TTL_MS } from '../context';
 import {
   createMfaChallenge,
@@ -30,8 +38,10 @@ import {
   payloadOf,
   SIGNUP_REGISTER_SCOPE,
   spendChallenge,
+  verifyTotpCode,
   verifyWebauthnAnswer,
 } from '../mfa';
+import { totpSeedContext } from '../secrets';
 import type { ChallengePayload } from '../mfa';
 import {
   registrationOptions,
@@ -59,73 +69,9 @@ const MAX_REQUESTED_TTL_SECONDS = 365 * 24 * 60 * 60;
 
 const badCredentials = () => new KeyportError('ACCESS_DENIED', 'Invalid user name or password.');
 
-export function lockedError(user: UserRow): KeyportError {
-  const until = user.locked_until_ms ?? 0;
-  const when =
-    until >= Number.MAX_SAFE_INTEGER ? 'until an admin unlocks it' : `until ${new Date(until).toISOString()}`;
-  return new KeyportError('LOCKED', `User "${user.name}" is locked ${when}.`, { lockedUntilMs: until });
-}
-
-export function isLocked(user: UserRow, nowMs: number): boolean {
-  return user.locked_until_ms !== null && user.locked_until_ms > nowMs;
-}
-
 export function authService(ctx: ServiceContext) {
-  /** Counts a failed attempt and locks the user once the policy's limit is reached within its window. */
-  /** Locks the user once `failures` reached the policy's limit; returns the LOCKED error to answer with. */
-  async function lockIfOverLimit(
-    user: UserRow,
-    failures: number,
-    clientAddr: string,
-  ): Promise<KeyportError | undefined> {
-    if (failures < ctx.lockout.maxAttempts) return undefined;
-    const now = ctx.now();
-    const until = now + ctx.lockout.durationMs;
-    await ctx.store.transaction(async (tx) => {
-      await tx.setLock(user.name, until, `${failures} failed login attempts`, now);
-      await tx.clearLoginFailures(user.name);
-      await ctx.audit.record(
-        {
-          type: 'user.lock',
-          actor: 'system',
-          clientAddr,
-          success: true,
-          message: `locked after ${failures} failed login attempts`,
-          fields: { user: user.name, locked_until_ms: until },
-        },
-        tx,
-      );
-    });
-    return lockedError({ ...user, locked_until_ms: until });
-  }
-
-  /** Counts a failed attempt and locks the user once the policy's limit is reached within its window. */
-  async function recordFailure(
-    user: UserRow,
-    clientAddr: string,
-    reason: string,
-  ): Promise<KeyportError | undefined> {
-    const now = ctx.now();
-    await ctx.store.recordLoginFailure(user.name, now);
-    await auditLogin(user.name, clientAddr, false, reason);
-    const failures = await ctx.store.countLoginFailures(user.name, now - ctx.lockout.windowMs);
-    return lockIfOverLimit(user, failures, clientAddr);
-  }
-
   function auditLogin(actor: string, clientAddr: string, success: boolean, message: string): Promise<void> {
     return ctx.audit.record({ type: 'user.login', actor, clientAddr, success, message });
-  }
-
-  /** Verifies a TOTP response against the user's devices, spending the code's time step. */
-  async function verifyTotp(store: Store, user: string, code: string): Promise<'ok' | 'replayed' | 'wrong'> {
-    const now = ctx.now();
-    for (const device of await store.listDevices(user)) {
-      if (device.type !== 'totp' || !device.totp_secret) continue;
-      const step = totpStepOf(device.totp_secret, code, now);
-      if (step === undefined) continue;
-      return (await store.acceptTotpStep(device.id, step, now)) ? 'ok' : 'replayed';
-    }
-    return 'wrong';
   }
 
   /** Audits a refused signup step (the token stays unspent) and rethrows the refusal. */
@@ -165,6 +111,13 @@ export function authService(ctx: ServiceContext) {
     },
 
     async startSignup(request: StartSignupRequest, call: CallContext): Promise<StartSignupResponse> {
+      await rateLimit(
+        ctx,
+        `addr:${clientIp(call.clientAddr)}`,
+        ctx.rateLimit.perAddress,
+        call.clientAddr,
+        'requests from this address',
+      );
       const tokenHash = hashToken(request.token);
       const row = await usableSignupToken(tokenHash).catch((error: unknown) =>
         signupRefused(tokenHash, call.clientAddr, error),
@@ -225,8 +178,15 @@ export function authService(ctx: ServiceContext) {
           },
         };
       }
-      const enrollment = newTotpEnrollment(row.user, ctx.clusterName);
-      await ctx.store.setPendingTotpSecret(row.token_hash, enrollment.secret);
+      // The same secret for every StartSignup of this token until it is spent: a second screen (a double
+      // submit, a retry) must not replace the secret the first one showed.
+      const sealed = await ctx.store.pendingTotpSecret(
+        row.token_hash,
+        ctx.secrets.seal(newTotpSecret(), totpSeedContext(row.user)),
+      );
+      if (!sealed) throw invalidSignupToken();
+      const secret = ctx.secrets.open(sealed, totpSeedContext(row.user));
+      const enrollment = totpEnrollment(row.user, ctx.clusterName, secret);
       return {
         user: row.user,
         tokenExpiresMs: row.expires_ms,
@@ -247,6 +207,13 @@ export function authService(ctx: ServiceContext) {
     },
 
     async completeSignup(request: CompleteSignupRequest, call: CallContext): Promise<CompleteSignupResponse> {
+      await rateLimit(
+        ctx,
+        `addr:${clientIp(call.clientAddr)}`,
+        ctx.rateLimit.perAddress,
+        call.clientAddr,
+        'requests from this address',
+      );
       const tokenHash = hashToken(request.token);
       const refused = (error: unknown) => signupRefused(tokenHash, call.clientAddr, error);
       // Cheap checks first: a bad token or a short password costs no password hash.
@@ -317,7 +284,11 @@ export function authService(ctx: ServiceContext) {
                   'Start the signup first, to get the OTP secret.',
                 );
               }
-              const step = totpStepOf(token.pending_totp_secret, device.response.value.code, now);
+              const step = totpStepOf(
+                ctx.secrets.open(token.pending_totp_secret, totpSeedContext(token.user)),
+                device.response.value.code,
+                now,
+              );
               if (step === undefined) {
                 throw new KeyportError(
                   'MFA_FAILED',
@@ -374,30 +345,40 @@ export function authService(ctx: ServiceContext) {
       }
       if (!request.user)
         throw new KeyportError('INVALID_ARGUMENT', 'A user name is required.', { fieldPath: 'user' });
+      // 1. Rate limits: this address's calls, and the attempts on this name from everywhere.
+      const address = clientIp(call.clientAddr);
+      await rateLimit(
+        ctx,
+        `addr:${address}`,
+        ctx.rateLimit.perAddress,
+        call.clientAddr,
+        'requests from this address',
+      );
+      await rateLimit(
+        ctx,
+        `user:${request.user}`,
+        ctx.rateLimit.perUser,
+        call.clientAddr,
+        'sign-in attempts for this account',
+      );
+      // 2. A reserved check for (name, address): waits while checks in flight would reach the limit, and
+      //    refuses a locked-out address. A name of no user goes through the same steps and the same hash.
+      const attempt = await admitAttempt(ctx, request.user, address).catch(async (error: unknown) => {
+        await auditLogin(request.user, call.clientAddr, false, 'locked out or busy');
+        throw error;
+      });
       const user = await ctx.store.getUser(request.user);
-      if (!user) {
-        await verifyPassword(null, request.password);
-        await auditLogin(request.user, call.clientAddr, false, 'unknown user');
-        throw badCredentials();
+      // 3. The password (a dummy hash for a name of no user, so both take the same time).
+      if (!(await verifyPassword(user?.password_hash ?? null, request.password)) || !user) {
+        await auditLogin(request.user, call.clientAddr, false, user ? 'wrong password' : 'unknown user');
+        throw (await attempt.failed()) ?? badCredentials();
       }
-      const now = ctx.now();
-      if (isLocked(user, now)) {
+      await attempt.passed();
+      // 4. An admin's lock is told only to someone who knows the password.
+      if (isLocked(user, ctx.now())) {
         await auditLogin(user.name, call.clientAddr, false, 'user is locked');
         throw lockedError(user);
       }
-      // The attempt counts before the password is checked, so guesses sent in parallel cannot all pass
-      // the limit while the first ones are still being hashed. A right password withdraws it.
-      const attempt = await ctx.store.recordLoginFailure(user.name, now);
-      const attempts = await ctx.store.countLoginFailures(user.name, now - ctx.lockout.windowMs);
-      if (attempts > ctx.lockout.maxAttempts) {
-        await auditLogin(user.name, call.clientAddr, false, 'too many attempts');
-        throw (await lockIfOverLimit(user, attempts, call.clientAddr)) ?? lockedError(user);
-      }
-      if (!(await verifyPassword(user.password_hash, request.password))) {
-        await auditLogin(user.name, call.clientAddr, false, 'wrong password');
-        throw (await lockIfOverLimit(user, attempts, call.clientAddr)) ?? badCredentials();
-      }
-      await ctx.store.deleteLoginFailure(attempt);
 
       const cap = await loadCap(ctx.store);
       const devices = await ctx.store.listDevices(user.name);
@@ -414,6 +395,14 @@ export function authService(ctx: ServiceContext) {
     },
 
     async login(request: LoginRequest, call: CallContext): Promise<LoginResponse> {
+      const address = clientIp(call.clientAddr);
+      await rateLimit(
+        ctx,
+        `addr:${address}`,
+        ctx.rateLimit.perAddress,
+        call.clientAddr,
+        'requests from this address',
+      );
       const response: MFAAuthenticateResponse | undefined = request.mfaResponse;
       if (!response?.challengeId) {
         throw new KeyportError('INVALID_ARGUMENT', 'The login needs the challenge id from step one.', {
@@ -507,10 +496,18 @@ export function authService(ctx: ServiceContext) {
             new KeyportError('MFA_FAILED', 'OTP is not an allowed second factor on this cluster.'),
           );
         }
-        const outcome = await verifyTotp(ctx.store, user.name, response.response.value.code);
+        const outcome = await verifyTotpCode(
+          ctx.store,
+          ctx.secrets,
+          user.name,
+          response.response.value.code,
+          ctx.now(),
+        );
         if (outcome !== 'ok') {
           const reason = outcome === 'replayed' ? 'OTP code reused' : 'wrong OTP code';
-          const lock = await recordFailure(user, call.clientAddr, reason);
+          await auditLogin(user.name, call.clientAddr, false, reason);
+          // A code just spent, sent again (a double submit), came from someone who has it: not a guess.
+          const lock = outcome === 'wrong' ? await recordFailure(ctx, user.name, address) : undefined;
           throw (
             lock ??
             new KeyportError(
@@ -541,7 +538,8 @@ export function authService(ctx: ServiceContext) {
         } catch (error) {
           if (!(error instanceof KeyportError)) throw error;
           if (error.code === 'INVALID_ARGUMENT') return refuse(`security key: ${error.message}`, error);
-          const lock = await recordFailure(user, call.clientAddr, `security key: ${error.message}`);
+          await auditLogin(user.name, call.clientAddr, false, `security key: ${error.message}`);
+          const lock = await recordFailure(ctx, user.name, address);
           throw lock ?? error;
         }
         mfaVerified = true;
@@ -586,7 +584,7 @@ export function authService(ctx: ServiceContext) {
         notBefore,
         notAfter,
       });
-      await ctx.store.clearLoginFailures(user.name);
+      await clearFailures(ctx, user.name, address);
       await ctx.audit.record({
         type: 'user.login',
         actor: user.name,

@@ -36,6 +36,7 @@ import type { CallContext } from '../rpc';
 import type { MfaDeviceRow } from '../storage/store';
 import { newTotpEnrollment, totpStepOf } from '../totp';
 import { registrationOptions, relyingParty, verifyRegistration, webauthnDeviceRow } from '../webauthn';
+import { totpSeedContext } from '../secrets';
 
 const DEVICE_NAME = /^[\p{L}\p{N}._ -]{1,64}$/u;
 
@@ -155,7 +156,9 @@ export function userService(ctx: ServiceContext) {
         challenge.webauthnCreationOptionsJson = JSON.stringify(options);
       } else {
         const enrollment = newTotpEnrollment(identity.user, ctx.clusterName);
-        payload = { deviceType: 'totp', totpSecret: enrollment.secret, passwordless: false };
+        // The seed waits in the challenge row sealed, as it will be stored with the device.
+        const sealed = ctx.secrets.seal(enrollment.secret, totpSeedContext(identity.user));
+        payload = { deviceType: 'totp', totpSecret: sealed, passwordless: false };
         challenge.totp = {
           secret: enrollment.secret,
           otpauthUri: enrollment.otpauthUri,
@@ -246,7 +249,11 @@ export function userService(ctx: ServiceContext) {
             fieldPath: 'new_device.totp',
           });
         }
-        const step = totpStepOf(payload.totpSecret, newDevice.response.value.code, now);
+        const step = totpStepOf(
+          ctx.secrets.open(payload.totpSecret, totpSeedContext(identity.user)),
+          newDevice.response.value.code,
+          now,
+        );
         if (step === undefined) {
           throw new KeyportError(
             'MFA_FAILED',

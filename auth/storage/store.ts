@@ -8,6 +8,7 @@ import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import type { Insertable, Selectable, Transaction } from 'kysely';
 import { migrationProvider } from './migrations';
+import { ThrottleStore } from './throttle';
 import type {
   AuditEventsTable,
   ChallengesTable,
@@ -104,7 +105,7 @@ export class Store {
       await tx.db.deleteFrom('mfa_devices').where('user', '=', name).execute();
       await tx.db.deleteFrom('signup_tokens').where('user', '=', name).execute();
       await tx.db.deleteFrom('challenges').where('user', '=', name).execute();
-      await tx.db.deleteFrom('login_failures').where('user', '=', name).execute();
+      await tx.db.deleteFrom('login_attempts').where('name', '=', name).execute();
       const result = await tx.db.deleteFrom('users').where('name', '=', name).executeTakeFirst();
       return Number(result.numDeletedRows) === 1;
     });
@@ -231,12 +232,59 @@ export class Store {
       .executeTakeFirst();
   }
 
-  async setPendingTotpSecret(tokenHash: string, secret: string): Promise<void> {
+  /**
+   * The token's pending TOTP secret: `fresh` when it has none yet, else the one offered before, so every
+   * StartSignup for one token shows the same secret (also when two race). Undefined for a spent token.
+   */
+  async pendingTotpSecret(tokenHash: string, fresh: string): Promise<string | undefined> {
     await this.db
       .updateTable('signup_tokens')
-      .set({ pending_totp_secret: secret })
+      .set({ pending_totp_secret: fresh })
       .where('token_hash', '=', tokenHash)
       .where('used', '=', 0)
+      .where('pending_totp_secret', 'is', null)
+      .execute();
+    const row = await this.getSignupToken(tokenHash);
+    return row && !row.used ? (row.pending_totp_secret ?? undefined) : undefined;
+  }
+
+  /** Rows from before seeds were sealed (auth/secrets.ts sealPlainTotpSeeds). */
+  async listSignupTokensWithPlainSeeds(): Promise<
+    { token_hash: string; user: string; pending_totp_secret: string }[]
+  > {
+    const rows = await this.db
+      .selectFrom('signup_tokens')
+      .select(['token_hash', 'user', 'pending_totp_secret'])
+      .where('pending_totp_secret', 'is not', null)
+      .where('pending_totp_secret', 'not like', 'kp-sealed:%')
+      .execute();
+    return rows as { token_hash: string; user: string; pending_totp_secret: string }[];
+  }
+
+  async setSignupTotpSeed(tokenHash: string, sealed: string): Promise<void> {
+    await this.db
+      .updateTable('signup_tokens')
+      .set({ pending_totp_secret: sealed })
+      .where('token_hash', '=', tokenHash)
+      .execute();
+  }
+
+  async listTotpDevicesWithPlainSeeds(): Promise<{ id: string; user: string; totp_secret: string }[]> {
+    const rows = await this.db
+      .selectFrom('mfa_devices')
+      .select(['id', 'user', 'totp_secret'])
+      .where('type', '=', 'totp')
+      .where('totp_secret', 'is not', null)
+      .where('totp_secret', 'not like', 'kp-sealed:%')
+      .execute();
+    return rows as { id: string; user: string; totp_secret: string }[];
+  }
+
+  async setTotpSeed(deviceId: string, sealed: string): Promise<void> {
+    await this.db
+      .updateTable('mfa_devices')
+      .set({ totp_secret: sealed })
+      .where('id', '=', deviceId)
       .execute();
   }
 
@@ -349,34 +397,10 @@ export class Store {
       .executeTakeFirst();
   }
 
-  // Failed logins and lockout
+  // Throttling (login attempts, rate limits): storage/throttle.ts
 
-  /** Records a failed (or not yet checked) attempt; returns its id, to withdraw it if it succeeds. */
-  async recordLoginFailure(user: string, nowMs: number): Promise<number> {
-    const row = await this.db
-      .insertInto('login_failures')
-      .values({ user, time_ms: nowMs })
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    return Number(row.id);
-  }
-
-  async deleteLoginFailure(id: number): Promise<void> {
-    await this.db.deleteFrom('login_failures').where('id', '=', id).execute();
-  }
-
-  async countLoginFailures(user: string, sinceMs: number): Promise<number> {
-    const row = await this.db
-      .selectFrom('login_failures')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('user', '=', user)
-      .where('time_ms', '>=', sinceMs)
-      .executeTakeFirstOrThrow();
-    return Number(row.n);
-  }
-
-  async clearLoginFailures(user: string): Promise<void> {
-    await this.db.deleteFrom('login_failures').where('user', '=', user).execute();
+  get throttle(): ThrottleStore {
+    return new ThrottleStore(this.db);
   }
 
   // Audit log
@@ -396,7 +420,7 @@ export class Store {
       .then((rows) => rows.reverse());
   }
 
-  /** Drops spent and expired single-use rows and old failures; run periodically. */
+  /** Drops spent and expired single-use rows and old attempts; run periodically. */
   async prune(nowMs: number, failureWindowMs: number): Promise<void> {
     await this.db
       .deleteFrom('challenges')
@@ -407,9 +431,6 @@ export class Store {
       .deleteFrom('signup_tokens')
       .where('expires_ms', '<', nowMs - 24 * 60 * 60 * 1000)
       .execute();
-    await this.db
-      .deleteFrom('login_failures')
-      .where('time_ms', '<', nowMs - failureWindowMs)
-      .execute();
+    await this.throttle.prune(nowMs, failureWindowMs, 60 * 60 * 1000);
   }
 }
