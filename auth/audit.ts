@@ -1,27 +1,8 @@
 // The audit log: every security-relevant outcome, with time, actor and the client's address.
+import type { AuditType } from '../proto/audit-types';
 import type { Store } from './storage/store';
 
-export type AuditType =
-  | 'user.login'
-  | 'user.signup'
-  | 'user.create'
-  | 'user.delete'
-  | 'user.update'
-  | 'user.lock'
-  | 'user.unlock'
-  /** One client address reached the failed sign-in limit for one user name, and is locked out for it. */
-  | 'user.lockout'
-  /** A client address or a user name went over its rate limit (recorded once per window). */
-  | 'rate.limited'
-  | 'cert.issued'
-  | 'resource.create'
-  | 'resource.update'
-  | 'resource.delete'
-  | 'mfa.add'
-  | 'mfa.delete'
-  /** A security key's sign counter did not rise: possibly a cloned key. The assertion is refused. */
-  | 'mfa.counter_regression'
-  | 'auth.denied';
+export type { AuditType } from '../proto/audit-types';
 
 export interface AuditEntry {
   type: AuditType;

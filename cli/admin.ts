@@ -14,8 +14,9 @@ import type { ClusterApi } from '../client/api';
 import { parseClusterAddress, pinOf } from '../client/cluster-trust';
 import type { ProfileStore } from '../client/profiles';
 import { loadResourceDocuments } from '../client/resource-documents';
-import { connectAsProfile } from '../client/session';
+import { connectAsProfile, notSignedIn } from '../client/session';
 import { parseDurationSeconds } from './format';
+import { AUDIT_EVENT_TYPES, isAuditType, unknownAuditTypeMessage } from '../proto/audit-types';
 
 interface AdminIdentityFile {
   cluster: string;
@@ -44,11 +45,7 @@ async function connectAdmin(profiles: ProfileStore, dataDir: string | undefined)
     });
   }
   const profile = await profiles.getProfile();
-  if (!profile)
-    throw new KeyportError(
-      'UNAUTHENTICATED',
-      'Not signed in: run `keyport login`, or pass --data-dir on the auth host.',
-    );
+  if (!profile) throw notSignedIn('run `keyport login`, or pass --data-dir on the auth host');
   return connectAsProfile(profiles, profile);
 }
 
@@ -309,11 +306,17 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore): vo
     .command('audit')
     .description('Show the audit log')
     .option('--since <when>', 'a duration ago (1h) or an ISO time')
-    .option('--type <type>', 'only this event type, e.g. user.login')
+    .option('--type <type>', `only this event type: ${AUDIT_EVENT_TYPES.join(', ')}`)
     .option('--limit <n>', 'at most this many of the latest events', '200')
     .option('--json', 'one JSON object per line')
     .action((options) =>
       withApi(async (api) => {
+        // A typo must not look like an empty log: refused, naming the types there are.
+        if (options.type !== undefined && !isAuditType(options.type)) {
+          throw new KeyportError('INVALID_ARGUMENT', unknownAuditTypeMessage(options.type), {
+            fieldPath: '--type',
+          });
+        }
         let sinceMs = 0;
         if (options.since) {
           sinceMs = /^[\d.]+(ns|us|µs|ms|s|m|h)/.test(options.since)

@@ -9,6 +9,7 @@ import { KeyStoreError } from '../client/keystore';
 import { Ctap2Error } from '../client/hardware/fido/ctap2';
 import { CtaphidError } from '../client/hardware/fido/ctaphid';
 import { ProfileStore } from '../client/profiles';
+import { notSignedIn } from '../client/session';
 import type { Profile } from '../client/profiles';
 import { registerAdminCommands } from './admin';
 import { registerMfaCommands } from './mfa';
@@ -166,7 +167,7 @@ function program(): Command {
     .description('Show who you are signed in as, where, and until when')
     .action(async () => {
       const profile = await profiles.getProfile();
-      if (!profile) throw new KeyportError('NOT_FOUND', 'Not signed in: run `keyport login`.');
+      if (!profile) throw notSignedIn();
       printProfile(profile);
       if (profile.expiresMs <= now()) process.exitCode = EXIT.expired;
     });

@@ -17,8 +17,21 @@ export interface PresentedChain {
   caPin: string;
 }
 
+/**
+ * The one parser of cluster addresses, for the CLI and the app: HOST or HOST:PORT (3025 by default),
+ * IPv6 in brackets. A URL is refused, not quietly trimmed: the cluster speaks gRPC over TLS, and
+ * "http://" there says the person meant something else.
+ */
 export function parseClusterAddress(text: string): ClusterAddress {
-  const match = /^(?:\[([^\]]+)\]|([^:/\s]+))(?::(\d{1,5}))?$/.exec(text.trim().replace(/^https?:\/\//, ''));
+  const trimmed = text.trim();
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed)) {
+    throw new KeyportError(
+      'INVALID_ARGUMENT',
+      `"${text}" is a URL, not a cluster address: give HOST:PORT without "${/^[^:]+/.exec(trimmed)?.[0]}://".`,
+      { fieldPath: 'cluster' },
+    );
+  }
+  const match = /^(?:\[([^\]]+)\]|([^:/\s]+))(?::(\d{1,5}))?$/.exec(trimmed);
   const port = Number(match?.[3] ?? 3025);
   if (!match || port < 1 || port > 65535) {
     throw new KeyportError('INVALID_ARGUMENT', `"${text}" is not a cluster address; use HOST:PORT.`, {

@@ -17,6 +17,11 @@ import type { Profile, ProfileStore, TrustedCluster } from './profiles';
 import { parseClusterAddress } from './cluster-trust';
 import { now } from '../proto/clock';
 
+/** No profile to act with: one error, one code (UNAUTHENTICATED, exit 3) wherever it is met. */
+export function notSignedIn(hint = 'run `keyport login`'): KeyportError {
+  return new KeyportError('UNAUTHENTICATED', `Not signed in: ${hint}.`, { resolvableByRelogin: true });
+}
+
 export interface TrustPrompt {
   /** Trust on first use: show the pin and ask. Resolve false to refuse. */
   confirmCaPin(address: string, caPin: string): Promise<boolean>;

@@ -162,6 +162,10 @@ const clusterAddress = z
   .trim()
   .min(1, 'Give the cluster address (HOST:PORT).')
   .max(260)
+  // The same refusal as client/cluster-trust.ts parseClusterAddress, which the backend then applies.
+  .refine((text) => !/^[a-z][a-z0-9+.-]*:\/\//i.test(text), {
+    error: 'This is a URL, not a cluster address: give HOST:PORT without the scheme (such as "https://").',
+  })
   .regex(/^[^\s/]+$/, 'A cluster address is HOST:PORT, without spaces or slashes.');
 const userName = z.string().min(1, 'Give a user name.').max(255);
 const caPinText = z

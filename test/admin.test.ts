@@ -8,7 +8,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { VERSION } from '../auth/server';
 import type { ClusterApi } from '../client/api';
-import { connectAsAdmin, loginUser, runAdmin, signUpUserInProcess, startLabCluster } from '../lab/cluster';
+import {
+  connectAsAdmin,
+  loginUser,
+  runAdmin,
+  runKeyport,
+  signUpUserInProcess,
+  startLabCluster,
+} from '../lab/cluster';
 import type { LabCluster } from '../lab/cluster';
 
 interface Document {
@@ -443,6 +450,45 @@ describe('keyport admin audit', () => {
     const bad = await runAdmin(cluster, ['audit', '--since', 'yesterday-ish']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--since/);
+  });
+});
+
+describe('the keyport command, as a newcomer meets it', () => {
+  it('refuses an unknown audit type, naming the valid ones (exit 2), instead of printing nothing', async () => {
+    const result = await runAdmin(cluster, ['audit', '--type', 'nonsense']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('"nonsense" is not an audit event type; use one of: user.login,');
+    expect(result.stdout).toBe('');
+    // The server refuses it too, for clients other than this CLI.
+    await expect(api.admin.listAuditEvents({ sinceMs: 0, type: 'nonsense', limit: 0 })).rejects.toMatchObject(
+      {
+        code: 'INVALID_ARGUMENT',
+        fields: { fieldPath: 'type' },
+      },
+    );
+  });
+
+  it('says "Not signed in" with one code (exit 3) from every command that needs a session', async () => {
+    const home = join(work, 'nobody-home');
+    const answers = await Promise.all([
+      runKeyport(['status'], { home }),
+      runKeyport(['mfa', 'ls'], { home }),
+      runKeyport(['admin', 'users', 'ls'], { home }),
+    ]);
+    for (const answer of answers) {
+      expect(answer.code, answer.stderr).toBe(3);
+      expect(answer.stderr).toMatch(/^ERROR: Not signed in: run `keyport login`/m);
+    }
+  });
+
+  it('refuses a URL for --cluster, as the app does, instead of trimming it', async () => {
+    const result = await runKeyport(['login', '--cluster', `http://${cluster.address}`, '--user', 'x'], {
+      home: join(work, 'url-home'),
+    });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(
+      `"http://${cluster.address}" is a URL, not a cluster address: give HOST:PORT`,
+    );
   });
 });
 

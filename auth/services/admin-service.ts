@@ -36,6 +36,7 @@ import type { CallContext } from '../rpc';
 import type { Store } from '../storage/store';
 import type { Resource as ResourceDocument } from '../../proto/resources';
 import { hashToken } from './auth-service';
+import { isAuditType, unknownAuditTypeMessage } from '../../proto/audit-types';
 
 const USER_NAME = /^[a-z0-9][a-z0-9._@-]{0,63}$/i;
 
@@ -412,6 +413,11 @@ export function adminService(ctx: ServiceContext) {
       call: CallContext,
     ): Promise<ListAuditEventsResponse> {
       await authorize(call, 'event', 'list');
+      if (request.type && !isAuditType(request.type)) {
+        throw new KeyportError('INVALID_ARGUMENT', unknownAuditTypeMessage(request.type), {
+          fieldPath: 'type',
+        });
+      }
       const rows = await ctx.store.listAudit({
         sinceMs: Number(request.sinceMs) || undefined,
         type: request.type || undefined,

@@ -7,7 +7,7 @@ import { ChallengeScope, MFADeviceType } from '../../proto/gen/keyport/v1/mfa';
 import type { MFADevice, MFARegisterResponse, TOTPRegisterChallenge } from '../../proto/gen/keyport/v1/mfa';
 import type { ClusterApi } from '../api';
 import type { Profile, ProfileStore } from '../profiles';
-import { connectAsProfile, webauthnOrigin } from '../session';
+import { connectAsProfile, notSignedIn, webauthnOrigin } from '../session';
 import { parseClusterAddress } from '../cluster-trust';
 import { answerChallenge } from './mfa';
 import type { MfaPreference, MfaPrompts } from './mfa';
@@ -25,7 +25,7 @@ async function withProfileApi<T>(
   work: (api: ClusterApi, origin: string) => Promise<T>,
 ): Promise<T> {
   const profile: Profile | undefined = await profiles.getProfile();
-  if (!profile) throw new KeyportError('UNAUTHENTICATED', 'Not signed in: run `keyport login`.');
+  if (!profile) throw notSignedIn();
   const trusted = await profiles.getTrustedCluster(parseClusterAddress(profile.address));
   const api = await connectAsProfile(profiles, profile);
   try {

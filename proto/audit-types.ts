@@ -1,0 +1,35 @@
+// The kinds of audit events keyport-auth records: one list for the service (auth/audit.ts), the admin
+// API (which refuses other kinds as a filter) and `keyport admin audit --type`.
+export const AUDIT_EVENT_TYPES = [
+  'user.login',
+  'user.signup',
+  'user.create',
+  'user.delete',
+  'user.update',
+  'user.lock',
+  'user.unlock',
+  /** One client address reached the failed sign-in limit for one user name, and is locked out for it. */
+  'user.lockout',
+  /** A client address or a user name went over its rate limit (recorded once per window). */
+  'rate.limited',
+  'cert.issued',
+  'resource.create',
+  'resource.update',
+  'resource.delete',
+  'mfa.add',
+  'mfa.delete',
+  /** A security key's sign counter did not rise: possibly a cloned key. The assertion is refused. */
+  'mfa.counter_regression',
+  'auth.denied',
+] as const;
+
+export type AuditType = (typeof AUDIT_EVENT_TYPES)[number];
+
+export function isAuditType(value: string): value is AuditType {
+  return (AUDIT_EVENT_TYPES as readonly string[]).includes(value);
+}
+
+/** The refusal of an unknown type, naming the valid ones. */
+export function unknownAuditTypeMessage(value: string): string {
+  return `"${value}" is not an audit event type; use one of: ${AUDIT_EVENT_TYPES.join(', ')}.`;
+}
