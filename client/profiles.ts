@@ -27,6 +27,8 @@ export interface TrustedCluster {
   caPin: string;
   caPem: string;
   trustedAtMs: number;
+  /** Who signed in here last (not a secret): the login form offers it after a sign-out. */
+  lastUser?: string;
 }
 
 export interface Profile {

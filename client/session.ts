@@ -78,6 +78,7 @@ export async function ensureTrustedCluster(
       caPin: presented.caPin,
       caPem: presented.caPem,
       trustedAtMs: Date.now(),
+      ...(stored?.lastUser ? { lastUser: stored.lastUser } : {}),
     };
     await profiles.trustCluster(trusted);
     return trusted;

@@ -22,5 +22,7 @@ export const RENDERER_SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'Referrer-Policy': 'no-referrer',
   'Cross-Origin-Opener-Policy': 'same-origin',
   'Cross-Origin-Resource-Policy': 'same-origin',
-  'Permissions-Policy': 'camera=(), microphone=(), geolocation=(), usb=(), hid=(), serial=(), bluetooth=()',
+  // Only features Chromium knows: an unknown one ("bluetooth") is logged as a warning on every load. Web
+  // Bluetooth stays off anyway: the Electron host denies every permission request.
+  'Permissions-Policy': 'camera=(), microphone=(), geolocation=(), usb=(), hid=(), serial=()',
 };

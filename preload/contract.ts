@@ -77,6 +77,8 @@ export interface ClusterView {
   secondFactors: SecondFactorKind[];
   allowPasswordless: boolean;
   trustedAtMs: number;
+  /** The user who signed in to this cluster last, to pre-fill the login form. */
+  lastUser?: string;
 }
 
 export interface ProfileView {

@@ -37,6 +37,8 @@ let backend: Backend;
 let host: BrowserHost;
 let browser: Browser;
 let page: Page;
+/** Console warnings and errors, and failed requests, of the first load. */
+const firstLoadNoise: string[] = [];
 let alice: KeyPerson;
 let home: string;
 let step = 0;
@@ -125,6 +127,14 @@ beforeAll(async () => {
   page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
   // Waits are for the screen itself, bounded generously for a loaded machine (npm run test:load).
   page.setDefaultTimeout(60_000);
+  // What the first load says in the console or fails to fetch: nothing, on a clean start.
+  page.on('console', (message) => {
+    if (['warning', 'error'].includes(message.type()))
+      firstLoadNoise.push(`${message.type()}: ${message.text()}`);
+  });
+  page.on('response', (response) => {
+    if (response.status() >= 400) firstLoadNoise.push(`${response.status()} ${response.url()}`);
+  });
   await page.goto(host.url);
 }, 180_000);
 
@@ -145,6 +155,10 @@ describe('Keyport Connect, end to end', () => {
     await expect
       .poll(() => page.getByText('No clusters yet. Add one by its address.').isVisible())
       .toBe(true);
+    // No console warning (an unknown Permissions-Policy feature) and no 404 (a favicon) on the first load.
+    expect(firstLoadNoise).toEqual([]);
+    page.removeAllListeners('console');
+    page.removeAllListeners('response');
     await expectAccessible('the empty clusters screen');
     await screenshot('no-clusters');
     // A pasted pin that is not the cluster's: refused loudly, nothing trusted.

@@ -150,6 +150,11 @@ async function login(
       sshCertificate: issued.sshCertificate,
     };
     await profiles.saveProfile(profile);
+    // Remembered with the cluster, so a sign-out (here or in the app) leaves the name to sign in again.
+    const trustedNow = await profiles.getTrustedCluster(options.address);
+    if (trustedNow && trustedNow.lastUser !== issued.user) {
+      await profiles.trustCluster({ ...trustedNow, lastUser: issued.user });
+    }
     if (previous && previous.keyId !== keyId) {
       await openKeyStore(previous.keystore, profiles.home)
         .delete(previous.keyId)

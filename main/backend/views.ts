@@ -34,6 +34,7 @@ export function clusterView(cluster: TrustedCluster): ClusterView {
     ),
     allowPasswordless: cluster.allowPasswordless ?? false,
     trustedAtMs: cluster.trustedAtMs,
+    ...(cluster.lastUser ? { lastUser: cluster.lastUser } : {}),
   };
 }
 

@@ -84,6 +84,7 @@ function CurrentScreen({ state, actions }: { state: AppState; actions: AppAction
           clusters={clusters}
           signedInAddress={profile?.address ?? null}
           onSignIn={(address) => actions.navigate({ name: 'login', address })}
+          onOpenAccount={() => actions.navigate({ name: 'account' })}
           refreshClusters={actions.refreshClusters}
         />
       );
@@ -94,7 +95,7 @@ function CurrentScreen({ state, actions }: { state: AppState; actions: AppAction
         <Login
           key={cluster.address}
           cluster={cluster}
-          initialUser={state.lastUser ?? ''}
+          initialUser={state.lastUser ?? cluster.lastUser ?? ''}
           onSignedIn={actions.signedIn}
         />
       );

@@ -109,7 +109,7 @@ describe('Account screen', () => {
     fake.respond('mfa.add', () => reply.promise);
 
     await user.click(
-      screen.getByRole('checkbox', { name: 'Allow sign-in without a password with this key' }),
+      screen.getByRole('checkbox', { name: 'Let the new key sign in without a password (a passkey)' }),
     );
     await user.click(screen.getByRole('button', { name: 'Add security key' }));
     expect(fake.callsTo('mfa.add')).toEqual([{ passwordless: true }]);
@@ -139,7 +139,7 @@ describe('Account screen', () => {
     ).toBeInTheDocument();
     expect(fake.callsTo('mfa.list')).toHaveLength(2);
     expect(
-      screen.getByRole('checkbox', { name: 'Allow sign-in without a password with this key' }),
+      screen.getByRole('checkbox', { name: 'Let the new key sign in without a password (a passkey)' }),
     ).not.toBeChecked();
   });
 
@@ -148,7 +148,7 @@ describe('Account screen', () => {
     const reply = deferred<Result<MfaDeviceView>>();
     fake.respond('mfa.add', () => reply.promise);
     const checkbox = await screen.findByRole('checkbox', {
-      name: 'Allow sign-in without a password with this key',
+      name: 'Let the new key sign in without a password (a passkey)',
     });
     checkbox.focus();
     await user.keyboard(' ');

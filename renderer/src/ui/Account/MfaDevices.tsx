@@ -33,6 +33,7 @@ export function MfaDevices({ relogin }: MfaDevicesProps) {
   const addRef = useRef<HTMLButtonElement>(null);
   const headingId = useId();
   const passwordlessId = useId();
+  const addHintId = useId();
   const { run: runLoad } = load;
 
   const refresh = useCallback(async () => {
@@ -75,7 +76,16 @@ export function MfaDevices({ relogin }: MfaDevicesProps) {
         MFA devices
       </h3>
       {devices === null ? (
-        <Progress active={load.busy} label="Loading MFA devices…" />
+        load.busy || !load.error ? (
+          <Progress active label="Loading MFA devices…" />
+        ) : (
+          <p className="empty">
+            The MFA devices could not be loaded.{' '}
+            <button type="button" className="button" onClick={() => void refresh()}>
+              Try again
+            </button>
+          </p>
+        )
       ) : devices.length === 0 ? (
         <p className="empty">No MFA devices yet.</p>
       ) : (
@@ -103,7 +113,11 @@ export function MfaDevices({ relogin }: MfaDevicesProps) {
         </ul>
       )}
 
-      <div className="add-key">
+      <fieldset className="add-key" aria-describedby={addHintId}>
+        <legend>Add a security key</legend>
+        <p id={addHintId} className="muted">
+          You tap one of your keys first, then the new one.
+        </p>
         <div className="checkbox">
           <input
             id={passwordlessId}
@@ -111,7 +125,7 @@ export function MfaDevices({ relogin }: MfaDevicesProps) {
             checked={passwordless}
             onChange={(event) => setPasswordless(event.target.checked)}
           />
-          <label htmlFor={passwordlessId}>Allow sign-in without a password with this key</label>
+          <label htmlFor={passwordlessId}>Let the new key sign in without a password (a passkey)</label>
         </div>
         <div className="form-actions">
           <button
@@ -128,7 +142,7 @@ export function MfaDevices({ relogin }: MfaDevicesProps) {
             label={pending === 'remove' ? 'Removing device…' : 'Adding security key…'}
           />
         </div>
-      </div>
+      </fieldset>
       <p className="status" role="status">
         {status}
       </p>

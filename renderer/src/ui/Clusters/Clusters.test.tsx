@@ -4,7 +4,7 @@ import { act, render, screen, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it } from 'vitest';
 import type { ClusterView, Result } from '../../../../preload/contract';
-import { cluster, deferred, fail, fakeKeyport, ok } from '../../testing/fakeKeyport';
+import { cluster, deferred, fail, fakeKeyport, ok, profile } from '../../testing/fakeKeyport';
 import type { FakeState } from '../../testing/fakeKeyport';
 import { App } from '../App';
 
@@ -42,6 +42,19 @@ describe('Clusters screen', () => {
     expect(within(items[0]!).getByText(caPin)).toBeInTheDocument();
     expect(within(items[0]!).getByRole('button', { name: 'Sign in to prod' })).toBeInTheDocument();
     expect(within(items[1]!).getByRole('button', { name: 'Remove lab' })).toBeInTheDocument();
+  });
+
+  it('offers the signed-in cluster its account, not a second sign-in', async () => {
+    const prod = cluster({ name: 'prod', address: 'prod.example.com:3025' });
+    const { user } = await openClusters({
+      clusters: [prod, cluster({ name: 'lab', address: '127.0.0.1:3025' })],
+      profile: profile({ address: prod.address, cluster: 'prod' }),
+    });
+    const items = within(screen.getByRole('list', { name: 'Trusted clusters' })).getAllByRole('listitem');
+    expect(within(items[0]!).queryByRole('button', { name: 'Sign in to prod' })).not.toBeInTheDocument();
+    expect(within(items[1]!).getByRole('button', { name: 'Sign in to lab' })).toBeInTheDocument();
+    await user.click(within(items[0]!).getByRole('button', { name: 'Open your account on prod' }));
+    expect(await screen.findByRole('heading', { level: 2, name: 'Account' })).toBeInTheDocument();
   });
 
   it('adds a cluster after the person trusts its CA pin', async () => {

@@ -14,10 +14,18 @@ interface ClustersProps {
   /** The address of the cluster with a session, if any. */
   signedInAddress: string | null;
   onSignIn(address: string): void;
+  /** The signed-in cluster's button opens the account instead of a second sign-in. */
+  onOpenAccount(): void;
   refreshClusters(): Promise<unknown>;
 }
 
-export function Clusters({ clusters, signedInAddress, onSignIn, refreshClusters }: ClustersProps) {
+export function Clusters({
+  clusters,
+  signedInAddress,
+  onSignIn,
+  onOpenAccount,
+  refreshClusters,
+}: ClustersProps) {
   const [status, setStatus] = useState('');
   const remove = useAction();
   const [confirming, setConfirming] = useState<ClusterView | null>(null);
@@ -73,14 +81,25 @@ export function Clusters({ clusters, signedInAddress, onSignIn, refreshClusters 
                 </p>
               </div>
               <div className="card-actions">
-                <button
-                  type="button"
-                  className="button button-primary"
-                  aria-label={`Sign in to ${cluster.name}`}
-                  onClick={() => onSignIn(cluster.address)}
-                >
-                  Sign in
-                </button>
+                {cluster.address === signedInAddress ? (
+                  <button
+                    type="button"
+                    className="button button-primary"
+                    aria-label={`Open your account on ${cluster.name}`}
+                    onClick={onOpenAccount}
+                  >
+                    Open account
+                  </button>
+                ) : (
+                  <button
+                    type="button"
+                    className="button button-primary"
+                    aria-label={`Sign in to ${cluster.name}`}
+                    onClick={() => onSignIn(cluster.address)}
+                  >
+                    Sign in
+                  </button>
+                )}
                 <button
                   type="button"
                   className="button"

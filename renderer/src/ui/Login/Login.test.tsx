@@ -23,6 +23,17 @@ async function fillIn(user: ReturnType<typeof userEvent.setup>, name = 'alice', 
 }
 
 describe('Login screen', () => {
+  it('opens ready to type: the User field has the focus', async () => {
+    await openLogin();
+    expect(screen.getByRole('textbox', { name: 'User' })).toHaveFocus();
+  });
+
+  it('offers the last user of the cluster after a sign-out, with the focus on the password', async () => {
+    await openLogin(cluster({ name: 'prod', lastUser: 'alice' }));
+    expect(screen.getByRole('textbox', { name: 'User' })).toHaveValue('alice');
+    expect(screen.getByLabelText('Password')).toHaveFocus();
+  });
+
   it('opens on the login of the first trusted cluster when nobody is signed in', async () => {
     await openLogin();
     expect(screen.getByRole('textbox', { name: 'User' })).toBeInTheDocument();
@@ -198,8 +209,7 @@ describe('Login screen', () => {
     const reply = deferred<Result<ProfileView>>();
     fake.respond('auth.login', () => reply.promise);
 
-    await user.tab(); // the Clusters button in the header
-    await user.tab();
+    // The form opens with the focus on the User field.
     expect(screen.getByRole('textbox', { name: 'User' })).toHaveFocus();
     await user.keyboard('alice');
     await user.tab();

@@ -1,4 +1,4 @@
-import { useId, useRef, useState } from 'react';
+import { useEffect, useId, useRef, useState } from 'react';
 import type { FormEvent } from 'react';
 import type { ClusterView, ProfileView, Result } from '../../../../preload/contract';
 import { fieldProblem } from '../../services/errors';
@@ -28,6 +28,12 @@ export function Login({ cluster, initialUser = '', onSignedIn }: LoginProps) {
   const passwordRef = useRef<HTMLInputElement>(null);
   const ids = { user: useId(), password: useId(), factor: useId(), heading: useId() };
   const offersChoice = cluster.secondFactors.includes('otp') && cluster.secondFactors.includes('webauthn');
+
+  // The form opens ready to type: on the user name, or on the password when the name is known already.
+  // Only when nothing else holds the focus (a dialog, or a field the person already chose).
+  useEffect(() => {
+    recoverFocus((initialUser ? passwordRef : userRef).current);
+  }, [initialUser]);
 
   async function finish(result: Result<ProfileView> | undefined) {
     if (!result) return;
