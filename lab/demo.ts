@@ -95,7 +95,10 @@ async function main() {
 
   try {
     const cluster = await startCluster();
-    cleanups.push({ what: `stopped keyport-auth (${cluster.address})`, run: () => cluster.stop() });
+    // One name everywhere, the one WebAuthn needs (browsers refuse an IP address as an RP ID): the
+    // banner, the app, the CLI's profile and the cluster's public address all say localhost.
+    const address = `localhost:${cluster.port}`;
+    cleanups.push({ what: `stopped keyport-auth (${address})`, run: () => cluster.stop() });
     // UNIX socket paths are short (108 bytes): the key's socket lives in a private temp dir.
     const runDir = await mkdtemp(join(tmpdir(), 'keyport-demo-'));
     cleanups.push({ what: `removed ${runDir}`, run: () => rm(runDir, { recursive: true, force: true }) });
@@ -106,7 +109,16 @@ async function main() {
       ...(state ? {} : { pin: KEY_PIN }),
     });
     cleanups.push({ what: 'stopped the lab security key', run: () => key.stop() });
-    process.env[LAB_SECURITY_KEY_ENV] = key.socketPath;
+    // A second key, registered to no one, for "Add security key": it touches itself sooner (0.4 s), so
+    // when both are asked for a new key, the spare one answers before alice's key says it is registered.
+    const spareState = join(demoDir, 'spare-key.json');
+    const spare = await startSoftKey({
+      socketPath: join(runDir, 'spare.sock'),
+      statePath: spareState,
+      touch: 'auto:400',
+      ...(existsSync(spareState) ? {} : { pin: KEY_PIN }),
+    });
+    cleanups.push({ what: 'stopped the spare lab key', run: () => spare.stop() });
     process.env.KEYPORT_HOME = home;
 
     if (!state) {
@@ -124,12 +136,15 @@ async function main() {
       await writeFile(credentialsFile, JSON.stringify(state, null, 2), { mode: 0o600 });
       await chmod(credentialsFile, 0o600);
     }
+    process.env[LAB_SECURITY_KEY_ENV] = `${key.socketPath}:${spare.socketPath}`;
     const profiles = new ProfileStore(home);
     // The app opens on the demo cluster's login screen: trust it as `keyport login --ca-pin` would.
-    await ensureTrustedCluster(profiles, parseClusterAddress(cluster.address), {
+    const trusted = await ensureTrustedCluster(profiles, parseClusterAddress(address), {
       caPin: cluster.caPin,
       prompt: { confirmCaPin: async () => false },
     });
+    // The login form offers alice, as it would after her own sign-out.
+    await profiles.trustCluster({ ...trusted, lastUser: state.user });
 
     let keyring: LabKeyring | undefined;
     if (!process.env.DBUS_SESSION_BUS_ADDRESS) {
@@ -139,17 +154,18 @@ async function main() {
     }
 
     const appLines = await openApp(profiles, cleanups);
-    const envPrefix = `KEYPORT_HOME=${home} ${LAB_SECURITY_KEY_ENV}=${key.socketPath}${
+    const envPrefix = `KEYPORT_HOME=${home} ${LAB_SECURITY_KEY_ENV}=${process.env[LAB_SECURITY_KEY_ENV]}${
       keyring ? ` DBUS_SESSION_BUS_ADDRESS=${process.env.DBUS_SESSION_BUS_ADDRESS}` : ''
     }`;
     const totpSecret = state.totpSecret ?? '';
     const lines = [
       '',
       'Keyport demo is running.',
-      `  cluster:       ${cluster.clusterName} at ${cluster.address}   (CA pin ${cluster.caPin})`,
+      `  cluster:       ${cluster.clusterName} at ${address}   (CA pin ${cluster.caPin})`,
       `  user:          ${state.user}`,
       `  password:      ${state.password}   (kept in ${credentialsFile})`,
       `  security key:  "${state.keyName}", a lab key that touches itself ~0.8 s after it is asked; PIN ${KEY_PIN}`,
+      `  spare key:     a second lab key, registered to no one (touches itself ~0.4 s after; PIN ${KEY_PIN})`,
       `  OTP:           codes below every 30 s`,
       keyring
         ? '  keychain:      a lab Secret Service (no session keychain was found), alive while this runs'
@@ -161,7 +177,9 @@ async function main() {
       '  - Sign in as alice with the password and "Security key": the tap prompt shows until the key touches.',
       '  - Sign in with "One-time code" and the current code printed below.',
       `  - "Sign in without a password": the key asks for its PIN (${KEY_PIN}).`,
-      '  - Account: your roles, logins and a live countdown; MFA devices: remove "otp", or add a key.',
+      '  - Account: your roles, logins and a live countdown; MFA devices: remove "otp".',
+      '  - "Add security key": alice\'s key answers first (it is registered), then the spare key answers as the',
+      '    new key; both touch themselves. Tick the passkey box to sign in with the spare key and its PIN later.',
       '',
       'The keyport CLI shares the session (in another terminal, from this folder):',
       `  ${envPrefix} npx keyport status`,
@@ -212,19 +230,20 @@ async function openApp(profiles: ProfileStore, cleanups: Cleanup[]): Promise<str
     });
     return ['Keyport Connect (Electron) is open.'];
   }
-  const backend = createBackend({ profiles, keystoreKind: 'keychain' });
-  await backend.ready;
-  cleanups.push({ what: '', run: () => backend.close() });
-  let connected = false;
-  const host = await startBrowserHost({
-    backend,
-    distDir: join(repoRoot, 'dist'),
-    log: (line) => {
-      if (connected || !line.startsWith('bridge connected')) return;
-      connected = true;
-      console.log('The app window is connected: Keyport Connect is ready.');
+  let announced = false;
+  const backend = createBackend({
+    profiles,
+    keystoreKind: 'keychain',
+    // The renderer says so once its first screen (the sign-in form) is on show and takes input.
+    onRendererReady: () => {
+      if (announced) return;
+      announced = true;
+      console.log('Keyport Connect is ready: the sign-in form is on screen.');
     },
   });
+  await backend.ready;
+  cleanups.push({ what: '', run: () => backend.close() });
+  const host = await startBrowserHost({ backend, distDir: join(repoRoot, 'dist') });
   cleanups.push({ what: 'stopped the browser host', run: () => host.close() });
   // A launch URL works once and for two minutes; Enter prints a fresh one (the token is the capability,
   // so it is not left valid in the terminal's scrollback).
@@ -241,7 +260,10 @@ async function openApp(profiles: ProfileStore, cleanups: Cleanup[]): Promise<str
         'The app window was closed; the demo keeps running. Press Enter for a URL to open it again.',
       );
     });
-    return ['Keyport Connect is open in a Chromium app window (no Electron binary here: the browser host).'];
+    return [
+      'Keyport Connect is opening in a Chromium app window (no Electron binary here: the browser host).',
+      'Closed it? Press Enter here for a fresh one-time URL to open it again (each works once, for 2 minutes).',
+    ];
   }
   // No display: no window. The demo does not start one on a hidden Xvfb, which nobody could see.
   const port = new URL(host.url).port;

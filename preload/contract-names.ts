@@ -16,6 +16,7 @@ export const methodNames = [
   'prompts.cancel',
   'prompts.current',
   'app.info',
+  'app.ready',
 ] as const;
 export type MethodName = (typeof methodNames)[number];
 

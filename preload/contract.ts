@@ -219,6 +219,7 @@ export const methodSchemas = {
   // The prompt on screen now: a window that (re)loads mid-ceremony shows it instead of hanging behind it.
   'prompts.current': noArgument,
   'app.info': noArgument,
+  'app.ready': noArgument,
 } as const satisfies { [M in MethodName]: z.ZodType };
 
 export type MethodArgs = { [M in MethodName]: z.input<(typeof methodSchemas)[M]> };
@@ -238,6 +239,8 @@ export interface MethodResults {
   'prompts.cancel': null;
   'prompts.current': Prompt | null;
   'app.info': AppInfo;
+  /** The renderer says its first screen is on show and takes input; hosts may act on it (once). */
+  'app.ready': null;
 }
 
 // Every name has a schema (the `satisfies` above) and every schema a name:

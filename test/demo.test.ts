@@ -66,10 +66,12 @@ describe('npm start with a display', () => {
       ) {
         await new Promise((r) => setTimeout(r, 100));
       }
-      expect(output).toContain('The app window is connected: Keyport Connect is ready.');
+      expect(output).toContain('Keyport Connect is ready: the sign-in form is on screen.');
       expect(output).toContain('Chromium app window');
       expect(output).toMatch(/password: +alice-\w+-demo/);
       expect(output).toContain('PIN 1234');
+      // A second key, registered to no one, for "Add security key".
+      expect(output).toMatch(/spare key: +a second lab key, registered to no one/);
       // The launch token never reaches the terminal when a window was opened for it.
       expect(output).not.toContain('#launch=');
 
@@ -86,5 +88,11 @@ describe('npm start with a display', () => {
       if (demo.exitCode === null) demo.kill('SIGTERM');
       expect(await exited).toBe(0);
     }
+    // One name for the cluster everywhere, and a stop that says what it did (not "keeps running").
+    expect(output).toMatch(/cluster: +keyport-demo at localhost:\d+/);
+    expect(output).toMatch(
+      /Demo stopped: closed the app window; stopped the browser host; .*stopped keyport-auth \(localhost:\d+\)\./,
+    );
+    expect(output).not.toContain('the demo keeps running');
   }, 240_000);
 });

@@ -47,6 +47,7 @@ const malformed: Record<MethodName, { argument: unknown; fieldPath: string }[]> 
   'prompts.cancel': [{ argument: { id: 3 }, fieldPath: 'id' }],
   'prompts.current': [{ argument: { id: 'prompt-1' }, fieldPath: 'id' }],
   'app.info': [{ argument: { verbose: true }, fieldPath: 'verbose' }],
+  'app.ready': [{ argument: { screen: 'login' }, fieldPath: 'screen' }],
 };
 
 describe('the backend handler table', () => {
@@ -135,7 +136,7 @@ describe('the backend handler table', () => {
         cancel: handlers['prompts.cancel'],
         current: handlers['prompts.current'],
       },
-      app: { info: handlers['app.info'] },
+      app: { info: handlers['app.info'], ready: handlers['app.ready'] },
       onPrompt: (listener) => backend.on('onPrompt', listener),
       onPromptClosed: (listener) => backend.on('onPromptClosed', listener),
       onProfileChanged: (listener) => backend.on('onProfileChanged', listener),

@@ -33,6 +33,8 @@ export interface BackendOptions {
   env?: NodeJS.ProcessEnv;
   /** Watch KEYPORT_HOME for the CLI's logins and logouts (default true). */
   watchProfiles?: boolean;
+  /** Called when a window's renderer shows its first interactive screen (`app.ready`). */
+  onRendererReady?: () => void;
 }
 
 export interface Backend {
@@ -211,6 +213,10 @@ export function createBackend(options: BackendOptions): Backend {
       keyportHome: profiles.home,
       labSecurityKey: Boolean(env.KEYPORT_LAB_SECURITY_KEY),
     })),
+    'app.ready': bind('app.ready', async () => {
+      options.onRendererReady?.();
+      return null;
+    }),
   };
 
   return {

@@ -111,6 +111,7 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
 
   const defaults: { [M in MethodName]?: Handler<M> } = {
     'app.info': () => ok(appInfo),
+    'app.ready': () => ok(null),
     'clusters.list': () => ok(state.clusters ?? []),
     'auth.status': () => ok(state.profile ?? null),
     'mfa.list': () => ok(state.devices ?? []),
@@ -158,7 +159,10 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
       cancel: (argument) => invoke('prompts.cancel', argument),
       current: (argument) => invoke('prompts.current', argument),
     },
-    app: { info: (argument) => invoke('app.info', argument) },
+    app: {
+      info: (argument) => invoke('app.info', argument),
+      ready: (argument) => invoke('app.ready', argument),
+    },
     onPrompt: (listener) => subscribe('onPrompt', listener),
     onPromptClosed: (listener) => subscribe('onPromptClosed', listener),
     onProfileChanged: (listener) => subscribe('onProfileChanged', listener),

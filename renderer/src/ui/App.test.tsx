@@ -33,6 +33,7 @@ describe('App', () => {
     const { fake } = await start();
     expect(fake.calls.map((c) => c.method).sort()).toEqual([
       'app.info',
+      'app.ready',
       'auth.status',
       'clusters.list',
       'prompts.current',
@@ -40,6 +41,21 @@ describe('App', () => {
     expect(fake.listenerCount('onPrompt')).toBe(1);
     expect(fake.listenerCount('onPromptClosed')).toBe(1);
     expect(fake.listenerCount('onProfileChanged')).toBe(1);
+  });
+
+  it('tells the host it is ready once, when the first screen takes input, not while it loads', async () => {
+    const fake = fakeKeyport({ clusters: [cluster({ name: 'prod' })] });
+    let releaseStatus: () => void = () => {};
+    fake.respond('auth.status', () => new Promise((resolve) => (releaseStatus = () => resolve(ok(null)))));
+    const user = userEvent.setup();
+    render(<App api={fake.api} />);
+    await act(async () => {});
+    expect(fake.callsTo('app.ready')).toHaveLength(0);
+    await act(async () => releaseStatus());
+    expect(await screen.findByRole('textbox', { name: 'User' })).toBeInTheDocument();
+    expect(fake.callsTo('app.ready')).toHaveLength(1);
+    await user.click(screen.getByRole('button', { name: 'Clusters' }));
+    expect(fake.callsTo('app.ready')).toHaveLength(1);
   });
 
   it('stops listening when it goes away', async () => {

@@ -1,3 +1,4 @@
+import { useEffect, useRef } from 'react';
 import type { KeyportApi } from '../../../preload/contract';
 import { useKeyportApp } from '../services/appState';
 import type { AppActions, AppState } from '../services/appState';
@@ -13,6 +14,14 @@ import './app.css';
 export function App({ api }: { api: KeyportApi }) {
   const { state, actions } = useKeyportApp(api);
   const { screen, profile } = state;
+  // Once the first screen (a login form, most often) is on show and takes input, the host hears so: the
+  // demo says "ready" then, and not when the window is still blank.
+  const announced = useRef(false);
+  useEffect(() => {
+    if (announced.current || screen.name === 'loading') return;
+    announced.current = true;
+    void api.app.ready();
+  }, [api, screen.name]);
   return (
     <KeyportContext value={api}>
       <div className="app">
