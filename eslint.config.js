@@ -1,4 +1,4 @@
-// Lint: typescript-eslint for correctness, import-x zones for the import rules of ARCHITECTURE.md.
+// Lint: typescript-eslint for correctness, import-x zones for the import rules of docs/architecture.md.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import importX, { createNodeResolver } from 'eslint-plugin-import-x';
@@ -7,7 +7,7 @@ import importX, { createNodeResolver } from 'eslint-plugin-import-x';
 const everyFolder = ['proto', 'auth', 'client', 'cli', 'main', 'preload', 'renderer', 'native'];
 const others = (...allowed) => everyFolder.filter((f) => !allowed.includes(f)).map((f) => `./${f}`);
 
-/** ARCHITECTURE.md "Import rules": one zone per folder, naming what it must never import. */
+/** docs/architecture.md "Import rules": one zone per folder, naming what it must never import. */
 export const importZones = [
   { target: './renderer', from: './', except: ['./renderer', './preload/contract.ts', './node_modules'] },
   { target: './preload', from: others('preload').filter((f) => f !== './preload') },
@@ -66,7 +66,7 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': 'off' },
   },
   {
-    // ARCHITECTURE.md: the renderer takes only *types* from the contract (the schemas stay in main).
+    // docs/architecture.md: the renderer takes only *types* from the contract (the schemas stay in main).
     files: ['renderer/**'],
     rules: {
       '@typescript-eslint/no-restricted-imports': [

@@ -1,4 +1,4 @@
-// The one IPC contract of Keyport Connect (ARCHITECTURE.md "The IPC contract"): every method, event,
+// The one IPC contract of Keyport Connect (docs/architecture.md "The IPC contract"): every method, event,
 // prompt and error that crosses between the renderer and main. Main validates every argument with the
 // schemas below; the renderer imports only the types. Only view models cross: no private key, certificate
 // or token ever does (invariant 1), so none of the types below has a field that could hold one.

@@ -1,4 +1,4 @@
-// The import rules of ARCHITECTURE.md are enforced by the linter: a forbidden import fails `npm run lint`.
+// The import rules of docs/architecture.md are enforced by the linter: a forbidden import fails `npm run lint`.
 import { ESLint } from 'eslint';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../lab/cluster';

@@ -1,5 +1,5 @@
 // Login with the default keystore (the OS keychain) through the real CLI against a real keyport-auth and
-// a private gnome-keyring: the session key lives in the Secret Service and nowhere else (ARCHITECTURE.md
+// a private gnome-keyring: the session key lives in the Secret Service and nowhere else (docs/architecture.md
 // invariant 2), logout and relogin leave no orphan entries, and a missing or locked keychain fails the
 // login before any password or OTP code leaves the machine (issue 2, "Keys and profiles").
 import { spawnSync } from 'node:child_process';

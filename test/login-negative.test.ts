@@ -1,4 +1,4 @@
-// Login refused, through real processes (issue 2, "What must be shown": negative tests; ARCHITECTURE.md
+// Login refused, through real processes (issue 2, "What must be shown": negative tests; docs/architecture.md
 // invariants 5 and 6). Each refusal is checked three ways: the typed error (the CLI's exit code from
 // cli/exit-codes.ts and a clear message), that nothing stored changed (the files under KEYPORT_HOME, the
 // user resource with its lock state, the user's MFA devices with the last TOTP step spent), and that the

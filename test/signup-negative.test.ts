@@ -1,5 +1,5 @@
 // Signup refused, through a real keyport-auth and the real `keyport signup` (issue 2, "What must be
-// shown": an expired or reused signup token; ARCHITECTURE.md invariants 5 and 6). Each refusal asserts
+// shown": an expired or reused signup token; docs/architecture.md invariants 5 and 6). Each refusal asserts
 // the typed error (the CLI's exit code from cli/exit-codes.ts and a clear message) and that nothing stored
 // changed: the token is spent only by a signup that succeeds, and a refused one sets no password and
 // registers no device.

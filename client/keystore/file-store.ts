@@ -13,7 +13,7 @@ const checksPermissions = process.platform !== 'win32';
 
 /**
  * Private keys as plain PEM files: only for headless machines, by explicit `--keystore file` opt-in
- * (ARCHITECTURE.md invariant 2). One file per id, 0600 in a 0700 directory, like ~/.ssh.
+ * (docs/architecture.md invariant 2). One file per id, 0600 in a 0700 directory, like ~/.ssh.
  */
 export class FileStore implements KeyStore {
   readonly kind = 'file';

@@ -1,6 +1,6 @@
 export type KeyStoreKind = 'keychain' | 'file';
 
-/** Where the client keeps the private halves of its session keys (ARCHITECTURE.md invariant 2). */
+/** Where the client keeps the private halves of its session keys (docs/architecture.md invariant 2). */
 export interface KeyStore {
   readonly kind: KeyStoreKind;
   put(id: string, privateKeyPem: string): Promise<void>;

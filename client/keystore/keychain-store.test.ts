@@ -1,5 +1,5 @@
 // What needs no keychain at all. The tests against a real gnome-keyring are in lab/keyring.test.ts,
-// because client/ must not import lab/ (ARCHITECTURE.md import rules), tests included.
+// because client/ must not import lab/ (docs/architecture.md import rules), tests included.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-// The browser host (ARCHITECTURE.md "Two desktop hosts, one backend"): the backend's handler table served
+// The browser host (docs/architecture.md "Two desktop hosts, one backend"): the backend's handler table served
 // to a Chromium app window over loopback.
 //   GET  /, /index.html      the renderer's index, with the bridge script injected (static-files.ts)
 //   GET  /keyport-bridge.js  window.keyport over the WebSocket (preload/browser-bridge.ts, built)

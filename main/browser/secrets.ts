@@ -1,4 +1,4 @@
-// The browser host's two secrets (ARCHITECTURE.md "Two desktop hosts, one backend"):
+// The browser host's two secrets (docs/architecture.md "Two desktop hosts, one backend"):
 //   - launch tokens: in the URL fragment of the window the host opens; valid once, for a short time;
 //   - sessions: what a spent launch token becomes. The bridge keeps one in the tab's sessionStorage and
 //     presents it as a WebSocket subprotocol; it is never a cookie (see request-checks.ts for why). A
