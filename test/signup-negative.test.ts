@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashToken } from '../auth/services/auth-service';
+import { hashToken } from '../auth/tokens';
 import { totpCode } from '../auth/totp';
 import { EXIT } from '../cli/exit-codes';
 import { connectCluster } from '../client/api';

@@ -1,6 +1,5 @@
 // AdminService: resources, users, locks and the audit log, each call authorised by the caller's role
 // rules (resource × verb). The auth host's builtin admin identity is allowed everything.
-import { randomBytes } from 'node:crypto';
 import { KeyportError } from '../../proto/errors';
 import type {
   AuditEvent,
@@ -35,7 +34,7 @@ import {
 import type { CallContext } from '../rpc';
 import type { Store } from '../storage/store';
 import type { Resource as ResourceDocument } from '../../proto/resources';
-import { hashToken } from './auth-service';
+import { hashToken, newToken } from '../tokens';
 import { isAuditType, unknownAuditTypeMessage } from '../../proto/audit-types';
 
 const USER_NAME = /^[a-z0-9][a-z0-9._@-]{0,63}$/i;
@@ -338,7 +337,7 @@ export function adminService(ctx: ServiceContext) {
       validateResource(
         JSON.stringify({ kind: 'user', version: 'v2', metadata: { name: request.name }, spec }),
       );
-      const token = randomBytes(32).toString('base64url');
+      const token = newToken();
       const now = ctx.now();
       const expiresMs = now + SIGNUP_TOKEN_TTL_MS;
       await ctx.store.transaction(async (tx) => {

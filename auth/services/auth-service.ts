@@ -1,5 +1,5 @@
 // AuthService: cluster discovery, signup and the two-round-trip login. Needs no client certificate.
-import { createHash, createPublicKey, randomUUID } from 'node:crypto';
+import { createPublicKey, randomUUID } from 'node:crypto';
 import { KeyportError } from '../../proto/errors';
 import type {
   ClusterInfo,
@@ -27,6 +27,12 @@ import {
   recordFailure,
 } from '../lockout';
 import type { CallContext } from '../rpc';
+import {
+  expiredSignupToken,
+  hashToken,
+  invalidSignupToken,
+  usableSignupToken as usableTokenRow,
+} from '../tokens';
 import { newTotpSecret, totpEnrollment, totpStepOf } from '../totp';
 import { CLIENT_CERT_BACKDATE_MS, MFA_CHALLENGE_TTL_MS } from '../context';
 import {
@@ -54,17 +60,6 @@ import type { NewCredential } from '../webauthn';
 
 import type { ServiceContext } from '../context';
 
-export function hashToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
-}
-
-const invalidSignupToken = () =>
-  new KeyportError(
-    'ACCESS_DENIED',
-    'The signup token is invalid or was already used; ask an admin for a new one.',
-  );
-const expiredSignupToken = () =>
-  new KeyportError('EXPIRED', 'The signup token has expired; ask an admin for a new one.');
 const MAX_REQUESTED_TTL_SECONDS = 365 * 24 * 60 * 60;
 
 const badCredentials = () => new KeyportError('ACCESS_DENIED', 'Invalid user name or password.');
@@ -87,13 +82,7 @@ export function authService(ctx: ServiceContext) {
     throw error;
   }
 
-  /** The token's row when it can still be spent; otherwise the refusal a person should see. */
-  async function usableSignupToken(tokenHash: string) {
-    const row = await ctx.store.getSignupToken(tokenHash);
-    if (!row || row.used) throw invalidSignupToken();
-    if (row.expires_ms <= ctx.now()) throw expiredSignupToken();
-    return row;
-  }
+  const usableSignupToken = (tokenHash: string) => usableTokenRow(ctx.store, tokenHash, ctx.now());
 
   return {
     async getClusterInfo(): Promise<ClusterInfo> {
