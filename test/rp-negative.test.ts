@@ -509,7 +509,7 @@ describe('the relying party refuses', () => {
       response: { $case: 'webauthnJson', value: json },
     };
     await finishLogin(answer);
-    expect(await codeOf(finishLogin(answer))).toBe('ACCESS_DENIED');
+    expect(await codeOf(finishLogin(answer))).toBe('EXPIRED');
   });
 
   it('an expired challenge', async () => {

@@ -49,7 +49,9 @@ async function proveExistingDevice(
   const challenge = await api.user.createAuthenticateChallenge({
     scope: ChallengeScope.CHALLENGE_SCOPE_MANAGE_DEVICES,
   });
-  return answerChallenge({ ...challenge, mfaRequired: true }, { origin, prompts, preference, signal });
+  // Whether an existing device must answer is the server's word (a user without devices on a cluster
+  // without MFA proves nothing more than the session).
+  return answerChallenge(challenge, { origin, prompts, preference, signal });
 }
 
 async function deviceName(name: string | (() => Promise<string>)): Promise<string> {

@@ -84,19 +84,16 @@ export function loginPasswordless(
       password: '',
       scope: ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN,
     });
-    return answerChallenge(
-      { ...challenge, mfaRequired: true, totpAllowed: false },
-      {
-        origin,
-        preference: 'key',
-        signal: options.signal,
-        user: options.user || undefined,
-        prompts: {
-          otpCode: options.prompts.otpCode,
-          securityKey: options.prompts.securityKey ?? noKeyPrompts,
-        },
+    return answerChallenge(challenge, {
+      origin,
+      preference: 'key',
+      signal: options.signal,
+      user: options.user || undefined,
+      prompts: {
+        otpCode: options.prompts.otpCode,
+        securityKey: options.prompts.securityKey ?? noKeyPrompts,
       },
-    );
+    });
   });
 }
 

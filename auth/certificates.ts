@@ -1,0 +1,89 @@
+// Session certificates from one typed identity: an OpenSSH user certificate and an X.509 client
+// certificate for the client's keys, valid from now (back-dated for lagging client clocks) for the
+// session's length. Everything a certificate says about its holder comes from SessionIdentity; later
+// issues add fields here (private-key policy, device) rather than in the services.
+import { randomUUID } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { signSshUserCertificate } from './ca/ssh';
+import type { SshPublicKey } from './ca/ssh';
+import { issueClientCertificate } from './ca/x509';
+import { CLIENT_CERT_BACKDATE_MS } from './context';
+import type { ServiceContext } from './context';
+import { loadRoles, loginsFor, sessionTtlSeconds } from './policy';
+import type { UserRow } from './storage/store';
+
+/** Who a session is for, as its certificates will say it. */
+export interface SessionIdentity {
+  user: string;
+  roles: string[];
+  /** SSH principals, from the roles' logins and the user's traits. */
+  logins: string[];
+  /** A second factor (or a passkey with user verification) was checked at this login. */
+  mfaVerified: boolean;
+  /** How long the session lasts: the requested TTL capped by the roles' max_session_ttl. */
+  ttlSeconds: number;
+}
+
+/** The client's public keys: one for SSH, one for TLS (the same key in two encodings, usually). */
+export interface SessionKeys {
+  ssh: SshPublicKey;
+  tls: KeyObject;
+}
+
+export interface SessionCertificates {
+  sshCertificate: string;
+  tlsCertificatePem: string;
+  notAfter: Date;
+}
+
+/** The identity a user's login earns now: their current roles and logins, the session capped by them. */
+export async function sessionIdentityOf(
+  ctx: ServiceContext,
+  user: UserRow,
+  options: { mfaVerified: boolean; requestedTtlSeconds?: number },
+): Promise<SessionIdentity> {
+  const spec = JSON.parse(user.spec_json) as { roles?: string[]; traits?: Record<string, string[]> };
+  const roles = await loadRoles(ctx.store, spec.roles ?? []);
+  return {
+    user: user.name,
+    roles: roles.map((role) => role.metadata.name),
+    logins: loginsFor(roles, spec.traits ?? {}),
+    mfaVerified: options.mfaVerified,
+    ttlSeconds: sessionTtlSeconds(roles, options.requestedTtlSeconds || undefined),
+  };
+}
+
+export async function issueSessionCertificates(
+  ctx: ServiceContext,
+  identity: SessionIdentity,
+  keys: SessionKeys,
+): Promise<SessionCertificates> {
+  const now = ctx.now();
+  const notBefore = new Date(now - CLIENT_CERT_BACKDATE_MS);
+  const notAfter = new Date(now + identity.ttlSeconds * 1000);
+  const sshCertificate = signSshUserCertificate({
+    ca: ctx.authorities.ssh,
+    publicKey: keys.ssh,
+    keyId: identity.user,
+    // A certificate without principals would be valid for any login: a user without logins gets one
+    // that matches no account.
+    principals: identity.logins.length > 0 ? identity.logins : [`-keyport-nologin-${randomUUID()}`],
+    validAfter: notBefore,
+    validBefore: notAfter,
+    extensions: {
+      'keyport-roles@keyport.dev': JSON.stringify(identity.roles),
+      ...(identity.mfaVerified ? { 'keyport-mfa-verified@keyport.dev': '' } : {}),
+    },
+  });
+  const tls = await issueClientCertificate({
+    authorities: ctx.authorities,
+    publicKeyPem: keys.tls.export({ type: 'spki', format: 'pem' }).toString(),
+    user: identity.user,
+    roles: identity.roles,
+    logins: identity.logins,
+    mfaVerified: identity.mfaVerified,
+    notBefore,
+    notAfter,
+  });
+  return { sshCertificate, tlsCertificatePem: tls.certPem, notAfter };
+}

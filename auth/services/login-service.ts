@@ -1,0 +1,376 @@
+// Login in two round trips: CreateAuthenticateChallenge checks the password (with the lockout's reserved
+// checks and rate limits) and returns an MFA challenge bound to user and scope; Login spends it, checks the
+// second factor (or the passkey, for passwordless) and issues the session's certificates
+// (certificates.ts). Each method reads top to bottom as its protocol's steps.
+import { createPublicKey } from 'node:crypto';
+import { KeyportError } from '../../proto/errors';
+import type {
+  CreateAuthenticateChallengeRequest,
+  LoginRequest,
+  LoginResponse,
+} from '../../proto/gen/keyport/v1/auth';
+import { ChallengeScope } from '../../proto/gen/keyport/v1/mfa';
+import type { MFAAuthenticateChallenge, MFAAuthenticateResponse } from '../../proto/gen/keyport/v1/mfa';
+import { parseSshPublicKey, sshPublicKeyFromKeyObject } from '../ca/ssh';
+import { verifyPassword } from '../passwords';
+import { loadCap } from '../policy';
+import {
+  admitAttempt,
+  clearFailures,
+  clientIp,
+  isLocked,
+  lockedError,
+  rateLimit,
+  recordFailure,
+} from '../lockout';
+import type { CallContext } from '../rpc';
+import { issueSessionCertificates, sessionIdentityOf } from '../certificates';
+import type { SessionKeys } from '../certificates';
+import type { ClusterPolicy } from '../policy';
+import type { ChallengeRow, UserRow } from '../storage/store';
+import {
+  createMfaChallenge,
+  createPasswordlessChallenge,
+  passwordlessDisabled,
+  payloadOf,
+  verifyTotpCode,
+  verifyWebauthnAnswer,
+} from '../mfa';
+import { webauthnEnabled } from '../webauthn';
+
+import type { ServiceContext } from '../context';
+
+const MAX_REQUESTED_TTL_SECONDS = 365 * 24 * 60 * 60;
+
+const badCredentials = () => new KeyportError('ACCESS_DENIED', 'Invalid user name or password.');
+
+export function loginHandlers(ctx: ServiceContext) {
+  function auditLogin(actor: string, clientAddr: string, success: boolean, message: string): Promise<void> {
+    return ctx.audit.record({ type: 'user.login', actor, clientAddr, success, message });
+  }
+
+  type Refuse = (reason: string, error: KeyportError) => Promise<never>;
+  interface Verified {
+    user: UserRow;
+    mfaVerified: boolean;
+    /** For the audit log: how the person proved who they are. */
+    method: string;
+  }
+
+  /** The user still exists and is not locked by an admin. */
+  async function signInUser(name: string | null, refuse: Refuse): Promise<UserRow> {
+    const user = name ? await ctx.store.getUser(name) : undefined;
+    if (!user) return refuse('user deleted during login', badCredentials());
+    if (isLocked(user, ctx.now())) return refuse('user is locked', lockedError(user));
+    return user;
+  }
+
+  /** Passwordless: a passkey's assertion with user verification; its user handle names the user. */
+  async function verifyPasskey(
+    challenge: ChallengeRow,
+    answer: MFAAuthenticateResponse['response'],
+    cap: ClusterPolicy,
+    clientAddr: string,
+    refuse: Refuse,
+  ): Promise<Verified> {
+    if (!cap.allowPasswordless) return refuse('passwordless disabled', passwordlessDisabled());
+    if (answer?.$case !== 'webauthnJson') {
+      return refuse(
+        'passwordless without a security key',
+        new KeyportError('MFA_FAILED', 'Passwordless login needs the response of a security key.'),
+      );
+    }
+    const verified = await verifyWebauthnAnswer(ctx, {
+      row: challenge,
+      payload: payloadOf(challenge),
+      json: answer.value,
+      cap,
+      clientAddr,
+    }).catch((error: unknown) =>
+      error instanceof KeyportError ? refuse(`passwordless: ${error.message}`, error) : Promise.reject(error),
+    );
+    return { user: await signInUser(verified.user, refuse), mfaVerified: true, method: 'passwordless' };
+  }
+
+  /**
+   * After a password: an OTP code or a security key, as the cluster allows. A wrong one counts as a failure
+   * for (name, address); a code spent a moment ago does not (it is a double submit, not a guess).
+   */
+  async function verifySecondFactor(
+    challenge: ChallengeRow,
+    answer: MFAAuthenticateResponse['response'],
+    cap: ClusterPolicy,
+    clientAddr: string,
+    address: string,
+    refuse: Refuse,
+  ): Promise<Verified> {
+    const user = await signInUser(challenge.user, refuse);
+    if (answer?.$case === 'totp') {
+      if (!cap.secondFactors.includes('otp')) {
+        return refuse(
+          'OTP not allowed',
+          new KeyportError('MFA_FAILED', 'OTP is not an allowed second factor on this cluster.'),
+        );
+      }
+      const outcome = await verifyTotpCode(ctx.store, ctx.secrets, user.name, answer.value.code, ctx.now());
+      if (outcome !== 'ok') {
+        await auditLogin(
+          user.name,
+          clientAddr,
+          false,
+          outcome === 'replayed' ? 'OTP code reused' : 'wrong OTP code',
+        );
+        const lock = outcome === 'wrong' ? await recordFailure(ctx, user.name, address) : undefined;
+        throw (
+          lock ??
+          new KeyportError(
+            'MFA_FAILED',
+            outcome === 'replayed'
+              ? 'This OTP code was already used; wait for the next code and sign in again.'
+              : 'The OTP code is wrong; sign in again with the current code.',
+          )
+        );
+      }
+      return { user, mfaVerified: true, method: 'password and OTP' };
+    }
+    if (answer?.$case === 'webauthnJson') {
+      if (!webauthnEnabled(cap)) {
+        return refuse(
+          'security keys not allowed',
+          new KeyportError('MFA_FAILED', 'Security keys are not an allowed second factor on this cluster.'),
+        );
+      }
+      try {
+        await verifyWebauthnAnswer(ctx, {
+          row: challenge,
+          payload: payloadOf(challenge),
+          json: answer.value,
+          cap,
+          clientAddr,
+        });
+      } catch (error) {
+        if (!(error instanceof KeyportError)) throw error;
+        if (error.code === 'INVALID_ARGUMENT') return refuse(`security key: ${error.message}`, error);
+        await auditLogin(user.name, clientAddr, false, `security key: ${error.message}`);
+        throw (await recordFailure(ctx, user.name, address)) ?? error;
+      }
+      return { user, mfaVerified: true, method: 'password and security key' };
+    }
+    if (cap.secondFactorRequired) {
+      return refuse(
+        'no second factor given',
+        new KeyportError('MFA_REQUIRED', 'This cluster requires a second factor: answer the MFA challenge.'),
+      );
+    }
+    return { user, mfaVerified: false, method: 'password' };
+  }
+
+  return {
+    async createAuthenticateChallenge(
+      request: CreateAuthenticateChallengeRequest,
+      call: CallContext,
+    ): Promise<MFAAuthenticateChallenge> {
+      if (request.scope === ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN) {
+        return createPasswordlessChallenge(ctx, await loadCap(ctx.store));
+      }
+      if (request.scope !== ChallengeScope.CHALLENGE_SCOPE_LOGIN) {
+        throw new KeyportError(
+          'INVALID_ARGUMENT',
+          'Without a certificate, only a LOGIN challenge can be created.',
+          {
+            fieldPath: 'scope',
+          },
+        );
+      }
+      if (!request.user)
+        throw new KeyportError('INVALID_ARGUMENT', 'A user name is required.', { fieldPath: 'user' });
+      // 1. Rate limits: this address's calls, and the attempts on this name from everywhere.
+      const address = clientIp(call.clientAddr);
+      await rateLimit(
+        ctx,
+        `addr:${address}`,
+        ctx.rateLimit.perAddress,
+        call.clientAddr,
+        'requests from this address',
+      );
+      await rateLimit(
+        ctx,
+        `user:${request.user}`,
+        ctx.rateLimit.perUser,
+        call.clientAddr,
+        'sign-in attempts for this account',
+      );
+      // 2. A reserved check for (name, address): waits while checks in flight would reach the limit, and
+      //    refuses a locked-out address. A name of no user goes through the same steps and the same hash.
+      const attempt = await admitAttempt(ctx, request.user, address).catch(async (error: unknown) => {
+        await auditLogin(request.user, call.clientAddr, false, 'locked out or busy');
+        throw error;
+      });
+      const user = await ctx.store.getUser(request.user);
+      // 3. The password (a dummy hash for a name of no user, so both take the same time).
+      if (!(await verifyPassword(user?.password_hash ?? null, request.password)) || !user) {
+        await auditLogin(request.user, call.clientAddr, false, user ? 'wrong password' : 'unknown user');
+        throw (await attempt.failed()) ?? badCredentials();
+      }
+      await attempt.passed();
+      // 4. An admin's lock is told only to someone who knows the password.
+      if (isLocked(user, ctx.now())) {
+        await auditLogin(user.name, call.clientAddr, false, 'user is locked');
+        throw lockedError(user);
+      }
+
+      const cap = await loadCap(ctx.store);
+      const devices = await ctx.store.listDevices(user.name);
+      if (cap.secondFactorRequired && devices.length === 0) {
+        await auditLogin(user.name, call.clientAddr, false, 'no MFA device');
+        throw new KeyportError(
+          'MFA_REQUIRED',
+          'This cluster requires a second factor, and this user has no MFA device; ask an admin to reset the user.',
+        );
+      }
+      const challenge = await createMfaChallenge(ctx, user, ChallengeScope.CHALLENGE_SCOPE_LOGIN, cap);
+      // The login step takes the challenge id alone when the cluster requires no second factor.
+      return { ...challenge, mfaRequired: cap.secondFactorRequired };
+    },
+
+    async login(request: LoginRequest, call: CallContext): Promise<LoginResponse> {
+      const address = clientIp(call.clientAddr);
+      await rateLimit(
+        ctx,
+        `addr:${address}`,
+        ctx.rateLimit.perAddress,
+        call.clientAddr,
+        'requests from this address',
+      );
+      // 1. The request's own shape: the challenge id, a sane TTL and the keys to certify.
+      const { challengeId, answer, ttlSeconds, keys } = parseLoginRequest(request);
+      // 2. The challenge from step one: spent now, whatever happens next; a login challenge, not expired.
+      const challenge = await ctx.store.consumeChallenge(challengeId);
+      /** Every refusal from here on is audited, with the challenge's user when there is one. */
+      const refuse = async (reason: string, error: KeyportError): Promise<never> => {
+        await auditLogin(challenge?.user ?? 'unknown', call.clientAddr, false, reason);
+        throw error;
+      };
+      if (!challenge) {
+        return refuse(
+          'unknown or spent login challenge',
+          new KeyportError(
+            'EXPIRED',
+            'This sign-in was already completed or abandoned (its challenge is spent); sign in again.',
+            { resolvableByRelogin: true },
+          ),
+        );
+      }
+      const passwordless =
+        challenge.scope === ChallengeScope[ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN];
+      if (
+        !passwordless &&
+        (challenge.scope !== ChallengeScope[ChallengeScope.CHALLENGE_SCOPE_LOGIN] || !challenge.user)
+      ) {
+        return refuse(
+          'challenge of another scope',
+          new KeyportError('ACCESS_DENIED', 'This challenge was issued for another purpose than login.'),
+        );
+      }
+      if (challenge.expires_ms <= ctx.now()) {
+        return refuse(
+          'expired login challenge',
+          new KeyportError('EXPIRED', 'The sign-in took too long and its challenge expired; sign in again.', {
+            resolvableByRelogin: true,
+          }),
+        );
+      }
+      // 3. The answer: a passkey names the user; otherwise the second factor of the challenge's user.
+      const cap = await loadCap(ctx.store);
+      const verified = passwordless
+        ? await verifyPasskey(challenge, answer, cap, call.clientAddr, refuse)
+        : await verifySecondFactor(challenge, answer, cap, call.clientAddr, address, refuse);
+      // 4. Certificates for the identity this login earned.
+      const identity = await sessionIdentityOf(ctx, verified.user, {
+        mfaVerified: verified.mfaVerified,
+        requestedTtlSeconds: ttlSeconds,
+      });
+      const issued = await issueSessionCertificates(ctx, identity, keys);
+      // 5. The address's failures are forgiven; the login and the certificates are audited.
+      await clearFailures(ctx, identity.user, address);
+      await auditLogin(identity.user, call.clientAddr, true, verified.method);
+      await ctx.audit.record({
+        type: 'cert.issued',
+        actor: identity.user,
+        clientAddr: call.clientAddr,
+        success: true,
+        message: `SSH and X.509 certificates valid until ${issued.notAfter.toISOString()}`,
+        fields: {
+          roles: identity.roles,
+          logins: identity.logins,
+          ttl_seconds: identity.ttlSeconds,
+          mfa_verified: identity.mfaVerified,
+        },
+      });
+      return {
+        user: identity.user,
+        roles: identity.roles,
+        logins: identity.logins,
+        sshCertificate: issued.sshCertificate,
+        tlsCertificate: issued.tlsCertificatePem,
+        expiresMs: issued.notAfter.getTime(),
+        mfaVerified: identity.mfaVerified,
+        clusterName: ctx.clusterName,
+      };
+    },
+  };
+}
+
+/** Login step two's request, checked before anything is spent: challenge id, TTL and the keys. */
+function parseLoginRequest(request: LoginRequest): {
+  challengeId: string;
+  answer: MFAAuthenticateResponse['response'];
+  ttlSeconds: number;
+  keys: SessionKeys;
+} {
+  const response: MFAAuthenticateResponse | undefined = request.mfaResponse;
+  if (!response?.challengeId) {
+    throw new KeyportError('INVALID_ARGUMENT', 'The login needs the challenge id from step one.', {
+      fieldPath: 'mfa_response.challenge_id',
+    });
+  }
+  const ttlSeconds = Number(request.ttlSeconds);
+  if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 0 || ttlSeconds > MAX_REQUESTED_TTL_SECONDS) {
+    throw new KeyportError(
+      'INVALID_ARGUMENT',
+      'The requested session TTL must be between 1 second and 1 year.',
+      {
+        fieldPath: 'ttl_seconds',
+      },
+    );
+  }
+  const tls = parseTlsPublicKey(request.tlsPublicKey);
+  const ssh = request.sshPublicKey
+    ? parseSshPublicKeyField(request.sshPublicKey)
+    : sshPublicKeyFromKeyObject(tls);
+  return { challengeId: response.challengeId, answer: response.response, ttlSeconds, keys: { ssh, tls } };
+}
+
+function parseTlsPublicKey(pem: string) {
+  try {
+    const key = createPublicKey(pem);
+    const type = key.asymmetricKeyType;
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    if (type === 'ed25519' || (type === 'ec' && curve === 'prime256v1')) return key;
+  } catch {
+    // reported below
+  }
+  throw new KeyportError('INVALID_ARGUMENT', 'The public key must be a PEM ECDSA P-256 or Ed25519 key.', {
+    fieldPath: 'tls_public_key',
+  });
+}
+
+function parseSshPublicKeyField(line: string) {
+  try {
+    return parseSshPublicKey(line);
+  } catch (error) {
+    throw new KeyportError('INVALID_ARGUMENT', `The SSH public key is invalid: ${(error as Error).message}`, {
+      fieldPath: 'ssh_public_key',
+    });
+  }
+}

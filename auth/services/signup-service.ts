@@ -1,0 +1,274 @@
+// Signup, as a person meets it: StartSignup shows what to register (an OTP secret, the same one for every
+// call with a token until it is spent, or WebAuthn creation options); CompleteSignup spends the token,
+// sets the password and registers the first MFA device, all or nothing. A refused step leaves the token
+// unspent and is audited.
+import { randomUUID } from 'node:crypto';
+import { KeyportError } from '../../proto/errors';
+import type {
+  CompleteSignupRequest,
+  CompleteSignupResponse,
+  StartSignupRequest,
+  StartSignupResponse,
+} from '../../proto/gen/keyport/v1/auth';
+import { MFADeviceType } from '../../proto/gen/keyport/v1/mfa';
+import { checkPasswordPolicy, hashPassword } from '../passwords';
+import { loadCap } from '../policy';
+import { clientIp, rateLimit } from '../lockout';
+import type { CallContext } from '../rpc';
+import {
+  expiredSignupToken,
+  hashToken,
+  invalidSignupToken,
+  usableSignupToken as usableTokenRow,
+} from '../tokens';
+import { newTotpSecret, totpEnrollment, totpStepOf } from '../totp';
+import { MFA_CHALLENGE_TTL_MS } from '../context';
+import {
+  newChallengeBytes,
+  newUserHandle,
+  passwordlessDisabled,
+  SIGNUP_REGISTER_SCOPE,
+  spendChallenge,
+} from '../mfa';
+import { totpSeedContext } from '../secrets';
+import type { ChallengePayload } from '../mfa';
+import { registrationOptions, relyingParty, verifyRegistration, webauthnDeviceRow } from '../webauthn';
+import type { NewCredential } from '../webauthn';
+
+import type { ServiceContext } from '../context';
+
+export function signupHandlers(ctx: ServiceContext) {
+  /** Audits a refused signup step (the token stays unspent) and rethrows the refusal. */
+  async function signupRefused(tokenHash: string, clientAddr: string, error: unknown): Promise<never> {
+    const token = await ctx.store.getSignupToken(tokenHash);
+    await ctx.audit.record({
+      type: 'user.signup',
+      actor: token?.user ?? 'unknown',
+      clientAddr,
+      success: false,
+      message: error instanceof KeyportError ? error.message : 'internal error',
+    });
+    throw error;
+  }
+
+  const usableSignupToken = (tokenHash: string) => usableTokenRow(ctx.store, tokenHash, ctx.now());
+
+  return {
+    async startSignup(request: StartSignupRequest, call: CallContext): Promise<StartSignupResponse> {
+      await rateLimit(
+        ctx,
+        `addr:${clientIp(call.clientAddr)}`,
+        ctx.rateLimit.perAddress,
+        call.clientAddr,
+        'requests from this address',
+      );
+      const tokenHash = hashToken(request.token);
+      const row = await usableSignupToken(tokenHash).catch((error: unknown) =>
+        signupRefused(tokenHash, call.clientAddr, error),
+      );
+      const cap = await loadCap(ctx.store);
+      if (!cap.secondFactorRequired)
+        return { user: row.user, registerChallenge: undefined, tokenExpiresMs: row.expires_ms };
+      const wantsWebauthn =
+        request.deviceType === MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN || !cap.secondFactors.includes('otp');
+      if (request.passwordless && !wantsWebauthn) {
+        throw new KeyportError(
+          'INVALID_ARGUMENT',
+          'Only a security key can be registered for passwordless.',
+          {
+            fieldPath: 'passwordless',
+          },
+        );
+      }
+      if (request.passwordless && !cap.allowPasswordless) throw passwordlessDisabled();
+      if (wantsWebauthn) {
+        const rp = relyingParty(cap, ctx.clusterName);
+        const handle = await ctx.store.webauthnUserHandle(row.user, newUserHandle);
+        const options = await registrationOptions({
+          rp,
+          userName: row.user,
+          userHandle: handle,
+          challenge: newChallengeBytes(),
+          existing: await ctx.store.listDevices(row.user),
+          passwordless: request.passwordless,
+        });
+        const id = Buffer.from(newChallengeBytes()).toString('base64url');
+        const now = ctx.now();
+        const expiresMs = Math.min(row.expires_ms, now + MFA_CHALLENGE_TTL_MS);
+        const payload: ChallengePayload = {
+          deviceType: 'webauthn',
+          webauthnChallenge: options.challenge,
+          passwordless: request.passwordless,
+          tokenHash: row.token_hash,
+        };
+        await ctx.store.insertChallenge({
+          id,
+          user: row.user,
+          scope: SIGNUP_REGISTER_SCOPE,
+          payload_json: JSON.stringify(payload),
+          created_ms: now,
+          expires_ms: expiresMs,
+          used: 0,
+        });
+        return {
+          user: row.user,
+          tokenExpiresMs: row.expires_ms,
+          registerChallenge: {
+            challengeId: id,
+            type: MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN,
+            totp: undefined,
+            webauthnCreationOptionsJson: JSON.stringify(options),
+            expiresMs,
+          },
+        };
+      }
+      // The same secret for every StartSignup of this token until it is spent: a second screen (a double
+      // submit, a retry) must not replace the secret the first one showed.
+      const sealed = await ctx.store.pendingTotpSecret(
+        row.token_hash,
+        ctx.secrets.seal(newTotpSecret(), totpSeedContext(row.user)),
+      );
+      if (!sealed) throw invalidSignupToken();
+      const secret = ctx.secrets.open(sealed, totpSeedContext(row.user));
+      const enrollment = totpEnrollment(row.user, ctx.clusterName, secret);
+      return {
+        user: row.user,
+        tokenExpiresMs: row.expires_ms,
+        registerChallenge: {
+          challengeId: '',
+          type: MFADeviceType.MFA_DEVICE_TYPE_TOTP,
+          totp: {
+            secret: enrollment.secret,
+            otpauthUri: enrollment.otpauthUri,
+            digits: enrollment.digits,
+            periodSeconds: enrollment.periodSeconds,
+            algorithm: enrollment.algorithm,
+          },
+          webauthnCreationOptionsJson: '',
+          expiresMs: row.expires_ms,
+        },
+      };
+    },
+
+    async completeSignup(request: CompleteSignupRequest, call: CallContext): Promise<CompleteSignupResponse> {
+      await rateLimit(
+        ctx,
+        `addr:${clientIp(call.clientAddr)}`,
+        ctx.rateLimit.perAddress,
+        call.clientAddr,
+        'requests from this address',
+      );
+      const tokenHash = hashToken(request.token);
+      const refused = (error: unknown) => signupRefused(tokenHash, call.clientAddr, error);
+      // Cheap checks first: a bad token or a short password costs no password hash.
+      await usableSignupToken(tokenHash).catch(refused);
+      try {
+        checkPasswordPolicy(request.password);
+      } catch (error) {
+        await refused(error);
+      }
+      const passwordHash = await hashPassword(request.password);
+      const cap = await loadCap(ctx.store);
+      let credential: NewCredential | undefined;
+      if (cap.secondFactorRequired && request.newDevice?.response?.$case === 'webauthnJson') {
+        const json = request.newDevice.response.value;
+        credential = await (async () => {
+          const token = await usableSignupToken(tokenHash);
+          const { payload } = await spendChallenge(
+            ctx.store,
+            request.newDevice?.challengeId ?? '',
+            SIGNUP_REGISTER_SCOPE,
+            token.user,
+            ctx.now(),
+          );
+          if (payload.tokenHash !== tokenHash || !payload.webauthnChallenge) {
+            throw new KeyportError('ACCESS_DENIED', 'This challenge belongs to another signup.');
+          }
+          return verifyRegistration({
+            rp: relyingParty(cap, ctx.clusterName),
+            responseJson: json,
+            expectedChallenge: payload.webauthnChallenge,
+            passwordless: payload.passwordless === true,
+          });
+        })().catch(refused);
+      }
+      const user = await ctx.store
+        .transaction(async (tx) => {
+          const now = ctx.now();
+          const token = await tx.consumeSignupToken(tokenHash, now);
+          if (!token) {
+            const row = await tx.getSignupToken(tokenHash);
+            throw row && !row.used && row.expires_ms <= now ? expiredSignupToken() : invalidSignupToken();
+          }
+          if (!(await tx.getUser(token.user))) throw invalidSignupToken();
+          if (cap.secondFactorRequired) {
+            const device = request.newDevice;
+            if (credential) {
+              if (await tx.getDeviceByCredentialId(credential.credentialId)) {
+                throw new KeyportError('ALREADY_EXISTS', 'This security key is already registered.');
+              }
+              await tx.insertDevice(
+                webauthnDeviceRow(credential, {
+                  id: randomUUID(),
+                  user: token.user,
+                  name: device?.deviceName || 'security-key',
+                  nowMs: now,
+                }),
+              );
+            } else {
+              if (device?.response?.$case !== 'totp') {
+                throw new KeyportError(
+                  'MFA_REQUIRED',
+                  'This cluster requires a second factor: register an OTP device or a security key.',
+                );
+              }
+              if (!token.pending_totp_secret) {
+                throw new KeyportError(
+                  'PRECONDITION_FAILED',
+                  'Start the signup first, to get the OTP secret.',
+                );
+              }
+              const step = totpStepOf(
+                ctx.secrets.open(token.pending_totp_secret, totpSeedContext(token.user)),
+                device.response.value.code,
+                now,
+              );
+              if (step === undefined) {
+                throw new KeyportError(
+                  'MFA_FAILED',
+                  'The OTP code is wrong; check the time on your device and try again.',
+                );
+              }
+              await tx.insertDevice({
+                id: randomUUID(),
+                user: token.user,
+                name: device.deviceName || 'otp',
+                type: 'totp',
+                added_ms: now,
+                last_used_ms: now,
+                totp_secret: token.pending_totp_secret,
+                totp_last_step: step,
+                passkey: 0,
+              });
+            }
+          }
+          await tx.setPasswordHash(token.user, passwordHash, now);
+          await tx.clearPendingTotpSecret(tokenHash);
+          await ctx.audit.record(
+            {
+              type: 'user.signup',
+              actor: token.user,
+              clientAddr: call.clientAddr,
+              success: true,
+              message: 'signed up',
+            },
+            tx,
+          );
+          return token.user;
+        })
+        // The transaction rolled back, so the token is unspent; the refusal is still audited.
+        .catch(refused);
+      return { user };
+    },
+  };
+}
