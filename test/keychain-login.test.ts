@@ -249,8 +249,10 @@ describe('keyport login with the OS keychain (default keystore)', () => {
     expect(existsSync(join(kimHome, 'current'))).toBe(false);
     expect(readFileSync(clusterFile, 'utf8')).toBe(trustedBefore);
 
+    // Signed out: "Not signed in", with the one code every command gives it (exit 3).
     const status = await runKeyport(['status'], { home: kimHome, env: keychainEnv() });
-    expect(status.code).toBe(9);
+    expect(status.code).toBe(3);
+    expect(status.stderr).toContain('ERROR: Not signed in: run `keyport login`.');
   });
 
   it('fails with no session bus before any password is sent, and writes no profile', async () => {
