@@ -188,3 +188,21 @@ export async function rateLimit(
     { retryAfterMs },
   );
 }
+
+/** The per-address limit on unauthenticated calls; returns the caller's IP for the lockout's keys. */
+export async function limitAddress(ctx: ServiceContext, clientAddr: string): Promise<string> {
+  const address = clientIp(clientAddr);
+  await rateLimit(ctx, `addr:${address}`, ctx.rateLimit.perAddress, clientAddr, 'requests from this address');
+  return address;
+}
+
+/** The per-name limit on password attempts, from every address together. */
+export function limitUserName(ctx: ServiceContext, name: string, clientAddr: string): Promise<void> {
+  return rateLimit(
+    ctx,
+    `user:${name}`,
+    ctx.rateLimit.perUser,
+    clientAddr,
+    'sign-in attempts for this account',
+  );
+}

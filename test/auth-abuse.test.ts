@@ -303,6 +303,14 @@ describe('rate limits', () => {
       ).rejects.toMatchObject({
         code: 'RESOURCE_EXHAUSTED',
       });
+      // Passwordless challenges (each one stored) count against the same limit.
+      await expect(
+        api.auth.createAuthenticateChallenge({
+          user: '',
+          password: '',
+          scope: ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN,
+        }),
+      ).rejects.toMatchObject({ code: 'RESOURCE_EXHAUSTED' });
       clock.advance(60_000);
       await expect(
         api.auth.startSignup({ token: 'bogus-again', deviceType: 0, passwordless: false }),

@@ -17,10 +17,10 @@ import { loadCap } from '../policy';
 import {
   admitAttempt,
   clearFailures,
-  clientIp,
   isLocked,
+  limitAddress,
+  limitUserName,
   lockedError,
-  rateLimit,
   recordFailure,
 } from '../lockout';
 import type { CallContext } from '../rpc';
@@ -170,6 +170,8 @@ export function loginHandlers(ctx: ServiceContext) {
       request: CreateAuthenticateChallengeRequest,
       call: CallContext,
     ): Promise<MFAAuthenticateChallenge> {
+      // 1. This address's calls are limited, passwordless ones too (each stores a challenge).
+      const address = await limitAddress(ctx, call.clientAddr);
       if (request.scope === ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN) {
         return createPasswordlessChallenge(ctx, await loadCap(ctx.store));
       }
@@ -184,22 +186,8 @@ export function loginHandlers(ctx: ServiceContext) {
       }
       if (!request.user)
         throw new KeyportError('INVALID_ARGUMENT', 'A user name is required.', { fieldPath: 'user' });
-      // 1. Rate limits: this address's calls, and the attempts on this name from everywhere.
-      const address = clientIp(call.clientAddr);
-      await rateLimit(
-        ctx,
-        `addr:${address}`,
-        ctx.rateLimit.perAddress,
-        call.clientAddr,
-        'requests from this address',
-      );
-      await rateLimit(
-        ctx,
-        `user:${request.user}`,
-        ctx.rateLimit.perUser,
-        call.clientAddr,
-        'sign-in attempts for this account',
-      );
+      // The attempts on this name, from every address together.
+      await limitUserName(ctx, request.user, call.clientAddr);
       // 2. A reserved check for (name, address): waits while checks in flight would reach the limit, and
       //    refuses a locked-out address. A name of no user goes through the same steps and the same hash.
       const attempt = await admitAttempt(ctx, request.user, address).catch(async (error: unknown) => {
@@ -234,14 +222,7 @@ export function loginHandlers(ctx: ServiceContext) {
     },
 
     async login(request: LoginRequest, call: CallContext): Promise<LoginResponse> {
-      const address = clientIp(call.clientAddr);
-      await rateLimit(
-        ctx,
-        `addr:${address}`,
-        ctx.rateLimit.perAddress,
-        call.clientAddr,
-        'requests from this address',
-      );
+      const address = await limitAddress(ctx, call.clientAddr);
       // 1. The request's own shape: the challenge id, a sane TTL and the keys to certify.
       const { challengeId, answer, ttlSeconds, keys } = parseLoginRequest(request);
       // 2. The challenge from step one: spent now, whatever happens next; a login challenge, not expired.

@@ -13,7 +13,7 @@ import type {
 import { MFADeviceType } from '../../proto/gen/keyport/v1/mfa';
 import { checkPasswordPolicy, hashPassword } from '../passwords';
 import { loadCap } from '../policy';
-import { clientIp, rateLimit } from '../lockout';
+import { limitAddress } from '../lockout';
 import type { CallContext } from '../rpc';
 import {
   expiredSignupToken,
@@ -55,13 +55,7 @@ export function signupHandlers(ctx: ServiceContext) {
 
   return {
     async startSignup(request: StartSignupRequest, call: CallContext): Promise<StartSignupResponse> {
-      await rateLimit(
-        ctx,
-        `addr:${clientIp(call.clientAddr)}`,
-        ctx.rateLimit.perAddress,
-        call.clientAddr,
-        'requests from this address',
-      );
+      await limitAddress(ctx, call.clientAddr);
       const tokenHash = hashToken(request.token);
       const row = await usableSignupToken(tokenHash).catch((error: unknown) =>
         signupRefused(tokenHash, call.clientAddr, error),
@@ -151,13 +145,7 @@ export function signupHandlers(ctx: ServiceContext) {
     },
 
     async completeSignup(request: CompleteSignupRequest, call: CallContext): Promise<CompleteSignupResponse> {
-      await rateLimit(
-        ctx,
-        `addr:${clientIp(call.clientAddr)}`,
-        ctx.rateLimit.perAddress,
-        call.clientAddr,
-        'requests from this address',
-      );
+      await limitAddress(ctx, call.clientAddr);
       const tokenHash = hashToken(request.token);
       const refused = (error: unknown) => signupRefused(tokenHash, call.clientAddr, error);
       // Cheap checks first: a bad token or a short password costs no password hash.
