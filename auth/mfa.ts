@@ -312,3 +312,35 @@ export async function verifyManageDevicesAnswer(
     throw new KeyportError('MFA_REQUIRED', 'Answer the MFA challenge with one of your devices.');
   }
 }
+
+/**
+ * A new OTP device's row, once the person proved they hold its seed: the code they typed matches the
+ * sealed seed offered to them. The seed is stored sealed as it is; its first accepted step is spent.
+ */
+export function totpDeviceRow(
+  secrets: Sealer,
+  device: { id: string; user: string; name: string; sealedSeed: string; code: string; nowMs: number },
+) {
+  const step = totpStepOf(
+    secrets.open(device.sealedSeed, totpSeedContext(device.user)),
+    device.code,
+    device.nowMs,
+  );
+  if (step === undefined) {
+    throw new KeyportError(
+      'MFA_FAILED',
+      'The OTP code is wrong; check the time on your device and try again.',
+    );
+  }
+  return {
+    id: device.id,
+    user: device.user,
+    name: device.name,
+    type: 'totp' as const,
+    added_ms: device.nowMs,
+    last_used_ms: device.nowMs,
+    totp_secret: device.sealedSeed,
+    totp_last_step: step,
+    passkey: 0,
+  };
+}

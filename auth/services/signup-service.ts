@@ -21,7 +21,7 @@ import {
   invalidSignupToken,
   usableSignupToken as usableTokenRow,
 } from '../tokens';
-import { newTotpSecret, totpEnrollment, totpStepOf } from '../totp';
+import { newTotpSecret, totpEnrollment } from '../totp';
 import { MFA_CHALLENGE_TTL_MS } from '../context';
 import {
   newChallengeBytes,
@@ -29,6 +29,7 @@ import {
   passwordlessDisabled,
   SIGNUP_REGISTER_SCOPE,
   spendChallenge,
+  totpDeviceRow,
 } from '../mfa';
 import { totpSeedContext } from '../secrets';
 import type { ChallengePayload } from '../mfa';
@@ -216,28 +217,16 @@ export function signupHandlers(ctx: ServiceContext) {
                   'Start the signup first, to get the OTP secret.',
                 );
               }
-              const step = totpStepOf(
-                ctx.secrets.open(token.pending_totp_secret, totpSeedContext(token.user)),
-                device.response.value.code,
-                now,
+              await tx.insertDevice(
+                totpDeviceRow(ctx.secrets, {
+                  id: randomUUID(),
+                  user: token.user,
+                  name: device.deviceName || 'otp',
+                  sealedSeed: token.pending_totp_secret,
+                  code: device.response.value.code,
+                  nowMs: now,
+                }),
               );
-              if (step === undefined) {
-                throw new KeyportError(
-                  'MFA_FAILED',
-                  'The OTP code is wrong; check the time on your device and try again.',
-                );
-              }
-              await tx.insertDevice({
-                id: randomUUID(),
-                user: token.user,
-                name: device.deviceName || 'otp',
-                type: 'totp',
-                added_ms: now,
-                last_used_ms: now,
-                totp_secret: token.pending_totp_secret,
-                totp_last_step: step,
-                passkey: 0,
-              });
             }
           }
           await tx.setPasswordHash(token.user, passwordHash, now);

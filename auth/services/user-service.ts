@@ -28,13 +28,14 @@ import {
   passwordlessDisabled,
   REGISTER_SCOPE,
   spendChallenge,
+  totpDeviceRow,
   verifyManageDevicesAnswer,
 } from '../mfa';
 import type { ChallengePayload } from '../mfa';
 import { loadCap } from '../policy';
 import type { CallContext } from '../rpc';
 import type { MfaDeviceRow } from '../storage/store';
-import { newTotpEnrollment, totpStepOf } from '../totp';
+import { newTotpEnrollment } from '../totp';
 import { registrationOptions, relyingParty, verifyRegistration, webauthnDeviceRow } from '../webauthn';
 import { totpSeedContext } from '../secrets';
 
@@ -249,28 +250,14 @@ export function userService(ctx: ServiceContext) {
             fieldPath: 'new_device.totp',
           });
         }
-        const step = totpStepOf(
-          ctx.secrets.open(payload.totpSecret, totpSeedContext(identity.user)),
-          newDevice.response.value.code,
-          now,
-        );
-        if (step === undefined) {
-          throw new KeyportError(
-            'MFA_FAILED',
-            'The OTP code is wrong; check the time on your device and try again.',
-          );
-        }
-        return {
+        return totpDeviceRow(ctx.secrets, {
           id,
           user: identity.user,
           name,
-          type: 'totp' as const,
-          added_ms: now,
-          last_used_ms: now,
-          totp_secret: payload.totpSecret,
-          totp_last_step: step,
-          passkey: 0,
-        };
+          sealedSeed: payload.totpSecret,
+          code: newDevice.response.value.code,
+          nowMs: now,
+        });
       })().catch(refused);
       if (!(await ctx.store.insertDevice(row))) {
         await refused(
