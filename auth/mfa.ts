@@ -5,11 +5,12 @@ import { randomBytes } from 'node:crypto';
 import { KeyportError } from '../proto/errors';
 import { ChallengeScope } from '../proto/gen/keyport/v1/mfa';
 import type { MFAAuthenticateChallenge, MFAAuthenticateResponse } from '../proto/gen/keyport/v1/mfa';
+import { createChallenge, newChallengeBytes, spendOrThrow } from './challenges';
 import { MFA_CHALLENGE_TTL_MS } from './context';
 import type { ServiceContext } from './context';
 import { loadCap } from './policy';
 import type { ClusterPolicy } from './policy';
-import type { ChallengeRow, MfaDeviceRow, Store, UserRow } from './storage/store';
+import type { MfaDeviceRow, Store, UserRow } from './storage/store';
 import { totpStepOf } from './totp';
 import {
   authenticationOptions,
@@ -22,38 +23,9 @@ import { totpSeedContext } from './secrets';
 import type { Sealer } from './secrets';
 
 export const PASSWORDLESS_CHALLENGE_TTL_MS = 60 * 1000;
-/** Scope names of challenges that are not MFAAuthenticateChallenges: registering a new device. */
-export const REGISTER_SCOPE = 'REGISTER_DEVICE';
-export const SIGNUP_REGISTER_SCOPE = 'SIGNUP_REGISTER_DEVICE';
-
-export interface ChallengePayload {
-  totpAllowed?: boolean;
-  /** base64url WebAuthn challenge the response's clientDataJSON must carry. */
-  webauthnChallenge?: string;
-  passwordless?: boolean;
-  /** Register challenges: what is being registered. */
-  deviceType?: 'totp' | 'webauthn';
-  totpSecret?: string;
-  /** Signup register challenges: the signup token (hash) they belong to. */
-  tokenHash?: string;
-}
-
-export const scopeName = (scope: ChallengeScope): string => ChallengeScope[scope];
-
-export function newChallengeBytes(): Uint8Array<ArrayBuffer> {
-  return new Uint8Array(randomBytes(32));
-}
 
 /** A new WebAuthn user handle: 32 random bytes, base64url; stored once per user. */
 export const newUserHandle = (): string => randomBytes(32).toString('base64url');
-
-export function payloadOf(row: ChallengeRow): ChallengePayload {
-  try {
-    return JSON.parse(row.payload_json) as ChallengePayload;
-  } catch {
-    return {};
-  }
-}
 
 /** An MFA challenge for `user`'s devices: OTP when allowed, WebAuthn options for their keys. */
 export async function createMfaChallenge(
@@ -65,7 +37,6 @@ export async function createMfaChallenge(
   const devices = await ctx.store.listDevices(user.name);
   const totpAllowed = cap.secondFactors.includes('otp') && devices.some((d) => d.type === 'totp');
   const keys = devices.filter((d) => d.type === 'webauthn');
-  const id = Buffer.from(newChallengeBytes()).toString('base64url');
   let optionsJson = '';
   let webauthnChallenge: string | undefined;
   if (webauthnEnabled(cap) && keys.length > 0) {
@@ -78,18 +49,17 @@ export async function createMfaChallenge(
     webauthnChallenge = options.challenge;
     optionsJson = JSON.stringify(options);
   }
-  const now = ctx.now();
-  const expiresMs = now + MFA_CHALLENGE_TTL_MS;
-  const payload: ChallengePayload = { totpAllowed, webauthnChallenge, passwordless: false };
-  await ctx.store.insertChallenge({
-    id,
-    user: user.name,
-    scope: scopeName(scope),
-    payload_json: JSON.stringify(payload),
-    created_ms: now,
-    expires_ms: expiresMs,
-    used: 0,
-  });
+  const purpose =
+    scope === ChallengeScope.CHALLENGE_SCOPE_LOGIN
+      ? 'CHALLENGE_SCOPE_LOGIN'
+      : 'CHALLENGE_SCOPE_MANAGE_DEVICES';
+  const { id, expiresMs } = await createChallenge(
+    ctx,
+    purpose,
+    user.name,
+    { totpAllowed, ...(webauthnChallenge ? { webauthnChallenge } : {}) },
+    { ttlMs: MFA_CHALLENGE_TTL_MS },
+  );
   return {
     challengeId: id,
     scope,
@@ -118,19 +88,13 @@ export async function createPasswordlessChallenge(
     devices: [],
     userVerification: 'required',
   });
-  const id = Buffer.from(newChallengeBytes()).toString('base64url');
-  const now = ctx.now();
-  const expiresMs = now + PASSWORDLESS_CHALLENGE_TTL_MS;
-  const payload: ChallengePayload = { webauthnChallenge: options.challenge, passwordless: true };
-  await ctx.store.insertChallenge({
-    id,
-    user: null,
-    scope: scopeName(ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN),
-    payload_json: JSON.stringify(payload),
-    created_ms: now,
-    expires_ms: expiresMs,
-    used: 0,
-  });
+  const { id, expiresMs } = await createChallenge(
+    ctx,
+    'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN',
+    null,
+    { webauthnChallenge: options.challenge, passwordless: true },
+    { ttlMs: PASSWORDLESS_CHALLENGE_TTL_MS },
+  );
   return {
     challengeId: id,
     scope: ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN,
@@ -148,55 +112,31 @@ export const passwordlessDisabled = () =>
   );
 
 /**
- * Spends the challenge `id` and checks it was issued for `scope` (a ChallengeScope name or a register
- * scope) and, when `user` is given, for that user. Spent even when a check fails: never reusable.
- */
-export async function spendChallenge(
-  store: Store,
-  id: string,
-  scope: string,
-  user: string | undefined,
-  nowMs: number,
-): Promise<{ row: ChallengeRow; payload: ChallengePayload }> {
-  const row = id ? await store.consumeChallenge(id) : undefined;
-  if (!row) {
-    throw new KeyportError('ACCESS_DENIED', 'The challenge is unknown or was already used; start again.');
-  }
-  if (row.scope !== scope) {
-    throw new KeyportError('ACCESS_DENIED', 'This challenge was issued for another purpose; start again.');
-  }
-  if (user !== undefined && row.user !== user) {
-    throw new KeyportError('ACCESS_DENIED', 'This challenge was issued to another user.');
-  }
-  if (row.expires_ms <= nowMs) {
-    throw new KeyportError('EXPIRED', 'The challenge expired; start again.');
-  }
-  return { row, payload: payloadOf(row) };
-}
-
-/**
  * Verifies a WebAuthn assertion answering `row`. For passwordless the user handle names the user; for
  * MFA the credential must be one of the challenge's user's keys. Returns the user and the device.
  */
 export async function verifyWebauthnAnswer(
   ctx: ServiceContext,
   input: {
-    row: ChallengeRow;
-    payload: ChallengePayload;
+    /** The challenge's user; null for passwordless, where the user handle names the user. */
+    challengeUser: string | null;
+    /** The WebAuthn challenge it carries, if it accepts a security key at all. */
+    webauthnChallenge: string | undefined;
+    passwordless: boolean;
     json: string;
     cap: ClusterPolicy;
     clientAddr: string;
   },
 ): Promise<{ user: string; device: MfaDeviceRow }> {
-  const { row, payload, cap } = input;
+  const { cap, passwordless } = input;
   const rp = relyingParty(cap, ctx.clusterName);
-  if (!payload.webauthnChallenge) {
+  if (!input.webauthnChallenge) {
     throw new KeyportError('MFA_FAILED', 'This challenge does not accept a security key.');
   }
   const assertion = parseAssertion(input.json);
   const device = await ctx.store.getDeviceByCredentialId(assertion.id);
   let user: string;
-  if (payload.passwordless) {
+  if (passwordless) {
     const handle = assertion.response.userHandle;
     if (!handle) {
       throw new KeyportError(
@@ -210,17 +150,18 @@ export async function verifyWebauthnAnswer(
     }
     user = owner.name;
   } else {
-    if (!device || device.type !== 'webauthn' || row.user === null || device.user !== row.user) {
+    const owner = input.challengeUser;
+    if (!device || device.type !== 'webauthn' || owner === null || device.user !== owner) {
       throw new KeyportError('ACCESS_DENIED', 'This security key is not registered for this user.');
     }
-    user = row.user;
+    user = owner;
   }
   const outcome = await verifyAssertion({
     rp,
     response: assertion,
-    expectedChallenge: payload.webauthnChallenge,
+    expectedChallenge: input.webauthnChallenge,
     device,
-    requireUserVerification: payload.passwordless === true,
+    requireUserVerification: passwordless,
   });
   if (!outcome.ok) {
     await ctx.audit.record({
@@ -283,17 +224,18 @@ export async function verifyManageDevicesAnswer(
       { fieldPath: 'existing_mfa_response.challenge_id' },
     );
   }
-  const { row, payload } = await spendChallenge(
-    ctx.store,
-    response.challengeId,
-    scopeName(ChallengeScope.CHALLENGE_SCOPE_MANAGE_DEVICES),
-    user,
-    ctx.now(),
-  );
+  const { payload } = await spendOrThrow(ctx, response.challengeId, ['CHALLENGE_SCOPE_MANAGE_DEVICES'], user);
   const cap = await loadCap(ctx.store);
   const answer = response.response;
   if (answer?.$case === 'webauthnJson') {
-    await verifyWebauthnAnswer(ctx, { row, payload, json: answer.value, cap, clientAddr });
+    await verifyWebauthnAnswer(ctx, {
+      challengeUser: user,
+      webauthnChallenge: payload.webauthnChallenge,
+      passwordless: false,
+      json: answer.value,
+      cap,
+      clientAddr,
+    });
     return;
   }
   if (answer?.$case === 'totp') {

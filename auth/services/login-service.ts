@@ -24,15 +24,16 @@ import {
   recordFailure,
 } from '../lockout';
 import type { CallContext } from '../rpc';
+import { spendChallenge } from '../challenges';
+import type { Challenge, ChallengePurpose, Spent } from '../challenges';
 import { issueSessionCertificates, sessionIdentityOf } from '../certificates';
 import type { SessionKeys } from '../certificates';
 import type { ClusterPolicy } from '../policy';
-import type { ChallengeRow, UserRow } from '../storage/store';
+import type { UserRow } from '../storage/store';
 import {
   createMfaChallenge,
   createPasswordlessChallenge,
   passwordlessDisabled,
-  payloadOf,
   verifyTotpCode,
   verifyWebauthnAnswer,
 } from '../mfa';
@@ -67,7 +68,7 @@ export function loginHandlers(ctx: ServiceContext) {
 
   /** Passwordless: a passkey's assertion with user verification; its user handle names the user. */
   async function verifyPasskey(
-    challenge: ChallengeRow,
+    challenge: Challenge<'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN'>,
     answer: MFAAuthenticateResponse['response'],
     cap: ClusterPolicy,
     clientAddr: string,
@@ -81,8 +82,9 @@ export function loginHandlers(ctx: ServiceContext) {
       );
     }
     const verified = await verifyWebauthnAnswer(ctx, {
-      row: challenge,
-      payload: payloadOf(challenge),
+      challengeUser: null,
+      webauthnChallenge: challenge.payload.webauthnChallenge,
+      passwordless: true,
       json: answer.value,
       cap,
       clientAddr,
@@ -97,7 +99,7 @@ export function loginHandlers(ctx: ServiceContext) {
    * for (name, address); a code spent a moment ago does not (it is a double submit, not a guess).
    */
   async function verifySecondFactor(
-    challenge: ChallengeRow,
+    challenge: Challenge<'CHALLENGE_SCOPE_LOGIN'>,
     answer: MFAAuthenticateResponse['response'],
     cap: ClusterPolicy,
     clientAddr: string,
@@ -142,8 +144,9 @@ export function loginHandlers(ctx: ServiceContext) {
       }
       try {
         await verifyWebauthnAnswer(ctx, {
-          row: challenge,
-          payload: payloadOf(challenge),
+          challengeUser: user.name,
+          webauthnChallenge: challenge.payload.webauthnChallenge,
+          passwordless: false,
           json: answer.value,
           cap,
           clientAddr,
@@ -226,46 +229,33 @@ export function loginHandlers(ctx: ServiceContext) {
       // 1. The request's own shape: the challenge id, a sane TTL and the keys to certify.
       const { challengeId, answer, ttlSeconds, keys } = parseLoginRequest(request);
       // 2. The challenge from step one: spent now, whatever happens next; a login challenge, not expired.
-      const challenge = await ctx.store.consumeChallenge(challengeId);
+      const spent = await spendChallenge(ctx, challengeId, LOGIN_PURPOSES);
       /** Every refusal from here on is audited, with the challenge's user when there is one. */
       const refuse = async (reason: string, error: KeyportError): Promise<never> => {
-        await auditLogin(challenge?.user ?? 'unknown', call.clientAddr, false, reason);
+        await auditLogin(
+          (spent.ok ? spent.challenge.user : spent.user) ?? 'unknown',
+          call.clientAddr,
+          false,
+          reason,
+        );
         throw error;
       };
-      if (!challenge) {
-        return refuse(
-          'unknown or spent login challenge',
-          new KeyportError(
-            'EXPIRED',
-            'This sign-in was already completed or abandoned (its challenge is spent); sign in again.',
-            { resolvableByRelogin: true },
-          ),
-        );
+      if (!spent.ok) {
+        return refuse(`${spent.reason} login challenge`, loginChallengeRefusal(spent.reason));
       }
-      const passwordless =
-        challenge.scope === ChallengeScope[ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN];
-      if (
-        !passwordless &&
-        (challenge.scope !== ChallengeScope[ChallengeScope.CHALLENGE_SCOPE_LOGIN] || !challenge.user)
-      ) {
-        return refuse(
-          'challenge of another scope',
-          new KeyportError('ACCESS_DENIED', 'This challenge was issued for another purpose than login.'),
-        );
-      }
-      if (challenge.expires_ms <= ctx.now()) {
-        return refuse(
-          'expired login challenge',
-          new KeyportError('EXPIRED', 'The sign-in took too long and its challenge expired; sign in again.', {
-            resolvableByRelogin: true,
-          }),
-        );
-      }
+      const challenge = spent.challenge;
       // 3. The answer: a passkey names the user; otherwise the second factor of the challenge's user.
       const cap = await loadCap(ctx.store);
-      const verified = passwordless
+      const verified = isPurpose(challenge, 'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN')
         ? await verifyPasskey(challenge, answer, cap, call.clientAddr, refuse)
-        : await verifySecondFactor(challenge, answer, cap, call.clientAddr, address, refuse);
+        : await verifySecondFactor(
+            challenge as Challenge<'CHALLENGE_SCOPE_LOGIN'>,
+            answer,
+            cap,
+            call.clientAddr,
+            address,
+            refuse,
+          );
       // 4. Certificates for the identity this login earned.
       const identity = await sessionIdentityOf(ctx, verified.user, {
         mfaVerified: verified.mfaVerified,
@@ -300,6 +290,38 @@ export function loginHandlers(ctx: ServiceContext) {
       };
     },
   };
+}
+
+const LOGIN_PURPOSES = ['CHALLENGE_SCOPE_LOGIN', 'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN'] as const;
+
+function isPurpose<P extends ChallengePurpose>(
+  challenge: Challenge<ChallengePurpose>,
+  purpose: P,
+): challenge is Challenge<P> {
+  return challenge.purpose === purpose;
+}
+
+/** A login challenge that cannot be used: start the sign-in again (never "wrong password"). */
+function loginChallengeRefusal(
+  reason: Exclude<Spent<ChallengePurpose>, { ok: true }>['reason'],
+): KeyportError {
+  if (reason === 'unknown or spent') {
+    return new KeyportError(
+      'EXPIRED',
+      'This sign-in was already completed or abandoned (its challenge is spent); sign in again.',
+      { resolvableByRelogin: true },
+    );
+  }
+  if (reason === 'expired') {
+    return new KeyportError(
+      'EXPIRED',
+      'The sign-in took too long and its challenge expired; sign in again.',
+      {
+        resolvableByRelogin: true,
+      },
+    );
+  }
+  return new KeyportError('ACCESS_DENIED', 'This challenge was issued for another purpose than login.');
 }
 
 /** Login step two's request, checked before anything is spent: challenge id, TTL and the keys. */

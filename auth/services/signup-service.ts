@@ -23,16 +23,9 @@ import {
 } from '../tokens';
 import { newTotpSecret, totpEnrollment } from '../totp';
 import { MFA_CHALLENGE_TTL_MS } from '../context';
-import {
-  newChallengeBytes,
-  newUserHandle,
-  passwordlessDisabled,
-  SIGNUP_REGISTER_SCOPE,
-  spendChallenge,
-  totpDeviceRow,
-} from '../mfa';
+import { newUserHandle, passwordlessDisabled, totpDeviceRow } from '../mfa';
+import { createChallenge, newChallengeBytes, spendOrThrow } from '../challenges';
 import { totpSeedContext } from '../secrets';
-import type { ChallengePayload } from '../mfa';
 import { registrationOptions, relyingParty, verifyRegistration, webauthnDeviceRow } from '../webauthn';
 import type { NewCredential } from '../webauthn';
 
@@ -87,24 +80,19 @@ export function signupHandlers(ctx: ServiceContext) {
           existing: await ctx.store.listDevices(row.user),
           passwordless: request.passwordless,
         });
-        const id = Buffer.from(newChallengeBytes()).toString('base64url');
-        const now = ctx.now();
-        const expiresMs = Math.min(row.expires_ms, now + MFA_CHALLENGE_TTL_MS);
-        const payload: ChallengePayload = {
-          deviceType: 'webauthn',
-          webauthnChallenge: options.challenge,
-          passwordless: request.passwordless,
-          tokenHash: row.token_hash,
-        };
-        await ctx.store.insertChallenge({
-          id,
-          user: row.user,
-          scope: SIGNUP_REGISTER_SCOPE,
-          payload_json: JSON.stringify(payload),
-          created_ms: now,
-          expires_ms: expiresMs,
-          used: 0,
-        });
+        // The first key's registration lives as long as the token, 5 minutes at most.
+        const { id, expiresMs } = await createChallenge(
+          ctx,
+          'SIGNUP_REGISTER_DEVICE',
+          row.user,
+          {
+            deviceType: 'webauthn',
+            webauthnChallenge: options.challenge,
+            passwordless: request.passwordless,
+            tokenHash: row.token_hash,
+          },
+          { ttlMs: MFA_CHALLENGE_TTL_MS, notAfterMs: row.expires_ms },
+        );
         return {
           user: row.user,
           tokenExpiresMs: row.expires_ms,
@@ -163,21 +151,20 @@ export function signupHandlers(ctx: ServiceContext) {
         const json = request.newDevice.response.value;
         credential = await (async () => {
           const token = await usableSignupToken(tokenHash);
-          const { payload } = await spendChallenge(
-            ctx.store,
+          const { payload } = await spendOrThrow(
+            ctx,
             request.newDevice?.challengeId ?? '',
-            SIGNUP_REGISTER_SCOPE,
+            ['SIGNUP_REGISTER_DEVICE'],
             token.user,
-            ctx.now(),
           );
-          if (payload.tokenHash !== tokenHash || !payload.webauthnChallenge) {
+          if (payload.tokenHash !== tokenHash) {
             throw new KeyportError('ACCESS_DENIED', 'This challenge belongs to another signup.');
           }
           return verifyRegistration({
             rp: relyingParty(cap, ctx.clusterName),
             responseJson: json,
             expectedChallenge: payload.webauthnChallenge,
-            passwordless: payload.passwordless === true,
+            passwordless: payload.passwordless,
           });
         })().catch(refused);
       }

@@ -23,15 +23,13 @@ import type { ServiceContext } from '../context';
 import { authenticate } from '../identity';
 import {
   createMfaChallenge,
-  newChallengeBytes,
   newUserHandle,
   passwordlessDisabled,
-  REGISTER_SCOPE,
-  spendChallenge,
   totpDeviceRow,
   verifyManageDevicesAnswer,
 } from '../mfa';
-import type { ChallengePayload } from '../mfa';
+import { createChallenge, newChallengeBytes, spendOrThrow } from '../challenges';
+import type { PayloadOf } from '../challenges';
 import { loadCap } from '../policy';
 import type { CallContext } from '../rpc';
 import type { MfaDeviceRow } from '../storage/store';
@@ -129,17 +127,9 @@ export function userService(ctx: ServiceContext) {
       const rp = webauthn ? relyingParty(cap, ctx.clusterName) : undefined;
       await verifyManageDevicesAnswer(ctx, identity.user, request.existingMfaResponse, call.clientAddr);
 
-      const id = Buffer.from(newChallengeBytes()).toString('base64url');
-      const now = ctx.now();
-      const expiresMs = now + MFA_CHALLENGE_TTL_MS;
-      let payload: ChallengePayload;
-      const challenge: MFARegisterChallenge = {
-        challengeId: id,
-        type,
-        totp: undefined,
-        webauthnCreationOptionsJson: '',
-        expiresMs,
-      };
+      let payload: PayloadOf<'REGISTER_DEVICE'>;
+      let webauthnCreationOptionsJson = '';
+      let totp: MFARegisterChallenge['totp'];
       if (rp) {
         const options = await registrationOptions({
           rp,
@@ -154,13 +144,15 @@ export function userService(ctx: ServiceContext) {
           webauthnChallenge: options.challenge,
           passwordless: request.passwordless,
         };
-        challenge.webauthnCreationOptionsJson = JSON.stringify(options);
+        webauthnCreationOptionsJson = JSON.stringify(options);
       } else {
         const enrollment = newTotpEnrollment(identity.user, ctx.clusterName);
         // The seed waits in the challenge row sealed, as it will be stored with the device.
-        const sealed = ctx.secrets.seal(enrollment.secret, totpSeedContext(identity.user));
-        payload = { deviceType: 'totp', totpSecret: sealed, passwordless: false };
-        challenge.totp = {
+        payload = {
+          deviceType: 'totp',
+          totpSecret: ctx.secrets.seal(enrollment.secret, totpSeedContext(identity.user)),
+        };
+        totp = {
           secret: enrollment.secret,
           otpauthUri: enrollment.otpauthUri,
           digits: enrollment.digits,
@@ -168,15 +160,16 @@ export function userService(ctx: ServiceContext) {
           algorithm: enrollment.algorithm,
         };
       }
-      await ctx.store.insertChallenge({
-        id,
-        user: identity.user,
-        scope: REGISTER_SCOPE,
-        payload_json: JSON.stringify(payload),
-        created_ms: now,
-        expires_ms: expiresMs,
-        used: 0,
+      const { id, expiresMs } = await createChallenge(ctx, 'REGISTER_DEVICE', identity.user, payload, {
+        ttlMs: MFA_CHALLENGE_TTL_MS,
       });
+      const challenge: MFARegisterChallenge = {
+        challengeId: id,
+        type,
+        totp,
+        webauthnCreationOptionsJson,
+        expiresMs,
+      };
       return challenge;
     },
 
@@ -215,16 +208,15 @@ export function userService(ctx: ServiceContext) {
       }
       const now = ctx.now();
       const row = await (async () => {
-        const { payload } = await spendChallenge(
-          ctx.store,
+        const { payload } = await spendOrThrow(
+          ctx,
           newDevice?.challengeId ?? '',
-          REGISTER_SCOPE,
+          ['REGISTER_DEVICE'],
           identity.user,
-          now,
         );
         const id = randomUUID();
         if (payload.deviceType === 'webauthn') {
-          if (newDevice?.response?.$case !== 'webauthnJson' || !payload.webauthnChallenge) {
+          if (newDevice?.response?.$case !== 'webauthnJson') {
             throw new KeyportError(
               'INVALID_ARGUMENT',
               'This register challenge expects a security key response.',
@@ -238,14 +230,14 @@ export function userService(ctx: ServiceContext) {
             rp: relyingParty(cap, ctx.clusterName),
             responseJson: newDevice.response.value,
             expectedChallenge: payload.webauthnChallenge,
-            passwordless: payload.passwordless === true,
+            passwordless: payload.passwordless,
           });
           if (await ctx.store.getDeviceByCredentialId(credential.credentialId)) {
             throw new KeyportError('ALREADY_EXISTS', 'This security key is already registered.');
           }
           return webauthnDeviceRow(credential, { id, user: identity.user, name, nowMs: now });
         }
-        if (newDevice?.response?.$case !== 'totp' || !payload.totpSecret) {
+        if (newDevice?.response?.$case !== 'totp') {
           throw new KeyportError('INVALID_ARGUMENT', 'This register challenge expects an OTP code.', {
             fieldPath: 'new_device.totp',
           });

@@ -1,0 +1,152 @@
+// Challenges: each made for one purpose, with the payload that purpose needs (typed, and checked again
+// when it is read back), stored server side, and spent by the first answer whatever its outcome. A
+// purpose is a ChallengeScope of the API (login, passwordless login, managing devices) or an internal one
+// (registering a device, at signup or later; enrolling or authenticating a trusted device).
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { KeyportError } from '../proto/errors';
+import type { ServiceContext } from './context';
+
+const webauthnChallenge = z.string().min(1);
+
+/** What each purpose's challenge carries. The JSON field names are the stored ones: keep them. */
+const payloadSchemas = {
+  /** Login after a password: OTP when the user has it and the cluster allows it; their keys. */
+  CHALLENGE_SCOPE_LOGIN: z.object({
+    totpAllowed: z.boolean(),
+    webauthnChallenge: webauthnChallenge.optional(),
+  }),
+  /** No user yet: any passkey of this cluster, with user verification. */
+  CHALLENGE_SCOPE_PASSWORDLESS_LOGIN: z.object({ webauthnChallenge, passwordless: z.literal(true) }),
+  /** Proof of an existing device before adding or removing one. */
+  CHALLENGE_SCOPE_MANAGE_DEVICES: z.object({
+    totpAllowed: z.boolean(),
+    webauthnChallenge: webauthnChallenge.optional(),
+  }),
+  /** A new device for a signed-in user: a key's creation options, or an OTP seed (sealed). */
+  REGISTER_DEVICE: z.discriminatedUnion('deviceType', [
+    z.object({ deviceType: z.literal('webauthn'), webauthnChallenge, passwordless: z.boolean() }),
+    z.object({ deviceType: z.literal('totp'), totpSecret: z.string().min(1) }),
+  ]),
+  /** The first device, at signup: bound to the signup token (its hash). */
+  SIGNUP_REGISTER_DEVICE: z.object({
+    deviceType: z.literal('webauthn'),
+    webauthnChallenge,
+    passwordless: z.boolean(),
+    tokenHash: z.string().min(1),
+  }),
+  /** Device trust (issue 9): a credential-activation secret and a quote nonce for enrolling a device. */
+  DEVICE_ENROLL: z.object({
+    deviceId: z.string().min(1),
+    secretHash: z.string().min(1),
+    nonce: z.string().min(1),
+  }),
+  /** Device trust: a quote nonce for a device's credential, at login. */
+  DEVICE_AUTH: z.object({ credentialId: z.string().min(1), nonce: z.string().min(1) }),
+} as const;
+
+export type ChallengePurpose = keyof typeof payloadSchemas;
+export type PayloadOf<P extends ChallengePurpose> = z.infer<(typeof payloadSchemas)[P]>;
+
+export interface Challenge<P extends ChallengePurpose> {
+  id: string;
+  purpose: P;
+  /** Whom it was issued to; null when no user is known yet (passwordless). */
+  user: string | null;
+  payload: PayloadOf<P>;
+  expiresMs: number;
+}
+
+export function newChallengeBytes(): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(randomBytes(32));
+}
+
+/** Stores a new challenge for `purpose`; it lives `ttlMs`, or until `notAfterMs` when that is sooner. */
+export async function createChallenge<P extends ChallengePurpose>(
+  ctx: ServiceContext,
+  purpose: P,
+  user: string | null,
+  payload: PayloadOf<P>,
+  lifetime: { ttlMs: number; notAfterMs?: number },
+): Promise<{ id: string; expiresMs: number }> {
+  const id = Buffer.from(newChallengeBytes()).toString('base64url');
+  const now = ctx.now();
+  const expiresMs = Math.min(now + lifetime.ttlMs, lifetime.notAfterMs ?? Number.POSITIVE_INFINITY);
+  await ctx.store.insertChallenge({
+    id,
+    user,
+    scope: purpose,
+    payload_json: JSON.stringify(payloadSchemas[purpose].parse(payload)),
+    created_ms: now,
+    expires_ms: expiresMs,
+    used: 0,
+  });
+  return { id, expiresMs };
+}
+
+export type Spent<P extends ChallengePurpose> =
+  | { ok: true; challenge: Challenge<P> }
+  /** Why it cannot be used; `user` is whom it was issued to, when it existed, for the audit log. */
+  | {
+      ok: false;
+      reason: 'unknown or spent' | 'another purpose' | 'another user' | 'expired';
+      user: string | null;
+    };
+
+/**
+ * Spends challenge `id`, then checks it was made for one of `purposes` (and for `user`, when given) and
+ * has not expired. Spent even when a check fails: a challenge is never tried twice.
+ */
+export async function spendChallenge<P extends ChallengePurpose>(
+  ctx: ServiceContext,
+  id: string,
+  purposes: readonly P[],
+  user?: string,
+): Promise<Spent<P>> {
+  const row = id ? await ctx.store.consumeChallenge(id) : undefined;
+  if (!row) return { ok: false, reason: 'unknown or spent', user: null };
+  const purpose = purposes.find((p) => p === row.scope);
+  if (!purpose) return { ok: false, reason: 'another purpose', user: row.user };
+  if (user !== undefined && row.user !== user) return { ok: false, reason: 'another user', user: row.user };
+  if (row.expires_ms <= ctx.now()) return { ok: false, reason: 'expired', user: row.user };
+  let payload: PayloadOf<P>;
+  try {
+    payload = payloadSchemas[purpose].parse(JSON.parse(row.payload_json)) as PayloadOf<P>;
+  } catch {
+    // Written by this service for this purpose, so only a tampered row lands here.
+    return { ok: false, reason: 'another purpose', user: row.user };
+  }
+  return { ok: true, challenge: { id: row.id, purpose, user: row.user, payload, expiresMs: row.expires_ms } };
+}
+
+/** The refusal of an unusable challenge, in words that say to start again (never "wrong password"). */
+export function challengeRefusal(
+  reason: Exclude<Spent<ChallengePurpose>, { ok: true }>['reason'],
+): KeyportError {
+  switch (reason) {
+    case 'unknown or spent':
+      return new KeyportError('EXPIRED', 'This challenge was already used or is unknown; start again.', {
+        resolvableByRelogin: true,
+      });
+    case 'expired':
+      return new KeyportError('EXPIRED', 'The challenge expired; start again.', {
+        resolvableByRelogin: true,
+      });
+    case 'another purpose':
+      return new KeyportError('ACCESS_DENIED', 'This challenge was issued for another purpose; start again.');
+    case 'another user':
+      return new KeyportError('ACCESS_DENIED', 'This challenge was issued to another user.');
+  }
+}
+
+/** spendChallenge for callers with nothing to audit: the challenge, or its refusal thrown. */
+export async function spendOrThrow<P extends ChallengePurpose>(
+  ctx: ServiceContext,
+  id: string,
+  purposes: readonly P[],
+  user?: string,
+): Promise<Challenge<P>> {
+  const spent = await spendChallenge(ctx, id, purposes, user);
+  if (!spent.ok) throw challengeRefusal(spent.reason);
+  return spent.challenge;
+}
