@@ -1,6 +1,6 @@
 // @vitest-environment jsdom
 import '../../testing/setup';
-import { act, fireEvent, render, screen, within } from '@testing-library/react';
+import { act, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it, vi } from 'vitest';
 import type { ClusterView, ProfileView, Result } from '../../../../preload/contract';
@@ -23,15 +23,16 @@ async function fillIn(user: ReturnType<typeof userEvent.setup>, name = 'alice', 
 }
 
 describe('Login screen', () => {
+  // The focus moves in an effect after the form is on screen: waited for, not assumed at first paint.
   it('opens ready to type: the User field has the focus', async () => {
     await openLogin();
-    expect(screen.getByRole('textbox', { name: 'User' })).toHaveFocus();
+    await waitFor(() => expect(screen.getByRole('textbox', { name: 'User' })).toHaveFocus());
   });
 
   it('offers the last user of the cluster after a sign-out, with the focus on the password', async () => {
     await openLogin(cluster({ name: 'prod', lastUser: 'alice' }));
     expect(screen.getByRole('textbox', { name: 'User' })).toHaveValue('alice');
-    expect(screen.getByLabelText('Password')).toHaveFocus();
+    await waitFor(() => expect(screen.getByLabelText('Password')).toHaveFocus());
   });
 
   it('opens on the login of the first trusted cluster when nobody is signed in', async () => {
@@ -209,8 +210,8 @@ describe('Login screen', () => {
     const reply = deferred<Result<ProfileView>>();
     fake.respond('auth.login', () => reply.promise);
 
-    // The form opens with the focus on the User field.
-    expect(screen.getByRole('textbox', { name: 'User' })).toHaveFocus();
+    // The form opens with the focus on the User field (moved there by an effect: waited for).
+    await waitFor(() => expect(screen.getByRole('textbox', { name: 'User' })).toHaveFocus());
     await user.keyboard('alice');
     await user.tab();
     await user.keyboard('correct horse');
