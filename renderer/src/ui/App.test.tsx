@@ -1,6 +1,6 @@
 // @vitest-environment jsdom
 import '../testing/setup';
-import { act, render, screen, within } from '@testing-library/react';
+import { act, render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import axe from 'axe-core';
 import { describe, expect, it, vi } from 'vitest';
@@ -53,7 +53,8 @@ describe('App', () => {
     expect(fake.callsTo('app.ready')).toHaveLength(0);
     await act(async () => releaseStatus());
     expect(await screen.findByRole('textbox', { name: 'User' })).toBeInTheDocument();
-    expect(fake.callsTo('app.ready')).toHaveLength(1);
+    // Called from an effect after the screen is committed: waited for.
+    await waitFor(() => expect(fake.callsTo('app.ready')).toHaveLength(1));
     await user.click(screen.getByRole('button', { name: 'Clusters' }));
     expect(fake.callsTo('app.ready')).toHaveLength(1);
   });
