@@ -119,24 +119,33 @@ export async function spendChallenge<P extends ChallengePurpose>(
   return { ok: true, challenge: { id: row.id, purpose, user: row.user, payload, expiresMs: row.expires_ms } };
 }
 
-/** The refusal of an unusable challenge, in words that say to start again (never "wrong password"). */
-export function challengeRefusal(
-  reason: Exclude<Spent<ChallengePurpose>, { ok: true }>['reason'],
-): KeyportError {
+export type Refusal = Exclude<Spent<ChallengePurpose>, { ok: true }>['reason'];
+
+/**
+ * The refusal of an unusable challenge, in words that say what to do next (`next`: "start again", or
+ * "sign in again" for a login), never "wrong password".
+ */
+export function challengeRefusal(reason: Refusal, next = 'start again'): KeyportError {
   switch (reason) {
     case 'unknown or spent':
-      return new KeyportError('EXPIRED', 'This challenge was already used or is unknown; start again.', {
+      return new KeyportError('EXPIRED', `This challenge was already used or is unknown; ${next}.`, {
         resolvableByRelogin: true,
       });
     case 'expired':
-      return new KeyportError('EXPIRED', 'The challenge expired; start again.', {
-        resolvableByRelogin: true,
-      });
+      return new KeyportError('EXPIRED', `The challenge expired; ${next}.`, { resolvableByRelogin: true });
     case 'another purpose':
-      return new KeyportError('ACCESS_DENIED', 'This challenge was issued for another purpose; start again.');
+      return new KeyportError('ACCESS_DENIED', `This challenge was issued for another purpose; ${next}.`);
     case 'another user':
       return new KeyportError('ACCESS_DENIED', 'This challenge was issued to another user.');
   }
+}
+
+/** Narrows a challenge spent for several purposes to the one it was made for. */
+export function isPurpose<P extends ChallengePurpose>(
+  challenge: Challenge<ChallengePurpose>,
+  purpose: P,
+): challenge is Challenge<P> {
+  return challenge.purpose === purpose;
 }
 
 /** spendChallenge for callers with nothing to audit: the challenge, or its refusal thrown. */

@@ -10,7 +10,9 @@ import { KeyportError } from '../proto/errors';
 import { PRIVATE_FILE_MODE, readPrivateFile, writeFileIfAbsent } from './ca/key-files';
 import type { Store } from './storage/store';
 
-const PREFIX = 'kp-sealed:v1:';
+/** Every sealed value starts so, whatever its version: SQL looks for plain values with `NOT LIKE`. */
+export const SEALED_FAMILY = 'kp-sealed:';
+const PREFIX = `${SEALED_FAMILY}v1:`;
 const KEY_BYTES = 32;
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;

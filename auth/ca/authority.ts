@@ -10,6 +10,8 @@ import {
 import type { KeyObject, webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';
 import { basename, join } from 'node:path';
+import { isSealed } from '../secrets';
+import type { Sealer } from '../secrets';
 import { CaError } from './errors';
 import { isPlainText } from './text';
 import {
@@ -93,15 +95,8 @@ function spkiDer(key: KeyObject): Buffer {
   return (key.type === 'private' ? createPublicKey(key) : key).export({ type: 'spki', format: 'der' });
 }
 
-/** Seals key files at rest (auth/secrets.ts); without one, keys are written as plain PEM (CA unit tests). */
-export interface KeySealer {
-  seal(plaintext: string, context: string): string;
-  open(sealed: string, context: string): string;
-}
-
-const SEALED_PREFIX = 'kp-sealed:';
-
-async function loadOrCreatePrivateKey(path: string, kind: KeyKind, sealer?: KeySealer): Promise<KeyObject> {
+/** Key files are sealed at rest by `sealer` (auth/secrets.ts); without one (CA unit tests), plain PEM. */
+async function loadOrCreatePrivateKey(path: string, kind: KeyKind, sealer?: Sealer): Promise<KeyObject> {
   const context = `ca-key:${basename(path)}`;
   let stored = await readPrivateFile(path);
   if (stored === undefined) {
@@ -112,7 +107,7 @@ async function loadOrCreatePrivateKey(path: string, kind: KeyKind, sealer?: KeyS
     if (stored === undefined) throw new CaError('INTERNAL', `${path} vanished while it was being created`);
   }
   let pem: string;
-  if (stored.startsWith(SEALED_PREFIX)) {
+  if (isSealed(stored)) {
     if (!sealer) throw new CaError('INTERNAL', `${path} is sealed: it needs the key-encryption key`);
     pem = sealer.open(stored, context);
   } else {
@@ -190,7 +185,7 @@ function parseTlsCaCertificate(path: string, pem: string, privateKey: KeyObject)
 export async function loadOrCreateAuthorities(
   dataDir: string,
   clusterName: string,
-  options: { sealer?: KeySealer } = {},
+  options: { sealer?: Sealer } = {},
 ): Promise<Authorities> {
   if (!isPlainText(clusterName) || clusterName.trim() !== clusterName) {
     throw new CaError(

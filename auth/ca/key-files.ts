@@ -78,26 +78,38 @@ async function syncDirectory(path: string): Promise<void> {
 }
 
 /**
- * Writes `contents` to `path` unless the file already exists, never leaving a partial file behind: the
- * data goes to a temporary file (created with `mode`, fsynced) that is then hard-linked into place. The
- * link fails if `path` exists, so when two processes start on one data directory at once, exactly one
- * key wins and the other process loads it. Returns whether this call created the file.
+ * Writes `contents` to a fresh temporary file beside `path` (created with `mode`, fsynced, closed) and
+ * returns its path, for the caller to link or rename into place.
  */
-export async function writeFileIfAbsent(path: string, contents: string, mode: number): Promise<boolean> {
-  const directory = dirname(path);
-  const temporary = join(directory, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+async function writeTemporary(path: string, contents: string, mode: number): Promise<string> {
+  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   const handle = await open(temporary, 'wx', mode);
   try {
-    try {
-      await handle.writeFile(contents, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    let created: boolean;
+    await handle.writeFile(contents, 'utf8');
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  return temporary;
+}
+
+async function removeTemporary(temporary: string): Promise<void> {
+  await unlink(temporary).catch((error: unknown) => {
+    if (!isErrnoCode(error, 'ENOENT')) throw error;
+  });
+}
+
+/**
+ * Writes `contents` to `path` unless the file already exists, never leaving a partial file behind: the
+ * data goes to a temporary file that is then hard-linked into place. The link fails if `path` exists, so
+ * when two processes start on one data directory at once, exactly one key wins and the other process
+ * loads it. Returns whether this call created the file.
+ */
+export async function writeFileIfAbsent(path: string, contents: string, mode: number): Promise<boolean> {
+  const temporary = await writeTemporary(path, contents, mode);
+  try {
     try {
       await link(temporary, path);
-      created = true;
     } catch (error) {
       if (isErrnoCode(error, 'EEXIST')) return false;
       if (!isErrnoCode(error, 'EPERM') && !isErrnoCode(error, 'ENOTSUP') && !isErrnoCode(error, 'ENOSYS')) {
@@ -105,31 +117,25 @@ export async function writeFileIfAbsent(path: string, contents: string, mode: nu
       }
       // Filesystems without hard links: rename is still atomic, only the no-clobber guarantee is lost.
       await rename(temporary, path);
-      created = true;
     }
-    await syncDirectory(directory);
-    return created;
+    await syncDirectory(dirname(path));
+    return true;
   } finally {
-    await unlink(temporary).catch((error: unknown) => {
-      if (!isErrnoCode(error, 'ENOENT')) throw error;
-    });
+    await removeTemporary(temporary);
   }
 }
 
 /**
- * Replaces `path` with `contents` (owner-only): written to a temporary file, fsynced, renamed over the
- * old one, so a reader sees the old file or the new one, never a part.
+ * Replaces `path` with `contents` (owner-only): written to a temporary file and renamed over the old one,
+ * so a reader sees the old file or the new one, never a part.
  */
 export async function replacePrivateFile(path: string, contents: string): Promise<void> {
-  const directory = dirname(path);
-  const temporary = join(directory, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temporary, 'wx', PRIVATE_FILE_MODE);
+  const temporary = await writeTemporary(path, contents, PRIVATE_FILE_MODE);
   try {
-    await handle.writeFile(contents, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle.close();
+    await rename(temporary, path);
+  } catch (error) {
+    await removeTemporary(temporary);
+    throw error;
   }
-  await rename(temporary, path);
-  await syncDirectory(directory);
+  await syncDirectory(dirname(path));
 }

@@ -24,8 +24,8 @@ import {
   recordFailure,
 } from '../lockout';
 import type { CallContext } from '../rpc';
-import { spendChallenge } from '../challenges';
-import type { Challenge, ChallengePurpose, Spent } from '../challenges';
+import { challengeRefusal, isPurpose, spendChallenge } from '../challenges';
+import type { Challenge } from '../challenges';
 import { issueSessionCertificates, sessionIdentityOf } from '../certificates';
 import type { SessionKeys } from '../certificates';
 import type { ClusterPolicy } from '../policy';
@@ -241,7 +241,7 @@ export function loginHandlers(ctx: ServiceContext) {
         throw error;
       };
       if (!spent.ok) {
-        return refuse(`${spent.reason} login challenge`, loginChallengeRefusal(spent.reason));
+        return refuse(`${spent.reason} login challenge`, challengeRefusal(spent.reason, 'sign in again'));
       }
       const challenge = spent.challenge;
       // 3. The answer: a passkey names the user; otherwise the second factor of the challenge's user.
@@ -293,36 +293,6 @@ export function loginHandlers(ctx: ServiceContext) {
 }
 
 const LOGIN_PURPOSES = ['CHALLENGE_SCOPE_LOGIN', 'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN'] as const;
-
-function isPurpose<P extends ChallengePurpose>(
-  challenge: Challenge<ChallengePurpose>,
-  purpose: P,
-): challenge is Challenge<P> {
-  return challenge.purpose === purpose;
-}
-
-/** A login challenge that cannot be used: start the sign-in again (never "wrong password"). */
-function loginChallengeRefusal(
-  reason: Exclude<Spent<ChallengePurpose>, { ok: true }>['reason'],
-): KeyportError {
-  if (reason === 'unknown or spent') {
-    return new KeyportError(
-      'EXPIRED',
-      'This sign-in was already completed or abandoned (its challenge is spent); sign in again.',
-      { resolvableByRelogin: true },
-    );
-  }
-  if (reason === 'expired') {
-    return new KeyportError(
-      'EXPIRED',
-      'The sign-in took too long and its challenge expired; sign in again.',
-      {
-        resolvableByRelogin: true,
-      },
-    );
-  }
-  return new KeyportError('ACCESS_DENIED', 'This challenge was issued for another purpose than login.');
-}
 
 /** Login step two's request, checked before anything is spent: challenge id, TTL and the keys. */
 function parseLoginRequest(request: LoginRequest): {

@@ -8,6 +8,7 @@ import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import type { Insertable, Selectable, Transaction } from 'kysely';
 import { migrationProvider } from './migrations';
+import { SEALED_FAMILY } from '../secrets';
 import { ThrottleStore } from './throttle';
 import type {
   AuditEventsTable,
@@ -256,7 +257,7 @@ export class Store {
       .selectFrom('signup_tokens')
       .select(['token_hash', 'user', 'pending_totp_secret'])
       .where('pending_totp_secret', 'is not', null)
-      .where('pending_totp_secret', 'not like', 'kp-sealed:%')
+      .where('pending_totp_secret', 'not like', `${SEALED_FAMILY}%`)
       .execute();
     return rows as { token_hash: string; user: string; pending_totp_secret: string }[];
   }
@@ -275,7 +276,7 @@ export class Store {
       .select(['id', 'user', 'totp_secret'])
       .where('type', '=', 'totp')
       .where('totp_secret', 'is not', null)
-      .where('totp_secret', 'not like', 'kp-sealed:%')
+      .where('totp_secret', 'not like', `${SEALED_FAMILY}%`)
       .execute();
     return rows as { id: string; user: string; totp_secret: string }[];
   }
