@@ -2,7 +2,7 @@
 // command-line flags taking precedence. `auth_service.authentication` is a cluster_auth_preference spec,
 // applied at every start (the file is the source of truth for it, as in Teleport).
 import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { KeyportError } from '../proto/errors';
@@ -135,7 +135,9 @@ export async function loadAuthConfig(flags: AuthFlags): Promise<AuthConfig> {
   const lockout = auth.lockout ?? {};
   const rates = auth.rate_limit ?? {};
   const kekFile = flags.kekFile ?? auth.key_encryption_key_file ?? `${resolve(dataDir)}.kek`;
-  if (resolve(dirname(resolve(kekFile))) === resolve(dataDir)) {
+  // Anywhere under the data dir, however deep, is inside it.
+  const fromDataDir = relative(resolve(dataDir), resolve(kekFile));
+  if (fromDataDir === '' || (!fromDataDir.startsWith('..') && !isAbsolute(fromDataDir))) {
     throw new KeyportError(
       'INVALID_ARGUMENT',
       'auth_service.key_encryption_key_file: keep the key-encryption key outside the data dir, or a copy of the data dir opens every secret in it.',

@@ -81,21 +81,24 @@ describe('secrets at rest', () => {
     expect(started.stdout).not.toMatch(/listening on/);
   });
 
-  it('refuses a key-encryption key file inside the data dir', async () => {
+  it('refuses a key-encryption key file inside the data dir, at any depth', async () => {
     const dataDir = join(work, 'inside');
-    const result = await runKeyportAuth([
-      'start',
-      '--data-dir',
-      dataDir,
-      '--kek-file',
-      join(dataDir, 'kek'),
-      '--listen',
-      '127.0.0.1:0',
-      '--cluster-name',
-      'inside',
-    ]);
-    expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/keep the key-encryption key outside the data dir/);
+    for (const kek of [join(dataDir, 'kek'), join(dataDir, 'ca', 'deeper', 'kek')]) {
+      const result = await runKeyportAuth([
+        'start',
+        '--data-dir',
+        dataDir,
+        '--kek-file',
+        kek,
+        '--listen',
+        '127.0.0.1:0',
+        '--cluster-name',
+        'inside',
+      ]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(/keep the key-encryption key outside the data dir/);
+      expect(existsSync(kek)).toBe(false);
+    }
   });
 
   it('seals a data dir from before sealing at its next start, and its users still sign in', async () => {
