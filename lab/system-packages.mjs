@@ -14,6 +14,13 @@ const packages = {
   chromium: ['start', 'test'], // the browser host's app window; Playwright drives it in the end-to-end tests
   xvfb: ['test'], // a private display for the tests' windows (npm start needs a real display for one)
   'fonts-liberation': ['start', 'test'], // readable text in the window and the screenshots
+  gcc: ['start', 'test'], // builds native/tpm-helper, the bridge to the TPM
+  'pkg-config': ['start', 'test'], // finds tss2's compiler and linker flags for that build
+  'libtss2-dev': ['start', 'test'], // tss2 (ESYS, TCTI loader, RC decoding, marshalling): headers and libraries
+  swtpm: ['start', 'test'], // the lab's software TPM (one per test worker, or the demo's)
+  'swtpm-tools': ['start', 'test'], // swtpm_setup and swtpm_localca: the lab TPM's EK and its certificate
+  'gnutls-bin': ['start', 'test'], // certtool: swtpm_localca makes the lab's TPM manufacturer CA with it
+  'tpm2-tools': ['test'], // tpm2_makecredential: the tests make credentials with a TSS other than ours
   'stress-ng': ['load'], // npm run test:load keeps every core busy while the suite runs
 };
 
