@@ -119,6 +119,7 @@ async function manufacture(stateDir: string): Promise<void> {
     if (e.code === 'ENOENT')
       throw new Error(
         'startLabTpm: swtpm_setup not found (Debian: swtpm swtpm-tools; npm test installs them)',
+        { cause: error },
       );
     throw new Error(`startLabTpm: swtpm_setup failed: ${(e.stderr || e.stdout || String(error)).trim()}`, {
       cause: error,
