@@ -134,9 +134,10 @@ function readSymDef(r: TpmReader): SymDef {
   return { algorithm, keyBits: r.u16('symmetric.keyBits'), mode: r.u16('symmetric.mode') };
 }
 
-function readScheme(r: TpmReader, what: string, known: ReadonlySet<number>): Scheme {
+/** `rsa`: TPMT_RSA_SCHEME, where RSAES (no hash) is allowed too. */
+function readScheme(r: TpmReader, what: string, known: ReadonlySet<number>, rsa = false): Scheme {
   const scheme = r.u16(`${what}.scheme`);
-  if (scheme === TPM_ALG.NULL || scheme === TPM_ALG.RSAES) return { scheme };
+  if (scheme === TPM_ALG.NULL || (rsa && scheme === TPM_ALG.RSAES)) return { scheme };
   if (!known.has(scheme)) r.fail(`unknown ${what} 0x${scheme.toString(16)}`);
   const hashAlg = r.u16(`${what}.hashAlg`);
   if (scheme === TPM_ALG.ECDAA) return { scheme, hashAlg, count: r.u16(`${what}.count`) };
@@ -165,7 +166,7 @@ export function parseTpmtPublic(bytes: Uint8Array, fieldPath: string): TpmtPubli
   const symmetric = readSymDef(r);
   let out: TpmtPublic;
   if (type === TPM_ALG.RSA) {
-    const scheme = readScheme(r, 'scheme', SCHEMES_WITH_HASH);
+    const scheme = readScheme(r, 'scheme', SCHEMES_WITH_HASH, true);
     const keyBits = r.u16('keyBits');
     const exponent = r.u32('exponent');
     const unique = r.tpm2b(MAX_RSA_BYTES, 'unique.rsa');

@@ -97,3 +97,20 @@ export function quoteAttest(nonce: Uint8Array, overrides: Partial<TpmsAttest> = 
 
 export const quoteBytes = (nonce: Uint8Array, overrides: Partial<TpmsAttest> = {}): Uint8Array =>
   encodeTpmsAttest(quoteAttest(nonce, overrides));
+
+export const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s/g, ''), 'hex'));
+
+/** An AK made by swtpm with `tpm2_createak -G ecc -g sha256 -s ecdsa -f tpmt`, and its Name per tpm2-tools. */
+export const SWTPM_AK_PUBLIC = hex(
+  '0023 000b 00050072 0000 0010 0018 000b 0003 0010' +
+    '0020 1275c387dfd2af197e15aa0f6252d00540052492fff732014b350fda58b6a81e' +
+    '0020 627b1ffe8c75a58976c8b6ae8409fa64cdb559b13d792cdf2d3eafa62a971f9f',
+);
+export const SWTPM_AK_NAME = hex('000b72e9839985606a97ade8f2d0efaa24fbe3fc27b809ce4751faa1e03ccf3fb495');
+
+/** TCG EK template L-1 (RSA 2048), with a modulus of 0x5a bytes. */
+export const EK_L1_PUBLIC = hex(
+  '0001 000b 000300b2 0020 837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa' +
+    '0006 0080 0043 0010 0800 00000000 0100' +
+    '5a'.repeat(256),
+);
