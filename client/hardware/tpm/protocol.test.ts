@@ -8,7 +8,7 @@ import {
   HelperProtocolError,
   isTctiRc,
   parseAnswerLine,
-  resultSchemas,
+  resultSpecs,
   toKeyportError,
 } from './protocol';
 import type { HelperOp } from './protocol';
@@ -91,7 +91,7 @@ describe('parseAnswerLine', () => {
   });
 
   it('decodes any answer-shaped object to a result or a typed error (property)', () => {
-    const ops = Object.keys(resultSchemas) as HelperOp[];
+    const ops = Object.keys(resultSpecs) as HelperOp[];
     const field = fc.oneof(fc.string(), fc.base64String(), fc.integer(), fc.constant(null), fc.boolean());
     fc.assert(
       fc.property(
