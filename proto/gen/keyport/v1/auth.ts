@@ -18,6 +18,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { DeviceChallenge, DeviceChallengeResponse, DeviceIdentity, DeviceLoginHello, TpmQuote } from "./device";
 import {
   ChallengeScope,
   challengeScopeFromJSON,
@@ -48,6 +49,12 @@ export interface ClusterInfo {
   allowPasswordless: boolean;
   connectorName: string;
   webauthnRpId: string;
+  /**
+   * device_trust.mode ("off", "optional", "required") and auto_enroll, so a client knows whether to offer
+   * its TPM at login.
+   */
+  deviceTrustMode: string;
+  deviceAutoEnroll: boolean;
 }
 
 export interface StartSignupRequest {
@@ -59,20 +66,34 @@ export interface StartSignupRequest {
    * account can sign in without a password. Needs allow_passwordless.
    */
   passwordless: boolean;
+  /** Where device trust is required for a first MFA device: this device's enrolled credential. */
+  deviceCredentialId: string;
 }
 
 export interface StartSignupResponse {
   user: string;
   /** Empty when the cluster requires no second factor. */
-  registerChallenge: MFARegisterChallenge | undefined;
+  registerChallenge?: MFARegisterChallenge | undefined;
   tokenExpiresMs: number;
+  /** Set when device trust is required for the first MFA device: a nonce for a quote by a trusted device. */
+  deviceChallenge?: DeviceChallenge | undefined;
+  deviceChallengeId: string;
 }
 
 export interface CompleteSignupRequest {
   token: string;
   password: string;
   /** Required when the cluster requires a second factor. */
-  newDevice: MFARegisterResponse | undefined;
+  newDevice?:
+    | MFARegisterResponse
+    | undefined;
+  /** A trusted device's answer to StartSignupResponse.device_challenge. */
+  device?: DeviceAuthentication | undefined;
+}
+
+export interface DeviceAuthentication {
+  challengeId: string;
+  quote?: TpmQuote | undefined;
 }
 
 export interface CompleteSignupResponse {
@@ -84,10 +105,12 @@ export interface CreateAuthenticateChallengeRequest {
   user: string;
   password: string;
   scope: ChallengeScope;
+  /** This device's TPM, when it has one: authenticated (or auto-enrolled) in the same login. */
+  device?: DeviceLoginHello | undefined;
 }
 
 export interface LoginRequest {
-  mfaResponse:
+  mfaResponse?:
     | MFAAuthenticateResponse
     | undefined;
   /** OpenSSH authorized_keys form ("ssh-ed25519 AAAA…" or "ecdsa-sha2-nistp256 AAAA…"). */
@@ -96,6 +119,8 @@ export interface LoginRequest {
   tlsPublicKey: string;
   /** Requested lifetime; 0 means the default. Capped by the roles' max_session_ttl. */
   ttlSeconds: number;
+  /** The answer to MFAAuthenticateChallenge.device_challenge. */
+  deviceResponse?: DeviceChallengeResponse | undefined;
 }
 
 export interface LoginResponse {
@@ -107,6 +132,13 @@ export interface LoginResponse {
   expiresMs: number;
   mfaVerified: boolean;
   clusterName: string;
+  /** Set when this login authenticated (or enrolled) a trusted device; the certificates carry it. */
+  device?:
+    | DeviceIdentity
+    | undefined;
+  /** The cluster's device trust settings now, so the client knows for its next login. */
+  deviceTrustMode: string;
+  deviceAutoEnroll: boolean;
 }
 
 function createBaseGetClusterInfoRequest(): GetClusterInfoRequest {
@@ -171,6 +203,8 @@ function createBaseClusterInfo(): ClusterInfo {
     allowPasswordless: false,
     connectorName: "",
     webauthnRpId: "",
+    deviceTrustMode: "",
+    deviceAutoEnroll: false,
   };
 }
 
@@ -199,6 +233,12 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     }
     if (message.webauthnRpId !== "") {
       writer.uint32(66).string(message.webauthnRpId);
+    }
+    if (message.deviceTrustMode !== "") {
+      writer.uint32(74).string(message.deviceTrustMode);
+    }
+    if (message.deviceAutoEnroll !== false) {
+      writer.uint32(80).bool(message.deviceAutoEnroll);
     }
     return writer;
   },
@@ -280,6 +320,22 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
             message.webauthnRpId = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.deviceTrustMode = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.deviceAutoEnroll = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -330,6 +386,16 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
         : isSet(object.webauthn_rp_id)
         ? globalThis.String(object.webauthn_rp_id)
         : "",
+      deviceTrustMode: isSet(object.deviceTrustMode)
+        ? globalThis.String(object.deviceTrustMode)
+        : isSet(object.device_trust_mode)
+        ? globalThis.String(object.device_trust_mode)
+        : "",
+      deviceAutoEnroll: isSet(object.deviceAutoEnroll)
+        ? globalThis.Boolean(object.deviceAutoEnroll)
+        : isSet(object.device_auto_enroll)
+        ? globalThis.Boolean(object.device_auto_enroll)
+        : false,
     };
   },
 
@@ -359,6 +425,12 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     if (message.webauthnRpId !== "") {
       obj.webauthnRpId = message.webauthnRpId;
     }
+    if (message.deviceTrustMode !== "") {
+      obj.deviceTrustMode = message.deviceTrustMode;
+    }
+    if (message.deviceAutoEnroll !== false) {
+      obj.deviceAutoEnroll = message.deviceAutoEnroll;
+    }
     return obj;
   },
 
@@ -375,12 +447,14 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     message.allowPasswordless = object.allowPasswordless ?? false;
     message.connectorName = object.connectorName ?? "";
     message.webauthnRpId = object.webauthnRpId ?? "";
+    message.deviceTrustMode = object.deviceTrustMode ?? "";
+    message.deviceAutoEnroll = object.deviceAutoEnroll ?? false;
     return message;
   },
 };
 
 function createBaseStartSignupRequest(): StartSignupRequest {
-  return { token: "", deviceType: 0, passwordless: false };
+  return { token: "", deviceType: 0, passwordless: false, deviceCredentialId: "" };
 }
 
 export const StartSignupRequest: MessageFns<StartSignupRequest> = {
@@ -393,6 +467,9 @@ export const StartSignupRequest: MessageFns<StartSignupRequest> = {
     }
     if (message.passwordless !== false) {
       writer.uint32(24).bool(message.passwordless);
+    }
+    if (message.deviceCredentialId !== "") {
+      writer.uint32(34).string(message.deviceCredentialId);
     }
     return writer;
   },
@@ -434,6 +511,14 @@ export const StartSignupRequest: MessageFns<StartSignupRequest> = {
             message.passwordless = reader.bool();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.deviceCredentialId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -455,6 +540,11 @@ export const StartSignupRequest: MessageFns<StartSignupRequest> = {
         ? mFADeviceTypeFromJSON(object.device_type)
         : 0,
       passwordless: isSet(object.passwordless) ? globalThis.Boolean(object.passwordless) : false,
+      deviceCredentialId: isSet(object.deviceCredentialId)
+        ? globalThis.String(object.deviceCredentialId)
+        : isSet(object.device_credential_id)
+        ? globalThis.String(object.device_credential_id)
+        : "",
     };
   },
 
@@ -469,6 +559,9 @@ export const StartSignupRequest: MessageFns<StartSignupRequest> = {
     if (message.passwordless !== false) {
       obj.passwordless = message.passwordless;
     }
+    if (message.deviceCredentialId !== "") {
+      obj.deviceCredentialId = message.deviceCredentialId;
+    }
     return obj;
   },
 
@@ -480,12 +573,19 @@ export const StartSignupRequest: MessageFns<StartSignupRequest> = {
     message.token = object.token ?? "";
     message.deviceType = object.deviceType ?? 0;
     message.passwordless = object.passwordless ?? false;
+    message.deviceCredentialId = object.deviceCredentialId ?? "";
     return message;
   },
 };
 
 function createBaseStartSignupResponse(): StartSignupResponse {
-  return { user: "", registerChallenge: undefined, tokenExpiresMs: 0 };
+  return {
+    user: "",
+    registerChallenge: undefined,
+    tokenExpiresMs: 0,
+    deviceChallenge: undefined,
+    deviceChallengeId: "",
+  };
 }
 
 export const StartSignupResponse: MessageFns<StartSignupResponse> = {
@@ -498,6 +598,12 @@ export const StartSignupResponse: MessageFns<StartSignupResponse> = {
     }
     if (message.tokenExpiresMs !== 0) {
       writer.uint32(24).int64(message.tokenExpiresMs);
+    }
+    if (message.deviceChallenge !== undefined) {
+      DeviceChallenge.encode(message.deviceChallenge, writer.uint32(34).fork()).join();
+    }
+    if (message.deviceChallengeId !== "") {
+      writer.uint32(42).string(message.deviceChallengeId);
     }
     return writer;
   },
@@ -539,6 +645,22 @@ export const StartSignupResponse: MessageFns<StartSignupResponse> = {
             message.tokenExpiresMs = longToNumber(reader.int64());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.deviceChallenge = DeviceChallenge.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.deviceChallengeId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -564,6 +686,16 @@ export const StartSignupResponse: MessageFns<StartSignupResponse> = {
         : isSet(object.token_expires_ms)
         ? globalThis.Number(object.token_expires_ms)
         : 0,
+      deviceChallenge: isSet(object.deviceChallenge)
+        ? DeviceChallenge.fromJSON(object.deviceChallenge)
+        : isSet(object.device_challenge)
+        ? DeviceChallenge.fromJSON(object.device_challenge)
+        : undefined,
+      deviceChallengeId: isSet(object.deviceChallengeId)
+        ? globalThis.String(object.deviceChallengeId)
+        : isSet(object.device_challenge_id)
+        ? globalThis.String(object.device_challenge_id)
+        : "",
     };
   },
 
@@ -578,6 +710,12 @@ export const StartSignupResponse: MessageFns<StartSignupResponse> = {
     if (message.tokenExpiresMs !== 0) {
       obj.tokenExpiresMs = Math.round(message.tokenExpiresMs);
     }
+    if (message.deviceChallenge !== undefined) {
+      obj.deviceChallenge = DeviceChallenge.toJSON(message.deviceChallenge);
+    }
+    if (message.deviceChallengeId !== "") {
+      obj.deviceChallengeId = message.deviceChallengeId;
+    }
     return obj;
   },
 
@@ -591,12 +729,16 @@ export const StartSignupResponse: MessageFns<StartSignupResponse> = {
       ? MFARegisterChallenge.fromPartial(object.registerChallenge)
       : undefined;
     message.tokenExpiresMs = object.tokenExpiresMs ?? 0;
+    message.deviceChallenge = (object.deviceChallenge !== undefined && object.deviceChallenge !== null)
+      ? DeviceChallenge.fromPartial(object.deviceChallenge)
+      : undefined;
+    message.deviceChallengeId = object.deviceChallengeId ?? "";
     return message;
   },
 };
 
 function createBaseCompleteSignupRequest(): CompleteSignupRequest {
-  return { token: "", password: "", newDevice: undefined };
+  return { token: "", password: "", newDevice: undefined, device: undefined };
 }
 
 export const CompleteSignupRequest: MessageFns<CompleteSignupRequest> = {
@@ -609,6 +751,9 @@ export const CompleteSignupRequest: MessageFns<CompleteSignupRequest> = {
     }
     if (message.newDevice !== undefined) {
       MFARegisterResponse.encode(message.newDevice, writer.uint32(26).fork()).join();
+    }
+    if (message.device !== undefined) {
+      DeviceAuthentication.encode(message.device, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -650,6 +795,14 @@ export const CompleteSignupRequest: MessageFns<CompleteSignupRequest> = {
             message.newDevice = MFARegisterResponse.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.device = DeviceAuthentication.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -671,6 +824,7 @@ export const CompleteSignupRequest: MessageFns<CompleteSignupRequest> = {
         : isSet(object.new_device)
         ? MFARegisterResponse.fromJSON(object.new_device)
         : undefined,
+      device: isSet(object.device) ? DeviceAuthentication.fromJSON(object.device) : undefined,
     };
   },
 
@@ -685,6 +839,9 @@ export const CompleteSignupRequest: MessageFns<CompleteSignupRequest> = {
     if (message.newDevice !== undefined) {
       obj.newDevice = MFARegisterResponse.toJSON(message.newDevice);
     }
+    if (message.device !== undefined) {
+      obj.device = DeviceAuthentication.toJSON(message.device);
+    }
     return obj;
   },
 
@@ -697,6 +854,100 @@ export const CompleteSignupRequest: MessageFns<CompleteSignupRequest> = {
     message.password = object.password ?? "";
     message.newDevice = (object.newDevice !== undefined && object.newDevice !== null)
       ? MFARegisterResponse.fromPartial(object.newDevice)
+      : undefined;
+    message.device = (object.device !== undefined && object.device !== null)
+      ? DeviceAuthentication.fromPartial(object.device)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDeviceAuthentication(): DeviceAuthentication {
+  return { challengeId: "", quote: undefined };
+}
+
+export const DeviceAuthentication: MessageFns<DeviceAuthentication> = {
+  encode(message: DeviceAuthentication, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.challengeId !== "") {
+      writer.uint32(10).string(message.challengeId);
+    }
+    if (message.quote !== undefined) {
+      TpmQuote.encode(message.quote, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeviceAuthentication {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeviceAuthentication();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.challengeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.quote = TpmQuote.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeviceAuthentication {
+    return {
+      challengeId: isSet(object.challengeId)
+        ? globalThis.String(object.challengeId)
+        : isSet(object.challenge_id)
+        ? globalThis.String(object.challenge_id)
+        : "",
+      quote: isSet(object.quote) ? TpmQuote.fromJSON(object.quote) : undefined,
+    };
+  },
+
+  toJSON(message: DeviceAuthentication): unknown {
+    const obj: any = {};
+    if (message.challengeId !== "") {
+      obj.challengeId = message.challengeId;
+    }
+    if (message.quote !== undefined) {
+      obj.quote = TpmQuote.toJSON(message.quote);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeviceAuthentication>): DeviceAuthentication {
+    return DeviceAuthentication.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DeviceAuthentication>): DeviceAuthentication {
+    const message = createBaseDeviceAuthentication();
+    message.challengeId = object.challengeId ?? "";
+    message.quote = (object.quote !== undefined && object.quote !== null)
+      ? TpmQuote.fromPartial(object.quote)
       : undefined;
     return message;
   },
@@ -770,7 +1021,7 @@ export const CompleteSignupResponse: MessageFns<CompleteSignupResponse> = {
 };
 
 function createBaseCreateAuthenticateChallengeRequest(): CreateAuthenticateChallengeRequest {
-  return { user: "", password: "", scope: 0 };
+  return { user: "", password: "", scope: 0, device: undefined };
 }
 
 export const CreateAuthenticateChallengeRequest: MessageFns<CreateAuthenticateChallengeRequest> = {
@@ -783,6 +1034,9 @@ export const CreateAuthenticateChallengeRequest: MessageFns<CreateAuthenticateCh
     }
     if (message.scope !== 0) {
       writer.uint32(24).int32(message.scope);
+    }
+    if (message.device !== undefined) {
+      DeviceLoginHello.encode(message.device, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -824,6 +1078,14 @@ export const CreateAuthenticateChallengeRequest: MessageFns<CreateAuthenticateCh
             message.scope = reader.int32() as any;
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.device = DeviceLoginHello.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -841,6 +1103,7 @@ export const CreateAuthenticateChallengeRequest: MessageFns<CreateAuthenticateCh
       user: isSet(object.user) ? globalThis.String(object.user) : "",
       password: isSet(object.password) ? globalThis.String(object.password) : "",
       scope: isSet(object.scope) ? challengeScopeFromJSON(object.scope) : 0,
+      device: isSet(object.device) ? DeviceLoginHello.fromJSON(object.device) : undefined,
     };
   },
 
@@ -855,6 +1118,9 @@ export const CreateAuthenticateChallengeRequest: MessageFns<CreateAuthenticateCh
     if (message.scope !== 0) {
       obj.scope = challengeScopeToJSON(message.scope);
     }
+    if (message.device !== undefined) {
+      obj.device = DeviceLoginHello.toJSON(message.device);
+    }
     return obj;
   },
 
@@ -866,12 +1132,15 @@ export const CreateAuthenticateChallengeRequest: MessageFns<CreateAuthenticateCh
     message.user = object.user ?? "";
     message.password = object.password ?? "";
     message.scope = object.scope ?? 0;
+    message.device = (object.device !== undefined && object.device !== null)
+      ? DeviceLoginHello.fromPartial(object.device)
+      : undefined;
     return message;
   },
 };
 
 function createBaseLoginRequest(): LoginRequest {
-  return { mfaResponse: undefined, sshPublicKey: "", tlsPublicKey: "", ttlSeconds: 0 };
+  return { mfaResponse: undefined, sshPublicKey: "", tlsPublicKey: "", ttlSeconds: 0, deviceResponse: undefined };
 }
 
 export const LoginRequest: MessageFns<LoginRequest> = {
@@ -887,6 +1156,9 @@ export const LoginRequest: MessageFns<LoginRequest> = {
     }
     if (message.ttlSeconds !== 0) {
       writer.uint32(32).int64(message.ttlSeconds);
+    }
+    if (message.deviceResponse !== undefined) {
+      DeviceChallengeResponse.encode(message.deviceResponse, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -936,6 +1208,14 @@ export const LoginRequest: MessageFns<LoginRequest> = {
             message.ttlSeconds = longToNumber(reader.int64());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.deviceResponse = DeviceChallengeResponse.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -970,6 +1250,11 @@ export const LoginRequest: MessageFns<LoginRequest> = {
         : isSet(object.ttl_seconds)
         ? globalThis.Number(object.ttl_seconds)
         : 0,
+      deviceResponse: isSet(object.deviceResponse)
+        ? DeviceChallengeResponse.fromJSON(object.deviceResponse)
+        : isSet(object.device_response)
+        ? DeviceChallengeResponse.fromJSON(object.device_response)
+        : undefined,
     };
   },
 
@@ -987,6 +1272,9 @@ export const LoginRequest: MessageFns<LoginRequest> = {
     if (message.ttlSeconds !== 0) {
       obj.ttlSeconds = Math.round(message.ttlSeconds);
     }
+    if (message.deviceResponse !== undefined) {
+      obj.deviceResponse = DeviceChallengeResponse.toJSON(message.deviceResponse);
+    }
     return obj;
   },
 
@@ -1001,6 +1289,9 @@ export const LoginRequest: MessageFns<LoginRequest> = {
     message.sshPublicKey = object.sshPublicKey ?? "";
     message.tlsPublicKey = object.tlsPublicKey ?? "";
     message.ttlSeconds = object.ttlSeconds ?? 0;
+    message.deviceResponse = (object.deviceResponse !== undefined && object.deviceResponse !== null)
+      ? DeviceChallengeResponse.fromPartial(object.deviceResponse)
+      : undefined;
     return message;
   },
 };
@@ -1015,6 +1306,9 @@ function createBaseLoginResponse(): LoginResponse {
     expiresMs: 0,
     mfaVerified: false,
     clusterName: "",
+    device: undefined,
+    deviceTrustMode: "",
+    deviceAutoEnroll: false,
   };
 }
 
@@ -1043,6 +1337,15 @@ export const LoginResponse: MessageFns<LoginResponse> = {
     }
     if (message.clusterName !== "") {
       writer.uint32(66).string(message.clusterName);
+    }
+    if (message.device !== undefined) {
+      DeviceIdentity.encode(message.device, writer.uint32(74).fork()).join();
+    }
+    if (message.deviceTrustMode !== "") {
+      writer.uint32(82).string(message.deviceTrustMode);
+    }
+    if (message.deviceAutoEnroll !== false) {
+      writer.uint32(88).bool(message.deviceAutoEnroll);
     }
     return writer;
   },
@@ -1124,6 +1427,30 @@ export const LoginResponse: MessageFns<LoginResponse> = {
             message.clusterName = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.device = DeviceIdentity.decode(reader, reader.uint32());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.deviceTrustMode = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.deviceAutoEnroll = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1166,6 +1493,17 @@ export const LoginResponse: MessageFns<LoginResponse> = {
         : isSet(object.cluster_name)
         ? globalThis.String(object.cluster_name)
         : "",
+      device: isSet(object.device) ? DeviceIdentity.fromJSON(object.device) : undefined,
+      deviceTrustMode: isSet(object.deviceTrustMode)
+        ? globalThis.String(object.deviceTrustMode)
+        : isSet(object.device_trust_mode)
+        ? globalThis.String(object.device_trust_mode)
+        : "",
+      deviceAutoEnroll: isSet(object.deviceAutoEnroll)
+        ? globalThis.Boolean(object.deviceAutoEnroll)
+        : isSet(object.device_auto_enroll)
+        ? globalThis.Boolean(object.device_auto_enroll)
+        : false,
     };
   },
 
@@ -1195,6 +1533,15 @@ export const LoginResponse: MessageFns<LoginResponse> = {
     if (message.clusterName !== "") {
       obj.clusterName = message.clusterName;
     }
+    if (message.device !== undefined) {
+      obj.device = DeviceIdentity.toJSON(message.device);
+    }
+    if (message.deviceTrustMode !== "") {
+      obj.deviceTrustMode = message.deviceTrustMode;
+    }
+    if (message.deviceAutoEnroll !== false) {
+      obj.deviceAutoEnroll = message.deviceAutoEnroll;
+    }
     return obj;
   },
 
@@ -1211,6 +1558,11 @@ export const LoginResponse: MessageFns<LoginResponse> = {
     message.expiresMs = object.expiresMs ?? 0;
     message.mfaVerified = object.mfaVerified ?? false;
     message.clusterName = object.clusterName ?? "";
+    message.device = (object.device !== undefined && object.device !== null)
+      ? DeviceIdentity.fromPartial(object.device)
+      : undefined;
+    message.deviceTrustMode = object.deviceTrustMode ?? "";
+    message.deviceAutoEnroll = object.deviceAutoEnroll ?? false;
     return message;
   },
 };

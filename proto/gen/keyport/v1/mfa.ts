@@ -6,6 +6,7 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { DeviceChallenge } from "./device";
 
 export const protobufPackage = "keyport.v1";
 
@@ -119,11 +120,13 @@ export interface MFAAuthenticateChallenge {
   expiresMs: number;
   /** False when the cluster requires no second factor: the challenge id alone completes the step. */
   mfaRequired: boolean;
+  /** Login only: a nonce for this device's quote (and a credential to activate, for auto-enrollment). */
+  deviceChallenge?: DeviceChallenge | undefined;
 }
 
 export interface MFAAuthenticateResponse {
   challengeId: string;
-  response: { $case: "totp"; value: TOTPResponse } | //
+  response?: { $case: "totp"; value: TOTPResponse } | //
   /** AuthenticationResponseJSON (WebAuthn Level 3 JSON form). */
   { $case: "webauthnJson"; value: string } | undefined;
 }
@@ -144,7 +147,7 @@ export interface TOTPRegisterChallenge {
 export interface MFARegisterChallenge {
   challengeId: string;
   type: MFADeviceType;
-  totp:
+  totp?:
     | TOTPRegisterChallenge
     | undefined;
   /** PublicKeyCredentialCreationOptions in WebAuthn JSON form. */
@@ -155,7 +158,7 @@ export interface MFARegisterChallenge {
 export interface MFARegisterResponse {
   challengeId: string;
   deviceName: string;
-  response: { $case: "totp"; value: TOTPResponse } | //
+  response?: { $case: "totp"; value: TOTPResponse } | //
   /** RegistrationResponseJSON (WebAuthn Level 3 JSON form). */
   { $case: "webauthnJson"; value: string } | undefined;
 }
@@ -177,6 +180,7 @@ function createBaseMFAAuthenticateChallenge(): MFAAuthenticateChallenge {
     webauthnRequestOptionsJson: "",
     expiresMs: 0,
     mfaRequired: false,
+    deviceChallenge: undefined,
   };
 }
 
@@ -199,6 +203,9 @@ export const MFAAuthenticateChallenge: MessageFns<MFAAuthenticateChallenge> = {
     }
     if (message.mfaRequired !== false) {
       writer.uint32(48).bool(message.mfaRequired);
+    }
+    if (message.deviceChallenge !== undefined) {
+      DeviceChallenge.encode(message.deviceChallenge, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -264,6 +271,14 @@ export const MFAAuthenticateChallenge: MessageFns<MFAAuthenticateChallenge> = {
             message.mfaRequired = reader.bool();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.deviceChallenge = DeviceChallenge.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -304,6 +319,11 @@ export const MFAAuthenticateChallenge: MessageFns<MFAAuthenticateChallenge> = {
         : isSet(object.mfa_required)
         ? globalThis.Boolean(object.mfa_required)
         : false,
+      deviceChallenge: isSet(object.deviceChallenge)
+        ? DeviceChallenge.fromJSON(object.deviceChallenge)
+        : isSet(object.device_challenge)
+        ? DeviceChallenge.fromJSON(object.device_challenge)
+        : undefined,
     };
   },
 
@@ -327,6 +347,9 @@ export const MFAAuthenticateChallenge: MessageFns<MFAAuthenticateChallenge> = {
     if (message.mfaRequired !== false) {
       obj.mfaRequired = message.mfaRequired;
     }
+    if (message.deviceChallenge !== undefined) {
+      obj.deviceChallenge = DeviceChallenge.toJSON(message.deviceChallenge);
+    }
     return obj;
   },
 
@@ -341,6 +364,9 @@ export const MFAAuthenticateChallenge: MessageFns<MFAAuthenticateChallenge> = {
     message.webauthnRequestOptionsJson = object.webauthnRequestOptionsJson ?? "";
     message.expiresMs = object.expiresMs ?? 0;
     message.mfaRequired = object.mfaRequired ?? false;
+    message.deviceChallenge = (object.deviceChallenge !== undefined && object.deviceChallenge !== null)
+      ? DeviceChallenge.fromPartial(object.deviceChallenge)
+      : undefined;
     return message;
   },
 };

@@ -18,6 +18,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { DeviceIdentity } from "./device";
 import {
   ChallengeScope,
   challengeScopeFromJSON,
@@ -54,6 +55,8 @@ export interface UserStatus {
   expiresMs: number;
   mfaVerified: boolean;
   clusterName: string;
+  /** The trusted device this session's certificate carries, while that device stays enrolled and unlocked. */
+  device?: DeviceIdentity | undefined;
 }
 
 export interface ListMFADevicesRequest {
@@ -69,18 +72,18 @@ export interface CreateUserChallengeRequest {
 
 export interface CreateRegisterChallengeRequest {
   /** An answered MANAGE_DEVICES challenge, proving the person holds an existing device. */
-  existingMfaResponse: MFAAuthenticateResponse | undefined;
+  existingMfaResponse?: MFAAuthenticateResponse | undefined;
   deviceType: MFADeviceType;
   passwordless: boolean;
 }
 
 export interface AddMFADeviceRequest {
-  newDevice: MFARegisterResponse | undefined;
+  newDevice?: MFARegisterResponse | undefined;
 }
 
 export interface DeleteMFADeviceRequest {
   name: string;
-  existingMfaResponse: MFAAuthenticateResponse | undefined;
+  existingMfaResponse?: MFAAuthenticateResponse | undefined;
 }
 
 export interface DeleteMFADeviceResponse {
@@ -264,7 +267,16 @@ export const GetStatusRequest: MessageFns<GetStatusRequest> = {
 };
 
 function createBaseUserStatus(): UserStatus {
-  return { user: "", roles: [], logins: [], validAfterMs: 0, expiresMs: 0, mfaVerified: false, clusterName: "" };
+  return {
+    user: "",
+    roles: [],
+    logins: [],
+    validAfterMs: 0,
+    expiresMs: 0,
+    mfaVerified: false,
+    clusterName: "",
+    device: undefined,
+  };
 }
 
 export const UserStatus: MessageFns<UserStatus> = {
@@ -289,6 +301,9 @@ export const UserStatus: MessageFns<UserStatus> = {
     }
     if (message.clusterName !== "") {
       writer.uint32(58).string(message.clusterName);
+    }
+    if (message.device !== undefined) {
+      DeviceIdentity.encode(message.device, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -362,6 +377,14 @@ export const UserStatus: MessageFns<UserStatus> = {
             message.clusterName = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.device = DeviceIdentity.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -399,6 +422,7 @@ export const UserStatus: MessageFns<UserStatus> = {
         : isSet(object.cluster_name)
         ? globalThis.String(object.cluster_name)
         : "",
+      device: isSet(object.device) ? DeviceIdentity.fromJSON(object.device) : undefined,
     };
   },
 
@@ -425,6 +449,9 @@ export const UserStatus: MessageFns<UserStatus> = {
     if (message.clusterName !== "") {
       obj.clusterName = message.clusterName;
     }
+    if (message.device !== undefined) {
+      obj.device = DeviceIdentity.toJSON(message.device);
+    }
     return obj;
   },
 
@@ -440,6 +467,9 @@ export const UserStatus: MessageFns<UserStatus> = {
     message.expiresMs = object.expiresMs ?? 0;
     message.mfaVerified = object.mfaVerified ?? false;
     message.clusterName = object.clusterName ?? "";
+    message.device = (object.device !== undefined && object.device !== null)
+      ? DeviceIdentity.fromPartial(object.device)
+      : undefined;
     return message;
   },
 };
