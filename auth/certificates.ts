@@ -11,6 +11,7 @@ import { CLIENT_CERT_BACKDATE_MS } from './context';
 import type { ServiceContext } from './context';
 import { loadRoles, loginsFor, sessionTtlSeconds } from './policy';
 import type { UserRow } from './storage/store';
+import type { SessionDevice } from './device-trust/policy';
 
 /** Who a session is for, as its certificates will say it. */
 export interface SessionIdentity {
@@ -22,6 +23,25 @@ export interface SessionIdentity {
   mfaVerified: boolean;
   /** How long the session lasts: the requested TTL capped by the roles' max_session_ttl. */
   ttlSeconds: number;
+  /** The trusted device this login authenticated (or enrolled), when there is one. */
+  device?: SessionDevice;
+}
+
+/** The device extensions, by name, in the SSH certificate (with @keyport.dev) and the X.509 identity. */
+export const DEVICE_EXTENSIONS = {
+  deviceId: 'keyport-device-id',
+  assetTag: 'keyport-device-asset-tag',
+  credentialId: 'keyport-device-credential-id',
+} as const;
+
+function deviceExtensions(device: SessionDevice | undefined): Record<string, string> {
+  if (!device) return {};
+  return Object.fromEntries(
+    (Object.keys(DEVICE_EXTENSIONS) as (keyof SessionDevice)[]).map((field) => [
+      DEVICE_EXTENSIONS[field],
+      device[field],
+    ]),
+  );
 }
 
 /** The client's public keys: one for SSH, one for TLS (the same key in two encodings, usually). */
@@ -40,7 +60,7 @@ export interface SessionCertificates {
 export async function sessionIdentityOf(
   ctx: ServiceContext,
   user: UserRow,
-  options: { mfaVerified: boolean; requestedTtlSeconds?: number },
+  options: { mfaVerified: boolean; requestedTtlSeconds?: number; device?: SessionDevice },
 ): Promise<SessionIdentity> {
   const spec = JSON.parse(user.spec_json) as { roles?: string[]; traits?: Record<string, string[]> };
   const roles = await loadRoles(ctx.store, spec.roles ?? []);
@@ -50,6 +70,7 @@ export async function sessionIdentityOf(
     logins: loginsFor(roles, spec.traits ?? {}),
     mfaVerified: options.mfaVerified,
     ttlSeconds: sessionTtlSeconds(roles, options.requestedTtlSeconds || undefined),
+    ...(options.device ? { device: options.device } : {}),
   };
 }
 
@@ -73,6 +94,12 @@ export async function issueSessionCertificates(
     extensions: {
       'keyport-roles@keyport.dev': JSON.stringify(identity.roles),
       ...(identity.mfaVerified ? { 'keyport-mfa-verified@keyport.dev': '' } : {}),
+      ...Object.fromEntries(
+        Object.entries(deviceExtensions(identity.device)).map(([name, value]) => [
+          `${name}@keyport.dev`,
+          value,
+        ]),
+      ),
     },
   });
   const tls = await issueClientCertificate({
@@ -82,6 +109,7 @@ export async function issueSessionCertificates(
     roles: identity.roles,
     logins: identity.logins,
     mfaVerified: identity.mfaVerified,
+    extra: deviceExtensions(identity.device),
     notBefore,
     notAfter,
   });

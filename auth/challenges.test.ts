@@ -108,7 +108,7 @@ describe('challenges', () => {
       ctx,
       'DEVICE_AUTH',
       'lee',
-      { credentialId: 'cred', nonce: 'n' },
+      { kind: 'auth', deviceId: 'd-1', credentialId: 'cred', nonce: 'bm9uY2U=' },
       { ttlMs: 60_000 },
     );
     // What a row edited behind the service's back looks like: a second connection to the same file.

@@ -6,18 +6,25 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { KeyportError } from '../proto/errors';
 import type { ServiceContext } from './context';
+import { authPayloadSchema, devicePayloadSchema, enrollPayloadSchema } from './device-trust/payloads';
 
 const webauthnChallenge = z.string().min(1);
 
 /** What each purpose's challenge carries. The JSON field names are the stored ones: keep them. */
 const payloadSchemas = {
   /** Login after a password: OTP when the user has it and the cluster allows it; their keys. */
+  /** `device`: this login also authenticates (or auto-enrolls) the device's TPM. */
   CHALLENGE_SCOPE_LOGIN: z.object({
     totpAllowed: z.boolean(),
     webauthnChallenge: webauthnChallenge.optional(),
+    device: devicePayloadSchema.optional(),
   }),
   /** No user yet: any passkey of this cluster, with user verification. */
-  CHALLENGE_SCOPE_PASSWORDLESS_LOGIN: z.object({ webauthnChallenge, passwordless: z.literal(true) }),
+  CHALLENGE_SCOPE_PASSWORDLESS_LOGIN: z.object({
+    webauthnChallenge,
+    passwordless: z.literal(true),
+    device: devicePayloadSchema.optional(),
+  }),
   /** Proof of an existing device before adding or removing one. */
   CHALLENGE_SCOPE_MANAGE_DEVICES: z.object({
     totpAllowed: z.boolean(),
@@ -35,14 +42,10 @@ const payloadSchemas = {
     passwordless: z.boolean(),
     tokenHash: z.string().min(1),
   }),
-  /** Device trust (issue 9): a credential-activation secret and a quote nonce for enrolling a device. */
-  DEVICE_ENROLL: z.object({
-    deviceId: z.string().min(1),
-    secretHash: z.string().min(1),
-    nonce: z.string().min(1),
-  }),
-  /** Device trust: a quote nonce for a device's credential, at login. */
-  DEVICE_AUTH: z.object({ credentialId: z.string().min(1), nonce: z.string().min(1) }),
+  /** Device trust: a sealed credential-activation secret (its hash) and a quote nonce, to enroll a device. */
+  DEVICE_ENROLL: enrollPayloadSchema,
+  /** Device trust: a quote nonce for an enrolled device's credential (signup's first MFA device). */
+  DEVICE_AUTH: authPayloadSchema,
 } as const;
 
 export type ChallengePurpose = keyof typeof payloadSchemas;

@@ -9,6 +9,8 @@ import { CLIENT_CERT_BACKDATE_MS } from './context';
 import type { ServiceContext } from './context';
 import type { CallContext } from './rpc';
 import { isLocked, lockedError } from './lockout';
+import { DEVICE_EXTENSIONS } from './certificates';
+import type { SessionDevice } from './device-trust/policy';
 
 export const BUILTIN_ADMIN = 'keyport-admin';
 
@@ -21,6 +23,11 @@ export interface Identity {
   builtin: boolean;
   validAfterMs: number;
   expiresMs: number;
+  /**
+   * The trusted device the certificate carries, while that device stays enrolled with the same credential
+   * and unlocked: deleting or locking a device takes its trust away from live sessions at once.
+   */
+  device?: SessionDevice;
 }
 
 const expired = () =>
@@ -102,5 +109,25 @@ export async function authenticate(ctx: ServiceContext, call: CallContext): Prom
   if (isLocked(user, ctx.now())) throw lockedError(user);
   // Roles taken away since login stop counting at once; roles added count from the next login.
   const current = new Set<string>(JSON.parse(user.spec_json).roles ?? []);
-  return { ...identity, roles: identity.roles.filter((role) => current.has(role)) };
+  const device = await currentDevice(ctx, verified.extra);
+  return {
+    ...identity,
+    roles: identity.roles.filter((role) => current.has(role)),
+    ...(device ? { device } : {}),
+  };
+}
+
+/** The certificate's device, when it is still enrolled with that credential and not locked. */
+async function currentDevice(
+  ctx: ServiceContext,
+  extra: Readonly<Record<string, string>>,
+): Promise<SessionDevice | undefined> {
+  const deviceId = extra[DEVICE_EXTENSIONS.deviceId];
+  const credentialId = extra[DEVICE_EXTENSIONS.credentialId];
+  if (!deviceId || !credentialId) return undefined;
+  const row = await ctx.store.devices.get(deviceId);
+  if (!row || row.locked || row.enroll_status !== 'enrolled' || row.credential_id !== credentialId) {
+    return undefined;
+  }
+  return { deviceId, assetTag: row.asset_tag, credentialId };
 }

@@ -7,6 +7,7 @@ import { ChallengeScope } from '../proto/gen/keyport/v1/mfa';
 import type { MFAAuthenticateChallenge, MFAAuthenticateResponse } from '../proto/gen/keyport/v1/mfa';
 import { createChallenge, newChallengeBytes, spendOrThrow } from './challenges';
 import { MFA_CHALLENGE_TTL_MS } from './context';
+import type { DevicePayload } from './device-trust/payloads';
 import type { ServiceContext } from './context';
 import { loadCap } from './policy';
 import type { ClusterPolicy } from './policy';
@@ -33,6 +34,8 @@ export async function createMfaChallenge(
   user: UserRow,
   scope: ChallengeScope,
   cap: ClusterPolicy,
+  /** Login only: the device part of this login (device-trust/login.ts), kept with the challenge. */
+  device?: DevicePayload,
 ): Promise<MFAAuthenticateChallenge> {
   const devices = await ctx.store.listDevices(user.name);
   const totpAllowed = cap.secondFactors.includes('otp') && devices.some((d) => d.type === 'totp');
@@ -49,17 +52,19 @@ export async function createMfaChallenge(
     webauthnChallenge = options.challenge;
     optionsJson = JSON.stringify(options);
   }
-  const purpose =
+  const payload = { totpAllowed, ...(webauthnChallenge ? { webauthnChallenge } : {}) };
+  const { id, expiresMs } =
     scope === ChallengeScope.CHALLENGE_SCOPE_LOGIN
-      ? 'CHALLENGE_SCOPE_LOGIN'
-      : 'CHALLENGE_SCOPE_MANAGE_DEVICES';
-  const { id, expiresMs } = await createChallenge(
-    ctx,
-    purpose,
-    user.name,
-    { totpAllowed, ...(webauthnChallenge ? { webauthnChallenge } : {}) },
-    { ttlMs: MFA_CHALLENGE_TTL_MS },
-  );
+      ? await createChallenge(
+          ctx,
+          'CHALLENGE_SCOPE_LOGIN',
+          user.name,
+          { ...payload, ...(device ? { device } : {}) },
+          { ttlMs: MFA_CHALLENGE_TTL_MS },
+        )
+      : await createChallenge(ctx, 'CHALLENGE_SCOPE_MANAGE_DEVICES', user.name, payload, {
+          ttlMs: MFA_CHALLENGE_TTL_MS,
+        });
   return {
     challengeId: id,
     scope,
@@ -74,6 +79,7 @@ export async function createMfaChallenge(
 export async function createPasswordlessChallenge(
   ctx: ServiceContext,
   cap: ClusterPolicy,
+  device?: DevicePayload,
 ): Promise<MFAAuthenticateChallenge> {
   if (!cap.allowPasswordless) throw passwordlessDisabled();
   if (!webauthnEnabled(cap)) {
@@ -92,7 +98,7 @@ export async function createPasswordlessChallenge(
     ctx,
     'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN',
     null,
-    { webauthnChallenge: options.challenge, passwordless: true },
+    { webauthnChallenge: options.challenge, passwordless: true, ...(device ? { device } : {}) },
     { ttlMs: PASSWORDLESS_CHALLENGE_TTL_MS },
   );
   return {

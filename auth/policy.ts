@@ -169,13 +169,26 @@ export async function applyStartupResources(
     }
   }
   await store.transaction(async (tx) => {
-    if (!(await tx.getConfig(PRESETS_INSTALLED))) {
-      for (const role of presetRoles())
-        await tx.putRole(role.metadata.name, JSON.stringify(role), false, nowMs);
-      if (!(await tx.getConfig(CAP_KIND))) {
-        await tx.putConfig(CAP_KIND, JSON.stringify(defaultClusterAuthPreference()), nowMs);
-      }
-      await tx.putConfig(PRESETS_INSTALLED, 'true', nowMs);
+    // Each preset is installed once: one an admin deleted stays deleted, and a preset added in a later
+    // version (device-admin) arrives at the next start. The first clusters stored `true` for the first three.
+    const installedJson = await tx.getConfig(PRESETS_INSTALLED);
+    const installed: string[] =
+      installedJson === undefined
+        ? []
+        : installedJson === 'true'
+          ? ['access', 'editor', 'auditor']
+          : (JSON.parse(installedJson) as string[]);
+    const missing = presetRoles().filter((role) => !installed.includes(role.metadata.name));
+    for (const role of missing) await tx.putRole(role.metadata.name, JSON.stringify(role), false, nowMs);
+    if (installedJson === undefined && !(await tx.getConfig(CAP_KIND))) {
+      await tx.putConfig(CAP_KIND, JSON.stringify(defaultClusterAuthPreference()), nowMs);
+    }
+    if (missing.length > 0) {
+      await tx.putConfig(
+        PRESETS_INSTALLED,
+        JSON.stringify([...installed, ...missing.map((role) => role.metadata.name)]),
+        nowMs,
+      );
     }
     if (capJson) await tx.putConfig(CAP_KIND, capJson, nowMs);
   });

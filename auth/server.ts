@@ -15,6 +15,7 @@ import type {
 import { AdminServiceService } from '../proto/gen/keyport/v1/admin';
 import { AuthServiceService } from '../proto/gen/keyport/v1/auth';
 import { UserServiceService } from '../proto/gen/keyport/v1/user';
+import { DeviceTrustServiceService } from '../proto/gen/keyport/v1/device';
 import { clockFromEnv, LAB_CLOCK_ENV } from '../proto/clock';
 import { KeyportError } from '../proto/errors';
 import { AuditLog } from './audit';
@@ -28,6 +29,7 @@ import { bindService, tolerantDefinition } from './rpc';
 import { adminService } from './services/admin-service';
 import { authService } from './services/auth-service';
 import { userService } from './services/user-service';
+import { deviceService } from './services/device-service';
 import { openKeyEncryptionKey, sealPlainTotpSeeds } from './secrets';
 import { openSqliteStore } from './storage/store';
 
@@ -146,6 +148,10 @@ export async function startAuthServer(
   server.addService(
     tolerantDefinition(AdminServiceService),
     bindService(AdminServiceService, adminService(ctx), logError),
+  );
+  server.addService(
+    tolerantDefinition(DeviceTrustServiceService),
+    bindService(DeviceTrustServiceService, deviceService(ctx), logError),
   );
 
   const provider = staticProvider(authorities.tls.certPem, host.chainPem, host.keyPem);

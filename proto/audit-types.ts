@@ -21,6 +21,15 @@ export const AUDIT_EVENT_TYPES = [
   /** A security key's sign counter did not rise: possibly a cloned key. The assertion is refused. */
   'mfa.counter_regression',
   'auth.denied',
+  /** Device trust: the inventory (add, delete, lock, unlock), enrollment tokens, enrollment, and device
+   *  authentication at login (success, or why the device was not trusted). */
+  'device.add',
+  'device.delete',
+  'device.lock',
+  'device.unlock',
+  'device.token',
+  'device.enroll',
+  'device.authenticate',
 ] as const;
 
 export type AuditType = (typeof AUDIT_EVENT_TYPES)[number];

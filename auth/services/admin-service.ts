@@ -20,17 +20,10 @@ import type {
 } from '../../proto/gen/keyport/v1/admin';
 import type { ServiceContext } from '../context';
 import { SIGNUP_TOKEN_TTL_MS } from '../context';
-import { authenticate, BUILTIN_ADMIN } from '../identity';
+import { authorize as authorizeRule } from '../authorize';
+import { BUILTIN_ADMIN } from '../identity';
 import type { Identity } from '../identity';
-import {
-  canonicalKind,
-  CAP_KIND,
-  capDocument,
-  loadRoles,
-  roleAllows,
-  userDocument,
-  validateResource,
-} from '../policy';
+import { canonicalKind, CAP_KIND, capDocument, userDocument, validateResource } from '../policy';
 import type { CallContext } from '../rpc';
 import type { Store } from '../storage/store';
 import type { Resource as ResourceDocument } from '../../proto/resources';
@@ -40,24 +33,8 @@ import { isAuditType, unknownAuditTypeMessage } from '../../proto/audit-types';
 const USER_NAME = /^[a-z0-9][a-z0-9._@-]{0,63}$/i;
 
 export function adminService(ctx: ServiceContext) {
-  async function authorize(call: CallContext, resource: string, verb: string): Promise<Identity> {
-    const identity = await authenticate(ctx, call);
-    if (identity.builtin) return identity;
-    const roles = await loadRoles(ctx.store, identity.roles);
-    if (roleAllows(roles, resource, verb)) return identity;
-    await ctx.audit.record({
-      type: 'auth.denied',
-      actor: identity.user,
-      clientAddr: call.clientAddr,
-      success: false,
-      message: `${verb} ${resource} denied`,
-      fields: { roles: identity.roles },
-    });
-    throw new KeyportError(
-      'ACCESS_DENIED',
-      `Access denied: ${identity.user} (roles ${identity.roles.join(', ') || 'none'}) may not ${verb} ${resource}.`,
-    );
-  }
+  const authorize = (call: CallContext, resource: string, verb: string): Promise<Identity> =>
+    authorizeRule(ctx, call, resource, verb);
 
   /** The addresses locked out for this name now (auth/lockout.ts). */
   async function lockoutsOf(name: string, store: Store = ctx.store) {

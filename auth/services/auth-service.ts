@@ -19,6 +19,8 @@ export function authService(ctx: ServiceContext) {
         allowPasswordless: cap.allowPasswordless,
         connectorName: cap.connectorName ?? '',
         webauthnRpId: cap.webauthnRpId ?? '',
+        deviceTrustMode: cap.device_trust.mode,
+        deviceAutoEnroll: cap.device_trust.auto_enroll,
       };
     },
 

@@ -38,6 +38,7 @@ import {
   verifyWebauthnAnswer,
 } from '../mfa';
 import { webauthnEnabled } from '../webauthn';
+import { finishDeviceLogin, startDeviceLogin } from '../device-trust/login';
 
 import type { ServiceContext } from '../context';
 
@@ -176,7 +177,11 @@ export function loginHandlers(ctx: ServiceContext) {
       // 1. This address's calls are limited, passwordless ones too (each stores a challenge).
       const address = await limitAddress(ctx, call.clientAddr);
       if (request.scope === ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN) {
-        return createPasswordlessChallenge(ctx, await loadCap(ctx.store));
+        const cap = await loadCap(ctx.store);
+        // The device part: a nonce for an enrolled credential, or auto-enrollment (device-trust/login.ts).
+        const device = await startDeviceLogin(ctx, cap, request.device, call.clientAddr);
+        const challenge = await createPasswordlessChallenge(ctx, cap, device.payload);
+        return { ...challenge, deviceChallenge: device.challenge };
       }
       if (request.scope !== ChallengeScope.CHALLENGE_SCOPE_LOGIN) {
         throw new KeyportError(
@@ -219,9 +224,17 @@ export function loginHandlers(ctx: ServiceContext) {
           'This cluster requires a second factor, and this user has no MFA device; ask an admin to reset the user.',
         );
       }
-      const challenge = await createMfaChallenge(ctx, user, ChallengeScope.CHALLENGE_SCOPE_LOGIN, cap);
+      // 5. The device part: a nonce for an enrolled credential, or auto-enrollment (device-trust/login.ts).
+      const device = await startDeviceLogin(ctx, cap, request.device, call.clientAddr);
+      const challenge = await createMfaChallenge(
+        ctx,
+        user,
+        ChallengeScope.CHALLENGE_SCOPE_LOGIN,
+        cap,
+        device.payload,
+      );
       // The login step takes the challenge id alone when the cluster requires no second factor.
-      return { ...challenge, mfaRequired: cap.secondFactorRequired };
+      return { ...challenge, mfaRequired: cap.secondFactorRequired, deviceChallenge: device.challenge };
     },
 
     async login(request: LoginRequest, call: CallContext): Promise<LoginResponse> {
@@ -256,13 +269,22 @@ export function loginHandlers(ctx: ServiceContext) {
             address,
             refuse,
           );
-      // 4. Certificates for the identity this login earned.
+      // 4. The device: its quote over this challenge's nonce (and, auto-enrolling, the activated secret).
+      const device = await finishDeviceLogin(
+        ctx,
+        challenge.payload.device,
+        request.deviceResponse,
+        verified.user.name,
+        call.clientAddr,
+      );
+      // 5. Certificates for the identity this login earned.
       const identity = await sessionIdentityOf(ctx, verified.user, {
         mfaVerified: verified.mfaVerified,
         requestedTtlSeconds: ttlSeconds,
+        device,
       });
       const issued = await issueSessionCertificates(ctx, identity, keys);
-      // 5. The address's failures are forgiven; the login and the certificates are audited.
+      // 6. The address's failures are forgiven; the login and the certificates are audited.
       await clearFailures(ctx, identity.user, address);
       await auditLogin(identity.user, call.clientAddr, true, verified.method);
       await ctx.audit.record({
@@ -276,6 +298,7 @@ export function loginHandlers(ctx: ServiceContext) {
           logins: identity.logins,
           ttl_seconds: identity.ttlSeconds,
           mfa_verified: identity.mfaVerified,
+          ...(identity.device ? { device_id: identity.device.deviceId } : {}),
         },
       });
       return {
@@ -287,6 +310,15 @@ export function loginHandlers(ctx: ServiceContext) {
         expiresMs: issued.notAfter.getTime(),
         mfaVerified: identity.mfaVerified,
         clusterName: ctx.clusterName,
+        device: identity.device
+          ? {
+              deviceId: identity.device.deviceId,
+              assetTag: identity.device.assetTag,
+              credentialId: identity.device.credentialId,
+            }
+          : undefined,
+        deviceTrustMode: cap.device_trust.mode,
+        deviceAutoEnroll: cap.device_trust.auto_enroll,
       };
     },
   };

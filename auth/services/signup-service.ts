@@ -28,6 +28,8 @@ import { createChallenge, newChallengeBytes, spendOrThrow } from '../challenges'
 import { totpSeedContext } from '../secrets';
 import { registrationOptions, relyingParty, verifyRegistration, webauthnDeviceRow } from '../webauthn';
 import type { NewCredential } from '../webauthn';
+import type { DeviceChallenge } from '../../proto/gen/keyport/v1/device';
+import { firstDeviceChallenge, firstDeviceDecision, verifyFirstDevice } from '../device-trust/first-device';
 
 import type { ServiceContext } from '../context';
 
@@ -47,6 +49,21 @@ export function signupHandlers(ctx: ServiceContext) {
 
   const usableSignupToken = (tokenHash: string) => usableTokenRow(ctx.store, tokenHash, ctx.now());
 
+  /** The device part of StartSignup: nothing, or a nonce for the trusted device the client names. */
+  async function deviceChallengeForSignup(
+    userName: string,
+    credentialId: string,
+    notAfterMs: number,
+  ): Promise<{ deviceChallenge: DeviceChallenge | undefined; deviceChallengeId: string }> {
+    const cap = await loadCap(ctx.store);
+    const user = await ctx.store.getUser(userName);
+    if (!user || (await firstDeviceDecision(ctx, cap, user)).allowed) {
+      return { deviceChallenge: undefined, deviceChallengeId: '' };
+    }
+    const { challengeId, challenge } = await firstDeviceChallenge(ctx, userName, credentialId, notAfterMs);
+    return { deviceChallenge: challenge, deviceChallengeId: challengeId };
+  }
+
   return {
     async startSignup(request: StartSignupRequest, call: CallContext): Promise<StartSignupResponse> {
       await limitAddress(ctx, call.clientAddr);
@@ -56,7 +73,18 @@ export function signupHandlers(ctx: ServiceContext) {
       );
       const cap = await loadCap(ctx.store);
       if (!cap.secondFactorRequired)
-        return { user: row.user, registerChallenge: undefined, tokenExpiresMs: row.expires_ms };
+        return {
+          user: row.user,
+          registerChallenge: undefined,
+          tokenExpiresMs: row.expires_ms,
+          deviceChallengeId: '',
+        };
+      // Where device trust is required, the first MFA device is registered only from a trusted device.
+      const device = await deviceChallengeForSignup(
+        row.user,
+        request.deviceCredentialId,
+        row.expires_ms,
+      ).catch((error: unknown) => signupRefused(tokenHash, call.clientAddr, error));
       const wantsWebauthn =
         request.deviceType === MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN || !cap.secondFactors.includes('otp');
       if (request.passwordless && !wantsWebauthn) {
@@ -96,6 +124,7 @@ export function signupHandlers(ctx: ServiceContext) {
         return {
           user: row.user,
           tokenExpiresMs: row.expires_ms,
+          ...device,
           registerChallenge: {
             challengeId: id,
             type: MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN,
@@ -117,6 +146,7 @@ export function signupHandlers(ctx: ServiceContext) {
       return {
         user: row.user,
         tokenExpiresMs: row.expires_ms,
+        ...device,
         registerChallenge: {
           challengeId: '',
           type: MFADeviceType.MFA_DEVICE_TYPE_TOTP,
@@ -146,6 +176,16 @@ export function signupHandlers(ctx: ServiceContext) {
       }
       const passwordHash = await hashPassword(request.password);
       const cap = await loadCap(ctx.store);
+      // A trusted device's quote, where device trust is required for the first MFA device.
+      if (cap.secondFactorRequired) {
+        await (async () => {
+          const token = await usableSignupToken(tokenHash);
+          const user = await ctx.store.getUser(token.user);
+          if (user && !(await firstDeviceDecision(ctx, cap, user)).allowed) {
+            await verifyFirstDevice(ctx, token.user, request.device);
+          }
+        })().catch(refused);
+      }
       let credential: NewCredential | undefined;
       if (cap.secondFactorRequired && request.newDevice?.response?.$case === 'webauthnJson') {
         const json = request.newDevice.response.value;

@@ -32,6 +32,7 @@ import { createChallenge, newChallengeBytes, spendOrThrow } from '../challenges'
 import type { PayloadOf } from '../challenges';
 import { loadCap } from '../policy';
 import type { CallContext } from '../rpc';
+import { firstDeviceDecision } from '../device-trust/first-device';
 import type { MfaDeviceRow } from '../storage/store';
 import { newTotpEnrollment } from '../totp';
 import { registrationOptions, relyingParty, verifyRegistration, webauthnDeviceRow } from '../webauthn';
@@ -69,6 +70,13 @@ export function userService(ctx: ServiceContext) {
         expiresMs: identity.expiresMs,
         mfaVerified: identity.mfaVerified,
         clusterName: ctx.clusterName,
+        device: identity.device
+          ? {
+              deviceId: identity.device.deviceId,
+              assetTag: identity.device.assetTag,
+              credentialId: identity.device.credentialId,
+            }
+          : undefined,
       };
     },
 
@@ -205,6 +213,13 @@ export function userService(ctx: ServiceContext) {
             },
           ),
         );
+      }
+      // Where device trust is required, a first MFA device is registered only from a trusted device.
+      const existingDevices = await ctx.store.listDevices(identity.user);
+      const userRow = await ctx.store.getUser(identity.user);
+      if (existingDevices.length === 0 && userRow) {
+        const decision = await firstDeviceDecision(ctx, await loadCap(ctx.store), userRow, identity.device);
+        if (!decision.allowed) await refused(decision.error);
       }
       const now = ctx.now();
       const row = await (async () => {

@@ -166,6 +166,49 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0004_trusted_devices': {
+    // Device trust: the inventory of devices (registered by an admin, or by self-enrollment), each bound
+    // to one TPM attestation key once enrolled; and single-use enrollment tokens, stored hashed.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('trusted_devices')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('os_type', 'text', (c) => c.notNull())
+        .addColumn('asset_tag', 'text', (c) => c.notNull())
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addColumn('enroll_status', 'text', (c) => c.notNull())
+        .addColumn('owner', 'text')
+        .addColumn('credential_id', 'text')
+        .addColumn('ak_public', 'text')
+        .addColumn('ek_fingerprint', 'text')
+        .addColumn('ek_certificate', 'text')
+        .addColumn('created_ms', 'bigint', (c) => c.notNull())
+        .addColumn('updated_ms', 'bigint', (c) => c.notNull())
+        .addColumn('enrolled_ms', 'bigint')
+        .addColumn('locked', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('lock_reason', 'text')
+        .addUniqueConstraint('trusted_devices_asset_tag_os', ['asset_tag', 'os_type'])
+        .execute();
+      await db.schema
+        .createIndex('trusted_devices_credential')
+        .unique()
+        .on('trusted_devices')
+        .column('credential_id')
+        .execute();
+      await db.schema
+        .createTable('device_enroll_tokens')
+        .addColumn('token_hash', 'text', (c) => c.primaryKey())
+        .addColumn('device_id', 'text', (c) => c.notNull())
+        .addColumn('created_ms', 'bigint', (c) => c.notNull())
+        .addColumn('expires_ms', 'bigint', (c) => c.notNull())
+        .addColumn('used', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('device_enroll_tokens').execute();
+      await db.schema.dropTable('trusted_devices').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -93,6 +93,36 @@ export interface AuditEventsTable {
   fields_json: string;
 }
 
+export interface TrustedDevicesTable {
+  id: string;
+  os_type: string;
+  asset_tag: string;
+  /** 'manual' (an admin registered it) or 'self' (self-enrollment). */
+  source: string;
+  enroll_status: 'not_enrolled' | 'enrolled';
+  owner: string | null;
+  /** base64url(SHA-256(AK TPMT_PUBLIC)), unique among enrolled devices. */
+  credential_id: string | null;
+  /** base64 marshalled TPMT_PUBLIC of the attestation key. */
+  ak_public: string | null;
+  ek_fingerprint: string | null;
+  /** PEM, when the TPM had an EK certificate. */
+  ek_certificate: string | null;
+  created_ms: number;
+  updated_ms: number;
+  enrolled_ms: number | null;
+  locked: number;
+  lock_reason: string | null;
+}
+
+export interface DeviceEnrollTokensTable {
+  token_hash: string;
+  device_id: string;
+  created_ms: number;
+  expires_ms: number;
+  used: number;
+}
+
 export interface Database {
   users: UsersTable;
   roles: RolesTable;
@@ -103,4 +133,6 @@ export interface Database {
   login_attempts: LoginAttemptsTable;
   rate_limits: RateLimitsTable;
   audit_events: AuditEventsTable;
+  trusted_devices: TrustedDevicesTable;
+  device_enroll_tokens: DeviceEnrollTokensTable;
 }

@@ -9,6 +9,7 @@ import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import type { Insertable, Selectable, Transaction } from 'kysely';
 import { migrationProvider } from './migrations';
 import { SEALED_FAMILY } from '../secrets';
+import { DeviceStore } from './devices';
 import { ThrottleStore } from './throttle';
 import type {
   AuditEventsTable,
@@ -404,6 +405,12 @@ export class Store {
     return new ThrottleStore(this.db);
   }
 
+  // Device trust (inventory, enrollment tokens): storage/devices.ts
+
+  get devices(): DeviceStore {
+    return new DeviceStore(this.db);
+  }
+
   // Audit log
 
   async appendAudit(event: NewAuditEvent): Promise<void> {
@@ -433,5 +440,6 @@ export class Store {
       .where('expires_ms', '<', nowMs - 24 * 60 * 60 * 1000)
       .execute();
     await this.throttle.prune(nowMs, failureWindowMs, 60 * 60 * 1000);
+    await this.devices.pruneTokens(nowMs - 24 * 60 * 60 * 1000);
   }
 }

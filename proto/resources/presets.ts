@@ -5,7 +5,7 @@ import { expandTraitValue } from './traits';
 
 export type Traits = Readonly<Record<string, readonly string[]>>;
 
-export const PRESET_ROLE_NAMES = ['access', 'editor', 'auditor'] as const;
+export const PRESET_ROLE_NAMES = ['access', 'editor', 'auditor', 'device-admin'] as const;
 export type PresetRoleName = (typeof PRESET_ROLE_NAMES)[number];
 
 const WILDCARD = '*';
@@ -41,6 +41,25 @@ const PRESET_ROLES: Record<PresetRoleName, () => Role> = {
     spec: {
       allow: {
         rules: [{ resources: ['event', 'session'], verbs: ['list', 'read'] }],
+      },
+    },
+  }),
+  'device-admin': () => ({
+    kind: 'role',
+    version: 'v7',
+    metadata: {
+      name: 'device-admin',
+      description:
+        'Manages the trusted-device inventory: register, enroll (tokens and self-enrollment), lock, remove',
+    },
+    spec: {
+      allow: {
+        rules: [
+          {
+            resources: ['device'],
+            verbs: ['create', 'read', 'list', 'update', 'delete', 'create_enroll_token', 'enroll'],
+          },
+        ],
       },
     },
   }),

@@ -367,6 +367,8 @@ function clusterAuthPreferenceSpecSchema(mode: CaEntryMode) {
     device_trust: strictFields({
       mode: choice(DEVICE_TRUST_MODES),
       auto_enroll: z.boolean().optional(),
+      /** CAs that may have issued a device's EK certificate; unset means any EK (certificate or not). */
+      ekcert_allowed_cas: caEntries(mode).optional(),
     }).optional(),
     connector_name: nonEmptyString.optional(),
     allow_passwordless: z.boolean().optional(),
@@ -445,7 +447,7 @@ export interface CanonicalClusterAuthPreferenceSpec {
   secondFactorRequired: boolean;
   webauthn?: { rp_id: string; attestation_allowed_cas: string[]; attestation_denied_cas: string[] };
   require_session_mfa: RequireSessionMfa;
-  device_trust: { mode: DeviceTrustMode; auto_enroll: boolean };
+  device_trust: { mode: DeviceTrustMode; auto_enroll: boolean; ekcert_allowed_cas: string[] };
   connector_name?: string;
   allow_passwordless: boolean;
   hardware_key: { piv_slot?: PivSlot };
@@ -584,6 +586,7 @@ export function normalizeCap(
     device_trust: {
       mode: spec.device_trust?.mode ?? 'off',
       auto_enroll: spec.device_trust?.auto_enroll ?? false,
+      ekcert_allowed_cas: [...(spec.device_trust?.ekcert_allowed_cas ?? [])],
     },
     allow_passwordless: spec.allow_passwordless ?? spec.passwordless ?? true,
     hardware_key: spec.hardware_key?.piv_slot === undefined ? {} : { piv_slot: spec.hardware_key.piv_slot },
@@ -665,6 +668,13 @@ export async function resolveCapSpecCaFiles(
     webauthn.attestation_denied_cas = await resolveEntries(webauthn.attestation_denied_cas, [
       'webauthn',
       'attestation_denied_cas',
+    ]);
+  }
+  const deviceTrust = resolved.device_trust;
+  if (deviceTrust?.ekcert_allowed_cas !== undefined) {
+    deviceTrust.ekcert_allowed_cas = await resolveEntries(deviceTrust.ekcert_allowed_cas, [
+      'device_trust',
+      'ekcert_allowed_cas',
     ]);
   }
   if (u2f?.device_attestation_cas !== undefined) {

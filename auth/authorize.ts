@@ -1,0 +1,39 @@
+// Admin authorisation, shared by the services that administer something (resources, users, devices):
+// the caller's certificate, then their roles' rules for (resource, verb). The auth host's builtin admin
+// identity is allowed everything. A refusal is audited.
+import { KeyportError } from '../proto/errors';
+import type { ServiceContext } from './context';
+import { authenticate } from './identity';
+import type { Identity } from './identity';
+import { loadRoles, roleAllows } from './policy';
+import type { CallContext } from './rpc';
+
+export async function authorize(
+  ctx: ServiceContext,
+  call: CallContext,
+  resource: string,
+  verb: string,
+): Promise<Identity> {
+  const identity = await authenticate(ctx, call);
+  if (identity.builtin) return identity;
+  const roles = await loadRoles(ctx.store, identity.roles);
+  if (roleAllows(roles, resource, verb)) return identity;
+  await ctx.audit.record({
+    type: 'auth.denied',
+    actor: identity.user,
+    clientAddr: call.clientAddr,
+    success: false,
+    message: `${verb} ${resource} denied`,
+    fields: { roles: identity.roles },
+  });
+  throw new KeyportError(
+    'ACCESS_DENIED',
+    `Access denied: ${identity.user} (roles ${identity.roles.join(', ') || 'none'}) may not ${verb} ${resource}.`,
+  );
+}
+
+/** Whether the caller may (without refusing or auditing): for views that show what a person could do. */
+export async function mayDo(ctx: ServiceContext, identity: Identity, resource: string, verb: string) {
+  if (identity.builtin) return true;
+  return roleAllows(await loadRoles(ctx.store, identity.roles), resource, verb);
+}
