@@ -42,6 +42,7 @@ export async function benchLogin() {
         token: signupToken,
         deviceType: 1,
         passwordless: false,
+        deviceCredentialId: '',
       });
       const secret = started.registerChallenge?.totp?.secret ?? '';
       await admin.auth.completeSignup({

@@ -16,6 +16,7 @@ import type { ProfileStore } from '../client/profiles';
 import { loadResourceDocuments } from '../client/resource-documents';
 import { connectAsProfile, notSignedIn } from '../client/session';
 import { parseDurationSeconds } from './format';
+import { registerDeviceAdminCommands } from './devices';
 import { AUDIT_EVENT_TYPES, isAuditType, unknownAuditTypeMessage } from '../proto/audit-types';
 
 interface AdminIdentityFile {
@@ -86,6 +87,8 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore): vo
       api.close();
     }
   };
+
+  registerDeviceAdminCommands(admin, withApi);
 
   admin
     .command('status')

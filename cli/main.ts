@@ -13,6 +13,7 @@ import { notSignedIn } from '../client/session';
 import type { Profile } from '../client/profiles';
 import { registerAdminCommands } from './admin';
 import { registerMfaCommands } from './mfa';
+import { registerDeviceCommands } from './devices';
 import { EXIT, exitCodeOf } from './exit-codes';
 import { parseDurationSeconds, formatRemaining } from './format';
 import { readStdinLine, terminalPrompter } from './prompts';
@@ -187,6 +188,7 @@ function program(): Command {
     });
 
   registerMfaCommands(root, profiles, prompter);
+  registerDeviceCommands(root, profiles);
   registerAdminCommands(root, profiles);
   return root;
 }
@@ -203,6 +205,12 @@ function printProfile(profile: Profile): void {
     ],
     ['MFA verified', profile.mfaVerified ? 'yes' : 'no'],
     ['Key stored in', profile.keystore === 'keychain' ? 'OS keychain' : 'file keystore'],
+    ...(profile.device
+      ? ([
+          ['Device', `${profile.device.assetTag} (trusted)`],
+          ['Extensions', 'keyport-device-asset-tag, keyport-device-credential-id, keyport-device-id'],
+        ] as [string, string][])
+      : []),
   ];
   console.log(`> Profile ${profile.address}`);
   for (const [label, value] of rows) console.log(`  ${label.padEnd(14)}${value}`);

@@ -6,6 +6,7 @@ import { fromServiceError, KeyportError } from '../proto/errors';
 import { AdminServiceClient } from '../proto/gen/keyport/v1/admin';
 import { AuthServiceClient } from '../proto/gen/keyport/v1/auth';
 import { UserServiceClient } from '../proto/gen/keyport/v1/user';
+import { DeviceTrustServiceClient } from '../proto/gen/keyport/v1/device';
 import { fetchPresentedChain, formatClusterAddress, pinMismatchError } from './cluster-trust';
 import type { ClusterAddress } from './cluster-trust';
 
@@ -41,6 +42,7 @@ export interface ClusterApi {
   auth: Promisified<AuthServiceClient>;
   user: Promisified<UserServiceClient>;
   admin: Promisified<AdminServiceClient>;
+  devices: Promisified<DeviceTrustServiceClient>;
   close(): void;
 }
 
@@ -53,10 +55,11 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
   );
   const channelOptions = { 'grpc.max_receive_message_length': 16 * 1024 * 1024 };
   const auth = new AuthServiceClient(target, channelCredentials, channelOptions);
-  // One channel for all three services: the others reuse the first client's channel.
+  // One channel for all four services: the others reuse the first client's channel.
   const shared = { channelOverride: auth.getChannel() };
   const user = new UserServiceClient(target, channelCredentials, shared);
   const admin = new AdminServiceClient(target, channelCredentials, shared);
+  const devices = new DeviceTrustServiceClient(target, channelCredentials, shared);
 
   /** A transport failure may be a changed CA: look at what the cluster presents and say so loudly. */
   async function explain(error: ServiceError): Promise<KeyportError> {
@@ -97,7 +100,9 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
     auth: promisify(auth, 'auth'),
     user: promisify(user, 'user'),
     admin: promisify(admin, 'admin'),
+    devices: promisify(devices, 'devices'),
     close() {
+      devices.close();
       admin.close();
       user.close();
       auth.close();

@@ -29,6 +29,13 @@ export interface TrustedCluster {
   trustedAtMs: number;
   /** Who signed in here last (not a secret): the login form offers it after a sign-out. */
   lastUser?: string;
+  /**
+   * device_trust as the cluster last said it (at trust, then at each login): whether to offer this
+   * machine's TPM at login, and to auto-enroll it.
+   */
+  deviceTrust?: { mode: string; autoEnroll: boolean };
+  /** The credential the cluster last recognised as this device's (not a secret: a hash of the AK's public area). */
+  deviceCredentialId?: string;
 }
 
 export interface Profile {
@@ -44,6 +51,8 @@ export interface Profile {
   keyId: string;
   tlsCertPem: string;
   sshCertificate: string;
+  /** The trusted device this session's certificates carry (their keyport-device-* extensions). */
+  device?: { deviceId: string; assetTag: string; credentialId: string };
 }
 
 export function keyportHome(env: NodeJS.ProcessEnv = process.env): string {

@@ -78,7 +78,9 @@ export async function ensureTrustedCluster(
       caPin: presented.caPin,
       caPem: presented.caPem,
       trustedAtMs: Date.now(),
+      deviceTrust: { mode: info.deviceTrustMode || 'off', autoEnroll: info.deviceAutoEnroll },
       ...(stored?.lastUser ? { lastUser: stored.lastUser } : {}),
+      ...(stored?.deviceCredentialId ? { deviceCredentialId: stored.deviceCredentialId } : {}),
     };
     await profiles.trustCluster(trusted);
     return trusted;

@@ -315,6 +315,7 @@ async function signUpWithKey(user: string, key: Key): Promise<void> {
     token: signupToken,
     deviceType: MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN,
     passwordless: false,
+    deviceCredentialId: '',
   });
   const register = started.registerChallenge!;
   expect(register.type).toBe(MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN);

@@ -100,6 +100,7 @@ describe('signup with a passkey', () => {
           token: signupToken,
           deviceType: MFADeviceType.MFA_DEVICE_TYPE_TOTP,
           passwordless: true,
+          deviceCredentialId: '',
         })
         .catch((error: unknown) => error);
       expect(refused).toBeInstanceOf(KeyportError);
@@ -108,6 +109,7 @@ describe('signup with a passkey', () => {
         token: signupToken,
         deviceType: MFADeviceType.MFA_DEVICE_TYPE_TOTP,
         passwordless: false,
+        deviceCredentialId: '',
       });
       expect(started.user).toBe('quinn');
     } finally {
@@ -133,6 +135,7 @@ describe('signup with a passkey where passwordless is off', () => {
             token: signupToken,
             deviceType: MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN,
             passwordless: true,
+            deviceCredentialId: '',
           })
           .catch((error: unknown) => error);
         expect(refused).toMatchObject({ code: 'PASSWORDLESS_DISABLED' });

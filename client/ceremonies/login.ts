@@ -20,6 +20,10 @@ import type { SecurityKeyPrompts } from '../webauthn';
 import { answerChallenge } from './mfa';
 import type { MfaPreference } from './mfa';
 import { now } from '../../proto/clock';
+import type { DeviceChallenge, DeviceLoginHello } from '../../proto/gen/keyport/v1/device';
+import type { DeviceTrustOptions } from '../device-trust/device';
+import { answerDeviceChallenge, startDeviceLogin } from '../device-trust/login';
+import type { DeviceLoginStart } from '../device-trust/login';
 
 export interface LoginPrompts extends TrustPrompt {
   password(user: string): Promise<string>;
@@ -40,6 +44,14 @@ export interface LoginOptions {
   mfa?: MfaPreference;
   signal?: AbortSignal;
   onCall?: (method: string) => void;
+  /** This machine's TPM for device trust (default: KEYPORT_TPM_TCTI or /dev/tpmrm0); false: never. */
+  device?: DeviceTrustOptions | false;
+}
+
+/** Step 1's outcome: the answer to the MFA challenge, and the device challenge that came with it. */
+interface FirstStep {
+  mfaResponse: MFAAuthenticateResponse;
+  deviceChallenge?: DeviceChallenge;
 }
 
 const noKeyPrompts: SecurityKeyPrompts = {
@@ -53,19 +65,21 @@ export function loginWithPassword(options: LoginOptions): Promise<Profile> {
   if (!options.user) {
     throw new KeyportError('INVALID_ARGUMENT', 'Give a user name (--user).', { fieldPath: 'user' });
   }
-  return login(options, async (api, origin) => {
+  return login(options, async (api, origin, device) => {
     const password = await options.prompts.password(options.user);
     const challenge = await api.auth.createAuthenticateChallenge({
       user: options.user,
       password,
       scope: ChallengeScope.CHALLENGE_SCOPE_LOGIN,
+      device,
     });
-    return answerChallenge(challenge, {
+    const mfaResponse = await answerChallenge(challenge, {
       origin,
       preference: options.mfa,
       signal: options.signal,
       prompts: { otpCode: options.prompts.otpCode, securityKey: options.prompts.securityKey ?? noKeyPrompts },
     });
+    return { mfaResponse, deviceChallenge: challenge.deviceChallenge };
   });
 }
 
@@ -78,13 +92,14 @@ export function loginWithPassword(options: LoginOptions): Promise<Profile> {
 export function loginPasswordless(
   options: Omit<LoginOptions, 'user' | 'mfa'> & { user?: string },
 ): Promise<Profile> {
-  return login({ ...options, user: options.user ?? '' }, async (api, origin) => {
+  return login({ ...options, user: options.user ?? '' }, async (api, origin, device) => {
     const challenge = await api.auth.createAuthenticateChallenge({
       user: '',
       password: '',
       scope: ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN,
+      device,
     });
-    return answerChallenge(challenge, {
+    const mfaResponse = await answerChallenge(challenge, {
       origin,
       preference: 'key',
       signal: options.signal,
@@ -94,6 +109,7 @@ export function loginPasswordless(
         securityKey: options.prompts.securityKey ?? noKeyPrompts,
       },
     });
+    return { mfaResponse, deviceChallenge: challenge.deviceChallenge };
   });
 }
 
@@ -104,7 +120,7 @@ export function loginPasswordless(
  */
 async function login(
   options: LoginOptions,
-  firstStep: (api: ClusterApi, origin: string) => Promise<MFAAuthenticateResponse>,
+  firstStep: (api: ClusterApi, origin: string, device: DeviceLoginHello | undefined) => Promise<FirstStep>,
 ): Promise<Profile> {
   const { profiles, prompts } = options;
   const address = formatClusterAddress(options.address);
@@ -117,6 +133,7 @@ async function login(
   await keystore.put(keyId, sessionKey.privateKeyPem);
 
   let api: ClusterApi | undefined;
+  let device: DeviceLoginStart = {};
   try {
     const trusted = await ensureTrustedCluster(profiles, options.address, {
       caPin: options.caPin,
@@ -124,12 +141,16 @@ async function login(
       onCall: options.onCall,
     });
     api = connectTrusted(trusted, options.onCall);
-    const mfaResponse = await firstStep(api, webauthnOrigin(trusted));
+    // This machine's TPM, when the cluster uses device trust: offered in step 1, answered in step 2.
+    device = await startDeviceLogin(trusted, options.device);
+    const { mfaResponse, deviceChallenge } = await firstStep(api, webauthnOrigin(trusted), device.hello);
+    const deviceResponse = await answerDeviceChallenge(device, deviceChallenge);
     const issued = await api.auth.login({
       mfaResponse,
       sshPublicKey: sessionKey.sshPublicKey,
       tlsPublicKey: sessionKey.publicKeyPem,
       ttlSeconds: options.ttlSeconds ?? 0,
+      deviceResponse,
     });
     const previous = await profiles.getProfile(address);
     const profile: Profile = {
@@ -145,12 +166,20 @@ async function login(
       keyId,
       tlsCertPem: issued.tlsCertificate,
       sshCertificate: issued.sshCertificate,
+      ...(issued.device ? { device: { ...issued.device } } : {}),
     };
     await profiles.saveProfile(profile);
-    // Remembered with the cluster, so a sign-out (here or in the app) leaves the name to sign in again.
+    // Remembered with the cluster: the name (a sign-out, here or in the app, leaves it to sign in again),
+    // the cluster's device trust settings and whether it recognised this device, for the next login.
     const trustedNow = await profiles.getTrustedCluster(options.address);
-    if (trustedNow && trustedNow.lastUser !== issued.user) {
-      await profiles.trustCluster({ ...trustedNow, lastUser: issued.user });
+    if (trustedNow) {
+      const { deviceCredentialId: _previous, ...rest } = trustedNow;
+      await profiles.trustCluster({
+        ...rest,
+        lastUser: issued.user,
+        deviceTrust: { mode: issued.deviceTrustMode || 'off', autoEnroll: issued.deviceAutoEnroll },
+        ...(issued.device ? { deviceCredentialId: issued.device.credentialId } : {}),
+      });
     }
     if (previous && previous.keyId !== keyId) {
       await openKeyStore(previous.keystore, profiles.home)
@@ -163,6 +192,7 @@ async function login(
     throw error;
   } finally {
     api?.close();
+    await device.device?.close().catch(() => {});
   }
 }
 

@@ -9,6 +9,8 @@ import { connectTrusted, ensureTrustedCluster, webauthnOrigin } from '../session
 import type { TrustPrompt } from '../session';
 import type { SecurityKeyPrompts } from '../webauthn';
 import { registerKey } from './mfa';
+import { tpmConfigured, TrustedDevice } from '../device-trust/device';
+import type { DeviceTrustOptions } from '../device-trust/device';
 
 export interface SignupPrompts extends TrustPrompt {
   newPassword(user: string): Promise<string>;
@@ -30,6 +32,8 @@ export interface SignupOptions {
   /** Register that security key as a passkey, for passwordless login (needs deviceType 'webauthn'). */
   passwordless?: boolean;
   prompts: SignupPrompts;
+  /** This machine's TPM, for clusters that register a first MFA device only from a trusted device. */
+  device?: DeviceTrustOptions | false;
 }
 
 export async function signup(options: SignupOptions): Promise<{ user: string }> {
@@ -41,12 +45,16 @@ export async function signup(options: SignupOptions): Promise<{ user: string }> 
     prompt: options.prompts,
   });
   const api = connectTrusted(trusted);
+  // Where device trust is on, this machine's enrolled credential goes along: a cluster that requires a
+  // trusted device for a first MFA device then asks it for a quote.
+  const device = await openSignupDevice(trusted.deviceTrust?.mode ?? 'off', options.device);
   try {
     const wantsKey = options.deviceType === 'webauthn';
     const started = await api.auth.startSignup({
       token: options.token,
       deviceType: wantsKey ? MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN : MFADeviceType.MFA_DEVICE_TYPE_TOTP,
       passwordless: options.passwordless ?? false,
+      deviceCredentialId: (await device?.credentialId()) ?? '',
     });
     const password = await options.prompts.newPassword(started.user);
     const challenge = started.registerChallenge;
@@ -76,9 +84,26 @@ export async function signup(options: SignupOptions): Promise<{ user: string }> 
         response: { $case: 'totp', value: { code } },
       };
     }
-    const completed = await api.auth.completeSignup({ token: options.token, password, newDevice });
+    const quote =
+      device && started.deviceChallenge ? (await device.answer(started.deviceChallenge)).quote : undefined;
+    const completed = await api.auth.completeSignup({
+      token: options.token,
+      password,
+      newDevice,
+      device: quote ? { challengeId: started.deviceChallengeId, quote } : undefined,
+    });
     return { user: completed.user };
   } finally {
     api.close();
+    await device?.close().catch(() => {});
   }
+}
+
+async function openSignupDevice(
+  mode: string,
+  options: DeviceTrustOptions | false | undefined,
+): Promise<TrustedDevice | undefined> {
+  const env = (options && options.env) || process.env;
+  if (options === false || mode === 'off' || !tpmConfigured(env)) return undefined;
+  return TrustedDevice.open(options || {}).catch(() => undefined);
 }

@@ -1,0 +1,184 @@
+// Device trust from the terminal, with the seed's shapes:
+//   keyport device asset-tag | enroll --token T | enroll --current-device | status
+//   keyport admin devices add --os linux --asset-tag TAG | ls | rm TAG|ID | enroll --asset-tag TAG | lock | unlock
+import { Option } from 'commander';
+import type { Command } from 'commander';
+import type { Device } from '../proto/gen/keyport/v1/device';
+import type { ClusterApi } from '../client/api';
+import { deviceAssetTag } from '../client/device-trust/asset-tag';
+import { enrollThisDevice, thisDeviceStatus } from '../client/device-trust/enroll';
+import type { ProfileStore } from '../client/profiles';
+import { notSignedIn } from '../client/session';
+import { KeyportError } from '../proto/errors';
+import { parseDurationSeconds } from './format';
+
+/** How the seed writes an OS: macOS, Windows, Linux. */
+export function osLabel(os: string): string {
+  return { macos: 'macOS', windows: 'Windows', linux: 'Linux' }[os] ?? os;
+}
+
+function enrollStatusLabel(device: Device): string {
+  if (device.locked) return 'locked';
+  return device.enrollStatus === 'enrolled' ? 'enrolled' : 'not enrolled';
+}
+
+export function registerDeviceCommands(root: Command, profiles: ProfileStore): void {
+  const device = root.command('device').description("This device's trust: asset tag, enrollment, status");
+
+  device
+    .command('asset-tag')
+    .description("Print this device's asset tag (DMI asset tag, product serial or board serial)")
+    .action(() => {
+      console.log(deviceAssetTag());
+    });
+
+  device
+    .command('enroll')
+    .description("Enroll this device's TPM as a trusted device of the cluster")
+    .option('--token <token>', 'the enrollment token from `keyport admin devices enroll`')
+    .option('--current-device', 'register and enroll this device in one step (device admins)')
+    .action(async (options) => {
+      if (Boolean(options.token) === Boolean(options.currentDevice)) {
+        throw new KeyportError('INVALID_ARGUMENT', 'Give either --token or --current-device.', {
+          fieldPath: 'token',
+        });
+      }
+      const profile = await profiles.getProfile();
+      if (!profile) throw notSignedIn('run `keyport login` first, then enroll');
+      const enrolled = await enrollThisDevice(profiles, profile, {
+        ...(options.token ? { token: options.token as string } : {}),
+        onProgress: (step) => {
+          if (step === 'reading-tpm') console.error('Reading the TPM…');
+        },
+      });
+      console.log(`Device "${enrolled.assetTag}"/${osLabel(enrolled.osType)} enrolled`);
+      console.log('Sign in again (`keyport login`) for certificates that carry this device.');
+    });
+
+  device
+    .command('status')
+    .description('What the cluster knows of this device, and whether this session carries it')
+    .action(async () => {
+      const profile = await profiles.getProfile();
+      if (!profile) throw notSignedIn();
+      const status = await thisDeviceStatus(profiles, profile);
+      const state = status.trustedInSession ? 'trusted in this session' : status.state.replace('_', ' ');
+      const rows: [string, string][] = [
+        ['Asset tag', status.assetTag || '-'],
+        ['OS', osLabel(status.osType)],
+        ['Status', state],
+        ['Device trust', status.mode],
+        ['Device ID', status.device?.id || '-'],
+        ['Owner', status.device?.owner || '-'],
+        ['TPM', status.tpmProblem ?? 'ready'],
+      ];
+      for (const [label, value] of rows) console.log(`${label.padEnd(14)}${value}`);
+    });
+}
+
+export function registerDeviceAdminCommands(
+  admin: Command,
+  withApi: (work: (api: ClusterApi) => Promise<void>) => Promise<void>,
+): void {
+  const devices = admin.command('devices').description('Manage the trusted-device inventory');
+
+  devices
+    .command('add')
+    .description('Register a device in the inventory')
+    .addOption(
+      new Option('--os <os>', 'operating system')
+        .choices(['linux', 'macos', 'windows'])
+        .makeOptionMandatory(),
+    )
+    .requiredOption('--asset-tag <tag>', 'the device serial number (`keyport device asset-tag` on it)')
+    .option('--enroll', 'also create an enrollment token')
+    .action((options) =>
+      withApi(async (api) => {
+        const added = await api.devices.addDevice({ osType: options.os, assetTag: options.assetTag });
+        console.log(`Device ${added.assetTag}/${added.osType} added to the inventory`);
+        if (options.enroll) await printToken(api, added.id, added.assetTag);
+      }),
+    );
+
+  devices
+    .command('ls')
+    .description('List the devices')
+    .action(() =>
+      withApi(async (api) => {
+        const { devices: rows } = await api.devices.listDevices({});
+        const table = [
+          ['Asset Tag', 'OS', 'Source', 'Enroll Status', 'Owner', 'Device ID'],
+          ...rows.map((d) => [
+            d.assetTag,
+            osLabel(d.osType),
+            d.source === 'manual' ? '' : d.source,
+            enrollStatusLabel(d),
+            d.owner,
+            d.id,
+          ]),
+        ];
+        const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+        const line = (row: string[]) =>
+          row
+            .map((cell, i) => cell.padEnd(widths[i]!))
+            .join(' ')
+            .trimEnd();
+        console.log(line(table[0]!));
+        console.log(widths.map((w) => '-'.repeat(w)).join(' '));
+        for (const row of table.slice(1)) console.log(line(row));
+      }),
+    );
+
+  devices
+    .command('rm <device>')
+    .description('Remove a device (asset tag or id); its credential stops working at once')
+    .action((ref: string) =>
+      withApi(async (api) => {
+        await api.devices.deleteDevice({ device: ref });
+        console.log(`Device "${ref}" removed`);
+      }),
+    );
+
+  devices
+    .command('enroll')
+    .description('Create a single-use enrollment token for a registered device')
+    .option('--asset-tag <tag>', 'the device, by asset tag')
+    .option('--device-id <id>', 'the device, by id')
+    .option('--ttl <duration>', 'how long the token lasts (default 30m, at most 24h)')
+    .action((options) =>
+      withApi(async (api) => {
+        const ref = options.assetTag ?? options.deviceId;
+        if (!ref) throw new KeyportError('INVALID_ARGUMENT', 'Give --asset-tag or --device-id.');
+        const ttl = options.ttl ? parseDurationSeconds(options.ttl, '--ttl') : 0;
+        await printToken(api, ref, ref, ttl);
+      }),
+    );
+
+  devices
+    .command('lock <device>')
+    .description('Lock a device: its credential stops working until unlocked')
+    .option('--reason <text>', 'why, for the audit log')
+    .action((ref: string, options) =>
+      withApi(async (api) => {
+        const device = await api.devices.lockDevice({ device: ref, reason: options.reason ?? '' });
+        console.log(`Device "${device.assetTag}" locked`);
+      }),
+    );
+
+  devices
+    .command('unlock <device>')
+    .description('Unlock a device')
+    .action((ref: string) =>
+      withApi(async (api) => {
+        const device = await api.devices.unlockDevice({ device: ref });
+        console.log(`Device "${device.assetTag}" unlocked`);
+      }),
+    );
+}
+
+async function printToken(api: ClusterApi, ref: string, label: string, ttlSeconds = 0): Promise<void> {
+  const created = await api.devices.createDeviceEnrollToken({ device: ref, ttlSeconds });
+  const tag = created.device?.assetTag ?? label;
+  console.log(`Run the command below on device "${tag}" to enroll it:`);
+  console.log(`keyport device enroll --token=${created.token}`);
+}
