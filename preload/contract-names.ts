@@ -12,6 +12,8 @@ export const methodNames = [
   'mfa.list',
   'mfa.add',
   'mfa.remove',
+  'device.status',
+  'device.enroll',
   'prompts.answer',
   'prompts.cancel',
   'prompts.current',

@@ -102,6 +102,37 @@ export interface MfaDeviceView {
   lastUsedMs: number;
 }
 
+/**
+ * This device as device trust sees it on the signed-in cluster. No TPM material and no credential id: the
+ * asset tag and OS are what an admin registers, and the owner is the user who enrolled it.
+ */
+export interface DeviceTrustView {
+  /** Whether the cluster knows this device, and whether its TPM is enrolled. */
+  state: 'not_registered' | 'registered' | 'enrolled' | 'locked';
+  /** This machine's asset tag (what an admin registers); empty when it has none. */
+  assetTag: string;
+  osType: string;
+  /** The cluster's device_trust.mode. */
+  mode: 'off' | 'optional' | 'required';
+  /** The session's certificates carry this device. */
+  trustedInSession: boolean;
+  /** The person's roles let them enroll this device without a token. */
+  selfEnrollmentAllowed: boolean;
+  /** Why this machine's TPM cannot be used, when it cannot. */
+  tpmProblem?: string;
+  /** The registered device, when the person may see it. */
+  registered?: EnrolledDeviceView;
+}
+
+export interface EnrolledDeviceView {
+  assetTag: string;
+  osType: string;
+  /** Who enrolled it; empty until enrolled. */
+  owner: string;
+  enrolled: boolean;
+  enrolledMs: number;
+}
+
 export interface AppInfo {
   name: string;
   version: string;
@@ -130,7 +161,9 @@ export type PromptBody =
   /** Trust on first use: show the pin and ask. */
   | { kind: 'trustCaPin'; address: string; caPin: string }
   /** A new security key was registered by the key; the person names it before it is added. */
-  | { kind: 'deviceName' };
+  | { kind: 'deviceName' }
+  /** Hardware is working (this device's TPM): nothing to answer, closed when the step ends. */
+  | { kind: 'progress'; message: string };
 
 export type PromptKind = PromptBody['kind'];
 export type Prompt = PromptBody & { id: string };
@@ -174,6 +207,13 @@ const caPinText = z
   .string()
   .regex(/^(sha256:)?[0-9a-fA-F]{64}$/, 'A CA pin is sha256: followed by 64 hex digits.');
 const secondFactor = z.enum(['auto', 'otp', 'key']);
+// auth/tokens.ts newToken: 32 random bytes, base64url (43 characters); the bound is the API edge's.
+const enrollToken = z
+  .string()
+  .trim()
+  .min(1, 'Paste the enrollment token.')
+  .max(256, 'An enrollment token has at most 256 characters.')
+  .regex(/^[A-Za-z0-9_-]+$/, 'An enrollment token is base64url: letters, digits, "-" and "_", no spaces.');
 const noArgument = z.strictObject({}).optional();
 
 export const methodSchemas = {
@@ -214,6 +254,10 @@ export const methodSchemas = {
     name: z.string().min(1, 'Give the name of the device to remove.').max(64),
     existing: secondFactor.optional(),
   }),
+  // For the signed-in profile of `cluster` (the current one when omitted).
+  'device.status': z.strictObject({ cluster: clusterAddress.optional() }).optional(),
+  // Without a token: self-enrollment, which the person's roles must allow.
+  'device.enroll': z.strictObject({ cluster: clusterAddress, token: enrollToken.optional() }),
   'prompts.answer': z.strictObject({ id: z.string().min(1).max(64), value: promptAnswerSchema }),
   'prompts.cancel': z.strictObject({ id: z.string().min(1).max(64) }),
   // The prompt on screen now: a window that (re)loads mid-ceremony shows it instead of hanging behind it.
@@ -235,6 +279,8 @@ export interface MethodResults {
   'mfa.list': MfaDeviceView[];
   'mfa.add': MfaDeviceView;
   'mfa.remove': null;
+  'device.status': DeviceTrustView;
+  'device.enroll': EnrolledDeviceView;
   'prompts.answer': null;
   'prompts.cancel': null;
   'prompts.current': Prompt | null;
@@ -279,6 +325,7 @@ export type KeyportApi = {
   clusters: Namespace<'clusters'>;
   auth: Namespace<'auth'>;
   mfa: Namespace<'mfa'>;
+  device: Namespace<'device'>;
   prompts: Namespace<'prompts'>;
   app: Namespace<'app'>;
 } & { [E in EventName]: (listener: (payload: EventPayloads[E]) => void) => Unsubscribe };

@@ -38,6 +38,18 @@ const malformed: Record<MethodName, { argument: unknown; fieldPath: string }[]> 
     { argument: { name: 'key', type: 'totp' }, fieldPath: 'type' },
   ],
   'mfa.remove': [{ argument: { name: 'key', existing: 'phone' }, fieldPath: 'existing' }],
+  'device.status': [
+    { argument: { cluster: 'https://auth.example.com' }, fieldPath: 'cluster' },
+    { argument: { cluster: '127.0.0.1:3025', assetTag: 'x' }, fieldPath: 'assetTag' },
+  ],
+  'device.enroll': [
+    { argument: { token: 'abc' }, fieldPath: 'cluster' },
+    { argument: { cluster: '127.0.0.1:3025', token: 'not a token!' }, fieldPath: 'token' },
+    { argument: { cluster: '127.0.0.1:3025', token: 'a'.repeat(257) }, fieldPath: 'token' },
+    { argument: { cluster: '127.0.0.1:3025', token: '   ' }, fieldPath: 'token' },
+    { argument: { cluster: '127.0.0.1:3025', token: 42 }, fieldPath: 'token' },
+    { argument: { cluster: '127.0.0.1:3025', ekPublic: 'AAAA' }, fieldPath: 'ekPublic' },
+  ],
   'prompts.answer': [
     { argument: { id: 'prompt-1', value: { kind: 'keyPin', pin: '12' } }, fieldPath: 'value.pin' },
     { argument: { id: 'prompt-1', value: { kind: 'otpCode', code: 'abcdef' } }, fieldPath: 'value.code' },
@@ -131,6 +143,7 @@ describe('the backend handler table', () => {
         status: handlers['auth.status'],
       },
       mfa: { list: handlers['mfa.list'], add: handlers['mfa.add'], remove: handlers['mfa.remove'] },
+      device: { status: handlers['device.status'], enroll: handlers['device.enroll'] },
       prompts: {
         answer: handlers['prompts.answer'],
         cancel: handlers['prompts.cancel'],

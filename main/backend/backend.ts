@@ -7,10 +7,12 @@ import packageJson from '../../package.json' with { type: 'json' };
 import { addDevice, listDevices, removeDevice } from '../../client/ceremonies/devices';
 import { loginPasswordless, loginWithPassword, logout } from '../../client/ceremonies/login';
 import { formatClusterAddress, parseClusterAddress } from '../../client/cluster-trust';
+import { enrollThisDevice, thisDeviceStatus } from '../../client/device-trust/enroll';
 import type { KeyStoreKind } from '../../client/keystore';
-import type { ProfileStore } from '../../client/profiles';
+import type { Profile, ProfileStore } from '../../client/profiles';
 import { ensureTrustedCluster } from '../../client/session';
 import { methodSchemas } from '../../preload/contract';
+import { KeyportError } from '../../proto/errors';
 import type {
   ContractError,
   EventName,
@@ -25,11 +27,22 @@ import type {
 import { watchProfiles } from './profile-watcher';
 import { PromptBroker } from './prompt-broker';
 import type { CeremonyPrompts } from './prompt-broker';
-import { clusterView, deviceView, profileView, toContractError } from './views';
+import {
+  clusterView,
+  deviceTrustView,
+  deviceView,
+  enrolledDeviceView,
+  profileView,
+  toContractError,
+} from './views';
+
+/** What the progress prompt says while this device's TPM works (seconds, on a real TPM). */
+export const TPM_WORKING = "Working with this device's TPM…";
 
 export interface BackendOptions {
   profiles: ProfileStore;
   keystoreKind: KeyStoreKind;
+  /** The host's environment: the hardware it names (KEYPORT_TPM_TCTI, KEYPORT_DEVICE_ASSET_TAG, …). */
   env?: NodeJS.ProcessEnv;
   /** Watch KEYPORT_HOME for the CLI's logins and logouts (default true). */
   watchProfiles?: boolean;
@@ -117,6 +130,16 @@ export function createBackend(options: BackendOptions): Backend {
     return removed ? profileView(removed) : null;
   }
 
+  /** The signed-in profile of `cluster` (the current one when omitted). */
+  async function signedIn(cluster?: string): Promise<Profile> {
+    const address = cluster ? formatClusterAddress(parseClusterAddress(cluster)) : undefined;
+    const profile = await profiles.getProfile(address);
+    if (!profile) {
+      throw new KeyportError('UNAUTHENTICATED', `Sign in to ${address ?? 'a cluster'} first.`);
+    }
+    return profile;
+  }
+
   const handlers: HandlerTable = {
     'clusters.add': bind('clusters.add', ({ address, caPin }) =>
       withCeremony(async (prompts) =>
@@ -145,6 +168,7 @@ export function createBackend(options: BackendOptions): Backend {
           ttlSeconds: argument.ttlSeconds,
           mfa: argument.secondFactor,
           signal: prompts.signal,
+          device: { env },
           prompts: { ...prompts, password: async () => argument.password },
         });
         const view = profileView(profile);
@@ -161,6 +185,7 @@ export function createBackend(options: BackendOptions): Backend {
           keystore: keystoreKind,
           ttlSeconds: argument.ttlSeconds,
           signal: prompts.signal,
+          device: { env },
           prompts,
         });
         const view = profileView(profile);
@@ -194,6 +219,24 @@ export function createBackend(options: BackendOptions): Backend {
       withCeremony(async (prompts) => {
         await removeDevice(profiles, { name, existing, prompts, signal: prompts.signal });
         return null;
+      }),
+    ),
+    'device.status': bind('device.status', async (argument) =>
+      deviceTrustView(await thisDeviceStatus(profiles, await signedIn(argument?.cluster), { env })),
+    ),
+    'device.enroll': bind('device.enroll', ({ cluster, token }) =>
+      withCeremony(async (prompts) => {
+        const profile = await signedIn(cluster);
+        const enrolled = await enrollThisDevice(profiles, profile, {
+          env,
+          ...(token ? { token } : {}),
+          // One prompt from the first TPM step to the last; a failure closes it with the ceremony.
+          onProgress: (step) => {
+            if (step === 'reading-tpm') prompts.progress(TPM_WORKING);
+            if (step === 'done') prompts.progressDone();
+          },
+        });
+        return enrolledDeviceView(enrolled);
       }),
     ),
     'prompts.answer': bind('prompts.answer', async ({ id, value }) => {

@@ -16,7 +16,7 @@ export interface PromptEvents {
 interface Entry {
   prompt: Prompt;
   ceremony: Ceremony;
-  /** Undefined for prompts with nothing to answer (tapKey). */
+  /** Undefined for prompts with nothing to answer (tapKey, progress). */
   settle?: { resolve(answer: PromptAnswer): void; reject(error: unknown): void };
 }
 
@@ -31,6 +31,9 @@ export interface CeremonyPrompts extends LoginPrompts, DevicePrompts {
   /** The name of a device just registered (mfa.add without a name). */
   deviceName(): Promise<string>;
   securityKey: SecurityKeyPrompts;
+  /** Shows that hardware is working (a progress prompt, nothing to answer) until `progressDone`. */
+  progress(message: string): void;
+  progressDone(): void;
   /** Aborted when the person cancels any prompt of this ceremony. */
   signal: AbortSignal;
   /** Closes what this ceremony still shows or queued; call when it ends, however it ends. */
@@ -95,6 +98,8 @@ export class PromptBroker {
         this.closeDisplayed(ceremony);
         ceremony.tapHint = line;
       },
+      progress: (message) => this.show(ceremony, { kind: 'progress', message }),
+      progressDone: () => this.closeDisplayed(ceremony),
       finish: () => this.finish(ceremony),
     };
   }

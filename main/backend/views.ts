@@ -2,16 +2,20 @@
 // a certificate or key id added to Profile later cannot leak), and errors in the contract's shape.
 import { KeyportError } from '../../proto/errors';
 import type { KeyportErrorCode } from '../../proto/errors';
+import type { Device } from '../../proto/gen/keyport/v1/device';
 import { MFADeviceType } from '../../proto/gen/keyport/v1/mfa';
 import type { MFADevice } from '../../proto/gen/keyport/v1/mfa';
 import { Ctap2Error } from '../../client/hardware/fido/ctap2';
 import { CtaphidError } from '../../client/hardware/fido/ctaphid';
 import { KeyStoreError } from '../../client/keystore';
 import type { KeyStoreErrorCode } from '../../client/keystore';
+import type { ThisDeviceStatus } from '../../client/device-trust/enroll';
 import type { Profile, TrustedCluster } from '../../client/profiles';
 import type {
   ClusterView,
   ContractError,
+  DeviceTrustView,
+  EnrolledDeviceView,
   ErrorCode,
   MfaDeviceView,
   ProfileView,
@@ -65,6 +69,39 @@ export function deviceView(device: MFADevice): MfaDeviceView {
     passkey: device.passkey,
     addedMs: device.addedMs,
     lastUsedMs: device.lastUsedMs,
+  };
+}
+
+const deviceStates: readonly DeviceTrustView['state'][] = [
+  'not_registered',
+  'registered',
+  'enrolled',
+  'locked',
+];
+const deviceTrustModes: readonly DeviceTrustView['mode'][] = ['off', 'optional', 'required'];
+
+/** This device's status, without its credential id, EK fingerprint or device id. */
+export function deviceTrustView(status: ThisDeviceStatus): DeviceTrustView {
+  const state = deviceStates.find((s) => s === status.state) ?? 'not_registered';
+  return {
+    state,
+    assetTag: status.assetTag,
+    osType: status.osType,
+    mode: deviceTrustModes.find((m) => m === status.mode) ?? 'off',
+    trustedInSession: status.trustedInSession,
+    selfEnrollmentAllowed: status.selfEnrollmentAllowed,
+    ...(status.tpmProblem ? { tpmProblem: status.tpmProblem } : {}),
+    ...(status.device ? { registered: enrolledDeviceView(status.device) } : {}),
+  };
+}
+
+export function enrolledDeviceView(device: Device): EnrolledDeviceView {
+  return {
+    assetTag: device.assetTag,
+    osType: device.osType,
+    owner: device.owner,
+    enrolled: device.enrollStatus === 'enrolled',
+    enrolledMs: device.enrolledMs,
   };
 }
 

@@ -13,7 +13,11 @@ import type {
 import { call } from './keyport';
 
 export type Screen =
-  { name: 'loading' } | { name: 'clusters' } | { name: 'login'; address: string } | { name: 'account' };
+  | { name: 'loading' }
+  | { name: 'clusters' }
+  | { name: 'login'; address: string }
+  /** `focus: 'device'`: opened to enroll this device (a DEVICE_TRUST_REQUIRED refusal). */
+  | { name: 'account'; focus?: 'device' };
 
 export interface AppState {
   screen: Screen;

@@ -67,6 +67,8 @@ export function describeError(error: ContractError): string {
       return error.message;
     case 'CANCELLED':
       return 'Cancelled. Nothing was changed.';
+    case 'DEVICE_TRUST_REQUIRED':
+      return 'This needs a trusted device. Enroll this device, then sign in again to get a trusted session.';
     case 'UNAVAILABLE':
       // The window has no app behind it: nothing is wrong with any cluster.
       if (details.appConnection === 'NOT_CONNECTED') {

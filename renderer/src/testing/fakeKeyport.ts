@@ -5,6 +5,7 @@ import type {
   AppInfo,
   ClusterView,
   ContractError,
+  DeviceTrustView,
   EventName,
   EventPayloads,
   KeyportApi,
@@ -88,10 +89,23 @@ export function device(overrides: Partial<MfaDeviceView> = {}): MfaDeviceView {
   };
 }
 
+export function deviceTrust(overrides: Partial<DeviceTrustView> = {}): DeviceTrustView {
+  return {
+    state: 'registered',
+    assetTag: 'LAPTOP-42',
+    osType: 'linux',
+    mode: 'optional',
+    trustedInSession: false,
+    selfEnrollmentAllowed: false,
+    ...overrides,
+  };
+}
+
 export interface FakeState {
   clusters?: ClusterView[];
   profile?: ProfileView | null;
   devices?: MfaDeviceView[];
+  deviceTrust?: DeviceTrustView;
 }
 
 export interface FakeKeyport {
@@ -115,6 +129,7 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
     'clusters.list': () => ok(state.clusters ?? []),
     'auth.status': () => ok(state.profile ?? null),
     'mfa.list': () => ok(state.devices ?? []),
+    'device.status': () => ok(state.deviceTrust ?? deviceTrust({ mode: 'off', state: 'not_registered' })),
     'prompts.answer': () => ok(null),
     'prompts.cancel': () => ok(null),
     'prompts.current': () => ok(null),
@@ -153,6 +168,10 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
       list: (argument) => invoke('mfa.list', argument),
       add: (argument) => invoke('mfa.add', argument),
       remove: (argument) => invoke('mfa.remove', argument),
+    },
+    device: {
+      status: (argument) => invoke('device.status', argument),
+      enroll: (argument) => invoke('device.enroll', argument),
     },
     prompts: {
       answer: (argument) => invoke('prompts.answer', argument),

@@ -1,6 +1,7 @@
-import { useEffect, useRef } from 'react';
+import { useCallback, useEffect, useRef } from 'react';
 import type { KeyportApi } from '../../../preload/contract';
 import { useKeyportApp } from '../services/appState';
+import { OpenEnrollmentContext } from '../services/deviceTrust';
 import type { AppActions, AppState } from '../services/appState';
 import { KeyportContext } from '../services/KeyportContext';
 import { Account } from './Account/Account';
@@ -16,6 +17,8 @@ export function App({ api }: { api: KeyportApi }) {
   const { screen, profile } = state;
   // Once the first screen (a login form, most often) is on show and takes input, the host hears so: the
   // demo says "ready" then, and not when the window is still blank.
+  const { navigate } = actions;
+  const openEnrollment = useCallback(() => navigate({ name: 'account', focus: 'device' }), [navigate]);
   const announced = useRef(false);
   useEffect(() => {
     if (announced.current || screen.name === 'loading') return;
@@ -24,60 +27,62 @@ export function App({ api }: { api: KeyportApi }) {
   }, [api, screen.name]);
   return (
     <KeyportContext value={api}>
-      <div className="app">
-        <header className="app-header">
-          <h1>Keyport Connect</h1>
-          <nav aria-label="Main">
-            <ul className="nav-list">
-              <li>
-                <button
-                  type="button"
-                  className="nav-button"
-                  aria-current={screen.name === 'clusters' ? 'page' : undefined}
-                  onClick={() => actions.navigate({ name: 'clusters' })}
-                >
-                  Clusters
-                </button>
-              </li>
-              {profile && (
+      <OpenEnrollmentContext value={profile ? openEnrollment : null}>
+        <div className="app">
+          <header className="app-header">
+            <h1>Keyport Connect</h1>
+            <nav aria-label="Main">
+              <ul className="nav-list">
                 <li>
                   <button
                     type="button"
                     className="nav-button"
-                    aria-current={screen.name === 'account' ? 'page' : undefined}
-                    onClick={() => actions.navigate({ name: 'account' })}
+                    aria-current={screen.name === 'clusters' ? 'page' : undefined}
+                    onClick={() => actions.navigate({ name: 'clusters' })}
                   >
-                    Account
+                    Clusters
                   </button>
                 </li>
-              )}
-            </ul>
-          </nav>
-          {profile && <p className="signed-in">Signed in as {profile.user}</p>}
-        </header>
-        <main className="app-main" tabIndex={-1} aria-busy={screen.name === 'loading' || undefined}>
-          {state.startupError && (
-            <ErrorAlert
-              error={state.startupError}
-              action={
-                <button type="button" className="button" onClick={actions.reload}>
-                  Try again
-                </button>
-              }
-            />
+                {profile && (
+                  <li>
+                    <button
+                      type="button"
+                      className="nav-button"
+                      aria-current={screen.name === 'account' ? 'page' : undefined}
+                      onClick={() => actions.navigate({ name: 'account' })}
+                    >
+                      Account
+                    </button>
+                  </li>
+                )}
+              </ul>
+            </nav>
+            {profile && <p className="signed-in">Signed in as {profile.user}</p>}
+          </header>
+          <main className="app-main" tabIndex={-1} aria-busy={screen.name === 'loading' || undefined}>
+            {state.startupError && (
+              <ErrorAlert
+                error={state.startupError}
+                action={
+                  <button type="button" className="button" onClick={actions.reload}>
+                    Try again
+                  </button>
+                }
+              />
+            )}
+            <CurrentScreen state={state} actions={actions} />
+          </main>
+          {state.info && (
+            <footer className="app-footer">
+              <p>
+                {state.info.name} {state.info.version}
+                {state.info.labSecurityKey && <span className="badge">Lab security key</span>}
+              </p>
+            </footer>
           )}
-          <CurrentScreen state={state} actions={actions} />
-        </main>
-        {state.info && (
-          <footer className="app-footer">
-            <p>
-              {state.info.name} {state.info.version}
-              {state.info.labSecurityKey && <span className="badge">Lab security key</span>}
-            </p>
-          </footer>
-        )}
-      </div>
-      <PromptsHost />
+        </div>
+        <PromptsHost />
+      </OpenEnrollmentContext>
     </KeyportContext>
   );
 }
@@ -116,6 +121,7 @@ function CurrentScreen({ state, actions }: { state: AppState; actions: AppAction
           profile={profile}
           onSignedOut={actions.signedOut}
           onSignInAgain={() => actions.navigate({ name: 'login', address: profile.address })}
+          focusDevice={screen.focus === 'device'}
         />
       );
   }

@@ -7,12 +7,15 @@ import { formatDateTime, formatTimeLeft } from '../../services/time';
 import { ErrorAlert } from '../components/ErrorAlert';
 import { Progress } from '../components/Progress';
 import { MfaDevices } from './MfaDevices';
+import { ThisDevice } from './ThisDevice';
 
 interface AccountProps {
   profile: ProfileView;
   onSignedOut(address: string): void;
   /** Opens the login of this profile's cluster (an expired session). */
   onSignInAgain(): void;
+  /** Opened to enroll this device: its section takes the focus. */
+  focusDevice?: boolean;
 }
 
 const COUNTDOWN_TICK_MS = 1000;
@@ -21,7 +24,7 @@ function list(values: string[]): string {
   return values.length > 0 ? values.join(', ') : 'None';
 }
 
-export function Account({ profile, onSignedOut, onSignInAgain }: AccountProps) {
+export function Account({ profile, onSignedOut, onSignInAgain, focusDevice = false }: AccountProps) {
   const api = useKeyport();
   const logout = useAction();
   const now = useNow(COUNTDOWN_TICK_MS);
@@ -78,6 +81,14 @@ export function Account({ profile, onSignedOut, onSignInAgain }: AccountProps) {
           <Progress active={logout.busy} label="Signing out…" />
         </div>
       </div>
+      <ThisDevice
+        // A new session (signed in again) may carry this device: its status is asked for again.
+        key={`${profile.address} ${profile.user} ${profile.validAfterMs}`}
+        cluster={profile.address}
+        focusOnOpen={focusDevice}
+        onSignInAgain={onSignInAgain}
+        relogin={(error) => (needsRelogin(error) ? signInAgain : null)}
+      />
       <MfaDevices
         key={profile.address + profile.user}
         relogin={(error) => (needsRelogin(error) ? signInAgain : null)}

@@ -343,3 +343,18 @@ export function DeviceNameDialog({ busy, error, answer, cancel }: PromptDialogPr
     />
   );
 }
+
+/**
+ * Hardware at work (this device's TPM). Nothing to answer and nothing to cancel: the TPM finishes its step
+ * in seconds, and the backend closes the dialog when it has.
+ */
+export function ProgressDialog({ prompt }: PromptDialogProps<PromptOf<'progress'>>) {
+  return (
+    <Dialog title="Device trust" onCancel={() => {}} busy>
+      <div className="tap-key" role="status">
+        <span className="spinner" aria-hidden="true" />
+        <p className="dialog-message">{prompt.message}</p>
+      </div>
+    </Dialog>
+  );
+}

@@ -11,6 +11,7 @@ import {
   KeyPinDialog,
   NewKeyPinDialog,
   OtpCodeDialog,
+  ProgressDialog,
   TapKeyDialog,
   TrustCaPinDialog,
 } from './PromptDialogs';
@@ -24,6 +25,7 @@ const dialogs: { [K in Prompt['kind']]: ComponentType<PromptDialogProps<Extract<
   chooseKey: ChooseKeyDialog,
   trustCaPin: TrustCaPinDialog,
   deviceName: DeviceNameDialog,
+  progress: ProgressDialog,
 };
 
 export function PromptsHost() {
