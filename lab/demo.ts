@@ -2,7 +2,9 @@
 // 800 ms after it is asked (so the tap prompt shows), the user alice with a password, that key (a passkey,
 // PIN 1234) and an OTP device, and Keyport Connect opened logged out and ready: Electron when a runnable
 // Electron binary is installed, otherwise the browser host in a Chromium app window (or its URL printed
-// when there is no display). The app and the keyport CLI share .keyport-demo/home.
+// when there is no display). The app and the keyport CLI share .keyport-demo/home. A software TPM
+// (swtpm, state in .keyport-demo/tpm) is this machine's TPM, registered in the demo cluster's device
+// inventory, so "Enroll this device" works in the app.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -18,13 +20,14 @@ import { createBackend } from '../main/backend/backend';
 import { startBrowserHost } from '../main/browser/host';
 import { openAppWindow } from '../main/browser/chromium';
 import { electronBinary } from '../main/electron/locate';
-import { repoRoot, startLabCluster } from './cluster';
+import { connectAsAdmin, repoRoot, startLabCluster } from './cluster';
 import type { LabCluster } from './cluster';
 import { connectClusterConfig, signUpWithLabKey } from './connect';
 import type { KeyPerson } from './connect';
 import { startLabKeyring } from './keyring';
 import type { LabKeyring } from './keyring';
 import { startSoftKey } from './security-key/soft-key';
+import { startLabTpm } from './tpm';
 
 const DEMO_VERSION = 2;
 const KEY_PIN = '1234';
@@ -53,19 +56,40 @@ async function loadState(): Promise<DemoState | undefined> {
   return state.version === DEMO_VERSION ? (state as DemoState) : undefined;
 }
 
+/** The demo machine's asset tag, as `keyport device asset-tag` reports it under the demo's environment. */
+const DEMO_ASSET_TAG = 'KEYPORT-DEMO-1';
+
+/** The connect cluster's config with device trust on (optional): logins from an enrolled device carry it. */
+function demoConfig(): string {
+  return `${connectClusterConfig('localhost:3025')}    device_trust:\n      mode: optional\n`;
+}
+
+/** Registers the demo machine (once) and returns a fresh enrollment token while it is not enrolled. */
+async function registerDemoMachine(cluster: LabCluster): Promise<string | undefined> {
+  const admin = await connectAsAdmin(cluster);
+  try {
+    const known = (await admin.devices.listDevices({})).devices.find((d) => d.assetTag === DEMO_ASSET_TAG);
+    if (!known) await admin.devices.addDevice({ osType: 'linux', assetTag: DEMO_ASSET_TAG });
+    if (known?.enrollStatus === 'enrolled') return undefined;
+    return (await admin.devices.createDeviceEnrollToken({ device: DEMO_ASSET_TAG, ttlSeconds: 0 })).token;
+  } finally {
+    admin.close();
+  }
+}
+
 async function startCluster(): Promise<LabCluster> {
   const dataDir = join(demoDir, 'auth');
   // A fixed port keeps the printed login line (and the CLI's pinned trust) valid across restarts.
   return startLabCluster({
     clusterName: 'keyport-demo',
     dataDir,
-    configYaml: connectClusterConfig('localhost:3025'),
+    configYaml: demoConfig(),
     listen,
   }).catch(() =>
     startLabCluster({
       clusterName: 'keyport-demo',
       dataDir,
-      configYaml: connectClusterConfig('localhost:3025'),
+      configYaml: demoConfig(),
     }),
   );
 }
@@ -137,6 +161,12 @@ async function main() {
       await chmod(credentialsFile, 0o600);
     }
     process.env[LAB_SECURITY_KEY_ENV] = `${key.socketPath}:${spare.socketPath}`;
+    // This machine's TPM for the demo: a swtpm whose state (EK, enrolled AK) survives restarts.
+    const tpm = await startLabTpm({ stateDir: join(demoDir, 'tpm') });
+    cleanups.push({ what: 'stopped the lab TPM', run: () => tpm.stop() });
+    process.env.KEYPORT_TPM_TCTI = tpm.tcti;
+    process.env.KEYPORT_DEVICE_ASSET_TAG = DEMO_ASSET_TAG;
+    const enrollToken = await registerDemoMachine(cluster);
     const profiles = new ProfileStore(home);
     // The app opens on the demo cluster's login screen: trust it as `keyport login --ca-pin` would.
     const trusted = await ensureTrustedCluster(profiles, parseClusterAddress(address), {
@@ -154,7 +184,7 @@ async function main() {
     }
 
     const appLines = await openApp(profiles, cleanups);
-    const envPrefix = `KEYPORT_HOME=${home} ${LAB_SECURITY_KEY_ENV}=${process.env[LAB_SECURITY_KEY_ENV]}${
+    const envPrefix = `KEYPORT_HOME=${home} ${LAB_SECURITY_KEY_ENV}=${process.env[LAB_SECURITY_KEY_ENV]} KEYPORT_TPM_TCTI=${tpm.tcti} KEYPORT_DEVICE_ASSET_TAG=${DEMO_ASSET_TAG}${
       keyring ? ` DBUS_SESSION_BUS_ADDRESS=${process.env.DBUS_SESSION_BUS_ADDRESS}` : ''
     }`;
     const totpSecret = state.totpSecret ?? '';
@@ -167,6 +197,9 @@ async function main() {
       `  security key:  "${state.keyName}", a lab key that touches itself ~0.8 s after it is asked; PIN ${KEY_PIN}`,
       `  spare key:     a second lab key, registered to no one (touches itself ~0.4 s after; PIN ${KEY_PIN})`,
       `  OTP:           codes below every 30 s`,
+      `  TPM:           a lab swtpm as this machine's TPM; device "${DEMO_ASSET_TAG}" is in the inventory${
+        enrollToken ? '' : ' (enrolled)'
+      }`,
       keyring
         ? '  keychain:      a lab Secret Service (no session keychain was found), alive while this runs'
         : '',
@@ -180,6 +213,13 @@ async function main() {
       '  - Account: your roles, logins and a live countdown; MFA devices: remove "otp".',
       '  - "Add security key": alice\'s key answers first (it is registered), then the spare key answers as the',
       '    new key; both touch themselves. Tick the passkey box to sign in with the spare key and its PIN later.',
+      ...(enrollToken
+        ? [
+            '  - Account → This device → "Enroll this device": paste this token (single use, 30 minutes), or use',
+            `    alice's editor role to enroll without one: ${enrollToken}`,
+            '    Then sign in again: the session is "trusted" and its certificates carry the device.',
+          ]
+        : ['  - Account → This device: enrolled; each sign-in from here is device-trusted.']),
       '',
       'The keyport CLI shares the session (in another terminal, from this folder):',
       `  ${envPrefix} npx keyport status`,
