@@ -117,7 +117,16 @@ describe('fields over their bounds', () => {
             }),
           'password',
         ],
-        [() => api.auth.startSignup({ token: 't'.repeat(257), deviceType: 0, passwordless: false, deviceCredentialId: '' }), 'token'],
+        [
+          () =>
+            api.auth.startSignup({
+              token: 't'.repeat(257),
+              deviceType: 0,
+              passwordless: false,
+              deviceCredentialId: '',
+            }),
+          'token',
+        ],
         [
           () => api.auth.completeSignup({ token: 't', password: 'p'.repeat(5000), newDevice: undefined }),
           'password',
@@ -235,7 +244,13 @@ describe('signup started twice', () => {
     admin.close();
     const api = await anonymous(open);
     try {
-      const start = () => api.auth.startSignup({ token: signupToken, deviceType: 1, passwordless: false, deviceCredentialId: '' });
+      const start = () =>
+        api.auth.startSignup({
+          token: signupToken,
+          deviceType: 1,
+          passwordless: false,
+          deviceCredentialId: '',
+        });
       const first = await start();
       const raced = await Promise.all([start(), start(), start()]);
       const secrets = [first, ...raced].map((s) => s.registerChallenge?.totp?.secret);
@@ -279,7 +294,12 @@ describe('rate limits', () => {
                 password: 'guess-guess-guess',
                 scope: ChallengeScope.CHALLENGE_SCOPE_LOGIN,
               })
-            : api.auth.startSignup({ token: `bogus-${i}`, deviceType: 0, passwordless: false, deviceCredentialId: '' }),
+            : api.auth.startSignup({
+                token: `bogus-${i}`,
+                deviceType: 0,
+                passwordless: false,
+                deviceCredentialId: '',
+              }),
         ),
       );
       const refusals = answers.map((a) =>
@@ -305,7 +325,12 @@ describe('rate limits', () => {
 
       // Still refused within the window; served again in the next one.
       await expect(
-        api.auth.startSignup({ token: 'bogus-again', deviceType: 0, passwordless: false, deviceCredentialId: '' }),
+        api.auth.startSignup({
+          token: 'bogus-again',
+          deviceType: 0,
+          passwordless: false,
+          deviceCredentialId: '',
+        }),
       ).rejects.toMatchObject({
         code: 'RESOURCE_EXHAUSTED',
       });
@@ -319,7 +344,12 @@ describe('rate limits', () => {
       ).rejects.toMatchObject({ code: 'RESOURCE_EXHAUSTED' });
       clock.advance(60_000);
       await expect(
-        api.auth.startSignup({ token: 'bogus-again', deviceType: 0, passwordless: false, deviceCredentialId: '' }),
+        api.auth.startSignup({
+          token: 'bogus-again',
+          deviceType: 0,
+          passwordless: false,
+          deviceCredentialId: '',
+        }),
       ).rejects.toMatchObject({
         code: 'ACCESS_DENIED',
       });
@@ -362,7 +392,12 @@ describe('rate limits', () => {
 
 describe('random and mutated protobuf bytes', () => {
   const methods = {
-    StartSignup: StartSignupRequest.encode({ token: 'tok', deviceType: 1, passwordless: false, deviceCredentialId: '' }).finish(),
+    StartSignup: StartSignupRequest.encode({
+      token: 'tok',
+      deviceType: 1,
+      passwordless: false,
+      deviceCredentialId: '',
+    }).finish(),
     CompleteSignup: CompleteSignupRequest.encode({
       token: 'tok',
       password: 'a-password-123',
