@@ -12,6 +12,7 @@ import type { ServiceContext } from './context';
 import { loadRoles, loginsFor, sessionTtlSeconds } from './policy';
 import type { UserRow } from './storage/store';
 import type { SessionDevice } from './device-trust/policy';
+import type { PerfSteps } from './perf';
 
 /** Who a session is for, as its certificates will say it. */
 export interface SessionIdentity {
@@ -78,6 +79,7 @@ export async function issueSessionCertificates(
   ctx: ServiceContext,
   identity: SessionIdentity,
   keys: SessionKeys,
+  perf?: PerfSteps,
 ): Promise<SessionCertificates> {
   const now = ctx.now();
   const notBefore = new Date(now - CLIENT_CERT_BACKDATE_MS);
@@ -102,6 +104,7 @@ export async function issueSessionCertificates(
       ),
     },
   });
+  perf?.step('ssh certificate');
   const tls = await issueClientCertificate({
     authorities: ctx.authorities,
     publicKeyPem: keys.tls.export({ type: 'spki', format: 'pem' }).toString(),
@@ -113,5 +116,6 @@ export async function issueSessionCertificates(
     notBefore,
     notAfter,
   });
+  perf?.step('x509 certificate');
   return { sshCertificate, tlsCertificatePem: tls.certPem, notAfter };
 }

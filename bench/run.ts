@@ -1,5 +1,6 @@
 // npm run bench: every benchmark, each reporting a ratio against a floor measured in the same run.
 import { benchConnect } from './connect.bench';
+import { benchDeviceLogin } from './device-login.bench';
 import { benchLogin } from './login.bench';
 import { benchPasswordless } from './passwordless.bench';
 import { benchProfileWatch } from './profile-watch.bench';
@@ -17,11 +18,23 @@ if (only === 'tpm-quote') {
   const quoted = await benchTpmQuote();
   process.exit(quoted.within_target ? 0 : 1);
 }
+if (only === 'login') {
+  const logged = await benchLogin();
+  process.exit(logged.round_trips_per_login === 2 ? 0 : 1);
+}
+if (only === 'device-login') {
+  const logged = await benchDeviceLogin();
+  process.exit(logged.round_trips_per_login === 2 ? 0 : 1);
+}
+if (only === 'passwordless') {
+  const logged = await benchPasswordless();
+  process.exit(logged.round_trips_per_login === 2 ? 0 : 1);
+}
 if (only === 'profile-watch') {
   const watched = await benchProfileWatch();
   process.exit(watched.within_target ? 0 : 1);
 }
-const results = [await benchLogin(), await benchPasswordless()];
+const results = [await benchLogin(), await benchPasswordless(), await benchDeviceLogin()];
 await benchConnect();
 const watched = await benchProfileWatch();
 const quoted = await benchTpmQuote();

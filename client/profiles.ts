@@ -123,8 +123,11 @@ export class ProfileStore {
 
   async saveProfile(profile: Profile): Promise<void> {
     const dir = await this.dir('profiles');
-    await writeAtomically(this.sshCertificatePath(profile.address), `${profile.sshCertificate}\n`, 0o644);
-    await writeAtomically(join(dir, `${fileKey(profile.address)}.json`), JSON.stringify(profile, null, 2));
+    // The certificate and the profile side by side; `current` names the profile once both are in place.
+    await Promise.all([
+      writeAtomically(this.sshCertificatePath(profile.address), `${profile.sshCertificate}\n`, 0o644),
+      writeAtomically(join(dir, `${fileKey(profile.address)}.json`), JSON.stringify(profile, null, 2)),
+    ]);
     await writeAtomically(join(this.home, 'current'), `${profile.address}\n`);
   }
 

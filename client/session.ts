@@ -34,6 +34,24 @@ export interface TrustOptions {
   onCall?: (method: string) => void;
 }
 
+/**
+ * The cluster as already trusted (stored, and matching `caPin` when one is given), without asking,
+ * fetching or saving anything; undefined when ensureTrustedCluster would have more to do.
+ */
+export async function storedTrustedCluster(
+  profiles: ProfileStore,
+  address: ClusterAddress,
+  caPin: string | undefined,
+): Promise<TrustedCluster | undefined> {
+  const expectedPin = caPin ? normalizePin(caPin) : undefined;
+  const stored = await profiles.getTrustedCluster(address);
+  if (stored && (!expectedPin || expectedPin === stored.caPin)) {
+    checkStoredCa(stored.caPem, stored.caPin);
+    return stored;
+  }
+  return undefined;
+}
+
 export async function ensureTrustedCluster(
   profiles: ProfileStore,
   address: ClusterAddress,

@@ -1,17 +1,11 @@
 // X.509 client certificates: what a client presents on mTLS gRPC calls after login. The identity travels
 // in a Keyport extension so the service can authorize a call from the certificate alone.
-import { X509Certificate, createPublicKey } from 'node:crypto';
+import { X509Certificate, createPublicKey, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import type { Authorities } from './authority';
+import type { Authorities, TlsCertificateAuthority } from './authority';
 import { CaError } from './errors';
 import { isPlainText } from './text';
-import {
-  ECDSA_P256_SHA256,
-  MAX_CERTIFICATE_SERIAL,
-  randomCertificateSerial,
-  serialToHex,
-  x509,
-} from './x509-library';
+import { MAX_CERTIFICATE_SERIAL, randomCertificateSerial, serialToHex, x509 } from './x509-library';
 
 /**
  * Keyport's OID arc, a placeholder under the IANA Private Enterprise arc (1.3.6.1.4.1.<PEN>) until Keyport
@@ -214,32 +208,113 @@ export async function issueClientCertificate(
   if (serial <= 0n || serial > MAX_CERTIFICATE_SERIAL)
     throw invalid('serial must be positive and at most 20 octets');
 
+  // The TBSCertificate (RFC 5280 §4.1) is assembled from DER parts: the ones that depend only on the CA
+  // are encoded once per CA, and the CA's key signs with node:crypto. Building it with @peculiar/x509's
+  // generator took several milliseconds of a login (schema serialisation, then parsing its own output).
   const { tls } = request.authorities;
-  const caCertificate = new x509.X509Certificate(tls.certPem);
-  const certificate = await x509.X509CertificateGenerator.create({
-    serialNumber: serialToHex(serial),
-    subject: [{ CN: [identity.user] }],
-    issuer: caCertificate.subjectName,
-    notBefore: new Date(notBefore),
-    notAfter: new Date(notAfter),
+  const issuer = await issuerPartsOf(tls);
+  const tbs = derSequence([
+    TBS_VERSION_3,
+    derElement(DER_INTEGER, Buffer.from(serialToHex(serial), 'hex')),
+    ECDSA_WITH_SHA256,
+    issuer.name,
+    derSequence([derTime(notBefore), derTime(notAfter)]),
+    Buffer.from(new x509.Name([{ CN: [identity.user] }]).toArrayBuffer()),
     publicKey,
-    signingKey: tls.signingKey,
-    signingAlgorithm: ECDSA_P256_SHA256,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
-      await x509.AuthorityKeyIdentifierExtension.create(caCertificate.publicKey),
-      // Non-critical: TLS stacks reject a chain with a critical extension they do not know.
-      new x509.Extension(CLIENT_IDENTITY_EXTENSION_OID, false, encodeIdentity(identity)),
-    ],
-  });
-  const certPem = certificate.toString('pem');
+    derElement(
+      DER_EXTENSIONS,
+      derSequence([
+        ...issuer.extensions,
+        // Non-critical: TLS stacks reject a chain with a critical extension they do not know.
+        derSequence([
+          CLIENT_IDENTITY_EXTENSION_OID_DER,
+          derElement(DER_OCTET_STRING, encodeIdentity(identity)),
+        ]),
+      ]),
+    ),
+  ]);
+  const signature = sign('sha256', tbs, tls.privateKey);
+  const certDer = derSequence([
+    tbs,
+    ECDSA_WITH_SHA256,
+    derElement(DER_BIT_STRING, Buffer.concat([Buffer.of(0), signature])),
+  ]);
+  const base64 = certDer.toString('base64');
+  const lines = base64.match(/.{1,64}/g) ?? [];
   return {
-    certPem: certPem.endsWith('\n') ? certPem : `${certPem}\n`,
-    certDer: Buffer.from(certificate.rawData),
+    certPem: `-----BEGIN CERTIFICATE-----\n${lines.join('\n')}\n-----END CERTIFICATE-----\n`,
+    certDer,
     serial,
   };
+}
+
+const DER_INTEGER = 0x02;
+const DER_BIT_STRING = 0x03;
+const DER_OCTET_STRING = 0x04;
+const DER_UTC_TIME = 0x17;
+const DER_GENERALIZED_TIME = 0x18;
+const DER_SEQUENCE = 0x30;
+const DER_EXTENSIONS = 0xa3;
+/** [0] EXPLICIT INTEGER 2: an X.509 v3 certificate. */
+const TBS_VERSION_3 = Buffer.from('a003020102', 'hex');
+/** AlgorithmIdentifier ecdsa-with-SHA256 (1.2.840.10045.4.3.2), no parameters (RFC 5758 §3.2). */
+const ECDSA_WITH_SHA256 = Buffer.from('300a06082a8648ce3d040302', 'hex');
+const CLIENT_IDENTITY_EXTENSION_OID_DER = derObjectIdentifier(CLIENT_IDENTITY_EXTENSION_OID);
+
+function derSequence(elements: Buffer[]): Buffer {
+  return derElement(DER_SEQUENCE, Buffer.concat(elements));
+}
+
+function derObjectIdentifier(oid: string): Buffer {
+  const [first = 0, second = 0, ...rest] = oid.split('.').map(Number);
+  const bytes = [first * 40 + second];
+  for (const arc of rest) {
+    const base128 = [arc % 128];
+    for (let value = Math.floor(arc / 128); value > 0; value = Math.floor(value / 128)) {
+      base128.unshift(0x80 | (value % 128));
+    }
+    bytes.push(...base128);
+  }
+  return derElement(0x06, Buffer.from(bytes));
+}
+
+/** RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050; whole seconds, in UTC. */
+function derTime(ms: number): Buffer {
+  const iso = new Date(ms).toISOString(); // YYYY-MM-DDTHH:MM:SS.sssZ
+  const digits = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
+  const year = new Date(ms).getUTCFullYear();
+  if (year >= 1950 && year < 2050) return derElement(DER_UTC_TIME, Buffer.from(digits.slice(2), 'ascii'));
+  return derElement(DER_GENERALIZED_TIME, Buffer.from(digits, 'ascii'));
+}
+
+/** The CA's subject (the certificates' issuer) and the extensions every client certificate carries. */
+interface IssuerParts {
+  name: Buffer;
+  extensions: Buffer[];
+}
+
+const issuerParts = new WeakMap<TlsCertificateAuthority, Promise<IssuerParts>>();
+
+function issuerPartsOf(tls: TlsCertificateAuthority): Promise<IssuerParts> {
+  let parts = issuerParts.get(tls);
+  if (!parts) {
+    parts = (async () => {
+      const caCertificate = new x509.X509Certificate(tls.certPem);
+      const extensions = [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+        await x509.AuthorityKeyIdentifierExtension.create(caCertificate.publicKey),
+      ];
+      return {
+        name: Buffer.from(caCertificate.subjectName.toArrayBuffer()),
+        extensions: extensions.map((extension) => Buffer.from(extension.rawData)),
+      };
+    })();
+    issuerParts.set(tls, parts);
+    parts.catch(() => issuerParts.delete(tls));
+  }
+  return parts;
 }
 
 function verifiesUnder(certificate: X509Certificate, authority: X509Certificate): boolean {

@@ -39,6 +39,7 @@ import {
 } from '../mfa';
 import { webauthnEnabled } from '../webauthn';
 import { finishDeviceLogin, startDeviceLogin } from '../device-trust/login';
+import { perfSteps } from '../perf';
 
 import type { ServiceContext } from '../context';
 
@@ -175,12 +176,18 @@ export function loginHandlers(ctx: ServiceContext) {
       call: CallContext,
     ): Promise<MFAAuthenticateChallenge> {
       // 1. This address's calls are limited, passwordless ones too (each stores a challenge).
+      const perf = perfSteps('server.createAuthenticateChallenge');
       const address = await limitAddress(ctx, call.clientAddr);
+      perf.step('rate limit (address)');
       if (request.scope === ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN) {
         const cap = await loadCap(ctx.store);
+        perf.step('load cap');
         // The device part: a nonce for an enrolled credential, or auto-enrollment (device-trust/login.ts).
         const device = await startDeviceLogin(ctx, cap, request.device, call.clientAddr);
+        perf.step('device challenge');
         const challenge = await createPasswordlessChallenge(ctx, cap, device.payload);
+        perf.step('create challenge');
+        perf.end();
         return { ...challenge, deviceChallenge: device.challenge };
       }
       if (request.scope !== ChallengeScope.CHALLENGE_SCOPE_LOGIN) {
@@ -196,19 +203,24 @@ export function loginHandlers(ctx: ServiceContext) {
         throw new KeyportError('INVALID_ARGUMENT', 'A user name is required.', { fieldPath: 'user' });
       // The attempts on this name, from every address together.
       await limitUserName(ctx, request.user, call.clientAddr);
+      perf.step('rate limit (name)');
       // 2. A reserved check for (name, address): waits while checks in flight would reach the limit, and
       //    refuses a locked-out address. A name of no user goes through the same steps and the same hash.
       const attempt = await admitAttempt(ctx, request.user, address).catch(async (error: unknown) => {
         await auditLogin(request.user, call.clientAddr, false, 'locked out or busy');
         throw error;
       });
+      perf.step('lockout reservation');
       const user = await ctx.store.getUser(request.user);
+      perf.step('read user');
       // 3. The password (a dummy hash for a name of no user, so both take the same time).
       if (!(await verifyPassword(user?.password_hash ?? null, request.password)) || !user) {
         await auditLogin(request.user, call.clientAddr, false, user ? 'wrong password' : 'unknown user');
         throw (await attempt.failed()) ?? badCredentials();
       }
+      perf.step('argon2id verify');
       await attempt.passed();
+      perf.step('settle reservation');
       // 4. An admin's lock is told only to someone who knows the password.
       if (isLocked(user, ctx.now())) {
         await auditLogin(user.name, call.clientAddr, false, 'user is locked');
@@ -216,7 +228,9 @@ export function loginHandlers(ctx: ServiceContext) {
       }
 
       const cap = await loadCap(ctx.store);
+      perf.step('load cap');
       const devices = await ctx.store.listDevices(user.name);
+      perf.step('list MFA devices');
       if (cap.secondFactorRequired && devices.length === 0) {
         await auditLogin(user.name, call.clientAddr, false, 'no MFA device');
         throw new KeyportError(
@@ -226,6 +240,7 @@ export function loginHandlers(ctx: ServiceContext) {
       }
       // 5. The device part: a nonce for an enrolled credential, or auto-enrollment (device-trust/login.ts).
       const device = await startDeviceLogin(ctx, cap, request.device, call.clientAddr);
+      perf.step('device challenge');
       const challenge = await createMfaChallenge(
         ctx,
         user,
@@ -233,16 +248,22 @@ export function loginHandlers(ctx: ServiceContext) {
         cap,
         device.payload,
       );
+      perf.step('create challenge');
+      perf.end();
       // The login step takes the challenge id alone when the cluster requires no second factor.
       return { ...challenge, mfaRequired: cap.secondFactorRequired, deviceChallenge: device.challenge };
     },
 
     async login(request: LoginRequest, call: CallContext): Promise<LoginResponse> {
+      const perf = perfSteps('server.login');
       const address = await limitAddress(ctx, call.clientAddr);
+      perf.step('rate limit (address)');
       // 1. The request's own shape: the challenge id, a sane TTL and the keys to certify.
       const { challengeId, answer, ttlSeconds, keys } = parseLoginRequest(request);
+      perf.step('parse keys');
       // 2. The challenge from step one: spent now, whatever happens next; a login challenge, not expired.
       const spent = await spendChallenge(ctx, challengeId, LOGIN_PURPOSES);
+      perf.step('spend challenge');
       /** Every refusal from here on is audited, with the challenge's user when there is one. */
       const refuse = async (reason: string, error: KeyportError): Promise<never> => {
         await auditLogin(
@@ -259,6 +280,7 @@ export function loginHandlers(ctx: ServiceContext) {
       const challenge = spent.challenge;
       // 3. The answer: a passkey names the user; otherwise the second factor of the challenge's user.
       const cap = await loadCap(ctx.store);
+      perf.step('load cap');
       const verified = isPurpose(challenge, 'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN')
         ? await verifyPasskey(challenge, answer, cap, call.clientAddr, refuse)
         : await verifySecondFactor(
@@ -269,6 +291,7 @@ export function loginHandlers(ctx: ServiceContext) {
             address,
             refuse,
           );
+      perf.step('second factor / passkey');
       // 4. The device: its quote over this challenge's nonce (and, auto-enrolling, the activated secret).
       const device = await finishDeviceLogin(
         ctx,
@@ -277,15 +300,18 @@ export function loginHandlers(ctx: ServiceContext) {
         verified.user.name,
         call.clientAddr,
       );
+      perf.step('device quote');
       // 5. Certificates for the identity this login earned.
       const identity = await sessionIdentityOf(ctx, verified.user, {
         mfaVerified: verified.mfaVerified,
         requestedTtlSeconds: ttlSeconds,
         device,
       });
-      const issued = await issueSessionCertificates(ctx, identity, keys);
+      perf.step('roles');
+      const issued = await issueSessionCertificates(ctx, identity, keys, perf);
       // 6. The address's failures are forgiven; the login and the certificates are audited.
       await clearFailures(ctx, identity.user, address);
+      perf.step('clear failures');
       await auditLogin(identity.user, call.clientAddr, true, verified.method);
       await ctx.audit.record({
         type: 'cert.issued',
@@ -301,6 +327,8 @@ export function loginHandlers(ctx: ServiceContext) {
           ...(identity.device ? { device_id: identity.device.deviceId } : {}),
         },
       });
+      perf.step('audit');
+      perf.end();
       return {
         user: identity.user,
         roles: identity.roles,

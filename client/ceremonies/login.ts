@@ -14,7 +14,7 @@ import { generateSessionKey, openKeyStore } from '../keystore';
 import type { KeyStoreKind } from '../keystore';
 import type { ClusterApi } from '../api';
 import type { Profile, ProfileStore } from '../profiles';
-import { connectTrusted, ensureTrustedCluster, webauthnOrigin } from '../session';
+import { connectTrusted, ensureTrustedCluster, storedTrustedCluster, webauthnOrigin } from '../session';
 import type { TrustPrompt } from '../session';
 import type { SecurityKeyPrompts } from '../webauthn';
 import { answerChallenge } from './mfa';
@@ -24,6 +24,8 @@ import type { DeviceChallenge, DeviceLoginHello } from '../../proto/gen/keyport/
 import type { DeviceTrustOptions } from '../device-trust/device';
 import { answerDeviceChallenge, startDeviceLogin } from '../device-trust/login';
 import type { DeviceLoginStart } from '../device-trust/login';
+import { perfSteps } from '../perf';
+import type { PerfSteps } from '../perf';
 
 export interface LoginPrompts extends TrustPrompt {
   password(user: string): Promise<string>;
@@ -65,20 +67,23 @@ export function loginWithPassword(options: LoginOptions): Promise<Profile> {
   if (!options.user) {
     throw new KeyportError('INVALID_ARGUMENT', 'Give a user name (--user).', { fieldPath: 'user' });
   }
-  return login(options, async (api, origin, device) => {
+  return login(options, async (api, origin, device, perf) => {
     const password = await options.prompts.password(options.user);
+    perf.step('prompt password');
     const challenge = await api.auth.createAuthenticateChallenge({
       user: options.user,
       password,
       scope: ChallengeScope.CHALLENGE_SCOPE_LOGIN,
       device,
     });
+    perf.step('call 1 (CreateAuthenticateChallenge)');
     const mfaResponse = await answerChallenge(challenge, {
       origin,
       preference: options.mfa,
       signal: options.signal,
       prompts: { otpCode: options.prompts.otpCode, securityKey: options.prompts.securityKey ?? noKeyPrompts },
     });
+    perf.step('second factor');
     return { mfaResponse, deviceChallenge: challenge.deviceChallenge };
   });
 }
@@ -92,13 +97,14 @@ export function loginWithPassword(options: LoginOptions): Promise<Profile> {
 export function loginPasswordless(
   options: Omit<LoginOptions, 'user' | 'mfa'> & { user?: string },
 ): Promise<Profile> {
-  return login({ ...options, user: options.user ?? '' }, async (api, origin, device) => {
+  return login({ ...options, user: options.user ?? '' }, async (api, origin, device, perf) => {
     const challenge = await api.auth.createAuthenticateChallenge({
       user: '',
       password: '',
       scope: ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN,
       device,
     });
+    perf.step('call 1 (CreateAuthenticateChallenge)');
     const mfaResponse = await answerChallenge(challenge, {
       origin,
       preference: 'key',
@@ -109,6 +115,7 @@ export function loginPasswordless(
         securityKey: options.prompts.securityKey ?? noKeyPrompts,
       },
     });
+    perf.step('security key assertion');
     return { mfaResponse, deviceChallenge: challenge.deviceChallenge };
   });
 }
@@ -120,8 +127,14 @@ export function loginPasswordless(
  */
 async function login(
   options: LoginOptions,
-  firstStep: (api: ClusterApi, origin: string, device: DeviceLoginHello | undefined) => Promise<FirstStep>,
+  firstStep: (
+    api: ClusterApi,
+    origin: string,
+    device: DeviceLoginHello | undefined,
+    perf: PerfSteps,
+  ) => Promise<FirstStep>,
 ): Promise<Profile> {
+  const perf = perfSteps('client.login');
   const { profiles, prompts } = options;
   const address = formatClusterAddress(options.address);
 
@@ -129,22 +142,43 @@ async function login(
   // sent or saved.
   const keystore = openKeyStore(options.keystore, profiles.home);
   const sessionKey = generateSessionKey('ecdsa-p256');
+  perf.step('session key');
   const keyId = `${address}/${options.user || 'passwordless'}/${randomBytes(6).toString('hex')}`;
-  await keystore.put(keyId, sessionKey.privateKeyPem);
+  const keyStored = keystore.put(keyId, sessionKey.privateKeyPem);
+  // While the key is written, the stored trust is read and checked: nothing is asked, sent or saved
+  // before the key is in the keystore (a problem here is met again, in order, by ensureTrustedCluster).
+  const alreadyTrusted = storedTrustedCluster(profiles, options.address, options.caPin).catch(
+    () => undefined,
+  );
+  await keyStored;
+  perf.step('keystore put');
 
   let api: ClusterApi | undefined;
   let device: DeviceLoginStart = {};
   try {
-    const trusted = await ensureTrustedCluster(profiles, options.address, {
-      caPin: options.caPin,
-      prompt: prompts,
-      onCall: options.onCall,
-    });
+    const trusted =
+      (await alreadyTrusted) ??
+      (await ensureTrustedCluster(profiles, options.address, {
+        caPin: options.caPin,
+        prompt: prompts,
+        onCall: options.onCall,
+      }));
     api = connectTrusted(trusted, options.onCall);
+    perf.step('trusted cluster, channel');
     // This machine's TPM, when the cluster uses device trust: offered in step 1, answered in step 2.
     device = await startDeviceLogin(trusted, options.device);
-    const { mfaResponse, deviceChallenge } = await firstStep(api, webauthnOrigin(trusted), device.hello);
+    perf.step('device hello');
+    const { mfaResponse, deviceChallenge } = await firstStep(
+      api,
+      webauthnOrigin(trusted),
+      device.hello,
+      perf,
+    );
     const deviceResponse = await answerDeviceChallenge(device, deviceChallenge);
+    perf.step('device quote');
+    // What the profile step reads is read while Login is in flight.
+    const stored = Promise.all([profiles.getProfile(address), profiles.getTrustedCluster(options.address)]);
+    stored.catch(() => {});
     const issued = await api.auth.login({
       mfaResponse,
       sshPublicKey: sessionKey.sshPublicKey,
@@ -152,7 +186,8 @@ async function login(
       ttlSeconds: options.ttlSeconds ?? 0,
       deviceResponse,
     });
-    const previous = await profiles.getProfile(address);
+    perf.step('call 2 (Login)');
+    const [previous, trustedNow] = await stored;
     const profile: Profile = {
       address,
       cluster: issued.clusterName,
@@ -168,24 +203,22 @@ async function login(
       sshCertificate: issued.sshCertificate,
       ...(issued.device ? { device: { ...issued.device } } : {}),
     };
-    await profiles.saveProfile(profile);
     // Remembered with the cluster: the name (a sign-out, here or in the app, leaves it to sign in again),
     // the cluster's device trust settings and whether it recognised this device, for the next login.
-    const trustedNow = await profiles.getTrustedCluster(options.address);
-    if (trustedNow) {
-      const { deviceCredentialId: _previous, ...rest } = trustedNow;
-      await profiles.trustCluster({
-        ...rest,
-        lastUser: issued.user,
-        deviceTrust: { mode: issued.deviceTrustMode || 'off', autoEnroll: issued.deviceAutoEnroll },
-        ...(issued.device ? { deviceCredentialId: issued.device.credentialId } : {}),
-      });
-    }
+    const remembered = trustedNow && {
+      ...withoutCredential(trustedNow),
+      lastUser: issued.user,
+      deviceTrust: { mode: issued.deviceTrustMode || 'off', autoEnroll: issued.deviceAutoEnroll },
+      ...(issued.device ? { deviceCredentialId: issued.device.credentialId } : {}),
+    };
+    // Two files apart: written side by side.
+    await Promise.all([profiles.saveProfile(profile), remembered && profiles.trustCluster(remembered)]);
     if (previous && previous.keyId !== keyId) {
       await openKeyStore(previous.keystore, profiles.home)
         .delete(previous.keyId)
         .catch(() => false);
     }
+    perf.step('profile');
     return profile;
   } catch (error) {
     await keystore.delete(keyId).catch(() => false);
@@ -193,7 +226,16 @@ async function login(
   } finally {
     api?.close();
     await device.device?.close().catch(() => {});
+    perf.step('close');
+    perf.end();
   }
+}
+
+function withoutCredential<T extends { deviceCredentialId?: string }>(
+  trusted: T,
+): Omit<T, 'deviceCredentialId'> {
+  const { deviceCredentialId: _previous, ...rest } = trusted;
+  return rest;
 }
 
 /** Removes the session: certificates and profile, and the private key from the keystore. */
