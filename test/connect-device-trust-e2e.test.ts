@@ -158,7 +158,7 @@ describe('Keyport Connect, device trust end to end', () => {
     expect(prompts.filter((p) => p.kind === 'progress')).toEqual([
       { kind: 'progress', message: TPM_WORKING, id: expect.any(String) },
     ]);
-    expect(await page.getByRole('dialog').count()).toBe(0);
+    await expect.poll(() => page.getByRole('dialog').count()).toBe(0);
     await expect.poll(() => device.getByText('Enrolled', { exact: true }).isVisible()).toBe(true);
     await expect
       .poll(() =>
