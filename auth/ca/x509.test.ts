@@ -87,7 +87,77 @@ function utf8StringOf(text: string): Buffer {
   return Buffer.concat([Buffer.of(0x0c, bytes.length), bytes]);
 }
 
+/** The TBSCertificate of a DER certificate: the first element inside its outer SEQUENCE. */
+function tbsOf(der: Buffer): Buffer {
+  const lengthAt = (offset: number): { length: number; header: number } => {
+    const first = der[offset + 1]!;
+    if (first < 0x80) return { length: first, header: 2 };
+    const bytes = first & 0x7f;
+    return { length: der.readUIntBE(offset + 2, bytes), header: 2 + bytes };
+  };
+  const outer = lengthAt(0);
+  const inner = lengthAt(outer.header);
+  return der.subarray(outer.header, outer.header + inner.header + inner.length);
+}
+
 describe('issueClientCertificate', () => {
+  // The certificate is assembled from DER parts (a login's hot path); @peculiar/x509's generator is the
+  // reference it must match byte for byte, whatever the key, the name's length or the century.
+  it.each([
+    ['P-256', 'alice', NOT_BEFORE, NOT_AFTER],
+    ['Ed25519', 'bob', NOT_BEFORE, NOT_AFTER],
+    ['P-256', `long-${'x'.repeat(150)}`, NOT_BEFORE, NOT_AFTER],
+    ['P-256', 'carol', new Date('2049-12-31T23:59:59Z'), new Date('2050-01-01T00:00:00Z')],
+  ] as const)(
+    'assembles the TBSCertificate @peculiar/x509 would, for a %s key and user %s',
+    async (keyType, user, notBefore, notAfter) => {
+      const publicKey = clientKeys[keyType]!().publicKey;
+      const serial = 0x1234567890abcdefn;
+      const extra = { 'keyport-device-id': 'd-1', 'keyport-device-asset-tag': 'C00AA0AAAA0A' };
+      const issued = await issueClientCertificate(
+        request({ publicKeyPem: publicKeyPem(publicKey), user, serial, notBefore, notAfter, extra }),
+      );
+      const caCertificate = new x509.X509Certificate(authorities.tls.certPem);
+      const identityJson = JSON.stringify({
+        user,
+        roles: ['dev', 'ops'],
+        logins: ['alice', 'root'],
+        mfaVerified: true,
+        ...extra,
+      });
+      const identityBytes = Buffer.from(identityJson, 'utf8');
+      // DER's shortest length form: one byte below 128, then 0x81 n, then 0x82 n n.
+      const n = identityBytes.length;
+      const length =
+        n < 128 ? Buffer.of(n) : n < 256 ? Buffer.of(0x81, n) : Buffer.of(0x82, n >> 8, n & 0xff);
+      const reference = await x509.X509CertificateGenerator.create({
+        serialNumber: serial.toString(16),
+        subject: [{ CN: [user] }],
+        issuer: caCertificate.subjectName,
+        notBefore,
+        notAfter,
+        publicKey: publicKey.export({ type: 'spki', format: 'der' }),
+        signingKey: authorities.tls.signingKey,
+        signingAlgorithm: ECDSA_P256_SHA256,
+        extensions: [
+          new x509.BasicConstraintsExtension(false, undefined, true),
+          new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+          new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+          await x509.AuthorityKeyIdentifierExtension.create(caCertificate.publicKey),
+          identityExtension(Buffer.concat([Buffer.of(0x0c), length, identityBytes])),
+        ],
+      });
+      expect(tbsOf(issued.certDer).toString('hex')).toBe(
+        tbsOf(Buffer.from(reference.rawData)).toString('hex'),
+      );
+      // And OpenSSL takes it: parsed, issued by the CA, signature valid.
+      const parsed = new X509Certificate(issued.certDer);
+      const ca = new X509Certificate(authorities.tls.certPem);
+      expect(parsed.checkIssued(ca)).toBe(true);
+      expect(parsed.verify(ca.publicKey)).toBe(true);
+    },
+  );
+
   it.each(Object.keys(clientKeys))('certifies a %s client key under the TLS CA', async (keyType) => {
     const clientKey = clientKeys[keyType]!();
     const issued = await issueClientCertificate(request({ publicKeyPem: publicKeyPem(clientKey.publicKey) }));

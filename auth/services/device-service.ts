@@ -211,38 +211,16 @@ export function deviceService(ctx: ServiceContext) {
       call: CallContext,
     ): Promise<DeviceEnrollChallenge> {
       const identity = await authenticate(ctx, call);
-      const cap = await loadCap(ctx.store);
-      if (cap.device_trust.mode === 'off') throw deviceTrustOff();
-      // 1. The device's own description, and which device the token (or self-enrollment) names.
-      const data = request.device;
-      if (!data)
-        throw new KeyportError('INVALID_ARGUMENT', 'The device data is missing.', { fieldPath: 'device' });
-      const assetTag = checkAssetTag(data.assetTag, 'device.asset_tag');
-      const osType = checkOsType(data.osType, 'device.os_type');
-      const target = request.token
-        ? await deviceForToken(request.token, assetTag, osType)
-        : await deviceForSelfEnrollment(identity, request.currentDevice, assetTag, osType);
-      // 2–3. The EK and AK checked, a credential sealed to them, a nonce for the quote.
-      const start = beginTpmEnrollment(data, {
-        deviceId: target.deviceId,
-        allowedEkCas: cap.device_trust.ekcert_allowed_cas,
-        now: ctx.now(),
-        fieldPrefix: 'device',
-        ...(target.tokenHash ? { tokenHash: target.tokenHash } : {}),
-        ...(target.register ? { register: { assetTag, osType } } : {}),
+      // Every refusal from here on is audited, with the asset tag the device gave.
+      return beginEnrollment(identity, request).catch(async (error: unknown) => {
+        if (error instanceof KeyportError) {
+          await audit('device.enroll', identity, call, false, `enrollment refused: ${error.message}`, {
+            asset_tag: request.device?.assetTag.slice(0, 64) ?? '',
+            self: !request.token,
+          });
+        }
+        throw error;
       });
-      const enrolledElsewhere = await ctx.store.devices.byCredential(start.payload.credentialId);
-      if (enrolledElsewhere) {
-        throw new KeyportError(
-          'ALREADY_EXISTS',
-          `This TPM's attestation key is already enrolled as device ${enrolledElsewhere.asset_tag}.`,
-          { fieldPath: 'device.ak_public' },
-        );
-      }
-      const { id, expiresMs } = await createChallenge(ctx, 'DEVICE_ENROLL', identity.user, start.payload, {
-        ttlMs: ENROLL_CHALLENGE_TTL_MS,
-      });
-      return { challengeId: id, challenge: start.challenge, expiresMs, deviceId: target.deviceId };
     },
 
     async completeDeviceEnrollment(
@@ -358,6 +336,45 @@ export function deviceService(ctx: ServiceContext) {
       };
     },
   };
+
+  /** Enrollment steps 1–3: which device, its EK and AK checked, a credential sealed to them. */
+  async function beginEnrollment(
+    identity: Identity,
+    request: BeginDeviceEnrollmentRequest,
+  ): Promise<DeviceEnrollChallenge> {
+    const cap = await loadCap(ctx.store);
+    if (cap.device_trust.mode === 'off') throw deviceTrustOff();
+    // 1. The device's own description, and which device the token (or self-enrollment) names.
+    const data = request.device;
+    if (!data)
+      throw new KeyportError('INVALID_ARGUMENT', 'The device data is missing.', { fieldPath: 'device' });
+    const assetTag = checkAssetTag(data.assetTag, 'device.asset_tag');
+    const osType = checkOsType(data.osType, 'device.os_type');
+    const target = request.token
+      ? await deviceForToken(request.token, assetTag, osType)
+      : await deviceForSelfEnrollment(identity, request.currentDevice, assetTag, osType);
+    // 2–3. The EK and AK checked, a credential sealed to them, a nonce for the quote.
+    const start = beginTpmEnrollment(data, {
+      deviceId: target.deviceId,
+      allowedEkCas: cap.device_trust.ekcert_allowed_cas,
+      now: ctx.now(),
+      fieldPrefix: 'device',
+      ...(target.tokenHash ? { tokenHash: target.tokenHash } : {}),
+      ...(target.register ? { register: { assetTag, osType } } : {}),
+    });
+    const enrolledElsewhere = await ctx.store.devices.byCredential(start.payload.credentialId);
+    if (enrolledElsewhere) {
+      throw new KeyportError(
+        'ALREADY_EXISTS',
+        `This TPM's attestation key is already enrolled as device ${enrolledElsewhere.asset_tag}.`,
+        { fieldPath: 'device.ak_public' },
+      );
+    }
+    const { id, expiresMs } = await createChallenge(ctx, 'DEVICE_ENROLL', identity.user, start.payload, {
+      ttlMs: ENROLL_CHALLENGE_TTL_MS,
+    });
+    return { challengeId: id, challenge: start.challenge, expiresMs, deviceId: target.deviceId };
+  }
 
   /** Step 1 with a token: it exists, is unspent and unexpired, and names this device (not spent yet). */
   async function deviceForToken(
