@@ -338,13 +338,8 @@ export function loginHandlers(ctx: ServiceContext) {
         expiresMs: issued.notAfter.getTime(),
         mfaVerified: identity.mfaVerified,
         clusterName: ctx.clusterName,
-        device: identity.device
-          ? {
-              deviceId: identity.device.deviceId,
-              assetTag: identity.device.assetTag,
-              credentialId: identity.device.credentialId,
-            }
-          : undefined,
+        // SessionDevice has DeviceIdentity's fields, by design.
+        device: identity.device ? { ...identity.device } : undefined,
         deviceTrustMode: cap.device_trust.mode,
         deviceAutoEnroll: cap.device_trust.auto_enroll,
       };

@@ -70,13 +70,8 @@ export function userService(ctx: ServiceContext) {
         expiresMs: identity.expiresMs,
         mfaVerified: identity.mfaVerified,
         clusterName: ctx.clusterName,
-        device: identity.device
-          ? {
-              deviceId: identity.device.deviceId,
-              assetTag: identity.device.assetTag,
-              credentialId: identity.device.credentialId,
-            }
-          : undefined,
+        // SessionDevice has DeviceIdentity's fields, by design.
+        device: identity.device ? { ...identity.device } : undefined,
       };
     },
 
