@@ -62,7 +62,16 @@ export function registerDeviceCommands(root: Command, profiles: ProfileStore): v
       const profile = await profiles.getProfile();
       if (!profile) throw notSignedIn();
       const status = await thisDeviceStatus(profiles, profile);
-      const state = status.trustedInSession ? 'trusted in this session' : status.state.replace('_', ' ');
+      const states: Record<string, string> = {
+        not_registered: 'not registered',
+        registered: 'registered, not enrolled',
+        enrolled: 'enrolled (sign in again for a trusted session)',
+        other_tpm: 'enrolled with another TPM: ask an admin to remove the device and register it again',
+        locked: 'locked by an admin',
+      };
+      const state = status.trustedInSession
+        ? 'trusted in this session'
+        : (states[status.state] ?? status.state);
       const rows: [string, string][] = [
         ['Asset tag', status.assetTag || '-'],
         ['OS', osLabel(status.osType)],

@@ -108,7 +108,8 @@ export interface MfaDeviceView {
  */
 export interface DeviceTrustView {
   /** Whether the cluster knows this device, and whether its TPM is enrolled. */
-  state: 'not_registered' | 'registered' | 'enrolled' | 'locked';
+  /** `other_tpm`: the device is enrolled, but with another TPM's key than this machine's. */
+  state: 'not_registered' | 'registered' | 'enrolled' | 'other_tpm' | 'locked';
   /** This machine's asset tag (what an admin registers); empty when it has none. */
   assetTag: string;
   osType: string;

@@ -12,7 +12,7 @@ import type { ClusterApi } from '../client/api';
 import { loginWithPassword } from '../client/ceremonies/login';
 import { parseClusterAddress } from '../client/cluster-trust';
 import { TrustedDevice } from '../client/device-trust/device';
-import { enrollThisDevice } from '../client/device-trust/enroll';
+import { enrollThisDevice, thisDeviceStatus } from '../client/device-trust/enroll';
 import { ProfileStore } from '../client/profiles';
 import type { Profile } from '../client/profiles';
 import { connectAsProfile } from '../client/session';
@@ -347,6 +347,22 @@ describe('the TPM checks', () => {
     expect(refused.code).toBe('ACCESS_DENIED');
     expect(refused.message).toContain('Device authentication failed');
     await admin.devices.deleteDevice({ device: 'NEG-REPLAY' });
+  });
+
+  it('tells a TPM that is not the enrolled one, and does not trust a login from it', async () => {
+    await enrollThisDevice(profiles(), (await profiles().getProfile(lab.address))!, {
+      token: await register('NEG-SWAP'),
+      env: envA('NEG-SWAP'),
+    });
+    const envB = { ...tpmB.env, KEYPORT_DEVICE_ASSET_TAG: 'NEG-SWAP' };
+    const current = async () => (await profiles().getProfile(lab.address))!;
+    expect((await thisDeviceStatus(profiles(), await current(), { env: envA('NEG-SWAP') })).state).toBe(
+      'enrolled',
+    );
+    expect((await thisDeviceStatus(profiles(), await current(), { env: envB })).state).toBe('other_tpm');
+    expect((await signIn({ env: envB })).device).toBeUndefined();
+    expect((await signIn({ env: envA('NEG-SWAP') })).device?.assetTag).toBe('NEG-SWAP');
+    await admin.devices.deleteDevice({ device: 'NEG-SWAP' });
   });
 
   it('stops a deleted device: its enrollment cannot complete, and a login from it is not trusted', async () => {

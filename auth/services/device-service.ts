@@ -321,9 +321,11 @@ export function deviceService(ctx: ServiceContext) {
         ? 'not_registered'
         : row.locked
           ? 'locked'
-          : row.enroll_status === 'enrolled'
-            ? 'enrolled'
-            : 'registered';
+          : row.enroll_status !== 'enrolled'
+            ? 'registered'
+            : request.credentialId && row.credential_id !== request.credentialId
+              ? 'other_tpm'
+              : 'enrolled';
       return {
         state,
         device:

@@ -91,8 +91,11 @@ export async function thisDeviceStatus(
   const api = await connectAsProfile(profiles, profile, options.onCall);
   try {
     const status = await api.devices.getDeviceStatus({ assetTag, credentialId: credentialId ?? '' });
+    // Enrolled, while this machine's TPM (which works) has no attestation key: another TPM was enrolled.
+    const otherTpm = status.state === 'enrolled' && !credentialId && !tpmProblem;
     return {
       ...status,
+      ...(otherTpm ? { state: 'other_tpm' } : {}),
       assetTag,
       osType: deviceOsType(),
       ...(tpmProblem ? { tpmProblem } : {}),

@@ -76,6 +76,7 @@ const deviceStates: readonly DeviceTrustView['state'][] = [
   'not_registered',
   'registered',
   'enrolled',
+  'other_tpm',
   'locked',
 ];
 const deviceTrustModes: readonly DeviceTrustView['mode'][] = ['off', 'optional', 'required'];

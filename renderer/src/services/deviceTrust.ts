@@ -16,6 +16,8 @@ export function deviceStateLabel(status: DeviceTrustView): string {
       return 'Registered, not enrolled';
     case 'enrolled':
       return 'Enrolled';
+    case 'other_tpm':
+      return 'Enrolled with another TPM';
     case 'locked':
       return 'Locked by an admin';
   }

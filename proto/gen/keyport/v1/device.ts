@@ -143,7 +143,10 @@ export interface GetDeviceStatusRequest {
 }
 
 export interface DeviceStatus {
-  /** "not_registered", "registered" (not enrolled), "enrolled", or "locked". */
+  /**
+   * "not_registered", "registered" (not enrolled), "enrolled", "other_tpm" (enrolled, with another TPM's
+   * key than the credential the caller gave), or "locked".
+   */
   state: string;
   /** The device, when registered and the caller may see it (its owner, or a device admin). */
   device?:

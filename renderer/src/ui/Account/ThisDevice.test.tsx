@@ -40,6 +40,7 @@ describe('This device (Account screen)', () => {
     [{ state: 'enrolled', registered: enrolled }, 'Enrolled'],
     [{ state: 'enrolled', trustedInSession: true, registered: enrolled }, 'Trusted in this session'],
     [{ state: 'locked' }, 'Locked by an admin'],
+    [{ state: 'other_tpm' }, 'Enrolled with another TPM'],
   ])('shows the state %j as "%s"', async (overrides, label) => {
     const state = { deviceTrust: deviceTrust(overrides) };
     const { fake, section } = await openAccount(state);

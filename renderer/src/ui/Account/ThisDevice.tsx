@@ -141,6 +141,12 @@ export function ThisDevice({ cluster, focusOnOpen = false, onSignInAgain, relogi
               </button>
             </div>
           )}
+          {status.state === 'other_tpm' && (
+            <p className="notice">
+              This TPM is not the one enrolled for this device. Ask an admin to remove the device and register
+              it again, then enroll it from here.
+            </p>
+          )}
           {status.state === 'locked' && (
             <p className="notice">An admin locked this device. Ask them why, and to unlock it.</p>
           )}
