@@ -17,7 +17,7 @@ import type { Profile, ProfileStore } from '../profiles';
 import { connectTrusted, ensureTrustedCluster, storedTrustedCluster, webauthnOrigin } from '../session';
 import type { TrustPrompt } from '../session';
 import type { SecurityKeyPrompts } from '../webauthn';
-import { answerChallenge } from './mfa';
+import { answerChallenge, closeKeysAhead, openKeysAhead } from './mfa';
 import type { MfaPreference } from './mfa';
 import { now } from '../../proto/clock';
 import type { DeviceChallenge, DeviceLoginHello } from '../../proto/gen/keyport/v1/device';
@@ -98,25 +98,33 @@ export function loginPasswordless(
   options: Omit<LoginOptions, 'user' | 'mfa'> & { user?: string },
 ): Promise<Profile> {
   return login({ ...options, user: options.user ?? '' }, async (api, origin, device, perf) => {
-    const challenge = await api.auth.createAuthenticateChallenge({
-      user: '',
-      password: '',
-      scope: ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN,
-      device,
-    });
-    perf.step('call 1 (CreateAuthenticateChallenge)');
-    const mfaResponse = await answerChallenge(challenge, {
-      origin,
-      preference: 'key',
-      signal: options.signal,
-      user: options.user || undefined,
-      prompts: {
-        otpCode: options.prompts.otpCode,
-        securityKey: options.prompts.securityKey ?? noKeyPrompts,
-      },
-    });
-    perf.step('security key assertion');
-    return { mfaResponse, deviceChallenge: challenge.deviceChallenge };
+    // Only a key can answer: it is opened (and asked its getInfo) while step 1 is in flight. The
+    // ceremony closes it; so does this, whatever happens (closing twice is harmless).
+    const keys = openKeysAhead(options.signal);
+    try {
+      const challenge = await api.auth.createAuthenticateChallenge({
+        user: '',
+        password: '',
+        scope: ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN,
+        device,
+      });
+      perf.step('call 1 (CreateAuthenticateChallenge)');
+      const mfaResponse = await answerChallenge(challenge, {
+        origin,
+        preference: 'key',
+        signal: options.signal,
+        user: options.user || undefined,
+        keys,
+        prompts: {
+          otpCode: options.prompts.otpCode,
+          securityKey: options.prompts.securityKey ?? noKeyPrompts,
+        },
+      });
+      perf.step('security key assertion');
+      return { mfaResponse, deviceChallenge: challenge.deviceChallenge };
+    } finally {
+      await closeKeysAhead(keys);
+    }
   });
 }
 

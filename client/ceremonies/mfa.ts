@@ -2,8 +2,10 @@
 // at once) or an OTP code. Used by login, device management and, later, per-session MFA.
 import { KeyportError } from '../../proto/errors';
 import type { MFAAuthenticateChallenge, MFAAuthenticateResponse } from '../../proto/gen/keyport/v1/mfa';
+import { perfSteps } from '../perf';
+import type { PerfSteps } from '../perf';
 import { authenticate, closeKeys, openKeys, register } from '../webauthn';
-import type { SecurityKeyPrompts } from '../webauthn';
+import type { SecurityKey, SecurityKeyPrompts } from '../webauthn';
 
 export type MfaPreference = 'auto' | 'otp' | 'key';
 
@@ -20,11 +22,38 @@ export interface MfaContext {
   signal?: AbortSignal;
   /** Passwordless for a typed user name: only that user's passkeys on the key count. */
   user?: string;
+  /** The keys, opened ahead (openKeysAhead); closed after the ceremony all the same. */
+  keys?: Promise<SecurityKey[]>;
+}
+
+/**
+ * Opens every key and reads its getInfo (kept by its client) while something else is in flight, e.g.
+ * a passwordless login's first call: nothing is shown to or asked of the person. A getInfo failure is
+ * left for the ceremony to meet again; the caller hands the promise on (MfaContext.keys) or closes the
+ * keys (closeKeysAhead).
+ */
+export function openKeysAhead(signal?: AbortSignal): Promise<SecurityKey[]> {
+  const keys = openKeys().then(async (opened) => {
+    await Promise.all(opened.map((k) => k.client.getInfo({ signal }).catch(() => undefined)));
+    return opened;
+  });
+  keys.catch(() => {});
+  return keys;
+}
+
+/** Closes keys opened ahead that no ceremony took. */
+export async function closeKeysAhead(keys: Promise<SecurityKey[]>): Promise<void> {
+  await keys.then(closeKeys, () => {});
 }
 
 /** Runs a WebAuthn ceremony over every available key, closing them afterwards. */
-async function withKeys<T>(work: (keys: Awaited<ReturnType<typeof openKeys>>) => Promise<T>): Promise<T> {
-  const keys = await openKeys();
+async function withKeys<T>(
+  work: (keys: SecurityKey[]) => Promise<T>,
+  perf?: PerfSteps,
+  opened?: Promise<SecurityKey[]>,
+): Promise<T> {
+  const keys = await (opened ?? openKeys());
+  perf?.step('open keys (connect, CTAPHID INIT)');
   try {
     if (keys.length === 0) {
       throw new KeyportError('NOT_FOUND', 'No security key found. Plug in your security key and try again.');
@@ -32,6 +61,7 @@ async function withKeys<T>(work: (keys: Awaited<ReturnType<typeof openKeys>>) =>
     return await work(keys);
   } finally {
     await closeKeys(keys);
+    perf?.step('close keys');
   }
 }
 
@@ -48,15 +78,20 @@ export async function answerChallenge(
     preference !== 'otp' &&
     (preference === 'key' || !challenge.totpAllowed || (await hasKey()))
   ) {
-    const assertion = await withKeys((keys) =>
-      authenticate(challenge.webauthnRequestOptionsJson, {
-        origin: context.origin,
-        keys,
-        prompts: context.prompts.securityKey,
-        signal: context.signal,
-        user: context.user,
-      }),
-    );
+    const perf = perfSteps('client.securityKey');
+    const assertion = await withKeys(
+      (keys) =>
+        authenticate(challenge.webauthnRequestOptionsJson, {
+          origin: context.origin,
+          keys,
+          prompts: context.prompts.securityKey,
+          signal: context.signal,
+          user: context.user,
+          perf,
+        }),
+      perf,
+      context.keys,
+    ).finally(() => perf.end());
     response.response = { $case: 'webauthnJson', value: JSON.stringify(assertion) };
     return response;
   }

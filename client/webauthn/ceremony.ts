@@ -1,6 +1,7 @@
 // The platform side of WebAuthn for the CLI and the app: register (MakeCredential) and authenticate
 // (GetAssertion) with every plugged-in key at once, PIN/UV, and the WebAuthn JSON the auth API carries.
 import { KeyportError } from '../../proto/errors';
+import type { PerfSteps } from '../perf';
 import type { CallOptions, PinPermission } from '../hardware/fido/client';
 import { Ctap2Error, option } from '../hardware/fido/ctap2';
 import type { AssertionResponse, AuthenticatorInfo, MakeCredentialResponse } from '../hardware/fido/ctap2';
@@ -56,6 +57,8 @@ export interface CeremonyOptions {
    * user's count, and the person is asked to choose only among several of them.
    */
   user?: string;
+  /** Step timings (bench/, KEYPORT_PERF=1): each CTAP exchange of the ceremony as a step. */
+  perf?: PerfSteps;
 }
 
 const DEFAULT_TIMEOUT_MS = 60_000;
@@ -105,6 +108,7 @@ interface Context {
   prompts: SecurityKeyPrompts;
   signal?: AbortSignal;
   timeoutMs: number;
+  perf?: PerfSteps;
 }
 
 /**
@@ -188,6 +192,7 @@ async function pinToken(
 ): Promise<Uint8Array> {
   const call: CallOptions = { signal: ctx.signal, timeoutMs: ctx.timeoutMs };
   const info = await key.client.getInfo(call);
+  ctx.perf?.step('getInfo');
   const clientPin = option(info, 'clientPin');
   if (clientPin === undefined || !info.pinUvAuthProtocols.includes(2)) {
     throw new KeyportError(
@@ -201,10 +206,14 @@ async function pinToken(
     return key.client.getPinToken(pin, permissions, rpId, call);
   }
   let retries: number | undefined = await key.client.getPinRetries(call);
+  ctx.perf?.step('getPinRetries');
   for (;;) {
     const pin = await abortable(ctx.prompts.pin(retries), ctx.signal);
+    ctx.perf?.step('PIN prompt');
     try {
-      return await key.client.getPinToken(pin, permissions, rpId, call);
+      const token = await key.client.getPinToken(pin, permissions, rpId, call);
+      ctx.perf?.step('getKeyAgreement + getPinUvAuthToken');
+      return token;
     } catch (error) {
       if (error instanceof Ctap2Error && error.code === 'PIN_INVALID' && (error.retries ?? 1) > 0) {
         ctx.prompts.notice?.(error.message);
@@ -221,6 +230,7 @@ function context(options: CeremonyOptions, planTimeout: number | undefined): Con
     prompts: options.prompts,
     signal: options.signal,
     timeoutMs: options.timeoutMs ?? planTimeout ?? DEFAULT_TIMEOUT_MS,
+    perf: options.perf,
   };
 }
 
@@ -322,6 +332,7 @@ export async function authenticate(
   const plan = planAssertion(options, originHost(ceremony.origin));
   const ctx = context(ceremony, plan.timeoutMs);
   const { clientData, clientDataHash } = signedClientData('webauthn.get', plan.challenge, ceremony.origin);
+  ctx.perf?.step('plan, client data');
   const get = (key: SecurityKey, call: CallOptions, token?: Uint8Array): Promise<AssertionResponse[]> =>
     key.client.getAssertion(
       { rpId: plan.rpId, clientDataHash, allowList: plan.allowList, pinUvAuthToken: token },
@@ -346,19 +357,23 @@ export async function authenticate(
       const chosen = await raceKeys(keys, (key, call) => get(key, call), ctx);
       result = await assertWithPin(chosen.key, true);
     }
-    return authenticationResponse(await pickAccount(result.value, ctx, ceremony.user), clientData);
+    const response = authenticationResponse(await pickAccount(result.value, ctx, ceremony.user), clientData);
+    ctx.perf?.step('response JSON');
+    return response;
   } catch (error) {
     throw translate(error, ceremony.signal);
   }
 
   async function assertWithPin(key: SecurityKey, again: boolean) {
     const token = await pinToken(key, ['ga'], plan.rpId, ctx);
-    return raceKeys(
+    const asserted = await raceKeys(
       [key],
       (k, call) => get(k, call, token),
       ctx,
       again ? SECURITY_KEY_MESSAGES.tapAgain : SECURITY_KEY_MESSAGES.tap,
     );
+    ctx.perf?.step('getAssertion');
+    return asserted;
   }
 }
 
