@@ -248,6 +248,60 @@ describe('self-enrollment and auto-enrollment', () => {
   });
 });
 
+describe('auto-enrollment turned on after this client trusted the cluster (the seed: edit the cap, log in again)', () => {
+  it('enrolls the device at the next login, and later logins take two calls', async () => {
+    const lab = await cluster('dt-auto-late');
+    const clock = clocks.get(lab)!;
+    const home = await tempDir('keyport-dt-auto-late-');
+    const person = await signUpUserInProcess(lab, home, 'liv', ['access']);
+    const admin = await connectAsAdmin(lab);
+    await admin.devices.addDevice({ osType: 'linux', assetTag: 'LATE-1' });
+    const login = async () => {
+      const calls: string[] = [];
+      const profile = await loginWithPassword({
+        profiles: new ProfileStore(home),
+        address: parseClusterAddress(lab.address),
+        user: 'liv',
+        keystore: 'file',
+        device: { env: deviceEnv('LATE-1') },
+        onCall: (method) => calls.push(method),
+        prompts: {
+          confirmCaPin: async () => true,
+          password: async () => person.password,
+          otpCode: async () => totpCode(person.totpSecret, clock.now() + 30_000),
+        },
+      });
+      clock.advance(60_000);
+      return { profile, calls };
+    };
+    // Auto-enrollment off: a registered device is not enrolled by a login.
+    expect((await login()).profile.device).toBeUndefined();
+    // The admin turns it on (as `keyport admin edit cap` would); the client has not heard of it.
+    const cap = JSON.parse((await admin.admin.getResource({ kind: 'cap', name: '' })).json);
+    await admin.admin.createResources({
+      documentsJson: [
+        JSON.stringify({
+          ...cap,
+          spec: { ...cap.spec, device_trust: { mode: 'optional', auto_enroll: true } },
+        }),
+      ],
+      force: true,
+    });
+    admin.close();
+    const enrolling = await login();
+    expect(enrolling.profile.device).toMatchObject({ assetTag: 'LATE-1' });
+    // The settings were asked afresh on the login's channel, once.
+    expect(enrolling.calls).toEqual([
+      'auth.getClusterInfo',
+      'auth.createAuthenticateChallenge',
+      'auth.login',
+    ]);
+    const next = await login();
+    expect(next.profile.device).toMatchObject({ assetTag: 'LATE-1' });
+    expect(next.calls).toEqual(['auth.createAuthenticateChallenge', 'auth.login']);
+  });
+});
+
 describe('device_trust.mode: required, for a first MFA device', () => {
   it('refuses a first MFA device from an untrusted device, and accepts it from an enrolled one', async () => {
     const lab = await cluster('dt-required', 'required');

@@ -174,7 +174,10 @@ async function login(
     api = connectTrusted(trusted, options.onCall);
     perf.step('trusted cluster, channel');
     // This machine's TPM, when the cluster uses device trust: offered in step 1, answered in step 2.
-    device = await startDeviceLogin(trusted, options.device);
+    device = await startDeviceLogin(trusted, options.device, async () => {
+      const info = await api!.auth.getClusterInfo({});
+      return { mode: info.deviceTrustMode || 'off', autoEnroll: info.deviceAutoEnroll };
+    });
     perf.step('device hello');
     const { mfaResponse, deviceChallenge } = await firstStep(
       api,

@@ -16,14 +16,31 @@ export interface DeviceLoginStart {
   hello?: DeviceLoginHello;
 }
 
-/** What step 1 offers, from the cluster's device_trust as last seen and this machine's TPM. */
+export interface DeviceTrustSettings {
+  mode: string;
+  autoEnroll: boolean;
+}
+
+/**
+ * What step 1 offers, from the cluster's device_trust and this machine's TPM. The settings are the ones
+ * last seen (at trust, then in each LoginResponse); on a machine with a TPM whose device the cluster has
+ * not recognised yet, they are asked afresh first (`refresh`: GetClusterInfo on the login's channel), so
+ * a cluster that has just turned device trust or auto-enrollment on enrolls this device in this login.
+ * An enrolled device's logins stay at two calls.
+ */
 export async function startDeviceLogin(
   trusted: TrustedCluster,
   options: DeviceTrustOptions | false | undefined,
+  refresh?: () => Promise<DeviceTrustSettings>,
 ): Promise<DeviceLoginStart> {
-  const settings = trusted.deviceTrust ?? { mode: 'off', autoEnroll: false };
   const env = (options && options.env) || process.env;
-  if (options === false || settings.mode === 'off' || !tpmConfigured(env)) return {};
+  if (options === false || !tpmConfigured(env)) return {};
+  let settings: DeviceTrustSettings = trusted.deviceTrust ?? { mode: 'off', autoEnroll: false };
+  const mayHaveChanged = settings.mode === 'off' || !settings.autoEnroll;
+  if (mayHaveChanged && !trusted.deviceCredentialId && refresh) {
+    settings = await refresh().catch(() => settings);
+  }
+  if (settings.mode === 'off') return {};
   let device: TrustedDevice | undefined;
   try {
     device = await TrustedDevice.open(options || {});
