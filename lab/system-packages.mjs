@@ -21,6 +21,7 @@ const packages = {
   'swtpm-tools': ['start', 'test'], // swtpm_setup and swtpm_localca: the lab TPM's EK and its certificate
   'gnutls-bin': ['start', 'test'], // certtool: swtpm_localca makes the lab's TPM manufacturer CA with it
   'tpm2-tools': ['test'], // tpm2_makecredential: the tests make credentials with a TSS other than ours
+  postgresql: ['test'], // the store conformance suite and the replica tests run a private PostgreSQL (lab/postgres.ts)
   'stress-ng': ['load'], // npm run test:load keeps every core busy while the suite runs
 };
 
