@@ -1,7 +1,10 @@
-// Versioned migrations, applied in name order by Kysely's Migrator. Never edit a released migration:
-// add the next one.
+// Versioned migrations, applied in name order by Kysely's Migrator, one set for SQLite and PostgreSQL
+// (the few type differences are in dialects.ts). Never edit a released migration: add the next one. On
+// PostgreSQL the Migrator holds an advisory lock and runs them in one transaction, so replicas starting
+// together apply each exactly once.
 import type { Kysely, Migration, MigrationProvider } from 'kysely';
 import { sql } from 'kysely';
+import { idColumn, idType } from './dialects';
 
 const migrations: Record<string, Migration> = {
   '0001_initial': {
@@ -72,7 +75,7 @@ const migrations: Record<string, Migration> = {
         .execute();
       await db.schema
         .createTable('login_failures')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', idType(db), idColumn(db))
         .addColumn('user', 'text', (c) => c.notNull())
         .addColumn('time_ms', 'bigint', (c) => c.notNull())
         .execute();
@@ -83,7 +86,7 @@ const migrations: Record<string, Migration> = {
         .execute();
       await db.schema
         .createTable('audit_events')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', idType(db), idColumn(db))
         .addColumn('time_ms', 'bigint', (c) => c.notNull())
         .addColumn('type', 'text', (c) => c.notNull())
         .addColumn('actor', 'text', (c) => c.notNull())
@@ -135,7 +138,7 @@ const migrations: Record<string, Migration> = {
     async up(db: Kysely<unknown>) {
       await db.schema
         .createTable('login_attempts')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', idType(db), idColumn(db))
         .addColumn('name', 'text', (c) => c.notNull())
         .addColumn('client_addr', 'text', (c) => c.notNull())
         .addColumn('state', 'text', (c) => c.notNull())
@@ -160,7 +163,7 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('login_attempts').execute();
       await db.schema
         .createTable('login_failures')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', idType(db), idColumn(db))
         .addColumn('user', 'text', (c) => c.notNull())
         .addColumn('time_ms', 'bigint', (c) => c.notNull())
         .execute();

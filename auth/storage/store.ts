@@ -1,13 +1,16 @@
-// Storage behind keyport-auth: Kysely over better-sqlite3 (WAL). Every method is one statement or one
-// transaction, so a crash or kill never leaves half-written state. Single-use things are spent with
-// `UPDATE … WHERE used = 0 … RETURNING`, which stays atomic when several replicas share a PostgreSQL
-// database later.
+// Storage behind keyport-auth: Kysely over better-sqlite3 (WAL), or over PostgreSQL (`pg`, postgres.ts)
+// for several replicas sharing one database. Every method is one statement or one transaction, so a crash
+// or kill never leaves half-written state. Single-use things are spent with
+// `UPDATE … WHERE used = 0 … RETURNING`, which stays atomic across connections and replicas.
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import type { Insertable, Selectable, Transaction } from 'kysely';
 import { migrationProvider } from './migrations';
+import { postgresDialect } from './postgres';
+import type { PostgresStorageOptions } from './postgres';
+import { KeyportError } from '../../proto/errors';
 import { SEALED_FAMILY } from '../secrets';
 import { DeviceStore } from './devices';
 import { ThrottleStore } from './throttle';
@@ -43,9 +46,30 @@ export async function openSqliteStore(dataDir: string): Promise<Store> {
   return new Store(db);
 }
 
+export type StorageOptions = { type: 'sqlite' } | ({ type: 'postgresql' } & PostgresStorageOptions);
+
+/** The store the config names: SQLite in the data dir (the default), or PostgreSQL. */
+export function openStore(storage: StorageOptions, dataDir: string): Promise<Store> {
+  return storage.type === 'postgresql' ? openPostgresStore(storage) : openSqliteStore(dataDir);
+}
+
+/** Opens a pool on the database and applies the migrations it lacks (once, whoever else starts too). */
+export async function openPostgresStore(options: PostgresStorageOptions): Promise<Store> {
+  const { dialect } = postgresDialect(options);
+  const db = new Kysely<Database>({ dialect });
+  try {
+    await migrate(db);
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+  return new Store(db);
+}
+
 export async function migrate(db: Kysely<Database>): Promise<void> {
   const { error, results } = await new Migrator({ db, provider: migrationProvider }).migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
+  if (error instanceof KeyportError) throw error;
   if (error || failed) {
     throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${String(error)}`);
   }

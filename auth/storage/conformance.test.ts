@@ -1,0 +1,513 @@
+// The store conformance suite: every method of Store, ThrottleStore and DeviceStore, and every single-use
+// spend, alike on SQLite and on PostgreSQL (a lab server, a fresh database per test, a pool of several
+// connections so concurrent spends really race). The last test of each backend checks that every method
+// was called.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startLabPostgres } from '../../lab/postgres';
+import type { LabPostgres } from '../../lab/postgres';
+import { SEALED_FAMILY } from '../secrets';
+import { DeviceStore } from './devices';
+import { openPostgresStore, openSqliteStore, Store } from './store';
+import { ThrottleStore } from './throttle';
+
+const T = 1_700_000_000_000; // milliseconds beyond 2^32: bigint columns must come back as numbers
+
+type Backend = { kind: 'sqlite' | 'postgresql'; open(): Promise<{ store: Store; done(): Promise<void> }> };
+
+let lab: LabPostgres | undefined;
+
+const backends: Backend[] = [
+  {
+    kind: 'sqlite',
+    async open() {
+      const dir = await mkdtemp(join(tmpdir(), 'keyport-conformance-'));
+      const store = await openSqliteStore(dir);
+      return { store, done: () => rm(dir, { recursive: true, force: true }) };
+    },
+  },
+  {
+    kind: 'postgresql',
+    async open() {
+      lab ??= await startLabPostgres();
+      const connString = await lab.createDatabase();
+      const store = await openPostgresStore({ connString, poolSize: 8, statementTimeoutMs: 30_000 });
+      return { store, done: async () => undefined };
+    },
+  },
+];
+
+afterAll(async () => {
+  await lab?.stop();
+});
+
+/** Records the methods called on a store (and on its throttle and devices). */
+function recording<S extends object>(target: S, name: string, seen: Set<string>): S {
+  return new Proxy(target, {
+    get(object, property) {
+      const value: unknown = Reflect.get(object, property, object);
+      if (typeof property !== 'string') return value;
+      if (value instanceof ThrottleStore || value instanceof DeviceStore) {
+        seen.add(`${name}.${property}`);
+        return recording(value, value.constructor.name, seen);
+      }
+      if (typeof value === 'function') {
+        seen.add(`${name}.${property}`);
+        return (value as (...args: unknown[]) => unknown).bind(object);
+      }
+      return value;
+    },
+  });
+}
+
+function methodsOf(prototype: object, name: string, except: string[] = []): string[] {
+  return Object.getOwnPropertyNames(prototype)
+    .filter((m) => m !== 'constructor' && !except.includes(m))
+    .map((m) => `${name}.${m}`);
+}
+
+const user = (name: string) => `{"roles":["access"],"name":"${name}"}`;
+const totpDevice = (id: string, owner = 'alice', name = `otp-${id}`) => ({
+  id,
+  user: owner,
+  name,
+  type: 'totp' as const,
+  added_ms: T,
+  passkey: 0,
+  totp_secret: `plain-${id}`,
+});
+const challenge = (id: string, userName: string | null = 'alice', expires = T + 60_000) => ({
+  id,
+  user: userName,
+  scope: 'LOGIN',
+  payload_json: '{"n":1}',
+  created_ms: T,
+  expires_ms: expires,
+  used: 0,
+});
+const deviceRow = (id: string, assetTag = `tag-${id}`) => ({
+  id,
+  os_type: 'linux',
+  asset_tag: assetTag,
+  source: 'manual',
+  enroll_status: 'not_enrolled' as const,
+  created_ms: T,
+  updated_ms: T,
+  locked: 0,
+});
+const credential = (n: string) => ({
+  credentialId: `cred-${n}`,
+  akPublic: `ak-${n}`,
+  ekFingerprint: `ek-${n}`,
+  ekCertificate: null,
+  owner: 'alice',
+});
+
+describe.each(backends)('store on $kind', (backend) => {
+  const seen = new Set<string>();
+  let opened: { store: Store; done(): Promise<void> };
+  let store: Store;
+
+  beforeAll(() => seen.clear());
+  beforeEach(async () => {
+    opened = await backend.open();
+    store = recording(opened.store, 'Store', seen);
+  });
+  afterEach(async () => {
+    await store.close();
+    await opened.done();
+  });
+
+  it('inserts, reads, updates, locks and lists users, with numbers for bigint columns', async () => {
+    expect(await store.insertUser('bob', user('bob'), T)).toBe(true);
+    expect(await store.insertUser('alice', user('alice'), T)).toBe(true);
+    expect(await store.insertUser('alice', '{}', T + 1)).toBe(false);
+    expect(await store.getUser('alice')).toEqual({
+      name: 'alice',
+      spec_json: user('alice'),
+      password_hash: null,
+      created_ms: T,
+      updated_ms: T,
+      locked_until_ms: null,
+      lock_reason: null,
+      webauthn_user_handle: null,
+    });
+    expect(await store.getUser('nobody')).toBeUndefined();
+    expect(await store.countUsers()).toBe(2);
+    expect((await store.listUsers()).map((u) => u.name)).toEqual(['alice', 'bob']);
+    expect(await store.updateUserSpec('alice', '{"v":2}', T + 2)).toBe(true);
+    expect(await store.updateUserSpec('nobody', '{}', T + 2)).toBe(false);
+    await store.setPasswordHash('alice', '$argon2id$hash', T + 3);
+    expect(await store.setLock('alice', T + 10_000, 'too many tries', T + 4)).toBe(true);
+    expect(await store.setLock('nobody', null, null, T + 4)).toBe(false);
+    expect(await store.getUser('alice')).toMatchObject({
+      spec_json: '{"v":2}',
+      password_hash: '$argon2id$hash',
+      locked_until_ms: T + 10_000,
+      lock_reason: 'too many tries',
+      updated_ms: T + 4,
+    });
+  });
+
+  it('makes one WebAuthn user handle per user, also when two calls race, and finds the user by it', async () => {
+    await store.insertUser('alice', user('alice'), T);
+    let n = 0;
+    const handles = await Promise.all(
+      Array.from({ length: 10 }, () => store.webauthnUserHandle('alice', () => `handle-${++n}`)),
+    );
+    expect(new Set(handles).size).toBe(1);
+    expect((await store.getUserByWebauthnHandle(handles[0]!))?.name).toBe('alice');
+    expect(await store.getUserByWebauthnHandle('other')).toBeUndefined();
+    await expect(store.webauthnUserHandle('nobody', () => 'x')).rejects.toThrow('no user');
+  });
+
+  it('deletes a user with their devices, tokens, challenges and attempts', async () => {
+    await store.insertUser('alice', user('alice'), T);
+    await store.insertDevice(totpDevice('d1'));
+    await store.insertSignupToken({
+      token_hash: 'h',
+      user: 'alice',
+      created_ms: T,
+      expires_ms: T + 1,
+      used: 0,
+    });
+    await store.insertChallenge(challenge('c'));
+    await store.throttle.recordFailure('alice', '10.0.0.1', T);
+    expect(await store.deleteUser('alice')).toBe(true);
+    expect(await store.deleteUser('alice')).toBe(false);
+    expect(await store.listDevices('alice')).toEqual([]);
+    expect(await store.getSignupToken('h')).toBeUndefined();
+    expect(await store.consumeChallenge('c')).toBeUndefined();
+    expect((await store.throttle.countAttempts('alice', '10.0.0.1', 0, T)).failed).toBe(0);
+  });
+
+  it('writes roles (replacing only when asked), counts, lists and deletes them', async () => {
+    expect(await store.putRole('r', '{"v":1}', false, T)).toBe(true);
+    expect(await store.putRole('r', '{"v":2}', false, T)).toBe(false);
+    expect(await store.getRoleJson('r')).toBe('{"v":1}');
+    expect(await store.putRole('r', '{"v":3}', true, T)).toBe(true);
+    expect(await store.putRole('a', '{"v":0}', false, T)).toBe(true);
+    expect(await store.listRoleJson()).toEqual(['{"v":0}', '{"v":3}']);
+    expect(await store.countRoles()).toBe(2);
+    expect(await store.deleteRole('r')).toBe(true);
+    expect(await store.deleteRole('r')).toBe(false);
+    expect(await store.getRoleJson('r')).toBeUndefined();
+  });
+
+  it('keeps cluster configuration by key', async () => {
+    expect(await store.getConfig('cluster_name')).toBeUndefined();
+    await store.putConfig('cluster_name', '"lab"', T);
+    await store.putConfig('cluster_name', '"lab2"', T + 1);
+    expect(await store.getConfig('cluster_name')).toBe('"lab2"');
+  });
+
+  it('spends a signup token once among 50 racing spends, and never an expired one', async () => {
+    await store.insertSignupToken({
+      token_hash: 'h',
+      user: 'alice',
+      created_ms: T,
+      expires_ms: T + 10,
+      used: 0,
+    });
+    await store.insertSignupToken({ token_hash: 'old', user: 'bob', created_ms: T, expires_ms: T, used: 0 });
+    const results = await Promise.all(Array.from({ length: 50 }, () => store.consumeSignupToken('h', T + 5)));
+    expect(results.filter(Boolean)).toEqual([
+      {
+        token_hash: 'h',
+        user: 'alice',
+        created_ms: T,
+        expires_ms: T + 10,
+        used: 1,
+        pending_totp_secret: null,
+      },
+    ]);
+    expect(await store.consumeSignupToken('h', T + 5)).toBeUndefined();
+    expect(await store.consumeSignupToken('old', T)).toBeUndefined();
+    expect((await store.getSignupToken('old'))?.used).toBe(0);
+    expect(await store.consumeSignupToken('never', T)).toBeUndefined();
+  });
+
+  it('offers one pending TOTP secret per token, also to racing calls, and none once spent', async () => {
+    await store.insertSignupToken({
+      token_hash: 'h',
+      user: 'alice',
+      created_ms: T,
+      expires_ms: T + 10,
+      used: 0,
+    });
+    const secrets = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => store.pendingTotpSecret('h', `secret-${i}`)),
+    );
+    expect(new Set(secrets).size).toBe(1);
+    expect(secrets[0]).toMatch(/^secret-/);
+    expect(await store.pendingTotpSecret('h', 'another')).toBe(secrets[0]);
+    expect(await store.listSignupTokensWithPlainSeeds()).toEqual([
+      { token_hash: 'h', user: 'alice', pending_totp_secret: secrets[0] },
+    ]);
+    await store.setSignupTotpSeed('h', `${SEALED_FAMILY}sealed`);
+    expect(await store.listSignupTokensWithPlainSeeds()).toEqual([]);
+    expect(await store.pendingTotpSecret('h', 'another')).toBe(`${SEALED_FAMILY}sealed`);
+    await store.clearPendingTotpSecret('h');
+    expect((await store.getSignupToken('h'))?.pending_totp_secret).toBeNull();
+    await store.consumeSignupToken('h', T);
+    expect(await store.pendingTotpSecret('h', 'late')).toBeUndefined();
+  });
+
+  it('keeps MFA devices unique per user name, finds them by credential and deletes them', async () => {
+    await store.insertUser('alice', user('alice'), T);
+    expect(await store.insertDevice(totpDevice('d1', 'alice', 'otp'))).toBe(true);
+    expect(await store.insertDevice(totpDevice('d2', 'alice', 'otp'))).toBe(false);
+    expect(await store.insertDevice(totpDevice('d3', 'bob', 'otp'))).toBe(true);
+    expect(
+      await store.insertDevice({
+        id: 'k1',
+        user: 'alice',
+        name: 'key',
+        type: 'webauthn',
+        added_ms: T + 1,
+        webauthn_credential_id: 'cred',
+        webauthn_public_key: 'pub',
+        webauthn_sign_count: 0,
+        webauthn_aaguid: 'aaguid',
+        passkey: 1,
+      }),
+    ).toBe(true);
+    expect((await store.listDevices('alice')).map((d) => d.id)).toEqual(['d1', 'k1']);
+    expect(await store.getDeviceByCredentialId('cred')).toMatchObject({
+      id: 'k1',
+      webauthn_sign_count: 0,
+      passkey: 1,
+      added_ms: T + 1,
+    });
+    expect(await store.getDeviceByCredentialId('none')).toBeUndefined();
+    expect(await store.deleteDevice('alice', 'otp')).toBe(true);
+    expect(await store.deleteDevice('alice', 'otp')).toBe(false);
+  });
+
+  it('lists plain TOTP seeds until they are sealed', async () => {
+    await store.insertDevice(totpDevice('d1'));
+    expect(await store.listTotpDevicesWithPlainSeeds()).toEqual([
+      { id: 'd1', user: 'alice', totp_secret: 'plain-d1' },
+    ]);
+    await store.setTotpSeed('d1', `${SEALED_FAMILY}sealed`);
+    expect(await store.listTotpDevicesWithPlainSeeds()).toEqual([]);
+  });
+
+  it('accepts each TOTP step once, never an older one, and one of 50 racing uses of a step', async () => {
+    await store.insertDevice(totpDevice('d1'));
+    expect(await store.acceptTotpStep('d1', 100, T)).toBe(true);
+    expect(await store.acceptTotpStep('d1', 100, T)).toBe(false);
+    expect(await store.acceptTotpStep('d1', 99, T)).toBe(false);
+    const racing = await Promise.all(
+      Array.from({ length: 50 }, () => store.acceptTotpStep('d1', 101, T + 1)),
+    );
+    expect(racing.filter(Boolean)).toHaveLength(1);
+    expect((await store.listDevices('alice'))[0]).toMatchObject({ totp_last_step: 101, last_used_ms: T + 1 });
+  });
+
+  it('moves a WebAuthn counter forward once among racing assertions', async () => {
+    await store.insertDevice({
+      id: 'k1',
+      user: 'alice',
+      name: 'key',
+      type: 'webauthn',
+      added_ms: T,
+      webauthn_credential_id: 'cred',
+      webauthn_sign_count: 5,
+      passkey: 0,
+    });
+    const racing = await Promise.all(
+      Array.from({ length: 20 }, () => store.acceptWebauthnCounter('k1', 5, 6, T + 1)),
+    );
+    expect(racing.filter(Boolean)).toHaveLength(1);
+    expect(await store.acceptWebauthnCounter('k1', 5, 7, T + 2)).toBe(false);
+    expect(await store.getDeviceByCredentialId('cred')).toMatchObject({
+      webauthn_sign_count: 6,
+      last_used_ms: T + 1,
+    });
+  });
+
+  it('spends a challenge once among 50 racing spends', async () => {
+    await store.insertChallenge(challenge('c'));
+    const results = await Promise.all(Array.from({ length: 50 }, () => store.consumeChallenge('c')));
+    expect(results.filter(Boolean)).toEqual([{ ...challenge('c'), used: 1 }]);
+    expect(await store.consumeChallenge('c')).toBeUndefined();
+    expect(await store.consumeChallenge('never')).toBeUndefined();
+  });
+
+  it('rolls a failed transaction back whole, and commits a good one', async () => {
+    await expect(
+      store.transaction(async (tx) => {
+        await tx.insertUser('carol', user('carol'), T);
+        await tx.putRole('r', '{}', false, T);
+        throw new Error('crash in the middle');
+      }),
+    ).rejects.toThrow('crash in the middle');
+    expect(await store.getUser('carol')).toBeUndefined();
+    expect(await store.getRoleJson('r')).toBeUndefined();
+    expect(
+      await store.transaction(async (tx) => {
+        await tx.insertUser('carol', user('carol'), T);
+        return tx.transaction(async (inner) => inner.putRole('r', '{}', false, T));
+      }),
+    ).toBe(true);
+    expect((await store.getUser('carol'))?.name).toBe('carol');
+  });
+
+  it('appends and lists the audit log, newest last, by time, type and limit', async () => {
+    for (let i = 0; i < 5; i++) {
+      await store.appendAudit({
+        time_ms: T + i,
+        type: i % 2 ? 'user.login' : 'role.put',
+        actor: 'alice',
+        client_addr: '10.0.0.1',
+        success: i % 2,
+        message: `event ${i}`,
+        fields_json: `{"i":${i}}`,
+      });
+    }
+    const all = await store.listAudit({});
+    expect(all.map((e) => e.message)).toEqual(['event 0', 'event 1', 'event 2', 'event 3', 'event 4']);
+    expect(typeof all[0]!.id).toBe('number');
+    expect(all[0]).toMatchObject({ time_ms: T, success: 0, fields_json: '{"i":0}' });
+    expect((await store.listAudit({ sinceMs: T + 3 })).map((e) => e.time_ms)).toEqual([T + 3, T + 4]);
+    expect((await store.listAudit({ type: 'user.login' })).map((e) => e.success)).toEqual([1, 1]);
+    expect((await store.listAudit({ limit: 2 })).map((e) => e.message)).toEqual(['event 3', 'event 4']);
+  });
+
+  it('prunes spent and expired single-use rows, old attempts and old tokens', async () => {
+    const day = 24 * 60 * 60 * 1000;
+    await store.insertChallenge(challenge('spent'));
+    await store.consumeChallenge('spent');
+    await store.insertChallenge(challenge('expired', 'alice', T - 1));
+    await store.insertChallenge(challenge('live'));
+    await store.insertSignupToken({
+      token_hash: 'old',
+      user: 'a',
+      created_ms: 0,
+      expires_ms: T - day - 1,
+      used: 0,
+    });
+    await store.insertSignupToken({
+      token_hash: 'late',
+      user: 'a',
+      created_ms: 0,
+      expires_ms: T - 1,
+      used: 0,
+    });
+    await store.devices.insert(deviceRow('dev'));
+    await store.devices.insertToken('t-old', 'dev', 0, T - day - 1);
+    await store.devices.insertToken('t-live', 'dev', T, T + 1);
+    await store.throttle.recordFailure('alice', '10.0.0.1', T - 10_000);
+    await store.throttle.recordFailure('alice', '10.0.0.1', T);
+    await store.prune(T, 5_000);
+    expect(await store.consumeChallenge('live')).toBeDefined();
+    expect(await store.consumeChallenge('expired')).toBeUndefined();
+    expect(await store.getSignupToken('old')).toBeUndefined();
+    expect(await store.getSignupToken('late')).toBeDefined();
+    expect(await store.devices.peekToken('t-old')).toBeUndefined();
+    expect(await store.devices.peekToken('t-live')).toBeDefined();
+    expect((await store.throttle.countAttempts('alice', '10.0.0.1', 0, T)).failed).toBe(1);
+  });
+
+  it('counts failures per (name, address) within a window, and reservations until they expire', async () => {
+    const throttle = store.throttle;
+    for (const time of [10, 20, 30]) await throttle.recordFailure('alice', '10.0.0.1', T + time);
+    await throttle.recordFailure('alice', '10.0.0.2', T + 30);
+    const pending = await throttle.addPending('alice', '10.0.0.1', T + 30, T + 100);
+    expect(typeof pending).toBe('number');
+    expect(await throttle.countAttempts('alice', '10.0.0.1', T + 15, T + 50)).toEqual({
+      failed: 2,
+      pending: 1,
+      lastFailureMs: T + 30,
+    });
+    expect((await throttle.countAttempts('alice', '10.0.0.1', T + 15, T + 100)).pending).toBe(0);
+    await throttle.markFailed(pending, T + 40);
+    expect(await throttle.lockouts('alice', 0, 4, 1000)).toEqual([
+      { name: 'alice', clientAddr: '10.0.0.1', failed: 4, untilMs: T + 1040 },
+    ]);
+    const other = await throttle.addPending('alice', '10.0.0.3', T, T + 100);
+    await throttle.deleteAttempt(other);
+    expect((await throttle.countAttempts('alice', '10.0.0.3', 0, T)).pending).toBe(0);
+    await throttle.clearFailures('alice', '10.0.0.1');
+    expect((await throttle.countAttempts('alice', '10.0.0.1', 0, T + 50)).failed).toBe(0);
+    expect((await throttle.countAttempts('alice', '10.0.0.2', 0, T + 50)).failed).toBe(1);
+    await throttle.clearFailures('alice');
+    expect((await throttle.countAttempts('alice', '10.0.0.2', 0, T + 50)).failed).toBe(0);
+  });
+
+  it('counts rate-limit hits in fixed windows, atomically under concurrency, and prunes old windows', async () => {
+    const hits = await Promise.all(
+      Array.from({ length: 30 }, () => store.throttle.hit('addr:x', T + 1, 60_000)),
+    );
+    const windowStart = T + 1 - ((T + 1) % 60_000);
+    expect(hits.map((h) => h.count).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 30 }, (_, i) => i + 1),
+    );
+    expect(hits[0]!.windowEndMs).toBe(windowStart + 60_000);
+    expect(await store.throttle.hit('addr:x', windowStart + 60_000, 60_000)).toEqual({
+      count: 1,
+      windowEndMs: windowStart + 120_000,
+    });
+    await store.throttle.hit('addr:y', windowStart, 60_000);
+    await store.throttle.prune(windowStart + 180_000, 1000, 60_000);
+    expect((await store.throttle.hit('addr:y', windowStart, 60_000)).count).toBe(1);
+  });
+
+  it('keeps the device inventory: insert, list, look up, lock and delete with its tokens', async () => {
+    const devices = store.devices;
+    expect(await devices.insert(deviceRow('a', 'tag-1'))).toBe(true);
+    expect(await devices.insert(deviceRow('b', 'tag-1'))).toBe(false);
+    expect(await devices.insert({ ...deviceRow('c', 'tag-1'), os_type: 'macos' })).toBe(true);
+    expect(await devices.insert(deviceRow('d', 'tag-0'))).toBe(true);
+    expect((await devices.list()).map((d) => d.id)).toEqual(['d', 'a', 'c']);
+    expect((await devices.byAssetTag('tag-1')).map((d) => d.os_type)).toEqual(['linux', 'macos']);
+    expect(await devices.get('a')).toMatchObject({ created_ms: T, locked: 0, enroll_status: 'not_enrolled' });
+    expect(await devices.get('zz')).toBeUndefined();
+    expect(await devices.setLock('a', true, 'stolen', T + 1)).toBe(true);
+    expect(await devices.get('a')).toMatchObject({ locked: 1, lock_reason: 'stolen', updated_ms: T + 1 });
+    expect(await devices.setLock('a', false, 'ignored', T + 2)).toBe(true);
+    expect(await devices.get('a')).toMatchObject({ locked: 0, lock_reason: null });
+    expect(await devices.setLock('zz', true, null, T)).toBe(false);
+    await devices.insertToken('t', 'a', T, T + 1);
+    expect(await devices.delete('a')).toBe(true);
+    expect(await devices.delete('a')).toBe(false);
+    expect(await devices.peekToken('t')).toBeUndefined();
+  });
+
+  it('enrolls a device once among racing enrollments and finds it by credential', async () => {
+    await store.devices.insert(deviceRow('a'));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => store.devices.enroll('a', credential(String(i)), T + 1)),
+    );
+    expect(results.filter(Boolean)).toHaveLength(1);
+    const enrolled = await store.devices.get('a');
+    expect(enrolled).toMatchObject({ enroll_status: 'enrolled', owner: 'alice', enrolled_ms: T + 1 });
+    expect((await store.devices.byCredential(enrolled!.credential_id!))?.id).toBe('a');
+    expect(await store.devices.byCredential('none')).toBeUndefined();
+  });
+
+  it('spends a device enroll token once among 50 racing spends', async () => {
+    await store.devices.insert(deviceRow('a'));
+    await store.devices.insertToken('t', 'a', T, T + 60_000);
+    expect(await store.devices.peekToken('t')).toEqual({ device_id: 'a', expires_ms: T + 60_000, used: 0 });
+    const results = await Promise.all(Array.from({ length: 50 }, () => store.devices.spendToken('t')));
+    expect(results.filter(Boolean)).toEqual([{ device_id: 'a', expires_ms: T + 60_000 }]);
+    expect(await store.devices.spendToken('t')).toBeUndefined();
+    expect((await store.devices.peekToken('t'))?.used).toBe(1);
+    await store.devices.pruneTokens(T + 60_001);
+    expect(await store.devices.peekToken('t')).toBeUndefined();
+  });
+
+  it('called every Store, ThrottleStore and DeviceStore method', () => {
+    const expected = [
+      ...methodsOf(Store.prototype, 'Store'),
+      ...methodsOf(ThrottleStore.prototype, 'ThrottleStore'),
+      // DeviceStore's own transaction is private, used by delete().
+      ...methodsOf(DeviceStore.prototype, 'DeviceStore', ['transaction']),
+    ];
+    expect(expected.filter((m) => !seen.has(m))).toEqual([]);
+  });
+});

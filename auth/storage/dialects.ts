@@ -1,0 +1,43 @@
+// The one place where SQLite and PostgreSQL differ in types. Everything else (schema.ts, migrations.ts,
+// the stores) is written once for both:
+// - bigint: SQLite's integers come back as JS numbers; pg returns int8 (bigint columns, count(*),
+//   max(bigint), bigserial ids) as strings by default, so int8 is parsed to a number here, and refused
+//   beyond 2^53 rather than silently rounded (milliseconds and counters stay far below it).
+// - autoincrement ids: `integer primary key autoincrement` on SQLite, `bigserial primary key` on pg.
+// - booleans: 0/1 integers on both (no pg boolean columns), as the schema has always stored them.
+// - JSON: text on both (no jsonb), parsed by the callers as before.
+import { PostgresAdapter } from 'kysely';
+import type { ColumnDefinitionBuilder, Kysely } from 'kysely';
+import pg from 'pg';
+
+export type StorageKind = 'sqlite' | 'postgresql';
+
+export function storageKind(db: Kysely<unknown>): StorageKind {
+  return db.getExecutor().adapter instanceof PostgresAdapter ? 'postgresql' : 'sqlite';
+}
+
+/** The data type of an autoincrement id column; pair it with `idColumn`. */
+export function idType(db: Kysely<unknown>): 'integer' | 'bigserial' {
+  return storageKind(db) === 'postgresql' ? 'bigserial' : 'integer';
+}
+
+/** An autoincrement integer primary key: SQLite's AUTOINCREMENT, or pg's bigserial (a sequence). */
+export function idColumn(db: Kysely<unknown>) {
+  return (column: ColumnDefinitionBuilder) =>
+    storageKind(db) === 'postgresql' ? column.primaryKey() : column.primaryKey().autoIncrement();
+}
+
+const INT8_OID = 20;
+
+export function parseInt8(text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value)) throw new RangeError(`bigint ${text} is beyond a JS number`);
+  return value;
+}
+
+/** pg type parsers for a Pool: int8 → number; every other type as pg parses it. */
+export function pgTypes(): pg.CustomTypesConfig {
+  const types = new pg.TypeOverrides();
+  types.setTypeParser(INT8_OID, parseInt8);
+  return types;
+}
