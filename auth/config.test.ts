@@ -53,6 +53,53 @@ describe('keyport-auth configuration', () => {
     });
   });
 
+  it('stores in SQLite by default, and in PostgreSQL when keyport.storage says so', async () => {
+    expect((await loadAuthConfig({ dataDir: dir })).storage).toEqual({ type: 'sqlite' });
+    const path = await configFile(
+      'keyport:\n  data_dir: /var/lib/keyport\n  storage:\n    type: postgresql\n    conn_string: postgresql://keyport@db.example.com:5432/keyport?sslmode=verify-full\n    pool_size: 4\n    statement_timeout: 5s\n',
+    );
+    expect((await loadAuthConfig({ config: path })).storage).toEqual({
+      type: 'postgresql',
+      connString: 'postgresql://keyport@db.example.com:5432/keyport?sslmode=verify-full',
+      poolSize: 4,
+      statementTimeoutMs: 5000,
+    });
+    const defaults = await configFile(
+      'keyport:\n  storage:\n    type: postgresql\n    conn_string: postgres://k@db/keyport\n',
+    );
+    expect((await loadAuthConfig({ config: defaults, dataDir: dir })).storage).toMatchObject({
+      poolSize: 10,
+      statementTimeoutMs: 30_000,
+    });
+  });
+
+  it.each([
+    ['keyport:\n  storage:\n    type: postgresql\n', 'keyport.storage.conn_string'],
+    [
+      'keyport:\n  storage:\n    type: postgresql\n    conn_string: db.example.com:pa55word\n',
+      'keyport.storage.conn_string',
+    ],
+    [
+      'keyport:\n  storage:\n    conn_string: postgresql://k:pa55word@db/keyport\n',
+      'keyport.storage.conn_string',
+    ],
+    ['keyport:\n  storage:\n    type: mysql\n', 'keyport.storage.type'],
+    [
+      'keyport:\n  storage:\n    type: postgresql\n    conn_string: postgresql://k@db/k\n    pool_size: 0\n',
+      'keyport.storage.pool_size',
+    ],
+    [
+      'keyport:\n  storage:\n    type: postgresql\n    conn_string: postgresql://k@db/k\n    statement_timeout: soon\n',
+      'keyport.storage.statement_timeout',
+    ],
+  ])('refuses storage %j naming %s, never repeating a password', async (yaml, fieldPath) => {
+    const error = await loadAuthConfig({ config: await configFile(yaml), dataDir: dir }).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', fields: { fieldPath } });
+    expect((error as Error).message).not.toContain('pa55word');
+  });
+
   it('requires a data dir', async () => {
     await expect(loadAuthConfig({})).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });

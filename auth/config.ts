@@ -9,9 +9,14 @@ import { KeyportError } from '../proto/errors';
 import { parseGoDurationSeconds } from '../proto/resources/duration';
 import type { LockoutPolicy } from './context';
 import type { RateLimitPolicy } from './lockout';
+import { validConnString } from './storage/postgres';
+import type { StorageOptions } from './storage/store';
 
 export interface AuthConfig {
+  /** CA files and the admin identity; the SQLite database too, unless `storage` names PostgreSQL. */
   dataDir: string;
+  /** `keyport.storage`: SQLite in the data dir (the default) or a PostgreSQL database. */
+  storage: StorageOptions;
   /** The key-encryption key's file (auth/secrets.ts): outside the data dir, `<data dir>.kek` by default. */
   kekFile: string;
   listen: { host: string; port: number };
@@ -48,7 +53,30 @@ const fileSchema = z
   .object({
     version: z.literal('v1').optional(),
     keyport: z
-      .object({ data_dir: z.string().min(1).optional() })
+      .object({
+        data_dir: z.string().min(1).optional(),
+        // Shaped like teleport.yaml's storage section. The conn string carries the credentials (or names
+        // sslcert/sslkey/sslrootcert files, or a passfile): messages never repeat it.
+        storage: z
+          .object({
+            type: z.enum(['sqlite', 'postgresql']).optional(),
+            conn_string: z
+              .string()
+              .refine(validConnString, {
+                message: 'a postgresql://USER@HOST:PORT/DATABASE URL (parameters such as sslmode after ?)',
+              })
+              .optional(),
+            pool_size: z.number().int().min(1).max(1000).optional(),
+            statement_timeout: z
+              .string()
+              .refine((text) => parseGoDurationSeconds(text) !== undefined, {
+                message: 'a duration such as 30s (0 for none)',
+              })
+              .optional(),
+          })
+          .strict()
+          .optional(),
+      })
       .strict()
       .optional(),
     auth_service: z
@@ -146,6 +174,7 @@ export async function loadAuthConfig(flags: AuthFlags): Promise<AuthConfig> {
   }
   return {
     dataDir,
+    storage: storageOptions(file.keyport?.storage ?? {}),
     kekFile: resolve(kekFile),
     listen,
     publicAddr,
@@ -162,5 +191,43 @@ export async function loadAuthConfig(flags: AuthFlags): Promise<AuthConfig> {
     },
     authentication: auth.authentication,
     configDir: flags.config ? dirname(resolve(flags.config)) : process.cwd(),
+  };
+}
+
+/** Connections per replica, and how long one statement may run, unless the config says otherwise. */
+export const DEFAULT_POOL_SIZE = 10;
+export const DEFAULT_STATEMENT_TIMEOUT = '30s';
+
+type StorageSection = NonNullable<NonNullable<z.output<typeof fileSchema>['keyport']>['storage']>;
+
+function storageOptions(section: StorageSection): StorageOptions {
+  const type = section.type ?? 'sqlite';
+  if (type === 'sqlite') {
+    const extra = (['conn_string', 'pool_size', 'statement_timeout'] as const).find(
+      (k) => section[k] !== undefined,
+    );
+    if (extra) {
+      throw new KeyportError(
+        'INVALID_ARGUMENT',
+        `keyport.storage.${extra}: only for type: postgresql (SQLite lives in the data dir).`,
+        { fieldPath: `keyport.storage.${extra}` },
+      );
+    }
+    return { type };
+  }
+  if (!section.conn_string) {
+    throw new KeyportError(
+      'INVALID_ARGUMENT',
+      'keyport.storage.conn_string: type: postgresql needs a conn string, such as postgresql://keyport@db.example.com:5432/keyport?sslmode=verify-full.',
+      { fieldPath: 'keyport.storage.conn_string' },
+    );
+  }
+  return {
+    type,
+    connString: section.conn_string,
+    poolSize: section.pool_size ?? DEFAULT_POOL_SIZE,
+    statementTimeoutMs: Math.round(
+      (parseGoDurationSeconds(section.statement_timeout ?? DEFAULT_STATEMENT_TIMEOUT) ?? 30) * 1000,
+    ),
   };
 }

@@ -14,9 +14,12 @@ program
   .description('Start the auth service (creates the cluster CAs on first start)')
   .option(
     '-c, --config <file>',
-    'YAML config file (auth_service: listen_addr, public_addr, cluster_name, authentication)',
+    'YAML config file (keyport: data_dir, storage; auth_service: listen_addr, public_addr, cluster_name, authentication)',
   )
-  .option('-d, --data-dir <dir>', 'data directory: database, CA keys (0600, sealed), admin identity')
+  .option(
+    '-d, --data-dir <dir>',
+    'data directory: CA keys (0600, sealed), admin identity, and the database unless keyport.storage is postgresql',
+  )
   .option(
     '--kek-file <file>',
     'key-encryption key that seals the CA keys and TOTP seeds (created 0600 on first start; default: <data dir>.kek, outside the data dir)',

@@ -31,7 +31,8 @@ import { authService } from './services/auth-service';
 import { userService } from './services/user-service';
 import { deviceService } from './services/device-service';
 import { openKeyEncryptionKey, sealPlainTotpSeeds } from './secrets';
-import { openSqliteStore } from './storage/store';
+import { redactConnString } from './storage/postgres';
+import { openStore } from './storage/store';
 
 export const VERSION = '0.1.0';
 export const ADMIN_IDENTITY_FILE = 'admin-identity.json';
@@ -74,13 +75,18 @@ export async function startAuthServer(
   config: AuthConfig,
   log: (line: string) => void = () => {},
 ): Promise<RunningAuthServer> {
-  const store = await openSqliteStore(config.dataDir);
+  const storage = config.storage;
+  if (storage.type === 'postgresql') log(`storage: postgresql ${redactConnString(storage.connString)}`);
+  const store = await openStore(
+    { ...storage, ...(storage.type === 'postgresql' ? { log } : {}) },
+    config.dataDir,
+  );
   const storedName = await store.getConfig('cluster_name');
   if (storedName && JSON.parse(storedName) !== config.clusterName) {
     await store.close();
     throw new KeyportError(
       'PRECONDITION_FAILED',
-      `This data dir belongs to cluster "${JSON.parse(storedName)}", not "${config.clusterName}".`,
+      `This ${storage.type === 'postgresql' ? 'database' : 'data dir'} belongs to cluster "${JSON.parse(storedName)}", not "${config.clusterName}".`,
     );
   }
   const now = clockFromEnv();
