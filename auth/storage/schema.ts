@@ -1,5 +1,5 @@
-// Table types for Kysely. Columns use types both SQLite and PostgreSQL hold the same way: text, bigint
-// milliseconds and 0/1 integers for flags, so the pg dialect can come later without a data migration.
+// Table types for Kysely, for SQLite and PostgreSQL alike. Columns use types both hold the same way: text
+// (JSON too), bigint milliseconds and 0/1 integers for flags; the rest of the difference is dialects.ts.
 import type { Generated } from 'kysely';
 
 export interface UsersTable {
