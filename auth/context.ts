@@ -24,7 +24,10 @@ export interface ServiceContext {
   /** Seals TOTP seeds (and the CA keys, at load) under the key-encryption key: auth/secrets.ts. */
   secrets: Sealer;
   now: () => number;
-  /** Serial of the super-admin certificate written to the data dir at this start; no other passes as it. */
+  /**
+   * Serial of the super-admin certificate written to the data dir at this start. Replicas on one database
+   * also accept each other's current one (table builtin_admins); no other passes as the super-admin.
+   */
   builtinAdminSerial: string;
 }
 

@@ -88,7 +88,11 @@ export async function authenticate(ctx: ServiceContext, call: CallContext): Prom
     expiresMs: verified.notAfter.getTime(),
   };
   if (identity.builtin) {
-    if (identity.user !== BUILTIN_ADMIN || verified.serial.toString(16) !== ctx.builtinAdminSerial) {
+    const serial = verified.serial.toString(16);
+    if (
+      identity.user !== BUILTIN_ADMIN ||
+      (serial !== ctx.builtinAdminSerial && !(await ctx.store.isBuiltinAdmin(serial, ctx.now())))
+    ) {
       throw new KeyportError(
         'UNAUTHENTICATED',
         'This admin identity was replaced when the auth service restarted.',

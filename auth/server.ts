@@ -4,7 +4,8 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { chmod, rename, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { join } from 'node:path';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
 import type { ServerCredentials } from '@grpc/grpc-js';
 import { Server, experimental } from '@grpc/grpc-js';
 import type {
@@ -19,7 +20,9 @@ import { DeviceTrustServiceService } from '../proto/gen/keyport/v1/device';
 import { clockFromEnv, LAB_CLOCK_ENV } from '../proto/clock';
 import { KeyportError } from '../proto/errors';
 import { AuditLog } from './audit';
-import { issueHostCertificate, loadOrCreateAuthorities } from './ca/authority';
+import { loadClusterAuthorities, loadOrCreateClusterAuthorities } from './authorities';
+import { issueHostCertificate } from './ca/authority';
+import type { Authorities } from './ca/authority';
 import { issueClientCertificate } from './ca/x509';
 import type { AuthConfig } from './config';
 import type { ServiceContext } from './context';
@@ -71,6 +74,11 @@ async function writePrivateJson(path: string, value: unknown): Promise<void> {
   await rename(temporary, path);
 }
 
+/** Which replica wrote a super-admin identity: its host and data dir, which hold that identity's key. */
+export function replicaName(dataDir: string): string {
+  return `${hostname()}:${resolve(dataDir)}`;
+}
+
 export async function startAuthServer(
   config: AuthConfig,
   log: (line: string) => void = () => {},
@@ -91,13 +99,28 @@ export async function startAuthServer(
   }
   const now = clockFromEnv();
   if (process.env[LAB_CLOCK_ENV]) log(`lab clock: time is read from ${process.env[LAB_CLOCK_ENV]}`);
-  // The config's authentication section first: a start refused for it must not bind the data dir to a name.
-  await applyStartupResources(store, config.authentication, now(), config.configDir);
-
-  // The key-encryption key, from outside the data dir: it seals the CA keys and the TOTP seeds.
+  // The key-encryption key, from outside the data dir: it seals the CA keys and the TOTP seeds. The CAs
+  // already in the database must open with it before this start writes anything.
   const secrets = await openKeyEncryptionKey(config.kekFile);
-  await sealPlainTotpSeeds(store, secrets);
-  const authorities = await loadOrCreateAuthorities(config.dataDir, config.clusterName, { sealer: secrets });
+  const caOptions = { sealer: secrets, kekFile: config.kekFile };
+  let authorities: Authorities | undefined;
+  try {
+    authorities = await loadClusterAuthorities(store, config.clusterName, caOptions);
+    // The config's authentication section next: a start refused for it binds nothing to the cluster name
+    // (no name, and no CAs named after it).
+    await applyStartupResources(store, config.authentication, now(), config.configDir);
+    // The first start on an empty database creates the CAs (or imports a data dir's CA files).
+    authorities ??= await loadOrCreateClusterAuthorities(store, config.clusterName, {
+      ...caOptions,
+      dataDir: config.dataDir,
+      now: now(),
+      log,
+    });
+    await sealPlainTotpSeeds(store, secrets);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
   const publicHost = config.publicAddr.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
   const names = new Set(['localhost', '127.0.0.1', '::1', publicHost, config.listen.host]);
   names.delete('0.0.0.0');
@@ -142,6 +165,14 @@ export async function startAuthServer(
     now,
     builtinAdminSerial: builtin.serial.toString(16),
   };
+  // Every replica accepts the super-admin identity any replica wrote at its last start; a replica's
+  // previous one stops working when it starts again (one current serial per replica).
+  await store.putBuiltinAdmin(
+    replicaName(config.dataDir),
+    ctx.builtinAdminSerial,
+    now(),
+    now() + BUILTIN_ADMIN_VALIDITY_MS,
+  );
   const logError = (error: unknown) => log(`error: ${error instanceof Error ? error.stack : String(error)}`);
   server.addService(
     tolerantDefinition(AuthServiceService),

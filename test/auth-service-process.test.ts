@@ -54,7 +54,10 @@ describe('one data dir: start, files, SIGTERM, restart', () => {
       expect(auth.stderr()).toBe('');
 
       // The pin is the SHA-256 of the TLS CA's SubjectPublicKeyInfo.
-      const ca = new X509Certificate(await readFile(join(dataDir(), 'ca', 'tls-ca.crt'), 'utf8'));
+      const identity = JSON.parse(await readFile(join(dataDir(), 'admin-identity.json'), 'utf8')) as {
+        caCertPem: string;
+      };
+      const ca = new X509Certificate(identity.caCertPem);
       const spki = ca.publicKey.export({ type: 'spki', format: 'der' });
       expect(match?.[1]).toBe(`sha256:${createHash('sha256').update(spki).digest('hex')}`);
 
@@ -69,10 +72,17 @@ describe('one data dir: start, files, SIGTERM, restart', () => {
     }
   });
 
-  it('keeps the CA keys at 0600 in a 0700 dir, the admin identity at 0600, and the database owner-only', async () => {
-    expect(await modeOf(join(dataDir(), 'ca'))).toBe(0o700);
-    for (const key of ['tls-ca.key', 'ssh-user-ca.key'])
-      expect(await modeOf(join(dataDir(), 'ca', key)), key).toBe(0o600);
+  it('keeps the CA keys sealed in the owner-only database, and the admin identity at 0600', async () => {
+    // The CAs live in the database (sealed), not in files: no ca/ folder in a new data dir.
+    await expect(stat(join(dataDir(), 'ca'))).rejects.toThrow(/ENOENT/);
+    const db = openClusterDb({ dataDir: dataDir() });
+    const cas = db.prepare('select kind, private_key from cluster_authorities order by kind').all() as {
+      kind: string;
+      private_key: string;
+    }[];
+    db.close();
+    expect(cas.map((ca) => ca.kind)).toEqual(['ssh_user', 'tls']);
+    for (const ca of cas) expect(ca.private_key).toMatch(/^kp-sealed:v1:/);
     expect(await modeOf(join(dataDir(), 'admin-identity.json'))).toBe(0o600);
     for (const file of ['keyport.db', 'keyport.db-wal', 'keyport.db-shm']) {
       const mode = await modeOf(join(dataDir(), file)).catch(() => undefined);
@@ -132,7 +142,7 @@ describe('keyport-auth start --config', () => {
       const status = await runAdmin(auth, ['status']);
       expect(status.code, status.stderr).toBe(0);
       expect(status.stdout).toMatch(/^Cluster\s+from-config$/m);
-      expect(await modeOf(join(dataDir, 'ca', 'tls-ca.key'))).toBe(0o600);
+      expect(await modeOf(join(dataDir, 'admin-identity.json'))).toBe(0o600);
     } finally {
       expect(await auth.stop()).toBe(0);
     }
@@ -152,7 +162,16 @@ describe('keyport-auth start --config', () => {
     expect(result.stderr).toMatch(new RegExp(`(^|: )${path.replaceAll('.', '\\.')}: `, 'm'));
     expect(result.stderr).toMatch(/Unrecognized key|unknown field/);
     expect(result.stdout).toBe('');
-    await expect(stat(join(dataDir, 'ca'))).rejects.toThrow(/ENOENT/);
+    // The CAs would be in the database (when the refusal came after opening it): none there.
+    const opened = await stat(join(dataDir, 'keyport.db')).then(
+      () => true,
+      () => false,
+    );
+    if (opened) {
+      const db = openClusterDb({ dataDir });
+      expect(db.prepare('select count(*) as n from cluster_authorities').get()).toEqual({ n: 0 });
+      db.close();
+    }
   });
 
   it('binds nothing when it refuses the authentication section: the data dir then starts under another name', async () => {

@@ -58,8 +58,15 @@ describe('secrets at rest', () => {
     }
     const bytes = everything(dataDir);
     expect(bytes.includes(Buffer.from(seed))).toBe(false);
-    for (const file of ['ssh-user-ca.key', 'tls-ca.key']) {
-      const text = readFileSync(join(dataDir, 'ca', file), 'utf8');
+    // The CA keys are in the database, sealed; the data dir has no CA files.
+    expect(existsSync(join(dataDir, 'ca'))).toBe(false);
+    const check = openClusterDb({ dataDir }, { readonly: true });
+    const cas = check.prepare('select private_key from cluster_authorities').all() as {
+      private_key: string;
+    }[];
+    check.close();
+    expect(cas).toHaveLength(2);
+    for (const { private_key: text } of cas) {
       expect(text).toMatch(/^kp-sealed:v1:/);
       expect(text).not.toContain('PRIVATE KEY');
     }
@@ -110,6 +117,7 @@ describe('secrets at rest', () => {
       .toString();
     await writeFile(join(dataDir, 'ca', 'ssh-user-ca.key'), plain, { mode: 0o600 });
     let cluster = await startLabCluster({ clusterName: 'old', dataDir });
+    expect(cluster.output()).toMatch(/imported the CA files of .* into the database/);
     const person = await signUpUserInProcess(cluster, join(work, 'home-old'), 'ola', ['access']);
     await cluster.stop();
     // …and a TOTP seed as it was stored then, in plain text.
@@ -119,6 +127,7 @@ describe('secrets at rest', () => {
 
     cluster = await startLabCluster({ clusterName: 'old', dataDir });
     try {
+      // The CA files were imported into the database, and the plain one sealed in place.
       expect(readFileSync(join(dataDir, 'ca', 'ssh-user-ca.key'), 'utf8')).toMatch(/^kp-sealed:v1:/);
       const check = openClusterDb(cluster, { readonly: true });
       const stored = check.prepare("select totp_secret from mfa_devices where user = 'ola'").get() as {

@@ -1,5 +1,7 @@
-// The cluster's two certificate authorities (an SSH user CA and a TLS CA), their persistence in
-// `<dataDir>/ca/`, the TLS CA pin clients trust on first use, and the auth service's own TLS certificate.
+// The cluster's two certificate authorities (an SSH user CA and a TLS CA), the TLS CA pin clients trust
+// on first use, and the auth service's own TLS certificate. keyport-auth keeps the CAs in the database
+// (auth/authorities.ts); the files in `<dataDir>/ca/` are where data dirs from before kept them (read
+// once, to import them) and what the CA unit tests use.
 import {
   X509Certificate,
   createHash,
@@ -72,7 +74,7 @@ export interface HostNames {
   ipAddresses: readonly string[];
 }
 
-type KeyKind = 'Ed25519' | 'ECDSA P-256';
+export type KeyKind = 'Ed25519' | 'ECDSA P-256';
 
 function keyKindOf(key: KeyObject): KeyKind | undefined {
   if (key.asymmetricKeyType === 'ed25519') return 'Ed25519';
@@ -81,7 +83,7 @@ function keyKindOf(key: KeyObject): KeyKind | undefined {
   return undefined;
 }
 
-function generatePrivateKey(kind: KeyKind): KeyObject {
+export function generatePrivateKey(kind: KeyKind): KeyObject {
   return kind === 'Ed25519'
     ? generateKeyPairSync('ed25519').privateKey
     : generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
@@ -176,6 +178,82 @@ function parseTlsCaCertificate(path: string, pem: string, privateKey: KeyObject)
     throw new CaError('INTERNAL', `${path} does not belong to the key in ${TLS_CA_KEY_FILE}`);
   }
   return certificate;
+}
+
+/** A PEM private key of `kind`, or CaError naming `where` it came from. */
+export function parsePrivateKey(pem: string, kind: KeyKind, where: string): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(pem);
+  } catch (cause) {
+    throw new CaError('INTERNAL', `${where} is not a PKCS#8 private key`, { cause });
+  }
+  if (keyKindOf(key) !== kind)
+    throw new CaError('INTERNAL', `${where} holds a ${key.asymmetricKeyType} key, not ${kind}`);
+  return key;
+}
+
+export function checkClusterName(clusterName: string): void {
+  if (!isPlainText(clusterName) || clusterName.trim() !== clusterName) {
+    throw new CaError(
+      'INVALID_ARGUMENT',
+      'cluster name must be non-empty text without control characters or surrounding spaces',
+    );
+  }
+}
+
+/** A new TLS CA certificate for `privateKey`, named after the cluster. */
+export async function newTlsCaCertificatePem(clusterName: string, privateKey: KeyObject): Promise<string> {
+  return createTlsCaCertificatePem(clusterName, privateKey, await importSigningKey(privateKey));
+}
+
+/** The authorities from their keys and the TLS CA certificate (checked to belong to the TLS key). */
+export async function authoritiesFromKeys(
+  clusterName: string,
+  sshPrivateKey: KeyObject,
+  tlsPrivateKey: KeyObject,
+  certPem: string,
+  where = 'the TLS CA certificate',
+): Promise<Authorities> {
+  const signingKey = await importSigningKey(tlsPrivateKey);
+  const certificate = parseTlsCaCertificate(where, certPem, tlsPrivateKey);
+  return {
+    clusterName,
+    ssh: {
+      privateKey: sshPrivateKey,
+      publicKey: sshPublicKeyFromKeyObject(sshPrivateKey, `${clusterName} Keyport SSH user CA`),
+    },
+    tls: { privateKey: tlsPrivateKey, signingKey, certificate, certPem, pin: caPin(certificate) },
+  };
+}
+
+export interface LegacyCaFiles {
+  ssh?: KeyObject;
+  tls?: KeyObject;
+  certPem?: string;
+}
+
+/**
+ * What a data dir from before the CAs moved into the database holds in `<dataDir>/ca/`, creating
+ * nothing. A key still in plain PEM (from before sealing) is sealed in place first, so that no plain key
+ * stays under the data dir; a sealed one must open with `sealer`.
+ */
+export async function readLegacyCaFiles(dataDir: string, sealer: Sealer): Promise<LegacyCaFiles> {
+  const directory = join(dataDir, CA_DIRECTORY);
+  const readKey = async (file: string, kind: KeyKind): Promise<KeyObject | undefined> => {
+    const path = join(directory, file);
+    const stored = await readPrivateFile(path);
+    if (stored === undefined) return undefined;
+    const context = `ca-key:${file}`;
+    let pem = stored;
+    if (isSealed(stored)) pem = sealer.open(stored, context);
+    else await replacePrivateFile(path, sealer.seal(stored, context));
+    return parsePrivateKey(pem, kind, path);
+  };
+  const ssh = await readKey(SSH_USER_CA_KEY_FILE, 'Ed25519');
+  const tls = await readKey(TLS_CA_KEY_FILE, 'ECDSA P-256');
+  const certPem = await readPublicFile(join(directory, TLS_CA_CERT_FILE));
+  return { ssh, tls, certPem };
 }
 
 /**

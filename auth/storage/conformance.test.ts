@@ -501,6 +501,37 @@ describe.each(backends)('store on $kind', (backend) => {
     expect(await store.devices.peekToken('t')).toBeUndefined();
   });
 
+  it('inserts each CA kind once among racing first starts, and keeps one super-admin serial per replica', async () => {
+    const row = (kind: string, n: number) => ({
+      kind,
+      private_key: `kp-sealed:v1:${kind}-${n}`,
+      certificate: kind === 'tls' ? `cert-${n}` : null,
+      created_ms: T + n,
+    });
+    const inserted = await Promise.all(
+      Array.from({ length: 20 }, (_, n) =>
+        store.insertAuthoritiesIfAbsent([row('ssh_user', n), row('tls', n)]),
+      ),
+    );
+    expect(inserted.reduce((a, b) => a + b, 0)).toBe(2);
+    const rows = await store.listAuthorities();
+    expect(rows.map((r) => r.kind)).toEqual(['ssh_user', 'tls']);
+    expect(typeof rows[0]?.created_ms).toBe('number');
+
+    await store.putBuiltinAdmin('host:/a', 'a1', T, T + 1000);
+    await store.putBuiltinAdmin('host:/b', 'b1', T, T + 1000);
+    expect(await store.isBuiltinAdmin('a1', T + 10)).toBe(true);
+    // A replica's next start replaces its serial; the other replica's stays.
+    await store.putBuiltinAdmin('host:/a', 'a2', T + 10, T + 1010);
+    expect(await store.isBuiltinAdmin('a1', T + 10)).toBe(false);
+    expect(await store.isBuiltinAdmin('a2', T + 10)).toBe(true);
+    expect(await store.isBuiltinAdmin('b1', T + 10)).toBe(true);
+    // Expired serials pass no more, and the next start drops them.
+    expect(await store.isBuiltinAdmin('b1', T + 1001)).toBe(false);
+    await store.putBuiltinAdmin('host:/a', 'a3', T + 1005, T + 2000);
+    expect(await store.isBuiltinAdmin('b1', T)).toBe(false);
+  });
+
   it('called every Store, ThrottleStore and DeviceStore method', () => {
     const expected = [
       ...methodsOf(Store.prototype, 'Store'),

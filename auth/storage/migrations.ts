@@ -212,6 +212,32 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('trusted_devices').execute();
     },
   },
+  '0005_cluster_authorities': {
+    // The cluster's CAs in the database, so that every replica on it signs with the same ones: one row per
+    // kind ('ssh_user', 'tls'), the private key sealed under the key-encryption key (auth/secrets.ts), the
+    // TLS CA's certificate beside it. The primary key is what makes two first starts agree on one set.
+    // The super-admin identities that replicas issued at their starts: one current serial per replica.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('cluster_authorities')
+        .addColumn('kind', 'text', (c) => c.primaryKey())
+        .addColumn('private_key', 'text', (c) => c.notNull())
+        .addColumn('certificate', 'text')
+        .addColumn('created_ms', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('builtin_admins')
+        .addColumn('replica', 'text', (c) => c.primaryKey())
+        .addColumn('serial', 'text', (c) => c.notNull())
+        .addColumn('issued_ms', 'bigint', (c) => c.notNull())
+        .addColumn('expires_ms', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('builtin_admins').execute();
+      await db.schema.dropTable('cluster_authorities').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

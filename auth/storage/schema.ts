@@ -123,6 +123,25 @@ export interface DeviceEnrollTokensTable {
   used: number;
 }
 
+export interface ClusterAuthoritiesTable {
+  /** 'ssh_user' or 'tls'. */
+  kind: string;
+  /** PKCS#8 PEM sealed under the key-encryption key (`kp-sealed:v1:…`, bound to `ca-key:KIND`). */
+  private_key: string;
+  /** The TLS CA's certificate (PEM); null for the SSH user CA. */
+  certificate: string | null;
+  created_ms: number;
+}
+
+export interface BuiltinAdminsTable {
+  /** The replica that issued it: `HOST:DATA_DIR`. */
+  replica: string;
+  /** Hex serial of the super-admin client certificate that replica wrote at its last start. */
+  serial: string;
+  issued_ms: number;
+  expires_ms: number;
+}
+
 export interface Database {
   users: UsersTable;
   roles: RolesTable;
@@ -135,4 +154,6 @@ export interface Database {
   audit_events: AuditEventsTable;
   trusted_devices: TrustedDevicesTable;
   device_enroll_tokens: DeviceEnrollTokensTable;
+  cluster_authorities: ClusterAuthoritiesTable;
+  builtin_admins: BuiltinAdminsTable;
 }

@@ -17,6 +17,7 @@ import { ThrottleStore } from './throttle';
 import type {
   AuditEventsTable,
   ChallengesTable,
+  ClusterAuthoritiesTable,
   Database,
   MfaDevicesTable,
   SignupTokensTable,
@@ -242,6 +243,57 @@ export class Store {
       .values({ key, value_json: valueJson, updated_ms: nowMs })
       .onConflict((oc) => oc.column('key').doUpdateSet({ value_json: valueJson, updated_ms: nowMs }))
       .execute();
+  }
+
+  // The cluster's CAs (sealed private keys) and the super-admin serials replicas issued
+
+  listAuthorities(): Promise<Selectable<ClusterAuthoritiesTable>[]> {
+    return this.db.selectFrom('cluster_authorities').selectAll().orderBy('kind').execute();
+  }
+
+  /**
+   * Inserts each CA row whose kind is absent, in one transaction, and returns how many it inserted. The
+   * primary key on `kind` settles a race: a second first start waits on the first one's rows (PostgreSQL)
+   * or on its write lock (SQLite), then inserts nothing, and every replica loads the rows that won.
+   */
+  async insertAuthoritiesIfAbsent(rows: Insertable<ClusterAuthoritiesTable>[]): Promise<number> {
+    return this.transaction(async (tx) => {
+      let inserted = 0;
+      for (const row of rows) {
+        const result = await tx.db
+          .insertInto('cluster_authorities')
+          .values(row)
+          .onConflict((oc) => oc.column('kind').doNothing())
+          .executeTakeFirst();
+        inserted += Number(result.numInsertedOrUpdatedRows ?? 0);
+      }
+      return inserted;
+    });
+  }
+
+  /** Records `replica`'s current super-admin serial, replacing its previous one; drops expired ones. */
+  async putBuiltinAdmin(replica: string, serial: string, issuedMs: number, expiresMs: number): Promise<void> {
+    await this.transaction(async (tx) => {
+      await tx.db.deleteFrom('builtin_admins').where('expires_ms', '<', issuedMs).execute();
+      await tx.db
+        .insertInto('builtin_admins')
+        .values({ replica, serial, issued_ms: issuedMs, expires_ms: expiresMs })
+        .onConflict((oc) =>
+          oc.column('replica').doUpdateSet({ serial, issued_ms: issuedMs, expires_ms: expiresMs }),
+        )
+        .execute();
+    });
+  }
+
+  /** Whether `serial` is some replica's current super-admin certificate. */
+  async isBuiltinAdmin(serial: string, nowMs: number): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('builtin_admins')
+      .select('replica')
+      .where('serial', '=', serial)
+      .where('expires_ms', '>=', nowMs)
+      .executeTakeFirst();
+    return row !== undefined;
   }
 
   // Signup tokens (stored as hashes only)

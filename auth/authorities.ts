@@ -1,0 +1,123 @@
+// The cluster's CAs in the database (table cluster_authorities), so that every keyport-auth replica on one
+// database signs with the same SSH user CA and TLS CA, and clients pin one CA whichever replica answers.
+// The private keys are sealed under the key-encryption key (auth/secrets.ts), which each replica reads
+// from its own configuration: a copy of the database alone yields no CA key.
+//
+// The first start on an empty database creates them: one transaction inserts a row per kind unless one is
+// there (the primary key on `kind` decides a race), then every start loads whatever rows are there. A data
+// dir from before keeps its CAs: the files in `<dataDir>/ca/` are imported at the first start after the
+// upgrade, when the database has no CAs yet.
+import type { KeyObject } from 'node:crypto';
+import { KeyportError } from '../proto/errors';
+import {
+  authoritiesFromKeys,
+  checkClusterName,
+  generatePrivateKey,
+  newTlsCaCertificatePem,
+  parsePrivateKey,
+  readLegacyCaFiles,
+} from './ca/authority';
+import type { Authorities } from './ca/authority';
+import type { Sealer } from './secrets';
+import type { Store } from './storage/store';
+
+export const SSH_USER_CA = 'ssh_user';
+export const TLS_CA = 'tls';
+
+/** What a CA key is bound to when sealed: a row's key does not open as another kind's. */
+export const caKeyContext = (kind: string) => `ca-key:${kind}`;
+
+export interface ClusterAuthorityOptions {
+  sealer: Sealer;
+  /** The KEK's file, named in the message when the stored keys do not open with it. */
+  kekFile: string;
+}
+
+function wrongKek(kekFile: string): KeyportError {
+  return new KeyportError(
+    'PRECONDITION_FAILED',
+    `A CA key in the database does not open with this key-encryption key (${kekFile}): it is not the key the cluster's CAs were sealed with. Every replica's key_encryption_key_file must hold the same key; nothing was changed.`,
+  );
+}
+
+/**
+ * The CAs stored in the database, or undefined while a kind is missing. Reads only: a replica whose KEK
+ * is not the cluster's is refused here, before it writes anything.
+ */
+export async function loadClusterAuthorities(
+  store: Store,
+  clusterName: string,
+  options: ClusterAuthorityOptions,
+): Promise<Authorities | undefined> {
+  checkClusterName(clusterName);
+  const rows = new Map((await store.listAuthorities()).map((row) => [row.kind, row]));
+  const ssh = rows.get(SSH_USER_CA);
+  const tls = rows.get(TLS_CA);
+  if (!ssh || !tls) return undefined;
+  const open = (sealed: string, kind: string) => {
+    try {
+      return options.sealer.open(sealed, caKeyContext(kind));
+    } catch {
+      throw wrongKek(options.kekFile);
+    }
+  };
+  const sshKey = parsePrivateKey(open(ssh.private_key, SSH_USER_CA), 'Ed25519', 'the SSH user CA key');
+  const tlsKey = parsePrivateKey(open(tls.private_key, TLS_CA), 'ECDSA P-256', 'the TLS CA key');
+  if (!tls.certificate) throw new KeyportError('INTERNAL', 'The TLS CA has no certificate in the database.');
+  return authoritiesFromKeys(clusterName, sshKey, tlsKey, tls.certificate);
+}
+
+/**
+ * The CAs in the database, created (or imported from `<dataDir>/ca/`) when there are none. Two replicas
+ * starting at once on an empty database end with the one set that was inserted first.
+ */
+export async function loadOrCreateClusterAuthorities(
+  store: Store,
+  clusterName: string,
+  options: ClusterAuthorityOptions & { dataDir: string; now: number; log?: (line: string) => void },
+): Promise<Authorities> {
+  const stored = await loadClusterAuthorities(store, clusterName, options);
+  if (stored) return stored;
+
+  let legacy: { ssh?: KeyObject; tls?: KeyObject; certPem?: string };
+  try {
+    legacy = await readLegacyCaFiles(options.dataDir, options.sealer);
+  } catch (error) {
+    if (error instanceof KeyportError && /does not open/.test(error.message)) {
+      throw new KeyportError(
+        'PRECONDITION_FAILED',
+        `The CA files in ${options.dataDir}/ca do not open with this key-encryption key (${options.kekFile}): ${error.message}`,
+      );
+    }
+    throw error;
+  }
+  const sshKey = legacy.ssh ?? generatePrivateKey('Ed25519');
+  const tlsKey = legacy.tls ?? generatePrivateKey('ECDSA P-256');
+  const certPem =
+    legacy.tls && legacy.certPem ? legacy.certPem : await newTlsCaCertificatePem(clusterName, tlsKey);
+  // Checked before it is stored: the certificate must belong to the key.
+  await authoritiesFromKeys(clusterName, sshKey, tlsKey, certPem, `${options.dataDir}/ca/tls-ca.crt`);
+
+  const pem = (key: KeyObject) => key.export({ type: 'pkcs8', format: 'pem' }).toString();
+  const inserted = await store.insertAuthoritiesIfAbsent([
+    {
+      kind: SSH_USER_CA,
+      private_key: options.sealer.seal(pem(sshKey), caKeyContext(SSH_USER_CA)),
+      certificate: null,
+      created_ms: options.now,
+    },
+    {
+      kind: TLS_CA,
+      private_key: options.sealer.seal(pem(tlsKey), caKeyContext(TLS_CA)),
+      certificate: certPem,
+      created_ms: options.now,
+    },
+  ]);
+  if (inserted > 0 && (legacy.ssh || legacy.tls)) {
+    options.log?.(`CAs: imported the CA files of ${options.dataDir}/ca into the database (sealed)`);
+  }
+  const loaded = await loadClusterAuthorities(store, clusterName, options);
+  if (!loaded)
+    throw new KeyportError('INTERNAL', 'The cluster CAs vanished from the database as they were made.');
+  return loaded;
+}
