@@ -1,6 +1,6 @@
 // Signing up with a security key registered as a passkey (StartSignup{passwordless}), which the demo and
 // the app's end-to-end tests use: the account then signs in without a password, with the key's PIN.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import { listDevices } from '../client/ceremonies/devices';
 import { loginPasswordless } from '../client/ceremonies/login';
 import { parseClusterAddress } from '../client/cluster-trust';
 import { LAB_SECURITY_KEY_ENV } from '../client/hardware/fido/socket-transport';
+import { fileKeyStoreDir } from '../client/keystore';
 import { ProfileStore } from '../client/profiles';
 import { connectAsAdmin, startLabCluster } from '../lab/cluster';
 import type { LabCluster } from '../lab/cluster';
@@ -84,6 +85,36 @@ describe('signup with a passkey', () => {
           ['otp', MFADeviceType.MFA_DEVICE_TYPE_TOTP, false],
         ]),
       );
+
+      // The session key goes to the keystore while step 1 is in flight; a keystore that cannot take it
+      // fails the login before the PIN is asked (no attempt spent) and before Login.
+      const broken = join(work, 'broken-home');
+      await mkdir(join(broken, 'clusters'), { recursive: true });
+      await cp(join(home, 'clusters'), join(broken, 'clusters'), { recursive: true });
+      await writeFile(fileKeyStoreDir(broken), 'not a directory');
+      const asked: string[] = [];
+      const calls: string[] = [];
+      const failed = await loginPasswordless({
+        profiles: new ProfileStore(broken),
+        address: parseClusterAddress(cluster.address),
+        caPin: cluster.caPin,
+        keystore: 'file',
+        onCall: (method) => calls.push(method),
+        prompts: {
+          confirmCaPin: async () => false,
+          password: () => Promise.reject(new Error('passwordless asks no password')),
+          otpCode: () => Promise.reject(new Error('passwordless asks no OTP code')),
+          securityKey: {
+            tap: () => asked.push('tap'),
+            pin: async () => (asked.push('pin'), '2468'),
+            newPin: async () => (asked.push('newPin'), '2468'),
+          },
+        },
+      }).catch((error: unknown) => error);
+      expect(failed).toMatchObject({ code: 'KEYSTORE_IO' });
+      expect(asked).toEqual([]);
+      expect(calls).toEqual(['auth.createAuthenticateChallenge']);
+      expect(await new ProfileStore(broken).getProfile()).toBeUndefined();
     } finally {
       delete process.env[LAB_SECURITY_KEY_ENV];
     }

@@ -3,7 +3,9 @@
 //      may answer, with WebAuthn request options
 //   2. Login{answer (security key or OTP), public keys, ttl} → SSH + X.509 certificates
 // The session key is created first and put in the keystore before the password leaves, so a locked or
-// missing keychain fails the login without spending a password attempt or an OTP code.
+// missing keychain fails the login without spending a password attempt or an OTP code. Passwordless,
+// where nothing the person gave leaves with step 1, the put runs while step 1 is in flight and is awaited
+// before the PIN is asked.
 import { randomBytes } from 'node:crypto';
 import { KeyportError } from '../../proto/errors';
 import { ChallengeScope } from '../../proto/gen/keyport/v1/mfa';
@@ -11,9 +13,9 @@ import type { MFAAuthenticateResponse } from '../../proto/gen/keyport/v1/mfa';
 import { formatClusterAddress } from '../cluster-trust';
 import type { ClusterAddress } from '../cluster-trust';
 import { generateSessionKey, openKeyStore } from '../keystore';
-import type { KeyStoreKind } from '../keystore';
+import type { KeyStoreKind, SessionKey } from '../keystore';
 import type { ClusterApi } from '../api';
-import type { Profile, ProfileStore } from '../profiles';
+import type { Profile, ProfileStore, TrustedCluster } from '../profiles';
 import { connectTrusted, ensureTrustedCluster, storedTrustedCluster, webauthnOrigin } from '../session';
 import type { TrustPrompt } from '../session';
 import type { SecurityKeyPrompts } from '../webauthn';
@@ -68,6 +70,7 @@ export function loginWithPassword(options: LoginOptions): Promise<Profile> {
     throw new KeyportError('INVALID_ARGUMENT', 'Give a user name (--user).', { fieldPath: 'user' });
   }
   return login(options, async (api, origin, device, perf) => {
+    // The session key is already in the keystore (login awaits it before trust).
     const password = await options.prompts.password(options.user);
     perf.step('prompt password');
     const challenge = await api.auth.createAuthenticateChallenge({
@@ -97,18 +100,24 @@ export function loginWithPassword(options: LoginOptions): Promise<Profile> {
 export function loginPasswordless(
   options: Omit<LoginOptions, 'user' | 'mfa'> & { user?: string },
 ): Promise<Profile> {
-  return login({ ...options, user: options.user ?? '' }, async (api, origin, device, perf) => {
-    // Only a key can answer: it is opened (and asked its getInfo) while step 1 is in flight. The
-    // ceremony closes it; so does this, whatever happens (closing twice is harmless).
-    const keys = openKeysAhead(options.signal);
+  const firstStep: FirstStepFn = async (api, origin, device, perf, storeKey) => {
+    // Only a key can answer: it is opened (and asked its getInfo, PIN retries and key-agreement) while
+    // step 1 is in flight. The ceremony closes it; so does this, whatever happens (closing twice is
+    // harmless).
+    const keys = openKeysAhead(options.signal, true);
     try {
-      const challenge = await api.auth.createAuthenticateChallenge({
+      const call = api.auth.createAuthenticateChallenge({
         user: '',
         password: '',
         scope: ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN,
         device,
       });
-      perf.step('call 1 (CreateAuthenticateChallenge)');
+      call.catch(() => {});
+      // The session key goes into the keystore while step 1 (which carries nothing the person gave) is in
+      // flight, and is there before the PIN is asked: a missing or locked keychain fails the login here.
+      await storeKey();
+      const challenge = await call;
+      perf.step('call 1 (CreateAuthenticateChallenge), keystore put alongside');
       const mfaResponse = await answerChallenge(challenge, {
         origin,
         preference: 'key',
@@ -125,46 +134,74 @@ export function loginPasswordless(
     } finally {
       await closeKeysAhead(keys);
     }
-  });
+  };
+  return login({ ...options, user: options.user ?? '' }, firstStep, { keystoreAlongsideFirstCall: true });
 }
+
+/**
+ * Step 1 (and the second factor). `storeKey` makes the session key and puts it in the keystore (once,
+ * however often it is called); what it returns settles when the key is there.
+ */
+type FirstStepFn = (
+  api: ClusterApi,
+  origin: string,
+  device: DeviceLoginHello | undefined,
+  perf: PerfSteps,
+  storeKey: () => Promise<SessionKey>,
+) => Promise<FirstStep>;
 
 /**
  * The steps every login shares: the session key first (in the keystore before anything leaves, so a
  * locked or missing keychain fails the login without spending a password attempt or a code), then trust,
- * then `firstStep` (the MFA answer), then Login for certificates, then the profile.
+ * then `firstStep` (the MFA answer), then Login for certificates, then the profile. With
+ * `keystoreAlongsideFirstCall` (passwordless: step 1 carries nothing the person gave) and a cluster
+ * already trusted, the keystore put is not awaited before step 1: `firstStep` awaits it before asking
+ * the person anything, and Login waits for it all the same.
  */
 async function login(
   options: LoginOptions,
-  firstStep: (
-    api: ClusterApi,
-    origin: string,
-    device: DeviceLoginHello | undefined,
-    perf: PerfSteps,
-  ) => Promise<FirstStep>,
+  firstStep: FirstStepFn,
+  order: { keystoreAlongsideFirstCall?: boolean } = {},
 ): Promise<Profile> {
   const perf = perfSteps('client.login');
   const { profiles, prompts } = options;
   const address = formatClusterAddress(options.address);
 
-  // The keystore goes first: a missing or locked keychain fails the login before anything is trusted,
-  // sent or saved.
-  const keystore = openKeyStore(options.keystore, profiles.home);
-  const sessionKey = generateSessionKey('ecdsa-p256');
-  perf.step('session key');
-  const keyId = `${address}/${options.user || 'passwordless'}/${randomBytes(6).toString('hex')}`;
-  const keyStored = keystore.put(keyId, sessionKey.privateKeyPem);
-  // While the key is written, the stored trust is read and checked: nothing is asked, sent or saved
-  // before the key is in the keystore (a problem here is met again, in order, by ensureTrustedCluster).
+  // The stored trust is read and checked while the session key is made and written: nothing is asked,
+  // sent or saved before the key is in the keystore (a problem here is met again, in order, by
+  // ensureTrustedCluster).
   const alreadyTrusted = storedTrustedCluster(profiles, options.address, options.caPin).catch(
     () => undefined,
   );
-  await keyStored;
-  perf.step('keystore put');
+  const keystore = openKeyStore(options.keystore, profiles.home);
+  const keyId = `${address}/${options.user || 'passwordless'}/${randomBytes(6).toString('hex')}`;
+  let keyStored: Promise<SessionKey> | undefined;
+  const storeKey = (): Promise<SessionKey> => {
+    if (!keyStored) {
+      const sessionKey = generateSessionKey('ecdsa-p256');
+      keyStored = keystore.put(keyId, sessionKey.privateKeyPem).then(() => sessionKey);
+      keyStored.catch(() => {});
+    }
+    return keyStored;
+  };
+  // Started now, whatever the order: the write (and its fsync) has the whole way to step 1 to run.
+  void storeKey();
+  // The keystore goes first: a missing or locked keychain fails the login before anything is trusted,
+  // sent or saved. Only passwordless with a cluster trusted already lets step 1 go first (trusting one
+  // may ask).
+  const trustedAhead: TrustedCluster | undefined = order.keystoreAlongsideFirstCall
+    ? await alreadyTrusted
+    : undefined;
+  if (!trustedAhead) {
+    await storeKey();
+    perf.step('session key, keystore put');
+  }
 
   let api: ClusterApi | undefined;
   let device: DeviceLoginStart = {};
   try {
     const trusted =
+      trustedAhead ??
       (await alreadyTrusted) ??
       (await ensureTrustedCluster(profiles, options.address, {
         caPin: options.caPin,
@@ -184,7 +221,10 @@ async function login(
       webauthnOrigin(trusted),
       device.hello,
       perf,
+      storeKey,
     );
+    // firstStep has awaited it: Login never goes without the key in the keystore.
+    const sessionKey = await storeKey();
     const deviceResponse = await answerDeviceChallenge(device, deviceChallenge);
     perf.step('device quote');
     // What the profile step reads is read while Login is in flight.
@@ -222,17 +262,31 @@ async function login(
       deviceTrust: { mode: issued.deviceTrustMode || 'off', autoEnroll: issued.deviceAutoEnroll },
       ...(issued.device ? { deviceCredentialId: issued.device.credentialId } : {}),
     };
-    // Two files apart: written side by side.
-    await Promise.all([profiles.saveProfile(profile), remembered && profiles.trustCluster(remembered)]);
-    if (previous && previous.keyId !== keyId) {
-      await openKeyStore(previous.keystore, profiles.home)
-        .delete(previous.keyId)
-        .catch(() => false);
-    }
+    // Two files apart: written side by side. The previous session's key goes once the profile no longer
+    // names it.
+    await Promise.all([
+      profiles.saveProfile(profile).then(async () => {
+        if (previous && previous.keyId !== keyId) {
+          await openKeyStore(previous.keystore, profiles.home)
+            .delete(previous.keyId)
+            .catch(() => false);
+        }
+      }),
+      remembered && profiles.trustCluster(remembered),
+    ]);
     perf.step('profile');
     return profile;
   } catch (error) {
-    await keystore.delete(keyId).catch(() => false);
+    // Once the put is over (it may still run when step 1 failed first), its key is taken back.
+    if (
+      keyStored &&
+      (await keyStored.then(
+        () => true,
+        () => false,
+      ))
+    ) {
+      await keystore.delete(keyId).catch(() => false);
+    }
     throw error;
   } finally {
     api?.close();

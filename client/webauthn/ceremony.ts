@@ -205,7 +205,9 @@ async function pinToken(
     await key.client.setPin(pin, call);
     return key.client.getPinToken(pin, permissions, rpId, call);
   }
-  let retries: number | undefined = await key.client.getPinRetries(call);
+  // Read ahead while the login's first call was in flight (preparePin), else now.
+  let retries: number | undefined =
+    key.client.takePreparedPinRetries() ?? (await key.client.getPinRetries(call));
   ctx.perf?.step('getPinRetries');
   for (;;) {
     const pin = await abortable(ctx.prompts.pin(retries), ctx.signal);

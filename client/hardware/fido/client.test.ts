@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ctapMap } from './cbor';
 import type { CtapMap } from './cbor';
-import { Fido2Client } from './client';
+import { Fido2Client, PREPARED_PIN_MAX_AGE_MS } from './client';
 import {
   COSE_ALG,
   CTAP2_CMD,
@@ -159,6 +159,33 @@ describe('Fido2Client', () => {
       CTAP2_CMD.GET_ASSERTION,
       CTAP2_CMD.GET_NEXT_ASSERTION,
     ]);
+  });
+
+  it('uses PIN state asked ahead once, and only while it is fresh', async () => {
+    const key = new MiniKey();
+    key.pin = '4321';
+    const client = await clientFor(key);
+    const keyAgreements = () => key.received.filter((r) => r.params?.get(0x02) === 0x02).length;
+    await client.preparePin();
+    expect(keyAgreements()).toBe(1);
+    expect(client.takePreparedPinRetries()).toBe(8);
+    expect(client.takePreparedPinRetries()).toBeUndefined();
+    expect(await client.getPinToken('4321', ['ga'], 'example.com')).toEqual(key.token);
+    expect(keyAgreements()).toBe(1);
+    // Taken once: the next token asks for a key-agreement again.
+    await client.getPinToken('4321', ['ga'], 'example.com');
+    expect(keyAgreements()).toBe(2);
+    // Too old: a key-agreement key may have been regenerated since (a wrong PIN elsewhere); asked afresh.
+    await client.preparePin();
+    const now = performance.now();
+    const clock = vi.spyOn(performance, 'now').mockReturnValue(now + PREPARED_PIN_MAX_AGE_MS + 1);
+    try {
+      expect(client.takePreparedPinRetries()).toBeUndefined();
+      await client.getPinToken('4321', ['ga'], 'example.com');
+      expect(keyAgreements()).toBe(4);
+    } finally {
+      clock.mockRestore();
+    }
   });
 
   it('turns an unusable key-agreement key into a typed error', async () => {

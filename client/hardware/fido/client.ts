@@ -44,6 +44,15 @@ import type { Encapsulation } from './pin-protocol-2';
 
 export type CallOptions = TransactionOptions;
 
+/**
+ * How long PIN state asked ahead (preparePin) stays usable. The key regenerates its key-agreement key
+ * after any wrong PIN (anyone's) and at power-up; a PIN sent under a stale one is refused as wrong and
+ * spends an attempt (CTAP 2.1 §6.5.5.7.2 decrements first). So the key-agreement asked ahead is used
+ * only while that window stays as short as a round trip: a PIN typed by a person takes longer, and is
+ * sent under a key-agreement asked for just before, as without preparePin.
+ */
+export const PREPARED_PIN_MAX_AGE_MS = 1000;
+
 export type PinPermission = 'mc' | 'ga';
 
 export interface MakeCredentialInput extends Omit<
@@ -66,6 +75,8 @@ export interface GetAssertionInput extends Omit<GetAssertionRequest, 'pinUvAuthP
 
 export class Fido2Client {
   #info: AuthenticatorInfo | undefined;
+  /** From preparePin: taken once (retries by takePreparedPinRetries, agreement by getPinToken). */
+  #prepared: { retries?: number; agreement?: Encapsulation; atMs: number } | undefined;
 
   constructor(readonly device: CtaphidDevice) {}
 
@@ -118,6 +129,41 @@ export class Fido2Client {
     return assertions;
   }
 
+  /**
+   * getPinRetries and getKeyAgreement asked ahead, while something else is in flight (a passwordless
+   * login's first call): nothing is shown or sent that a person gave, and neither changes the key's
+   * state. The next PIN prompt takes the retries (takePreparedPinRetries) and the next getPinToken the
+   * key-agreement, each once and only within PREPARED_PIN_MAX_AGE_MS.
+   */
+  async preparePin(options: CallOptions = {}): Promise<void> {
+    this.#prepared = undefined;
+    const retries = await this.getPinRetries(options);
+    const atMs = performance.now();
+    const agreement = await this.#keyAgreement(options);
+    this.#prepared = { retries, agreement, atMs };
+  }
+
+  /** The retries preparePin read, if fresh; undefined: ask getPinRetries. */
+  takePreparedPinRetries(): number | undefined {
+    const prepared = this.#fresh();
+    const retries = prepared?.retries;
+    if (prepared) prepared.retries = undefined;
+    return retries;
+  }
+
+  #takePreparedAgreement(): Encapsulation | undefined {
+    const agreement = this.#fresh()?.agreement;
+    this.#prepared = undefined;
+    return agreement;
+  }
+
+  #fresh() {
+    const prepared = this.#prepared;
+    if (prepared && performance.now() - prepared.atMs <= PREPARED_PIN_MAX_AGE_MS) return prepared;
+    this.#prepared = undefined;
+    return undefined;
+  }
+
   async getPinRetries(options: CallOptions = {}): Promise<number> {
     await this.#requireProtocol2(options);
     return parsePinRetriesResponse(await this.#call(getPinRetriesRequest(PIN_UV_AUTH_PROTOCOL_2), options))
@@ -135,7 +181,7 @@ export class Fido2Client {
     rpId?: string,
     options: CallOptions = {},
   ): Promise<Uint8Array> {
-    const shared = await this.#keyAgreement(options);
+    const shared = this.#takePreparedAgreement() ?? (await this.#keyAgreement(options));
     const bits = permissions.reduce(
       (acc, p) => acc | (p === 'mc' ? PIN_PERMISSION.MC : PIN_PERMISSION.GA),
       0,
@@ -213,6 +259,7 @@ export class Fido2Client {
 
   /** setPIN, for a key that has none yet (CTAP 2.1 §6.5). */
   async setPin(pin: string, options: CallOptions = {}): Promise<void> {
+    this.#prepared = undefined;
     const info = await this.getInfo(options);
     const shared = await this.#keyAgreement(options);
     const { newPinEnc, pinUvAuthParam } = setPinParams(shared.sharedSecret, pin, info.minPinLength ?? 4);
