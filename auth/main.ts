@@ -18,7 +18,7 @@ program
   )
   .option(
     '-d, --data-dir <dir>',
-    'data directory: CA keys (0600, sealed), admin identity, and the database unless keyport.storage is postgresql',
+    'data directory: the admin identity, and the database (with the sealed CA keys) unless keyport.storage is postgresql',
   )
   .option(
     '--kek-file <file>',

@@ -2,7 +2,7 @@
 // (signup and login happen before a client has one); every authenticated call verifies the certificate
 // itself (identity.ts), so the TLS layer never decides who someone is.
 import { generateKeyPairSync } from 'node:crypto';
-import { chmod, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -206,6 +206,8 @@ export async function startAuthServer(
   if (ctx.publicAddr.endsWith(':0')) ctx.publicAddr = ctx.publicAddr.replace(/:0$/, `:${port}`);
   const dialHost = ['0.0.0.0', '::'].includes(config.listen.host) ? '127.0.0.1' : bindHost;
   const address = `${dialHost}:${port}`;
+  // On PostgreSQL the data dir holds only this identity: made here, owner-only, on a replica's first start.
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   await writePrivateJson(join(config.dataDir, ADMIN_IDENTITY_FILE), {
     cluster: config.clusterName,
     address,

@@ -1,7 +1,7 @@
 // keyport-auth on PostgreSQL (keyport.storage.type: postgresql): a real keyport-auth process on a lab
 // PostgreSQL; a person signs up and signs in, and what they did is in the PostgreSQL database, not in a
-// SQLite file in the data dir (which still holds the CA files). The log names the database without the
-// password of its conn string.
+// SQLite file in the data dir. The log names the database without the password of its conn string.
+// (The CAs are in the database too, shared by replicas: test/postgres-replicas.test.ts.)
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -80,7 +80,7 @@ describe('keyport-auth on PostgreSQL', () => {
     const audit = await rows<{ type: string }>(`select type from audit_events where actor = $1`, ['pia']);
     expect(audit.length).toBeGreaterThan(0);
 
-    // The data dir keeps the CA files, and no database of its own.
+    // The data dir keeps the admin identity, and no database of its own.
     expect(existsSync(join(cluster.dataDir, 'keyport.db'))).toBe(false);
     const password = new URL(postgres.connString).password;
     expect(cluster.output()).toMatch(/storage: postgresql postgresql:\/\/keyport:\*\*\*@127\.0\.0\.1/);
