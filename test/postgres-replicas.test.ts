@@ -7,57 +7,31 @@
 import { execFileSync } from 'node:child_process';
 import { X509Certificate, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectCluster } from '../client/api';
 import { parseClusterAddress } from '../client/cluster-trust';
-import {
-  getClusterInfo,
-  loginUser,
-  runKeyportAuth,
-  signUpUserInProcess,
-  startLabCluster,
-} from '../lab/cluster';
+import { getClusterInfo, loginUser, runKeyportAuth, signUpUserInProcess } from '../lab/cluster';
 import type { LabCluster, SignedUpUser } from '../lab/cluster';
 import { startLabPostgres } from '../lab/postgres';
 import type { LabPostgres } from '../lab/postgres';
+import { createReplicaSet, queryRows } from '../lab/replicas';
+import type { ReplicaSet } from '../lab/replicas';
 
 const PUBLIC_ADDR = 'auth.replicas.test:3025';
 let work: string;
 let postgres: LabPostgres;
-let config: string;
 let replicaA: LabCluster;
 let replicaB: LabCluster;
 let person: SignedUpUser;
 
-async function rows<R extends pg.QueryResultRow>(text: string): Promise<R[]> {
-  const client = new pg.Client({ connectionString: postgres.connString });
-  await client.connect();
-  try {
-    return (await client.query<R>(text)).rows;
-  } finally {
-    await client.end();
-  }
-}
+let replicas: ReplicaSet;
 
-/** A KEK file as an operator would deploy it to each replica: the same 32 bytes, in a 0600 file. */
-async function kekFile(name: string, key: Buffer): Promise<string> {
-  const path = join(work, name);
-  await writeFile(path, `${key.toString('base64')}\n`, { mode: 0o600 });
-  return path;
-}
-
-function startReplica(name: string, kek: string): Promise<LabCluster> {
-  return startLabCluster({
-    clusterName: 'replicas',
-    dataDir: join(work, name),
-    extraArgs: ['--config', config, '--kek-file', kek, '--public-addr', PUBLIC_ADDR],
-  });
-}
+const rows = <R extends pg.QueryResultRow>(text: string) => queryRows<R>(postgres.connString, text);
 
 interface AdminIdentity {
   caCertPem: string;
@@ -106,15 +80,14 @@ function servedCertificate(replica: LabCluster): Promise<X509Certificate> {
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'keyport-replicas-'));
   postgres = await startLabPostgres();
-  config = join(work, 'auth.yaml');
-  await writeFile(
-    config,
-    `keyport:\n  storage:\n    type: postgresql\n    conn_string: ${postgres.connString}\n    pool_size: 4\n`,
-  );
-  const key = randomBytes(32);
-  const [kekA, kekB] = [await kekFile('a.kek', key), await kekFile('b.kek', key)];
+  replicas = await createReplicaSet({
+    work,
+    connString: postgres.connString,
+    clusterName: 'replicas',
+    publicAddr: PUBLIC_ADDR,
+  });
   // Both at the same moment, on an empty database.
-  [replicaA, replicaB] = await Promise.all([startReplica('a', kekA), startReplica('b', kekB)]);
+  [replicaA, replicaB] = await Promise.all([replicas.start('a'), replicas.start('b')]);
 });
 
 afterAll(async () => {
@@ -167,7 +140,7 @@ describe('two keyport-auth replicas on one PostgreSQL database', () => {
     expect((await clusterStatusWith(identityB, replicaA)).clusterName).toBe('replicas');
 
     await replicaA.stop();
-    replicaA = await startReplica('a', join(work, 'a.kek'));
+    replicaA = await replicas.start('a');
     const renewedA = await identityOf(replicaA);
     expect(renewedA.certPem).not.toBe(identityA.certPem);
     await expect(clusterStatusWith(identityA, replicaB)).rejects.toThrow(
@@ -202,9 +175,9 @@ describe('two keyport-auth replicas on one PostgreSQL database', () => {
       '--cluster-name',
       'replicas',
       '--config',
-      config,
+      replicas.config,
       '--kek-file',
-      await kekFile('c.kek', randomBytes(32)),
+      await replicas.kekFile('c.kek', randomBytes(32)),
     ]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(
