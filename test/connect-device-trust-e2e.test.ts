@@ -4,8 +4,7 @@
 // device and makes a token; the person signs in, sees "registered", pastes the token, enrolls, signs in
 // again and sees "trusted in this session"; the saved profile's certificates carry the device. Every
 // step saves a screenshot under test-results/connect-device-trust-e2e/ and is checked with axe-core.
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -17,6 +16,7 @@ import type { Backend } from '../main/backend/backend';
 import { startBrowserHost } from '../main/browser/host';
 import type { BrowserHost } from '../main/browser/host';
 import { launchLabChromium } from '../lab/chromium';
+import { accessibilityFindings, screenshotter } from '../lab/page-checks';
 import { createLabClock } from '../lab/clock';
 import type { LabClock } from '../lab/clock';
 import { connectAsAdmin, repoRoot, signUpUserInProcess, startLabCluster } from '../lab/cluster';
@@ -27,7 +27,6 @@ import type { Prompt } from '../preload/contract';
 
 const ASSET_TAG = 'KP-E2E-LAPTOP-7';
 const shots = join(repoRoot, 'test-results', 'connect-device-trust-e2e');
-const axeSource = await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 let work: string;
 let home: string;
@@ -40,30 +39,13 @@ let backend: Backend;
 let host: BrowserHost;
 let browser: Browser;
 let page: Page;
-let step = 0;
 const prompts: Prompt[] = [];
 
-async function screenshot(name: string) {
-  step += 1;
-  await page.screenshot({ path: join(shots, `${String(step).padStart(2, '0')}-${name}.png`) });
-}
+const screenshot = screenshotter(() => page, shots);
 
-/** axe-core on what is on screen now: no serious or critical violation. */
+/** axe-core on what is on screen now: no serious or critical finding. */
 async function expectAccessible(what: string) {
-  if (!(await page.evaluate(() => 'axe' in globalThis))) await page.evaluate(axeSource);
-  const violations = await page.evaluate(async () => {
-    const axe = (globalThis as unknown as { axe: { run(): Promise<{ violations: AxeViolation[] }> } }).axe;
-    const result = await axe.run();
-    return result.violations
-      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')) }));
-  });
-  expect(violations, `axe on ${what}`).toEqual([]);
-}
-interface AxeViolation {
-  id: string;
-  impact?: string;
-  nodes: { target: string[] }[];
+  expect(await accessibilityFindings(page), `axe on ${what}`).toEqual([]);
 }
 
 const button = (name: string) => page.getByRole('button', { name, exact: true });

@@ -2,8 +2,7 @@
 // through the browser host and the real backend, against a real keyport-auth, two lab security keys that
 // wait for the test to touch them, and the keychain on a private gnome-keyring. Every step saves a
 // screenshot under test-results/connect-e2e/ and every screen is checked with axe-core.
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -19,6 +18,7 @@ import type { LabCluster } from '../lab/cluster';
 import { connectClusterConfig, signUpWithLabKey } from '../lab/connect';
 import type { KeyPerson } from '../lab/connect';
 import { launchLabChromium } from '../lab/chromium';
+import { accessibilityFindings, screenshotter } from '../lab/page-checks';
 import { startLabKeyring } from '../lab/keyring';
 import type { LabKeyring } from '../lab/keyring';
 import { startSoftKey, touchingWhile as touching } from '../lab/security-key/soft-key';
@@ -26,7 +26,6 @@ import type { SoftKey } from '../lab/security-key/soft-key';
 
 const PIN = '1234';
 const shots = join(repoRoot, 'test-results', 'connect-e2e');
-const axeSource = await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 let work: string;
 let cluster: LabCluster;
@@ -41,34 +40,17 @@ let page: Page;
 const firstLoadNoise: string[] = [];
 let alice: KeyPerson;
 let home: string;
-let step = 0;
 
 /** Resolves when `key` next waits for a touch. */
 function waitsForTouch(key: SoftKey): Promise<void> {
   return new Promise((resolve) => key.events.once('up-needed', () => resolve()));
 }
 
-async function screenshot(name: string) {
-  step += 1;
-  await page.screenshot({ path: join(shots, `${String(step).padStart(2, '0')}-${name}.png`) });
-}
+const screenshot = screenshotter(() => page, shots);
 
-/** axe-core on what is on screen now: no serious or critical violation. */
+/** axe-core on what is on screen now: no serious or critical finding. */
 async function expectAccessible(what: string) {
-  if (!(await page.evaluate(() => 'axe' in globalThis))) await page.evaluate(axeSource);
-  const violations = await page.evaluate(async () => {
-    const axe = (globalThis as unknown as { axe: { run(): Promise<{ violations: AxeViolation[] }> } }).axe;
-    const result = await axe.run();
-    return result.violations
-      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')) }));
-  });
-  expect(violations, `axe on ${what}`).toEqual([]);
-}
-interface AxeViolation {
-  id: string;
-  impact?: string;
-  nodes: { target: string[] }[];
+  expect(await accessibilityFindings(page), `axe on ${what}`).toEqual([]);
 }
 
 const dialog = (name: string) => page.getByRole('dialog', { name });

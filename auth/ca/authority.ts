@@ -117,15 +117,7 @@ async function loadOrCreatePrivateKey(path: string, kind: KeyKind, sealer?: Seal
     // A plain key from before keys were sealed: sealed in place, atomically, from now on.
     if (sealer) await replacePrivateFile(path, sealer.seal(pem, context));
   }
-  let key: KeyObject;
-  try {
-    key = createPrivateKey(pem);
-  } catch (cause) {
-    throw new CaError('INTERNAL', `${path} is not a PKCS#8 private key`, { cause });
-  }
-  if (keyKindOf(key) !== kind)
-    throw new CaError('INTERNAL', `${path} holds a ${key.asymmetricKeyType} key, not ${kind}`);
-  return key;
+  return parsePrivateKey(pem, kind, path);
 }
 
 async function importSigningKey(privateKey: KeyObject): Promise<webcrypto.CryptoKey> {
