@@ -79,6 +79,7 @@ export async function admitAttempt(ctx: ServiceContext, name: string, clientAddr
   for (;;) {
     const now = ctx.now();
     const decision = await ctx.store.transaction(async (tx): Promise<Decision> => {
+      await tx.throttle.lockAttempts(name, clientAddr);
       const counts = await tx.throttle.countAttempts(name, clientAddr, now - windowMs, now);
       const lockedUntil = counts.lastFailureMs + durationMs;
       if (counts.failed >= maxAttempts) {

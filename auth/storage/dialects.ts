@@ -6,7 +6,9 @@
 // - autoincrement ids: `integer primary key autoincrement` on SQLite, `bigserial primary key` on pg.
 // - booleans: 0/1 integers on both (no pg boolean columns), as the schema has always stored them.
 // - JSON: text on both (no jsonb), parsed by the callers as before.
-import { PostgresAdapter } from 'kysely';
+// - serializing a read-then-write: SQLite runs one transaction at a time; on pg (READ COMMITTED, many
+//   connections and replicas) a transaction takes a transaction-scoped advisory lock on a key first.
+import { PostgresAdapter, sql } from 'kysely';
 import type { ColumnDefinitionBuilder, Kysely } from 'kysely';
 import pg from 'pg';
 
@@ -40,4 +42,17 @@ export function pgTypes(): pg.CustomTypesConfig {
   const types = new pg.TypeOverrides();
   types.setTypeParser(INT8_OID, parseInt8);
   return types;
+}
+
+/** The advisory-lock class of keyport's own keys (pg's two-int key space; the Migrator's lock is one int8). */
+const KEYPORT_LOCK_CLASS = 0x6b70;
+
+/**
+ * Serializes, until the transaction ends, every transaction that locks the same `key`: a count followed
+ * by an insert then holds across connections and replicas. SQLite's transactions are serial already.
+ */
+export async function lockKeyForTransaction(db: Kysely<unknown>, key: string): Promise<void> {
+  if (!db.isTransaction) throw new Error('lockKeyForTransaction: only inside a transaction');
+  if (storageKind(db) !== 'postgresql') return;
+  await sql`select pg_advisory_xact_lock(${sql.lit(KEYPORT_LOCK_CLASS)}, hashtext(${key}::text))`.execute(db);
 }

@@ -2,6 +2,7 @@
 // Each method is one statement or one transaction, and both tables live in the shared database, so
 // several replicas count together.
 import type { Kysely, Transaction } from 'kysely';
+import { lockKeyForTransaction } from './dialects';
 import type { Database } from './schema';
 
 export interface AttemptCounts {
@@ -51,6 +52,17 @@ export class ThrottleStore {
       } else pending++;
     }
     return { failed, pending, lastFailureMs };
+  }
+
+  /**
+   * Inside a transaction, before countAttempts: makes count-then-addPending for (name, address) one step
+   * for every connection and replica, so parallel checks never get past the limit together.
+   */
+  lockAttempts(name: string, clientAddr: string): Promise<void> {
+    return lockKeyForTransaction(
+      this.db as Kysely<unknown>,
+      JSON.stringify(['login_attempts', name, clientAddr]),
+    );
   }
 
   /** Reserves a check in flight; returns its id, to settle it. */
