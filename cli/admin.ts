@@ -1,12 +1,13 @@
 // keyport admin: resources, users, locks, audit and status. Credentials come from the signed-in profile,
-// or with --data-dir from the auth host's own super-admin identity (like tctl on an auth server).
+// or with --data-dir (or -c, the keyport-auth config file naming the data dir) from the auth host's own
+// super-admin identity (like tctl on an auth server).
 import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { stringify as toYaml } from 'yaml';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { KeyportError } from '../proto/errors';
 import type { Resource } from '../proto/gen/keyport/v1/admin';
 import { connectCluster } from '../client/api';
@@ -46,8 +47,42 @@ async function connectAdmin(profiles: ProfileStore, dataDir: string | undefined)
     });
   }
   const profile = await profiles.getProfile();
-  if (!profile) throw notSignedIn('run `keyport login`, or pass --data-dir on the auth host');
+  if (!profile) throw notSignedIn('run `keyport login`, or pass -c FILE or --data-dir on the auth host');
   return connectAsProfile(profiles, profile);
+}
+
+/**
+ * The data dir a keyport-auth config file names (`keyport.data_dir`), where that replica writes its
+ * super-admin identity at every start: whatever the storage (SQLite there, or PostgreSQL), the identity
+ * is in the data dir, one per replica, and every replica accepts it (table builtin_admins).
+ */
+export async function dataDirFromAuthConfig(file: string): Promise<string> {
+  const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new KeyportError(
+      'INVALID_ARGUMENT',
+      `Cannot read the config file ${file}: ${error.code ?? error}`,
+      {
+        fieldPath: '--config',
+      },
+    );
+  });
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (error) {
+    throw new KeyportError('INVALID_ARGUMENT', `${file}: invalid YAML: ${(error as Error).message}`, {
+      fieldPath: '--config',
+    });
+  }
+  const dataDir = (parsed as { keyport?: { data_dir?: unknown } } | null)?.keyport?.data_dir;
+  if (typeof dataDir !== 'string' || !dataDir) {
+    throw new KeyportError(
+      'INVALID_ARGUMENT',
+      `${file} names no keyport.data_dir: pass --data-dir DIR, the data dir keyport-auth runs with.`,
+      { fieldPath: 'keyport.data_dir' },
+    );
+  }
+  return dataDir;
 }
 
 function parseRef(ref: string): { kind: string; name: string } {
@@ -76,11 +111,20 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore): vo
   const admin = root
     .command('admin')
     .description('Administer the cluster (authorised by your roles’ rules)')
-    .option('--data-dir <dir>', 'use the auth host’s super-admin identity from this data dir');
+    .option('--data-dir <dir>', 'use the auth host’s super-admin identity from this data dir')
+    .option(
+      '-c, --config <file>',
+      'use the super-admin identity in the data dir this keyport-auth config file names',
+    );
 
   /** Runs `work` with an admin connection, closing it afterwards. */
   const withApi = async (work: (api: ClusterApi) => Promise<void>) => {
-    const api = await connectAdmin(profiles, admin.opts().dataDir);
+    const { dataDir, config } = admin.opts<{ dataDir?: string; config?: string }>();
+    // --data-dir wins, as it does for keyport-auth.
+    const api = await connectAdmin(
+      profiles,
+      dataDir ?? (config ? await dataDirFromAuthConfig(config) : undefined),
+    );
     try {
       await work(api);
     } finally {

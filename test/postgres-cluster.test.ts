@@ -3,7 +3,7 @@
 // SQLite file in the data dir. The log names the database without the password of its conn string.
 // (The CAs are in the database too, shared by replicas: test/postgres-replicas.test.ts.)
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loginWithPassword } from '../client/ceremonies/login';
 import { ProfileStore } from '../client/profiles';
 import { parseClusterAddress } from '../client/cluster-trust';
-import { nextTotpCode, signUpUserInProcess, startLabCluster } from '../lab/cluster';
+import { nextTotpCode, runKeyport, signUpUserInProcess, startLabCluster } from '../lab/cluster';
 import type { LabCluster } from '../lab/cluster';
 import { startLabPostgres } from '../lab/postgres';
 import type { LabPostgres } from '../lab/postgres';
@@ -85,5 +85,43 @@ describe('keyport-auth on PostgreSQL', () => {
     const password = new URL(postgres.connString).password;
     expect(cluster.output()).toMatch(/storage: postgresql postgresql:\/\/keyport:\*\*\*@127\.0\.0\.1/);
     expect(cluster.output()).not.toContain(password);
+  });
+
+  it('lets `keyport admin -c FILE` (and --config) on the auth host use the data dir the config file names', async () => {
+    // The operator's config file: the data dir and the storage, as keyport-auth reads them.
+    const config = join(home, 'auth-host.yaml');
+    await writeFile(
+      config,
+      `keyport:\n  data_dir: ${cluster.dataDir}\n  storage:\n    type: postgresql\n    conn_string: ${postgres.connString}\n`,
+    );
+    const elsewhere = await mkdtemp(join(tmpdir(), 'keyport-pg-admin-home-'));
+    try {
+      // No profile in this home: the identity comes from the data dir alone.
+      const status = await runKeyport(['admin', '-c', config, 'status'], { home: elsewhere });
+      expect(status.stderr).toBe('');
+      expect(status.code).toBe(0);
+      expect(status.stdout).toMatch(/Cluster\s+pg-lab/);
+      expect(status.stdout).toContain(`CA pin       ${cluster.caPin}`);
+      const added = await runKeyport(
+        ['admin', '--config', config, 'users', 'add', 'cora', '--roles', 'access'],
+        { home: elsewhere },
+      );
+      expect(added.code, added.stderr).toBe(0);
+      expect(added.stdout).toMatch(/signup token: \S+/);
+      expect(await rows(`select name from users where name = $1`, ['cora'])).toEqual([{ name: 'cora' }]);
+
+      // A config file without keyport.data_dir is refused, saying what to pass instead.
+      const bare = join(home, 'no-data-dir.yaml');
+      await writeFile(
+        bare,
+        `keyport:\n  storage:\n    type: postgresql\n    conn_string: ${postgres.connString}\n`,
+      );
+      const refused = await runKeyport(['admin', '-c', bare, 'status'], { home: elsewhere });
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain('names no keyport.data_dir: pass --data-dir DIR');
+      expect(refused.stderr).not.toContain(new URL(postgres.connString).password);
+    } finally {
+      await rm(elsewhere, { recursive: true, force: true });
+    }
   });
 });
