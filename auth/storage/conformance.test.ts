@@ -438,6 +438,21 @@ describe.each(backends)('store on $kind', (backend) => {
     expect((await throttle.countAttempts('alice', '10.0.0.2', 0, T + 50)).failed).toBe(0);
   });
 
+  it('reserves at most the limit when 20 count-then-reserve transactions race (lockAttempts)', async () => {
+    const reserve = () =>
+      store.transaction(async (tx) => {
+        await tx.throttle.lockAttempts('bob', '10.0.0.9');
+        const counts = await tx.throttle.countAttempts('bob', '10.0.0.9', 0, T);
+        if (counts.failed + counts.pending >= 5) return false;
+        await tx.throttle.addPending('bob', '10.0.0.9', T, T + 30_000);
+        return true;
+      });
+    const admitted = await Promise.all(Array.from({ length: 20 }, reserve));
+    expect(admitted.filter(Boolean)).toHaveLength(5);
+    expect((await store.throttle.countAttempts('bob', '10.0.0.9', 0, T)).pending).toBe(5);
+    await expect(store.throttle.lockAttempts('bob', '10.0.0.9')).rejects.toThrow(/only inside a transaction/);
+  });
+
   it('counts rate-limit hits in fixed windows, atomically under concurrency, and prunes old windows', async () => {
     const hits = await Promise.all(
       Array.from({ length: 30 }, () => store.throttle.hit('addr:x', T + 1, 60_000)),
