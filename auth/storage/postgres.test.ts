@@ -15,6 +15,7 @@ import { migrationProvider } from './migrations';
 import { postgresDialect, redactConnString, resolveConnString } from './postgres';
 import type { Database } from './schema';
 import { openPostgresStore } from './store';
+import type { Store } from './store';
 
 let lab: LabPostgres;
 
@@ -90,6 +91,41 @@ describe('PostgreSQL store', () => {
         `select count(*) as n from pg_stat_activity where application_name = 'keyport-auth' and datname = current_database()`,
       );
       expect(Number(row?.n)).toBeGreaterThan(1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('waits for another replica’s migration lock longer than statement_timeout, then starts', async () => {
+    const connString = await lab.createDatabase();
+    // Another replica mid-migration: Kysely's migration lock held on a connection of its own.
+    const holder = new pg.Client({ connectionString: connString });
+    await holder.connect();
+    const lockId = '3853314791062309107'; // kysely's PostgresAdapter LOCK_ID
+    await holder.query(`select pg_advisory_lock(${lockId})`);
+    let opened: Store | undefined;
+    const opening = openPostgresStore({ connString, poolSize: 2, statementTimeoutMs: 100 }).then(
+      (store) => (opened = store),
+    );
+    try {
+      // Wait until this replica is queued on the lock, then past several statement timeouts: it still waits.
+      for (;;) {
+        const [waiting] = await query<{ n: number }>(
+          connString,
+          `select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`,
+        );
+        if (waiting?.n === 1) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(opened).toBeUndefined();
+    } finally {
+      await holder.query(`select pg_advisory_unlock(${lockId})`);
+      await holder.end();
+    }
+    const store = await opening;
+    try {
+      expect(await store.countUsers()).toBe(0);
     } finally {
       await store.close();
     }

@@ -54,17 +54,21 @@ export function openStore(storage: StorageOptions, dataDir: string): Promise<Sto
   return storage.type === 'postgresql' ? openPostgresStore(storage) : openSqliteStore(dataDir);
 }
 
-/** Opens a pool on the database and applies the migrations it lacks (once, whoever else starts too). */
+/**
+ * Opens a pool on the database and applies the migrations it lacks (once, whoever else starts too). The
+ * migrations run on a connection of their own without statement_timeout: a replica waiting for another's
+ * migration lock (or running a long migration) waits as long as it takes, not the per-statement bound.
+ */
 export async function openPostgresStore(options: PostgresStorageOptions): Promise<Store> {
-  const { dialect } = postgresDialect(options);
-  const db = new Kysely<Database>({ dialect });
+  const migrating = new Kysely<Database>({
+    dialect: postgresDialect({ ...options, poolSize: 1, statementTimeoutMs: 0 }).dialect,
+  });
   try {
-    await migrate(db);
-  } catch (error) {
-    await db.destroy();
-    throw error;
+    await migrate(migrating);
+  } finally {
+    await migrating.destroy();
   }
-  return new Store(db);
+  return new Store(new Kysely<Database>({ dialect: postgresDialect(options).dialect }));
 }
 
 export async function migrate(db: Kysely<Database>): Promise<void> {
