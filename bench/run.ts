@@ -4,6 +4,7 @@ import { benchDeviceLogin } from './device-login.bench';
 import { benchLogin } from './login.bench';
 import { benchPasswordless } from './passwordless.bench';
 import { benchProfileWatch } from './profile-watch.bench';
+import { benchReplicas } from './replicas.bench';
 import { benchTpmQuote } from './tpm-quote.bench';
 
 // grpc-js sends an IP target as TLS SNI, which Node flags (DEP0123); the notice is noise here.
@@ -29,6 +30,11 @@ if (only === 'device-login') {
 if (only === 'passwordless') {
   const logged = await benchPasswordless();
   process.exit(logged.round_trips_per_login === 2 ? 0 : 1);
+}
+// Not in the full run: about two minutes (three configurations, 16 signups per backend, PostgreSQL).
+if (only === 'replicas') {
+  const measured = await benchReplicas();
+  process.exit(measured.within_target ? 0 : 1);
 }
 if (only === 'profile-watch') {
   const watched = await benchProfileWatch();

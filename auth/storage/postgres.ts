@@ -11,6 +11,7 @@ import type { CompiledQuery, DatabaseConnection, Driver, QueryResult, Transactio
 import pg from 'pg';
 import { KeyportError } from '../../proto/errors';
 import { pgTypes } from './dialects';
+import { countPoolQueries } from './sql-count';
 
 export interface PostgresStorageOptions {
   /** postgresql://user[:password]@host[:port]/database[?sslmode=…&sslrootcert=…&passfile=…] */
@@ -220,5 +221,6 @@ export function postgresDialect(options: PostgresStorageOptions): {
   // A client checked out (in a transaction between two statements) has no pool listener: its `error`
   // would be uncaught too. Its next statement fails as UNAVAILABLE; on release the pool drops it.
   pool.on('connect', (client) => client.on('error', lost));
+  countPoolQueries(pool);
   return { dialect: new MappedPostgresDialect({ pool }), pool };
 }

@@ -10,6 +10,7 @@ import type { Insertable, Selectable, Transaction } from 'kysely';
 import { migrationProvider } from './migrations';
 import { postgresDialect } from './postgres';
 import type { PostgresStorageOptions } from './postgres';
+import { countSqliteStatements } from './sql-count';
 import { KeyportError } from '../../proto/errors';
 import { SEALED_FAMILY } from '../secrets';
 import { DeviceStore } from './devices';
@@ -42,6 +43,7 @@ export async function openSqliteStore(dataDir: string): Promise<Store> {
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
+  countSqliteStatements(sqlite);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
   await migrate(db);
   return new Store(db);

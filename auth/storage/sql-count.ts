@@ -1,0 +1,79 @@
+// Statement counts for bench/ (KEYPORT_SQL_COUNT=1), like the step timings of auth/perf.ts: every
+// statement the store sends to its driver is counted by name ("insert into challenges", "select users",
+// "begin"), and on SIGUSR2 the process writes its totals so far as one `keyport-sql {json}` line to
+// standard error; the benchmark signals before and after a measured batch and takes the difference.
+// PostgreSQL: each `query` on a pooled client is one round trip (BEGIN and COMMIT included). SQLite: each
+// statement prepared and run in-process (better-sqlite3 through Kysely prepares per execution). Without
+// KEYPORT_SQL_COUNT, nothing is wrapped and no handler is installed.
+import type SQLite from 'better-sqlite3';
+import type pg from 'pg';
+
+export interface SqlCountRecord {
+  pid: number;
+  /** Calls into the driver: statements, BEGIN, COMMIT and ROLLBACK alike. */
+  round_trips: number;
+  /** By statement name (statementName). */
+  statements: Record<string, number>;
+}
+
+const counts = new Map<string, number>();
+let roundTrips = 0;
+let installed = false;
+
+const countingOn = () => process.env['KEYPORT_SQL_COUNT'] === '1';
+
+/** A statement's kind and table: `insert into challenges`, `update users`, `select mfa_devices`, `begin`. */
+export function statementName(sql: string): string {
+  const text = sql.replace(/"/g, '').replace(/\s+/g, ' ').trim().toLowerCase();
+  const written = /^(insert into|update|delete from) (\w+)/.exec(text);
+  if (written) return `${written[1]} ${written[2]}`;
+  const control = /^(begin|commit|rollback|savepoint|release|start transaction)\b/.exec(text);
+  if (control?.[1]) return control[1];
+  const read = /^select .*? from (\w+)/.exec(text);
+  if (read) return `select ${read[1]}${/ for (update|share)\b/.test(text) ? ' for update' : ''}`;
+  return text.slice(0, 48);
+}
+
+function record(sql: unknown): void {
+  roundTrips++;
+  const text = typeof sql === 'string' ? sql : String((sql as { text?: unknown } | null)?.text ?? '?');
+  const name = statementName(text);
+  counts.set(name, (counts.get(name) ?? 0) + 1);
+}
+
+function install(): void {
+  if (installed) return;
+  installed = true;
+  process.on('SIGUSR2', () => {
+    const line: SqlCountRecord = {
+      pid: process.pid,
+      round_trips: roundTrips,
+      statements: Object.fromEntries(counts),
+    };
+    process.stderr.write(`keyport-sql ${JSON.stringify(line)}\n`);
+  });
+}
+
+/** Counts what Kysely runs on this better-sqlite3 database. */
+export function countSqliteStatements(db: SQLite.Database): void {
+  if (!countingOn()) return;
+  install();
+  const prepare = db.prepare.bind(db);
+  db.prepare = ((source: string) => {
+    record(source);
+    return prepare(source);
+  }) as typeof db.prepare;
+}
+
+/** Counts the queries of every client of this pool. */
+export function countPoolQueries(pool: pg.Pool): void {
+  if (!countingOn()) return;
+  install();
+  pool.on('connect', (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      record(args[0]);
+      return query(...args);
+    };
+  });
+}

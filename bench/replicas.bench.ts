@@ -1,0 +1,382 @@
+// Passwordless logins per second at 16 concurrent clients, on SQLite and on PostgreSQL behind 1 and 2
+// keyport-auth replicas (lab/replicas.ts), against a floor measured in the same run on the same channels:
+// two bare unary GetClusterInfo calls per login (the login's two round trips), plus the deliberate
+// crypto of one login (one assertion verify, the SSH and X.509 certificate signatures), timed here on one
+// core and shared by the replicas. The load comes from bench/replicas-load.ts, a process of its own on
+// loopback, bounded in time (BENCH_REPLICAS_SECONDS, 10 s per configuration). The passkeys are
+// registered by the lab soft key (one key holds the 16 users' passkeys); the load generator signs the
+// assertions from their keys in software (see replicas-load.ts for why).
+// Per login it also prints, from keyport-auth itself: the SQL statements by name and the database round
+// trips (KEYPORT_SQL_COUNT=1, auth/storage/sql-count.ts), every write named, and the CPU time of the auth
+// process(es) (/proc/PID/stat utime + stime over the measured run).
+import { spawn } from 'node:child_process';
+import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generatePrivateKey, newTlsCaCertificatePem, authoritiesFromKeys } from '../auth/ca/authority';
+import { parseSshPublicKey } from '../auth/ca/ssh';
+import { issueSessionCertificates } from '../auth/certificates';
+import type { ServiceContext } from '../auth/context';
+import type { MfaDeviceRow } from '../auth/storage/store';
+import type { SqlCountRecord } from '../auth/storage/sql-count';
+import { verifyAssertion } from '../auth/webauthn';
+import { generateSessionKey } from '../client/keystore/session-key';
+import { openClusterDb, repoRoot, startLabCluster } from '../lab/cluster';
+import type { LabCluster } from '../lab/cluster';
+import { signUpWithLabKey } from '../lab/connect';
+import { startLabPostgres } from '../lab/postgres';
+import { createReplicaSet, queryRows } from '../lab/replicas';
+import { startSoftKey } from '../lab/security-key/soft-key';
+import { readState } from '../lab/security-key/state';
+import { makeAssertion } from './replicas-load';
+import type { LoadPlan, LoadResult, LoadUser } from './replicas-load';
+import { median } from './stats';
+
+const CLIENTS = 16;
+const SECONDS = Number(process.env.BENCH_REPLICAS_SECONDS ?? 10);
+const FLOOR_SECONDS = Math.max(2, SECONDS / 2);
+const TARGET_RATIO = 0.5;
+const PIN = '2468';
+const RP_ID = 'localhost';
+const ORIGIN = `https://${RP_ID}`;
+const PUBLIC_ADDR = 'localhost:3025';
+const CLK_TCK = 100;
+
+/** The cluster's config: passkeys on, and no per-address limit in the way of one loopback load generator. */
+const authServiceYaml = [
+  'auth_service:',
+  '  authentication:',
+  '    type: local',
+  '    second_factors: [webauthn]',
+  '    allow_passwordless: true',
+  '    webauthn:',
+  `      rp_id: ${RP_ID}`,
+  '  rate_limit:',
+  '    per_address: 1000000',
+  '    per_user: 1000000',
+  '',
+].join('\n');
+
+const userName = (i: number) => `bench${String(i).padStart(2, '0')}`;
+
+/** utime + stime of `pid`, in ms. */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+}
+
+/** The auth process's statement totals so far (it writes them on SIGUSR2). */
+async function sqlTotals(cluster: LabCluster): Promise<SqlCountRecord> {
+  const lines = () =>
+    cluster
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('keyport-sql {'));
+  const before = lines().length;
+  process.kill(cluster.process.pid ?? 0, 'SIGUSR2');
+  for (let waited = 0; waited < 5000; waited += 20) {
+    const now = lines();
+    if (now.length > before) {
+      const line = now[now.length - 1] ?? '';
+      return JSON.parse(line.slice(line.indexOf('keyport-sql ') + 'keyport-sql '.length)) as SqlCountRecord;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('keyport-auth wrote no keyport-sql line: is KEYPORT_SQL_COUNT=1 set?');
+}
+
+async function runLoadProcess(plan: LoadPlan, work: string): Promise<LoadResult> {
+  const planFile = join(work, `plan-${randomBytes(4).toString('hex')}.json`);
+  await writeFile(planFile, JSON.stringify(plan));
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(repoRoot, 'bench/replicas-load.ts'), planFile],
+      {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    // Bounded: the run, its warm-up, and start-up; then it is stopped.
+    const timer = setTimeout(() => child.kill('SIGKILL'), plan.durationMs + 60_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      const last = out.trim().split('\n').pop() ?? '';
+      if (code !== 0 || !last.startsWith('{'))
+        reject(new Error(`load generator exited ${code}:\n${out}${err}`));
+      else resolve(JSON.parse(last) as LoadResult);
+    });
+  });
+}
+
+/** The passkeys the soft key holds for bench00…, by user. */
+function passkeysOf(statePath: string): LoadUser[] {
+  const state = readState(statePath);
+  if (!state) throw new Error(`no soft key state at ${statePath}`);
+  return Array.from({ length: CLIENTS }, (_, i) => {
+    const credential = state.credentials.find((c) => c.rk && c.userName === userName(i));
+    if (!credential?.userId) throw new Error(`the soft key holds no passkey for ${userName(i)}`);
+    return {
+      user: userName(i),
+      credentialId: credential.id,
+      userHandle: credential.userId,
+      privateKeyPem: credential.privateKeyPem,
+    };
+  });
+}
+
+async function signUpAll(cluster: LabCluster, keySocket: string): Promise<void> {
+  for (let i = 0; i < CLIENTS; i++) {
+    await signUpWithLabKey(cluster, {
+      user: userName(i),
+      roles: ['access'],
+      password: `${userName(i)}-password-123`,
+      keySocket,
+      pin: PIN,
+    });
+  }
+}
+
+/** The deliberate crypto of one login, on one core: the assertion verify and the two certificates. */
+async function loginCryptoMs(user: LoadUser, device: MfaDeviceRow): Promise<number> {
+  const sshCa = generatePrivateKey('Ed25519');
+  const tlsCa = generatePrivateKey('ECDSA P-256');
+  const authorities = await authoritiesFromKeys(
+    'bench-replicas',
+    sshCa,
+    tlsCa,
+    await newTlsCaCertificatePem('bench-replicas', tlsCa),
+  );
+  const ctx = { now: () => Date.now(), authorities } as unknown as ServiceContext;
+  const session = generateSessionKey('ecdsa-p256');
+  const keys = { ssh: parseSshPublicKey(session.sshPublicKey), tls: createPublicKey(session.publicKeyPem) };
+  const key = createPrivateKey(user.privateKeyPem);
+  const rp = { rpId: RP_ID, rpName: 'bench-replicas', allowedCas: [], deniedCas: [] };
+  const samples: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    const challenge = randomBytes(32).toString('base64url');
+    const assertion = makeAssertion(user, key, { challenge, rpId: RP_ID }, ORIGIN, i + 1);
+    const start = performance.now();
+    const verified = await verifyAssertion({
+      rp,
+      response: assertion,
+      expectedChallenge: challenge,
+      device: { ...device, webauthn_sign_count: 0 },
+      requireUserVerification: true,
+    });
+    if (!verified.ok) throw new Error('the floor assertion did not verify');
+    await issueSessionCertificates(
+      ctx,
+      { user: user.user, roles: ['access'], logins: [user.user], mfaVerified: true, ttlSeconds: 3600 },
+      keys,
+    );
+    samples.push(performance.now() - start);
+  }
+  return median(samples.slice(50));
+}
+
+interface Measured {
+  backend: string;
+  replicas: number;
+  logins_per_second: number;
+  p50_ms: number;
+  p99_ms: number;
+  errors: number;
+  floor_per_second: number;
+  floor_pings_per_second: number;
+  ratio: number;
+  within_target: boolean;
+  cpu_ms_per_login: number;
+  statements_per_login: number;
+  transactions_per_login: number;
+  round_trips_per_login: number;
+  writes_per_login: number;
+  statements: Record<string, number>;
+}
+
+let signCountBase = 1000;
+
+async function measure(
+  backend: string,
+  replicas: LabCluster[],
+  users: LoadUser[],
+  cryptoMs: number,
+  work: string,
+): Promise<Measured> {
+  const caPem = (
+    JSON.parse(await readFile(join(replicas[0]!.dataDir, 'admin-identity.json'), 'utf8')) as {
+      caCertPem: string;
+    }
+  ).caCertPem;
+  const targets = replicas.map((r) => ({ address: r.address, caPem, caPin: r.caPin }));
+  const base = { targets, origin: ORIGIN, users, clients: CLIENTS, maxOps: 100_000 };
+  const floor = await runLoadProcess(
+    { ...base, mode: 'ping', durationMs: FLOOR_SECONDS * 1000, signCountBase: 0 },
+    work,
+  );
+  const sqlBefore = await Promise.all(replicas.map(sqlTotals));
+  const cpuBefore = replicas.map((r) => cpuMs(r.process.pid ?? 0));
+  const run = await runLoadProcess(
+    { ...base, mode: 'login', durationMs: SECONDS * 1000, signCountBase },
+    work,
+  );
+  signCountBase += CLIENTS * 1_000_000 + 1000;
+  const cpuAfter = replicas.map((r) => cpuMs(r.process.pid ?? 0));
+  const sqlAfter = await Promise.all(replicas.map(sqlTotals));
+  // Every login the generator started, warm-up (2 per client) included, ended inside the two snapshots.
+  const logins = run.ops + run.errors + 2 * CLIENTS;
+  const perLogin = (n: number) => Number((n / logins).toFixed(2));
+  const totals: Record<string, number> = {};
+  let roundTrips = 0;
+  sqlAfter.forEach((after, i) => {
+    roundTrips += after.round_trips - sqlBefore[i]!.round_trips;
+    for (const [name, n] of Object.entries(after.statements)) {
+      totals[name] = (totals[name] ?? 0) + n - (sqlBefore[i]!.statements[name] ?? 0);
+    }
+  });
+  const statements = Object.fromEntries(
+    Object.entries(totals)
+      .filter(([, n]) => n > 0)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([name, n]) => [name, perLogin(n)]),
+  );
+  const control = (name: string) =>
+    /^(begin|commit|rollback|savepoint|release|start transaction)$/.test(name);
+  const write = (name: string) => /^(insert into|update|delete from) /.test(name);
+  const sum = (pick: (name: string) => boolean) =>
+    Object.entries(totals)
+      .filter(([name]) => pick(name))
+      .reduce((s, [, n]) => s + n, 0);
+  // The floor: the two round trips at the rate the same 16 clients get them, plus the crypto, which the
+  // replicas do side by side.
+  const floorPerSecond = 1000 / (1000 / floor.per_second + cryptoMs / replicas.length);
+  const ratio = run.per_second / floorPerSecond;
+  return {
+    backend,
+    replicas: replicas.length,
+    logins_per_second: run.per_second,
+    p50_ms: run.p50_ms,
+    p99_ms: run.p99_ms,
+    errors: run.errors,
+    ...(run.first_error ? { first_error: run.first_error } : {}),
+    floor_per_second: Number(floorPerSecond.toFixed(1)),
+    floor_pings_per_second: floor.per_second,
+    ratio: Number(ratio.toFixed(2)),
+    within_target: ratio >= TARGET_RATIO && run.errors === 0,
+    cpu_ms_per_login: Number((cpuAfter.reduce((s, v, i) => s + v - cpuBefore[i]!, 0) / logins).toFixed(2)),
+    statements_per_login: perLogin(sum((n) => !control(n))),
+    transactions_per_login: perLogin(sum((n) => n === 'begin' || n === 'start transaction')),
+    round_trips_per_login: perLogin(roundTrips),
+    writes_per_login: perLogin(sum(write)),
+    statements,
+  };
+}
+
+function printTable(m: Measured): void {
+  console.log(
+    `${m.backend} x${m.replicas}: ${m.logins_per_second} logins/s (p50 ${m.p50_ms} ms, p99 ${m.p99_ms} ms), ` +
+      `floor ${m.floor_per_second}/s, ratio ${m.ratio}, ${m.cpu_ms_per_login} ms CPU per login; per login:`,
+  );
+  for (const [name, n] of Object.entries(m.statements)) {
+    const kind = /^(insert into|update|delete from) /.test(name) ? 'write' : '';
+    console.log(`    ${name.padEnd(44)} ${n.toFixed(2).padStart(6)} ${kind}`);
+  }
+  console.log(
+    `    ${'statements / writes / round trips'.padEnd(44)} ${m.statements_per_login} / ${m.writes_per_login} / ${m.round_trips_per_login}`,
+  );
+}
+
+export async function benchReplicas() {
+  const previousCount = process.env['KEYPORT_SQL_COUNT'];
+  process.env['KEYPORT_SQL_COUNT'] = '1';
+  const work = await mkdtemp(join(tmpdir(), 'kp-bench-replicas-'));
+  const results: Measured[] = [];
+  const stops: (() => Promise<unknown>)[] = [];
+  try {
+    // SQLite: one keyport-auth, its own soft key holding the 16 passkeys.
+    const sqliteKey = await startSoftKey({
+      socketPath: join(work, 's.sock'),
+      statePath: join(work, 's.json'),
+      touch: 'auto',
+      pin: PIN,
+    });
+    stops.push(() => sqliteKey.stop());
+    const single = await startLabCluster({
+      clusterName: 'bench-replicas',
+      configYaml: authServiceYaml.replace('auth_service:\n', 'auth_service:\n  public_addr: localhost:0\n'),
+    });
+    stops.push(() => single.stop());
+    await signUpAll(single, sqliteKey.socketPath);
+    const sqliteUsers = passkeysOf(sqliteKey.statePath);
+    const db = openClusterDb(single);
+    const device = db.prepare('SELECT * FROM mfa_devices WHERE user = ?').get(userName(0)) as
+      MfaDeviceRow | undefined;
+    db.close();
+    if (!device) throw new Error(`no passkey row for ${userName(0)}`);
+    const cryptoMs = await loginCryptoMs(sqliteUsers[0]!, device);
+    const onSqlite = await measure('sqlite', [single], sqliteUsers, cryptoMs, work);
+    results.push(onSqlite);
+    printTable(onSqlite);
+    await stops.pop()?.();
+
+    // PostgreSQL: replica a, then a and b, on one database; the passkeys on a second soft key.
+    const pgKey = await startSoftKey({
+      socketPath: join(work, 'p.sock'),
+      statePath: join(work, 'p.json'),
+      touch: 'auto',
+      pin: PIN,
+    });
+    stops.push(() => pgKey.stop());
+    const postgres = await startLabPostgres();
+    stops.push(() => postgres.stop());
+    const set = await createReplicaSet({
+      work,
+      connString: postgres.connString,
+      clusterName: 'bench-replicas',
+      publicAddr: PUBLIC_ADDR,
+      extraYaml: authServiceYaml,
+    });
+    const a = await set.start('a');
+    stops.push(() => a.stop());
+    await signUpAll(a, pgKey.socketPath);
+    const pgUsers = passkeysOf(pgKey.statePath);
+    const stored = await queryRows<{ n: string }>(
+      postgres.connString,
+      'SELECT count(*) AS n FROM mfa_devices',
+    );
+    if (Number(stored[0]?.n) < CLIENTS) throw new Error('the passkeys are not in PostgreSQL');
+    const onOne = await measure('postgresql', [a], pgUsers, cryptoMs, work);
+    results.push(onOne);
+    printTable(onOne);
+    const b = await set.start('b');
+    stops.push(() => b.stop());
+    const onTwo = await measure('postgresql', [a, b], pgUsers, cryptoMs, work);
+    results.push(onTwo);
+    printTable(onTwo);
+
+    const line = {
+      bench: 'passwordless logins/s, 16 clients, SQLite and PostgreSQL replicas',
+      floor:
+        '2 bare unary GetClusterInfo per login on the same channels at 16 clients + assertion verify + SSH and X.509 signatures (shared by the replicas)',
+      login_crypto_ms: Number(cryptoMs.toFixed(3)),
+      seconds_per_configuration: SECONDS,
+      clients: CLIENTS,
+      target_ratio: TARGET_RATIO,
+      results,
+    };
+    console.log(JSON.stringify(line));
+    return { ...line, within_target: results.every((r) => r.within_target) };
+  } finally {
+    while (stops.length > 0) await stops.pop()?.();
+    if (previousCount === undefined) delete process.env['KEYPORT_SQL_COUNT'];
+    else process.env['KEYPORT_SQL_COUNT'] = previousCount;
+    await rm(work, { recursive: true, force: true });
+  }
+}
