@@ -4,7 +4,7 @@ import { KeyportError } from '../proto/errors';
 import { loginPasswordless, loginWithPassword, logout } from '../client/ceremonies/login';
 import { securityKeyPrompts } from './security-key-prompts';
 import { signup } from '../client/ceremonies/signup';
-import { formatClusterAddress, parseClusterAddress } from '../client/cluster-trust';
+import { formatClusterAddress, parseClusterAddress, parseClusterAddresses } from '../client/cluster-trust';
 import { KeyStoreError } from '../client/keystore';
 import { Ctap2Error } from '../client/hardware/fido/ctap2';
 import { CtaphidError } from '../client/hardware/fido/ctaphid';
@@ -62,7 +62,10 @@ function program(): Command {
   root
     .command('login')
     .description('Sign in with a password and a second factor; stores certificates in the profile')
-    .option('--cluster <host:port>', 'cluster address (default: the current profile)')
+    .option(
+      '--cluster <host:port[,host:port...]>',
+      'cluster address, or every auth server replica in order (default: the current profile)',
+    )
     .option('--user <name>', 'user name (default: the current profile, then $USER)')
     .option('--ca-pin <sha256:hex>', 'trust exactly this CA instead of asking')
     .option('--ttl <duration>', 'certificate lifetime, e.g. 1h (capped by your roles)')
@@ -88,7 +91,9 @@ function program(): Command {
       const clusterText: string | undefined = options.cluster ?? current?.address;
       if (!clusterText) throw new KeyportError('INVALID_ARGUMENT', 'Give the cluster: --cluster HOST:PORT.');
       const user: string = options.user ?? current?.user ?? process.env.USER ?? '';
-      const address = parseClusterAddress(clusterText);
+      // Several replicas: the first address is the cluster's (the profile's and the trusted cluster's key).
+      const replicas = parseClusterAddresses(clusterText);
+      const address = replicas[0] as (typeof replicas)[number];
       const trusted = await profiles.getTrustedCluster(address);
       const passwordless =
         options.auth === 'passwordless' ||
@@ -96,6 +101,7 @@ function program(): Command {
       const common = {
         profiles,
         address,
+        ...(replicas.length > 1 ? { replicas } : {}),
         caPin: options.caPin,
         ttlSeconds: options.ttl ? parseDurationSeconds(options.ttl, '--ttl') : undefined,
         keystore: options.keystore,
@@ -107,6 +113,7 @@ function program(): Command {
               ? readStdinLine('the password')
               : prompter.secret(`Enter password for Keyport user ${name}:`),
           otpCode: () => prompter.text('Enter an OTP code from your authenticator app:'),
+          notice: (message: string) => prompter.say(message),
           securityKey: securityKeyPrompts(prompter),
         },
       };
@@ -179,7 +186,8 @@ function program(): Command {
     .option('--cluster <host:port>', 'cluster address (default: the current profile)')
     .option('--forget', 'also forget the cluster’s trusted CA')
     .action(async (options) => {
-      const address = options.cluster ? parseClusterAddress(options.cluster) : undefined;
+      // Given as replicas, the cluster is its first address.
+      const address = options.cluster ? parseClusterAddresses(options.cluster)[0] : undefined;
       const key = address ? formatClusterAddress(address) : undefined;
       const removed = await logout(profiles, key);
       if (options.forget && (key ?? removed?.address))

@@ -1,8 +1,8 @@
 // The gRPC client of keyport/v1: TLS verified against the pinned cluster CA only, an optional client
 // certificate (mTLS) for authenticated calls, promise-returning methods and KeyportError failures.
-import { credentials, Metadata } from '@grpc/grpc-js';
+import { connectivityState, credentials, Metadata } from '@grpc/grpc-js';
 import type { CallOptions, Client, ClientUnaryCall, ServiceError } from '@grpc/grpc-js';
-import { fromServiceError, KeyportError } from '../proto/errors';
+import { ERROR_METADATA_KEY, fromServiceError, KeyportError } from '../proto/errors';
 import { AdminServiceClient } from '../proto/gen/keyport/v1/admin';
 import { AuthServiceClient } from '../proto/gen/keyport/v1/auth';
 import { UserServiceClient } from '../proto/gen/keyport/v1/user';
@@ -43,7 +43,30 @@ export interface ClusterApi {
   user: Promisified<UserServiceClient>;
   admin: Promisified<AdminServiceClient>;
   devices: Promisified<DeviceTrustServiceClient>;
+  /** The replica this channel talks to. */
+  address: ClusterAddress;
+  /**
+   * Connects now, and settles once the channel is up (TLS against the pinned CA done), or fails with a
+   * transport UNAVAILABLE as soon as the connection fails or `timeoutMs` passes. A CA that no longer
+   * matches the pin is said loudly (CA_PIN_MISMATCH), never taken for an unreachable replica.
+   */
+  waitForConnection(timeoutMs: number): Promise<void>;
   close(): void;
+}
+
+const transportFailures = new WeakSet<object>();
+
+/**
+ * True for an UNAVAILABLE the transport made (connection refused or reset, no connection by the deadline),
+ * not one the auth service sent (a database it cannot reach): only that one says another replica may do.
+ */
+export function isTransportFailure(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && transportFailures.has(error);
+}
+
+function transportFailure(failure: KeyportError): KeyportError {
+  transportFailures.add(failure);
+  return failure;
 }
 
 export function connectCluster(options: ConnectOptions): ClusterApi {
@@ -65,7 +88,15 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
   async function explain(error: ServiceError): Promise<KeyportError> {
     const failure = fromServiceError(error);
     if (failure.code !== 'UNAVAILABLE') return failure;
-    const presented = await fetchPresentedChain(options.address).catch((probeError: unknown) => probeError);
+    // The service's own UNAVAILABLE carries its error detail; the transport's carries none.
+    if (error.metadata?.get(ERROR_METADATA_KEY).length) return failure;
+    return probe(transportFailure(failure));
+  }
+
+  async function probe(failure: KeyportError, timeoutMs?: number): Promise<KeyportError> {
+    const presented = await fetchPresentedChain(options.address, timeoutMs).catch(
+      (probeError: unknown) => probeError,
+    );
     if (presented instanceof KeyportError) return presented.code === 'UNAVAILABLE' ? failure : presented;
     if (
       presented &&
@@ -101,6 +132,30 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
     user: promisify(user, 'user'),
     admin: promisify(admin, 'admin'),
     devices: promisify(devices, 'devices'),
+    address: options.address,
+    waitForConnection(timeoutMs: number) {
+      const channel = auth.getChannel();
+      const deadline = Date.now() + timeoutMs;
+      const unreachable = (why: string) =>
+        probe(
+          transportFailure(new KeyportError('UNAVAILABLE', `Cannot reach ${target}: ${why}.`)),
+          timeoutMs,
+        );
+      return new Promise<void>((resolve, reject) => {
+        const check = () => {
+          const state = channel.getConnectivityState(true);
+          if (state === connectivityState.READY) return resolve();
+          if (state === connectivityState.TRANSIENT_FAILURE || state === connectivityState.SHUTDOWN) {
+            return void unreachable('the connection failed').then(reject, reject);
+          }
+          channel.watchConnectivityState(state, deadline, (error) => {
+            if (error) void unreachable(`no connection within ${timeoutMs} ms`).then(reject, reject);
+            else check();
+          });
+        };
+        check();
+      });
+    },
     close() {
       devices.close();
       admin.close();

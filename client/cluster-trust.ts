@@ -41,6 +41,36 @@ export function parseClusterAddress(text: string): ClusterAddress {
   return { host: (match[1] ?? match[2]) as string, port };
 }
 
+/**
+ * A cluster given as several replicas' addresses, comma-separated (`a:3025,b:3025`): each entry parsed as
+ * parseClusterAddress does, in order (the first is the canonical one: profiles and the trusted-cluster
+ * record are keyed by it). An empty entry or the same address twice is refused, not quietly dropped.
+ */
+export function parseClusterAddresses(text: string): ClusterAddress[] {
+  const entries = text.split(',');
+  const seen = new Set<string>();
+  return entries.map((entry, index) => {
+    if (!entry.trim()) {
+      throw new KeyportError(
+        'INVALID_ARGUMENT',
+        `"${text}" has an empty entry (number ${index + 1}); give HOST:PORT or HOST:PORT,HOST:PORT,...`,
+        { fieldPath: 'cluster' },
+      );
+    }
+    const address = parseClusterAddress(entry);
+    const key = formatClusterAddress(address).toLowerCase();
+    if (seen.has(key)) {
+      throw new KeyportError(
+        'INVALID_ARGUMENT',
+        `"${text}" names ${formatClusterAddress(address)} twice; give each auth server once.`,
+        { fieldPath: 'cluster' },
+      );
+    }
+    seen.add(key);
+    return address;
+  });
+}
+
 export function formatClusterAddress(address: ClusterAddress): string {
   return `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
 }

@@ -15,7 +15,13 @@ import type { ClusterAddress } from './cluster-trust';
 import type { KeyStoreKind } from './keystore';
 
 export interface TrustedCluster {
+  /** The canonical address (the first one given): the file names of this record and of the profile. */
   address: string;
+  /**
+   * Several keyport-auth replicas of the cluster (one database, one CA): every address, the canonical one
+   * first, tried in order. Absent for a cluster given with one address.
+   */
+  replicas?: string[];
   name: string;
   /** The cluster's public address, whose host is the WebAuthn origin (https://host[:port]). */
   publicAddr?: string;

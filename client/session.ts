@@ -1,8 +1,8 @@
 // Connecting as someone: trusting the cluster first (pinned CA, trust on first use), then the signed-in
 // profile's certificate with its private key from the keystore.
 import { KeyportError } from '../proto/errors';
-import { connectCluster } from './api';
-import type { ClusterApi } from './api';
+import { connectCluster, isTransportFailure } from './api';
+import type { ClusterApi, ConnectOptions } from './api';
 import {
   checkStoredCa,
   fetchPresentedChain,
@@ -32,6 +32,30 @@ export interface TrustOptions {
   caPin?: string;
   prompt: TrustPrompt;
   onCall?: (method: string) => void;
+  /**
+   * Every replica's address, the canonical one (`address`) first, when the cluster was given with several:
+   * they are tried in order, and remembered with the trusted cluster.
+   */
+  replicas?: ClusterAddress[];
+}
+
+/** How long a replica among several may take to connect before the next one is tried. */
+export const REPLICA_CONNECT_TIMEOUT_MS = 3000;
+
+/** The replica list to store: the formatted addresses when there are several, undefined otherwise. */
+function replicaList(replicas: ClusterAddress[] | undefined): string[] | undefined {
+  return replicas && replicas.length > 1 ? replicas.map(formatClusterAddress) : undefined;
+}
+
+/** True when `replicas` (given with several addresses) is not what the trusted cluster remembers. */
+function replicasChanged(stored: TrustedCluster, replicas: ClusterAddress[] | undefined): boolean {
+  const given = replicaList(replicas);
+  return given !== undefined && given.join(',') !== (stored.replicas ?? []).join(',');
+}
+
+/** The addresses to try for a trusted cluster, in order: its replicas, or its one address. */
+export function replicaAddresses(trusted: TrustedCluster): ClusterAddress[] {
+  return (trusted.replicas?.length ? trusted.replicas : [trusted.address]).map(parseClusterAddress);
 }
 
 /**
@@ -42,10 +66,11 @@ export async function storedTrustedCluster(
   profiles: ProfileStore,
   address: ClusterAddress,
   caPin: string | undefined,
+  replicas?: ClusterAddress[],
 ): Promise<TrustedCluster | undefined> {
   const expectedPin = caPin ? normalizePin(caPin) : undefined;
   const stored = await profiles.getTrustedCluster(address);
-  if (stored && (!expectedPin || expectedPin === stored.caPin)) {
+  if (stored && (!expectedPin || expectedPin === stored.caPin) && !replicasChanged(stored, replicas)) {
     checkStoredCa(stored.caPem, stored.caPin);
     return stored;
   }
@@ -61,9 +86,32 @@ export async function ensureTrustedCluster(
   const stored = await profiles.getTrustedCluster(address);
   if (stored && (!expectedPin || expectedPin === stored.caPin)) {
     checkStoredCa(stored.caPem, stored.caPin);
-    return stored;
+    if (!replicasChanged(stored, options.replicas)) return stored;
+    // Another list of replicas for a CA already trusted: every connection to any of them verifies TLS
+    // against that CA, so the list is remembered without asking.
+    const updated = { ...stored, replicas: replicaList(options.replicas) };
+    await profiles.trustCluster(updated);
+    return updated;
   }
-  const presented = await fetchPresentedChain(address);
+  // The chain from the first replica that answers (one address: that one, as it always was).
+  const candidates = options.replicas && options.replicas.length > 1 ? options.replicas : [address];
+  let presented: Awaited<ReturnType<typeof fetchPresentedChain>> | undefined;
+  let reached = address;
+  let unreachable: unknown;
+  for (const candidate of candidates) {
+    try {
+      presented = await fetchPresentedChain(
+        candidate,
+        candidates.length > 1 ? REPLICA_CONNECT_TIMEOUT_MS : undefined,
+      );
+      reached = candidate;
+      break;
+    } catch (error) {
+      if (!(error instanceof KeyportError) || error.code !== 'UNAVAILABLE') throw error;
+      unreachable ??= error;
+    }
+  }
+  if (!presented) throw unreachable;
   if (expectedPin && presented.caPin !== expectedPin) {
     throw pinMismatchError(
       address,
@@ -79,7 +127,7 @@ export async function ensureTrustedCluster(
     throw new KeyportError('CANCELLED', 'The cluster CA was not trusted; nothing was saved.');
   }
   const api = connectCluster({
-    address,
+    address: reached,
     caPem: presented.caPem,
     caPin: presented.caPin,
     onCall: options.onCall,
@@ -93,6 +141,7 @@ export async function ensureTrustedCluster(
       connectorName: info.connectorName,
       secondFactors: [...info.secondFactors],
       allowPasswordless: info.allowPasswordless,
+      ...(replicaList(options.replicas) ? { replicas: replicaList(options.replicas) } : {}),
       caPin: presented.caPin,
       caPem: presented.caPem,
       trustedAtMs: Date.now(),
@@ -114,6 +163,53 @@ export function connectTrusted(trusted: TrustedCluster, onCall?: (method: string
     caPin: trusted.caPin,
     onCall,
   });
+}
+
+export interface ReplicaConnectOptions extends Pick<
+  ConnectOptions,
+  'clientKeyPem' | 'clientCertPem' | 'onCall'
+> {
+  /** Addresses (formatted) not to try again: replicas that already failed this ceremony. */
+  skip?: ReadonlySet<string>;
+}
+
+/**
+ * The API on the first replica of a trusted cluster that connects, in order (TLS verified against the
+ * pinned CA on each). One address: connectCluster on it, exactly as connectTrusted. Several: each gets
+ * REPLICA_CONNECT_TIMEOUT_MS; a replica whose CA does not match the pin fails loudly, not over.
+ */
+export async function connectReplica(
+  trusted: TrustedCluster,
+  options: ReplicaConnectOptions = {},
+): Promise<ClusterApi> {
+  const connect = (address: ClusterAddress) =>
+    connectCluster({
+      address,
+      caPem: trusted.caPem,
+      caPin: trusted.caPin,
+      ...(options.clientKeyPem ? { clientKeyPem: options.clientKeyPem } : {}),
+      ...(options.clientCertPem ? { clientCertPem: options.clientCertPem } : {}),
+      onCall: options.onCall,
+    });
+  const addresses = replicaAddresses(trusted);
+  if (addresses.length === 1) return connect(addresses[0] as ClusterAddress);
+  const failures: string[] = [];
+  for (const address of addresses) {
+    if (options.skip?.has(formatClusterAddress(address))) continue;
+    const api = connect(address);
+    try {
+      await api.waitForConnection(REPLICA_CONNECT_TIMEOUT_MS);
+      return api;
+    } catch (error) {
+      api.close();
+      if (!isTransportFailure(error)) throw error;
+      failures.push(`${formatClusterAddress(address)} (${(error as Error).message})`);
+    }
+  }
+  throw new KeyportError(
+    'UNAVAILABLE',
+    `No auth server of the cluster ${trusted.address} answered: ${failures.join('; ') || 'all of them failed'}.`,
+  );
 }
 
 /** The API as the profile's user (mTLS with the login certificate). */
@@ -140,14 +236,7 @@ export async function connectAsProfile(
     );
   }
   const privateKeyPem = await openKeyStore(profile.keystore, profiles.home).get(profile.keyId);
-  return connectCluster({
-    address: parseClusterAddress(profile.address),
-    caPem: trusted.caPem,
-    caPin: trusted.caPin,
-    clientKeyPem: privateKeyPem,
-    clientCertPem: profile.tlsCertPem,
-    onCall,
-  });
+  return connectReplica(trusted, { clientKeyPem: privateKeyPem, clientCertPem: profile.tlsCertPem, onCall });
 }
 
 /** The WebAuthn origin for a cluster: its public address as https://host[:port]. */

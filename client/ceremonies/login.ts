@@ -10,13 +10,15 @@ import { randomBytes } from 'node:crypto';
 import { KeyportError } from '../../proto/errors';
 import { ChallengeScope } from '../../proto/gen/keyport/v1/mfa';
 import type { MFAAuthenticateResponse } from '../../proto/gen/keyport/v1/mfa';
+import type { LoginResponse } from '../../proto/gen/keyport/v1/auth';
 import { formatClusterAddress } from '../cluster-trust';
 import type { ClusterAddress } from '../cluster-trust';
 import { generateSessionKey, openKeyStore } from '../keystore';
 import type { KeyStoreKind, SessionKey } from '../keystore';
 import type { ClusterApi } from '../api';
 import type { Profile, ProfileStore, TrustedCluster } from '../profiles';
-import { connectTrusted, ensureTrustedCluster, storedTrustedCluster, webauthnOrigin } from '../session';
+import { connectReplica, ensureTrustedCluster, storedTrustedCluster, webauthnOrigin } from '../session';
+import { isTransportFailure } from '../api';
 import type { TrustPrompt } from '../session';
 import type { SecurityKeyPrompts } from '../webauthn';
 import { answerChallenge, closeKeysAhead, openKeysAhead } from './mfa';
@@ -32,13 +34,21 @@ import type { PerfSteps } from '../perf';
 export interface LoginPrompts extends TrustPrompt {
   password(user: string): Promise<string>;
   otpCode(): Promise<string>;
+  /** Says something to the person that needs no answer ("retrying on another auth server"). */
+  notice?(message: string): void;
   /** Security-key prompts (tap, PIN); without them only OTP can answer. */
   securityKey?: SecurityKeyPrompts;
 }
 
 export interface LoginOptions {
   profiles: ProfileStore;
+  /** The cluster's (canonical) address: the profile and the trusted cluster are kept under it. */
   address: ClusterAddress;
+  /**
+   * Every replica's address, `address` first, when given with several (`--cluster a:3025,b:3025`);
+   * remembered with the trusted cluster, whose stored list is used otherwise.
+   */
+  replicas?: ClusterAddress[];
   user: string;
   caPin?: string;
   ttlSeconds?: number;
@@ -69,9 +79,13 @@ export function loginWithPassword(options: LoginOptions): Promise<Profile> {
   if (!options.user) {
     throw new KeyportError('INVALID_ARGUMENT', 'Give a user name (--user).', { fieldPath: 'user' });
   }
+  // Asked once: a ceremony restarted on another replica sends it again (a code or a touch is asked anew).
+  let given: Promise<string> | undefined;
   return login(options, async (api, origin, device, perf) => {
     // The session key is already in the keystore (login awaits it before trust).
-    const password = await options.prompts.password(options.user);
+    given ??= options.prompts.password(options.user);
+    given.catch(() => (given = undefined));
+    const password = await given;
     perf.step('prompt password');
     const challenge = await api.auth.createAuthenticateChallenge({
       user: options.user,
@@ -170,9 +184,12 @@ async function login(
   // The stored trust is read and checked while the session key is made and written: nothing is asked,
   // sent or saved before the key is in the keystore (a problem here is met again, in order, by
   // ensureTrustedCluster).
-  const alreadyTrusted = storedTrustedCluster(profiles, options.address, options.caPin).catch(
-    () => undefined,
-  );
+  const alreadyTrusted = storedTrustedCluster(
+    profiles,
+    options.address,
+    options.caPin,
+    options.replicas,
+  ).catch(() => undefined);
   const keystore = openKeyStore(options.keystore, profiles.home);
   const keyId = `${address}/${options.user || 'passwordless'}/${randomBytes(6).toString('hex')}`;
   let keyStored: Promise<SessionKey> | undefined;
@@ -207,36 +224,56 @@ async function login(
         caPin: options.caPin,
         prompt: prompts,
         onCall: options.onCall,
+        ...(options.replicas ? { replicas: options.replicas } : {}),
       }));
-    api = connectTrusted(trusted, options.onCall);
-    perf.step('trusted cluster, channel');
-    // This machine's TPM, when the cluster uses device trust: offered in step 1, answered in step 2.
-    device = await startDeviceLogin(trusted, options.device, async () => {
-      const info = await api!.auth.getClusterInfo({});
-      return { mode: info.deviceTrustMode || 'off', autoEnroll: info.deviceAutoEnroll };
-    });
-    perf.step('device hello');
-    const { mfaResponse, deviceChallenge } = await firstStep(
-      api,
-      webauthnOrigin(trusted),
-      device.hello,
-      perf,
-      storeKey,
-    );
-    // firstStep has awaited it: Login never goes without the key in the keystore.
-    const sessionKey = await storeKey();
-    const deviceResponse = await answerDeviceChallenge(device, deviceChallenge);
-    perf.step('device quote');
-    // What the profile step reads is read while Login is in flight.
+    // What the profile step reads is read while the ceremony is in flight.
     const stored = Promise.all([profiles.getProfile(address), profiles.getTrustedCluster(options.address)]);
     stored.catch(() => {});
-    const issued = await api.auth.login({
-      mfaResponse,
-      sshPublicKey: sessionKey.sshPublicKey,
-      tlsPublicKey: sessionKey.publicKeyPem,
-      ttlSeconds: options.ttlSeconds ?? 0,
-      deviceResponse,
-    });
+    // With several replicas, a ceremony whose replica became unreachable (the transport's UNAVAILABLE,
+    // never the service's refusal) starts again from step 1 on the next one: a fresh challenge, the
+    // password resent, the second factor asked anew (an OTP code is single use, a touch signs one challenge).
+    const failed = new Set<string>();
+    const several = !!trusted.replicas && trusted.replicas.length > 1;
+    let issued: LoginResponse | undefined;
+    while (!issued) {
+      api = await connectReplica(trusted, { onCall: options.onCall, skip: failed });
+      perf.step('trusted cluster, channel');
+      try {
+        const channel = api;
+        // This machine's TPM, when the cluster uses device trust: offered in step 1, answered in step 2.
+        device = await startDeviceLogin(trusted, options.device, async () => {
+          const info = await channel.auth.getClusterInfo({});
+          return { mode: info.deviceTrustMode || 'off', autoEnroll: info.deviceAutoEnroll };
+        });
+        perf.step('device hello');
+        const { mfaResponse, deviceChallenge } = await firstStep(
+          api,
+          webauthnOrigin(trusted),
+          device.hello,
+          perf,
+          storeKey,
+        );
+        // firstStep has awaited it: Login never goes without the key in the keystore.
+        const sessionKey = await storeKey();
+        const deviceResponse = await answerDeviceChallenge(device, deviceChallenge);
+        perf.step('device quote');
+        issued = await api.auth.login({
+          mfaResponse,
+          sshPublicKey: sessionKey.sshPublicKey,
+          tlsPublicKey: sessionKey.publicKeyPem,
+          ttlSeconds: options.ttlSeconds ?? 0,
+          deviceResponse,
+        });
+      } catch (error) {
+        if (!several || !isTransportFailure(error)) throw error;
+        failed.add(formatClusterAddress(api.address));
+        if (failed.size === 1) prompts.notice?.('retrying on another auth server');
+        api.close();
+        api = undefined;
+        await device.device?.close().catch(() => {});
+        device = {};
+      }
+    }
     perf.step('call 2 (Login)');
     const [previous, trustedNow] = await stored;
     const profile: Profile = {
