@@ -14,6 +14,7 @@
 // is shown to a caller only after a right password, and names the user there.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KeyportError } from '../proto/errors';
+import type { Store } from './storage/store';
 import type { ServiceContext } from './context';
 import type { UserRow } from './storage/store';
 
@@ -99,10 +100,8 @@ export async function admitAttempt(ctx: ServiceContext, name: string, clientAddr
       const id = decision.id;
       return {
         passed: () => ctx.store.throttle.deleteAttempt(id),
-        failed: async () => {
-          await ctx.store.throttle.markFailed(id, ctx.now());
-          return lockoutAfterFailure(ctx, name, clientAddr);
-        },
+        failed: () =>
+          lockoutAfterFailure(ctx, name, clientAddr, (tx, now) => tx.throttle.markFailed(id, now)),
       };
     }
     if (performance.now() - started > ADMIT_WAIT_MS) {
@@ -124,18 +123,28 @@ export async function recordFailure(
   name: string,
   clientAddr: string,
 ): Promise<KeyportError | undefined> {
-  await ctx.store.throttle.recordFailure(name, clientAddr, ctx.now());
-  return lockoutAfterFailure(ctx, name, clientAddr);
+  return lockoutAfterFailure(ctx, name, clientAddr, (tx, now) =>
+    tx.throttle.recordFailure(name, clientAddr, now),
+  );
 }
 
-/** After a failure: the lockout it completed (audited once, when the limit is reached), if any. */
+/**
+ * Records a failure and counts, as one step under the (name, address) lock, so each failure sees its own
+ * place in the count: the one that reaches the limit (and only it) completes the lockout and audits it,
+ * whichever replica or connection records it. Returns that lockout, or the one already in force.
+ */
 async function lockoutAfterFailure(
   ctx: ServiceContext,
   name: string,
   clientAddr: string,
+  record: (tx: Store, now: number) => Promise<void>,
 ): Promise<KeyportError | undefined> {
   const now = ctx.now();
-  const counts = await ctx.store.throttle.countAttempts(name, clientAddr, now - ctx.lockout.windowMs, now);
+  const counts = await ctx.store.transaction(async (tx) => {
+    await tx.throttle.lockAttempts(name, clientAddr);
+    await record(tx, now);
+    return tx.throttle.countAttempts(name, clientAddr, now - ctx.lockout.windowMs, now);
+  });
   if (counts.failed < ctx.lockout.maxAttempts) return undefined;
   const until = counts.lastFailureMs + ctx.lockout.durationMs;
   if (counts.failed === ctx.lockout.maxAttempts) {
