@@ -1,6 +1,7 @@
 // keyport-lab: the lab's virtual hardware as commands (bin/keyport-lab.mjs).
 //   keyport-lab security-key --socket PATH --state FILE [--touch auto|auto:MS|manual] [--pin PIN] [--aaguid UUID]
 //   keyport-lab security-key-ca --state FILE      prints the attestation root and intermediate as PEM
+//   keyport-lab replicas [--dir DIR]              a lab PostgreSQL and two keyport-auth replicas on it
 import { Command, CommanderError } from 'commander';
 import { exportAttestationCa, parseTouchMode, startSoftKey } from './soft-key';
 
@@ -50,6 +51,18 @@ function program(): Command {
     .action(async (opts: { state: string; rootOnly?: boolean }) => {
       const ca = await exportAttestationCa(opts.state);
       process.stdout.write(opts.rootOnly ? ca.rootPem : ca.rootPem + ca.intermediatePem);
+    });
+
+  root
+    .command('replicas')
+    .description('Start a lab PostgreSQL and two keyport-auth replicas on it (loopback; Ctrl-C stops all)')
+    .option(
+      '--dir <dir>',
+      'keep the config, KEK files and data dirs in this folder (default: a temporary one)',
+    )
+    .action(async (opts: { dir?: string }) => {
+      const { runReplicasCommand } = await import('../replicas-command');
+      await runReplicasCommand(opts);
     });
 
   return root;
