@@ -257,12 +257,7 @@ export async function loadOrCreateAuthorities(
   clusterName: string,
   options: { sealer?: Sealer } = {},
 ): Promise<Authorities> {
-  if (!isPlainText(clusterName) || clusterName.trim() !== clusterName) {
-    throw new CaError(
-      'INVALID_ARGUMENT',
-      'cluster name must be non-empty text without control characters or surrounding spaces',
-    );
-  }
+  checkClusterName(clusterName);
   const directory = join(dataDir, CA_DIRECTORY);
   await ensurePrivateDirectory(directory);
 
@@ -276,28 +271,17 @@ export async function loadOrCreateAuthorities(
     'ECDSA P-256',
     options.sealer,
   );
-  const signingKey = await importSigningKey(tlsPrivateKey);
-
   const certPath = join(directory, TLS_CA_CERT_FILE);
   let certPem = await readPublicFile(certPath);
   if (certPem === undefined) {
-    const created = await createTlsCaCertificatePem(clusterName, tlsPrivateKey, signingKey);
+    const created = await newTlsCaCertificatePem(clusterName, tlsPrivateKey);
     certPem = (await writeFileIfAbsent(certPath, created, PUBLIC_FILE_MODE))
       ? created
       : await readPublicFile(certPath);
     if (certPem === undefined)
       throw new CaError('INTERNAL', `${certPath} vanished while it was being created`);
   }
-  const certificate = parseTlsCaCertificate(certPath, certPem, tlsPrivateKey);
-
-  return {
-    clusterName,
-    ssh: {
-      privateKey: sshPrivateKey,
-      publicKey: sshPublicKeyFromKeyObject(sshPrivateKey, `${clusterName} Keyport SSH user CA`),
-    },
-    tls: { privateKey: tlsPrivateKey, signingKey, certificate, certPem, pin: caPin(certificate) },
-  };
+  return authoritiesFromKeys(clusterName, sshPrivateKey, tlsPrivateKey, certPem, certPath);
 }
 
 /**
