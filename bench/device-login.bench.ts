@@ -13,7 +13,7 @@ import { enrollThisDevice } from '../client/device-trust/enroll';
 import { takePerfRecords } from '../client/perf';
 import { ProfileStore } from '../client/profiles';
 import { createLabClock } from '../lab/clock';
-import { connectAsAdmin, startLabCluster } from '../lab/cluster';
+import { connectAsAdmin, signUpUserInProcess, startLabCluster } from '../lab/cluster';
 import { startLabTpm } from '../lab/tpm';
 import { report } from './stats';
 import { breakdown, enableStepTimings, printBreakdown, serverRecords } from './steps';
@@ -39,28 +39,15 @@ export async function benchDeviceLogin() {
   const cluster = await startLabCluster({ clusterName: 'bench-device', configYaml: CONFIG, env: clock.env });
   try {
     const address = parseClusterAddress(cluster.address);
+    // Signed up elsewhere (its own home): the measured logins start with no trusted cluster.
+    const { totpSecret: secret } = await signUpUserInProcess(
+      cluster,
+      join(work, 'signup'),
+      'dee',
+      ['access'],
+      PASSWORD,
+    );
     const admin = await connectAsAdmin(cluster);
-    const { signupToken } = await admin.admin.createUser({
-      name: 'dee',
-      roles: ['access'],
-      traits: { logins: 'dee' },
-    });
-    const started = await admin.auth.startSignup({
-      token: signupToken,
-      deviceType: 1,
-      passwordless: false,
-      deviceCredentialId: '',
-    });
-    const secret = started.registerChallenge?.totp?.secret ?? '';
-    await admin.auth.completeSignup({
-      token: signupToken,
-      password: PASSWORD,
-      newDevice: {
-        challengeId: '',
-        deviceName: 'otp',
-        response: { $case: 'totp', value: { code: totpCode(secret, clock.now()) } },
-      },
-    });
     await admin.devices.addDevice({ osType: 'linux', assetTag: ASSET_TAG });
     const { token } = await admin.devices.createDeviceEnrollToken({ device: ASSET_TAG, ttlSeconds: 0 });
     admin.close();
