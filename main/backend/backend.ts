@@ -10,9 +10,8 @@ import { formatClusterAddress, parseClusterAddress } from '../../client/cluster-
 import { enrollThisDevice, thisDeviceStatus } from '../../client/device-trust/enroll';
 import type { KeyStoreKind } from '../../client/keystore';
 import type { Profile, ProfileStore } from '../../client/profiles';
-import { ensureTrustedCluster } from '../../client/session';
+import { ensureTrustedCluster, notSignedIn } from '../../client/session';
 import { methodSchemas } from '../../preload/contract';
-import { KeyportError } from '../../proto/errors';
 import type {
   ContractError,
   EventName,
@@ -134,9 +133,7 @@ export function createBackend(options: BackendOptions): Backend {
   async function signedIn(cluster?: string): Promise<Profile> {
     const address = cluster ? formatClusterAddress(parseClusterAddress(cluster)) : undefined;
     const profile = await profiles.getProfile(address);
-    if (!profile) {
-      throw new KeyportError('UNAUTHENTICATED', `Sign in to ${address ?? 'a cluster'} first.`);
-    }
+    if (!profile) throw notSignedIn(`sign in to ${address ?? 'a cluster'} first`);
     return profile;
   }
 
