@@ -118,7 +118,7 @@ export function loginPasswordless(
     // Only a key can answer: it is opened (and asked its getInfo, PIN retries and key-agreement) while
     // step 1 is in flight. The ceremony closes it; so does this, whatever happens (closing twice is
     // harmless).
-    const keys = openKeysAhead(options.signal, true);
+    const keys = openKeysAhead(options.signal);
     try {
       const call = api.auth.createAuthenticateChallenge({
         user: '',

@@ -29,18 +29,18 @@ export interface MfaContext {
 
 /**
  * Opens every key and reads its getInfo (kept by its client) while something else is in flight, e.g.
- * a passwordless login's first call: nothing is shown to or asked of the person. With `pin` (user
- * verification will be asked) and a single key with a PIN, its retries and key-agreement are read too
+ * a passwordless login's first call (user verification will be asked): nothing is shown to or asked of
+ * the person. With a single key with a PIN, its retries and key-agreement are read too
  * (Fido2Client.preparePin), for the PIN prompt and the PIN token. A failure is left for the ceremony to
  * meet again; the caller hands the promise on (MfaContext.keys) or closes the keys (closeKeysAhead).
  */
-export function openKeysAhead(signal?: AbortSignal, pin = false): Promise<SecurityKey[]> {
+export function openKeysAhead(signal?: AbortSignal): Promise<SecurityKey[]> {
   const keys = openKeys().then(async (opened) => {
     const infos = await Promise.all(opened.map((k) => k.client.getInfo({ signal }).catch(() => undefined)));
     const [only] = opened;
     const info = infos[0];
     // With several keys a touch picks one first (and that key's PIN is asked then).
-    if (pin && only && opened.length === 1 && info && option(info, 'clientPin') === true) {
+    if (only && opened.length === 1 && info && option(info, 'clientPin') === true) {
       await only.client.preparePin({ signal }).catch(() => undefined);
     }
     return opened;
