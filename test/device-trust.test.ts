@@ -256,14 +256,14 @@ describe('auto-enrollment turned on after this client trusted the cluster (the s
     const person = await signUpUserInProcess(lab, home, 'liv', ['access']);
     const admin = await connectAsAdmin(lab);
     await admin.devices.addDevice({ osType: 'linux', assetTag: 'LATE-1' });
-    const login = async () => {
+    const login = async (withDevice = true) => {
       const calls: string[] = [];
       const profile = await loginWithPassword({
         profiles: new ProfileStore(home),
         address: parseClusterAddress(lab.address),
         user: 'liv',
         keystore: 'file',
-        device: { env: deviceEnv('LATE-1') },
+        device: withDevice ? { env: deviceEnv('LATE-1') } : false,
         onCall: (method) => calls.push(method),
         prompts: {
           confirmCaPin: async () => true,
@@ -299,6 +299,11 @@ describe('auto-enrollment turned on after this client trusted the cluster (the s
     const next = await login();
     expect(next.profile.device).toMatchObject({ assetTag: 'LATE-1' });
     expect(next.calls).toEqual(['auth.createAuthenticateChallenge', 'auth.login']);
+    // A login that offers no device leaves the recognised one as it was: the next device login is two calls.
+    expect((await login(false)).profile.device).toBeUndefined();
+    const again = await login();
+    expect(again.profile.device).toMatchObject({ assetTag: 'LATE-1' });
+    expect(again.calls).toEqual(['auth.createAuthenticateChallenge', 'auth.login']);
   });
 });
 

@@ -217,6 +217,8 @@ async function login(
   let api: ClusterApi | undefined;
   let device: DeviceLoginStart = {};
   try {
+    // Trusted during this login: its ClusterInfo (device trust settings included) is fresh.
+    const trustFetchedNow = !trustedAhead && !(await alreadyTrusted);
     const trusted =
       trustedAhead ??
       (await alreadyTrusted) ??
@@ -241,10 +243,16 @@ async function login(
       try {
         const channel = api;
         // This machine's TPM, when the cluster uses device trust: offered in step 1, answered in step 2.
-        device = await startDeviceLogin(trusted, options.device, async () => {
-          const info = await channel.auth.getClusterInfo({});
-          return { mode: info.deviceTrustMode || 'off', autoEnroll: info.deviceAutoEnroll };
-        });
+        device = await startDeviceLogin(
+          trusted,
+          options.device,
+          trustFetchedNow
+            ? undefined
+            : async () => {
+                const info = await channel.auth.getClusterInfo({});
+                return { mode: info.deviceTrustMode || 'off', autoEnroll: info.deviceAutoEnroll };
+              },
+        );
         perf.step('device hello');
         const { mfaResponse, deviceChallenge } = await firstStep(
           api,
@@ -293,8 +301,9 @@ async function login(
     };
     // Remembered with the cluster: the name (a sign-out, here or in the app, leaves it to sign in again),
     // the cluster's device trust settings and whether it recognised this device, for the next login.
+    // A login that offered no device (none here, or device trust off) leaves the recognised one as it was.
     const remembered = trustedNow && {
-      ...withoutCredential(trustedNow),
+      ...(device.hello ? withoutCredential(trustedNow) : trustedNow),
       lastUser: issued.user,
       deviceTrust: { mode: issued.deviceTrustMode || 'off', autoEnroll: issued.deviceAutoEnroll },
       ...(issued.device ? { deviceCredentialId: issued.device.credentialId } : {}),

@@ -23,10 +23,11 @@ export interface DeviceTrustSettings {
 
 /**
  * What step 1 offers, from the cluster's device_trust and this machine's TPM. The settings are the ones
- * last seen (at trust, then in each LoginResponse); on a machine with a TPM whose device the cluster has
- * not recognised yet, they are asked afresh first (`refresh`: GetClusterInfo on the login's channel), so
- * a cluster that has just turned device trust or auto-enrollment on enrolls this device in this login.
- * An enrolled device's logins stay at two calls.
+ * last seen (at trust, then in each LoginResponse); where device trust is on without auto-enrollment and
+ * the cluster has not recognised this machine's device yet, they are asked afresh first (`refresh`:
+ * GetClusterInfo on the login's channel; not passed when the cluster was trusted in this very login), so
+ * auto-enrollment just switched on enrolls this device in this login. A recognised device's logins, and
+ * every login where device trust is off, stay at two calls.
  */
 export async function startDeviceLogin(
   trusted: TrustedCluster,
@@ -36,7 +37,9 @@ export async function startDeviceLogin(
   const env = (options && options.env) || process.env;
   if (options === false || !tpmConfigured(env)) return {};
   let settings: DeviceTrustSettings = trusted.deviceTrust ?? { mode: 'off', autoEnroll: false };
-  const mayHaveChanged = settings.mode === 'off' || !settings.autoEnroll;
+  // Auto-enrollment switched on since: asked afresh (a cluster with device trust off is not asked at each
+  // login; the LoginResponse tells the next login when it turns on).
+  const mayHaveChanged = settings.mode !== 'off' && !settings.autoEnroll;
   if (mayHaveChanged && !trusted.deviceCredentialId && refresh) {
     settings = await refresh().catch(() => settings);
   }
