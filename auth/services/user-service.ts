@@ -198,7 +198,8 @@ export function userService(ctx: ServiceContext) {
         });
         throw error;
       };
-      if ((await ctx.store.listDevices(identity.user)).some((d) => d.name === name)) {
+      const existingDevices = await ctx.store.listDevices(identity.user);
+      if (existingDevices.some((d) => d.name === name)) {
         await refused(
           new KeyportError(
             'ALREADY_EXISTS',
@@ -210,7 +211,6 @@ export function userService(ctx: ServiceContext) {
         );
       }
       // Where device trust is required, a first MFA device is registered only from a trusted device.
-      const existingDevices = await ctx.store.listDevices(identity.user);
       const userRow = await ctx.store.getUser(identity.user);
       if (existingDevices.length === 0 && userRow) {
         const decision = await firstDeviceDecision(ctx, await loadCap(ctx.store), userRow, identity.device);
