@@ -32,8 +32,15 @@ export async function authorize(
   );
 }
 
-/** Whether the caller may (without refusing or auditing): for views that show what a person could do. */
-export async function mayDo(ctx: ServiceContext, identity: Identity, resource: string, verb: string) {
-  if (identity.builtin) return true;
-  return roleAllows(await loadRoles(ctx.store, identity.roles), resource, verb);
+/**
+ * What the caller may do (without refusing or auditing): for views that show what a person could do.
+ * The roles are read once; ask the returned check about as many (resource, verb) pairs as needed.
+ */
+export async function permissionsOf(
+  ctx: ServiceContext,
+  identity: Identity,
+): Promise<(resource: string, verb: string) => boolean> {
+  if (identity.builtin) return () => true;
+  const roles = await loadRoles(ctx.store, identity.roles);
+  return (resource, verb) => roleAllows(roles, resource, verb);
 }

@@ -19,7 +19,7 @@ import type {
   LockDeviceRequest,
   UnlockDeviceRequest,
 } from '../../proto/gen/keyport/v1/device';
-import { authorize, mayDo } from '../authorize';
+import { authorize, permissionsOf } from '../authorize';
 import { challengeRefusal, createChallenge, spendChallenge } from '../challenges';
 import type { ServiceContext } from '../context';
 import {
@@ -314,9 +314,9 @@ export function deviceService(ctx: ServiceContext) {
       const byTag =
         !byCredential && request.assetTag ? await ctx.store.devices.byAssetTag(request.assetTag) : [];
       const row = byCredential ?? (byTag.length === 1 ? byTag[0] : undefined);
-      const mayList = await mayDo(ctx, identity, 'device', 'list');
-      const selfEnrollmentAllowed =
-        (await mayDo(ctx, identity, 'device', 'create')) && (await mayDo(ctx, identity, 'device', 'enroll'));
+      const may = await permissionsOf(ctx, identity);
+      const mayList = may('device', 'list');
+      const selfEnrollmentAllowed = may('device', 'create') && may('device', 'enroll');
       const state = !row
         ? 'not_registered'
         : row.locked
@@ -415,10 +415,8 @@ export function deviceService(ctx: ServiceContext) {
         { fieldPath: 'token' },
       );
     }
-    if (
-      !(await mayDo(ctx, identity, 'device', 'create')) ||
-      !(await mayDo(ctx, identity, 'device', 'enroll'))
-    ) {
+    const may = await permissionsOf(ctx, identity);
+    if (!may('device', 'create') || !may('device', 'enroll')) {
       throw new KeyportError(
         'ACCESS_DENIED',
         'Self-enrollment needs a role that allows device admin (editor or device-admin); ask a device admin for an enrollment token.',
