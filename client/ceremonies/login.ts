@@ -115,7 +115,7 @@ export function loginPasswordless(
   options: Omit<LoginOptions, 'user' | 'mfa'> & { user?: string },
 ): Promise<Profile> {
   const firstStep: FirstStepFn = async (api, origin, device, perf, storeKey) => {
-    // Only a key can answer: it is opened (and asked its getInfo, PIN retries and key-agreement) while
+    // Only a key can answer: it is opened (and asked its getInfo and PIN retries) while
     // step 1 is in flight. The ceremony closes it; so does this, whatever happens (closing twice is
     // harmless).
     const keys = openKeysAhead(options.signal);

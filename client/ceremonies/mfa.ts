@@ -30,8 +30,8 @@ export interface MfaContext {
 /**
  * Opens every key and reads its getInfo (kept by its client) while something else is in flight, e.g.
  * a passwordless login's first call (user verification will be asked): nothing is shown to or asked of
- * the person. With a single key with a PIN, its retries and key-agreement are read too
- * (Fido2Client.preparePin), for the PIN prompt and the PIN token. A failure is left for the ceremony to
+ * the person. With a single key with a PIN, its retries are read too (Fido2Client.preparePin), for the
+ * PIN prompt; the key-agreement is asked only right before the PIN goes. A failure is left for the ceremony to
  * meet again; the caller hands the promise on (MfaContext.keys) or closes the keys (closeKeysAhead).
  */
 export function openKeysAhead(signal?: AbortSignal): Promise<SecurityKey[]> {

@@ -45,11 +45,9 @@ import type { Encapsulation } from './pin-protocol-2';
 export type CallOptions = TransactionOptions;
 
 /**
- * How long PIN state asked ahead (preparePin) stays usable. The key regenerates its key-agreement key
- * after any wrong PIN (anyone's) and at power-up; a PIN sent under a stale one is refused as wrong and
- * spends an attempt (CTAP 2.1 §6.5.5.7.2 decrements first). So the key-agreement asked ahead is used
- * only while that window stays as short as a round trip: a PIN typed by a person takes longer, and is
- * sent under a key-agreement asked for just before, as without preparePin.
+ * How long the PIN retries asked ahead (preparePin) stay the ones to show. The key-agreement is never
+ * asked ahead: the key regenerates it after any wrong PIN (anyone's), and a PIN sent under a stale one
+ * spends an attempt (CTAP 2.1 §6.5.5.7.2 decrements first), so it is asked right before the PIN is sent.
  */
 export const PREPARED_PIN_MAX_AGE_MS = 1000;
 
@@ -76,7 +74,7 @@ export interface GetAssertionInput extends Omit<GetAssertionRequest, 'pinUvAuthP
 export class Fido2Client {
   #info: AuthenticatorInfo | undefined;
   /** From preparePin: taken once (retries by takePreparedPinRetries, agreement by getPinToken). */
-  #prepared: { retries?: number; agreement?: Encapsulation; atMs: number } | undefined;
+  #prepared: { retries?: number; atMs: number } | undefined;
 
   constructor(readonly device: CtaphidDevice) {}
 
@@ -130,17 +128,14 @@ export class Fido2Client {
   }
 
   /**
-   * getPinRetries and getKeyAgreement asked ahead, while something else is in flight (a passwordless
-   * login's first call): nothing is shown or sent that a person gave, and neither changes the key's
-   * state. The next PIN prompt takes the retries (takePreparedPinRetries) and the next getPinToken the
-   * key-agreement, each once and only within PREPARED_PIN_MAX_AGE_MS.
+   * getPinRetries asked ahead, while something else is in flight (a passwordless login's first call): it
+   * changes nothing on the key. The next PIN prompt takes it (takePreparedPinRetries), once and only
+   * within PREPARED_PIN_MAX_AGE_MS.
    */
   async preparePin(options: CallOptions = {}): Promise<void> {
     this.#prepared = undefined;
     const retries = await this.getPinRetries(options);
-    const atMs = performance.now();
-    const agreement = await this.#keyAgreement(options);
-    this.#prepared = { retries, agreement, atMs };
+    this.#prepared = { retries, atMs: performance.now() };
   }
 
   /** The retries preparePin read, if fresh; undefined: ask getPinRetries. */
@@ -149,12 +144,6 @@ export class Fido2Client {
     const retries = prepared?.retries;
     if (prepared) prepared.retries = undefined;
     return retries;
-  }
-
-  #takePreparedAgreement(): Encapsulation | undefined {
-    const agreement = this.#fresh()?.agreement;
-    this.#prepared = undefined;
-    return agreement;
   }
 
   #fresh() {
@@ -181,7 +170,7 @@ export class Fido2Client {
     rpId?: string,
     options: CallOptions = {},
   ): Promise<Uint8Array> {
-    const shared = this.#takePreparedAgreement() ?? (await this.#keyAgreement(options));
+    const shared = await this.#keyAgreement(options);
     const bits = permissions.reduce(
       (acc, p) => acc | (p === 'mc' ? PIN_PERMISSION.MC : PIN_PERMISSION.GA),
       0,
