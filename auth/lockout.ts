@@ -162,8 +162,9 @@ async function lockoutAfterFailure(
 }
 
 /** A successful login forgets the failures from its address. */
+/** After a successful login: the failures of `name` at this address are forgiven (if there are any). */
 export function clearFailures(ctx: ServiceContext, name: string, clientAddr: string): Promise<void> {
-  return ctx.store.throttle.clearFailures(name, clientAddr);
+  return ctx.store.throttle.forgiveFailures(name, clientAddr);
 }
 
 /**

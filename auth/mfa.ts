@@ -133,7 +133,7 @@ export async function verifyWebauthnAnswer(
     cap: ClusterPolicy;
     clientAddr: string;
   },
-): Promise<{ user: string; device: MfaDeviceRow }> {
+): Promise<{ user: string; device: MfaDeviceRow; owner?: UserRow }> {
   const { cap, passwordless } = input;
   const rp = relyingParty(cap, ctx.clusterName);
   if (!input.webauthnChallenge) {
@@ -142,6 +142,7 @@ export async function verifyWebauthnAnswer(
   const assertion = parseAssertion(input.json);
   const device = await ctx.store.getDeviceByCredentialId(assertion.id);
   let user: string;
+  let owner: UserRow | undefined;
   if (passwordless) {
     const handle = assertion.response.userHandle;
     if (!handle) {
@@ -150,17 +151,17 @@ export async function verifyWebauthnAnswer(
         'Passwordless login needs a discoverable credential (a passkey) on the security key.',
       );
     }
-    const owner = await ctx.store.getUserByWebauthnHandle(handle);
+    owner = await ctx.store.getUserByWebauthnHandle(handle);
     if (!owner || !device || device.user !== owner.name || device.type !== 'webauthn') {
       throw new KeyportError('ACCESS_DENIED', 'This security key is not registered with this cluster.');
     }
     user = owner.name;
   } else {
-    const owner = input.challengeUser;
-    if (!device || device.type !== 'webauthn' || owner === null || device.user !== owner) {
+    const challengeUser = input.challengeUser;
+    if (!device || device.type !== 'webauthn' || challengeUser === null || device.user !== challengeUser) {
       throw new KeyportError('ACCESS_DENIED', 'This security key is not registered for this user.');
     }
-    user = owner;
+    user = challengeUser;
   }
   const outcome = await verifyAssertion({
     rp,
@@ -193,7 +194,8 @@ export async function verifyWebauthnAnswer(
   if (!(await ctx.store.acceptWebauthnCounter(device.id, stored, outcome.newCounter, ctx.now()))) {
     throw new KeyportError('MFA_FAILED', 'The security key was used concurrently; try again.');
   }
-  return { user, device };
+  // Passwordless: the owner's row as read above, so the login need not read it again.
+  return { user, device, ...(owner ? { owner } : {}) };
 }
 
 /** Verifies a TOTP code against the user's devices, spending the code's time step. */

@@ -2,7 +2,7 @@
 // from one address, and random or mutated protobuf bytes for every unauthenticated method. Each answer
 // must carry a stable code in keyport-error-bin, nothing must be stored for a refused call, and the
 // service must keep answering. Real keyport-auth processes; a lab clock moves the rate-limit windows.
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -286,20 +286,35 @@ describe('rate limits', () => {
     const api = await anonymous(limited);
     const before = rowCounts(limited);
     try {
+      // A well-formed key, so that a Login with an unknown challenge gets as far as spending it.
+      const tlsPublicKey = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
+        .publicKey.export({ type: 'spki', format: 'pem' })
+        .toString();
       const answers = await Promise.allSettled(
         Array.from({ length: 60 }, (_, i) =>
-          i % 2 === 0
+          i % 3 === 0
             ? api.auth.createAuthenticateChallenge({
                 user: `nobody-${i}`,
                 password: 'guess-guess-guess',
                 scope: ChallengeScope.CHALLENGE_SCOPE_LOGIN,
               })
-            : api.auth.startSignup({
-                token: `bogus-${i}`,
-                deviceType: 0,
-                passwordless: false,
-                deviceCredentialId: '',
-              }),
+            : i % 3 === 1
+              ? api.auth.startSignup({
+                  token: `bogus-${i}`,
+                  deviceType: 0,
+                  passwordless: false,
+                  deviceCredentialId: '',
+                })
+              : // A refused Login counts against the limit (a successful one was counted at its step one).
+                api.auth.login({
+                  mfaResponse: {
+                    challengeId: `bogus-${i}`,
+                    response: { $case: 'totp', value: { code: '123456' } },
+                  },
+                  sshPublicKey: '',
+                  tlsPublicKey,
+                  ttlSeconds: 0,
+                }),
         ),
       );
       const refusals = answers.map((a) =>

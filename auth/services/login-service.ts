@@ -17,6 +17,7 @@ import { loadCap } from '../policy';
 import {
   admitAttempt,
   clearFailures,
+  clientIp,
   isLocked,
   limitAddress,
   limitUserName,
@@ -53,6 +54,15 @@ export function loginHandlers(ctx: ServiceContext) {
   }
 
   type Refuse = (reason: string, error: KeyportError) => Promise<never>;
+
+  /**
+   * Login (step two) counts against the address's limit only when it is refused, before anything is
+   * written for it: a login that succeeds spends a challenge that its step one already counted, so its
+   * own count would be a write that limits nothing.
+   */
+  async function countRefusal(clientAddr: string): Promise<void> {
+    await limitAddress(ctx, clientAddr);
+  }
   interface Verified {
     user: UserRow;
     mfaVerified: boolean;
@@ -60,9 +70,9 @@ export function loginHandlers(ctx: ServiceContext) {
     method: string;
   }
 
-  /** The user still exists and is not locked by an admin. */
-  async function signInUser(name: string | null, refuse: Refuse): Promise<UserRow> {
-    const user = name ? await ctx.store.getUser(name) : undefined;
+  /** The user still exists and is not locked by an admin (`read`: the row as just read, if it was). */
+  async function signInUser(name: string | null, refuse: Refuse, read?: UserRow): Promise<UserRow> {
+    const user = read ?? (name ? await ctx.store.getUser(name) : undefined);
     if (!user) return refuse('user deleted during login', badCredentials());
     if (isLocked(user, ctx.now())) return refuse('user is locked', lockedError(user));
     return user;
@@ -93,7 +103,11 @@ export function loginHandlers(ctx: ServiceContext) {
     }).catch((error: unknown) =>
       error instanceof KeyportError ? refuse(`passwordless: ${error.message}`, error) : Promise.reject(error),
     );
-    return { user: await signInUser(verified.user, refuse), mfaVerified: true, method: 'passwordless' };
+    return {
+      user: await signInUser(verified.user, refuse, verified.owner),
+      mfaVerified: true,
+      method: 'passwordless',
+    };
   }
 
   /**
@@ -118,6 +132,7 @@ export function loginHandlers(ctx: ServiceContext) {
       }
       const outcome = await verifyTotpCode(ctx.store, ctx.secrets, user.name, answer.value.code, ctx.now());
       if (outcome !== 'ok') {
+        await countRefusal(clientAddr);
         await auditLogin(
           user.name,
           clientAddr,
@@ -156,6 +171,7 @@ export function loginHandlers(ctx: ServiceContext) {
       } catch (error) {
         if (!(error instanceof KeyportError)) throw error;
         if (error.code === 'INVALID_ARGUMENT') return refuse(`security key: ${error.message}`, error);
+        await countRefusal(clientAddr);
         await auditLogin(user.name, clientAddr, false, `security key: ${error.message}`);
         throw (await recordFailure(ctx, user.name, address)) ?? error;
       }
@@ -256,8 +272,8 @@ export function loginHandlers(ctx: ServiceContext) {
 
     async login(request: LoginRequest, call: CallContext): Promise<LoginResponse> {
       const perf = perfSteps('server.login');
-      const address = await limitAddress(ctx, call.clientAddr);
-      perf.step('rate limit (address)');
+      // Counted against the address's limit when refused (countRefusal); a success was counted at step one.
+      const address = clientIp(call.clientAddr);
       // 1. The request's own shape: the challenge id, a sane TTL and the keys to certify.
       const { challengeId, answer, ttlSeconds, keys } = parseLoginRequest(request);
       perf.step('parse keys');
@@ -266,6 +282,7 @@ export function loginHandlers(ctx: ServiceContext) {
       perf.step('spend challenge');
       /** Every refusal from here on is audited, with the challenge's user when there is one. */
       const refuse = async (reason: string, error: KeyportError): Promise<never> => {
+        await countRefusal(call.clientAddr);
         await auditLogin(
           (spent.ok ? spent.challenge.user : spent.user) ?? 'unknown',
           call.clientAddr,
@@ -312,21 +329,30 @@ export function loginHandlers(ctx: ServiceContext) {
       // 6. The address's failures are forgiven; the login and the certificates are audited.
       await clearFailures(ctx, identity.user, address);
       perf.step('clear failures');
-      await auditLogin(identity.user, call.clientAddr, true, verified.method);
-      await ctx.audit.record({
-        type: 'cert.issued',
-        actor: identity.user,
-        clientAddr: call.clientAddr,
-        success: true,
-        message: `SSH and X.509 certificates valid until ${issued.notAfter.toISOString()}`,
-        fields: {
-          roles: identity.roles,
-          logins: identity.logins,
-          ttl_seconds: identity.ttlSeconds,
-          mfa_verified: identity.mfaVerified,
-          ...(identity.device ? { device_id: identity.device.deviceId } : {}),
+      // One statement for both events.
+      await ctx.audit.recordAll([
+        {
+          type: 'user.login',
+          actor: identity.user,
+          clientAddr: call.clientAddr,
+          success: true,
+          message: verified.method,
         },
-      });
+        {
+          type: 'cert.issued',
+          actor: identity.user,
+          clientAddr: call.clientAddr,
+          success: true,
+          message: `SSH and X.509 certificates valid until ${issued.notAfter.toISOString()}`,
+          fields: {
+            roles: identity.roles,
+            logins: identity.logins,
+            ttl_seconds: identity.ttlSeconds,
+            mfa_verified: identity.mfaVerified,
+            ...(identity.device ? { device_id: identity.device.deviceId } : {}),
+          },
+        },
+      ]);
       perf.step('audit');
       perf.end();
       return {

@@ -375,6 +375,19 @@ describe.each(backends)('store on $kind', (backend) => {
     expect((await store.listAudit({ sinceMs: T + 3 })).map((e) => e.time_ms)).toEqual([T + 3, T + 4]);
     expect((await store.listAudit({ type: 'user.login' })).map((e) => e.success)).toEqual([1, 1]);
     expect((await store.listAudit({ limit: 2 })).map((e) => e.message)).toEqual(['event 3', 'event 4']);
+    // Several rows in one statement, in order; none for an empty list.
+    const event = (message: string) => ({
+      time_ms: T + 9,
+      type: 'cert.issued',
+      actor: 'bob',
+      client_addr: '10.0.0.2',
+      success: 1,
+      message,
+      fields_json: '{}',
+    });
+    await store.appendAudit([event('pair 1'), event('pair 2')]);
+    await store.appendAudit([]);
+    expect((await store.listAudit({ sinceMs: T + 9 })).map((e) => e.message)).toEqual(['pair 1', 'pair 2']);
   });
 
   it('prunes spent and expired single-use rows, old attempts and old tokens', async () => {
@@ -431,6 +444,17 @@ describe.each(backends)('store on $kind', (backend) => {
     const other = await throttle.addPending('alice', '10.0.0.3', T, T + 100);
     await throttle.deleteAttempt(other);
     expect((await throttle.countAttempts('alice', '10.0.0.3', 0, T)).pending).toBe(0);
+    // A pending reservation is not a failure: forgiving leaves it.
+    const reservation = await throttle.addPending('alice', '10.0.0.1', T, T + 100);
+    await throttle.forgiveFailures('alice', '10.0.0.1');
+    expect(await throttle.countAttempts('alice', '10.0.0.1', 0, T + 50)).toMatchObject({
+      failed: 0,
+      pending: 1,
+    });
+    expect((await throttle.countAttempts('alice', '10.0.0.2', 0, T + 50)).failed).toBe(1);
+    await throttle.deleteAttempt(reservation);
+    await throttle.forgiveFailures('alice', '10.0.0.9');
+    await throttle.recordFailure('alice', '10.0.0.1', T + 1);
     await throttle.clearFailures('alice', '10.0.0.1');
     expect((await throttle.countAttempts('alice', '10.0.0.1', 0, T + 50)).failed).toBe(0);
     expect((await throttle.countAttempts('alice', '10.0.0.2', 0, T + 50)).failed).toBe(1);

@@ -495,8 +495,10 @@ export class Store {
 
   // Audit log
 
-  async appendAudit(event: NewAuditEvent): Promise<void> {
-    await this.db.insertInto('audit_events').values(event).execute();
+  /** Appends events in one statement (several rows: one round trip, one write). */
+  async appendAudit(events: NewAuditEvent | NewAuditEvent[]): Promise<void> {
+    if (Array.isArray(events) && events.length === 0) return;
+    await this.db.insertInto('audit_events').values(events).execute();
   }
 
   listAudit(filter: { sinceMs?: number; type?: string; limit?: number }): Promise<AuditEventRow[]> {

@@ -95,6 +95,22 @@ export class ThrottleStore {
     await this.db.deleteFrom('login_attempts').where('id', '=', id).execute();
   }
 
+  /**
+   * Forgets the failures of a name at one address after a successful login: a read, and a delete only when
+   * there is something to forget (most logins have none, and then write nothing here).
+   */
+  async forgiveFailures(name: string, clientAddr: string): Promise<void> {
+    const failed = await this.db
+      .selectFrom('login_attempts')
+      .select('id')
+      .where('name', '=', name)
+      .where('client_addr', '=', clientAddr)
+      .where('state', '=', 'failed')
+      .limit(1)
+      .executeTakeFirst();
+    if (failed) await this.clearFailures(name, clientAddr);
+  }
+
   /** Forgets the failures of a name at one address (a right password), or at every address (an unlock). */
   async clearFailures(name: string, clientAddr?: string): Promise<void> {
     let query = this.db.deleteFrom('login_attempts').where('name', '=', name).where('state', '=', 'failed');
