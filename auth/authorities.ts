@@ -18,6 +18,7 @@ import {
   readLegacyCaFiles,
 } from './ca/authority';
 import type { Authorities } from './ca/authority';
+import { SealedSecretRefused } from './secrets';
 import type { Sealer } from './secrets';
 import type { Store } from './storage/store';
 
@@ -57,8 +58,9 @@ export async function loadClusterAuthorities(
   const open = (sealed: string, kind: string) => {
     try {
       return options.sealer.open(sealed, caKeyContext(kind));
-    } catch {
-      throw wrongKek(options.kekFile);
+    } catch (error) {
+      if (error instanceof SealedSecretRefused) throw wrongKek(options.kekFile);
+      throw error;
     }
   };
   const sshKey = parsePrivateKey(open(ssh.private_key, SSH_USER_CA), 'Ed25519', 'the SSH user CA key');
@@ -83,7 +85,7 @@ export async function loadOrCreateClusterAuthorities(
   try {
     legacy = await readLegacyCaFiles(options.dataDir, options.sealer);
   } catch (error) {
-    if (error instanceof KeyportError && /does not open/.test(error.message)) {
+    if (error instanceof SealedSecretRefused) {
       throw new KeyportError(
         'PRECONDITION_FAILED',
         `The CA files in ${options.dataDir}/ca do not open with this key-encryption key (${options.kekFile}): ${error.message}`,

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { isSealed, openKeyEncryptionKey, SecretBox } from './secrets';
+import { isSealed, openKeyEncryptionKey, SealedSecretRefused, SecretBox } from './secrets';
 
 let dir: string;
 beforeEach(() => {
@@ -47,6 +47,8 @@ describe('SecretBox', () => {
     );
     expect(() => box.open('JBSWY3DPEHPK3PXP', 'totp-seed:lee')).toThrow(expect.objectContaining(refusal));
     expect(() => box.open('kp-sealed:v1:AAAA', 'totp-seed:lee')).toThrow(expect.objectContaining(refusal));
+    // One class for all of them, which callers (the CA loader) tell apart from other failures.
+    expect(() => box.open(sealed, 'totp-seed:kim')).toThrow(SealedSecretRefused);
   });
 });
 

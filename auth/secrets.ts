@@ -26,6 +26,16 @@ export function isSealed(value: string): boolean {
   return value.startsWith(PREFIX);
 }
 
+/** A sealed value that does not open under this KEK (another key, another context, or not sealed). */
+export class SealedSecretRefused extends KeyportError {
+  constructor(context: string) {
+    super(
+      'INTERNAL',
+      `A sealed secret (${context.split(':')[0]}) does not open with this key-encryption key: the KEK file does not belong to this data.`,
+    );
+  }
+}
+
 /** Sealing under one 256-bit key. */
 export class SecretBox implements Sealer {
   readonly #key: Buffer;
@@ -44,11 +54,7 @@ export class SecretBox implements Sealer {
   }
 
   open(sealed: string, context: string): string {
-    const refused = () =>
-      new KeyportError(
-        'INTERNAL',
-        `A sealed secret (${context.split(':')[0]}) does not open with this key-encryption key: the KEK file does not belong to this data.`,
-      );
+    const refused = () => new SealedSecretRefused(context);
     if (!isSealed(sealed)) throw refused();
     const raw = Buffer.from(sealed.slice(PREFIX.length), 'base64url');
     if (raw.length < NONCE_BYTES + TAG_BYTES) throw refused();
