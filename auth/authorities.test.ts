@@ -94,6 +94,29 @@ describe.each(backends)('cluster authorities on %s', (_name, fresh) => {
       const reloaded = await loadClusterAuthorities(store, 'prod', options(dataDir));
       expect(reloaded?.ssh.publicKey.fingerprint).toBe(imported.ssh.publicKey.fingerprint);
       expect(reloaded?.tls.pin).toBe(imported.tls.pin);
+      // Another data dir of the same database holding another cluster's CA key is refused, naming both
+      // pins where it can; the database keeps its CAs, and the same files start again once moved away.
+      const other = join(work, `other-cluster-${_name}`);
+      await mkdir(join(other, 'ca'), { recursive: true, mode: 0o700 });
+      const foreign = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' });
+      await writeFile(join(other, 'ca', 'ssh-user-ca.key'), foreign, { mode: 0o600 });
+      const before = JSON.stringify(await store.listAuthorities());
+      await expect(loadOrCreateClusterAuthorities(store, 'prod', options(other))).rejects.toMatchObject({
+        code: 'PRECONDITION_FAILED',
+        message: expect.stringMatching(
+          new RegExp(
+            `${other}/ca are not the cluster's CAs in the database \\(CA pin ${imported.tls.pin}\\)`,
+          ),
+        ),
+      });
+      expect(JSON.stringify(await store.listAuthorities())).toBe(before);
+      // The importing data dir itself still starts: its files are the database's.
+      const again = await loadOrCreateClusterAuthorities(store, 'prod', options(dataDir));
+      expect(again.tls.pin).toBe(imported.tls.pin);
+      await rm(join(other, 'ca'), { recursive: true });
+      expect((await loadOrCreateClusterAuthorities(store, 'prod', options(other))).tls.pin).toBe(
+        imported.tls.pin,
+      );
     } finally {
       await store.close();
     }

@@ -6,18 +6,20 @@
 // The first start on an empty database creates them: one transaction inserts a row per kind unless one is
 // there (the primary key on `kind` decides a race), then every start loads whatever rows are there. A data
 // dir from before keeps its CAs: the files in `<dataDir>/ca/` are imported at the first start after the
-// upgrade, when the database has no CAs yet.
+// upgrade, when the database has no CAs yet; files that are not the database's CAs stop the start.
+import { createPublicKey } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { KeyportError } from '../proto/errors';
 import {
   authoritiesFromKeys,
+  caPin,
   checkClusterName,
   generatePrivateKey,
   newTlsCaCertificatePem,
   parsePrivateKey,
   readLegacyCaFiles,
 } from './ca/authority';
-import type { Authorities } from './ca/authority';
+import type { Authorities, LegacyCaFiles } from './ca/authority';
 import { SealedSecretRefused } from './secrets';
 import type { Sealer } from './secrets';
 import type { Store } from './storage/store';
@@ -79,9 +81,9 @@ export async function loadOrCreateClusterAuthorities(
   options: ClusterAuthorityOptions & { dataDir: string; now: number; log?: (line: string) => void },
 ): Promise<Authorities> {
   const stored = await loadClusterAuthorities(store, clusterName, options);
-  if (stored) return stored;
-
-  let legacy: { ssh?: KeyObject; tls?: KeyObject; certPem?: string };
+  // A data dir from before the CAs moved into the database may hold CA files: imported when the database
+  // has none, and otherwise they must be the database's (see checkLegacyCaFiles).
+  let legacy: LegacyCaFiles;
   try {
     legacy = await readLegacyCaFiles(options.dataDir, options.sealer);
   } catch (error) {
@@ -93,6 +95,7 @@ export async function loadOrCreateClusterAuthorities(
     }
     throw error;
   }
+  if (stored) return checkLegacyCaFiles(stored, legacy, options.dataDir);
   const sshKey = legacy.ssh ?? generatePrivateKey('Ed25519');
   const tlsKey = legacy.tls ?? generatePrivateKey('ECDSA P-256');
   const certPem =
@@ -121,5 +124,24 @@ export async function loadOrCreateClusterAuthorities(
   const loaded = await loadClusterAuthorities(store, clusterName, options);
   if (!loaded)
     throw new KeyportError('INTERNAL', 'The cluster CAs vanished from the database as they were made.');
-  return loaded;
+  // Another replica may have inserted its set first: this data dir's files must then be that set.
+  return checkLegacyCaFiles(loaded, legacy, options.dataDir);
+}
+
+/**
+ * A data dir whose CA files are not the database's CAs was another cluster's (two old single-machine
+ * clusters pointed at one database, say): its clients pinned a CA this replica would not serve. Refused,
+ * naming both pins, rather than dropping those keys in silence.
+ */
+function checkLegacyCaFiles(authorities: Authorities, legacy: LegacyCaFiles, dataDir: string): Authorities {
+  const spki = (key: KeyObject) => createPublicKey(key).export({ type: 'spki', format: 'der' });
+  const differs = (file: KeyObject | undefined, ca: KeyObject) => !!file && !spki(file).equals(spki(ca));
+  if (differs(legacy.ssh, authorities.ssh.privateKey) || differs(legacy.tls, authorities.tls.privateKey)) {
+    const filePin = legacy.tls && legacy.certPem ? ` (CA pin ${caPin(legacy.certPem)})` : '';
+    throw new KeyportError(
+      'PRECONDITION_FAILED',
+      `The CA files in ${dataDir}/ca${filePin} are not the cluster's CAs in the database (CA pin ${authorities.tls.pin}): this data dir belonged to another cluster. Start this replica with a data dir of its own, and keep those files only if that other cluster's clients must be moved; nothing was changed.`,
+    );
+  }
+  return authorities;
 }
