@@ -79,6 +79,16 @@ export function replicaName(dataDir: string): string {
   return `${hostname()}:${resolve(dataDir)}`;
 }
 
+/** A database unreachable at start: said as what it means for this process, not for a call. */
+function notStarted(error: unknown): unknown {
+  if (!(error instanceof KeyportError) || error.code !== 'UNAVAILABLE') return error;
+  const cause = error.message.replace(/; the call was not completed, try again shortly\.$/, '');
+  return new KeyportError(
+    'UNAVAILABLE',
+    `${cause}: keyport-auth did not start. Start it again once PostgreSQL answers (a supervisor that restarts it on failure does this).`,
+  );
+}
+
 export async function startAuthServer(
   config: AuthConfig,
   log: (line: string) => void = () => {},
@@ -88,7 +98,9 @@ export async function startAuthServer(
   const store = await openStore(
     { ...storage, ...(storage.type === 'postgresql' ? { log } : {}) },
     config.dataDir,
-  );
+  ).catch((error: unknown) => {
+    throw notStarted(error);
+  });
   const storedName = await store.getConfig('cluster_name');
   if (storedName && JSON.parse(storedName) !== config.clusterName) {
     await store.close();

@@ -11,7 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loginWithPassword } from '../client/ceremonies/login';
 import { ProfileStore } from '../client/profiles';
 import { parseClusterAddress } from '../client/cluster-trust';
-import { nextTotpCode, runKeyport, signUpUserInProcess, startLabCluster } from '../lab/cluster';
+import {
+  nextTotpCode,
+  runKeyport,
+  runKeyportAuth,
+  signUpUserInProcess,
+  startLabCluster,
+} from '../lab/cluster';
 import type { LabCluster } from '../lab/cluster';
 import { startLabPostgres } from '../lab/postgres';
 import type { LabPostgres } from '../lab/postgres';
@@ -123,5 +129,37 @@ describe('keyport-auth on PostgreSQL', () => {
     } finally {
       await rm(elsewhere, { recursive: true, force: true });
     }
+  });
+
+  it('does not start while its database is unreachable, says so for the process, and binds nothing', async () => {
+    // A port nothing listens on (the lab server's own, once a free port was taken from it, is not safe to
+    // guess): port 1 on loopback refuses at once.
+    const config = join(home, 'unreachable.yaml');
+    const unreachable = new URL(postgres.connString);
+    unreachable.port = '1';
+    await writeFile(
+      config,
+      `keyport:\n  storage:\n    type: postgresql\n    conn_string: ${unreachable.toString()}\n`,
+    );
+    const dataDir = join(home, 'never-started');
+    const result = await runKeyportAuth([
+      'start',
+      '--config',
+      config,
+      '--data-dir',
+      dataDir,
+      '--listen',
+      '127.0.0.1:0',
+      '--cluster-name',
+      'pg-lab',
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(
+      /The database is unreachable \(connect ECONNREFUSED 127\.0\.0\.1:1\): keyport-auth did not start\. Start it again once PostgreSQL answers/,
+    );
+    expect(result.stderr).not.toContain('the call was not completed');
+    expect(result.stderr + result.stdout).not.toContain(unreachable.password);
+    expect(result.stdout).not.toMatch(/listening on/);
+    expect(existsSync(join(dataDir, 'admin-identity.json'))).toBe(false);
   });
 });
