@@ -31,7 +31,8 @@ if (only === 'passwordless') {
   const logged = await benchPasswordless();
   process.exit(logged.round_trips_per_login === 2 ? 0 : 1);
 }
-// Not in the full run: about two minutes (three configurations, 16 signups per backend, PostgreSQL).
+// Not in the full run: about two minutes (three configurations, 16 signups per backend, PostgreSQL; then
+// the propagation of a change between the two replicas).
 if (only === 'replicas') {
   const measured = await benchReplicas();
   process.exit(measured.within_target ? 0 : 1);
