@@ -3,7 +3,7 @@
 // session's length. Everything a certificate says about its holder comes from SessionIdentity; later
 // issues add fields here (private-key policy, device) rather than in the services.
 import { randomUUID } from 'node:crypto';
-import type { KeyObject } from 'node:crypto';
+import type { ClientPublicKey } from './ca/spki';
 import { signSshUserCertificate } from './ca/ssh';
 import type { SshPublicKey } from './ca/ssh';
 import { issueClientCertificate } from './ca/x509';
@@ -48,7 +48,7 @@ function deviceExtensions(device: SessionDevice | undefined): Record<string, str
 /** The client's public keys: one for SSH, one for TLS (the same key in two encodings, usually). */
 export interface SessionKeys {
   ssh: SshPublicKey;
-  tls: KeyObject;
+  tls: ClientPublicKey;
 }
 
 export interface SessionCertificates {
@@ -107,7 +107,7 @@ export async function issueSessionCertificates(
   perf?.step('ssh certificate');
   const tls = await issueClientCertificate({
     authorities: ctx.authorities,
-    publicKeyPem: keys.tls.export({ type: 'spki', format: 'pem' }).toString(),
+    publicKeyPem: keys.tls,
     user: identity.user,
     roles: identity.roles,
     logins: identity.logins,

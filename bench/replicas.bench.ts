@@ -12,13 +12,14 @@
 // Then, on the two replicas, how long a role change and a user lock made through one take to be enforced
 // by the other (bench/replicas-propagation.ts; target 1 s).
 import { spawn } from 'node:child_process';
-import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
+import { createPrivateKey, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generatePrivateKey, newTlsCaCertificatePem, authoritiesFromKeys } from '../auth/ca/authority';
 import { parseSshPublicKey } from '../auth/ca/ssh';
+import { parseClientPublicKey } from '../auth/ca/spki';
 import { issueSessionCertificates } from '../auth/certificates';
 import type { ServiceContext } from '../auth/context';
 import type { MfaDeviceRow } from '../auth/storage/store';
@@ -159,7 +160,10 @@ async function loginCryptoMs(user: LoadUser, device: MfaDeviceRow): Promise<numb
   );
   const ctx = { now: () => Date.now(), authorities } as unknown as ServiceContext;
   const session = generateSessionKey('ecdsa-p256');
-  const keys = { ssh: parseSshPublicKey(session.sshPublicKey), tls: createPublicKey(session.publicKeyPem) };
+  const keys = {
+    ssh: parseSshPublicKey(session.sshPublicKey),
+    tls: parseClientPublicKey(session.publicKeyPem),
+  };
   const key = createPrivateKey(user.privateKeyPem);
   const rp = { rpId: RP_ID, rpName: 'bench-replicas', allowedCas: [], deniedCas: [] };
   const samples: number[] = [];

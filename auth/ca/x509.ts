@@ -1,9 +1,11 @@
 // X.509 client certificates: what a client presents on mTLS gRPC calls after login. The identity travels
 // in a Keyport extension so the service can authorize a call from the certificate alone.
-import { X509Certificate, createPublicKey, sign } from 'node:crypto';
+import { X509Certificate, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import type { Authorities, TlsCertificateAuthority } from './authority';
 import { CaError } from './errors';
+import { parseClientPublicKey } from './spki';
+import type { ClientPublicKey } from './spki';
 import { isPlainText } from './text';
 import { MAX_CERTIFICATE_SERIAL, randomCertificateSerial, serialToHex, x509 } from './x509-library';
 
@@ -40,8 +42,11 @@ export interface VerifiedClientCertificate extends ClientIdentity {
 
 export interface ClientCertificateRequest {
   authorities: Authorities;
-  /** SPKI PEM ("BEGIN PUBLIC KEY") of the client's P-256 or Ed25519 key. */
-  publicKeyPem: string;
+  /**
+   * The client's P-256 or Ed25519 key: SPKI PEM ("BEGIN PUBLIC KEY"), or the key as parseClientPublicKey
+   * (./spki.ts) already read it.
+   */
+  publicKeyPem: string | ClientPublicKey;
   user: string;
   roles: readonly string[];
   logins: readonly string[];
@@ -169,24 +174,6 @@ function decodeIdentity(extensionValue: Buffer): ClientIdentity {
   return identity;
 }
 
-function parseClientPublicKey(publicKeyPem: string): Buffer {
-  // createPublicKey would also accept a private key and derive its public half; a client never sends one.
-  if (typeof publicKeyPem !== 'string' || !publicKeyPem.includes('-----BEGIN PUBLIC KEY-----')) {
-    throw invalid('publicKeyPem must be an SPKI "PUBLIC KEY" PEM');
-  }
-  let key: KeyObject;
-  try {
-    key = createPublicKey(publicKeyPem);
-  } catch (cause) {
-    throw new CaError('INVALID_ARGUMENT', 'publicKeyPem is not a readable public key', { cause });
-  }
-  const isP256 = key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1';
-  if (!isP256 && key.asymmetricKeyType !== 'ed25519') {
-    throw invalid(`client key must be ECDSA P-256 or Ed25519, not ${key.asymmetricKeyType ?? 'unknown'}`);
-  }
-  return key.export({ type: 'spki', format: 'der' });
-}
-
 export async function issueClientCertificate(
   request: ClientCertificateRequest,
 ): Promise<IssuedClientCertificate> {
@@ -198,7 +185,11 @@ export async function issueClientCertificate(
     extra: request.extra ?? {},
   };
   checkIdentity(identity);
-  const publicKey = parseClientPublicKey(request.publicKeyPem);
+  const publicKey = (
+    typeof request.publicKeyPem === 'string'
+      ? parseClientPublicKey(request.publicKeyPem)
+      : request.publicKeyPem
+  ).spkiDer;
   const notBefore = request.notBefore.getTime();
   const notAfter = request.notAfter.getTime();
   if (!Number.isFinite(notBefore) || !Number.isFinite(notAfter) || notAfter <= notBefore) {

@@ -2,7 +2,6 @@
 // checks and rate limits) and returns an MFA challenge bound to user and scope; Login spends it, checks the
 // second factor (or the passkey, for passwordless) and issues the session's certificates
 // (certificates.ts). Each method reads top to bottom as its protocol's steps.
-import { createPublicKey } from 'node:crypto';
 import { KeyportError } from '../../proto/errors';
 import type {
   CreateAuthenticateChallengeRequest,
@@ -12,6 +11,8 @@ import type {
 import { ChallengeScope } from '../../proto/gen/keyport/v1/mfa';
 import type { MFAAuthenticateChallenge, MFAAuthenticateResponse } from '../../proto/gen/keyport/v1/mfa';
 import { parseSshPublicKey, sshPublicKeyFromKeyObject } from '../ca/ssh';
+import { parseClientPublicKey } from '../ca/spki';
+import type { ClientPublicKey } from '../ca/spki';
 import { verifyPassword } from '../passwords';
 import { loadCap } from '../policy';
 import {
@@ -401,22 +402,18 @@ function parseLoginRequest(request: LoginRequest): {
   const tls = parseTlsPublicKey(request.tlsPublicKey);
   const ssh = request.sshPublicKey
     ? parseSshPublicKeyField(request.sshPublicKey)
-    : sshPublicKeyFromKeyObject(tls);
+    : sshPublicKeyFromKeyObject(tls.key);
   return { challengeId: response.challengeId, answer: response.response, ttlSeconds, keys: { ssh, tls } };
 }
 
-function parseTlsPublicKey(pem: string) {
+function parseTlsPublicKey(pem: string): ClientPublicKey {
   try {
-    const key = createPublicKey(pem);
-    const type = key.asymmetricKeyType;
-    const curve = key.asymmetricKeyDetails?.namedCurve;
-    if (type === 'ed25519' || (type === 'ec' && curve === 'prime256v1')) return key;
+    return parseClientPublicKey(pem);
   } catch {
-    // reported below
+    throw new KeyportError('INVALID_ARGUMENT', 'The public key must be a PEM ECDSA P-256 or Ed25519 key.', {
+      fieldPath: 'tls_public_key',
+    });
   }
-  throw new KeyportError('INVALID_ARGUMENT', 'The public key must be a PEM ECDSA P-256 or Ed25519 key.', {
-    fieldPath: 'tls_public_key',
-  });
 }
 
 function parseSshPublicKeyField(line: string) {
