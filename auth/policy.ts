@@ -78,15 +78,34 @@ export interface ClusterPolicy extends CanonicalClusterAuthPreferenceSpec {
   webauthnRpId: string | undefined;
 }
 
+/**
+ * The policy the stored cap says, read from the store on every call (so every replica enforces a change
+ * at its next call). Only the parsing is remembered: the same stored text gives the same frozen policy.
+ */
 export async function loadCap(store: Store): Promise<ClusterPolicy> {
-  const canonical = normalizeCap((await capDocument(store)).spec);
-  return {
+  const json = (await store.getConfig(CAP_KIND)) ?? '';
+  if (lastCap?.json === json) return lastCap.policy;
+  const document = json ? (JSON.parse(json) as ClusterAuthPreference) : defaultClusterAuthPreference();
+  const canonical = normalizeCap(document.spec);
+  const policy = deepFreeze({
     ...canonical,
     secondFactors: canonical.second_factors,
     allowPasswordless: canonical.allow_passwordless,
     connectorName: canonical.connector_name,
     webauthnRpId: canonical.webauthn?.rp_id,
-  };
+  });
+  lastCap = { json, policy };
+  return policy;
+}
+
+let lastCap: { json: string; policy: ClusterPolicy } | undefined;
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const inner of Object.values(value)) deepFreeze(inner);
+  }
+  return value;
 }
 
 /** The named roles that exist; a role deleted since a certificate was issued grants nothing. */
