@@ -22,6 +22,12 @@ const packages = {
   'gnutls-bin': ['start', 'test'], // certtool: swtpm_localca makes the lab's TPM manufacturer CA with it
   'tpm2-tools': ['test'], // tpm2_makecredential: the tests make credentials with a TSS other than ours
   postgresql: ['test'], // the store conformance suite and the replica tests run a private PostgreSQL (lab/postgres.ts)
+  pcscd: ['test'], // PC/SC daemon for the lab's virtual PIV card (lab/piv, in a private network namespace)
+  'vsmartcard-vpcd': ['test'], // vpcd: pcscd's virtual reader driver, which the lab's PIV card connects to
+  'libpcsclite-dev': ['test'], // PC/SC headers: the pcsclite npm package (client/hardware/piv) builds against them
+  'pcsc-tools': ['test'], // pcsc_scan: the PIV lab test checks the reader pcscd shows
+  opensc: ['test'], // opensc-tool, piv-tool, pkcs15-tool: a second PIV host stack drives the lab card
+  'yubico-piv-tool': ['test'], // Yubico's own PIV tool drives the lab card as it drives a YubiKey
   'stress-ng': ['load'], // npm run test:load keeps every core busy while the suite runs
 };
 
