@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { encodeCommandApdu } from './apdu';
+import type { Answer } from './card.test-support';
 import { harness } from './card.test-support';
 
 const put = (tagHex: string, content: Buffer) => {
@@ -74,11 +75,8 @@ describe('virtual PIV card: data objects', () => {
     const h = await harness();
     await h.select();
     await h.authenticate();
-    const body = Buffer.concat([
-      Buffer.from('5c035fc105 53820c00'.replace(' ', ''), 'hex'),
-      Buffer.alloc(3072),
-    ]);
-    let answer = { sw: 0, data: new Uint8Array(0) };
+    const body = Buffer.concat([Buffer.from('5c035fc10553820c00', 'hex'), Buffer.alloc(3072)]);
+    let answer: Answer = { sw: 0, data: new Uint8Array(0) };
     for (let offset = 0; offset < body.length; offset += 255) {
       const last = offset + 255 >= body.length;
       answer = await h.send(
