@@ -48,7 +48,8 @@ async function connectAdmin(profiles: ProfileStore, dataDir: string | undefined)
   }
   const profile = await profiles.getProfile();
   if (!profile) throw notSignedIn('run `keyport login`, or pass -c FILE or --data-dir on the auth host');
-  return connectAsProfile(profiles, profile);
+  // On stderr, as every line meant for the person: stdout stays the YAML or table asked for.
+  return connectAsProfile(profiles, profile, undefined, { notice: (message) => console.error(message) });
 }
 
 /**

@@ -1,8 +1,8 @@
 // Connecting as someone: trusting the cluster first (pinned CA, trust on first use), then the signed-in
 // profile's certificate with its private key from the keystore.
 import { KeyportError } from '../proto/errors';
-import { connectCluster, isTransportFailure } from './api';
-import type { ClusterApi, ConnectOptions } from './api';
+import { connectCluster } from './api';
+import type { ClusterApi } from './api';
 import {
   checkStoredCa,
   fetchPresentedChain,
@@ -13,6 +13,7 @@ import {
 import type { ClusterAddress } from './cluster-trust';
 import { openKeyStore } from './keystore';
 import { originFor } from './webauthn';
+import { connectRetryingReads, REPLICA_CONNECT_TIMEOUT_MS } from './replicas';
 import type { Profile, ProfileStore, TrustedCluster } from './profiles';
 import { parseClusterAddress } from './cluster-trust';
 import { now } from '../proto/clock';
@@ -39,9 +40,6 @@ export interface TrustOptions {
   replicas?: ClusterAddress[];
 }
 
-/** How long a replica among several may take to connect before the next one is tried. */
-export const REPLICA_CONNECT_TIMEOUT_MS = 3000;
-
 /** The replica list to store: the formatted addresses when there are several, undefined otherwise. */
 function replicaList(replicas: ClusterAddress[] | undefined): string[] | undefined {
   return replicas && replicas.length > 1 ? replicas.map(formatClusterAddress) : undefined;
@@ -51,11 +49,6 @@ function replicaList(replicas: ClusterAddress[] | undefined): string[] | undefin
 function replicasChanged(stored: TrustedCluster, replicas: ClusterAddress[] | undefined): boolean {
   const given = replicaList(replicas);
   return given !== undefined && given.join(',') !== (stored.replicas ?? []).join(',');
-}
-
-/** The addresses to try for a trusted cluster, in order: its replicas, or its one address. */
-export function replicaAddresses(trusted: TrustedCluster): ClusterAddress[] {
-  return (trusted.replicas?.length ? trusted.replicas : [trusted.address]).map(parseClusterAddress);
 }
 
 /**
@@ -165,58 +158,15 @@ export function connectTrusted(trusted: TrustedCluster, onCall?: (method: string
   });
 }
 
-export interface ReplicaConnectOptions extends Pick<
-  ConnectOptions,
-  'clientKeyPem' | 'clientCertPem' | 'onCall'
-> {
-  /** Addresses (formatted) not to try again: replicas that already failed this ceremony. */
-  skip?: ReadonlySet<string>;
-}
-
 /**
- * The API on the first replica of a trusted cluster that connects, in order (TLS verified against the
- * pinned CA on each). One address: connectCluster on it, exactly as connectTrusted. Several: each gets
- * REPLICA_CONNECT_TIMEOUT_MS; a replica whose CA does not match the pin fails loudly, not over.
+ * The API as the profile's user (mTLS with the login certificate), on the cluster's replica that answered
+ * last; its reads move to another replica when that one stops answering, and `notice` says so.
  */
-export async function connectReplica(
-  trusted: TrustedCluster,
-  options: ReplicaConnectOptions = {},
-): Promise<ClusterApi> {
-  const connect = (address: ClusterAddress) =>
-    connectCluster({
-      address,
-      caPem: trusted.caPem,
-      caPin: trusted.caPin,
-      ...(options.clientKeyPem ? { clientKeyPem: options.clientKeyPem } : {}),
-      ...(options.clientCertPem ? { clientCertPem: options.clientCertPem } : {}),
-      onCall: options.onCall,
-    });
-  const addresses = replicaAddresses(trusted);
-  if (addresses.length === 1) return connect(addresses[0] as ClusterAddress);
-  const failures: string[] = [];
-  for (const address of addresses) {
-    if (options.skip?.has(formatClusterAddress(address))) continue;
-    const api = connect(address);
-    try {
-      await api.waitForConnection(REPLICA_CONNECT_TIMEOUT_MS);
-      return api;
-    } catch (error) {
-      api.close();
-      if (!isTransportFailure(error)) throw error;
-      failures.push(`${formatClusterAddress(address)} (${(error as Error).message})`);
-    }
-  }
-  throw new KeyportError(
-    'UNAVAILABLE',
-    `No auth server of the cluster ${trusted.address} answered: ${failures.join('; ') || 'all of them failed'}.`,
-  );
-}
-
-/** The API as the profile's user (mTLS with the login certificate). */
 export async function connectAsProfile(
   profiles: ProfileStore,
   profile: Profile,
   onCall?: (method: string) => void,
+  options: { notice?: (message: string) => void } = {},
 ): Promise<ClusterApi> {
   const trusted = await profiles.getTrustedCluster(parseClusterAddress(profile.address));
   if (!trusted) {
@@ -236,7 +186,13 @@ export async function connectAsProfile(
     );
   }
   const privateKeyPem = await openKeyStore(profile.keystore, profiles.home).get(profile.keyId);
-  return connectReplica(trusted, { clientKeyPem: privateKeyPem, clientCertPem: profile.tlsCertPem, onCall });
+  return connectRetryingReads(trusted, {
+    clientKeyPem: privateKeyPem,
+    clientCertPem: profile.tlsCertPem,
+    onCall,
+    profiles,
+    ...(options.notice ? { notice: options.notice } : {}),
+  });
 }
 
 /** The WebAuthn origin for a cluster: its public address as https://host[:port]. */

@@ -164,7 +164,12 @@ export type PromptBody =
   /** A new security key was registered by the key; the person names it before it is added. */
   | { kind: 'deviceName' }
   /** Hardware is working (this device's TPM): nothing to answer, closed when the step ends. */
-  | { kind: 'progress'; message: string };
+  | { kind: 'progress'; message: string }
+  /**
+   * Something the person should know that asks nothing ("retrying on another auth server"): shown until
+   * the ceremony's next prompt replaces it, or the ceremony ends.
+   */
+  | { kind: 'notice'; message: string };
 
 export type PromptKind = PromptBody['kind'];
 export type Prompt = PromptBody & { id: string };

@@ -2,16 +2,23 @@
 // (`keyport login --cluster A,B`): a replica down at the start is passed over (connection refused → B), a
 // replica killed with SIGKILL between the two steps of a login has the ceremony start again from step 1 on
 // the other (the password resent, the OTP code asked anew), and the client keeps one profile and one
-// trusted cluster under the first address. The address list's parser refuses empty entries, duplicates and
-// URLs.
-import { readdir, readFile, mkdtemp, rm } from 'node:fs/promises';
+// trusted cluster under the first address. After login, a read through the profile whose replica dies under
+// it is sent once more on the other (one notice), a write is not, and the replica that answered is tried
+// first from then on, in the process and in the next one (stored with the trusted cluster once). The address
+// list's parser refuses empty entries, duplicates and URLs.
+import { readdir, readFile, mkdtemp, rm, stat } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isTransportFailure } from '../client/api';
 import { loginWithPassword } from '../client/ceremonies/login';
-import { parseClusterAddress, parseClusterAddresses } from '../client/cluster-trust';
+import { formatClusterAddress, parseClusterAddress, parseClusterAddresses } from '../client/cluster-trust';
 import { ProfileStore } from '../client/profiles';
-import type { TrustedCluster } from '../client/profiles';
+import type { Profile, TrustedCluster } from '../client/profiles';
+import { replicaAddresses, RETRYING_NOTICE } from '../client/replicas';
+import { connectAsProfile } from '../client/session';
 import { nextTotpCode, runKeyport, signUpUserInProcess } from '../lab/cluster';
 import type { LabCluster, SignedUpUser } from '../lab/cluster';
 import { startLabPostgres } from '../lab/postgres';
@@ -60,6 +67,9 @@ describe('a client given two replicas of one cluster', () => {
   let replicaB: LabCluster;
   let cli: SignedUpUser;
   let inProcess: SignedUpUser;
+  let reader: SignedUpUser;
+  let sticky: SignedUpUser;
+  let editor: SignedUpUser;
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'keyport-failover-'));
@@ -71,9 +81,12 @@ describe('a client given two replicas of one cluster', () => {
       publicAddr: 'auth.failover.test:3025',
     });
     [replicaA, replicaB] = await Promise.all([replicas.start('a'), replicas.start('b')]);
-    // Two people, so that no OTP code is spent twice across the tests.
+    // One person per login, so that no OTP code is spent twice across the tests.
     cli = await signUpUserInProcess(replicaA, join(work, 'signup-cli'), 'cleo', ['access']);
     inProcess = await signUpUserInProcess(replicaB, join(work, 'signup-ip'), 'ines', ['access']);
+    reader = await signUpUserInProcess(replicaA, join(work, 'signup-reader'), 'rita', ['access']);
+    sticky = await signUpUserInProcess(replicaA, join(work, 'signup-sticky'), 'sami', ['access']);
+    editor = await signUpUserInProcess(replicaB, join(work, 'signup-editor'), 'eddie', ['editor']);
   });
 
   afterAll(async () => {
@@ -127,6 +140,8 @@ describe('a client given two replicas of one cluster', () => {
       address: addressA,
       replicas: [addressA, replicaB.address],
       caPin: replicaB.caPin,
+      // B answered: the next command tries it first.
+      lastReplica: replicaB.address,
     });
     expect(await readdir(join(home, 'profiles'))).toEqual(
       expect.arrayContaining([`${addressA.replace(/[^A-Za-z0-9.-]/g, '_')}.json`]),
@@ -194,5 +209,170 @@ describe('a client given two replicas of one cluster', () => {
     expect(status.stdout).toContain(`failover (${replicaA.address})`);
     expect(await trustedClusters(home)).toHaveLength(1);
     expect((await profiles.listProfiles()).map((p) => p.address)).toEqual([replicaA.address]);
+  });
+
+  /** `person` signs in, in this process, to the replicas A and B (A first), with the file keystore. */
+  const signIn = async (home: string, person: SignedUpUser) => {
+    const profiles = new ProfileStore(home);
+    const [addressA, addressB] = [
+      parseClusterAddress(replicaA.address),
+      parseClusterAddress(replicaB.address),
+    ];
+    const profile: Profile = await loginWithPassword({
+      profiles,
+      address: addressA,
+      replicas: [addressA, addressB],
+      user: person.user,
+      caPin: replicaA.caPin,
+      keystore: 'file',
+      device: false,
+      prompts: {
+        confirmCaPin: async () => false,
+        password: async () => person.password,
+        otpCode: async () => nextTotpCode(person.totpSecret),
+      },
+    });
+    return { profiles, profile };
+  };
+
+  /** In place of a dead replica: a listener on a free port that counts the connections it gets, dropping each. */
+  const deadReplica = async () => {
+    let count = 0;
+    const server: Server = createServer((socket) => {
+      count += 1;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', resolve);
+    });
+    return {
+      address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+      tries: () => count,
+      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
+  };
+
+  const clusterFile = (home: string, address: string) =>
+    join(home, 'clusters', `${address.replace(/[^A-Za-z0-9.-]/g, '_')}.json`);
+
+  it('sends a read once more on B, with one notice, when A dies under it after login; B is tried first from then on', async () => {
+    replicaA = await replicas.start('a');
+    const home = join(work, 'home-reads');
+    const { profiles, profile } = await signIn(home, reader);
+    const calls: string[] = [];
+    const notices: string[] = [];
+    const api = await connectAsProfile(profiles, profile, (method) => calls.push(method), {
+      notice: (message) => notices.push(message),
+    });
+    try {
+      expect(formatClusterAddress(api.address)).toBe(replicaA.address);
+      await replicaA.stop('SIGKILL');
+      const { devices } = await api.user.listMfaDevices({});
+      expect(devices.map((device) => device.name)).toEqual(['otp']);
+      expect(calls).toEqual(['user.listMfaDevices', 'user.listMfaDevices']);
+      expect(notices).toEqual([RETRYING_NOTICE]);
+      expect(formatClusterAddress(api.address)).toBe(replicaB.address);
+      // The next calls go to B at once.
+      expect((await api.user.getStatus({})).user).toBe(reader.user);
+      expect(calls.slice(2)).toEqual(['user.getStatus']);
+      expect(notices).toHaveLength(1);
+    } finally {
+      api.close();
+    }
+    // Stored with the trusted cluster, and known to this process even where the stored cluster says otherwise.
+    const stored = JSON.parse(await readFile(clusterFile(home, profile.address), 'utf8')) as TrustedCluster;
+    expect(stored).toMatchObject({
+      replicas: [profile.address, replicaB.address],
+      lastReplica: replicaB.address,
+    });
+    const { lastReplica: _stored, ...inStoredOrder } = stored;
+    expect(replicaAddresses(inStoredOrder).map(formatClusterAddress)).toEqual([
+      replicaB.address,
+      profile.address,
+    ]);
+  });
+
+  it('tries the replica that answered last first in the next `keyport` processes, stored once', async () => {
+    const dead = await deadReplica();
+    const home = join(work, 'home-sticky');
+    try {
+      const login = await runKeyport(
+        [
+          'login',
+          '--cluster',
+          `${dead.address},${replicaB.address}`,
+          '--user',
+          sticky.user,
+          '--ca-pin',
+          replicaB.caPin,
+          '--password-stdin',
+          '--keystore',
+          'file',
+        ],
+        { home, input: [sticky.password, nextTotpCode(sticky.totpSecret)] },
+      );
+      expect(login.stderr).not.toMatch(/ERROR|retrying/);
+      expect(login.code).toBe(0);
+      // In the order given, the dead one first: it was tried.
+      const triedAtLogin = dead.tries();
+      expect(triedAtLogin).toBeGreaterThan(0);
+      const file = clusterFile(home, dead.address);
+      expect(JSON.parse(await readFile(file, 'utf8'))).toMatchObject({
+        replicas: [dead.address, replicaB.address],
+        lastReplica: replicaB.address,
+      });
+      const written = await stat(file);
+
+      for (const command of [
+        ['mfa', 'ls'],
+        ['mfa', 'ls'],
+      ]) {
+        const read = await runKeyport(command, { home });
+        expect(read.stderr).toBe('');
+        expect(read.code).toBe(0);
+        expect(read.stdout).toMatch(/^otp\s+TOTP/m);
+      }
+      expect(dead.tries()).toBe(triedAtLogin);
+      // Nothing changed, so nothing was written: the same file, not a new one renamed into place.
+      const after = await stat(file);
+      expect([after.ino, after.mtimeMs]).toEqual([written.ino, written.mtimeMs]);
+    } finally {
+      await dead.close();
+    }
+  });
+
+  it('does not send a write again when its replica dies under it; the read after it moves to B', async () => {
+    replicaA = await replicas.start('a');
+    const home = join(work, 'home-write');
+    const { profiles, profile } = await signIn(home, editor);
+    const calls: string[] = [];
+    const notices: string[] = [];
+    const api = await connectAsProfile(profiles, profile, (method) => calls.push(method), {
+      notice: (message) => notices.push(message),
+    });
+    try {
+      expect(formatClusterAddress(api.address)).toBe(replicaA.address);
+      await replicaA.stop('SIGKILL');
+      let failure: unknown;
+      await api.admin.lockUser({ name: reader.user, durationSeconds: 0, reason: 'test' }).catch((error) => {
+        failure = error;
+      });
+      expect(failure).toMatchObject({ code: 'UNAVAILABLE' });
+      expect(isTransportFailure(failure)).toBe(true);
+      expect(calls).toEqual(['admin.lockUser']);
+      expect(notices).toEqual([]);
+
+      const user = await api.admin.getResource({ kind: 'user', name: reader.user });
+      expect(JSON.parse(user.json).status?.locked_until_ms).toBeUndefined();
+      expect(calls).toEqual(['admin.lockUser', 'admin.getResource', 'admin.getResource']);
+      expect(notices).toEqual([RETRYING_NOTICE]);
+    } finally {
+      api.close();
+    }
+    // And from a terminal, with A still dead: the same read on B.
+    const users = await runKeyport(['admin', 'users', 'ls'], { home });
+    expect(users.code).toBe(0);
+    expect(users.stdout).toMatch(new RegExp(`^${reader.user}\\s.*active$`, 'm'));
   });
 });

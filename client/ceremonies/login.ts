@@ -17,8 +17,9 @@ import { generateSessionKey, openKeyStore } from '../keystore';
 import type { KeyStoreKind, SessionKey } from '../keystore';
 import type { ClusterApi } from '../api';
 import type { Profile, ProfileStore, TrustedCluster } from '../profiles';
-import { connectReplica, ensureTrustedCluster, storedTrustedCluster, webauthnOrigin } from '../session';
+import { ensureTrustedCluster, storedTrustedCluster, webauthnOrigin } from '../session';
 import { isTransportFailure } from '../api';
+import { connectReplica, RETRYING_NOTICE, withLastReplica } from '../replicas';
 import type { TrustPrompt } from '../session';
 import type { SecurityKeyPrompts } from '../webauthn';
 import { answerChallenge, closeKeysAhead, openKeysAhead } from './mfa';
@@ -237,6 +238,7 @@ async function login(
     const failed = new Set<string>();
     const several = !!trusted.replicas && trusted.replicas.length > 1;
     let issued: LoginResponse | undefined;
+    let answeredBy = options.address;
     while (!issued) {
       api = await connectReplica(trusted, { onCall: options.onCall, skip: failed });
       perf.step('trusted cluster, channel');
@@ -272,10 +274,11 @@ async function login(
           ttlSeconds: options.ttlSeconds ?? 0,
           deviceResponse,
         });
+        answeredBy = api.address;
       } catch (error) {
         if (!several || !isTransportFailure(error)) throw error;
         failed.add(formatClusterAddress(api.address));
-        if (failed.size === 1) prompts.notice?.('retrying on another auth server');
+        if (failed.size === 1) prompts.notice?.(RETRYING_NOTICE);
         api.close();
         api = undefined;
         await device.device?.close().catch(() => {});
@@ -300,10 +303,11 @@ async function login(
       ...(issued.device ? { device: { ...issued.device } } : {}),
     };
     // Remembered with the cluster: the name (a sign-out, here or in the app, leaves it to sign in again),
-    // the cluster's device trust settings and whether it recognised this device, for the next login.
+    // the cluster's device trust settings and whether it recognised this device, for the next login, and
+    // the replica that answered, tried first next time.
     // A login that offered no device (none here, or device trust off) leaves the recognised one as it was.
     const remembered = trustedNow && {
-      ...(device.hello ? withoutCredential(trustedNow) : trustedNow),
+      ...withLastReplica(device.hello ? withoutCredential(trustedNow) : trustedNow, answeredBy),
       lastUser: issued.user,
       deviceTrust: { mode: issued.deviceTrustMode || 'off', autoEnroll: issued.deviceAutoEnroll },
       ...(issued.device ? { deviceCredentialId: issued.device.credentialId } : {}),

@@ -156,4 +156,31 @@ describe('PromptBroker', () => {
       'Tap your security key again to complete the request',
     ]);
   });
+
+  it('shows a notice that asks nothing until the ceremony’s next prompt replaces it, or its end', async () => {
+    const { broker, shown, closed } = recordingBroker();
+    const ceremony = broker.ceremony();
+    ceremony.notice('retrying on another auth server');
+    const notice = shown[0]!;
+    expect(notice).toEqual({ kind: 'notice', message: 'retrying on another auth server', id: notice.id });
+    expect(broker.current()).toBe(notice);
+    // Nothing to answer.
+    expect(() => broker.answer(notice.id, { kind: 'otpCode', code: '123456' })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', fields: { fieldPath: 'value.kind' } }),
+    );
+    const otp = ceremony.otpCode();
+    expect(closed).toEqual([{ id: notice.id, reason: 'finished' }]);
+    expect(broker.current()).toMatchObject({ kind: 'otpCode' });
+    broker.answer(shown[1]!.id, { kind: 'otpCode', code: '123456' });
+    await expect(otp).resolves.toBe('123456');
+
+    ceremony.notice('retrying on another auth server');
+    const last = shown[2]!;
+    ceremony.finish();
+    expect(closed.at(-1)).toEqual({ id: last.id, reason: 'finished' });
+    expect(broker.current()).toBeUndefined();
+    // A finished ceremony says nothing more.
+    ceremony.notice('retrying on another auth server');
+    expect(shown).toHaveLength(3);
+  });
 });

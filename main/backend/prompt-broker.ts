@@ -16,7 +16,7 @@ export interface PromptEvents {
 interface Entry {
   prompt: Prompt;
   ceremony: Ceremony;
-  /** Undefined for prompts with nothing to answer (tapKey, progress). */
+  /** Undefined for prompts with nothing to answer (tapKey, progress, notice). */
   settle?: { resolve(answer: PromptAnswer): void; reject(error: unknown): void };
 }
 
@@ -31,6 +31,8 @@ export interface CeremonyPrompts extends LoginPrompts, DevicePrompts {
   /** The name of a device just registered (mfa.add without a name). */
   deviceName(): Promise<string>;
   securityKey: SecurityKeyPrompts;
+  /** Says something that asks nothing (a notice prompt), until the ceremony's next prompt or its end. */
+  notice(message: string): void;
   /** Shows that hardware is working (a progress prompt, nothing to answer) until `progressDone`. */
   progress(message: string): void;
   progressDone(): void;
@@ -98,6 +100,7 @@ export class PromptBroker {
         this.closeDisplayed(ceremony);
         ceremony.tapHint = line;
       },
+      notice: (message) => this.show(ceremony, { kind: 'notice', message }),
       progress: (message) => this.show(ceremony, { kind: 'progress', message }),
       progressDone: () => this.closeDisplayed(ceremony),
       finish: () => this.finish(ceremony),

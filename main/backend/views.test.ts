@@ -3,7 +3,30 @@ import { KeyportError } from '../../proto/errors';
 import { Ctap2Error } from '../../client/hardware/fido/ctap2';
 import { CtaphidError } from '../../client/hardware/fido/ctaphid';
 import { KeyStoreError } from '../../client/keystore';
-import { toContractError } from './views';
+import type { TrustedCluster } from '../../client/profiles';
+import { clusterView, toContractError } from './views';
+
+describe('clusterView', () => {
+  it('shows a cluster of several replicas as one: its canonical address, no replica list', () => {
+    const single: TrustedCluster = {
+      address: '10.0.0.1:3025',
+      name: 'prod',
+      publicAddr: 'auth.example.com:3025',
+      caPin: `sha256:${'a'.repeat(64)}`,
+      caPem: 'pem',
+      trustedAtMs: 1,
+      secondFactors: ['otp'],
+    };
+    const replicated: TrustedCluster = {
+      ...single,
+      replicas: ['10.0.0.1:3025', '10.0.0.2:3025'],
+      lastReplica: '10.0.0.2:3025',
+    };
+    expect(clusterView(replicated)).toEqual(clusterView(single));
+    expect(clusterView(replicated).address).toBe('10.0.0.1:3025');
+    expect(JSON.stringify(clusterView(replicated))).not.toContain('10.0.0.2');
+  });
+});
 
 describe('toContractError', () => {
   it('keeps a KeyportError code, message and fields', () => {

@@ -358,3 +358,19 @@ export function ProgressDialog({ prompt }: PromptDialogProps<PromptOf<'progress'
     </Dialog>
   );
 }
+
+/**
+ * Something the person should know while a ceremony goes on ("retrying on another auth server"). It asks
+ * nothing; the ceremony's next prompt replaces it, and its end closes it.
+ */
+export function NoticeDialog({ prompt }: PromptDialogProps<PromptOf<'notice'>>) {
+  const message = prompt.message.charAt(0).toUpperCase() + prompt.message.slice(1);
+  return (
+    <Dialog title="Please wait" onCancel={() => {}} busy>
+      <div className="tap-key" role="status">
+        <span className="spinner" aria-hidden="true" />
+        <p className="dialog-message">{message}…</p>
+      </div>
+    </Dialog>
+  );
+}

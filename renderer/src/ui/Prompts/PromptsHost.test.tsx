@@ -220,6 +220,20 @@ describe('PromptsHost', () => {
     expect(fake.callsTo('prompts.cancel')).toEqual([{ id: 'p1' }]);
   });
 
+  it('shows a notice, which asks nothing and offers nothing to press, until the next prompt replaces it', async () => {
+    const { fake, show, close, user } = setup();
+    show({ id: 'p1', kind: 'notice', message: 'retrying on another auth server' });
+    const dialog = screen.getByRole('dialog', { name: 'Please wait' });
+    expect(within(dialog).getByRole('status')).toHaveTextContent('Retrying on another auth server…');
+    expect(within(dialog).queryByRole('button')).toBeNull();
+    await user.keyboard('{Escape}');
+    expect(fake.callsTo('prompts.cancel')).toEqual([]);
+    close('p1');
+    show({ id: 'p2', kind: 'otpCode' });
+    expect(screen.getAllByRole('dialog')).toHaveLength(1);
+    expect(screen.getByRole('dialog', { name: 'One-time code' })).toBeInTheDocument();
+  });
+
   it('shows one dialog at a time: the latest open prompt, then the previous one when it closes', async () => {
     const { show, close } = setup();
     show({ id: 'p1', kind: 'otpCode' });

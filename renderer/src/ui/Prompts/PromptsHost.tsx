@@ -10,6 +10,7 @@ import {
   DeviceNameDialog,
   KeyPinDialog,
   NewKeyPinDialog,
+  NoticeDialog,
   OtpCodeDialog,
   ProgressDialog,
   TapKeyDialog,
@@ -26,6 +27,7 @@ const dialogs: { [K in Prompt['kind']]: ComponentType<PromptDialogProps<Extract<
   trustCaPin: TrustCaPinDialog,
   deviceName: DeviceNameDialog,
   progress: ProgressDialog,
+  notice: NoticeDialog,
 };
 
 export function PromptsHost() {

@@ -1,0 +1,255 @@
+// Several keyport-auth replicas of one cluster (one database, one CA): which one to connect to, and what
+// may move to another when the one in use stops answering. The replica that answered last is tried first
+// (remembered in this process, and with the trusted cluster when it changes); the stored order otherwise.
+// A call that failed in the transport (never a refusal the service sent) is tried once more on the next
+// replica only when it is a read: a write or a ceremony step may have been done before the answer was lost.
+import { KeyportError } from '../proto/errors';
+import type { AdminServiceService } from '../proto/gen/keyport/v1/admin';
+import type { AuthServiceService } from '../proto/gen/keyport/v1/auth';
+import type { DeviceTrustServiceService } from '../proto/gen/keyport/v1/device';
+import type { UserServiceService } from '../proto/gen/keyport/v1/user';
+import { connectCluster, isTransportFailure } from './api';
+import type { ClusterApi, ConnectOptions } from './api';
+import { formatClusterAddress, parseClusterAddress } from './cluster-trust';
+import type { ClusterAddress } from './cluster-trust';
+import type { ProfileStore, TrustedCluster } from './profiles';
+
+declare module './profiles' {
+  interface TrustedCluster {
+    /** The replica that answered last (one of `replicas`), tried first; absent: the first of `replicas`. */
+    lastReplica?: string;
+  }
+}
+
+/** How long a replica among several may take to connect before the next one is tried. */
+export const REPLICA_CONNECT_TIMEOUT_MS = 3000;
+
+/** All the person hears of a move to another replica. */
+export const RETRYING_NOTICE = 'retrying on another auth server';
+
+/**
+ * Every RPC, by whether it may be sent again to another replica after a transport failure: `read` changes
+ * nothing; a `write` may have been applied before its answer was lost; a `ceremony` step spends or makes
+ * something the next step needs, so the ceremony restarts from its first step instead (login does).
+ * A new RPC does not compile until it is classified here.
+ */
+export const callKinds = {
+  auth: {
+    getClusterInfo: 'read',
+    startSignup: 'ceremony',
+    completeSignup: 'ceremony',
+    createAuthenticateChallenge: 'ceremony',
+    login: 'ceremony',
+  },
+  user: {
+    ping: 'read',
+    getStatus: 'read',
+    listMfaDevices: 'read',
+    createAuthenticateChallenge: 'ceremony',
+    createRegisterChallenge: 'ceremony',
+    addMfaDevice: 'ceremony',
+    deleteMfaDevice: 'ceremony',
+  },
+  admin: {
+    getClusterStatus: 'read',
+    getResource: 'read',
+    listResources: 'read',
+    listAuditEvents: 'read',
+    createResources: 'write',
+    deleteResource: 'write',
+    createUser: 'write',
+    lockUser: 'write',
+    unlockUser: 'write',
+  },
+  devices: {
+    listDevices: 'read',
+    getDeviceStatus: 'read',
+    addDevice: 'write',
+    deleteDevice: 'write',
+    lockDevice: 'write',
+    unlockDevice: 'write',
+    createDeviceEnrollToken: 'write',
+    beginDeviceEnrollment: 'ceremony',
+    completeDeviceEnrollment: 'ceremony',
+  },
+} as const satisfies {
+  auth: Record<keyof typeof AuthServiceService, CallKind>;
+  user: Record<keyof typeof UserServiceService, CallKind>;
+  admin: Record<keyof typeof AdminServiceService, CallKind>;
+  devices: Record<keyof typeof DeviceTrustServiceService, CallKind>;
+};
+
+export type CallKind = 'read' | 'write' | 'ceremony';
+type Service = keyof typeof callKinds;
+
+/** True for a read: sent again on another replica when its own stopped answering. */
+export function retrySafe(service: string, method: string): boolean {
+  const kinds = (callKinds as Record<string, Record<string, CallKind> | undefined>)[service];
+  return kinds !== undefined && Object.hasOwn(kinds, method) && kinds[method] === 'read';
+}
+
+/** Per cluster (its canonical address): the replica that answered last in this process. */
+const answeredLast = new Map<string, string>();
+
+function listed(trusted: TrustedCluster): string[] {
+  return trusted.replicas?.length ? trusted.replicas : [trusted.address];
+}
+
+/** The replica the trusted cluster (as stored) says to try first. */
+function storedFirst(trusted: TrustedCluster): string | undefined {
+  const replicas = listed(trusted);
+  return trusted.lastReplica && replicas.includes(trusted.lastReplica) ? trusted.lastReplica : replicas[0];
+}
+
+/**
+ * The addresses to try for a trusted cluster: the replica that answered last first (this process's, else
+ * the stored one), then the others in their stored order; its one address when it has no replicas.
+ */
+export function replicaAddresses(trusted: TrustedCluster): ClusterAddress[] {
+  const replicas = listed(trusted);
+  const first = [answeredLast.get(trusted.address), trusted.lastReplica].find(
+    (address) => address !== undefined && replicas.includes(address),
+  );
+  const ordered = first ? [first, ...replicas.filter((address) => address !== first)] : replicas;
+  return ordered.map(parseClusterAddress);
+}
+
+/** `trusted` naming `answered` as its replica to try first (unchanged when that is already so). */
+export function withLastReplica(trusted: TrustedCluster, answered: ClusterAddress): TrustedCluster {
+  const address = formatClusterAddress(answered);
+  if (!trusted.replicas?.includes(address) || storedFirst(trusted) === address) return trusted;
+  return { ...trusted, lastReplica: address };
+}
+
+/** Remembers the replica that answered: in this process always, with the trusted cluster when it changed. */
+async function remember(trusted: TrustedCluster, answered: ClusterAddress, profiles?: ProfileStore) {
+  answeredLast.set(trusted.address, formatClusterAddress(answered));
+  if (!profiles || withLastReplica(trusted, answered) === trusted) return;
+  // Read afresh, so that nothing written since (a login's) is lost; a failed write costs only the order.
+  try {
+    const current = await profiles.getTrustedCluster(parseClusterAddress(trusted.address));
+    if (!current || current.caPin !== trusted.caPin) return;
+    const updated = withLastReplica(current, answered);
+    if (updated !== current) await profiles.trustCluster(updated);
+  } catch {
+    // The order is a preference: the call that answered is what matters.
+  }
+}
+
+export interface ReplicaConnectOptions extends Pick<
+  ConnectOptions,
+  'clientKeyPem' | 'clientCertPem' | 'onCall'
+> {
+  /** Addresses (formatted) not to try again: replicas that already failed this ceremony. */
+  skip?: ReadonlySet<string>;
+  /** Where the replica that answered is stored with the trusted cluster when it changed (else in memory). */
+  profiles?: ProfileStore;
+}
+
+/**
+ * The API on the first replica of a trusted cluster that connects, in replicaAddresses order (TLS verified
+ * against the pinned CA on each). One address: connectCluster on it, as connectTrusted does. Several: each
+ * gets REPLICA_CONNECT_TIMEOUT_MS; a replica whose CA does not match the pin fails loudly, not over.
+ */
+export async function connectReplica(
+  trusted: TrustedCluster,
+  options: ReplicaConnectOptions = {},
+): Promise<ClusterApi> {
+  const connect = (address: ClusterAddress) =>
+    connectCluster({
+      address,
+      caPem: trusted.caPem,
+      caPin: trusted.caPin,
+      ...(options.clientKeyPem ? { clientKeyPem: options.clientKeyPem } : {}),
+      ...(options.clientCertPem ? { clientCertPem: options.clientCertPem } : {}),
+      onCall: options.onCall,
+    });
+  const addresses = replicaAddresses(trusted);
+  if (addresses.length === 1) return connect(addresses[0] as ClusterAddress);
+  const failures: string[] = [];
+  for (const address of addresses) {
+    if (options.skip?.has(formatClusterAddress(address))) continue;
+    const api = connect(address);
+    try {
+      await api.waitForConnection(REPLICA_CONNECT_TIMEOUT_MS);
+    } catch (error) {
+      api.close();
+      if (!isTransportFailure(error)) throw error;
+      failures.push(`${formatClusterAddress(address)} (${(error as Error).message})`);
+      continue;
+    }
+    await remember(trusted, address, options.profiles);
+    return api;
+  }
+  throw new KeyportError(
+    'UNAVAILABLE',
+    `No auth server of the cluster ${trusted.address} answered: ${failures.join('; ') || 'all of them failed'}.`,
+  );
+}
+
+/**
+ * connectReplica, whose reads (see callKinds) move to the next replica once when theirs fails in the
+ * transport, saying `notice` (RETRYING_NOTICE) the first time. Later calls go to the replica moved to.
+ * Writes and ceremony steps fail as they failed. One address: connectReplica's API as it is.
+ */
+export async function connectRetryingReads(
+  trusted: TrustedCluster,
+  options: ReplicaConnectOptions & { notice?: (message: string) => void } = {},
+): Promise<ClusterApi> {
+  let current = await connectReplica(trusted, options);
+  if (replicaAddresses(trusted).length === 1) return current;
+  const failed = new Set<string>();
+  let moving: Promise<ClusterApi> | undefined;
+  let noticed = false;
+
+  /** The replica after `from`: the one another call moved to already, or the next one that connects. */
+  const moveFrom = (from: ClusterApi): Promise<ClusterApi> => {
+    if (current !== from) return Promise.resolve(current);
+    moving ??= (async () => {
+      failed.add(formatClusterAddress(from.address));
+      try {
+        current = await connectReplica(trusted, { ...options, skip: failed });
+        from.close();
+        return current;
+      } finally {
+        moving = undefined;
+      }
+    })();
+    return moving;
+  };
+
+  type Call = (request: unknown) => Promise<unknown>;
+  const methodOf = (api: ClusterApi, service: Service, method: string) =>
+    (api[service] as unknown as Record<string, Call | undefined>)[method];
+  const service = <S extends Service>(name: S): ClusterApi[S] =>
+    new Proxy({} as ClusterApi[S], {
+      get(_target, method: string) {
+        if (typeof methodOf(current, name, method) !== 'function') return undefined;
+        return async (request: unknown) => {
+          const on = current;
+          try {
+            return await (methodOf(on, name, method) as Call)(request);
+          } catch (error) {
+            if (!isTransportFailure(error) || !retrySafe(name, method)) throw error;
+            if (!noticed) options.notice?.(RETRYING_NOTICE);
+            noticed = true;
+            // No other replica answers: the call's own failure says what happened to it.
+            const next = await moveFrom(on).catch(() => Promise.reject(error));
+            return (methodOf(next, name, method) as Call)(request);
+          }
+        };
+      },
+    });
+
+  return {
+    auth: service('auth'),
+    user: service('user'),
+    admin: service('admin'),
+    devices: service('devices'),
+    get address() {
+      return current.address;
+    },
+    waitForConnection: (timeoutMs) => current.waitForConnection(timeoutMs),
+    close: () => current.close(),
+  };
+}
