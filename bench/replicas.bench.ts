@@ -13,7 +13,7 @@
 // by the other (bench/replicas-propagation.ts; target 1 s).
 import { spawn } from 'node:child_process';
 import { createPrivateKey, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,6 +70,29 @@ function cpuMs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+}
+
+/** utime + stime of the lab PostgreSQL: the postmaster, its live backends, and the ones it reaped, in ms. */
+function postgresCpuMs(dataDir: string | undefined): number {
+  if (!dataDir) return 0;
+  const postmaster = Number(readFileSync(join(dataDir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const fieldsOf = (pid: number) => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  };
+  const own = fieldsOf(postmaster);
+  // utime, stime, cutime, cstime: fields 14–17 of /proc/PID/stat (11–14 after the command).
+  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const fields = fieldsOf(Number(entry));
+      if (Number(fields[1]) === postmaster) ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return (ticks * 1000) / CLK_TCK;
 }
 
 /** The auth process's statement totals so far (it writes them on SIGUSR2). */
@@ -201,6 +224,8 @@ interface Measured {
   ratio: number;
   within_target: boolean;
   cpu_ms_per_login: number;
+  /** PostgreSQL's CPU (postmaster and backends) per login; 0 on SQLite, whose work is in cpu_ms_per_login. */
+  postgres_cpu_ms_per_login: number;
   statements_per_login: number;
   transactions_per_login: number;
   round_trips_per_login: number;
@@ -216,6 +241,7 @@ async function measure(
   users: LoadUser[],
   cryptoMs: number,
   work: string,
+  postgresDir?: string,
 ): Promise<Measured> {
   const caPem = (
     JSON.parse(await readFile(join(replicas[0]!.dataDir, 'admin-identity.json'), 'utf8')) as {
@@ -230,12 +256,14 @@ async function measure(
   );
   const sqlBefore = await Promise.all(replicas.map(sqlTotals));
   const cpuBefore = replicas.map((r) => cpuMs(r.process.pid ?? 0));
+  const postgresBefore = postgresCpuMs(postgresDir);
   const run = await runLoadProcess(
     { ...base, mode: 'login', durationMs: SECONDS * 1000, signCountBase },
     work,
   );
   signCountBase += CLIENTS * 1_000_000 + 1000;
   const cpuAfter = replicas.map((r) => cpuMs(r.process.pid ?? 0));
+  const postgresAfter = postgresCpuMs(postgresDir);
   const sqlAfter = await Promise.all(replicas.map(sqlTotals));
   // Every login the generator started, warm-up (2 per client) included, ended inside the two snapshots.
   const logins = run.ops + run.errors + 2 * CLIENTS;
@@ -278,6 +306,7 @@ async function measure(
     ratio: Number(ratio.toFixed(2)),
     within_target: ratio >= TARGET_RATIO && run.errors === 0,
     cpu_ms_per_login: Number((cpuAfter.reduce((s, v, i) => s + v - cpuBefore[i]!, 0) / logins).toFixed(2)),
+    postgres_cpu_ms_per_login: Number(((postgresAfter - postgresBefore) / logins).toFixed(2)),
     statements_per_login: perLogin(sum((n) => !control(n))),
     transactions_per_login: perLogin(sum((n) => n === 'begin' || n === 'start transaction')),
     round_trips_per_login: perLogin(roundTrips),
@@ -289,7 +318,9 @@ async function measure(
 function printTable(m: Measured): void {
   console.log(
     `${m.backend} x${m.replicas}: ${m.logins_per_second} logins/s (p50 ${m.p50_ms} ms, p99 ${m.p99_ms} ms), ` +
-      `floor ${m.floor_per_second}/s, ratio ${m.ratio}, ${m.cpu_ms_per_login} ms CPU per login; per login:`,
+      `floor ${m.floor_per_second}/s, ratio ${m.ratio}, CPU per login ${m.cpu_ms_per_login} ms in keyport-auth` +
+      (m.postgres_cpu_ms_per_login ? ` + ${m.postgres_cpu_ms_per_login} ms in PostgreSQL` : '') +
+      '; per login:',
   );
   for (const [name, n] of Object.entries(m.statements)) {
     const kind = /^(insert into|update|delete from) /.test(name) ? 'write' : '';
@@ -359,12 +390,12 @@ export async function benchReplicas() {
       'SELECT count(*) AS n FROM mfa_devices',
     );
     if (Number(stored[0]?.n) < CLIENTS) throw new Error('the passkeys are not in PostgreSQL');
-    const onOne = await measure('postgresql', [a], pgUsers, cryptoMs, work);
+    const onOne = await measure('postgresql', [a], pgUsers, cryptoMs, work, postgres.dataDir);
     results.push(onOne);
     printTable(onOne);
     const b = await set.start('b');
     stops.push(() => b.stop());
-    const onTwo = await measure('postgresql', [a, b], pgUsers, cryptoMs, work);
+    const onTwo = await measure('postgresql', [a, b], pgUsers, cryptoMs, work, postgres.dataDir);
     results.push(onTwo);
     printTable(onTwo);
     const propagation = await benchPropagation({
