@@ -28,8 +28,16 @@ export interface LabPostgres {
   restart(): Promise<void>;
   /** SIGKILL, as a crash: the postmaster and its backends gone, the stale postmaster.pid removed. */
   kill(): Promise<void>;
-  /** Starts again after kill() (crash recovery). */
+  /** Starts again after kill() (crash recovery) or shutdown(). */
   start(): Promise<void>;
+  /** Fast shutdown (SIGINT), the data kept: down until start(). restart() is this and start() at once. */
+  shutdown(): Promise<void>;
+  /**
+   * pg_amcheck over the socket as the superuser: every table's heap and every B-tree index of `database`
+   * (with --heapallindexed), installing the amcheck extension into pg_catalog where it is missing.
+   * `ok` is its exit status 0 (nothing corrupt); `output` is what it printed.
+   */
+  amcheck(database?: string): Promise<{ ok: boolean; output: string }>;
   /** What the server printed, for failure reports. */
   output(): string;
 }
@@ -244,6 +252,21 @@ export async function startLabPostgres(options: LabPostgresOptions = {}): Promis
       if (child) return;
       if (!existsSync(dataDir)) throw new Error('lab postgres: stopped for good');
       await launch();
+    },
+    async shutdown() {
+      await shutDown('SIGINT');
+    },
+    async amcheck(database = 'keyport') {
+      const args = ['-h', socketDir, '-p', String(port), '-U', 'postgres', '-d', database];
+      args.push('--install-missing', '--heapallindexed');
+      return new Promise<{ ok: boolean; output: string }>((resolveRun, reject) => {
+        const checker = spawn(join(binDir, 'pg_amcheck'), args, { ...as, stdio: ['ignore', 'pipe', 'pipe'] });
+        let printed = '';
+        checker.stdout?.on('data', (chunk: Buffer) => (printed += chunk.toString()));
+        checker.stderr?.on('data', (chunk: Buffer) => (printed += chunk.toString()));
+        checker.once('error', reject);
+        checker.once('exit', (code) => resolveRun({ ok: code === 0, output: printed }));
+      });
     },
     output: () => output,
   };

@@ -108,8 +108,9 @@ const CONNECTION_CODES = new Set([
   '57P03', // cannot_connect_now (starting up, shutting down, recovering)
   '53300', // too_many_connections
 ]);
+// "timeout exceeded when trying to connect": pg-pool waited connectionTimeoutMillis for a free connection.
 const CONNECTION_MESSAGES =
-  /Connection terminated|connection timeout|timeout expired|Client has encountered a connection error|Connection closed|not queryable|the database system is (starting up|shutting down|in recovery mode)/i;
+  /Connection terminated|connection timeout|timeout expired|timeout exceeded when trying to connect|Client has encountered a connection error|Connection closed|not queryable|the database system is (starting up|shutting down|in recovery mode)/i;
 
 /** Whether `error` says the database could not be reached or the connection was lost. */
 export function isConnectionError(error: unknown): boolean {
