@@ -22,6 +22,8 @@ export interface TrustedCluster {
    * first, tried in order. Absent for a cluster given with one address.
    */
   replicas?: string[];
+  /** The replica that answered last (one of `replicas`), tried first; absent: the first of `replicas`. */
+  lastReplica?: string;
   name: string;
   /** The cluster's public address, whose host is the WebAuthn origin (https://host[:port]). */
   publicAddr?: string;

@@ -14,13 +14,6 @@ import { formatClusterAddress, parseClusterAddress } from './cluster-trust';
 import type { ClusterAddress } from './cluster-trust';
 import type { ProfileStore, TrustedCluster } from './profiles';
 
-declare module './profiles' {
-  interface TrustedCluster {
-    /** The replica that answered last (one of `replicas`), tried first; absent: the first of `replicas`. */
-    lastReplica?: string;
-  }
-}
-
 /** How long a replica among several may take to connect before the next one is tried. */
 export const REPLICA_CONNECT_TIMEOUT_MS = 3000;
 
