@@ -1,6 +1,6 @@
 // The virtual card as a process: it runs inside the lab's private network namespace (lab.ts puts it
 // there), connects to vpcd on 127.0.0.1 and serves its control socket. One JSON line on stdout says it
-// is ready; SIGTERM or the end of stdin stops it.
+// is ready; SIGTERM or the end of stdin stops it. The card waits out of the reader until told to go in.
 //   card-process.ts --state FILE --control SOCKET [--port 35963] [--touch auto|manual|denied]
 //                   [--touch-timeout-ms 15000]
 // Its clock is proto/clock.ts's: KEYPORT_LAB_CLOCK moves it (touch caching is measured on it).
@@ -84,7 +84,7 @@ async function handle(request: ControlRequest): Promise<ControlReply> {
 
 const control = await serveControl(values.control, handle);
 broadcast = (event) => control.broadcast(event);
-link.insert();
+// The card starts out of the reader: the launcher inserts it once it listens for the events.
 
 let stopping = false;
 async function stop(): Promise<void> {

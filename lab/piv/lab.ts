@@ -4,13 +4,15 @@
 // Debian packages: pcscd, vsmartcard-vpcd (lab/system-packages.mjs installs them).
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { ControlClient, ControlEvent } from './control';
+import type { ControlClient, ControlEvent, ControlRequest } from './control';
 import { connectControl, MAX_UNIX_SOCKET_PATH } from './control';
 import type { PrivateNamespace } from './namespace';
 import { createPrivateNamespace, endChild } from './namespace';
+import type { LabPcscd } from './pcscd';
+import { startPcscd } from './pcscd';
 import type { NewCardOptions } from './state';
 import { loadOrCreateCardState } from './state';
 import type { TouchDecision, TouchMode } from './touch';
@@ -63,11 +65,11 @@ export interface LabPivCard {
   /** Touches every time the card asks while `work` runs (manual mode). */
   touchingWhile<T>(work: () => Promise<T>): Promise<T>;
   stats(options?: { reset?: boolean }): Promise<LabPivCardStats>;
-  /** Pulls the card out: resolves once it is off vpcd (pcscd notices within about 0.4 s, its poll). */
+  /** Pulls the card out: resolves once pcscd has seen it go (its poll is every 400 ms). */
   remove(): Promise<void>;
-  /** Puts it back: resolves once pcscd has powered it and read its ATR. */
+  /** Puts it back: resolves once pcscd has seen it, powered it and published it to clients. */
   insert(): Promise<void>;
-  /** Stops and starts pcscd (clients' handles die); resolves once the card is back in its reader. */
+  /** Stops and starts pcscd (clients' handles die); resolves once pcscd has the card again. */
   restartPcscd(): Promise<void>;
   /** What pcscd and the card process printed, for failure reports. */
   output(): string;
@@ -82,17 +84,18 @@ export async function startLabPivCard(options: LabPivCardOptions = {}): Promise<
   const controlSocket = join(dir, 'card.control');
   const statePath = options.statePath ?? join(dir, 'piv-card.json');
   let log = '';
-  const record = (source: string, chunk: Buffer | string): void => {
-    log = (log + chunk.toString().replace(/^(?=.)/gm, `[${source}] `)).slice(-OUTPUT_LIMIT);
+  const record = (source: string, chunk: string): void => {
+    log = (log + chunk.replace(/^(?=.)/gm, `[${source}] `)).slice(-OUTPUT_LIMIT);
   };
+  const output = (): string => log;
   let namespace: PrivateNamespace | undefined;
-  let pcscd: ChildProcess | undefined;
+  let pcscd: LabPcscd | undefined;
   let cardProcess: ChildProcess | undefined;
   let control: ControlClient | undefined;
   const cleanup = async (): Promise<void> => {
     control?.close();
     if (cardProcess) await endChild(cardProcess);
-    if (pcscd) await endChild(pcscd);
+    await pcscd?.stop();
     await namespace?.stop();
     if (ownDir) rmSync(dir, { recursive: true, force: true });
   };
@@ -102,54 +105,21 @@ export async function startLabPivCard(options: LabPivCardOptions = {}): Promise<
       if (Buffer.byteLength(path) > MAX_UNIX_SOCKET_PATH) throw new Error(`socket path too long: ${path}`);
     }
     const state = await loadOrCreateCardState(statePath, options);
-    namespace = await createPrivateNamespace(dir);
-    const ns = namespace;
+    const ns = await createPrivateNamespace(dir);
+    namespace = ns;
+    const launchPcscd = (): Promise<LabPcscd> =>
+      startPcscd({
+        namespace: ns,
+        socketPath,
+        readerName: LAB_READER_NAME,
+        record: (chunk) => record('pcscd', chunk),
+        output,
+      });
+    pcscd = await launchPcscd();
 
-    const startPcscd = async (): Promise<ChildProcess> => {
-      const child = ns.spawn('pcscd', ['--foreground'], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
-      child.stdout?.on('data', (chunk: Buffer) => record('pcscd', chunk));
-      child.stderr?.on('data', (chunk: Buffer) => record('pcscd', chunk));
-      await waitFor(
-        () => existsSync(socketPath),
-        child,
-        'pcscd did not create its socket (Debian: pcscd, vsmartcard-vpcd)',
-        () => log,
-      );
-      return child;
-    };
-    pcscd = await startPcscd();
-
-    const touchArgs =
-      options.touchTimeoutMs === undefined ? [] : ['--touch-timeout-ms', String(options.touchTimeoutMs)];
-    const card = ns.spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        cardProcessPath,
-        '--state',
-        statePath,
-        '--control',
-        controlSocket,
-        '--touch',
-        options.touch ?? 'auto',
-        ...touchArgs,
-      ],
-      { cwd: repoRoot, env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] },
-    );
-    cardProcess = card;
-    let cardStdout = '';
-    card.stdout?.on('data', (chunk: Buffer) => {
-      cardStdout += chunk.toString();
-      record('card', chunk);
-    });
-    card.stderr?.on('data', (chunk: Buffer) => record('card', chunk));
-    await waitFor(
-      () => /"event":"ready"/.test(cardStdout),
-      card,
-      'the card process did not start',
-      () => log,
-    );
+    cardProcess = spawnCard(ns, statePath, controlSocket, options);
+    cardProcess.stderr?.on('data', (chunk: Buffer) => record('card', chunk.toString()));
+    await cardReady(cardProcess, (chunk) => record('card', chunk), output);
     const client = await connectControl(controlSocket);
     control = client;
 
@@ -161,34 +131,27 @@ export async function startLabPivCard(options: LabPivCardOptions = {}): Promise<
       events.emit('event', event);
       events.emit(event.event, event);
     });
-    const nextEvent = (name: string, what: string): Promise<void> =>
-      new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          events.off(name, onEvent);
-          reject(new Error(`${what} (no "${name}" within ${START_TIMEOUT_MS} ms)\n${log}`));
-        }, START_TIMEOUT_MS);
-        const onEvent = (): void => {
-          clearTimeout(timer);
-          resolve();
-        };
-        events.once(name, onEvent);
-      });
-    const request = async (body: Parameters<ControlClient['request']>[0]) => {
+    const request = async (body: ControlRequest) => {
       const reply = await client.request(body);
-      if (!reply.ok && reply.reply !== 'touch')
-        throw new Error(`the card refused ${JSON.stringify(body)}: ${reply.error}`);
+      if (!reply.ok && reply.reply !== 'touch') {
+        throw new Error(`the card refused ${JSON.stringify(body)}: ${reply.error ?? ''}`);
+      }
       return reply;
     };
 
+    // Whether the card is in the reader as pcscd sees it: remove() and insert() wait until pcscd agrees,
+    // since a card put back within one of its polls would never be seen to leave.
+    let inserted = false;
     const insert = async (): Promise<void> => {
-      const seen = nextEvent('atr', 'pcscd did not power the card');
+      if (inserted) return;
       await request({ card: 'insert' });
-      await seen;
+      await (pcscd as LabPcscd).until(true);
+      inserted = true;
     };
     await insert();
 
     let stopped: Promise<void> | undefined;
-    const labCard: LabPivCard = {
+    return {
       socketPath,
       env: { PCSCLITE_CSOCK_NAME: socketPath },
       readerName: LAB_READER_NAME,
@@ -205,7 +168,18 @@ export async function startLabPivCard(options: LabPivCardOptions = {}): Promise<
         await request({ touchMode: mode });
       },
       nextTouchRequest() {
-        return touchWaiting ? Promise.resolve() : nextEvent('touch-needed', 'nobody asked for a touch');
+        if (touchWaiting) return Promise.resolve();
+        return new Promise((resolve, reject) => {
+          const timer = setTimeout(() => {
+            events.off('touch-needed', onTouch);
+            reject(new Error(`the card asked for no touch within ${START_TIMEOUT_MS} ms`));
+          }, START_TIMEOUT_MS);
+          const onTouch = (): void => {
+            clearTimeout(timer);
+            resolve();
+          };
+          events.once('touch-needed', onTouch);
+        });
       },
       async touchingWhile(work) {
         const approve = (): void => {
@@ -224,41 +198,79 @@ export async function startLabPivCard(options: LabPivCardOptions = {}): Promise<
         return { apdus: reply.apdus as number, byIns: reply.byIns as Record<string, number> };
       },
       async remove() {
+        if (!inserted) return;
         await request({ card: 'remove' });
+        await (pcscd as LabPcscd).until(false);
+        inserted = false;
       },
       insert,
       async restartPcscd() {
-        const old = pcscd;
-        const back = nextEvent('atr', 'the card did not come back after pcscd restarted');
-        if (old) await endChild(old);
-        pcscd = await startPcscd();
-        await back;
+        await pcscd?.stop();
+        pcscd = await launchPcscd();
+        // An inserted card reconnects by itself; pcscd finds it at its first poll.
+        if (inserted) await pcscd.until(true);
       },
-      output: () => log,
+      output,
       stop() {
         stopped ??= cleanup();
         return stopped;
       },
     };
-    return labCard;
   } catch (error) {
     await cleanup();
     throw error;
   }
 }
 
-async function waitFor(
-  condition: () => boolean,
+/** The card process, inside the namespace; it starts with the card out of the reader. */
+function spawnCard(
+  ns: PrivateNamespace,
+  statePath: string,
+  controlSocket: string,
+  options: LabPivCardOptions,
+): ChildProcess {
+  const touchTimeout =
+    options.touchTimeoutMs === undefined ? [] : ['--touch-timeout-ms', String(options.touchTimeoutMs)];
+  return ns.spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      cardProcessPath,
+      '--state',
+      statePath,
+      '--control',
+      controlSocket,
+      '--touch',
+      options.touch ?? 'auto',
+      ...touchTimeout,
+    ],
+    { cwd: repoRoot, env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+}
+
+/** Waits for the card process's ready line on stdout. */
+async function cardReady(
   child: ChildProcess,
-  what: string,
+  record: (chunk: string) => void,
   output: () => string,
 ): Promise<void> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  while (!condition()) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`${what}: it exited (${child.exitCode ?? child.signalCode})\n${output()}`);
-    }
-    if (Date.now() > deadline) throw new Error(`${what} within ${START_TIMEOUT_MS} ms\n${output()}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  let stdout = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => fail('did not say it was ready'), START_TIMEOUT_MS);
+    const fail = (why: string): void => {
+      clearTimeout(timer);
+      reject(new Error(`the card process ${why} within ${START_TIMEOUT_MS} ms\n${output()}`));
+    };
+    child.stdout?.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      record(chunk.toString());
+      if (/"event":"ready"/.test(stdout)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code, signal) => fail(`exited (${code ?? signal})`));
+    child.once('error', (error) => fail(`could not start: ${error.message}`));
+  });
 }

@@ -16,13 +16,13 @@ describe('virtual PIV card: PIN and PUK', () => {
     expect((await h.send('0020008000')).sw).toBe(0x9000);
   });
 
-  it('counts wrong PINs down (63C2, 63C1), blocks at the third (6983), and persists the count', async () => {
+  it('counts wrong PINs down (63C2, 63C1, 63C0), then answers blocked (6983), and persists the count', async () => {
     const h = await harness();
     await h.select();
     expect((await h.verifyPin('000000')).sw).toBe(0x63c2);
     expect((await h.verifyPin('000000')).sw).toBe(0x63c1);
     expect(h.state.pin.retries).toBe(1);
-    expect((await h.verifyPin('000000')).sw).toBe(0x6983);
+    expect((await h.verifyPin('000000')).sw).toBe(0x63c0);
     expect((await h.verifyPin('123456')).sw).toBe(0x6983);
     expect((await h.send('0020008000')).sw).toBe(0x6983);
     expect(h.state.pin.retries).toBe(0);

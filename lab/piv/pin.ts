@@ -18,7 +18,7 @@ function referenceOf(p2: number): Reference | undefined {
   return undefined;
 }
 
-/** Compares and counts: 9000 (counter restored), 63Cx (one try spent) or 6983 (blocked). */
+/** Compares and counts: 9000 (counter restored), 63Cx (one try spent, x left) or 6983 (blocked before). */
 function check(ctx: CardContext, which: Reference, offered: Uint8Array): CardResponse {
   const stored = ctx.state[which];
   if (stored.retries === 0) return status(SW.AUTH_METHOD_BLOCKED);
@@ -31,7 +31,8 @@ function check(ctx: CardContext, which: Reference, offered: Uint8Array): CardRes
   }
   stored.retries -= 1;
   ctx.save();
-  return stored.retries === 0 ? status(SW.AUTH_METHOD_BLOCKED) : retriesLeft(stored.retries);
+  // The try that blocks still answers 63C0 (SP 800-73-4 Part 2 §3.2.1); 6983 is for tries after it.
+  return retriesLeft(stored.retries);
 }
 
 /** A new PIN or PUK: 6 to 8 bytes, then only 0xFF padding; no 0xFF inside the value itself. */
