@@ -351,16 +351,22 @@ export function adminService(ctx: ServiceContext) {
         Number(request.durationSeconds) > 0
           ? now + Number(request.durationSeconds) * 1000
           : Number.MAX_SAFE_INTEGER;
-      if (!(await ctx.store.setLock(request.name, until, request.reason || 'locked by an admin', now))) {
-        throw new KeyportError('NOT_FOUND', `User "${request.name}" does not exist.`);
-      }
-      await ctx.audit.record({
-        type: 'user.lock',
-        actor: identity.user,
-        clientAddr: call.clientAddr,
-        success: true,
-        message: request.reason || 'locked by an admin',
-        fields: { user: request.name, locked_until_ms: until },
+      // The lock and its audit event land together, or neither does (a database lost between them).
+      await ctx.store.transaction(async (tx) => {
+        if (!(await tx.setLock(request.name, until, request.reason || 'locked by an admin', now))) {
+          throw new KeyportError('NOT_FOUND', `User "${request.name}" does not exist.`);
+        }
+        await ctx.audit.record(
+          {
+            type: 'user.lock',
+            actor: identity.user,
+            clientAddr: call.clientAddr,
+            success: true,
+            message: request.reason || 'locked by an admin',
+            fields: { user: request.name, locked_until_ms: until },
+          },
+          tx,
+        );
       });
       return getUserResource(request.name);
     },
@@ -368,18 +374,23 @@ export function adminService(ctx: ServiceContext) {
     async unlockUser(request: UnlockUserRequest, call: CallContext): Promise<Resource> {
       const identity = await authorize(call, 'user', 'update');
       const now = ctx.now();
-      if (!(await ctx.store.setLock(request.name, null, null, now))) {
-        throw new KeyportError('NOT_FOUND', `User "${request.name}" does not exist.`);
-      }
-      // Every address's lockout for this name ends with the admin's unlock.
-      await ctx.store.throttle.clearFailures(request.name);
-      await ctx.audit.record({
-        type: 'user.unlock',
-        actor: identity.user,
-        clientAddr: call.clientAddr,
-        success: true,
-        message: 'unlocked by an admin',
-        fields: { user: request.name },
+      await ctx.store.transaction(async (tx) => {
+        if (!(await tx.setLock(request.name, null, null, now))) {
+          throw new KeyportError('NOT_FOUND', `User "${request.name}" does not exist.`);
+        }
+        // Every address's lockout for this name ends with the admin's unlock.
+        await tx.throttle.clearFailures(request.name);
+        await ctx.audit.record(
+          {
+            type: 'user.unlock',
+            actor: identity.user,
+            clientAddr: call.clientAddr,
+            success: true,
+            message: 'unlocked by an admin',
+            fields: { user: request.name },
+          },
+          tx,
+        );
       });
       return getUserResource(request.name);
     },
