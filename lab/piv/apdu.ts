@@ -20,6 +20,7 @@ export const SW = {
   REFERENCE_NOT_FOUND: 0x6a88,
   INS_NOT_SUPPORTED: 0x6d00,
   CLA_NOT_SUPPORTED: 0x6e00,
+  UNKNOWN: 0x6f00,
 } as const;
 
 export class ApduFormatError extends Error {

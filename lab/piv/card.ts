@@ -191,7 +191,13 @@ export class PivCard {
       cmd = { ...cmd, data };
     }
 
-    const response = await this.dispatch(cmd);
+    let response: CardResponse;
+    try {
+      response = await this.dispatch(cmd);
+    } catch {
+      // A fault of this card, not of the command: answer as a card does ("no precise diagnosis").
+      response = status(SW.UNKNOWN);
+    }
     return this.split(response, chunk);
   }
 
