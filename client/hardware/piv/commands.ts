@@ -355,3 +355,72 @@ export function parseCertificateDer(der: Uint8Array, what: string): X509Certific
 export function parseAttestation(data: Uint8Array): X509Certificate {
   return parseCertificateDer(data, 'an attestation certificate');
 }
+
+// ---- YubiKey: GET METADATA (firmware 5.3+) ------------------------------------------------------------
+
+export const INS_GET_METADATA = 0xf7;
+
+/** GET METADATA for a key slot, the management key (9B), the PIN (80) or the PUK (81). */
+export function getMetadataCommand(reference: number): CommandApdu {
+  return { cla: 0x00, ins: INS_GET_METADATA, p1: 0x00, p2: reference, le: 256 };
+}
+
+export interface Metadata {
+  /** 01: the algorithm (SP 800-78-4 identifiers; FF for the PIN and the PUK). */
+  algorithm?: number;
+  /** 02: the PIN and touch policies the key was generated or imported with. */
+  policy?: { pin: PinPolicy; touch: TouchPolicy };
+  /** 03: generated on the card (1) or imported (2). */
+  origin?: 'generated' | 'imported';
+  /** 04: the public key of a slot's key pair (ECC P-256 only here). */
+  publicKey?: KeyObject;
+  /** 05: the PIN, PUK or management key still has its factory value. */
+  isDefault?: boolean;
+  /** 06: attempts in all and attempts left, for the PIN and the PUK. */
+  retries?: { total: number; left: number };
+}
+
+const PIN_POLICY_OF = new Map(
+  Object.entries(PIN_POLICY_BYTE).map(([name, byte]) => [byte, name as PinPolicy]),
+);
+const TOUCH_POLICY_OF = new Map(
+  Object.entries(TOUCH_POLICY_BYTE).map(([name, byte]) => [byte, name as TouchPolicy]),
+);
+
+function oneByte(value: Uint8Array | undefined, what: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (value.length !== 1) throw malformed(`${what} of ${value.length} bytes`);
+  return value[0]!;
+}
+
+/** The answer to GET METADATA (Yubico's "Get metadata" APDU page): TLVs 01 to 06, each at most once. */
+export function parseMetadata(data: Uint8Array): Metadata {
+  const fields = decodeTlvMap(data, [0x01, 0x02, 0x03, 0x04, 0x05, 0x06]);
+  const metadata: Metadata = {};
+  const algorithm = oneByte(fields.get(0x01), 'an algorithm');
+  if (algorithm !== undefined) metadata.algorithm = algorithm;
+  const policy = fields.get(0x02);
+  if (policy !== undefined) {
+    const pin = PIN_POLICY_OF.get(policy[0] ?? -1);
+    const touch = TOUCH_POLICY_OF.get(policy[1] ?? -1);
+    if (policy.length !== 2 || pin === undefined || touch === undefined) throw malformed('a key policy');
+    metadata.policy = { pin, touch };
+  }
+  const origin = oneByte(fields.get(0x03), 'an origin');
+  if (origin !== undefined) {
+    if (origin !== 1 && origin !== 2) throw malformed(`origin ${origin}`);
+    metadata.origin = origin === 1 ? 'generated' : 'imported';
+  }
+  const publicKey = fields.get(0x04);
+  if (publicKey !== undefined && algorithm === ALGORITHM_ECCP256) {
+    metadata.publicKey = p256PublicKey(requireTag(decodeTlvMap(publicKey), 0x86, 'the EC point'));
+  }
+  const isDefault = oneByte(fields.get(0x05), 'a default flag');
+  if (isDefault !== undefined) metadata.isDefault = isDefault === 1;
+  const retries = fields.get(0x06);
+  if (retries !== undefined) {
+    if (retries.length !== 2) throw malformed(`retries of ${retries.length} bytes`);
+    metadata.retries = { total: retries[0]!, left: retries[1]! };
+  }
+  return metadata;
+}
