@@ -10,6 +10,7 @@ import {
   effectivePinPolicy,
   generateCommand,
   getDataCommand,
+  getMetadataCommand,
   getSerialCommand,
   getVersionCommand,
   p256PublicKey,
@@ -17,6 +18,7 @@ import {
   parseAttestation,
   parseGeneratedPublicKey,
   parseGetData,
+  parseMetadata,
   parsePinStatus,
   parseSelect,
   parseSerial,
@@ -231,5 +233,50 @@ describe('slots and policies', () => {
     expect(effectivePinPolicy(0x9c, 'default')).toBe('always');
     expect(effectivePinPolicy(0x9e, 'default')).toBe('never');
     expect(effectivePinPolicy(0x9e, 'always')).toBe('always');
+  });
+});
+
+describe("YubiKey's GET METADATA", () => {
+  it('asks for a slot, the management key, the PIN or the PUK', () => {
+    expect(bytes(getMetadataCommand(0x9b))).toBe('00F7009B00');
+    expect(bytes(getMetadataCommand(0x9a))).toBe('00F7009A00');
+  });
+
+  it("reads the management key's algorithm and whether it is the factory key", () => {
+    expect(parseMetadata(h('01010A 02020101 050101'))).toEqual({
+      algorithm: 0x0a,
+      policy: { pin: 'never', touch: 'never' },
+      isDefault: true,
+    });
+  });
+
+  it("reads the PIN's retries", () => {
+    expect(parseMetadata(h('0101FF 050100 06020302'))).toEqual({
+      algorithm: 0xff,
+      isDefault: false,
+      retries: { total: 3, left: 2 },
+    });
+  });
+
+  it("reads a slot key's policies, origin and public key", () => {
+    const { point, spki } = p256Point();
+    const metadata = parseMetadata(
+      Buffer.concat([h('010111 02020203 030101'), encodeTlv(0x04, encodeTlv(0x86, point))]),
+    );
+    expect(metadata).toMatchObject({
+      algorithm: 0x11,
+      policy: { pin: 'once', touch: 'cached' },
+      origin: 'generated',
+    });
+    expect(metadata.publicKey!.export({ type: 'spki', format: 'der' })).toEqual(spki);
+  });
+
+  it('refuses unknown policies, origins and tags, and fields of the wrong size', () => {
+    expectReason(() => parseMetadata(h('02020901')), 'MALFORMED_RESPONSE');
+    expectReason(() => parseMetadata(h('020102')), 'MALFORMED_RESPONSE');
+    expectReason(() => parseMetadata(h('030103')), 'MALFORMED_RESPONSE');
+    expectReason(() => parseMetadata(h('01020011')), 'MALFORMED_RESPONSE');
+    expectReason(() => parseMetadata(h('060103')), 'MALFORMED_RESPONSE');
+    expectReason(() => parseMetadata(h('0701 00')), 'MALFORMED_RESPONSE');
   });
 });

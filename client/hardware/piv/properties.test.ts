@@ -17,6 +17,7 @@ import {
   parseAttestation,
   parseGeneratedPublicKey,
   parseGetData,
+  parseMetadata,
   parsePinStatus,
   parseSelect,
   parseSerial,
@@ -84,6 +85,7 @@ const VALID: Uint8Array[] = [
   encodeTlv(0x53, encodeCertificateObject(FIXTURE_CERT_DER)),
   Uint8Array.from(Buffer.from('61114f0600001000010079074f05a000000308', 'hex')),
   FIXTURE_CERT_DER,
+  Uint8Array.from([...Buffer.from('010111020202030301010443', 'hex'), ...encodeTlv(0x86, POINT)]),
 ];
 
 const PARSERS: ((bytes: Uint8Array) => unknown)[] = [
@@ -101,6 +103,7 @@ const PARSERS: ((bytes: Uint8Array) => unknown)[] = [
   (b) => parseWitness('tdes', b),
   (b) => parseWitness('aes192', b),
   (b) => checkCardProof(new Uint8Array(8), b),
+  parseMetadata,
   (b) => parseResponseApdu(b),
   (b) => parsePinStatus(parseResponseApdu(b)),
 ];
