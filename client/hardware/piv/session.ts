@@ -348,30 +348,36 @@ export class PivSession {
     throw lastError;
   }
 
+  /** Connects to the card in the session's reader and SELECTs PIV; leaves no connection behind on failure. */
   private async connect(): Promise<void> {
     this.pinVerified = false;
     this.managementAuthenticated = false;
-    this.connection = await this.client.connect(this.readerName);
-    const selected = await this.send(selectCommand());
-    parseSelect(this.expectOk(selected, { operation: 'select the PIV application', select: true }));
-    if (this.version === undefined) {
-      // GET VERSION and GET SERIAL are YubiKey's: another PIV card answers 6D00, and that is fine.
-      const version = await this.send(getVersionCommand());
-      if (version.sw === SW.OK) this.version = parseVersion(version.data);
-      const serial = await this.send(getSerialCommand());
-      if (serial.sw === SW.OK) this.serial = parseSerial(serial.data);
-    } else if (this.serial !== undefined) {
-      const serial = await this.send(getSerialCommand());
-      const now = serial.sw === SW.OK ? parseSerial(serial.data) : undefined;
-      if (now !== this.serial) {
-        await this.connection.disconnect(false);
-        this.connection = undefined;
-        throw new PivError(
-          'CARD_CHANGED',
-          `Another card is in "${this.readerName}" (serial ${now ?? 'unknown'}, not ${this.serial}). ` +
-            'Insert the card you started with and try again.',
-        );
+    const connection = await this.client.connect(this.readerName);
+    this.connection = connection;
+    try {
+      const selected = await this.send(selectCommand());
+      parseSelect(this.expectOk(selected, { operation: 'select the PIV application', select: true }));
+      if (this.version === undefined) {
+        // GET VERSION and GET SERIAL are YubiKey's: another PIV card answers 6D00, and that is fine.
+        const version = await this.send(getVersionCommand());
+        if (version.sw === SW.OK) this.version = parseVersion(version.data);
+        const serial = await this.send(getSerialCommand());
+        if (serial.sw === SW.OK) this.serial = parseSerial(serial.data);
+      } else if (this.serial !== undefined) {
+        const serial = await this.send(getSerialCommand());
+        const now = serial.sw === SW.OK ? parseSerial(serial.data) : undefined;
+        if (now !== this.serial) {
+          throw new PivError(
+            'CARD_CHANGED',
+            `Another card is in "${this.readerName}" (serial ${now ?? 'unknown'}, not ${this.serial}). ` +
+              'Insert the card you started with and try again.',
+          );
+        }
       }
+    } catch (error) {
+      this.connection = undefined;
+      await connection.disconnect(false).catch(() => {});
+      throw error;
     }
   }
 
