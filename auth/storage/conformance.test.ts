@@ -337,6 +337,23 @@ describe.each(backends)('store on $kind', (backend) => {
     expect(await store.consumeChallenge('never')).toBeUndefined();
   });
 
+  it('spends a proof-of-possession nonce once among 50 racing spends, and an expired one once again', async () => {
+    const racing = await Promise.all(
+      Array.from({ length: 50 }, () => store.spendPopNonce('nonce-1', T + 120_000, T)),
+    );
+    expect(racing.filter(Boolean)).toHaveLength(1);
+    // Held through its expiry, inclusive; other nonces are their own.
+    expect(await store.spendPopNonce('nonce-1', T + 240_000, T + 120_000)).toBe(false);
+    expect(await store.spendPopNonce('nonce-2', T + 120_000, T)).toBe(true);
+    // Once expired, one of 50 racing spends takes it over, with the new expiry.
+    const again = await Promise.all(
+      Array.from({ length: 50 }, () => store.spendPopNonce('nonce-1', T + 360_000, T + 120_001)),
+    );
+    expect(again.filter(Boolean)).toHaveLength(1);
+    expect(await store.spendPopNonce('nonce-1', T + 480_000, T + 360_000)).toBe(false);
+    expect(await store.spendPopNonce('nonce-1', T + 480_000, T + 360_001)).toBe(true);
+  });
+
   it('rolls a failed transaction back whole, and commits a good one', async () => {
     await expect(
       store.transaction(async (tx) => {
@@ -390,7 +407,7 @@ describe.each(backends)('store on $kind', (backend) => {
     expect((await store.listAudit({ sinceMs: T + 9 })).map((e) => e.message)).toEqual(['pair 1', 'pair 2']);
   });
 
-  it('prunes spent and expired single-use rows, old attempts and old tokens', async () => {
+  it('prunes spent and expired single-use rows, expired nonces, old attempts and old tokens', async () => {
     const day = 24 * 60 * 60 * 1000;
     await store.insertChallenge(challenge('spent'));
     await store.consumeChallenge('spent');
@@ -415,7 +432,12 @@ describe.each(backends)('store on $kind', (backend) => {
     await store.devices.insertToken('t-live', 'dev', T, T + 1);
     await store.throttle.recordFailure('alice', '10.0.0.1', T - 10_000);
     await store.throttle.recordFailure('alice', '10.0.0.1', T);
+    await store.spendPopNonce('nonce-old', T - 1, T - 200_000);
+    await store.spendPopNonce('nonce-live', T, T - 200_000);
     await store.prune(T, 5_000);
+    // A pruned nonce's row is gone: spending it at a time before its old expiry inserts it afresh.
+    expect(await store.spendPopNonce('nonce-old', T + 120_000, T - 300_000)).toBe(true);
+    expect(await store.spendPopNonce('nonce-live', T + 120_000, T - 300_000)).toBe(false);
     expect(await store.consumeChallenge('live')).toBeDefined();
     expect(await store.consumeChallenge('expired')).toBeUndefined();
     expect(await store.getSignupToken('old')).toBeUndefined();

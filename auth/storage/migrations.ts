@@ -238,6 +238,21 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('cluster_authorities').execute();
     },
   },
+  '0006_pop_nonces': {
+    // The nonces of per-call proofs of possession (proto/pop.ts), each kept until its proof can no longer
+    // be accepted by any replica; the primary key is what refuses a proof seen twice, on every replica.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('pop_nonces')
+        .addColumn('nonce', 'text', (c) => c.primaryKey())
+        .addColumn('expires_ms', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('pop_nonces_expires').on('pop_nonces').column('expires_ms').execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('pop_nonces').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

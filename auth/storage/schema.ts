@@ -142,6 +142,13 @@ export interface BuiltinAdminsTable {
   expires_ms: number;
 }
 
+export interface PopNoncesTable {
+  /** The proof's `n` claim, as sent (base64url of 16 random bytes). */
+  nonce: string;
+  /** Until when a proof carrying it could still be accepted (proto/pop.ts nonceExpiresMs). */
+  expires_ms: number;
+}
+
 export interface Database {
   users: UsersTable;
   roles: RolesTable;
@@ -156,4 +163,5 @@ export interface Database {
   device_enroll_tokens: DeviceEnrollTokensTable;
   cluster_authorities: ClusterAuthoritiesTable;
   builtin_admins: BuiltinAdminsTable;
+  pop_nonces: PopNoncesTable;
 }

@@ -481,6 +481,28 @@ export class Store {
       .executeTakeFirst();
   }
 
+  // Proof-of-possession nonces
+
+  /**
+   * Spends the nonce of a proof of possession: true only for the one call that inserted it, or that took
+   * over a row already expired at `nowMs` (its proof is stale everywhere by then). One statement, so 50
+   * calls racing with one nonce, through any replicas, get one true.
+   */
+  async spendPopNonce(nonce: string, expiresMs: number, nowMs: number): Promise<boolean> {
+    const spent = await this.db
+      .insertInto('pop_nonces')
+      .values({ nonce, expires_ms: expiresMs })
+      .onConflict((oc) =>
+        oc
+          .column('nonce')
+          .doUpdateSet({ expires_ms: expiresMs })
+          .where('pop_nonces.expires_ms', '<', nowMs),
+      )
+      .returning('nonce')
+      .executeTakeFirst();
+    return spent !== undefined;
+  }
+
   // Throttling (login attempts, rate limits): storage/throttle.ts
 
   get throttle(): ThrottleStore {
@@ -523,6 +545,7 @@ export class Store {
       .deleteFrom('signup_tokens')
       .where('expires_ms', '<', nowMs - 24 * 60 * 60 * 1000)
       .execute();
+    await this.db.deleteFrom('pop_nonces').where('expires_ms', '<', nowMs).execute();
     await this.throttle.prune(nowMs, failureWindowMs, 60 * 60 * 1000);
     await this.devices.pruneTokens(nowMs - 24 * 60 * 60 * 1000);
   }
