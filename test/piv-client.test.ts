@@ -199,6 +199,26 @@ describe('the PIV client on the lab card through pcscd', () => {
     expect(events).toEqual(['removed', 'inserted']);
   });
 
+  it('stops waiting for the card when the caller gives up or the session closes', async () => {
+    const other = await openPivSession({ reader: card.readerName });
+    await card.remove();
+    await expect.poll(() => session.cardPresent || other.cardPresent).toBe(false); // pcscd's 400 ms poll
+    try {
+      const controller = new AbortController();
+      const waiting = session.waitForCard({ signal: controller.signal });
+      controller.abort();
+      expect(await rejection(waiting)).toMatchObject({ reason: 'CANCELLED', code: 'CANCELLED' });
+      const closing = other.waitForCard();
+      await other.close();
+      expect(await rejection(closing)).toMatchObject({ reason: 'SESSION_CLOSED' });
+      expect((await rejection(other.pinStatus())).reason).toBe('SESSION_CLOSED');
+    } finally {
+      await other.close();
+      await card.insert();
+      await session.waitForCard();
+    }
+  });
+
   it('survives a pcscd restart between operations and during one', async () => {
     const key = createPublicKey(
       (await session.metadata(0x9e)).publicKey!.export({ type: 'spki', format: 'pem' }),

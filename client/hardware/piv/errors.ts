@@ -57,6 +57,8 @@ export const pivErrorReasons = [
   'PCSC_ERROR',
   /** The session was closed. */
   'SESSION_CLOSED',
+  /** The caller gave up waiting (its AbortSignal). */
+  'CANCELLED',
   /** A wait (for a card, for pcscd) ran out. */
   'TIMEOUT',
 ] as const;
@@ -106,6 +108,7 @@ const codeOf: Record<PivErrorReason, KeyportErrorCode> = {
   CARD_IN_USE: 'UNAVAILABLE',
   PCSC_ERROR: 'UNAVAILABLE',
   SESSION_CLOSED: 'CANCELLED',
+  CANCELLED: 'CANCELLED',
   TIMEOUT: 'EXPIRED',
 };
 

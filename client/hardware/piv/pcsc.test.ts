@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   SCARD,
   SCARD_STATE,
+  cardEventCount,
   cardPresentIn,
   classifyPcscCode,
   pcscCodeOf,
@@ -52,6 +53,11 @@ describe('PC/SC return codes', () => {
     expect(cardPresentIn(SCARD_STATE.PRESENT | SCARD_STATE.INUSE)).toBe(true);
     expect(cardPresentIn(SCARD_STATE.EMPTY)).toBe(false);
     expect(cardPresentIn(SCARD_STATE.PRESENT | SCARD_STATE.MUTE)).toBe(false);
+  });
+
+  it("reads pcsc-lite's card event count from the upper 16 bits", () => {
+    expect(cardEventCount(0x30022)).toBe(3);
+    expect(cardEventCount(0x22)).toBe(0);
   });
 });
 

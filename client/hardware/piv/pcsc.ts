@@ -46,6 +46,11 @@ export function cardPresentIn(state: number): boolean {
   return (state & SCARD_STATE.PRESENT) !== 0 && (state & SCARD_STATE.MUTE) === 0;
 }
 
+/** pcsc-lite's count of card events in a reader, kept in the state's upper 16 bits. */
+export function cardEventCount(state: number): number {
+  return (state >>> 16) & 0xffff;
+}
+
 /** The PC/SC return code at the end of a pcsclite error message, if there is one. */
 export function pcscCodeOf(error: unknown): number | undefined {
   const message = error instanceof Error ? error.message : typeof error === 'string' ? error : '';

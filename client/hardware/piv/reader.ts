@@ -18,6 +18,7 @@ import {
   SCARD_PROTOCOL_T0,
   SCARD_PROTOCOL_T1,
   SCARD_SHARE_SHARED,
+  cardEventCount,
   cardPresentIn,
   cardRemoved,
   pcscError,
@@ -85,7 +86,7 @@ export type CardEvent = { type: 'inserted' | 'removed'; reader: string };
 
 /** One PC/SC context: the readers pcscd has, their cards, and connections to them. */
 export class PcscClient {
-  /** Card insertions and removals ('card'), any reader state ('state'), pcscd going ('service-lost'). */
+  /** Card insertions and removals ('card'), any reader state ('state'), pcscd going ('service-lost'), close ('closed'). */
   readonly events = new EventEmitter();
   private readonly states = new Map<string, number | undefined>();
   private lost = false;
@@ -143,11 +144,14 @@ export class PcscClient {
   /** Resolves once `test` holds for the readers' states; rejects with TIMEOUT, or when pcscd goes. */
   async waitFor(test: () => boolean, timeoutMs: number, what: string, signal?: AbortSignal): Promise<void> {
     if (test()) return;
+    if (this.closed)
+      throw new PivError('SESSION_CLOSED', `The smart card context is closed; not waiting for ${what}.`);
     await new Promise<void>((resolve, reject) => {
       const done = (error?: PivError) => {
         clearTimeout(timer);
         this.events.off('state', check);
         this.events.off('service-lost', lost);
+        this.events.off('closed', closed);
         signal?.removeEventListener('abort', aborted);
         if (error) reject(error);
         else resolve();
@@ -162,7 +166,9 @@ export class PcscClient {
             `The smart card service (pcscd) went away while waiting for ${what}.`,
           ),
         );
-      const aborted = () => done(new PivError('SESSION_CLOSED', `Stopped waiting for ${what}.`));
+      const closed = () =>
+        done(new PivError('SESSION_CLOSED', `The smart card context closed while waiting for ${what}.`));
+      const aborted = () => done(new PivError('CANCELLED', `Stopped waiting for ${what}.`));
       const timer = setTimeout(
         () =>
           done(
@@ -172,6 +178,7 @@ export class PcscClient {
       );
       this.events.on('state', check);
       this.events.on('service-lost', lost);
+      this.events.on('closed', closed);
       signal?.addEventListener('abort', aborted);
       if (signal?.aborted) aborted();
     });
@@ -215,6 +222,7 @@ export class PcscClient {
     } catch {
       // Already stopped on error.
     }
+    this.events.emit('closed');
     this.events.removeAllListeners();
   }
 
@@ -226,8 +234,15 @@ export class PcscClient {
       const before = this.states.get(name);
       this.states.set(name, status.state);
       const now = cardPresentIn(status.state);
-      if (before !== undefined && cardPresentIn(before) !== now)
-        this.events.emit('card', { type: now ? 'inserted' : 'removed', reader: name } as CardEvent);
+      if (before !== undefined) {
+        const was = cardPresentIn(before);
+        // pcsc-lite counts card events in the state's upper 16 bits: a card present before and now, with
+        // events between, was pulled and put back faster than this thread woke.
+        if (was && now && cardEventCount(before) !== cardEventCount(status.state))
+          this.events.emit('card', { type: 'removed', reader: name } as CardEvent);
+        if (was !== now || (now && cardEventCount(before) !== cardEventCount(status.state)))
+          this.events.emit('card', { type: now ? 'inserted' : 'removed', reader: name } as CardEvent);
+      }
       this.events.emit('state', name);
     });
     reader.on('end', () => {

@@ -122,6 +122,7 @@ export class PivSession {
   private managementAuthenticated = false;
   private readonly slotPolicies = new Map<PivSlot, PinPolicy>();
   private queue: Promise<unknown> = Promise.resolve();
+  private renewing: Promise<void> | undefined;
   private closed = false;
 
   constructor(
@@ -293,7 +294,11 @@ export class PivSession {
         );
         return;
       } catch (error) {
-        if (!(error instanceof PivError && error.reason === 'PCSC_UNAVAILABLE')) throw error;
+        if (this.closed) throw closedError();
+        // pcscd went away, or its context was replaced meanwhile: wait on the next one.
+        const renewed =
+          error instanceof PivError && ['PCSC_UNAVAILABLE', 'SESSION_CLOSED'].includes(error.reason);
+        if (!renewed || Date.now() >= deadline) throw error;
       }
     }
   }
@@ -438,12 +443,21 @@ export class PivSession {
     }
   }
 
-  /** A new PC/SC context after pcscd went away, tried until `deadline`. */
-  private async newClient(deadline: number): Promise<void> {
+  /** A new PC/SC context after pcscd went away, tried until `deadline`; one at a time. */
+  private newClient(deadline: number): Promise<void> {
+    this.renewing ??= this.startNewClient(deadline).finally(() => (this.renewing = undefined));
+    return this.renewing;
+  }
+
+  private async startNewClient(deadline: number): Promise<void> {
     this.client.close();
     for (;;) {
       try {
         const client = await PcscClient.start();
+        if (this.closed) {
+          client.close();
+          throw closedError();
+        }
         if (client.readers().some((reader) => reader.name === this.readerName)) {
           this.client = client;
           this.watch(client);
@@ -454,6 +468,7 @@ export class PivSession {
       } catch (error) {
         if (!(error instanceof PivError) || error.reason !== 'PCSC_UNAVAILABLE') throw error;
       }
+      if (this.closed) throw closedError();
       if (Date.now() >= deadline)
         throw new PivError(
           'PCSC_UNAVAILABLE',
