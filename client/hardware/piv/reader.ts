@@ -11,7 +11,6 @@
 // - Each reader and the context hold a native thread: close() them all, or the process never exits.
 // - libpcsclite reads PCSCLITE_CSOCK_NAME once per process, at its first connection to pcscd.
 import { EventEmitter } from 'node:events';
-import { createRequire } from 'node:module';
 import { PivError, invalidArgument } from './errors';
 import type { ReaderInfo } from './pcsc';
 import {
@@ -45,14 +44,14 @@ interface NativeContext extends EventEmitter {
 
 type PcscLite = () => NativeContext;
 
-let pcscLite: PcscLite | undefined;
+let pcscLite: Promise<PcscLite> | undefined;
 let socketInUse: string | undefined;
 
 /**
- * pcsclite, loaded on first use: a machine without libpcsclite (or without the build) has no PIV, and
- * everything else still runs.
+ * pcsclite, loaded on first use (as node-hid is): a machine without libpcsclite (or without the build)
+ * has no PIV, and everything else still runs.
  */
-function loadPcscLite(socketPath: string | undefined): PcscLite {
+async function loadPcscLite(socketPath: string | undefined): Promise<PcscLite> {
   const wanted = socketPath ?? process.env.PCSCLITE_CSOCK_NAME ?? '';
   if (socketInUse !== undefined && socketInUse !== wanted)
     throw invalidArgument(
@@ -60,19 +59,19 @@ function loadPcscLite(socketPath: string | undefined): PcscLite {
         `libpcsclite cannot switch to "${wanted || 'the default socket'}".`,
     );
   if (socketPath !== undefined) process.env.PCSCLITE_CSOCK_NAME = socketPath;
-  if (!pcscLite) {
-    try {
-      pcscLite = createRequire(import.meta.url)('pcsclite') as PcscLite;
-    } catch (error) {
-      throw new PivError(
-        'PCSC_UNAVAILABLE',
-        'Smart cards are not available: the pcsclite module did not load ' +
-          `(${error instanceof Error ? error.message : String(error)}). Install libpcsclite1 and run \`npm install\`.`,
-      );
-    }
+  pcscLite ??= import('pcsclite').then((module) => (module.default ?? module) as unknown as PcscLite);
+  try {
+    const open = await pcscLite;
+    socketInUse = wanted;
+    return open;
+  } catch (error) {
+    pcscLite = undefined;
+    throw new PivError(
+      'PCSC_UNAVAILABLE',
+      'Smart cards are not available: the pcsclite module did not load ' +
+        `(${error instanceof Error ? error.message : String(error)}). Install libpcsclite1 and run \`npm install\`.`,
+    );
   }
-  socketInUse = wanted;
-  return pcscLite;
 }
 
 /** How long to wait for pcscd's first list of readers before going on with what is there. */
@@ -99,7 +98,7 @@ export class PcscClient {
    * (PCSCLITE_CSOCK_NAME); it can be set once per process.
    */
   static async start(options: { socketPath?: string } = {}): Promise<PcscClient> {
-    const open = loadPcscLite(options.socketPath);
+    const open = await loadPcscLite(options.socketPath);
     let listed!: () => void;
     const firstListing = new Promise<void>((resolve) => (listed = resolve));
     let native: NativeContext;
