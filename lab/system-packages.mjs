@@ -24,7 +24,7 @@ const packages = {
   postgresql: ['test'], // the store conformance suite and the replica tests run a private PostgreSQL (lab/postgres.ts)
   pcscd: ['test'], // PC/SC daemon for the lab's virtual PIV card (lab/piv, in a private network namespace)
   'vsmartcard-vpcd': ['test'], // vpcd: pcscd's virtual reader driver, which the lab's PIV card connects to
-  'libpcsclite-dev': ['test'], // PC/SC headers: the pcsclite npm package (client/hardware/piv) builds against them
+  'libpcsclite-dev': ['start', 'test'], // PC/SC headers and library: native/pcsclite-build.mjs builds the pcsclite npm package (client/hardware/piv) against them
   'pcsc-tools': ['test'], // pcsc_scan: the PIV lab test checks the reader pcscd shows
   opensc: ['test'], // opensc-tool, piv-tool, pkcs15-tool: a second PIV host stack drives the lab card
   'yubico-piv-tool': ['test'], // Yubico's own PIV tool drives the lab card as it drives a YubiKey
