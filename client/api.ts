@@ -1,14 +1,22 @@
-// The gRPC client of keyport/v1: TLS verified against the pinned cluster CA only, an optional client
-// certificate (mTLS) for authenticated calls, promise-returning methods and KeyportError failures.
+// The gRPC client of keyport/v1: TLS verified against the pinned cluster CA only, promise-returning
+// methods and KeyportError failures. Authenticated calls prove the session key one of two ways: a TLS
+// client certificate (mTLS: a software key, the default), or a per-call proof of possession
+// (proto/pop.ts: the certificate and a signature by the session key ride in each call's metadata, and no
+// client certificate is sent), which a key that cannot leave its signer (a PIV card) needs.
+import { createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
 import { connectivityState, credentials, Metadata } from '@grpc/grpc-js';
 import type { CallOptions, Client, ClientUnaryCall, ServiceError } from '@grpc/grpc-js';
+import { now } from '../proto/clock';
 import { ERROR_METADATA_KEY, fromServiceError, KeyportError } from '../proto/errors';
-import { AdminServiceClient } from '../proto/gen/keyport/v1/admin';
-import { AuthServiceClient } from '../proto/gen/keyport/v1/auth';
-import { UserServiceClient } from '../proto/gen/keyport/v1/user';
-import { DeviceTrustServiceClient } from '../proto/gen/keyport/v1/device';
+import { AdminServiceClient, AdminServiceService } from '../proto/gen/keyport/v1/admin';
+import { AuthServiceClient, AuthServiceService } from '../proto/gen/keyport/v1/auth';
+import { UserServiceClient, UserServiceService } from '../proto/gen/keyport/v1/user';
+import { DeviceTrustServiceClient, DeviceTrustServiceService } from '../proto/gen/keyport/v1/device';
+import { digestOf, encodeProof, POP_CERTIFICATE_METADATA_KEY, POP_METADATA_KEY } from '../proto/pop';
 import { fetchPresentedChain, formatClusterAddress, pinMismatchError } from './cluster-trust';
 import type { ClusterAddress } from './cluster-trust';
+import { tlsClientKeyPem } from './keystore/signer';
+import type { SessionSigner } from './keystore/signer';
 
 type UnaryMethod<Req, Res> = (
   request: Req,
@@ -26,17 +34,42 @@ export type Promisified<C> = {
     : never;
 };
 
-export interface ConnectOptions {
+interface ConnectBase {
   address: ClusterAddress;
   caPem: string;
   caPin: string;
-  /** PEM private key and certificate from login; without them only AuthService calls work. */
-  clientKeyPem?: string;
-  clientCertPem?: string;
   deadlineMs?: number;
   /** Counts calls, so tests and benchmarks can assert the number of round trips. */
   onCall?: (method: string) => void;
 }
+
+/**
+ * mTLS with a key in hand as PEM: an identity kept as files (the super-admin identity of an auth host).
+ * A session key goes as a signer instead. Without either, only AuthService calls work.
+ */
+export interface PemIdentity {
+  clientKeyPem?: string;
+  clientCertPem?: string;
+  signer?: never;
+  certificatePem?: never;
+  proofOfPossession?: never;
+}
+
+/** A session: its key's signer, and the certificate issued for that key at login. */
+export interface SessionIdentity {
+  signer: SessionSigner;
+  certificatePem: string;
+  /**
+   * Every call carries the certificate and a proof signed by the session key (proto/pop.ts), and no TLS
+   * client certificate is sent. Implied when the key cannot leave its signer (`!signer.exportable`);
+   * otherwise mTLS (connectSession reads the key for the TLS layer).
+   */
+  proofOfPossession?: boolean;
+  clientKeyPem?: never;
+  clientCertPem?: never;
+}
+
+export type ConnectOptions = ConnectBase & (PemIdentity | SessionIdentity);
 
 export interface ClusterApi {
   auth: Promisified<AuthServiceClient>;
@@ -69,8 +102,92 @@ function transportFailure(failure: KeyportError): KeyportError {
   return failure;
 }
 
+/** True when a session's calls carry a proof of possession rather than a TLS client certificate. */
+export function usesProofOfPossession(identity: PemIdentity | SessionIdentity): boolean {
+  return !!identity.signer && (identity.proofOfPossession === true || !identity.signer.exportable);
+}
+
+/**
+ * The API as a session. With proof of possession, connectCluster as it is. With mTLS (a software key and
+ * no proofOfPossession), the key goes to grpc-js's TLS layer, and nowhere else: this is the one caller of
+ * tlsClientKeyPem. Rejects as the keystore does (KEY_NOT_FOUND, KEYCHAIN_LOCKED) before connecting.
+ */
+export async function connectSession(options: ConnectBase & SessionIdentity): Promise<ClusterApi> {
+  if (usesProofOfPossession(options)) return connectCluster(options);
+  const { signer, certificatePem, proofOfPossession: _mtls, ...base } = options;
+  return connectCluster({
+    ...base,
+    clientKeyPem: await tlsClientKeyPem(signer),
+    clientCertPem: certificatePem,
+  });
+}
+
+/** The generated service definitions, by the ClusterApi's names: each method's path and serializers. */
+const serviceDefinitions = {
+  auth: AuthServiceService,
+  user: UserServiceService,
+  admin: AdminServiceService,
+  devices: DeviceTrustServiceService,
+} as const;
+type ServiceName = keyof typeof serviceDefinitions;
+
+interface MethodDefinition {
+  path: string;
+  requestSerialize(value: unknown): Buffer;
+  responseDeserialize(bytes: Buffer): unknown;
+}
+
+function methodDefinition(service: ServiceName, method: string): MethodDefinition | undefined {
+  const definitions = serviceDefinitions[service] as unknown as Record<string, MethodDefinition>;
+  return Object.hasOwn(definitions, method) ? definitions[method] : undefined;
+}
+
+/** Each call's proof of possession, for one session (its signer, and the certificate that names its key). */
+function proofMaker(signer: SessionSigner, certificatePem: string) {
+  const certificate = new X509Certificate(certificatePem);
+  if (!certificate.publicKey.equals(createPublicKey(signer.publicKeyPem))) {
+    throw new KeyportError('UNAUTHENTICATED', "The session's certificate is not for its key: log in again.", {
+      resolvableByRelogin: true,
+    });
+  }
+  const certificateDer = certificate.raw;
+  const certificateDigest = digestOf(certificateDer);
+  const sign = (data: Buffer) => signer.sign(data);
+  /** The metadata for a call of `path` whose request is `requestBytes` (as sent). */
+  return async (path: string, requestBytes: Buffer): Promise<Metadata> => {
+    const proof = await encodeProof(
+      {
+        m: path,
+        h: digestOf(requestBytes),
+        t: now(),
+        n: randomBytes(16).toString('base64url'),
+        c: certificateDigest,
+      },
+      sign,
+    );
+    const metadata = new Metadata();
+    metadata.set(POP_CERTIFICATE_METADATA_KEY, certificateDer);
+    metadata.set(POP_METADATA_KEY, proof);
+    return metadata;
+  };
+}
+
+/** The request, already serialized: grpc-js sends these bytes as they are (the proof hashed them). */
+const asSerialized = (bytes: Buffer) => bytes;
+
+/**
+ * The API on one replica, synchronously. A session connects with proof of possession here; a session over
+ * mTLS goes through connectSession, which reads the key first (a signer that would need mTLS is refused).
+ */
 export function connectCluster(options: ConnectOptions): ClusterApi {
   const target = formatClusterAddress(options.address);
+  let proofFor: ReturnType<typeof proofMaker> | undefined;
+  if (options.signer) {
+    if (!usesProofOfPossession(options)) {
+      throw new TypeError('A session over mTLS connects through connectSession, which reads its key first.');
+    }
+    proofFor = proofMaker(options.signer, options.certificatePem);
+  }
   const channelCredentials = credentials.createSsl(
     Buffer.from(options.caPem),
     options.clientKeyPem ? Buffer.from(options.clientKeyPem) : null,
@@ -109,19 +226,37 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
     return failure;
   }
 
-  function promisify<C extends Client>(client: C, service: string): Promisified<C> {
+  function promisify<C extends Client>(client: C, service: ServiceName): Promisified<C> {
     return new Proxy({} as Promisified<C>, {
       get(_target, method: string) {
         const fn = (client as unknown as Record<string, UnaryMethod<unknown, unknown>>)[method];
         if (typeof fn !== 'function') return undefined;
+        const definition = proofFor ? methodDefinition(service, method) : undefined;
         return (request: unknown) =>
           new Promise((resolve, reject) => {
             options.onCall?.(`${service}.${method}`);
             const deadline = new Date(Date.now() + (options.deadlineMs ?? 15_000));
-            fn.call(client, request, new Metadata(), { deadline }, (error, response) => {
+            const done = (error: ServiceError | null, response: unknown) => {
               if (error) explain(error).then(reject, reject);
               else resolve(response);
-            });
+            };
+            if (!proofFor || !definition) {
+              fn.call(client, request, new Metadata(), { deadline }, done);
+              return;
+            }
+            // Serialized once: the proof hashes the very bytes that are sent.
+            const bytes = definition.requestSerialize(request);
+            proofFor(definition.path, bytes).then((metadata) => {
+              client.makeUnaryRequest(
+                definition.path,
+                asSerialized,
+                definition.responseDeserialize,
+                bytes,
+                metadata,
+                { deadline },
+                done,
+              );
+            }, reject);
           });
       },
     });

@@ -8,8 +8,8 @@ import type { AdminServiceService } from '../proto/gen/keyport/v1/admin';
 import type { AuthServiceService } from '../proto/gen/keyport/v1/auth';
 import type { DeviceTrustServiceService } from '../proto/gen/keyport/v1/device';
 import type { UserServiceService } from '../proto/gen/keyport/v1/user';
-import { connectCluster, isTransportFailure } from './api';
-import type { ClusterApi, ConnectOptions } from './api';
+import { connectCluster, connectSession, isTransportFailure } from './api';
+import type { ClusterApi, ConnectOptions, SessionIdentity } from './api';
 import { formatClusterAddress, parseClusterAddress } from './cluster-trust';
 import type { ClusterAddress } from './cluster-trust';
 import type { ProfileStore, TrustedCluster } from './profiles';
@@ -129,10 +129,9 @@ async function remember(trusted: TrustedCluster, answered: ClusterAddress, profi
   }
 }
 
-export interface ReplicaConnectOptions extends Pick<
-  ConnectOptions,
-  'clientKeyPem' | 'clientCertPem' | 'onCall'
-> {
+export interface ReplicaConnectOptions extends Pick<ConnectOptions, 'onCall'> {
+  /** The session to connect as (its signer and certificate); without it, only AuthService calls work. */
+  session?: SessionIdentity;
   /** Addresses (formatted) not to try again: replicas that already failed this ceremony. */
   skip?: ReadonlySet<string>;
   /** Where the replica that answered is stored with the trusted cluster when it changed (else in memory). */
@@ -148,21 +147,16 @@ export async function connectReplica(
   trusted: TrustedCluster,
   options: ReplicaConnectOptions = {},
 ): Promise<ClusterApi> {
-  const connect = (address: ClusterAddress) =>
-    connectCluster({
-      address,
-      caPem: trusted.caPem,
-      caPin: trusted.caPin,
-      ...(options.clientKeyPem ? { clientKeyPem: options.clientKeyPem } : {}),
-      ...(options.clientCertPem ? { clientCertPem: options.clientCertPem } : {}),
-      onCall: options.onCall,
-    });
+  const connect = async (address: ClusterAddress): Promise<ClusterApi> => {
+    const base = { address, caPem: trusted.caPem, caPin: trusted.caPin, onCall: options.onCall };
+    return options.session ? connectSession({ ...base, ...options.session }) : connectCluster(base);
+  };
   const addresses = replicaAddresses(trusted);
   if (addresses.length === 1) return connect(addresses[0] as ClusterAddress);
   const failures: string[] = [];
   for (const address of addresses) {
     if (options.skip?.has(formatClusterAddress(address))) continue;
-    const api = connect(address);
+    const api = await connect(address);
     try {
       await api.waitForConnection(REPLICA_CONNECT_TIMEOUT_MS);
     } catch (error) {

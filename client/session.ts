@@ -1,5 +1,6 @@
 // Connecting as someone: trusting the cluster first (pinned CA, trust on first use), then the signed-in
-// profile's certificate with its private key from the keystore.
+// profile's certificate with its session key's signer (the key stays in the keystore's signer).
+import { X509Certificate } from 'node:crypto';
 import { KeyportError } from '../proto/errors';
 import { connectCluster } from './api';
 import type { ClusterApi } from './api';
@@ -11,7 +12,8 @@ import {
   pinMismatchError,
 } from './cluster-trust';
 import type { ClusterAddress } from './cluster-trust';
-import { openKeyStore } from './keystore';
+import { openKeyStore, openSoftwareSigner } from './keystore';
+import type { SessionSigner } from './keystore';
 import { originFor } from './webauthn';
 import { connectRetryingReads, REPLICA_CONNECT_TIMEOUT_MS } from './replicas';
 import type { Profile, ProfileStore, TrustedCluster } from './profiles';
@@ -159,14 +161,16 @@ export function connectTrusted(trusted: TrustedCluster, onCall?: (method: string
 }
 
 /**
- * The API as the profile's user (mTLS with the login certificate), on the cluster's replica that answered
- * last; its reads move to another replica when that one stops answering, and `notice` says so.
+ * The API as the profile's user, on the cluster's replica that answered last; its reads move to another
+ * replica when that one stops answering, and `notice` says so. The session key proves itself by mTLS with
+ * the login certificate, or, with `proofOfPossession`, by a proof signed on every call (no TLS client
+ * certificate). The key is read from the keystore before connecting (mTLS) or at the first call (proof).
  */
 export async function connectAsProfile(
   profiles: ProfileStore,
   profile: Profile,
   onCall?: (method: string) => void,
-  options: { notice?: (message: string) => void } = {},
+  options: { notice?: (message: string) => void; proofOfPossession?: boolean } = {},
 ): Promise<ClusterApi> {
   const trusted = await profiles.getTrustedCluster(parseClusterAddress(profile.address));
   if (!trusted) {
@@ -185,14 +189,29 @@ export async function connectAsProfile(
       },
     );
   }
-  const privateKeyPem = await openKeyStore(profile.keystore, profiles.home).get(profile.keyId);
+  const signer = profileSigner(profiles, profile);
   return connectRetryingReads(trusted, {
-    clientKeyPem: privateKeyPem,
-    clientCertPem: profile.tlsCertPem,
+    session: {
+      signer,
+      certificatePem: profile.tlsCertPem,
+      ...(options.proofOfPossession ? { proofOfPossession: true } : {}),
+    },
     onCall,
     profiles,
     ...(options.notice ? { notice: options.notice } : {}),
   });
+}
+
+/**
+ * The signer of a profile's session key: the key in the profile's keystore under its id, whose public half
+ * is the session certificate's. Nothing is read from the keystore until the key is first used.
+ */
+export function profileSigner(profiles: ProfileStore, profile: Profile): SessionSigner {
+  return openSoftwareSigner(
+    openKeyStore(profile.keystore, profiles.home),
+    profile.keyId,
+    new X509Certificate(profile.tlsCertPem).publicKey,
+  );
 }
 
 /** The WebAuthn origin for a cluster: its public address as https://host[:port]. */

@@ -13,8 +13,8 @@ import type { MFAAuthenticateResponse } from '../../proto/gen/keyport/v1/mfa';
 import type { LoginResponse } from '../../proto/gen/keyport/v1/auth';
 import { formatClusterAddress } from '../cluster-trust';
 import type { ClusterAddress } from '../cluster-trust';
-import { generateSessionKey, openKeyStore } from '../keystore';
-import type { KeyStoreKind, SessionKey } from '../keystore';
+import { createSoftwareSigner, openKeyStore } from '../keystore';
+import type { KeyStoreKind, SessionSigner } from '../keystore';
 import type { ClusterApi } from '../api';
 import type { Profile, ProfileStore, TrustedCluster } from '../profiles';
 import { ensureTrustedCluster, storedTrustedCluster, webauthnOrigin } from '../session';
@@ -162,7 +162,7 @@ type FirstStepFn = (
   origin: string,
   device: DeviceLoginHello | undefined,
   perf: PerfSteps,
-  storeKey: () => Promise<SessionKey>,
+  storeKey: () => Promise<SessionSigner>,
 ) => Promise<FirstStep>;
 
 /**
@@ -193,11 +193,11 @@ async function login(
   ).catch(() => undefined);
   const keystore = openKeyStore(options.keystore, profiles.home);
   const keyId = `${address}/${options.user || 'passwordless'}/${randomBytes(6).toString('hex')}`;
-  let keyStored: Promise<SessionKey> | undefined;
-  const storeKey = (): Promise<SessionKey> => {
+  let keyStored: Promise<SessionSigner> | undefined;
+  const storeKey = (): Promise<SessionSigner> => {
     if (!keyStored) {
-      const sessionKey = generateSessionKey('ecdsa-p256');
-      keyStored = keystore.put(keyId, sessionKey.privateKeyPem).then(() => sessionKey);
+      // Made at once; the promise settles when the keystore holds it. Its signer gives public keys only.
+      keyStored = createSoftwareSigner(keystore, keyId, 'ecdsa-p256');
       keyStored.catch(() => {});
     }
     return keyStored;
@@ -264,13 +264,13 @@ async function login(
           storeKey,
         );
         // firstStep has awaited it: Login never goes without the key in the keystore.
-        const sessionKey = await storeKey();
+        const sessionSigner = await storeKey();
         const deviceResponse = await answerDeviceChallenge(device, deviceChallenge);
         perf.step('device quote');
         issued = await api.auth.login({
           mfaResponse,
-          sshPublicKey: sessionKey.sshPublicKey,
-          tlsPublicKey: sessionKey.publicKeyPem,
+          sshPublicKey: sessionSigner.sshPublicKey,
+          tlsPublicKey: sessionSigner.publicKeyPem,
           ttlSeconds: options.ttlSeconds ?? 0,
           deviceResponse,
         });

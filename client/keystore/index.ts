@@ -15,6 +15,8 @@ export {
   sshPublicKeyParts,
 } from './session-key';
 export type { SessionKey, SessionKeyAlgorithm, SshPublicKeyParts } from './session-key';
+export { createSoftwareSigner, openSoftwareSigner, signerAlgorithm } from './signer';
+export type { SessionSigner, SignerSource } from './signer';
 
 /** The directory `--keystore file` keeps keys in, under the Keyport home (e.g. ~/.keyport/keys). */
 export function fileKeyStoreDir(homeDir: string): string {
