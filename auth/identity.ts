@@ -1,7 +1,9 @@
 // Who is calling: the X.509 client certificate from login, checked on every call against the CA, its
 // validity, and the user's current state (a deleted or locked user's certificate stops working at once).
-import { createHash } from 'node:crypto';
+// The certificate comes over mTLS, or, for a session key that cannot do a TLS handshake, in the call's
+// metadata with a proof of possession by its key for that very call (pop.ts).
 import { KeyportError } from '../proto/errors';
+import { digestOf, PopRefused } from '../proto/pop';
 import { CaError } from './ca/errors';
 import { verifyClientCertificate } from './ca/x509';
 import type { VerifiedClientCertificate } from './ca/x509';
@@ -10,6 +12,7 @@ import type { ServiceContext } from './context';
 import type { CallContext } from './rpc';
 import { isLocked, lockedError } from './lockout';
 import { DEVICE_EXTENSIONS } from './certificates';
+import { proveCallPossession } from './pop';
 import type { SessionDevice } from './device-trust/policy';
 
 export const BUILTIN_ADMIN = 'keyport-admin';
@@ -36,20 +39,26 @@ const expired = () =>
   });
 
 /**
- * Certificates already verified (signature, extensions), by the SHA-256 of their DER. Verifying costs
- * about 1.7 ms and every authenticated call needs it; the validity period and the user's state are still
- * checked on every call.
+ * Certificates already verified (signature, extensions; their public key parsed), by the base64url SHA-256
+ * of their DER, the digest a proof of possession names. Verifying costs about 1.7 ms and every
+ * authenticated call needs it; the validity period and the user's state are still checked on every call.
  */
 const verifiedCertificates = new Map<string, VerifiedClientCertificate>();
 const VERIFIED_CACHE_SIZE = 1024;
 
-function verifyCached(ctx: ServiceContext, der: Buffer): VerifiedClientCertificate {
-  const key = createHash('sha256').update(der).digest('hex');
+interface CheckedCertificate {
+  verified: VerifiedClientCertificate;
+  /** digestOf(the DER). */
+  digest: string;
+}
+
+function verifyCached(ctx: ServiceContext, der: Buffer): CheckedCertificate {
+  const key = digestOf(der);
   const now = ctx.now();
   const cached = verifiedCertificates.get(key);
   if (cached) {
     if (now < cached.notBefore.getTime() || now > cached.notAfter.getTime()) throw expired();
-    return cached;
+    return { verified: cached, digest: key };
   }
   let verified: VerifiedClientCertificate;
   try {
@@ -64,20 +73,33 @@ function verifyCached(ctx: ServiceContext, der: Buffer): VerifiedClientCertifica
     verifiedCertificates.delete(verifiedCertificates.keys().next().value as string);
   }
   verifiedCertificates.set(key, verified);
-  return verified;
+  return { verified, digest: key };
+}
+
+/**
+ * The certificate that authenticates this call: the mTLS peer's (the TLS handshake proved its key), or
+ * else the one in the call's metadata, with a proof of possession by its key for this very call. A
+ * certificate alone, which anyone who saw it could send, never authenticates.
+ */
+async function callCertificate(ctx: ServiceContext, call: CallContext): Promise<VerifiedClientCertificate> {
+  if (call.peerCertificateDer) return verifyCached(ctx, call.peerCertificateDer).verified;
+  if (call.metadataCertificateDer) {
+    if (call.proof === undefined) throw new PopRefused('missing');
+    const { verified, digest } = verifyCached(ctx, call.metadataCertificateDer);
+    await proveCallPossession(ctx, call, { digest, publicKey: verified.publicKey });
+    return verified;
+  }
+  throw new KeyportError(
+    'UNAUTHENTICATED',
+    'This call needs a signed-in client: run `keyport login` first.',
+    {
+      resolvableByRelogin: true,
+    },
+  );
 }
 
 export async function authenticate(ctx: ServiceContext, call: CallContext): Promise<Identity> {
-  if (!call.peerCertificateDer) {
-    throw new KeyportError(
-      'UNAUTHENTICATED',
-      'This call needs a signed-in client: run `keyport login` first.',
-      {
-        resolvableByRelogin: true,
-      },
-    );
-  }
-  const verified = verifyCached(ctx, call.peerCertificateDer);
+  const verified = await callCertificate(ctx, call);
   const identity: Identity = {
     user: verified.user,
     roles: [...verified.roles],

@@ -3,23 +3,89 @@
 import { TLSSocket } from 'node:tls';
 import type { ServerUnaryCall, sendUnaryData, UntypedHandleCall } from '@grpc/grpc-js';
 import { KeyportError, toStatusObject } from '../proto/errors';
+import {
+  digestOf,
+  POP_CERTIFICATE_METADATA_KEY,
+  POP_MAX_LENGTH,
+  POP_METADATA_KEY,
+  PopRefused,
+} from '../proto/pop';
 import { checkRequestBounds } from './request-bounds';
 import type { ServiceDefinition, ServiceError, UntypedServiceImplementation } from '@grpc/grpc-js';
+
+/** The largest session certificate a call may carry in its metadata (Keyport's are about 1 KiB). */
+export const MAX_METADATA_CERTIFICATE_BYTES = 8 * 1024;
 
 export interface CallContext {
   /** The caller's address, for the audit log. */
   clientAddr: string;
   /** The DER client certificate presented over mTLS, when there was one. */
   peerCertificateDer: Buffer | undefined;
+  /** The call's method path, as a proof of possession names it ("/keyport.v1.UserService/Ping"). */
+  method: string;
+  /**
+   * base64url SHA-256 of the request's bytes as received (proto/pop.ts digestOf), hashed at the first
+   * ask: only a call that carries a proof of possession needs it. Undefined for a request that did not
+   * come through `tolerantDefinition`.
+   */
+  requestDigest(): string | undefined;
+  /** The session certificate's DER from metadata `keyport-cert-bin` (a key that cannot do mTLS). */
+  metadataCertificateDer: Buffer | undefined;
+  /** The proof of possession from metadata `keyport-pop`. */
+  proof: string | undefined;
 }
 
 export type Handler<Req, Res> = (request: Req, context: CallContext) => Promise<Res>;
+
+/** Each decoded request's bytes as received, for the digest a proof of possession signs. */
+const receivedBytes = new WeakMap<object, Buffer>();
 
 function callContext(call: ServerUnaryCall<unknown, unknown>): CallContext {
   const peer = call.getAuthContext()?.sslPeerCertificate ?? unverifiedPeerCertificate(call);
   const der =
     peer && 'raw' in peer && Buffer.isBuffer(peer.raw) && peer.raw.length > 0 ? peer.raw : undefined;
-  return { clientAddr: call.getPeer(), peerCertificateDer: der };
+  const request = call.request;
+  const bytes = typeof request === 'object' && request !== null ? receivedBytes.get(request) : undefined;
+  let digest: string | undefined;
+  return {
+    clientAddr: call.getPeer(),
+    peerCertificateDer: der,
+    method: call.getPath(),
+    requestDigest: () => (digest ??= bytes && digestOf(bytes)),
+    ...possessionMetadata(call),
+  };
+}
+
+/**
+ * The session certificate and proof a call carries in its metadata, each at most one value within its
+ * bound: anything else is refused before it is parsed, hashed or verified.
+ */
+function possessionMetadata(
+  call: ServerUnaryCall<unknown, unknown>,
+): Pick<CallContext, 'metadataCertificateDer' | 'proof'> {
+  const certificates = call.metadata.get(POP_CERTIFICATE_METADATA_KEY);
+  const proofs = call.metadata.get(POP_METADATA_KEY);
+  const [certificate] = certificates;
+  const [proof] = proofs;
+  if (
+    certificates.length > 1 ||
+    (certificate !== undefined &&
+      (!Buffer.isBuffer(certificate) ||
+        certificate.length === 0 ||
+        certificate.length > MAX_METADATA_CERTIFICATE_BYTES))
+  ) {
+    throw new KeyportError(
+      'UNAUTHENTICATED',
+      `The call's session certificate (metadata ${POP_CERTIFICATE_METADATA_KEY}) must be one DER certificate of at most ${MAX_METADATA_CERTIFICATE_BYTES} bytes.`,
+    );
+  }
+  if (
+    proofs.length > 1 ||
+    (proof !== undefined && (typeof proof !== 'string' || proof.length > POP_MAX_LENGTH))
+  ) {
+    throw new PopRefused('malformed');
+  }
+  return { metadataCertificateDer: certificate, proof: proof === '' ? undefined : proof };
 }
 
 /**
@@ -49,7 +115,8 @@ class UndecodableRequest {
 /**
  * The service definition with deserializers that never throw: grpc-js answers a throwing deserializer with
  * a bare INTERNAL and no keyport-error-bin, so an undecodable request becomes an UndecodableRequest here
- * and `unary` answers it with INVALID_ARGUMENT.
+ * and `unary` answers it with INVALID_ARGUMENT. Each decoded request keeps its bytes as received (for
+ * CallContext.requestDigest).
  */
 export function tolerantDefinition<D extends ServiceDefinition>(definition: D): D {
   return Object.fromEntries(
@@ -59,7 +126,9 @@ export function tolerantDefinition<D extends ServiceDefinition>(definition: D): 
         ...method,
         requestDeserialize: (bytes: Buffer) => {
           try {
-            return method.requestDeserialize(bytes);
+            const decoded: unknown = method.requestDeserialize(bytes);
+            if (typeof decoded === 'object' && decoded !== null) receivedBytes.set(decoded, bytes);
+            return decoded;
           } catch (error) {
             return new UndecodableRequest(error instanceof Error ? error.message : String(error));
           }
