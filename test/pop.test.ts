@@ -1,9 +1,17 @@
 // Calls authenticated by proof of possession instead of mTLS, through a real keyport-auth on a lab clock:
 // the channel carries no client certificate; each call carries the session certificate (keyport-cert-bin)
 // and a proof signed by its key over this call (keyport-pop), built here with proto/pop.ts and sent as raw
-// bytes, so a test controls exactly what is signed and what is sent. Every refusal is checked for its code,
+// bytes, so a test controls exactly what is signed and what is sent (and once through the client core). Every refusal is checked for its code,
 // its words, and a database unchanged (the nonces too, for a proof that fails a check).
-import { X509Certificate, KeyObject, createPrivateKey, randomBytes, sign, webcrypto } from 'node:crypto';
+import {
+  X509Certificate,
+  KeyObject,
+  createPrivateKey,
+  createPublicKey,
+  randomBytes,
+  sign,
+  webcrypto,
+} from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +22,7 @@ import { x509 } from '../auth/ca/x509-library';
 import { connectCluster } from '../client/api';
 import { parseClusterAddress } from '../client/cluster-trust';
 import { generateSessionKey } from '../client/keystore/session-key';
+import type { SessionSigner } from '../client/keystore/signer';
 import type { SessionKeyAlgorithm } from '../client/keystore/session-key';
 import { fromServiceError, KeyportError } from '../proto/errors';
 import { ChallengeScope } from '../proto/gen/keyport/v1/mfa';
@@ -265,6 +274,36 @@ describe('a call authenticated by certificate and proof, with no client certific
       expect(Math.abs(ping.serverTimeMs - clock.now())).toBeLessThan(60_000);
     },
   );
+
+  it('is what the client core sends for a session whose key cannot leave its signer (client/api.ts)', async () => {
+    // A signer shaped like a card's: sign() only, the key not exportable, so no TLS client certificate.
+    const signer: SessionSigner = {
+      source: 'piv',
+      algorithm: 'ecdsa-p256',
+      publicKeyPem: createPublicKey(createPrivateKey(alice.privateKeyPem))
+        .export({ format: 'pem', type: 'spki' })
+        .toString(),
+      sshPublicKey: '',
+      exportable: false,
+      sign: signerOf(alice.privateKeyPem),
+    };
+    const api = connectCluster({
+      address: parseClusterAddress(cluster.address),
+      caPem,
+      caPin: cluster.caPin,
+      signer,
+      certificatePem: alice.certPem,
+    });
+    try {
+      const before = nonces().length;
+      expect((await api.user.getStatus({})).user).toBe('alice');
+      expect((await api.user.listMfaDevices({})).devices.map((d) => d.name)).toEqual(['otp']);
+      await api.user.ping({});
+      expect(nonces()).toHaveLength(before + 3);
+    } finally {
+      api.close();
+    }
+  });
 
   it('signs the request bytes as received: a request with an unknown field needs a proof over those bytes', async () => {
     const proof = await proofFor(alice, GET_STATUS, GET_STATUS_WITH_UNKNOWN_FIELD);
