@@ -1,11 +1,15 @@
 // Everything single use or counted holds across keyport-auth replicas on one PostgreSQL database: each
 // race below sends its calls through two replicas at once. One signup token completes one signup, one
 // login challenge issues one certificate, one TOTP code signs in once, one device-enroll token enrolls
-// once (a real lab swtpm), parallel wrong passwords get exactly the lockout's checks, and the per-address
-// rate limit counts the calls both replicas served. Nothing half-written remains.
+// once (a real lab swtpm), one proof of possession authenticates one call, parallel wrong passwords get
+// exactly the lockout's checks, and the per-address rate limit counts the calls both replicas served.
+// Nothing half-written remains.
+import { createPrivateKey, randomBytes, sign, X509Certificate } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Client, credentials, Metadata } from '@grpc/grpc-js';
+import type { ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpCode } from '../auth/totp';
 import { connectCluster } from '../client/api';
@@ -15,7 +19,18 @@ import { TrustedDevice } from '../client/device-trust/device';
 import { generateSessionKey } from '../client/keystore/session-key';
 import { ProfileStore } from '../client/profiles';
 import { connectTrusted, ensureTrustedCluster } from '../client/session';
+import { fromServiceError } from '../proto/errors';
 import { ChallengeScope, MFADeviceType } from '../proto/gen/keyport/v1/mfa';
+import { UserServiceService } from '../proto/gen/keyport/v1/user';
+import type { UserStatus } from '../proto/gen/keyport/v1/user';
+import {
+  base64url,
+  digestOf,
+  encodeProof,
+  POP_CERTIFICATE_METADATA_KEY,
+  POP_METADATA_KEY,
+  PopRefused,
+} from '../proto/pop';
 import { createLabClock } from '../lab/clock';
 import { connectAsAdmin, nextTotpCode, signUpUserInProcess } from '../lab/cluster';
 import type { LabCluster } from '../lab/cluster';
@@ -297,6 +312,77 @@ describe('single-use things spent through two replicas at once', () => {
       `select count(*)::int as n from audit_events where type = 'device.enroll' and success = 1`,
     );
     expect(enrolled[0]?.n).toBe(1);
+  });
+});
+
+describe('proof-of-possession nonces through two replicas at once', () => {
+  it('accepts one of 50 calls carrying one proof, sent over both replicas; the other 49 are replays', async () => {
+    const person = await signUpUserInProcess(a, join(work, 'homes', 'pia'), 'pia', ['access']);
+    const anon = await anonymous(b, 'pia');
+    const challenge = await anon.auth.createAuthenticateChallenge({
+      user: 'pia',
+      password: person.password,
+      scope: ChallengeScope.CHALLENGE_SCOPE_LOGIN,
+    });
+    const key = generateSessionKey('ecdsa-p256');
+    const session = await anon.auth.login({
+      mfaResponse: {
+        challengeId: challenge.challengeId,
+        response: { $case: 'totp', value: { code: nextTotpCode(person.totpSecret) } },
+      },
+      sshPublicKey: key.sshPublicKey,
+      tlsPublicKey: key.publicKeyPem,
+      ttlSeconds: 3600,
+    });
+    const certificateDer = new X509Certificate(session.tlsCertificate).raw;
+    const nonce = base64url(randomBytes(16));
+    const getStatus = UserServiceService.getStatus;
+    const request = getStatus.requestSerialize({});
+    const proof = await encodeProof(
+      { m: getStatus.path, h: digestOf(request), t: Date.now(), n: nonce, c: digestOf(certificateDer) },
+      async (data) => sign('sha256', data, createPrivateKey(key.privateKeyPem)),
+    );
+    const { caCertPem: caPem } = JSON.parse(
+      await readFile(join(a.dataDir, 'admin-identity.json'), 'utf8'),
+    ) as { caCertPem: string };
+    // No client certificate on either channel: the certificate and the proof travel in the metadata.
+    const channels = [a, b].map(
+      (replica) => new Client(replica.address, credentials.createSsl(Buffer.from(caPem))),
+    );
+    try {
+      const metadata = new Metadata();
+      metadata.set(POP_CERTIFICATE_METADATA_KEY, certificateDer);
+      metadata.set(POP_METADATA_KEY, proof);
+      const settled = await Promise.allSettled(
+        Array.from(
+          { length: 50 },
+          (_, i) =>
+            new Promise<UserStatus>((resolve, reject) =>
+              channels[i % 2]!.makeUnaryRequest(
+                getStatus.path,
+                (bytes: Buffer) => bytes,
+                getStatus.responseDeserialize,
+                request,
+                metadata,
+                { deadline: Date.now() + 30_000 },
+                (error: ServiceError | null, status?: UserStatus) =>
+                  error ? reject(fromServiceError(error)) : resolve(status!),
+              ),
+            ),
+        ),
+      );
+      const codes = outcomes(settled);
+      expect(codes.filter((c) => c === 'ok')).toHaveLength(1);
+      expect(codes.filter((c) => c !== 'ok')).toEqual(Array.from({ length: 49 }, () => 'UNAUTHENTICATED'));
+      const messages = settled.flatMap((s) => (s.status === 'rejected' ? [(s.reason as Error).message] : []));
+      expect(new Set(messages)).toEqual(new Set([new PopRefused('replayed').message]));
+      expect(
+        (settled.find((s) => s.status === 'fulfilled') as PromiseFulfilledResult<UserStatus>).value.user,
+      ).toBe('pia');
+    } finally {
+      for (const channel of channels) channel.close();
+    }
+    expect(await rows(`select nonce from pop_nonces where nonce = $1`, [nonce])).toEqual([{ nonce }]);
   });
 });
 
