@@ -3,6 +3,7 @@ export * from './errors';
 export * from './schema';
 export * from './parse';
 export * from './presets';
+export * from './private-key-policy';
 export { parseGoDurationSeconds } from './duration';
 export { expandTraitValue, parseTraitValue } from './traits';
 export type { ParsedTraitValue, TraitTemplate } from './traits';

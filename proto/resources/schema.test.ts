@@ -207,7 +207,7 @@ describe('cluster_auth_preference fields', () => {
         device_trust: { mode: 'required', auto_enroll: true, ekcert_allowed_cas: [TEST_CA_PEM] },
         connector_name: 'passwordless',
         allow_passwordless: true,
-        hardware_key: { piv_slot: '9d' },
+        hardware_key: { piv_slot: '9d', attestation_roots: [TEST_CA_PEM] },
       },
       'pem-only',
     );
@@ -220,7 +220,7 @@ describe('cluster_auth_preference fields', () => {
       device_trust: { mode: 'required', auto_enroll: true, ekcert_allowed_cas: [TEST_CA_PEM] },
       connector_name: 'passwordless',
       allow_passwordless: true,
-      hardware_key: { piv_slot: '9d' },
+      hardware_key: { piv_slot: '9d', attestation_roots: [TEST_CA_PEM] },
     });
   });
 
@@ -241,6 +241,13 @@ describe('cluster_auth_preference fields', () => {
     [{ device_trust: { mode: 'strict' } }, 'spec.device_trust.mode'],
     [{ device_trust: { auto_enroll: true } }, 'spec.device_trust.mode'],
     [{ hardware_key: { piv_slot: '9b' } }, 'spec.hardware_key.piv_slot'],
+    [
+      { hardware_key: { attestation_roots: ['not a pem\nat all'] } },
+      'spec.hardware_key.attestation_roots[0]',
+    ],
+    [{ hardware_key: { attestation_roots: 'one' } }, 'spec.hardware_key.attestation_roots'],
+    [{ hardware_key: { touch: true } }, 'spec.hardware_key.touch'],
+    [{ require_session_mfa: 'hardware_key_always' }, 'spec.require_session_mfa'],
     [{ second_factors: ['sms'] }, 'spec.second_factors[0]'],
     [{ type: 'ldap' }, 'spec.type'],
   ])('rejects %j at %s', (spec, fieldPath) => {
@@ -337,6 +344,23 @@ describe('resolveCaFiles', () => {
     )) as ClusterAuthPreference;
     expect(resolved.spec.webauthn?.attestation_allowed_cas).toEqual([TEST_CA_PEM, TEST_CA_PEM]);
     expect(parseResourceJson(JSON.stringify(resolved))).toEqual(resolved);
+  });
+
+  it('inlines hardware_key.attestation_roots files, and refuses a path the server cannot read', async () => {
+    const cap = parseCap({ hardware_key: { attestation_roots: ['/ca/allowed.pem'] } }, 'pem-or-path');
+    const resolved = (await resolveCaFiles(cap, readFile)) as ClusterAuthPreference;
+    expect(resolved.spec.hardware_key?.attestation_roots).toEqual([TEST_CA_PEM]);
+    const error = await captureAsyncResourceError(() =>
+      resolveCaFiles(
+        parseCap({ hardware_key: { attestation_roots: ['/nope.pem'] } }, 'pem-or-path'),
+        readFile,
+      ),
+    );
+    expect(error.fieldPath).toBe('spec.hardware_key.attestation_roots[0]');
+    expect(
+      captureResourceError(() => parseCap({ hardware_key: { attestation_roots: ['/ca/allowed.pem'] } }))
+        .fieldPath,
+    ).toBe('spec.hardware_key.attestation_roots[0]');
   });
 
   it('names the entry of a missing file, and of every other bad file', async () => {

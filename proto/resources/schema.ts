@@ -376,6 +376,8 @@ function clusterAuthPreferenceSpecSchema(mode: CaEntryMode) {
     passwordless: z.boolean().optional(),
     hardware_key: strictFields({
       piv_slot: choice(PIV_SLOTS).optional(),
+      /** PIV attestation roots trusted besides Yubico's (shipped with keyport-auth), e.g. the lab card's. */
+      attestation_roots: caEntries(mode).optional(),
     }).optional(),
   }).superRefine((spec, context) => {
     for (const issue of capConsistencyIssues(spec)) context.addIssue({ code: 'custom', ...issue });
@@ -450,7 +452,7 @@ export interface CanonicalClusterAuthPreferenceSpec {
   device_trust: { mode: DeviceTrustMode; auto_enroll: boolean; ekcert_allowed_cas: string[] };
   connector_name?: string;
   allow_passwordless: boolean;
-  hardware_key: { piv_slot?: PivSlot };
+  hardware_key: { piv_slot?: PivSlot; attestation_roots: string[] };
 }
 
 /**
@@ -589,7 +591,10 @@ export function normalizeCap(
       ekcert_allowed_cas: [...(spec.device_trust?.ekcert_allowed_cas ?? [])],
     },
     allow_passwordless: spec.allow_passwordless ?? spec.passwordless ?? true,
-    hardware_key: spec.hardware_key?.piv_slot === undefined ? {} : { piv_slot: spec.hardware_key.piv_slot },
+    hardware_key: {
+      ...(spec.hardware_key?.piv_slot === undefined ? {} : { piv_slot: spec.hardware_key.piv_slot }),
+      attestation_roots: [...(spec.hardware_key?.attestation_roots ?? [])],
+    },
   };
   // As in Teleport, WebAuthn inherits the relying party and attestation CAs from a U2F section that
   // predates it, so devices registered under U2F keep working.
@@ -675,6 +680,13 @@ export async function resolveCapSpecCaFiles(
     deviceTrust.ekcert_allowed_cas = await resolveEntries(deviceTrust.ekcert_allowed_cas, [
       'device_trust',
       'ekcert_allowed_cas',
+    ]);
+  }
+  const hardwareKey = resolved.hardware_key;
+  if (hardwareKey?.attestation_roots !== undefined) {
+    hardwareKey.attestation_roots = await resolveEntries(hardwareKey.attestation_roots, [
+      'hardware_key',
+      'attestation_roots',
     ]);
   }
   if (u2f?.device_attestation_cas !== undefined) {
