@@ -240,8 +240,12 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
               if (error) explain(error).then(reject, reject);
               else resolve(response);
             };
-            if (!proofFor || !definition) {
+            if (!proofFor) {
               fn.call(client, request, new Metadata(), { deadline }, done);
+              return;
+            }
+            if (!definition) {
+              reject(new TypeError(`No service definition for ${service}.${method}: it cannot be signed.`));
               return;
             }
             // Serialized once: the proof hashes the very bytes that are sent.
