@@ -61,6 +61,8 @@ export const pivErrorReasons = [
   'CANCELLED',
   /** A wait (for a card, for pcscd) ran out. */
   'TIMEOUT',
+  /** The slot holds a key Keyport did not make: it is not overwritten without the person's say. */
+  'SLOT_IN_USE',
 ] as const;
 export type PivErrorReason = (typeof pivErrorReasons)[number];
 
@@ -110,6 +112,7 @@ const codeOf: Record<PivErrorReason, KeyportErrorCode> = {
   SESSION_CLOSED: 'CANCELLED',
   CANCELLED: 'CANCELLED',
   TIMEOUT: 'EXPIRED',
+  SLOT_IN_USE: 'ALREADY_EXISTS',
 };
 
 export class PivError extends KeyportError {

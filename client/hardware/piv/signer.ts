@@ -1,0 +1,114 @@
+// A session key on a PIV card as a SessionSigner (client/keystore/signer.ts): the card signs, the key never
+// leaves it (exportable false: its calls carry a proof of possession, client/api.ts). sign(data) is the
+// card's ECDSA P-256 over SHA-256(data), DER. The PIN is asked through `prompts.pin` only when the card
+// needs it (PIN policy "always" each time, "once" the first time per connection), again with the attempts
+// left after a wrong one; "Tap your YubiKey" is said when the key's touch policy makes the card wait.
+import { createHash, createPublicKey } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import type { SessionSigner } from '../../keystore/signer';
+import { formatSshPublicKey, sshPublicKeyParts } from '../../keystore/session-key';
+import type { PinPolicy, PivSlot, TouchPolicy } from './commands';
+import { effectivePinPolicy } from './commands';
+import { PivError } from './errors';
+import type { PivSession } from './session';
+
+/** The seed's words (Teleport's `tsh`), said when the card waits for a touch. */
+export const TAP_YOUR_YUBIKEY = 'Tap your YubiKey';
+
+export interface PivPrompts {
+  /** The card's PIV PIN, asked only when the card needs it; `retriesLeft` after a wrong one. */
+  pin(retriesLeft?: number): Promise<string>;
+  /** Says "Tap your YubiKey" when a signature waits for a touch. */
+  touch(message: string): void;
+}
+
+export interface PivSignerOptions {
+  session: PivSession;
+  slot: PivSlot;
+  /** The slot key's public key (GET METADATA or GENERATE): the session certificate's key. */
+  publicKey: KeyObject | string;
+  /** The key's PIN and touch policies, as GET METADATA reads them. */
+  policy: { pin: PinPolicy; touch: TouchPolicy };
+  prompts: PivPrompts;
+}
+
+/**
+ * A cached touch (YubiKey: 15 s) may not be needed: the prompt waits this long for the card's answer
+ * first. A touch-always key prompts as soon as the PIN (if any) is in.
+ */
+const CACHED_TOUCH_PROMPT_DELAY_MS = 200;
+/** Before a PIN that may be asked first, so the two prompts come in the order the card needs them. */
+const TOUCH_PROMPT_AFTER_PIN_CHANCE_MS = 100;
+
+export function openPivSigner(options: PivSignerOptions): SessionSigner {
+  const { session, slot, policy, prompts } = options;
+  const publicKey =
+    typeof options.publicKey === 'string' ? createPublicKey(options.publicKey) : options.publicKey;
+  if (publicKey.asymmetricKeyType !== 'ec' || publicKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    throw new PivError('INVALID_ARGUMENT', 'A PIV session key is ECDSA P-256.');
+  }
+  const touches = policy.touch === 'always' || policy.touch === 'cached';
+  const pinPolicy = effectivePinPolicy(slot, policy.pin);
+
+  async function signOnce(digest: Uint8Array, retriesLeft: number | undefined): Promise<Buffer> {
+    let timer: NodeJS.Timeout | undefined;
+    let said = false;
+    const sayTap = () => {
+      timer = undefined;
+      if (said) return;
+      said = true;
+      prompts.touch(TAP_YOUR_YUBIKEY);
+    };
+    const schedule = (delayMs: number) => {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      if (!touches) return;
+      if (delayMs === 0) sayTap();
+      else timer = setTimeout(sayTap, delayMs);
+    };
+    // A touch-always key waits for the touch at once, after the PIN when the card asks for one first.
+    schedule(
+      policy.touch === 'cached'
+        ? CACHED_TOUCH_PROMPT_DELAY_MS
+        : pinPolicy === 'never'
+          ? 0
+          : TOUCH_PROMPT_AFTER_PIN_CHANCE_MS,
+    );
+    try {
+      const signature = await session.sign(slot, digest, {
+        pinPolicy: policy.pin,
+        pin: async () => {
+          if (timer) clearTimeout(timer);
+          timer = undefined;
+          const pin = await prompts.pin(retriesLeft);
+          schedule(policy.touch === 'always' ? 0 : CACHED_TOUCH_PROMPT_DELAY_MS);
+          return pin;
+        },
+      });
+      return Buffer.from(signature);
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+  }
+
+  return Object.freeze({
+    source: 'piv' as const,
+    algorithm: 'ecdsa-p256' as const,
+    publicKeyPem: publicKey.export({ format: 'pem', type: 'spki' }).toString(),
+    sshPublicKey: formatSshPublicKey(sshPublicKeyParts(publicKey)),
+    exportable: false,
+    async sign(data: Buffer): Promise<Buffer> {
+      const digest = createHash('sha256').update(data).digest();
+      let retriesLeft: number | undefined;
+      for (;;) {
+        try {
+          return await signOnce(digest, retriesLeft);
+        } catch (error) {
+          // A wrong PIN: asked again, with the attempts left, until it is right or the PIN blocks.
+          if (!(error instanceof PivError) || error.reason !== 'PIN_INCORRECT') throw error;
+          retriesLeft = error.retriesLeft;
+        }
+      }
+    },
+  });
+}

@@ -1,0 +1,274 @@
+// Hardware keys, the client side (issue 10): session keys prepared on the lab's virtual PIV card on a real
+// pcscd for each private-key policy (slot, PIN and touch policies, Keyport's mark, attestation, the
+// factory PIN replaced first), reused when they fit, a foreign key never overwritten, PIN prompts (wrong,
+// blocked), and the touch a signature waits for (always: each signature; cached: 15 s on the lab clock).
+// One card per file: libpcsclite reads PCSCLITE_CSOCK_NAME once per process.
+import { createHash, verify, X509Certificate } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PivError } from '../client/hardware/piv/errors';
+import { isKeyportMarker } from '../client/hardware/piv/marker';
+import { openPivSession } from '../client/hardware/piv/session';
+import type { PivSession } from '../client/hardware/piv/session';
+import { choosePivSlot, NEW_PIN_NOTICE, preparePivSessionKey } from '../client/hardware/piv/session-key';
+import type { PivSetupPrompts } from '../client/hardware/piv/session-key';
+import { openPivSigner, TAP_YOUR_YUBIKEY } from '../client/hardware/piv/signer';
+import { createLabClock } from '../lab/clock';
+import type { LabClock } from '../lab/clock';
+import { startLabPivCard } from '../lab/piv/lab';
+import type { LabPivCard } from '../lab/piv/lab';
+
+const NEW_PIN = '246810';
+const NEW_PUK = '13579246';
+const data = Buffer.from('keyport-pop-v1.claims');
+
+/** Prompts that answer from lists and record what was asked and said. */
+function scriptedPrompts(answers: { pins?: string[]; newPin?: string; newPuk?: string } = {}) {
+  const pins = [...(answers.pins ?? [])];
+  const asked: string[] = [];
+  const prompts: PivSetupPrompts = {
+    async pin(retriesLeft) {
+      asked.push(retriesLeft === undefined ? 'pin' : `pin (${retriesLeft} left)`);
+      const next = pins.shift();
+      if (next === undefined) throw new Error('no PIN left to answer with');
+      return next;
+    },
+    touch: (message) => asked.push(message),
+    async newPin() {
+      asked.push('new pin');
+      return answers.newPin ?? NEW_PIN;
+    },
+    async newPuk() {
+      asked.push('new puk');
+      return answers.newPuk ?? NEW_PUK;
+    },
+    notice: (message) => asked.push(message),
+  };
+  return { prompts, asked };
+}
+
+async function rejection(promise: Promise<unknown>): Promise<PivError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(PivError);
+  return error as PivError;
+}
+
+describe('hardware-key session keys on the lab PIV card', () => {
+  let card: LabPivCard;
+  let clock: LabClock;
+  let session: PivSession;
+
+  beforeAll(async () => {
+    clock = createLabClock();
+    card = await startLabPivCard({ touch: 'auto', env: clock.env });
+    session = await openPivSession({ socketPath: card.socketPath });
+  }, 60_000);
+
+  afterAll(async () => {
+    await session?.close();
+    await card?.stop();
+    clock?.dispose();
+  });
+
+  /** Touches and GENERATEs the card counted while `work` ran. */
+  async function counted<T>(work: () => Promise<T>) {
+    let touches = 0;
+    const count = () => touches++;
+    card.events.on('touch-needed', count);
+    await card.stats({ reset: true });
+    try {
+      const result = await work();
+      const stats = await card.stats({ reset: true });
+      return { result, touches, byIns: stats.byIns };
+    } finally {
+      card.events.off('touch-needed', count);
+    }
+  }
+
+  it('asks for a PIN and PUK of the person on a card with the factory PIN, then prepares a touch-and-PIN key in 9d', async () => {
+    const { prompts, asked } = scriptedPrompts();
+    const slot = choosePivSlot('hardware_key_touch_and_pin', {}).slot;
+    const prepared = await preparePivSessionKey({
+      session,
+      policy: 'hardware_key_touch_and_pin',
+      slot,
+      prompts,
+    });
+    expect(asked).toEqual([NEW_PIN_NOTICE, 'new pin', 'new puk']);
+    expect(prepared).toMatchObject({
+      slot: 0x9d,
+      keyPolicy: { pin: 'once', touch: 'cached' },
+      meets: 'hardware_key_touch_and_pin',
+      serial: card.serial,
+      reused: false,
+    });
+    expect(prepared.signer).toMatchObject({ source: 'piv', algorithm: 'ecdsa-p256', exportable: false });
+    expect(prepared.signer.sshPublicKey).toMatch(/^ecdsa-sha2-nistp256 /);
+    // The PIN and PUK are the person's now: the factory ones are refused.
+    expect((await session.metadata(0x80)).isDefault).toBe(false);
+    expect((await session.metadata(0x81)).isDefault).toBe(false);
+
+    const metadata = await session.metadata(0x9d);
+    expect(metadata).toMatchObject({ origin: 'generated', policy: { pin: 'once', touch: 'cached' } });
+    expect(metadata.publicKey?.export({ format: 'pem', type: 'spki' })).toBe(prepared.signer.publicKeyPem);
+    expect(isKeyportMarker(await session.readCertificate(0x9d), metadata.publicKey!)).toBe(true);
+
+    // The attestation: the slot's certificate under the card's f9, which chains to the lab root.
+    const attested = new X509Certificate(prepared.attestation.slotCertificate);
+    const f9 = new X509Certificate(prepared.attestation.attestationCertificate);
+    expect(attested.publicKey.equals(metadata.publicKey!)).toBe(true);
+    expect(attested.verify(f9.publicKey)).toBe(true);
+    expect(f9.verify(new X509Certificate(card.attestationRootPem).publicKey)).toBe(true);
+
+    // The PIN was set in this session: the first signature needs no prompt for it, only the touch.
+    const signed = await counted(() => prepared.signer.sign(data));
+    expect(verify('sha256', data, prepared.signer.publicKeyPem, signed.result)).toBe(true);
+    expect(signed.touches).toBe(1);
+  });
+
+  it('prepares each policy in its default slot with the matching PIN and touch policies', async () => {
+    const cases = [
+      { policy: 'hardware_key', slot: 0x9a, key: { pin: 'never', touch: 'never' } },
+      { policy: 'hardware_key_touch', slot: 0x9c, key: { pin: 'never', touch: 'cached' } },
+      { policy: 'hardware_key_pin', slot: 0x9e, key: { pin: 'once', touch: 'never' } },
+    ] as const;
+    for (const { policy, slot, key } of cases) {
+      const { prompts, asked } = scriptedPrompts();
+      const prepared = await preparePivSessionKey({
+        session,
+        policy,
+        slot: choosePivSlot(policy, {}).slot,
+        prompts,
+      });
+      expect(prepared).toMatchObject({ slot, keyPolicy: key, meets: policy, reused: false });
+      expect(asked).toEqual([]); // the PIN is the person's already
+      expect((await session.metadata(slot)).policy).toEqual(key);
+    }
+  });
+
+  it('reuses the Keyport key in the slot when it fits: no GENERATE, the same key', async () => {
+    const { prompts } = scriptedPrompts();
+    const before = (await session.metadata(0x9c)).publicKey!;
+    const again = await counted(() =>
+      preparePivSessionKey({ session, policy: 'hardware_key_touch', slot: 0x9c, prompts }),
+    );
+    expect(again.result.reused).toBe(true);
+    expect(again.byIns['47']).toBeUndefined(); // GENERATE ASYMMETRIC KEY PAIR
+    expect(again.byIns.db).toBeUndefined(); // PUT DATA
+    expect(again.result.signer.publicKeyPem).toBe(before.export({ format: 'pem', type: 'spki' }));
+    // A stricter policy in the same slot replaces Keyport's own key (it is Keyport's to replace).
+    const stricter = await preparePivSessionKey({
+      session,
+      policy: 'hardware_key_touch_and_pin',
+      slot: 0x9c,
+      prompts: scriptedPrompts().prompts,
+    });
+    expect(stricter.reused).toBe(false);
+    expect(stricter.keyPolicy).toEqual({ pin: 'once', touch: 'cached' });
+  });
+
+  it('takes a slot override and leaves the default slot alone', async () => {
+    const choice = choosePivSlot('hardware_key', { flag: '9e', cluster: '9c' });
+    const before9a = (await session.metadata(0x9a)).publicKey!;
+    const prepared = await preparePivSessionKey({
+      session,
+      policy: 'hardware_key',
+      slot: choice.slot,
+      prompts: scriptedPrompts().prompts,
+    });
+    // 9e held Keyport's PIN-once key: it meets hardware_key, so it is reused, in 9e.
+    expect(prepared).toMatchObject({ slot: 0x9e, reused: true, meets: 'hardware_key_pin' });
+    expect((await session.metadata(0x9a)).publicKey!.equals(before9a)).toBe(true);
+  });
+
+  it("does not overwrite another application's key in the slot, unless told to", async () => {
+    // Another application's key in 9a (generated by it, with no Keyport mark).
+    const foreign = await session.generate(0x9a, { pin: 'never', touch: 'never' });
+    await session.writeCertificate(0x9a, new Uint8Array(new X509Certificate(card.attestationRootPem).raw));
+    const refused = await rejection(
+      preparePivSessionKey({
+        session,
+        policy: 'hardware_key',
+        slot: 0x9a,
+        prompts: scriptedPrompts().prompts,
+      }),
+    );
+    expect(refused).toMatchObject({ reason: 'SLOT_IN_USE', code: 'ALREADY_EXISTS' });
+    expect(refused.message).toContain('Slot 9a');
+    expect(refused.message).toContain('--piv-slot');
+    expect(refused.message).toContain('--piv-overwrite');
+    expect((await session.metadata(0x9a)).publicKey!.equals(foreign)).toBe(true);
+
+    const replaced = await preparePivSessionKey({
+      session,
+      policy: 'hardware_key',
+      slot: 0x9a,
+      overwrite: true,
+      prompts: scriptedPrompts().prompts,
+    });
+    expect(replaced.reused).toBe(false);
+    expect((await session.metadata(0x9a)).publicKey!.equals(foreign)).toBe(false);
+  });
+
+  it('signs with a touch-always key once per touch, saying "Tap your YubiKey" each time', async () => {
+    const publicKey = await session.generate(0x9a, { pin: 'never', touch: 'always' });
+    const { prompts, asked } = scriptedPrompts();
+    const signer = openPivSigner({
+      session,
+      slot: 0x9a,
+      publicKey,
+      policy: { pin: 'never', touch: 'always' },
+      prompts,
+    });
+    const signed = await counted(async () => [await signer.sign(data), await signer.sign(data)]);
+    expect(signed.touches).toBe(2);
+    for (const signature of signed.result) expect(verify('sha256', data, publicKey, signature)).toBe(true);
+    expect(asked).toEqual([TAP_YOUR_YUBIKEY, TAP_YOUR_YUBIKEY]);
+  });
+
+  it('signs with a touch-cached key without a touch within 15 s (lab clock), and asks again after', async () => {
+    const publicKey = await session.generate(0x9a, { pin: 'never', touch: 'cached' });
+    const signer = openPivSigner({
+      session,
+      slot: 0x9a,
+      publicKey,
+      policy: { pin: 'never', touch: 'cached' },
+      prompts: scriptedPrompts().prompts,
+    });
+    clock.advance(16_000); // past the touch the card cached for the last test's key
+    const first = await counted(async () => {
+      await signer.sign(data);
+      clock.advance(14_000);
+      await signer.sign(data);
+    });
+    expect(first.touches).toBe(1);
+    clock.advance(2_000);
+    const after = await counted(() => signer.sign(data));
+    expect(after.touches).toBe(1);
+    expect(verify('sha256', data, publicKey, after.result)).toBe(true);
+  });
+
+  it('asks the PIN again after a wrong one, with the attempts left; a blocked PIN says how to unblock it', async () => {
+    const publicKey = await session.generate(0x9a, { pin: 'always', touch: 'never' });
+    const policy = { pin: 'always', touch: 'never' } as const;
+    const wrongThenRight = scriptedPrompts({ pins: ['000000', NEW_PIN] });
+    const signer = openPivSigner({ session, slot: 0x9a, publicKey, policy, prompts: wrongThenRight.prompts });
+    expect(verify('sha256', data, publicKey, await signer.sign(data))).toBe(true);
+    expect(wrongThenRight.asked).toEqual(['pin', 'pin (2 left)']);
+
+    const wrongAlways = scriptedPrompts({ pins: ['000000', '000001', '000002', NEW_PIN] });
+    const blocking = openPivSigner({ session, slot: 0x9a, publicKey, policy, prompts: wrongAlways.prompts });
+    const blocked = await rejection(blocking.sign(data));
+    expect(blocked).toMatchObject({ reason: 'PIN_BLOCKED', code: 'LOCKED', retriesLeft: 0 });
+    expect(blocked.message).toContain('Unblock it with the PUK');
+    expect(wrongAlways.asked).toEqual(['pin', 'pin (2 left)', 'pin (1 left)']);
+
+    await session.unblockPin(NEW_PUK, NEW_PIN);
+    const digest = createHash('sha256').update(data).digest();
+    expect(
+      verify('sha256', data, publicKey, Buffer.from(await session.sign(0x9a, digest, { pin: NEW_PIN }))),
+    ).toBe(true);
+  });
+});
