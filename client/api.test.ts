@@ -281,16 +281,33 @@ describe('connectCluster with proofOfPossession', () => {
     ).toBe('certificate');
   });
 
-  it('signs unauthenticated calls too, and is implied for a key that cannot leave its signer', async () => {
+  it('is implied for a key that cannot leave its signer, and never signs AuthService calls', async () => {
     const session = await newSession('ecdsa-p256');
-    // A card's signer, as client/hardware/piv will give one: same interface, not exportable.
-    const card: SessionSigner = { ...session.signer, source: 'piv', exportable: false };
+    // A card's signer, as client/hardware/piv gives one: same interface, not exportable; it counts signatures
+    // (each may cost the person a touch or a PIN).
+    let signatures = 0;
+    const card: SessionSigner = {
+      ...session.signer,
+      source: 'piv',
+      exportable: false,
+      sign: (data) => {
+        signatures++;
+        return session.signer.sign(data);
+      },
+    };
     const connection = connectCluster({ ...target(), signer: card, certificatePem: session.certificatePem });
     try {
-      const calls = await callsDuring(() => connection.auth.getClusterInfo({}));
+      // Cluster info authenticates nobody: sent as it is, no certificate, no proof, no signature.
+      const unsigned = await callsDuring(() => connection.auth.getClusterInfo({}));
+      expect(unsigned).toHaveLength(1);
+      expect(unsigned[0]?.clientCertificate).toBe(false);
+      expect(unsigned[0]?.metadata.get(POP_METADATA_KEY)).toEqual([]);
+      expect(signatures).toBe(0);
+      const calls = await callsDuring(() => connection.admin.getResource({ kind: 'role', name: 'a' }));
       expect(calls).toHaveLength(1);
       expect(calls[0]?.clientCertificate).toBe(false);
       expectValidProof(calls[0] as SeenCall, session);
+      expect(signatures).toBe(1);
     } finally {
       connection.close();
     }

@@ -231,17 +231,21 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
       get(_target, method: string) {
         const fn = (client as unknown as Record<string, UnaryMethod<unknown, unknown>>)[method];
         if (typeof fn !== 'function') return undefined;
-        const definition = proofFor ? methodDefinition(service, method) : undefined;
+        // AuthService's calls (cluster info, signup, login) authenticate nobody: never signed, so a card
+        // is not asked for a touch or a PIN for them.
+        const signed = service === 'auth' ? undefined : proofFor;
+        const definition = signed ? methodDefinition(service, method) : undefined;
         return (request: unknown) =>
           new Promise((resolve, reject) => {
             options.onCall?.(`${service}.${method}`);
-            const deadline = new Date(Date.now() + (options.deadlineMs ?? 15_000));
+            // The deadline starts once the call is ready to go: a card's touch or PIN is not counted in it.
+            const deadline = () => new Date(Date.now() + (options.deadlineMs ?? 15_000));
             const done = (error: ServiceError | null, response: unknown) => {
               if (error) explain(error).then(reject, reject);
               else resolve(response);
             };
-            if (!proofFor) {
-              fn.call(client, request, new Metadata(), { deadline }, done);
+            if (!signed) {
+              fn.call(client, request, new Metadata(), { deadline: deadline() }, done);
               return;
             }
             if (!definition) {
@@ -250,14 +254,14 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
             }
             // Serialized once: the proof hashes the very bytes that are sent.
             const bytes = definition.requestSerialize(request);
-            proofFor(definition.path, bytes).then((metadata) => {
+            signed(definition.path, bytes).then((metadata) => {
               client.makeUnaryRequest(
                 definition.path,
                 asSerialized,
                 definition.responseDeserialize,
                 bytes,
                 metadata,
-                { deadline },
+                { deadline: deadline() },
                 done,
               );
             }, reject);
