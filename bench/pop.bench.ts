@@ -1,8 +1,9 @@
 // The cost of proof of possession per authenticated call (proto/pop.ts, auth/pop.ts), against its floor
-// measured in the same run: the same call (user.ping) over mTLS. One keyport-auth on SQLite, one session
-// with a software P-256 key, one channel per mode (mTLS: the key in the TLS handshake; PoP: no client
+// measured in the same run: the same call (user.ping) over mTLS. One keyport-auth, one session with a
+// software P-256 key, one channel per mode (mTLS: the key in the TLS handshake; PoP: no client
 // certificate, the certificate and a proof signed by the key on every call, its nonce spent in the
-// database). Sequential calls give the latency; 16 concurrent callers on the channel give the throughput.
+// database: SQLite, then a lab PostgreSQL). Sequential calls give the latency; 16 concurrent callers on
+// the channel give the throughput.
 // The CPU per call is keyport-auth's own (/proc/PID/stat utime + stime over the measured calls). Modes
 // alternate over several rounds, so a noisy neighbour hits both alike. A PIV card's signature comes later.
 import { createPrivateKey, createPublicKey, sign } from 'node:crypto';
@@ -17,6 +18,8 @@ import { generateSessionKey } from '../client/keystore/session-key';
 import type { SessionSigner } from '../client/keystore/signer';
 import { ChallengeScope } from '../proto/gen/keyport/v1/mfa';
 import { nextTotpCode, signUpUserInProcess, startLabCluster } from '../lab/cluster';
+import { startLabPostgres } from '../lab/postgres';
+import { postgresStorageYaml } from '../lab/replicas';
 import { median, percentile, report, timeEach } from './stats';
 
 const SEQUENTIAL_CALLS = Number(process.env.BENCH_POP_CALLS ?? 300);
@@ -86,8 +89,23 @@ function summarize(runs: Run[]): Summary & { samples: number[] } {
 
 const ratio = (measured: number, floor: number) => Number((measured / floor).toFixed(2));
 
+/** On SQLite, then on a lab PostgreSQL (the nonce's write is the part that depends on the database). */
 export async function benchPop() {
-  const cluster = await startLabCluster({ clusterName: 'bench-pop' });
+  const onSqlite = await benchPopOn('sqlite');
+  const postgres = await startLabPostgres();
+  try {
+    const onPostgres = await benchPopOn('postgresql', postgresStorageYaml(postgres.connString));
+    return { sqlite: onSqlite, postgresql: onPostgres };
+  } finally {
+    await postgres.stop();
+  }
+}
+
+async function benchPopOn(storage: 'sqlite' | 'postgresql', configYaml?: string) {
+  const cluster = await startLabCluster({
+    clusterName: 'bench-pop',
+    ...(configYaml ? { configYaml } : {}),
+  });
   const home = await mkdtemp(join(tmpdir(), 'keyport-bench-pop-'));
   const apis: ClusterApi[] = [];
   try {
@@ -160,7 +178,7 @@ export async function benchPop() {
     const conc = { mtls: summarize(runs.mtls.conc), pop: summarize(runs.pop.conc) };
     const strip = ({ samples: _samples, ...rest }: Summary & { samples: number[] }) => rest;
     const line = report('pop', seq.pop.samples, 'the same ping over mTLS', seq.mtls.samples, {
-      storage: 'sqlite',
+      storage,
       key: 'software ECDSA P-256',
       sequential: { mtls: strip(seq.mtls), pop: strip(seq.pop) },
       [`concurrent_${CONCURRENCY}`]: { mtls: strip(conc.mtls), pop: strip(conc.pop) },
@@ -180,7 +198,7 @@ export async function benchPop() {
       client_sign_p50_ms: Number(median(clientSign).toFixed(3)),
     });
     console.log(
-      `pop: sequential ${seq.mtls.calls_per_second} → ${seq.pop.calls_per_second} calls/s (p50 ${seq.mtls.p50_ms} → ${seq.pop.p50_ms} ms), ` +
+      `pop on ${storage}: sequential ${seq.mtls.calls_per_second} → ${seq.pop.calls_per_second} calls/s (p50 ${seq.mtls.p50_ms} → ${seq.pop.p50_ms} ms), ` +
         `${CONCURRENCY} concurrent ${conc.mtls.calls_per_second} → ${conc.pop.calls_per_second} calls/s (p50 ${conc.mtls.p50_ms} → ${conc.pop.p50_ms} ms), ` +
         `keyport-auth CPU per call ${seq.mtls.cpu_ms_per_call}/${conc.mtls.cpu_ms_per_call} → ${seq.pop.cpu_ms_per_call}/${conc.pop.cpu_ms_per_call} ms (sequential/concurrent), mTLS → PoP`,
     );
