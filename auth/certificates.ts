@@ -13,6 +13,8 @@ import { loadRoles, loginsFor, sessionTtlSeconds } from './policy';
 import type { UserRow } from './storage/store';
 import type { SessionDevice } from './device-trust/policy';
 import type { PerfSteps } from './perf';
+import type { PrivateKeyPolicy } from '../proto/resources/private-key-policy';
+import type { Role } from '../proto/resources/schema';
 
 /** Who a session is for, as its certificates will say it. */
 export interface SessionIdentity {
@@ -26,6 +28,18 @@ export interface SessionIdentity {
   ttlSeconds: number;
   /** The trusted device this login authenticated (or enrolled), when there is one. */
   device?: SessionDevice;
+  /** The private-key policy the session key was attested to meet; absent means a software key ("none"). */
+  privateKeyPolicy?: PrivateKeyPolicy;
+}
+
+/**
+ * The private-key policy met, by name, in the SSH certificate (`keyport-private-key-policy@keyport.dev`) and
+ * the X.509 identity (`keyport-private-key-policy`); only on sessions whose key was attested.
+ */
+export const PRIVATE_KEY_POLICY_EXTENSION = 'keyport-private-key-policy';
+
+function keyPolicyExtensions(policy: PrivateKeyPolicy | undefined): Record<string, string> {
+  return policy === undefined || policy === 'none' ? {} : { [PRIVATE_KEY_POLICY_EXTENSION]: policy };
 }
 
 /** The device extensions, by name, in the SSH certificate (with @keyport.dev) and the X.509 identity. */
@@ -61,10 +75,17 @@ export interface SessionCertificates {
 export async function sessionIdentityOf(
   ctx: ServiceContext,
   user: UserRow,
-  options: { mfaVerified: boolean; requestedTtlSeconds?: number; device?: SessionDevice },
+  options: {
+    mfaVerified: boolean;
+    requestedTtlSeconds?: number;
+    device?: SessionDevice;
+    privateKeyPolicy?: PrivateKeyPolicy;
+    /** The user's roles, when the caller has just read them. */
+    roles?: Role[];
+  },
 ): Promise<SessionIdentity> {
   const spec = JSON.parse(user.spec_json) as { roles?: string[]; traits?: Record<string, string[]> };
-  const roles = await loadRoles(ctx.store, spec.roles ?? []);
+  const roles = options.roles ?? (await loadRoles(ctx.store, spec.roles ?? []));
   return {
     user: user.name,
     roles: roles.map((role) => role.metadata.name),
@@ -72,6 +93,9 @@ export async function sessionIdentityOf(
     mfaVerified: options.mfaVerified,
     ttlSeconds: sessionTtlSeconds(roles, options.requestedTtlSeconds || undefined),
     ...(options.device ? { device: options.device } : {}),
+    ...(options.privateKeyPolicy && options.privateKeyPolicy !== 'none'
+      ? { privateKeyPolicy: options.privateKeyPolicy }
+      : {}),
   };
 }
 
@@ -97,10 +121,10 @@ export async function issueSessionCertificates(
       'keyport-roles@keyport.dev': JSON.stringify(identity.roles),
       ...(identity.mfaVerified ? { 'keyport-mfa-verified@keyport.dev': '' } : {}),
       ...Object.fromEntries(
-        Object.entries(deviceExtensions(identity.device)).map(([name, value]) => [
-          `${name}@keyport.dev`,
-          value,
-        ]),
+        Object.entries({
+          ...deviceExtensions(identity.device),
+          ...keyPolicyExtensions(identity.privateKeyPolicy),
+        }).map(([name, value]) => [`${name}@keyport.dev`, value]),
       ),
     },
   });
@@ -112,7 +136,7 @@ export async function issueSessionCertificates(
     roles: identity.roles,
     logins: identity.logins,
     mfaVerified: identity.mfaVerified,
-    extra: deviceExtensions(identity.device),
+    extra: { ...deviceExtensions(identity.device), ...keyPolicyExtensions(identity.privateKeyPolicy) },
     notBefore,
     notAfter,
   });

@@ -25,6 +25,20 @@ describe('the error contract', () => {
     expect(received.fields).toEqual({ fieldPath: 'spec.x[0]', lockedUntilMs: 42, resolvableByRelogin: true });
   });
 
+  it('carries the required private-key policy of PRIVATE_KEY_POLICY_NOT_MET', () => {
+    const sent = new KeyportError(
+      'PRIVATE_KEY_POLICY_NOT_MET',
+      'Unmet private key policy "hardware_key_touch".',
+      {
+        privateKeyPolicy: 'hardware_key_touch',
+        resolvableByRelogin: true,
+      },
+    );
+    const received = fromServiceError(asServiceError(sent));
+    expect(received.code).toBe('PRIVATE_KEY_POLICY_NOT_MET');
+    expect(received.fields).toEqual({ privateKeyPolicy: 'hardware_key_touch', resolvableByRelogin: true });
+  });
+
   it('falls back to the gRPC status when the detail is garbled', () => {
     const metadata = new Metadata();
     metadata.set(ERROR_METADATA_KEY, Buffer.from([0xff, 0xff, 0xff]));

@@ -35,6 +35,8 @@ export interface KeyportErrorFields {
   resolvableByRelogin?: boolean;
   /** RESOURCE_EXHAUSTED by a rate limit: wait this long before the next try. */
   retryAfterMs?: number;
+  /** PRIVATE_KEY_POLICY_NOT_MET: the policy the session key must meet, e.g. "hardware_key_touch". */
+  privateKeyPolicy?: string;
 }
 
 /** An error with a stable code; the message tells the person what happened and what to do next. */
@@ -80,6 +82,7 @@ export function toStatusObject(error: KeyportError): Partial<StatusObject> {
     lockedUntilMs: error.fields.lockedUntilMs ?? 0,
     resolvableByRelogin: error.fields.resolvableByRelogin ?? false,
     retryAfterMs: error.fields.retryAfterMs ?? 0,
+    privateKeyPolicy: error.fields.privateKeyPolicy ?? '',
   }).finish();
   metadata.set(ERROR_METADATA_KEY, Buffer.from(detail));
   return { code: grpcStatusOf[error.code], details: error.message, metadata };
@@ -98,6 +101,7 @@ export function fromServiceError(error: ServiceError): KeyportError {
           ...(detail.lockedUntilMs ? { lockedUntilMs: detail.lockedUntilMs } : {}),
           ...(detail.resolvableByRelogin ? { resolvableByRelogin: true } : {}),
           ...(detail.retryAfterMs ? { retryAfterMs: detail.retryAfterMs } : {}),
+          ...(detail.privateKeyPolicy ? { privateKeyPolicy: detail.privateKeyPolicy } : {}),
         });
       }
     } catch {

@@ -14,7 +14,7 @@ import { parseSshPublicKey, sshPublicKeyFromKeyObject } from '../ca/ssh';
 import { parseClientPublicKey } from '../ca/spki';
 import type { ClientPublicKey } from '../ca/spki';
 import { verifyPassword } from '../passwords';
-import { loadCap } from '../policy';
+import { loadCap, loadRoles } from '../policy';
 import {
   admitAttempt,
   clearFailures,
@@ -42,6 +42,8 @@ import {
 import { webauthnEnabled } from '../webauthn';
 import { finishDeviceLogin, startDeviceLogin } from '../device-trust/login';
 import { perfSteps } from '../perf';
+import { checkSessionKey, keyPolicyHint, requiredPolicyFor } from '../hardware-key/login';
+import type { Role } from '../../proto/resources/schema';
 
 import type { ServiceContext } from '../context';
 
@@ -187,6 +189,12 @@ export function loginHandlers(ctx: ServiceContext) {
     return { user, mfaVerified: false, method: 'password' };
   }
 
+  /** The user's roles that exist now. */
+  function rolesOf(user: UserRow): Promise<Role[]> {
+    const spec = JSON.parse(user.spec_json) as { roles?: string[] };
+    return loadRoles(ctx.store, spec.roles ?? []);
+  }
+
   return {
     async createAuthenticateChallenge(
       request: CreateAuthenticateChallengeRequest,
@@ -205,7 +213,8 @@ export function loginHandlers(ctx: ServiceContext) {
         const challenge = await createPasswordlessChallenge(ctx, cap, device.payload);
         perf.step('create challenge');
         perf.end();
-        return { ...challenge, deviceChallenge: device.challenge };
+        // The user is unknown until the passkey answers: only the cap's policy can be told.
+        return { ...challenge, deviceChallenge: device.challenge, ...keyPolicyHint(cap, []) };
       }
       if (request.scope !== ChallengeScope.CHALLENGE_SCOPE_LOGIN) {
         throw new KeyportError(
@@ -266,9 +275,17 @@ export function loginHandlers(ctx: ServiceContext) {
         device.payload,
       );
       perf.step('create challenge');
+      // 6. The private-key policy, so the client can prepare (and attest) a key on its card before Login.
+      const keyPolicy = keyPolicyHint(cap, await rolesOf(user));
+      perf.step('key policy');
       perf.end();
       // The login step takes the challenge id alone when the cluster requires no second factor.
-      return { ...challenge, mfaRequired: cap.secondFactorRequired, deviceChallenge: device.challenge };
+      return {
+        ...challenge,
+        mfaRequired: cap.secondFactorRequired,
+        deviceChallenge: device.challenge,
+        ...keyPolicy,
+      };
     },
 
     async login(request: LoginRequest, call: CallContext): Promise<LoginResponse> {
@@ -310,7 +327,26 @@ export function loginHandlers(ctx: ServiceContext) {
             refuse,
           );
       perf.step('second factor / passkey');
-      // 4. The device: its quote over this challenge's nonce (and, auto-enrolling, the activated secret).
+      // 4. The session key: the policy of this user's roles and the cap, met by an attested card key. Checked
+      //    before the device part, which may enroll a device: a refusal stores nothing but its audit.
+      const roles = await rolesOf(verified.user);
+      const required = requiredPolicyFor(cap, roles);
+      let keyPolicy: ReturnType<typeof checkSessionKey>;
+      try {
+        keyPolicy = checkSessionKey({
+          required,
+          attestation: request.hardwareKeyAttestation,
+          sessionKey: keys.tls.key,
+          sshKey: keys.ssh.key,
+          extraRoots: cap.hardware_key.attestation_roots,
+          now: new Date(ctx.now()),
+        });
+      } catch (error) {
+        if (!(error instanceof KeyportError)) throw error;
+        return refuse(`private key policy "${required}": ${error.message}`, error);
+      }
+      perf.step('hardware key');
+      // 5. The device: its quote over this challenge's nonce (and, auto-enrolling, the activated secret).
       const device = await finishDeviceLogin(
         ctx,
         challenge.payload.device,
@@ -319,15 +355,17 @@ export function loginHandlers(ctx: ServiceContext) {
         call.clientAddr,
       );
       perf.step('device quote');
-      // 5. Certificates for the identity this login earned.
+      // 6. Certificates for the identity this login earned.
       const identity = await sessionIdentityOf(ctx, verified.user, {
         mfaVerified: verified.mfaVerified,
         requestedTtlSeconds: ttlSeconds,
         device,
+        privateKeyPolicy: keyPolicy.policy,
+        roles,
       });
       perf.step('roles');
       const issued = await issueSessionCertificates(ctx, identity, keys, perf);
-      // 6. The address's failures are forgiven; the login and the certificates are audited.
+      // 7. The address's failures are forgiven; the login and the certificates are audited.
       await clearFailures(ctx, identity.user, address);
       perf.step('clear failures');
       // One statement for both events.
@@ -351,6 +389,10 @@ export function loginHandlers(ctx: ServiceContext) {
             ttl_seconds: identity.ttlSeconds,
             mfa_verified: identity.mfaVerified,
             ...(identity.device ? { device_id: identity.device.deviceId } : {}),
+            ...(identity.privateKeyPolicy ? { private_key_policy: identity.privateKeyPolicy } : {}),
+            ...(keyPolicy.verified?.facts.serial !== undefined
+              ? { hardware_key_serial: keyPolicy.verified.facts.serial }
+              : {}),
           },
         },
       ]);
@@ -369,6 +411,7 @@ export function loginHandlers(ctx: ServiceContext) {
         device: identity.device ? { ...identity.device } : undefined,
         deviceTrustMode: cap.device_trust.mode,
         deviceAutoEnroll: cap.device_trust.auto_enroll,
+        privateKeyPolicy: identity.privateKeyPolicy ?? 'none',
       };
     },
   };

@@ -120,7 +120,21 @@ export interface LoginRequest {
   /** Requested lifetime; 0 means the default. Capped by the roles' max_session_ttl. */
   ttlSeconds: number;
   /** The answer to MFAAuthenticateChallenge.device_challenge. */
-  deviceResponse?: DeviceChallengeResponse | undefined;
+  deviceResponse?:
+    | DeviceChallengeResponse
+    | undefined;
+  /** Where a private-key policy applies: the PIV attestation of the key tls_public_key names. */
+  hardwareKeyAttestation?: HardwareKeyAttestation | undefined;
+}
+
+/** A YubiKey PIV attestation (developers.yubico.com "PIV attestation"). */
+export interface HardwareKeyAttestation {
+  /** The slot key's attestation certificate (YubiKey ATTEST), DER. */
+  slotCertificate: Buffer;
+  /** The card's f9 attestation certificate, DER. */
+  attestationCertificate: Buffer;
+  /** Further intermediates between f9 and a root, DER (Yubico's own ship with keyport-auth). */
+  intermediates: Buffer[];
 }
 
 export interface LoginResponse {
@@ -139,6 +153,11 @@ export interface LoginResponse {
   /** The cluster's device trust settings now, so the client knows for its next login. */
   deviceTrustMode: string;
   deviceAutoEnroll: boolean;
+  /**
+   * The private-key policy the session key was attested to meet ("none" for a software key); the
+   * certificates carry it.
+   */
+  privateKeyPolicy: string;
 }
 
 function createBaseGetClusterInfoRequest(): GetClusterInfoRequest {
@@ -1140,7 +1159,14 @@ export const CreateAuthenticateChallengeRequest: MessageFns<CreateAuthenticateCh
 };
 
 function createBaseLoginRequest(): LoginRequest {
-  return { mfaResponse: undefined, sshPublicKey: "", tlsPublicKey: "", ttlSeconds: 0, deviceResponse: undefined };
+  return {
+    mfaResponse: undefined,
+    sshPublicKey: "",
+    tlsPublicKey: "",
+    ttlSeconds: 0,
+    deviceResponse: undefined,
+    hardwareKeyAttestation: undefined,
+  };
 }
 
 export const LoginRequest: MessageFns<LoginRequest> = {
@@ -1159,6 +1185,9 @@ export const LoginRequest: MessageFns<LoginRequest> = {
     }
     if (message.deviceResponse !== undefined) {
       DeviceChallengeResponse.encode(message.deviceResponse, writer.uint32(42).fork()).join();
+    }
+    if (message.hardwareKeyAttestation !== undefined) {
+      HardwareKeyAttestation.encode(message.hardwareKeyAttestation, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -1216,6 +1245,14 @@ export const LoginRequest: MessageFns<LoginRequest> = {
             message.deviceResponse = DeviceChallengeResponse.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.hardwareKeyAttestation = HardwareKeyAttestation.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1255,6 +1292,11 @@ export const LoginRequest: MessageFns<LoginRequest> = {
         : isSet(object.device_response)
         ? DeviceChallengeResponse.fromJSON(object.device_response)
         : undefined,
+      hardwareKeyAttestation: isSet(object.hardwareKeyAttestation)
+        ? HardwareKeyAttestation.fromJSON(object.hardwareKeyAttestation)
+        : isSet(object.hardware_key_attestation)
+        ? HardwareKeyAttestation.fromJSON(object.hardware_key_attestation)
+        : undefined,
     };
   },
 
@@ -1275,6 +1317,9 @@ export const LoginRequest: MessageFns<LoginRequest> = {
     if (message.deviceResponse !== undefined) {
       obj.deviceResponse = DeviceChallengeResponse.toJSON(message.deviceResponse);
     }
+    if (message.hardwareKeyAttestation !== undefined) {
+      obj.hardwareKeyAttestation = HardwareKeyAttestation.toJSON(message.hardwareKeyAttestation);
+    }
     return obj;
   },
 
@@ -1292,6 +1337,121 @@ export const LoginRequest: MessageFns<LoginRequest> = {
     message.deviceResponse = (object.deviceResponse !== undefined && object.deviceResponse !== null)
       ? DeviceChallengeResponse.fromPartial(object.deviceResponse)
       : undefined;
+    message.hardwareKeyAttestation =
+      (object.hardwareKeyAttestation !== undefined && object.hardwareKeyAttestation !== null)
+        ? HardwareKeyAttestation.fromPartial(object.hardwareKeyAttestation)
+        : undefined;
+    return message;
+  },
+};
+
+function createBaseHardwareKeyAttestation(): HardwareKeyAttestation {
+  return { slotCertificate: Buffer.alloc(0), attestationCertificate: Buffer.alloc(0), intermediates: [] };
+}
+
+export const HardwareKeyAttestation: MessageFns<HardwareKeyAttestation> = {
+  encode(message: HardwareKeyAttestation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.slotCertificate.length !== 0) {
+      writer.uint32(10).bytes(message.slotCertificate);
+    }
+    if (message.attestationCertificate.length !== 0) {
+      writer.uint32(18).bytes(message.attestationCertificate);
+    }
+    for (const v of message.intermediates) {
+      writer.uint32(26).bytes(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HardwareKeyAttestation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHardwareKeyAttestation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.slotCertificate = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.attestationCertificate = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.intermediates.push(Buffer.from(reader.bytes()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HardwareKeyAttestation {
+    return {
+      slotCertificate: isSet(object.slotCertificate)
+        ? Buffer.from(bytesFromBase64(object.slotCertificate))
+        : isSet(object.slot_certificate)
+        ? Buffer.from(bytesFromBase64(object.slot_certificate))
+        : Buffer.alloc(0),
+      attestationCertificate: isSet(object.attestationCertificate)
+        ? Buffer.from(bytesFromBase64(object.attestationCertificate))
+        : isSet(object.attestation_certificate)
+        ? Buffer.from(bytesFromBase64(object.attestation_certificate))
+        : Buffer.alloc(0),
+      intermediates: globalThis.Array.isArray(object?.intermediates)
+        ? object.intermediates.map((e: any) => Buffer.from(bytesFromBase64(e)))
+        : [],
+    };
+  },
+
+  toJSON(message: HardwareKeyAttestation): unknown {
+    const obj: any = {};
+    if (message.slotCertificate.length !== 0) {
+      obj.slotCertificate = base64FromBytes(message.slotCertificate);
+    }
+    if (message.attestationCertificate.length !== 0) {
+      obj.attestationCertificate = base64FromBytes(message.attestationCertificate);
+    }
+    if (message.intermediates?.length) {
+      obj.intermediates = message.intermediates.map((e) => base64FromBytes(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<HardwareKeyAttestation>): HardwareKeyAttestation {
+    return HardwareKeyAttestation.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<HardwareKeyAttestation>): HardwareKeyAttestation {
+    const message = createBaseHardwareKeyAttestation();
+    message.slotCertificate = object.slotCertificate ?? Buffer.alloc(0);
+    message.attestationCertificate = object.attestationCertificate ?? Buffer.alloc(0);
+    message.intermediates = object.intermediates?.map((e) => e) || [];
     return message;
   },
 };
@@ -1309,6 +1469,7 @@ function createBaseLoginResponse(): LoginResponse {
     device: undefined,
     deviceTrustMode: "",
     deviceAutoEnroll: false,
+    privateKeyPolicy: "",
   };
 }
 
@@ -1346,6 +1507,9 @@ export const LoginResponse: MessageFns<LoginResponse> = {
     }
     if (message.deviceAutoEnroll !== false) {
       writer.uint32(88).bool(message.deviceAutoEnroll);
+    }
+    if (message.privateKeyPolicy !== "") {
+      writer.uint32(98).string(message.privateKeyPolicy);
     }
     return writer;
   },
@@ -1451,6 +1615,14 @@ export const LoginResponse: MessageFns<LoginResponse> = {
             message.deviceAutoEnroll = reader.bool();
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.privateKeyPolicy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1504,6 +1676,11 @@ export const LoginResponse: MessageFns<LoginResponse> = {
         : isSet(object.device_auto_enroll)
         ? globalThis.Boolean(object.device_auto_enroll)
         : false,
+      privateKeyPolicy: isSet(object.privateKeyPolicy)
+        ? globalThis.String(object.privateKeyPolicy)
+        : isSet(object.private_key_policy)
+        ? globalThis.String(object.private_key_policy)
+        : "",
     };
   },
 
@@ -1542,6 +1719,9 @@ export const LoginResponse: MessageFns<LoginResponse> = {
     if (message.deviceAutoEnroll !== false) {
       obj.deviceAutoEnroll = message.deviceAutoEnroll;
     }
+    if (message.privateKeyPolicy !== "") {
+      obj.privateKeyPolicy = message.privateKeyPolicy;
+    }
     return obj;
   },
 
@@ -1563,6 +1743,7 @@ export const LoginResponse: MessageFns<LoginResponse> = {
       : undefined;
     message.deviceTrustMode = object.deviceTrustMode ?? "";
     message.deviceAutoEnroll = object.deviceAutoEnroll ?? false;
+    message.privateKeyPolicy = object.privateKeyPolicy ?? "";
     return message;
   },
 };
@@ -1729,6 +1910,14 @@ export const AuthServiceClient = makeGenericClientConstructor(
   service: typeof AuthServiceService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

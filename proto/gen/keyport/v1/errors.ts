@@ -169,10 +169,20 @@ export interface ErrorDetail {
   resolvableByRelogin: boolean;
   /** For RESOURCE_EXHAUSTED from a rate limit: how long to wait before trying again (milliseconds). */
   retryAfterMs: number;
+  /** For PRIVATE_KEY_POLICY_NOT_MET: the policy the session key must meet, e.g. "hardware_key_touch". */
+  privateKeyPolicy: string;
 }
 
 function createBaseErrorDetail(): ErrorDetail {
-  return { code: 0, message: "", fieldPath: "", lockedUntilMs: 0, resolvableByRelogin: false, retryAfterMs: 0 };
+  return {
+    code: 0,
+    message: "",
+    fieldPath: "",
+    lockedUntilMs: 0,
+    resolvableByRelogin: false,
+    retryAfterMs: 0,
+    privateKeyPolicy: "",
+  };
 }
 
 export const ErrorDetail: MessageFns<ErrorDetail> = {
@@ -194,6 +204,9 @@ export const ErrorDetail: MessageFns<ErrorDetail> = {
     }
     if (message.retryAfterMs !== 0) {
       writer.uint32(48).int64(message.retryAfterMs);
+    }
+    if (message.privateKeyPolicy !== "") {
+      writer.uint32(58).string(message.privateKeyPolicy);
     }
     return writer;
   },
@@ -259,6 +272,14 @@ export const ErrorDetail: MessageFns<ErrorDetail> = {
             message.retryAfterMs = longToNumber(reader.int64());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.privateKeyPolicy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -295,6 +316,11 @@ export const ErrorDetail: MessageFns<ErrorDetail> = {
         : isSet(object.retry_after_ms)
         ? globalThis.Number(object.retry_after_ms)
         : 0,
+      privateKeyPolicy: isSet(object.privateKeyPolicy)
+        ? globalThis.String(object.privateKeyPolicy)
+        : isSet(object.private_key_policy)
+        ? globalThis.String(object.private_key_policy)
+        : "",
     };
   },
 
@@ -318,6 +344,9 @@ export const ErrorDetail: MessageFns<ErrorDetail> = {
     if (message.retryAfterMs !== 0) {
       obj.retryAfterMs = Math.round(message.retryAfterMs);
     }
+    if (message.privateKeyPolicy !== "") {
+      obj.privateKeyPolicy = message.privateKeyPolicy;
+    }
     return obj;
   },
 
@@ -332,6 +361,7 @@ export const ErrorDetail: MessageFns<ErrorDetail> = {
     message.lockedUntilMs = object.lockedUntilMs ?? 0;
     message.resolvableByRelogin = object.resolvableByRelogin ?? false;
     message.retryAfterMs = object.retryAfterMs ?? 0;
+    message.privateKeyPolicy = object.privateKeyPolicy ?? "";
     return message;
   },
 };

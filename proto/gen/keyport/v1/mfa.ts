@@ -121,7 +121,17 @@ export interface MFAAuthenticateChallenge {
   /** False when the cluster requires no second factor: the challenge id alone completes the step. */
   mfaRequired: boolean;
   /** Login only: a nonce for this device's quote (and a credential to activate, for auto-enrollment). */
-  deviceChallenge?: DeviceChallenge | undefined;
+  deviceChallenge?:
+    | DeviceChallenge
+    | undefined;
+  /**
+   * Login only: the private-key policy the session key must meet ("none", "hardware_key",
+   * "hardware_key_touch", "hardware_key_pin", "hardware_key_touch_and_pin") and the PIV slot to use, so a
+   * client can generate and attest a key on its card before Login (passwordless: the cap's policy alone,
+   * the user being unknown until the passkey answers).
+   */
+  privateKeyPolicy?: string | undefined;
+  pivSlot?: string | undefined;
 }
 
 export interface MFAAuthenticateResponse {
@@ -181,6 +191,8 @@ function createBaseMFAAuthenticateChallenge(): MFAAuthenticateChallenge {
     expiresMs: 0,
     mfaRequired: false,
     deviceChallenge: undefined,
+    privateKeyPolicy: undefined,
+    pivSlot: undefined,
   };
 }
 
@@ -206,6 +218,12 @@ export const MFAAuthenticateChallenge: MessageFns<MFAAuthenticateChallenge> = {
     }
     if (message.deviceChallenge !== undefined) {
       DeviceChallenge.encode(message.deviceChallenge, writer.uint32(58).fork()).join();
+    }
+    if (message.privateKeyPolicy !== undefined) {
+      writer.uint32(66).string(message.privateKeyPolicy);
+    }
+    if (message.pivSlot !== undefined) {
+      writer.uint32(74).string(message.pivSlot);
     }
     return writer;
   },
@@ -279,6 +297,22 @@ export const MFAAuthenticateChallenge: MessageFns<MFAAuthenticateChallenge> = {
             message.deviceChallenge = DeviceChallenge.decode(reader, reader.uint32());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.privateKeyPolicy = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.pivSlot = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -324,6 +358,16 @@ export const MFAAuthenticateChallenge: MessageFns<MFAAuthenticateChallenge> = {
         : isSet(object.device_challenge)
         ? DeviceChallenge.fromJSON(object.device_challenge)
         : undefined,
+      privateKeyPolicy: isSet(object.privateKeyPolicy)
+        ? globalThis.String(object.privateKeyPolicy)
+        : isSet(object.private_key_policy)
+        ? globalThis.String(object.private_key_policy)
+        : undefined,
+      pivSlot: isSet(object.pivSlot)
+        ? globalThis.String(object.pivSlot)
+        : isSet(object.piv_slot)
+        ? globalThis.String(object.piv_slot)
+        : undefined,
     };
   },
 
@@ -350,6 +394,12 @@ export const MFAAuthenticateChallenge: MessageFns<MFAAuthenticateChallenge> = {
     if (message.deviceChallenge !== undefined) {
       obj.deviceChallenge = DeviceChallenge.toJSON(message.deviceChallenge);
     }
+    if (message.privateKeyPolicy !== undefined) {
+      obj.privateKeyPolicy = message.privateKeyPolicy;
+    }
+    if (message.pivSlot !== undefined) {
+      obj.pivSlot = message.pivSlot;
+    }
     return obj;
   },
 
@@ -367,6 +417,8 @@ export const MFAAuthenticateChallenge: MessageFns<MFAAuthenticateChallenge> = {
     message.deviceChallenge = (object.deviceChallenge !== undefined && object.deviceChallenge !== null)
       ? DeviceChallenge.fromPartial(object.deviceChallenge)
       : undefined;
+    message.privateKeyPolicy = object.privateKeyPolicy ?? undefined;
+    message.pivSlot = object.pivSlot ?? undefined;
     return message;
   },
 };
