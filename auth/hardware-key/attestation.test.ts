@@ -273,6 +273,26 @@ describe('PIV attestation: verification', () => {
     );
   });
 
+  it('refuses an expired intermediate between f9 and the root', async () => {
+    const key = sessionKey();
+    const day = 24 * 3600_000;
+    const middle = await deviceAuthority({
+      notBefore: new Date(Date.now() - 10 * day),
+      notAfter: new Date(Date.now() - day),
+      ca: true,
+    });
+    const f9 = await issueUnder(middle, 'CN=f9 under an expired intermediate');
+    const input = await attestation(key, { pin: 2, touch: 2 }, f9);
+    const refusal = thrown(() =>
+      verify({ ...input, intermediates: [der(middle.certPem)] }, key, 'hardware_key'),
+    );
+    expect((refusal as HardwareKeyRefusal).reason).toBe('expired');
+    // Without it, there is no path at all.
+    expect((thrown(() => verify(input, key, 'hardware_key')) as HardwareKeyRefusal).reason).toBe(
+      'untrusted-chain',
+    );
+  });
+
   it('refuses an intermediate that is not a CA', async () => {
     const key = sessionKey();
     const day = 24 * 3600_000;
