@@ -4,12 +4,15 @@ import { KeyportError } from '../../proto/errors';
 import type { HardwareKeyAttestation } from '../../proto/gen/keyport/v1/auth';
 import {
   combinePolicies,
+  isPrivateKeyPolicy,
   pivSlotFor,
+  policySatisfies,
   requiredKeyPolicy,
   unmetPolicyMessage,
 } from '../../proto/resources/private-key-policy';
 import type { PrivateKeyPolicy } from '../../proto/resources/private-key-policy';
 import type { PivSlot, Role } from '../../proto/resources/schema';
+import { PRIVATE_KEY_POLICY_EXTENSION } from '../certificates';
 import type { ClusterPolicy } from '../policy';
 import { parsePivAttestation, verifyPivAttestation } from './attestation';
 import type { VerifiedHardwareKey } from './attestation';
@@ -81,4 +84,20 @@ export function checkSessionKey(options: {
 
 function publicKeyOf(key: KeyObject): KeyObject {
   return key.type === 'public' ? key : createPublicKey(key);
+}
+
+/**
+ * For every authenticated call (identity.ts): the policy the session's certificate says its key meets
+ * (`keyport-private-key-policy` in its identity, absent for a software key) against the policy its user
+ * must meet now. A policy raised after the login gives PRIVATE_KEY_POLICY_NOT_MET naming today's policy.
+ */
+export function checkCertificateKeyPolicy(
+  extra: Readonly<Record<string, string>>,
+  required: PrivateKeyPolicy,
+): void {
+  const carried = extra[PRIVATE_KEY_POLICY_EXTENSION];
+  const met: PrivateKeyPolicy = carried !== undefined && isPrivateKeyPolicy(carried) ? carried : 'none';
+  if (!policySatisfies(met, required)) {
+    throw policyNotMet(required, 'Sign in again with a key on your hardware key that meets it.');
+  }
 }
