@@ -5,6 +5,7 @@
 // signs through the agent and the signature verifies against the CA, key management is refused, and nothing
 // under the home holds a private key.
 import { spawn } from 'node:child_process';
+import fc from 'fast-check';
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -495,6 +496,107 @@ describe('the agent socket', () => {
         })
         .toBe('identities');
       for (const client of clients) client.close();
+    } finally {
+      await agent.close();
+    }
+  });
+});
+
+describe('the agent under hostile or slow use', () => {
+  let home: string;
+  let signer: SessionSigner;
+
+  beforeAll(async () => {
+    home = await mkdtemp(join(tmpdir(), 'keyport-agent-use-'));
+    signer = await createSoftwareSigner(new FileStore(join(outside, 'keys')), 'use-test', 'ecdsa-p256');
+  });
+
+  afterAll(async () => {
+    if (home) await rm(home, { recursive: true, force: true });
+  });
+
+  it('keeps serving whatever bytes its connections send', async () => {
+    const events: SshAgentEvent[] = [];
+    const agent = await startSshAgent({
+      directory: join(home, 'fuzz'),
+      identities: () => [{ signer }],
+      onEvent: (event) => events.push(event),
+    });
+    const bystander = await RawClient.open(agent.socketPath);
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.uint8Array({ maxLength: 64 }), { minLength: 1, maxLength: 4 }),
+          async (chunks) => {
+            const client = await RawClient.open(agent.socketPath);
+            for (const chunk of chunks) client.sendRaw(chunk);
+            client.close();
+            expect(await bystander.request(Uint8Array.of(AgentMessage.REQUEST_IDENTITIES))).toMatchObject({
+              kind: 'identities',
+            });
+          },
+        ),
+        { numRuns: 200 },
+      );
+      expect(events.every((event) => event.kind !== 'sign-failed')).toBe(true);
+    } finally {
+      bystander.close();
+      await agent.close();
+    }
+  });
+
+  it('answers other connections while one waits on a slow signer (a card waiting for a touch)', async () => {
+    let touch: () => void = () => {};
+    const touched = new Promise<void>((resolve) => (touch = resolve));
+    const slow: SessionSigner = {
+      ...signer,
+      sign: async (data) => {
+        await touched;
+        return signer.sign(data);
+      },
+    };
+    const agent = await startSshAgent({
+      directory: join(home, 'slow'),
+      identities: () => [{ signer: slow }],
+    });
+    try {
+      const [waiting, other] = await Promise.all([
+        RawClient.open(agent.socketPath),
+        RawClient.open(agent.socketPath),
+      ]);
+      const signature = waiting.request(signRequest(blobOfLine(signer.sshPublicKey), Buffer.from('data')));
+      expect(await other.request(Uint8Array.of(AgentMessage.REQUEST_IDENTITIES))).toMatchObject({
+        kind: 'identities',
+      });
+      touch();
+      expect(await signature).toMatchObject({ kind: 'signature' });
+      waiting.close();
+      other.close();
+    } finally {
+      await agent.close();
+    }
+  });
+
+  it('answers pipelined requests on one connection in order', async () => {
+    const agent = await startSshAgent({ directory: join(home, 'pipe'), identities: () => [{ signer }] });
+    try {
+      const client = await RawClient.open(agent.socketPath);
+      const key = blobOfLine(signer.sshPublicKey);
+      client.sendRaw(
+        Buffer.concat([
+          frame(signRequest(key, Buffer.from('one'))),
+          frame(Uint8Array.of(AgentMessage.REQUEST_IDENTITIES)),
+          frame(Uint8Array.of(AgentMessage.REMOVE_ALL_IDENTITIES)),
+          frame(signRequest(key, Buffer.from('two'))),
+        ]),
+      );
+      const kinds = [];
+      for (let i = 0; i < 4; i += 1) {
+        const answer = await client.next();
+        kinds.push(answer === 'closed' ? 'closed' : answer.kind);
+      }
+      expect(kinds).toEqual(['signature', 'identities', 'failure', 'signature']);
+      client.close();
     } finally {
       await agent.close();
     }

@@ -84,6 +84,41 @@ describe('profileIdentities', () => {
     expect(opened).toEqual(['key-1', 'key-2']);
   });
 
+  it('closes the signer it opened when the session changes, ends, or the provider closes', async () => {
+    const closed: string[] = [];
+    const identities = profileIdentities(profiles, {
+      signerFor: (_, session) => ({ signer, close: () => void closed.push(session.keyId) }),
+      now: () => clock,
+    });
+    await profiles.saveProfile(profile());
+    await identities();
+    await profiles.saveProfile(profile({ keyId: 'key-2', tlsCertPem: 'certificate 2' }));
+    await identities();
+    expect(closed).toEqual(['key-1']);
+    await profiles.removeProfile('127.0.0.1:3025');
+    expect(await identities()).toEqual([]);
+    expect(closed).toEqual(['key-1', 'key-2']);
+    await profiles.saveProfile(profile({ keyId: 'key-3', tlsCertPem: 'certificate 3' }));
+    await identities();
+    await identities.close();
+    expect(closed).toEqual(['key-1', 'key-2', 'key-3']);
+  });
+
+  it('opens one signer for calls that arrive together', async () => {
+    let opened = 0;
+    const identities = profileIdentities(profiles, {
+      signerFor: () => {
+        opened += 1;
+        return signer;
+      },
+      now: () => clock,
+    });
+    await profiles.saveProfile(profile());
+    const answers = await Promise.all([identities(), identities(), identities()]);
+    expect(answers.map((answer) => answer.length)).toEqual([1, 1, 1]);
+    expect(opened).toBe(1);
+  });
+
   it('follows a logout at the next call', async () => {
     await profiles.saveProfile(profile());
     const identities = profileIdentities(profiles, { signerFor: () => signer, now: () => clock });
