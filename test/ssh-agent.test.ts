@@ -117,7 +117,7 @@ const blobOfLine = (line: string): Buffer => Buffer.from(line.trim().split(/\s+/
 async function privateKeyFilesUnder(dir: string): Promise<string[]> {
   const found: string[] = [];
   for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    const path = join(entry.parentPath ?? entry.path, entry.name);
+    const path = join(entry.parentPath, entry.name);
     if (!entry.isFile()) continue;
     const text = await readFile(path, 'latin1');
     if (/PRIVATE KEY/.test(text)) found.push(path);

@@ -119,10 +119,10 @@ export async function startSshAgent(options: SshAgentOptions): Promise<SshAgent>
   const server = createServer({ allowHalfOpen: false, pauseOnConnect: false }, (socket) => {
     connections.add(socket);
     socket.once('close', () => connections.delete(socket));
-    serveConnection(socket, handler, options.maxMessageBytes ?? MAX_MESSAGE_BYTES, options.onEvent);
+    serveConnection(socket, handler, options.maxMessageBytes ?? MAX_MESSAGE_BYTES);
   });
   server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
-  server.on('drop', () => options.onEvent?.({ kind: 'connection-refused' }));
+  server.on('drop', () => handler.emit({ kind: 'connection-refused' }));
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -167,8 +167,9 @@ export async function startSshAgent(options: SshAgentOptions): Promise<SshAgent>
 }
 
 async function closeServer(server: Server, connections: Set<Socket>): Promise<void> {
-  // Node's server.close() also removes its socket file; close() above checks the inode before removing too,
-  // for the platforms and versions where it does not.
+  // libuv removes the socket's path when the server closes (whatever file is there by then: a second agent
+  // refuses to start over a live socket, so it is ours unless someone removed it by hand). close() removes it
+  // too, checking the inode first, for a platform where libuv would not.
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   for (const socket of connections) socket.destroy();
   await closed;
@@ -233,23 +234,14 @@ async function clearStaleSocket(socketPath: string): Promise<void> {
  * request is handled the socket is paused, so a client that pipelines cannot make the agent buffer more
  * than one read's worth. A message that is not the protocol closes this connection and no other.
  */
-function serveConnection(
-  socket: Socket,
-  handler: RequestHandler,
-  maxMessageBytes: number,
-  onEvent: SshAgentOptions['onEvent'],
-): void {
+function serveConnection(socket: Socket, handler: RequestHandler, maxMessageBytes: number): void {
   const decoder = new FrameDecoder(maxMessageBytes);
   const pending: Uint8Array[] = [];
   let busy = false;
 
   const fail = (error: unknown): void => {
     socket.destroy();
-    try {
-      if (error instanceof AgentProtocolError) onEvent?.({ kind: 'malformed', error });
-    } catch {
-      // An observer's failure is not the client's.
-    }
+    if (error instanceof AgentProtocolError) handler.emit({ kind: 'malformed', error });
   };
 
   const drain = async (): Promise<void> => {
@@ -265,12 +257,14 @@ function serveConnection(
           // A refused add carried a private key: its bytes are wiped, not left for the collector.
           message.fill(0);
         }
-        if (!socket.destroyed) socket.write(frame(answer));
+        // A client that sends requests and never reads the answers is not answered faster than it reads:
+        // the socket stays paused until the answer is flushed.
+        if (!socket.destroyed && !socket.write(frame(answer))) await flushed(socket);
       }
     } catch (error) {
-      for (const message of pending.splice(0)) message.fill(0);
       fail(error);
     } finally {
+      for (const message of pending.splice(0)) message.fill(0);
       busy = false;
       if (!socket.destroyed) socket.resume();
     }
@@ -290,6 +284,18 @@ function serveConnection(
   });
   // A client that goes away mid-answer is not an error of the agent's.
   socket.on('error', () => socket.destroy());
+}
+
+function flushed(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
+  });
 }
 
 interface ServedIdentity {
@@ -406,7 +412,7 @@ class RequestHandler {
     return { signer: identity.signer, publicKeyBlob: key.blob, listed };
   }
 
-  private emit(event: SshAgentEvent): void {
+  emit(event: SshAgentEvent): void {
     try {
       this.options.onEvent?.(event);
     } catch {
