@@ -493,10 +493,7 @@ export class Store {
       .insertInto('pop_nonces')
       .values({ nonce, expires_ms: expiresMs })
       .onConflict((oc) =>
-        oc
-          .column('nonce')
-          .doUpdateSet({ expires_ms: expiresMs })
-          .where('pop_nonces.expires_ms', '<', nowMs),
+        oc.column('nonce').doUpdateSet({ expires_ms: expiresMs }).where('pop_nonces.expires_ms', '<', nowMs),
       )
       .returning('nonce')
       .executeTakeFirst();
