@@ -24,7 +24,14 @@ import { createSoftwareSigner } from '../client/keystore/signer';
 import type { SessionSigner } from '../client/keystore/signer';
 import { agentDirectory, profileIdentities, startSshAgent } from '../client/ssh-agent';
 import type { AgentIdentity, SshAgent, SshAgentEvent } from '../client/ssh-agent';
-import { AgentMessage, FrameDecoder, frame, parseAnswer, sshString } from '../client/ssh-agent/protocol';
+import {
+  AgentMessage,
+  FrameDecoder,
+  SignFlag,
+  frame,
+  parseAnswer,
+  sshString,
+} from '../client/ssh-agent/protocol';
 import type { AgentAnswer } from '../client/ssh-agent/protocol';
 
 interface Run {
@@ -269,6 +276,18 @@ describe.each<SessionKeyAlgorithm>(['ecdsa-p256', 'ed25519'])(
       expect(events).toContainEqual({ kind: 'signed', algorithm, certificate: false });
     });
 
+    it('passes ssh-add -T (sign and verify) for the certificate and for the plain key', async () => {
+      for (const file of ['session-cert.pub', 'session.pub']) {
+        const tested = await run('ssh-add', ['-T', join(home, file)], { env });
+        expect(tested.code, `${file}: ${tested.stderr}`).toBe(0);
+      }
+      // And fails for a key the agent does not hold, so the check above means something.
+      const stranger = join(outside, `stranger-${algorithm}`);
+      const made = await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', stranger]);
+      expect(made.code, made.stderr).toBe(0);
+      expect((await run('ssh-add', ['-T', `${stranger}.pub`], { env })).code).not.toBe(0);
+    });
+
     it('refuses ssh-add -D and ssh-add of a key file, and still holds the session key', async () => {
       const removed = await run('ssh-add', ['-D'], { env });
       expect(removed.code).not.toBe(0);
@@ -332,7 +351,11 @@ describe.each<SessionKeyAlgorithm>(['ecdsa-p256', 'ed25519'])(
         expect(await client.request(signRequest(other, Buffer.from('data')))).toEqual({ kind: 'failure' });
         expect(events).toContainEqual({ kind: 'unknown-key' });
         const answer = await client.request(
-          signRequest(blobOfLine(certificate), Buffer.from('data'), 0x02 | 0x04),
+          signRequest(
+            blobOfLine(certificate),
+            Buffer.from('data'),
+            SignFlag.RSA_SHA2_256 | SignFlag.RSA_SHA2_512,
+          ),
         );
         expect(answer).toMatchObject({ kind: 'signature' });
       } finally {
