@@ -3,13 +3,14 @@ import { Command, CommanderError, Option } from 'commander';
 import { KeyportError } from '../proto/errors';
 import { loginPasswordless, loginWithPassword, logout } from '../client/ceremonies/login';
 import { securityKeyPrompts } from './security-key-prompts';
+import { pivPrompts } from './piv-prompts';
 import { signup } from '../client/ceremonies/signup';
 import { formatClusterAddress, parseClusterAddress, parseClusterAddresses } from '../client/cluster-trust';
 import { KeyStoreError } from '../client/keystore';
 import { Ctap2Error } from '../client/hardware/fido/ctap2';
 import { CtaphidError } from '../client/hardware/fido/ctaphid';
 import { ProfileStore } from '../client/profiles';
-import { notSignedIn } from '../client/session';
+import { connectAsProfile, notSignedIn } from '../client/session';
 import type { Profile } from '../client/profiles';
 import { registerAdminCommands } from './admin';
 import { registerMfaCommands } from './mfa';
@@ -86,6 +87,11 @@ function program(): Command {
         .choices(['keychain', 'file'])
         .default('keychain'),
     )
+    .option(
+      '--piv-slot <slot>',
+      "PIV slot for a hardware-backed session key (9a, 9c, 9d, 9e; default: KEYPORT_PIV_SLOT, the cluster's, the policy's)",
+    )
+    .option('--piv-overwrite', 'replace a key in that PIV slot that Keyport did not make')
     .action(async (options) => {
       const current = await profiles.getProfile();
       const clusterText: string | undefined = options.cluster ?? current?.address;
@@ -115,6 +121,12 @@ function program(): Command {
           otpCode: () => prompter.text('Enter an OTP code from your authenticator app:'),
           notice: (message: string) => prompter.say(message),
           securityKey: securityKeyPrompts(prompter),
+        },
+        hardwareKey: {
+          prompts: pivPrompts(prompter),
+          ...(options.pivSlot ? { slot: options.pivSlot } : {}),
+          ...(process.env.KEYPORT_PIV_SLOT ? { envSlot: process.env.KEYPORT_PIV_SLOT } : {}),
+          overwrite: options.pivOverwrite ?? false,
         },
       };
       const profile = passwordless
@@ -173,11 +185,27 @@ function program(): Command {
   root
     .command('status')
     .description('Show who you are signed in as, where, and until when')
-    .action(async () => {
+    .option('--check', 'also ask the cluster to accept the session (signs a call with the session key)')
+    .action(async (options) => {
       const profile = await profiles.getProfile();
       if (!profile) throw notSignedIn();
       printProfile(profile);
-      if (profile.expiresMs <= now()) process.exitCode = EXIT.expired;
+      if (profile.expiresMs <= now()) {
+        process.exitCode = EXIT.expired;
+        return;
+      }
+      if (options.check) {
+        const api = await connectAsProfile(profiles, profile, undefined, {
+          notice: (message) => prompter.say(message),
+          piv: pivPrompts(prompter),
+        });
+        try {
+          const status = await api.user.getStatus({});
+          console.log(`  ${'Session'.padEnd(14)}accepted by ${status.clusterName} as ${status.user}`);
+        } finally {
+          api.close();
+        }
+      }
     });
 
   root
@@ -212,7 +240,14 @@ function printProfile(profile: Profile): void {
       `${new Date(profile.expiresMs).toISOString()} [${formatRemaining(profile.expiresMs - now())}]`,
     ],
     ['MFA verified', profile.mfaVerified ? 'yes' : 'no'],
-    ['Key stored in', profile.keystore === 'keychain' ? 'OS keychain' : 'file keystore'],
+    profile.hardwareKey
+      ? [
+          'Key',
+          `PIV slot ${profile.hardwareKey.slot}${
+            profile.hardwareKey.serial !== undefined ? ` of card ${profile.hardwareKey.serial}` : ''
+          }, ${profile.hardwareKey.policy} (touch ${profile.hardwareKey.touchPolicy}, PIN ${profile.hardwareKey.pinPolicy})`,
+        ]
+      : ['Key stored in', profile.keystore === 'keychain' ? 'OS keychain' : 'file keystore'],
     ...(profile.device
       ? ([
           ['Device', `${profile.device.assetTag} (trusted)`],

@@ -4,7 +4,8 @@
 //   profiles/<host_port>-cert.pub   the OpenSSH certificate, for ssh and ssh-keygen
 //   current                     the address of the current profile
 // Every write is a temp file + rename, so a reader never sees half a file and concurrent writers never
-// interleave. Nothing here is secret: private keys live in the keychain (or the explicit file keystore).
+// interleave. Nothing here is secret: private keys live in the keychain (or the explicit file keystore), or
+// on a PIV card.
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile, readdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -44,6 +45,23 @@ export interface TrustedCluster {
   deviceTrust?: { mode: string; autoEnroll: boolean };
   /** The credential the cluster last recognised as this device's (not a secret: a hash of the AK's public area). */
   deviceCredentialId?: string;
+  /**
+   * The private-key policy the cluster asked of this user's last session ("hardware_key_touch", ...): a
+   * login that meets it again on the card says nothing about a relogin.
+   */
+  privateKeyPolicy?: string;
+}
+
+/** A session key on a PIV card: where it is (slot, card) and what it is (its policies). Nothing secret. */
+export interface HardwareKeyRecord {
+  /** The PIV slot, "9a", "9c", "9d" or "9e". */
+  slot: string;
+  /** The card's serial (YubiKey GET SERIAL), when it has one. */
+  serial?: number;
+  /** The private-key policy the key meets ("hardware_key_touch", ...). */
+  policy: string;
+  pinPolicy: 'default' | 'never' | 'once' | 'always';
+  touchPolicy: 'default' | 'never' | 'always' | 'cached';
 }
 
 export interface Profile {
@@ -55,8 +73,14 @@ export interface Profile {
   mfaVerified: boolean;
   validAfterMs: number;
   expiresMs: number;
+  /**
+   * Where a software session key lives. A profile with `hardwareKey` has its key on the card instead:
+   * nothing of it is in this keystore (which stays the keystore the login was asked to use).
+   */
   keystore: KeyStoreKind;
   keyId: string;
+  /** The session key is on a PIV card (hardware-key policies): its calls carry a proof of possession. */
+  hardwareKey?: HardwareKeyRecord;
   tlsCertPem: string;
   sshCertificate: string;
   /** The trusted device this session's certificates carry (their keyport-device-* extensions). */

@@ -14,6 +14,8 @@ import {
 import type { ClusterAddress } from './cluster-trust';
 import { openKeyStore, openSoftwareSigner } from './keystore';
 import type { SessionSigner } from './keystore';
+import { openProfileCardSigner } from './ceremonies/hardware-key';
+import type { PivPrompts } from './hardware/piv/signer';
 import { originFor } from './webauthn';
 import { connectRetryingReads, REPLICA_CONNECT_TIMEOUT_MS } from './replicas';
 import type { Profile, ProfileStore, TrustedCluster } from './profiles';
@@ -170,7 +172,12 @@ export async function connectAsProfile(
   profiles: ProfileStore,
   profile: Profile,
   onCall?: (method: string) => void,
-  options: { notice?: (message: string) => void; proofOfPossession?: boolean } = {},
+  options: {
+    notice?: (message: string) => void;
+    proofOfPossession?: boolean;
+    /** For a session key on a PIV card: its PIN and "Tap your YubiKey" (default: no PIN can be asked). */
+    piv?: PivPrompts;
+  } = {},
 ): Promise<ClusterApi> {
   const trusted = await profiles.getTrustedCluster(parseClusterAddress(profile.address));
   if (!trusted) {
@@ -189,22 +196,53 @@ export async function connectAsProfile(
       },
     );
   }
-  const signer = profileSigner(profiles, profile);
-  return connectRetryingReads(trusted, {
-    session: {
-      signer,
-      certificatePem: profile.tlsCertPem,
-      ...(options.proofOfPossession ? { proofOfPossession: true } : {}),
-    },
-    onCall,
-    profiles,
-    ...(options.notice ? { notice: options.notice } : {}),
-  });
+  // A card's key cannot leave the card: its signer is not exportable, so its calls carry a proof of possession.
+  const card = openProfileSigner(profiles, profile, options.piv);
+  const { signer } = card;
+  let api: ClusterApi;
+  try {
+    api = await connectRetryingReads(trusted, {
+      session: {
+        signer,
+        certificatePem: profile.tlsCertPem,
+        ...(options.proofOfPossession ? { proofOfPossession: true } : {}),
+      },
+      onCall,
+      profiles,
+      ...(options.notice ? { notice: options.notice } : {}),
+    });
+  } catch (error) {
+    await card.close();
+    throw error;
+  }
+  const close = api.close.bind(api);
+  api.close = () => {
+    close();
+    void card.close().catch(() => {});
+  };
+  return api;
 }
 
 /**
- * The signer of a profile's session key: the key in the profile's keystore under its id, whose public half
- * is the session certificate's. Nothing is read from the keystore until the key is first used.
+ * The signer of a profile's session key, wherever the key is: on a PIV card (opened at the first signature,
+ * with `piv` to ask its PIN and say "Tap your YubiKey"; `close` ends its PC/SC session), or in the keystore
+ * (profileSigner; `close` does nothing).
+ */
+export function openProfileSigner(
+  profiles: ProfileStore,
+  profile: Profile,
+  piv?: PivPrompts,
+): { signer: SessionSigner; close(): Promise<void> } {
+  if (profile.hardwareKey) {
+    return openProfileCardSigner(profile.hardwareKey, new X509Certificate(profile.tlsCertPem).publicKey, piv);
+  }
+  return { signer: profileSigner(profiles, profile), close: () => Promise.resolve() };
+}
+
+/**
+ * The signer of a profile's software session key: the key in the profile's keystore under its id, whose
+ * public half is the session certificate's. Nothing is read from the keystore until the key is first used.
+ * A key on a PIV card (`profile.hardwareKey`) is opened by openProfileSigner.
  */
 export function profileSigner(profiles: ProfileStore, profile: Profile): SessionSigner {
   return openSoftwareSigner(

@@ -2,8 +2,17 @@
 // pcscd for each private-key policy (slot, PIN and touch policies, Keyport's mark, attestation, the
 // factory PIN replaced first), reused when they fit, a foreign key never overwritten, PIN prompts (wrong,
 // blocked), and the touch a signature waits for (always: each signature; cached: 15 s on the lab clock).
-// One card per file: libpcsclite reads PCSCLITE_CSOCK_NAME once per process.
-import { createHash, verify, X509Certificate } from 'node:crypto';
+// Then `keyport login` end to end against a real keyport-auth whose roles require each of the four
+// policies: the seed's two lines, the key made on a second card (driven only by CLI processes: libpcsclite
+// reads PCSCLITE_CSOCK_NAME once per process), its attestation accepted, the profile naming slot and card,
+// `keyport status --check` through a proof of possession signed by the card, reuse, slot overrides, PIN
+// prompts, a foreign key left alone, and no private key anywhere in KEYPORT_HOME.
+import { spawn } from 'node:child_process';
+import { createHash, createPrivateKey, createPublicKey, verify, X509Certificate } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PivError } from '../client/hardware/piv/errors';
 import { isKeyportMarker } from '../client/hardware/piv/marker';
@@ -16,6 +25,14 @@ import { createLabClock } from '../lab/clock';
 import type { LabClock } from '../lab/clock';
 import { startLabPivCard } from '../lab/piv/lab';
 import type { LabPivCard } from '../lab/piv/lab';
+import { connectAsAdmin, repoRoot, runKeyport, startLabCluster } from '../lab/cluster';
+import type { CliResult, LabCluster } from '../lab/cluster';
+import { connectCluster } from '../client/api';
+import { parseClusterAddress } from '../client/cluster-trust';
+import { ProfileStore } from '../client/profiles';
+import type { Profile } from '../client/profiles';
+import { RELOGIN_NOTICE } from '../client/ceremonies/hardware-key';
+import { EXIT } from '../cli/exit-codes';
 
 const NEW_PIN = '246810';
 const NEW_PUK = '13579246';
@@ -272,3 +289,301 @@ describe('hardware-key session keys on the lab PIV card', () => {
     ).toBe(true);
   });
 });
+
+describe('keyport login on a cluster whose roles require a hardware key', () => {
+  const POLICIES = {
+    ada: 'hardware_key',
+    ben: 'hardware_key_touch',
+    cy: 'hardware_key_pin',
+    dee: 'hardware_key_touch_and_pin',
+    eve: 'hardware_key',
+  } as const;
+  type Person = keyof typeof POLICIES;
+  let card: LabPivCard;
+  let cluster: LabCluster;
+  let work: string;
+  const passwordOf = (person: Person) => `${person}-password-123`;
+  const homeOf = (person: Person) => join(work, person);
+
+  beforeAll(async () => {
+    card = await startLabPivCard({ touch: 'auto' });
+    work = await mkdtemp(join(tmpdir(), 'keyport-hardware-key-'));
+    const root = card.attestationRootPem
+      .trim()
+      .split('\n')
+      .map((line) => `          ${line}`)
+      .join('\n');
+    cluster = await startLabCluster({
+      clusterName: 'hardware-keys',
+      configYaml: [
+        'auth_service:',
+        '  authentication:',
+        '    type: local',
+        '    second_factor: "off"',
+        '    hardware_key:',
+        '      attestation_roots:',
+        '        - |',
+        root,
+        '',
+      ].join('\n'),
+    });
+    const admin = await connectAsAdmin(cluster);
+    const anonymous = connectCluster({
+      address: parseClusterAddress(cluster.address),
+      caPem: JSON.parse(await readFile(join(cluster.dataDir, 'admin-identity.json'), 'utf8')).caCertPem,
+      caPin: cluster.caPin,
+    });
+    try {
+      const roles = [...new Set(Object.values(POLICIES))].map((policy) =>
+        JSON.stringify({
+          kind: 'role',
+          version: 'v7',
+          metadata: { name: `needs-${policy}` },
+          spec: { options: { require_session_mfa: policy }, allow: { logins: ['root'] } },
+        }),
+      );
+      await admin.admin.createResources({ documentsJson: roles, force: false });
+      for (const [person, policy] of Object.entries(POLICIES) as [Person, string][]) {
+        const { signupToken } = await admin.admin.createUser({
+          name: person,
+          roles: ['access', `needs-${policy}`],
+          traits: {},
+        });
+        await anonymous.auth.completeSignup({ token: signupToken, password: passwordOf(person) });
+      }
+    } finally {
+      admin.close();
+      anonymous.close();
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    await cluster?.stop();
+    await card?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  function login(
+    person: Person,
+    answers: string[] = [],
+    extraArgs: string[] = [],
+    env: Record<string, string> = {},
+  ) {
+    return runKeyport(
+      [
+        'login',
+        '--cluster',
+        cluster.address,
+        '--user',
+        person,
+        '--ca-pin',
+        cluster.caPin,
+        '--password-stdin',
+        '--keystore',
+        'file',
+        ...extraArgs,
+      ],
+      { home: homeOf(person), input: [passwordOf(person), ...answers], env: { ...card.env, ...env } },
+    );
+  }
+
+  function status(person: Person, answers: string[] = [], args: string[] = ['--check']) {
+    return runKeyport(['status', ...args], { home: homeOf(person), input: answers, env: { ...card.env } });
+  }
+
+  async function profileOf(person: Person): Promise<Profile> {
+    return (await new ProfileStore(homeOf(person)).getProfile()) as Profile;
+  }
+
+  /** The public key in a slot, as the card's state holds it (the lab card's state file is its own). */
+  function slotKey(slot: string) {
+    const state = JSON.parse(readFileSync(card.statePath, 'utf8')) as {
+      slots: Record<string, { privateKeyPem: string; pinPolicy: number; touchPolicy: number }>;
+    };
+    const key = state.slots[slot];
+    return (
+      key && {
+        publicKey: createPublicKey(createPrivateKey(key.privateKeyPem)),
+        pin: key.pinPolicy,
+        touch: key.touchPolicy,
+      }
+    );
+  }
+
+  function expectOk(result: CliResult): void {
+    expect(result.code, `${result.stderr}\n${result.stdout}`).toBe(0);
+  }
+
+  /** Touches the card was asked for while `work` ran. */
+  async function touchesDuring<T>(work: () => Promise<T>): Promise<{ result: T; touches: number }> {
+    let touches = 0;
+    const count = () => touches++;
+    card.events.on('touch-needed', count);
+    try {
+      return { result: await work(), touches };
+    } finally {
+      card.events.off('touch-needed', count);
+    }
+  }
+
+  function expectNoPrivateKey(home: string): void {
+    const files = readdirSync(home, { recursive: true, withFileTypes: true })
+      .filter((entry) => entry.isFile())
+      .map((entry) => join(entry.parentPath, entry.name));
+    expect(files.length).toBeGreaterThan(0);
+    for (const file of files) {
+      expect(file).not.toContain(`${join(home, 'keys')}/`);
+      const content = readFileSync(file, 'utf8');
+      expect(content, `${file} holds a private key`).not.toMatch(/PRIVATE KEY|"d":/);
+    }
+  }
+
+  it("hardware_key: says the seed's two lines, makes the key in 9a and logs in with it; KEYPORT_HOME holds no private key", async () => {
+    const result = await login('ada');
+    expectOk(result);
+    expect(result.stderr).toContain(`Unmet private key policy "hardware_key".\n${RELOGIN_NOTICE}\n`);
+    const profile = await profileOf('ada');
+    expect(profile.hardwareKey).toEqual({
+      slot: '9a',
+      serial: card.serial,
+      policy: 'hardware_key',
+      pinPolicy: 'never',
+      touchPolicy: 'never',
+    });
+    expect(new X509Certificate(profile.tlsCertPem).publicKey.equals(slotKey('9a')!.publicKey)).toBe(true);
+    expect(slotKey('9a')).toMatchObject({ pin: 1, touch: 1 });
+    expectNoPrivateKey(homeOf('ada'));
+
+    const shown = await status('ada', [], []);
+    expectOk(shown);
+    expect(shown.stdout).toContain(
+      `PIV slot 9a of card ${card.serial}, hardware_key (touch never, PIN never)`,
+    );
+    const checked = await status('ada');
+    expectOk(checked);
+    expect(checked.stdout).toContain('accepted by hardware-keys as ada');
+  });
+
+  it('hardware_key_touch: a key in 9c with a cached touch; a call through the card asks for the touch', async () => {
+    const result = await login('ben');
+    expectOk(result);
+    expect(result.stderr).toContain(`Unmet private key policy "hardware_key_touch".\n${RELOGIN_NOTICE}\n`);
+    expect((await profileOf('ben')).hardwareKey).toMatchObject({
+      slot: '9c',
+      policy: 'hardware_key_touch',
+      touchPolicy: 'cached',
+    });
+    expect(slotKey('9c')).toMatchObject({ pin: 1, touch: 3 });
+    const checked = await touchesDuring(() => status('ben'));
+    expectOk(checked.result);
+    expect(checked.touches).toBeGreaterThanOrEqual(1);
+    expectNoPrivateKey(homeOf('ben'));
+  });
+
+  it("hardware_key_pin: a card on the factory PIN gets the person's PIN and PUK first; calls ask for the PIN", async () => {
+    const result = await login('cy', [NEW_PIN, NEW_PUK]);
+    expectOk(result);
+    expect(result.stderr).toContain(`Unmet private key policy "hardware_key_pin".\n${RELOGIN_NOTICE}\n`);
+    expect(result.stderr).toContain(NEW_PIN_NOTICE);
+    expect(result.stderr).toContain('Enter a new PIV PIN (6 to 8 characters):');
+    expect(result.stderr).toContain('Enter a new PIV PUK (6 to 8 characters):');
+    expect((await profileOf('cy')).hardwareKey).toMatchObject({
+      slot: '9e',
+      policy: 'hardware_key_pin',
+      pinPolicy: 'once',
+    });
+    expect(slotKey('9e')).toMatchObject({ pin: 2, touch: 1 });
+
+    const checked = await status('cy', [NEW_PIN]);
+    expectOk(checked);
+    expect(checked.stderr).toContain('Enter your PIV PIN:');
+    // A wrong PIN: asked again with the attempts left.
+    const wrongFirst = await status('cy', ['000000', NEW_PIN]);
+    expectOk(wrongFirst);
+    expect(wrongFirst.stderr).toContain('Enter your PIV PIN (2 attempts left):');
+  });
+
+  it("hardware_key_touch_and_pin: a key in 9d; the PIN is the person's already, calls ask for PIN and touch", async () => {
+    const result = await login('dee');
+    expectOk(result);
+    expect(result.stderr).toContain(
+      `Unmet private key policy "hardware_key_touch_and_pin".\n${RELOGIN_NOTICE}\n`,
+    );
+    expect(result.stderr).not.toContain('new PIV PIN');
+    expect((await profileOf('dee')).hardwareKey).toMatchObject({
+      slot: '9d',
+      policy: 'hardware_key_touch_and_pin',
+      pinPolicy: 'once',
+      touchPolicy: 'cached',
+    });
+    const checked = await touchesDuring(() => status('dee', [NEW_PIN]));
+    expectOk(checked.result);
+    expect(checked.result.stderr).toContain('Enter your PIV PIN:');
+    expect(checked.touches).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a second login reuses the key in the slot and says nothing about a relogin', async () => {
+    const before = slotKey('9c')!.publicKey;
+    const result = await login('ben');
+    expectOk(result);
+    expect(result.stderr).not.toContain('Unmet private key policy');
+    const profile = await profileOf('ben');
+    expect(new X509Certificate(profile.tlsCertPem).publicKey.equals(before)).toBe(true);
+    expect(slotKey('9c')!.publicKey.equals(before)).toBe(true);
+    expectOk(await status('ben'));
+  });
+
+  it("takes --piv-slot, then KEYPORT_PIV_SLOT, over the policy's slot", async () => {
+    // 9d holds Keyport's touch-and-PIN key: it meets hardware_key, so it is reused there.
+    const flagged = await login('ada', [], ['--piv-slot', '9d'], { KEYPORT_PIV_SLOT: '9c' });
+    expectOk(flagged);
+    expect((await profileOf('ada')).hardwareKey).toMatchObject({
+      slot: '9d',
+      policy: 'hardware_key_touch_and_pin',
+    });
+    const fromEnv = await login('ada', [], [], { KEYPORT_PIV_SLOT: '9c' });
+    expectOk(fromEnv);
+    expect((await profileOf('ada')).hardwareKey).toMatchObject({ slot: '9c', policy: 'hardware_key_touch' });
+    expectNoPrivateKey(homeOf('ada'));
+  });
+
+  it("does not overwrite another application's key in the slot, and replaces it with --piv-overwrite", async () => {
+    // Another application generates a key in 9a, with no Keyport mark.
+    const generated = await runNode(
+      `import { openPivSession } from './client/hardware/piv/session.ts';
+       const session = await openPivSession();
+       await session.generate(0x9a, { pin: 'never', touch: 'never' });
+       await session.close();`,
+      card.env,
+    );
+    expect(generated.code, generated.stderr).toBe(0);
+    const foreign = slotKey('9a')!.publicKey;
+
+    const refused = await login('eve');
+    expect(refused.code).toBe(EXIT.notFound);
+    expect(refused.stderr).toContain(`ERROR: Slot 9a of your PIV card (serial ${card.serial}) holds a key`);
+    expect(refused.stderr).toContain('--piv-overwrite');
+    expect(slotKey('9a')!.publicKey.equals(foreign)).toBe(true);
+    expect(await profileOf('eve')).toBeUndefined();
+
+    const replaced = await login('eve', [], ['--piv-overwrite']);
+    expectOk(replaced);
+    expect(slotKey('9a')!.publicKey.equals(foreign)).toBe(false);
+    expect((await profileOf('eve')).hardwareKey).toMatchObject({ slot: '9a', policy: 'hardware_key' });
+  });
+});
+
+/** A TypeScript module run in its own process (its own libpcsclite, so its own PCSCLITE_CSOCK_NAME). */
+function runNode(code: string, env: Record<string, string>): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+      cwd: repoRoot,
+      env: { ...process.env, ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('exit', (exitCode) => resolve({ code: exitCode, stdout, stderr }));
+  });
+}

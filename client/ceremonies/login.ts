@@ -31,6 +31,18 @@ import { answerDeviceChallenge, startDeviceLogin } from '../device-trust/login';
 import type { DeviceLoginStart } from '../device-trust/login';
 import { perfSteps } from '../perf';
 import type { PerfSteps } from '../perf';
+import {
+  cardKeyId,
+  hardwareKeyRecord,
+  loginAttestation,
+  meetsPolicy,
+  prepareCardSessionKey,
+  refusedKeyPolicy,
+  reloginNotices,
+  stepOneKeyPolicy,
+} from './hardware-key';
+import type { CardSessionKey, HardwareKeyLoginOptions, StepOneKeyPolicy } from './hardware-key';
+import type { PrivateKeyPolicy } from '../../proto/resources/private-key-policy';
 
 export interface LoginPrompts extends TrustPrompt {
   password(user: string): Promise<string>;
@@ -61,12 +73,21 @@ export interface LoginOptions {
   onCall?: (method: string) => void;
   /** This machine's TPM for device trust (default: KEYPORT_TPM_TCTI or /dev/tpmrm0); false: never. */
   device?: DeviceTrustOptions | false;
+  /**
+   * The PIV card, for a cluster that requires a hardware-backed session key (prompts, slot, overwrite);
+   * without it such a login ends with PRIVATE_KEY_POLICY_NOT_MET.
+   */
+  hardwareKey?: HardwareKeyLoginOptions;
 }
 
-/** Step 1's outcome: the answer to the MFA challenge, and the device challenge that came with it. */
+/**
+ * Step 1's outcome: the answer to the MFA challenge, the device challenge that came with it, and the
+ * private-key policy the session key must meet, when the cluster said.
+ */
 interface FirstStep {
   mfaResponse: MFAAuthenticateResponse;
   deviceChallenge?: DeviceChallenge;
+  keyPolicy?: StepOneKeyPolicy;
 }
 
 const noKeyPrompts: SecurityKeyPrompts = {
@@ -102,7 +123,11 @@ export function loginWithPassword(options: LoginOptions): Promise<Profile> {
       prompts: { otpCode: options.prompts.otpCode, securityKey: options.prompts.securityKey ?? noKeyPrompts },
     });
     perf.step('second factor');
-    return { mfaResponse, deviceChallenge: challenge.deviceChallenge };
+    return {
+      mfaResponse,
+      deviceChallenge: challenge.deviceChallenge,
+      keyPolicy: stepOneKeyPolicy(challenge),
+    };
   });
 }
 
@@ -145,7 +170,11 @@ export function loginPasswordless(
         },
       });
       perf.step('security key assertion');
-      return { mfaResponse, deviceChallenge: challenge.deviceChallenge };
+      return {
+        mfaResponse,
+        deviceChallenge: challenge.deviceChallenge,
+        keyPolicy: stepOneKeyPolicy(challenge),
+      };
     } finally {
       await closeKeysAhead(keys);
     }
@@ -217,6 +246,8 @@ async function login(
 
   let api: ClusterApi | undefined;
   let device: DeviceLoginStart = {};
+  // The session key on the PIV card, once the cluster requires one: Login goes with it instead.
+  let card: CardSessionKey | undefined;
   try {
     // Trusted during this login: its ClusterInfo (device trust settings included) is fresh.
     const trustFetchedNow = !trustedAhead && !(await alreadyTrusted);
@@ -239,6 +270,22 @@ async function login(
     const several = !!trusted.replicas && trusted.replicas.length > 1;
     let issued: LoginResponse | undefined;
     let answeredBy = options.address;
+    // The policy a refused Login named: the login starts again from step 1 with the card's key.
+    let refusedPolicy: PrivateKeyPolicy | undefined;
+    let required: PrivateKeyPolicy = 'none';
+    /** Moves to the card's key for `policy` (said once, as the seed says it, unless expected). */
+    const useCardKey = async (
+      policy: PrivateKeyPolicy,
+      clusterSlot: string | undefined,
+      expected: boolean,
+    ) => {
+      if (policy === 'none' || meetsPolicy(card, policy)) return;
+      if (!expected) for (const line of reloginNotices(policy)) prompts.notice?.(line);
+      await card?.session.close();
+      card = undefined;
+      card = await prepareCardSessionKey(options.hardwareKey, policy, clusterSlot);
+      perf.step('hardware key');
+    };
     while (!issued) {
       api = await connectReplica(trusted, { onCall: options.onCall, skip: failed });
       perf.step('trusted cluster, channel');
@@ -256,7 +303,7 @@ async function login(
               },
         );
         perf.step('device hello');
-        const { mfaResponse, deviceChallenge } = await firstStep(
+        const { mfaResponse, deviceChallenge, keyPolicy } = await firstStep(
           api,
           webauthnOrigin(trusted),
           device.hello,
@@ -264,7 +311,15 @@ async function login(
           storeKey,
         );
         // firstStep has awaited it: Login never goes without the key in the keystore.
-        const sessionSigner = await storeKey();
+        const softwareSigner = await storeKey();
+        // Step 1 said the key must be on the card (or a refused Login did): the card's key goes instead.
+        required = keyPolicy?.policy ?? refusedPolicy ?? 'none';
+        await useCardKey(
+          required,
+          keyPolicy?.slot,
+          refusedPolicy === undefined && trusted.privateKeyPolicy === required,
+        );
+        const sessionSigner = card?.prepared.signer ?? softwareSigner;
         const deviceResponse = await answerDeviceChallenge(device, deviceChallenge);
         perf.step('device quote');
         issued = await api.auth.login({
@@ -273,9 +328,22 @@ async function login(
           tlsPublicKey: sessionSigner.publicKeyPem,
           ttlSeconds: options.ttlSeconds ?? 0,
           deviceResponse,
+          ...(card ? { hardwareKeyAttestation: loginAttestation(card) } : {}),
         });
         answeredBy = api.address;
       } catch (error) {
+        // Login refused for the key's policy (a cluster that did not say it in step 1): once, the card's
+        // key and a login from step 1 (a fresh challenge; the second factor is asked anew).
+        const policy = refusedKeyPolicy(error);
+        if (policy !== undefined && refusedPolicy === undefined && !meetsPolicy(card, policy)) {
+          refusedPolicy = policy;
+          await useCardKey(policy, undefined, false);
+          api?.close();
+          api = undefined;
+          await device.device?.close().catch(() => {});
+          device = {};
+          continue;
+        }
         if (!several || !isTransportFailure(error)) throw error;
         failed.add(formatClusterAddress(api.address));
         if (failed.size === 1) prompts.notice?.(RETRYING_NOTICE);
@@ -287,6 +355,8 @@ async function login(
     }
     perf.step('call 2 (Login)');
     const [previous, trustedNow] = await stored;
+    const hardwareKey = card && hardwareKeyRecord(card);
+    const profileKeyId = hardwareKey ? cardKeyId(hardwareKey) : keyId;
     const profile: Profile = {
       address,
       cluster: issued.clusterName,
@@ -297,7 +367,8 @@ async function login(
       validAfterMs: now(),
       expiresMs: issued.expiresMs,
       keystore: options.keystore,
-      keyId,
+      keyId: profileKeyId,
+      ...(hardwareKey ? { hardwareKey } : {}),
       tlsCertPem: issued.tlsCertificate,
       sshCertificate: issued.sshCertificate,
       ...(issued.device ? { device: { ...issued.device } } : {}),
@@ -311,16 +382,19 @@ async function login(
       lastUser: issued.user,
       deviceTrust: { mode: issued.deviceTrustMode || 'off', autoEnroll: issued.deviceAutoEnroll },
       ...(issued.device ? { deviceCredentialId: issued.device.credentialId } : {}),
+      privateKeyPolicy: required,
     };
     // Two files apart: written side by side. The previous session's key goes once the profile no longer
     // names it.
     await Promise.all([
       profiles.saveProfile(profile).then(async () => {
-        if (previous && previous.keyId !== keyId) {
+        // A card's key stays on the card (the next login reuses it); a software key no profile names goes.
+        if (previous && !previous.hardwareKey && previous.keyId !== profileKeyId) {
           await openKeyStore(previous.keystore, profiles.home)
             .delete(previous.keyId)
             .catch(() => false);
         }
+        if (hardwareKey) await keystore.delete(keyId).catch(() => false);
       }),
       remembered && profiles.trustCluster(remembered),
     ]);
@@ -340,6 +414,7 @@ async function login(
     throw error;
   } finally {
     api?.close();
+    await card?.session.close().catch(() => {});
     await device.device?.close().catch(() => {});
     perf.step('close');
     perf.end();
@@ -357,7 +432,8 @@ function withoutCredential<T extends { deviceCredentialId?: string }>(
 export async function logout(profiles: ProfileStore, address?: string): Promise<Profile | undefined> {
   const profile = await profiles.getProfile(address);
   if (!profile) return undefined;
-  await openKeyStore(profile.keystore, profiles.home).delete(profile.keyId);
+  // A card's key is left on the card: Keyport's mark lets the next login reuse it.
+  if (!profile.hardwareKey) await openKeyStore(profile.keystore, profiles.home).delete(profile.keyId);
   await profiles.removeProfile(profile.address);
   return profile;
 }

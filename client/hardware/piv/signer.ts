@@ -40,13 +40,28 @@ const CACHED_TOUCH_PROMPT_DELAY_MS = 200;
 /** Before a PIN that may be asked first, so the two prompts come in the order the card needs them. */
 const TOUCH_PROMPT_AFTER_PIN_CHANCE_MS = 100;
 
-export function openPivSigner(options: PivSignerOptions): SessionSigner {
-  const { session, slot, policy, prompts } = options;
-  const publicKey =
-    typeof options.publicKey === 'string' ? createPublicKey(options.publicKey) : options.publicKey;
+function p256Key(key: KeyObject | string): KeyObject {
+  const publicKey = typeof key === 'string' ? createPublicKey(key) : key;
   if (publicKey.asymmetricKeyType !== 'ec' || publicKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
     throw new PivError('INVALID_ARGUMENT', 'A PIV session key is ECDSA P-256.');
   }
+  return publicKey;
+}
+
+/** What a card signer shows: the public key, and that the key cannot leave the card. */
+function publicFields(publicKey: KeyObject): Omit<SessionSigner, 'sign'> {
+  return {
+    source: 'piv',
+    algorithm: 'ecdsa-p256',
+    publicKeyPem: publicKey.export({ format: 'pem', type: 'spki' }).toString(),
+    sshPublicKey: formatSshPublicKey(sshPublicKeyParts(publicKey)),
+    exportable: false,
+  };
+}
+
+export function openPivSigner(options: PivSignerOptions): SessionSigner {
+  const { session, slot, policy, prompts } = options;
+  const publicKey = p256Key(options.publicKey);
   const touches = policy.touch === 'always' || policy.touch === 'cached';
   const pinPolicy = effectivePinPolicy(slot, policy.pin);
 
@@ -92,11 +107,7 @@ export function openPivSigner(options: PivSignerOptions): SessionSigner {
   }
 
   return Object.freeze({
-    source: 'piv' as const,
-    algorithm: 'ecdsa-p256' as const,
-    publicKeyPem: publicKey.export({ format: 'pem', type: 'spki' }).toString(),
-    sshPublicKey: formatSshPublicKey(sshPublicKeyParts(publicKey)),
-    exportable: false,
+    ...publicFields(publicKey),
     async sign(data: Buffer): Promise<Buffer> {
       const digest = createHash('sha256').update(data).digest();
       let retriesLeft: number | undefined;
@@ -111,4 +122,54 @@ export function openPivSigner(options: PivSignerOptions): SessionSigner {
       }
     },
   });
+}
+
+export interface CardSignerOptions extends Omit<PivSignerOptions, 'session'> {
+  /** The card's serial (GET SERIAL) the key was made on: another card in the reader is refused. */
+  serial?: number;
+  /** Opens the PIV session (default: the first reader with a card, over PCSCLITE_CSOCK_NAME's pcscd). */
+  open: () => Promise<PivSession>;
+}
+
+/**
+ * A signer for a slot key whose session is opened at the first signature, not before (a command that makes
+ * no signed call never touches the card); `close` ends the session, if one was opened.
+ */
+export function openCardSigner(options: CardSignerOptions): {
+  signer: SessionSigner;
+  close(): Promise<void>;
+} {
+  let opening: Promise<{ session: PivSession; signer: SessionSigner }> | undefined;
+  const open = async () => {
+    const session = await options.open();
+    try {
+      if (options.serial !== undefined && session.serial !== options.serial) {
+        throw new PivError(
+          'CARD_CHANGED',
+          `This session's key is on the PIV card with serial ${options.serial}, not on the card in ` +
+            `"${session.readerName}" (serial ${session.serial ?? 'unknown'}). Insert that card, or log in again.`,
+        );
+      }
+      return { session, signer: openPivSigner({ ...options, session }) };
+    } catch (error) {
+      await session.close();
+      throw error;
+    }
+  };
+  const signer: SessionSigner = Object.freeze({
+    ...publicFields(p256Key(options.publicKey)),
+    async sign(data: Buffer): Promise<Buffer> {
+      opening ??= open();
+      // A failed open (no card yet) is tried again at the next signature.
+      opening.catch(() => (opening = undefined));
+      return (await opening).signer.sign(data);
+    },
+  });
+  return {
+    signer,
+    async close() {
+      const opened = await opening?.catch(() => undefined);
+      await opened?.session.close();
+    },
+  };
 }
