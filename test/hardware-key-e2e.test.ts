@@ -9,6 +9,7 @@
 // prompts, a foreign key left alone, and no private key anywhere in KEYPORT_HOME.
 import { spawn } from 'node:child_process';
 import { createHash, createPrivateKey, createPublicKey, verify, X509Certificate } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,7 +21,7 @@ import { openPivSession } from '../client/hardware/piv/session';
 import type { PivSession } from '../client/hardware/piv/session';
 import { choosePivSlot, NEW_PIN_NOTICE, preparePivSessionKey } from '../client/hardware/piv/session-key';
 import type { PivSetupPrompts } from '../client/hardware/piv/session-key';
-import { openPivSigner, TAP_YOUR_YUBIKEY } from '../client/hardware/piv/signer';
+import { openCardSigner, openPivSigner, TAP_YOUR_YUBIKEY } from '../client/hardware/piv/signer';
 import { createLabClock } from '../lab/clock';
 import type { LabClock } from '../lab/clock';
 import { startLabPivCard } from '../lab/piv/lab';
@@ -265,6 +266,70 @@ describe('hardware-key session keys on the lab PIV card', () => {
     const after = await counted(() => signer.sign(data));
     expect(after.touches).toBe(1);
     expect(verify('sha256', data, publicKey, after.result)).toBe(true);
+  });
+
+  it('says to reinsert a card pulled while a signature waits for its touch, and signs once it is back', async () => {
+    const publicKey = await session.generate(0x9a, { pin: 'never', touch: 'always' });
+    const signer = openPivSigner({
+      session,
+      slot: 0x9a,
+      publicKey,
+      policy: { pin: 'never', touch: 'always' },
+      prompts: scriptedPrompts().prompts,
+    });
+    await card.setTouchMode('manual');
+    try {
+      const signing = signer.sign(data);
+      await card.nextTouchRequest();
+      await card.remove();
+      const removed = await rejection(signing);
+      expect(removed).toMatchObject({ reason: 'CARD_REMOVED', code: 'UNAVAILABLE' });
+      expect(removed.message).toContain('Reinsert it');
+      const back = session.waitForCard({ timeoutMs: 20_000 });
+      await card.insert();
+      await back;
+      const signature = await card.touchingWhile(() => signer.sign(data));
+      expect(verify('sha256', data, publicKey, signature)).toBe(true);
+    } finally {
+      await card.setTouchMode('auto');
+    }
+  });
+
+  it("opens a profile's card only at the first signature, and refuses another card than the key's", async () => {
+    const { publicKey } = (await session.metadata(0x9a)) as { publicKey: KeyObject };
+    let opened = 0;
+    const open = () => {
+      opened++;
+      return openPivSession({ socketPath: card.socketPath });
+    };
+    const policy = { pin: 'never', touch: 'always' } as const;
+    const other = openCardSigner({
+      serial: card.serial + 1,
+      slot: 0x9a,
+      publicKey,
+      policy,
+      prompts: scriptedPrompts().prompts,
+      open,
+    });
+    expect(opened).toBe(0);
+    const refused = await rejection(other.signer.sign(data));
+    expect(refused).toMatchObject({ reason: 'CARD_CHANGED' });
+    expect(refused.message).toContain(`serial ${card.serial + 1}`);
+    await other.close();
+
+    const right = openCardSigner({
+      serial: card.serial,
+      slot: 0x9a,
+      publicKey,
+      policy,
+      prompts: scriptedPrompts().prompts,
+      open,
+    });
+    expect(right.signer).toMatchObject({ source: 'piv', exportable: false });
+    expect(verify('sha256', data, publicKey, await right.signer.sign(data))).toBe(true);
+    expect(verify('sha256', data, publicKey, await right.signer.sign(data))).toBe(true);
+    expect(opened).toBe(2); // one for the refused signer, one for this one's two signatures
+    await right.close();
   });
 
   it('asks the PIN again after a wrong one, with the attempts left; a blocked PIN says how to unblock it', async () => {
