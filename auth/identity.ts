@@ -14,6 +14,8 @@ import { isLocked, lockedError } from './lockout';
 import { DEVICE_EXTENSIONS } from './certificates';
 import { proveCallPossession } from './pop';
 import type { SessionDevice } from './device-trust/policy';
+import { checkCertificateKeyPolicy, requiredPolicyFor } from './hardware-key/login';
+import { loadCap, loadRoles } from './policy';
 
 export const BUILTIN_ADMIN = 'keyport-admin';
 
@@ -135,10 +137,19 @@ export async function authenticate(ctx: ServiceContext, call: CallContext): Prom
   if (isLocked(user, ctx.now())) throw lockedError(user);
   // Roles taken away since login stop counting at once; roles added count from the next login.
   const current = new Set<string>(JSON.parse(user.spec_json).roles ?? []);
-  const device = await currentDevice(ctx, verified.extra);
+  const roles = identity.roles.filter((role) => current.has(role));
+  // The session key must meet today's private-key policy (the cap's and the roles' require_session_mfa):
+  // one raised since the login is refused as PRIVATE_KEY_POLICY_NOT_MET, which a relogin with the card
+  // resolves.
+  const [cap, roleDocuments, device] = await Promise.all([
+    loadCap(ctx.store),
+    loadRoles(ctx.store, roles),
+    currentDevice(ctx, verified.extra),
+  ]);
+  checkCertificateKeyPolicy(verified.extra, requiredPolicyFor(cap, roleDocuments));
   return {
     ...identity,
-    roles: identity.roles.filter((role) => current.has(role)),
+    roles,
     ...(device ? { device } : {}),
   };
 }

@@ -110,9 +110,10 @@ function deepFreeze<T>(value: T): T {
 
 /** The named roles that exist; a role deleted since a certificate was issued grants nothing. */
 export async function loadRoles(store: Store, names: readonly string[]): Promise<Role[]> {
+  const stored = await store.getRoleJsons(names);
   const roles: Role[] = [];
   for (const name of names) {
-    const json = await store.getRoleJson(name);
+    const json = stored.get(name);
     if (json) roles.push(JSON.parse(json) as Role);
   }
   return roles;

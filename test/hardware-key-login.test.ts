@@ -250,3 +250,50 @@ describe('a role requiring hardware_key_touch', () => {
     expect(error.fields.privateKeyPolicy).toBe('hardware_key_touch');
   });
 });
+
+describe('a policy raised after the login', () => {
+  it('refuses the session’s next call with PRIVATE_KEY_POLICY_NOT_MET naming today’s policy, resolvable by relogin', async () => {
+    // hana's role today asks hardware_key_touch: a touch-attested key logs in and calls.
+    const key = newKey();
+    const outcome = await login(key, await attest(key, TOUCH_POLICY.CACHED));
+    expect(outcome.error).toBeUndefined();
+    const caPem = (
+      JSON.parse(await readFile(join(cluster.dataDir, 'admin-identity.json'), 'utf8')) as {
+        caCertPem: string;
+      }
+    ).caCertPem;
+    const session = connectCluster({
+      address: parseClusterAddress(cluster.address),
+      caPem,
+      caPin: cluster.caPin,
+      clientKeyPem: key.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      clientCertPem: outcome.response!.tlsCertificate,
+    });
+    const admin = await connectAsAdmin(cluster);
+    try {
+      expect((await session.user.getStatus({})).user).toBe('hana');
+      // The admin raises the role to touch and PIN: the same certificate no longer meets it.
+      const raised = {
+        ...TOUCH_ROLE,
+        spec: { ...TOUCH_ROLE.spec, options: { require_session_mfa: 'hardware_key_touch_and_pin' } },
+      };
+      await admin.admin.createResources({ documentsJson: [JSON.stringify(raised)], force: true });
+      const before = snapshot();
+      const refused = await session.user.getStatus({}).catch((error: unknown) => error as KeyportError);
+      expect(refused).toMatchObject({
+        code: 'PRIVATE_KEY_POLICY_NOT_MET',
+        fields: { privateKeyPolicy: 'hardware_key_touch_and_pin', resolvableByRelogin: true },
+      });
+      expect((refused as KeyportError).message).toContain(
+        'Unmet private key policy "hardware_key_touch_and_pin".',
+      );
+      expect(snapshot()).toEqual(before);
+      // Lowered again, the session works again: the policy is read at every call.
+      await admin.admin.createResources({ documentsJson: [JSON.stringify(TOUCH_ROLE)], force: true });
+      expect((await session.user.getStatus({})).user).toBe('hana');
+    } finally {
+      session.close();
+      admin.close();
+    }
+  });
+});

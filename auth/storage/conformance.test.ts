@@ -191,6 +191,14 @@ describe.each(backends)('store on $kind', (backend) => {
     expect(await store.putRole('a', '{"v":0}', false, T)).toBe(true);
     expect(await store.listRoleJson()).toEqual(['{"v":0}', '{"v":3}']);
     expect(await store.countRoles()).toBe(2);
+    // Several by name in one statement: only those that exist.
+    expect(await store.getRoleJsons(['r', 'missing', 'a'])).toEqual(
+      new Map([
+        ['r', '{"v":3}'],
+        ['a', '{"v":0}'],
+      ]),
+    );
+    expect(await store.getRoleJsons([])).toEqual(new Map());
     expect(await store.deleteRole('r')).toBe(true);
     expect(await store.deleteRole('r')).toBe(false);
     expect(await store.getRoleJson('r')).toBeUndefined();

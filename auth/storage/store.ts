@@ -193,6 +193,17 @@ export class Store {
 
   // Roles and cluster configuration
 
+  /** The stored documents of the named roles that exist, in one statement. */
+  async getRoleJsons(names: readonly string[]): Promise<Map<string, string>> {
+    if (names.length === 0) return new Map();
+    const rows = await this.db
+      .selectFrom('roles')
+      .select(['name', 'doc_json'])
+      .where('name', 'in', [...names])
+      .execute();
+    return new Map(rows.map((row) => [row.name, row.doc_json]));
+  }
+
   async getRoleJson(name: string): Promise<string | undefined> {
     const row = await this.db
       .selectFrom('roles')
