@@ -34,6 +34,10 @@ import { ProfileStore } from '../client/profiles';
 import type { Profile } from '../client/profiles';
 import { RELOGIN_NOTICE } from '../client/ceremonies/hardware-key';
 import { EXIT } from '../cli/exit-codes';
+import { LAB_SECURITY_KEY_ENV } from '../client/hardware/fido/socket-transport';
+import { connectClusterConfig, signUpWithLabKey } from '../lab/connect';
+import { startSoftKey } from '../lab/security-key/soft-key';
+import type { SoftKey } from '../lab/security-key/soft-key';
 
 const NEW_PIN = '246810';
 const NEW_PUK = '13579246';
@@ -635,6 +639,93 @@ describe('keyport login on a cluster whose roles require a hardware key', () => 
     expectOk(replaced);
     expect(slotKey('9a')!.publicKey.equals(foreign)).toBe(false);
     expect((await profileOf('eve')).hardwareKey).toMatchObject({ slot: '9a', policy: 'hardware_key' });
+  });
+});
+
+describe('a passwordless login refused for its key relogs in with the card', () => {
+  // Passwordless step one names no user, so it can only tell the cap's policy: a role's policy is met at
+  // Login, which refuses the software key; the client then relogs in, from step one, with the card's key.
+  let card: LabPivCard;
+  let cluster: LabCluster;
+  let key: SoftKey;
+  let work: string;
+  const KEY_PIN = '2468';
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'keyport-hardware-relogin-'));
+    card = await startLabPivCard({ touch: 'auto' });
+    const root = card.attestationRootPem
+      .trim()
+      .split('\n')
+      .map((line) => `          ${line}`)
+      .join('\n');
+    cluster = await startLabCluster({
+      clusterName: 'hardware-relogin',
+      configYaml: `${connectClusterConfig()}    hardware_key:\n      attestation_roots:\n        - |\n${root}\n`,
+    });
+    key = await startSoftKey({
+      socketPath: join(work, 'key.sock'),
+      statePath: join(work, 'key.json'),
+      touch: 'auto:20',
+      pin: KEY_PIN,
+    });
+    const admin = await connectAsAdmin(cluster);
+    try {
+      await admin.admin.createResources({
+        documentsJson: [
+          JSON.stringify({
+            kind: 'role',
+            version: 'v7',
+            metadata: { name: 'critical' },
+            spec: { options: { require_session_mfa: 'hardware_key_touch' }, allow: { logins: ['root'] } },
+          }),
+        ],
+        force: false,
+      });
+    } finally {
+      admin.close();
+    }
+    await signUpWithLabKey(cluster, {
+      user: 'pia',
+      roles: ['access', 'critical'],
+      password: 'pia-password-123',
+      keySocket: key.socketPath,
+      pin: KEY_PIN,
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await key?.stop();
+    await cluster?.stop();
+    await card?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it("says the seed's two lines after the refusal, asks the security key again, and logs in with the card's key", async () => {
+    const home = join(work, 'pia');
+    const result = await runKeyport(
+      [
+        'login',
+        '--cluster',
+        cluster.address,
+        '--ca-pin',
+        cluster.caPin,
+        '--auth',
+        'passwordless',
+        '--keystore',
+        'file',
+      ],
+      { home, input: [KEY_PIN, KEY_PIN], env: { ...card.env, [LAB_SECURITY_KEY_ENV]: key.socketPath } },
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain(`Unmet private key policy "hardware_key_touch".\n${RELOGIN_NOTICE}\n`);
+    // The security key's PIN is asked once per ceremony: the refused one and the relogin.
+    expect(result.stderr.match(/Enter the PIN of your security key/g)).toHaveLength(2);
+    const profile = (await new ProfileStore(home).getProfile()) as Profile;
+    expect(profile).toMatchObject({ user: 'pia', hardwareKey: { slot: '9c', policy: 'hardware_key_touch' } });
+    const checked = await runKeyport(['status', '--check'], { home, env: { ...card.env } });
+    expect(checked.code, checked.stderr).toBe(0);
+    expect(checked.stdout).toContain('accepted by hardware-relogin as pia');
   });
 });
 
