@@ -726,6 +726,22 @@ describe('a passwordless login refused for its key relogs in with the card', () 
     const checked = await runKeyport(['status', '--check'], { home, env: { ...card.env } });
     expect(checked.code, checked.stderr).toBe(0);
     expect(checked.stdout).toContain('accepted by hardware-relogin as pia');
+
+    // The next passwordless login goes to the card at once: no refusal, one security-key ceremony.
+    const again = await runKeyport(
+      ['login', '--cluster', cluster.address, '--auth', 'passwordless', '--keystore', 'file'],
+      { home, input: [KEY_PIN], env: { ...card.env, [LAB_SECURITY_KEY_ENV]: key.socketPath } },
+    );
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).not.toContain('Unmet private key policy');
+    expect(again.stderr.match(/Enter the PIN of your security key/g)).toHaveLength(1);
+    const next = (await new ProfileStore(home).getProfile()) as Profile;
+    expect(next.hardwareKey).toMatchObject({ slot: '9c', policy: 'hardware_key_touch' });
+    expect(
+      new X509Certificate(next.tlsCertPem).publicKey.equals(
+        new X509Certificate(profile.tlsCertPem).publicKey,
+      ),
+    ).toBe(true);
   });
 });
 

@@ -42,6 +42,11 @@ import {
   stepOneKeyPolicy,
 } from './hardware-key';
 import type { CardSessionKey, HardwareKeyLoginOptions, StepOneKeyPolicy } from './hardware-key';
+import {
+  combinePolicies,
+  isPrivateKeyPolicy,
+  policySatisfies,
+} from '../../proto/resources/private-key-policy';
 import type { PrivateKeyPolicy } from '../../proto/resources/private-key-policy';
 
 export interface LoginPrompts extends TrustPrompt {
@@ -313,11 +318,17 @@ async function login(
         // firstStep has awaited it: Login never goes without the key in the keystore.
         const softwareSigner = await storeKey();
         // Step 1 said the key must be on the card (or a refused Login did): the card's key goes instead.
-        required = keyPolicy?.policy ?? refusedPolicy ?? 'none';
+        // Passwordless step 1 knows only the cap's policy (no user yet): the one this cluster asked last
+        // time counts too, so a second passwordless login goes to the card at once, without a refusal.
+        const remembered = rememberedPolicy(trusted);
+        required = combinePolicies(
+          combinePolicies(keyPolicy?.policy ?? 'none', refusedPolicy ?? 'none'),
+          order.keystoreAlongsideFirstCall ? remembered : 'none',
+        );
         await useCardKey(
           required,
           keyPolicy?.slot,
-          refusedPolicy === undefined && trusted.privateKeyPolicy === required,
+          refusedPolicy === undefined && policySatisfies(remembered, required),
         );
         const sessionSigner = card?.prepared.signer ?? softwareSigner;
         const deviceResponse = await answerDeviceChallenge(device, deviceChallenge);
@@ -419,6 +430,12 @@ async function login(
     perf.step('close');
     perf.end();
   }
+}
+
+/** The private-key policy the trusted cluster asked last time ('none' when it asked none, or an unknown one). */
+function rememberedPolicy(trusted: TrustedCluster): PrivateKeyPolicy {
+  const policy = trusted.privateKeyPolicy;
+  return policy !== undefined && isPrivateKeyPolicy(policy) ? policy : 'none';
 }
 
 function withoutCredential<T extends { deviceCredentialId?: string }>(
