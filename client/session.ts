@@ -240,11 +240,13 @@ export function openProfileSigner(
 }
 
 /**
- * The signer of a profile's software session key: the key in the profile's keystore under its id, whose
- * public half is the session certificate's. Nothing is read from the keystore until the key is first used.
- * A key on a PIV card (`profile.hardwareKey`) is opened by openProfileSigner.
+ * The signer of a profile's session key: the key in the profile's keystore under its id, whose public half
+ * is the session certificate's. Nothing is read from the keystore until the key is first used. A key on a
+ * PIV card gives the card's signer, which cannot ask for a PIN and whose PC/SC session lasts as long as the
+ * process: openProfileSigner gives one with prompts and a close.
  */
 export function profileSigner(profiles: ProfileStore, profile: Profile): SessionSigner {
+  if (profile.hardwareKey) return openProfileSigner(profiles, profile).signer;
   return openSoftwareSigner(
     openKeyStore(profile.keystore, profiles.home),
     profile.keyId,

@@ -16,7 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PivError } from '../client/hardware/piv/errors';
-import { isKeyportMarker } from '../client/hardware/piv/marker';
+import { isKeyportMarker, markerCertificate } from '../client/hardware/piv/marker';
+import { profileSigner } from '../client/session';
 import { openPivSession } from '../client/hardware/piv/session';
 import type { PivSession } from '../client/hardware/piv/session';
 import { choosePivSlot, NEW_PIN_NOTICE, preparePivSessionKey } from '../client/hardware/piv/session-key';
@@ -334,6 +335,24 @@ describe('hardware-key session keys on the lab PIV card', () => {
     expect(verify('sha256', data, publicKey, await right.signer.sign(data))).toBe(true);
     expect(opened).toBe(2); // one for the refused signer, one for this one's two signatures
     await right.close();
+
+    // A profile whose key is on the card: profileSigner (the ssh-agent's default) signs with the card too.
+    const certificate = new X509Certificate(markerCertificate(publicKey));
+    const profile = {
+      tlsCertPem: certificate.toString(),
+      keystore: 'file',
+      keyId: `piv/${card.serial}/9a`,
+      hardwareKey: {
+        slot: '9a',
+        serial: card.serial,
+        policy: 'hardware_key_touch',
+        pinPolicy: 'never',
+        touchPolicy: 'always',
+      },
+    } as Profile;
+    const signer = profileSigner(new ProfileStore(join(tmpdir(), 'keyport-no-home')), profile);
+    expect(signer).toMatchObject({ source: 'piv', exportable: false });
+    expect(verify('sha256', data, publicKey, await signer.sign(data))).toBe(true);
   });
 
   it('asks the PIN again after a wrong one, with the attempts left; a blocked PIN says how to unblock it', async () => {
