@@ -14,6 +14,7 @@ import { connectAsProfile, notSignedIn } from '../client/session';
 import type { Profile } from '../client/profiles';
 import { registerAdminCommands } from './admin';
 import { registerMfaCommands } from './mfa';
+import { registerAgentCommand } from './agent';
 import { registerDeviceCommands } from './devices';
 import { EXIT, exitCodeOf } from './exit-codes';
 import { parseDurationSeconds, formatRemaining } from './format';
@@ -225,6 +226,7 @@ function program(): Command {
 
   registerMfaCommands(root, profiles, prompter);
   registerDeviceCommands(root, profiles);
+  registerAgentCommand(root, profiles, prompter);
   registerAdminCommands(root, profiles);
   return root;
 }

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileStore } from '../client/keystore/file-store';
 import { ProfileStore } from '../client/profiles';
-import { loginUser, runKeyport, signUpUser, startLabCluster } from '../lab/cluster';
+import { keyportCliPath, loginUser, runKeyport, signUpUser, startLabCluster } from '../lab/cluster';
 import type { LabCluster } from '../lab/cluster';
 import { encodeSshPublicKeyBlob, sshPublicKeyParts } from '../client/keystore/session-key';
 import type { SessionKeyAlgorithm } from '../client/keystore/session-key';
@@ -713,6 +713,35 @@ describe("with a real keyport login (the keyport-auth lab cluster's session cert
       { input: await readFile(data) },
     );
     expect(verified.code, verified.stderr + verified.stdout).toBe(0);
+  });
+
+  it('`keyport agent` serves the same session from the command line, prints SSH_AUTH_SOCK, and removes its socket on SIGTERM', async () => {
+    const socketDir = join(home, 'cli-agent');
+    const child = spawn(process.execPath, [keyportCliPath, 'agent', '--socket-dir', socketDir], {
+      env: { ...process.env, KEYPORT_HOME: home },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+          if (out.includes('\n')) resolve(out.split('\n')[0] ?? '');
+        });
+        child.once('exit', (code) => reject(new Error(`keyport agent exited ${code} before its socket`)));
+      });
+      const socketPath = join(socketDir, 'agent.sock');
+      expect(line).toBe(`SSH_AUTH_SOCK=${socketPath}; export SSH_AUTH_SOCK;`);
+      const listed = await run('ssh-add', ['-L'], { env: { ...process.env, SSH_AUTH_SOCK: socketPath } });
+      expect(listed.code, listed.stderr).toBe(0);
+      expect(blobOfLine(listed.stdout)).toEqual(blobOfLine((await readFile(certificatePath, 'utf8')).trim()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(await readdir(socketDir)).toEqual([]);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
   });
 
   it('holds nothing once the person logs out, without a restart', async () => {
