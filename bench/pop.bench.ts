@@ -5,7 +5,7 @@
 // database: SQLite, then a lab PostgreSQL). Sequential calls give the latency; 16 concurrent callers on
 // the channel give the throughput.
 // The CPU per call is keyport-auth's own (/proc/PID/stat utime + stime over the measured calls). Modes
-// alternate over several rounds, so a noisy neighbour hits both alike. A PIV card's signature comes later.
+// alternate over several rounds, so a noisy neighbour hits both alike. The card's cost is bench/piv.bench.ts's.
 import { createPrivateKey, createPublicKey, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
