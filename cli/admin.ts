@@ -18,6 +18,9 @@ import { loadResourceDocuments } from '../client/resource-documents';
 import { connectAsProfile, notSignedIn } from '../client/session';
 import { parseDurationSeconds } from './format';
 import { registerDeviceAdminCommands } from './devices';
+import { pivPrompts } from './piv-prompts';
+import type { Prompter } from './prompts';
+import { withKeyPolicyRelogin } from './relogin';
 import { AUDIT_EVENT_TYPES, isAuditType, unknownAuditTypeMessage } from '../proto/audit-types';
 
 interface AdminIdentityFile {
@@ -28,7 +31,11 @@ interface AdminIdentityFile {
   certPem: string;
 }
 
-async function connectAdmin(profiles: ProfileStore, dataDir: string | undefined): Promise<ClusterApi> {
+async function connectAdmin(
+  profiles: ProfileStore,
+  dataDir: string | undefined,
+  prompter: Prompter,
+): Promise<ClusterApi> {
   if (dataDir) {
     const path = join(dataDir, 'admin-identity.json');
     const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
@@ -49,7 +56,10 @@ async function connectAdmin(profiles: ProfileStore, dataDir: string | undefined)
   const profile = await profiles.getProfile();
   if (!profile) throw notSignedIn('run `keyport login`, or pass -c FILE or --data-dir on the auth host');
   // On stderr, as every line meant for the person: stdout stays the YAML or table asked for.
-  return connectAsProfile(profiles, profile, undefined, { notice: (message) => console.error(message) });
+  return connectAsProfile(profiles, profile, undefined, {
+    notice: (message) => console.error(message),
+    piv: pivPrompts(prompter),
+  });
 }
 
 /**
@@ -108,7 +118,7 @@ function resourceYaml(resource: Resource): string {
   return toYaml(JSON.parse(resource.json), { lineWidth: 0 });
 }
 
-export function registerAdminCommands(root: Command, profiles: ProfileStore): void {
+export function registerAdminCommands(root: Command, profiles: ProfileStore, prompter: Prompter): void {
   const admin = root
     .command('admin')
     .description('Administer the cluster (authorised by your roles’ rules)')
@@ -122,15 +132,17 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore): vo
   const withApi = async (work: (api: ClusterApi) => Promise<void>) => {
     const { dataDir, config } = admin.opts<{ dataDir?: string; config?: string }>();
     // --data-dir wins, as it does for keyport-auth.
-    const api = await connectAdmin(
-      profiles,
-      dataDir ?? (config ? await dataDirFromAuthConfig(config) : undefined),
-    );
-    try {
-      await work(api);
-    } finally {
-      api.close();
-    }
+    const hostDir = dataDir ?? (config ? await dataDirFromAuthConfig(config) : undefined);
+    const run = async () => {
+      const api = await connectAdmin(profiles, hostDir, prompter);
+      try {
+        await work(api);
+      } finally {
+        api.close();
+      }
+    };
+    // As the profile, a session below today's key policy relogs in with the card and runs once more.
+    await (hostDir ? run() : withKeyPolicyRelogin(profiles, run, prompter));
   };
 
   registerDeviceAdminCommands(admin, withApi);

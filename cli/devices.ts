@@ -11,6 +11,8 @@ import type { ProfileStore } from '../client/profiles';
 import { notSignedIn } from '../client/session';
 import { KeyportError } from '../proto/errors';
 import { parseDurationSeconds } from './format';
+import type { Prompter } from './prompts';
+import { withKeyPolicyRelogin } from './relogin';
 
 /** How the seed writes an OS: macOS, Windows, Linux. */
 export function osLabel(os: string): string {
@@ -22,7 +24,7 @@ function enrollStatusLabel(device: Device): string {
   return device.enrollStatus === 'enrolled' ? 'enrolled' : 'not enrolled';
 }
 
-export function registerDeviceCommands(root: Command, profiles: ProfileStore): void {
+export function registerDeviceCommands(root: Command, profiles: ProfileStore, prompter: Prompter): void {
   const device = root.command('device').description("This device's trust: asset tag, enrollment, status");
 
   device
@@ -43,14 +45,20 @@ export function registerDeviceCommands(root: Command, profiles: ProfileStore): v
           fieldPath: 'token',
         });
       }
-      const profile = await profiles.getProfile();
-      if (!profile) throw notSignedIn('run `keyport login` first, then enroll');
-      const enrolled = await enrollThisDevice(profiles, profile, {
-        ...(options.token ? { token: options.token as string } : {}),
-        onProgress: (step) => {
-          if (step === 'reading-tpm') console.error('Reading the TPM…');
+      const enrolled = await withKeyPolicyRelogin(
+        profiles,
+        async () => {
+          const profile = await profiles.getProfile();
+          if (!profile) throw notSignedIn('run `keyport login` first, then enroll');
+          return enrollThisDevice(profiles, profile, {
+            ...(options.token ? { token: options.token as string } : {}),
+            onProgress: (step) => {
+              if (step === 'reading-tpm') console.error('Reading the TPM…');
+            },
+          });
         },
-      });
+        prompter,
+      );
       console.log(`Device "${enrolled.assetTag}"/${osLabel(enrolled.osType)} enrolled`);
       console.log('Sign in again (`keyport login`) for certificates that carry this device.');
     });
@@ -59,9 +67,15 @@ export function registerDeviceCommands(root: Command, profiles: ProfileStore): v
     .command('status')
     .description('What the cluster knows of this device, and whether this session carries it')
     .action(async () => {
-      const profile = await profiles.getProfile();
-      if (!profile) throw notSignedIn();
-      const status = await thisDeviceStatus(profiles, profile);
+      const status = await withKeyPolicyRelogin(
+        profiles,
+        async () => {
+          const profile = await profiles.getProfile();
+          if (!profile) throw notSignedIn();
+          return thisDeviceStatus(profiles, profile);
+        },
+        prompter,
+      );
       const states: Record<string, string> = {
         not_registered: 'not registered',
         registered: 'registered, not enrolled',

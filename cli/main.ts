@@ -16,6 +16,7 @@ import { registerAdminCommands } from './admin';
 import { registerMfaCommands } from './mfa';
 import { registerAgentCommand } from './agent';
 import { registerDeviceCommands } from './devices';
+import { withKeyPolicyRelogin } from './relogin';
 import { EXIT, exitCodeOf } from './exit-codes';
 import { parseDurationSeconds, formatRemaining } from './format';
 import { readStdinLine, terminalPrompter } from './prompts';
@@ -196,16 +197,24 @@ function program(): Command {
         return;
       }
       if (options.check) {
-        const api = await connectAsProfile(profiles, profile, undefined, {
-          notice: (message) => prompter.say(message),
-          piv: pivPrompts(prompter),
-        });
-        try {
-          const status = await api.user.getStatus({});
-          console.log(`  ${'Session'.padEnd(14)}accepted by ${status.clusterName} as ${status.user}`);
-        } finally {
-          api.close();
-        }
+        // A session below today's key policy relogs in with the card, then is checked again.
+        await withKeyPolicyRelogin(
+          profiles,
+          async () => {
+            const current = (await profiles.getProfile()) ?? profile;
+            const api = await connectAsProfile(profiles, current, undefined, {
+              notice: (message) => prompter.say(message),
+              piv: pivPrompts(prompter),
+            });
+            try {
+              const status = await api.user.getStatus({});
+              console.log(`  ${'Session'.padEnd(14)}accepted by ${status.clusterName} as ${status.user}`);
+            } finally {
+              api.close();
+            }
+          },
+          prompter,
+        );
       }
     });
 
@@ -225,9 +234,9 @@ function program(): Command {
     });
 
   registerMfaCommands(root, profiles, prompter);
-  registerDeviceCommands(root, profiles);
+  registerDeviceCommands(root, profiles, prompter);
   registerAgentCommand(root, profiles, prompter);
-  registerAdminCommands(root, profiles);
+  registerAdminCommands(root, profiles, prompter);
   return root;
 }
 

@@ -6,6 +6,7 @@ import { addDevice, listDevices, removeDevice } from '../client/ceremonies/devic
 import type { ProfileStore } from '../client/profiles';
 import type { Prompter } from './prompts';
 import { securityKeyPrompts } from './security-key-prompts';
+import { withKeyPolicyRelogin } from './relogin';
 
 function date(ms: number): string {
   return ms > 0 ? new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z') : '-';
@@ -25,7 +26,7 @@ export function registerMfaCommands(root: Command, profiles: ProfileStore, promp
     .command('ls')
     .description('List your MFA devices')
     .action(async () => {
-      const devices = await listDevices(profiles);
+      const devices = await withKeyPolicyRelogin(profiles, () => listDevices(profiles), prompter);
       console.log(
         `${'Name'.padEnd(20)}${'Type'.padEnd(10)}${'Added'.padEnd(22)}${'Last used'.padEnd(22)}Passkey`,
       );
@@ -49,22 +50,27 @@ export function registerMfaCommands(root: Command, profiles: ProfileStore, promp
     .option('--passwordless', 'register the key for passwordless login (a resident credential with its PIN)')
     .addOption(existing)
     .action(async (options) => {
-      const device = await addDevice(profiles, {
-        name: options.name,
-        type: options.type,
-        passwordless: Boolean(options.passwordless),
-        existing: options.mfa,
-        prompts: {
-          ...prompts,
-          otpCode: () => prompter.text('Enter an OTP code:'),
-          say: (line) => prompter.say(line),
-          async showTotpEnrollment(totp) {
-            prompter.say('Add this OTP device to your authenticator app (scan or paste the URI):');
-            prompter.say(`  ${totp.otpauthUri}`);
-            prompter.say(`  secret: ${totp.secret}`);
-          },
-        },
-      });
+      const device = await withKeyPolicyRelogin(
+        profiles,
+        () =>
+          addDevice(profiles, {
+            name: options.name,
+            type: options.type,
+            passwordless: Boolean(options.passwordless),
+            existing: options.mfa,
+            prompts: {
+              ...prompts,
+              otpCode: () => prompter.text('Enter an OTP code:'),
+              say: (line) => prompter.say(line),
+              async showTotpEnrollment(totp) {
+                prompter.say('Add this OTP device to your authenticator app (scan or paste the URI):');
+                prompter.say(`  ${totp.otpauthUri}`);
+                prompter.say(`  secret: ${totp.secret}`);
+              },
+            },
+          }),
+        prompter,
+      );
       console.log(`MFA device "${device.name}" added.`);
     });
 
@@ -73,7 +79,11 @@ export function registerMfaCommands(root: Command, profiles: ProfileStore, promp
     .description('Remove one of your MFA devices (after proving an existing one)')
     .addOption(existing)
     .action(async (name: string, options) => {
-      await removeDevice(profiles, { name, existing: options.mfa, prompts });
+      await withKeyPolicyRelogin(
+        profiles,
+        () => removeDevice(profiles, { name, existing: options.mfa, prompts }),
+        prompter,
+      );
       console.log(`MFA device "${name}" removed.`);
     });
 }

@@ -1,0 +1,119 @@
+// A command refused because the session no longer meets the cluster's private-key policy (an admin raised
+// it after the login) relogs in with the PIV card and runs once more, as `keyport login` does when its own
+// Login is refused. Issue 13 grows this into `retryWithRelogin`, for every reason a relogin resolves (an
+// expired certificate, a device or MFA requirement): the refusal is told apart here, and the relogin below
+// is the one login ceremony every reason shares.
+import { KeyportError } from '../proto/errors';
+import type { PrivateKeyPolicy } from '../proto/resources/private-key-policy';
+import { loginPasswordless, loginWithPassword } from '../client/ceremonies/login';
+import { refusedKeyPolicy, reloginNotices } from '../client/ceremonies/hardware-key';
+import { parseClusterAddress } from '../client/cluster-trust';
+import type { Profile, ProfileStore } from '../client/profiles';
+import { notSignedIn } from '../client/session';
+import { EXIT } from './exit-codes';
+import { pivPrompts } from './piv-prompts';
+import type { Prompter } from './prompts';
+import { securityKeyPrompts } from './security-key-prompts';
+
+/**
+ * Runs `action` (which reads the current profile itself); when a call of it is refused with
+ * PRIVATE_KEY_POLICY_NOT_MET, says the seed's two lines, logs the profile's user in again on its cluster
+ * with a session key on the PIV card meeting the policy the refusal names (password and second factor asked
+ * again as `keyport login` asks them; passwordless when that is the cluster's default), and runs `action`
+ * once more. Any other error, a failed relogin and a second refusal are thrown as they are; Ctrl-C during
+ * the relogin throws CANCELLED. The profile changes only when the relogin succeeds.
+ */
+export async function withKeyPolicyRelogin<T>(
+  profiles: ProfileStore,
+  action: () => Promise<T>,
+  prompter: Prompter,
+): Promise<T> {
+  try {
+    return await action();
+  } catch (error) {
+    const policy = refusedKeyPolicy(error);
+    if (policy === undefined || policy === 'none') throw error;
+    const profile = await profiles.getProfile();
+    if (!profile) throw error;
+    await reloginForKeyPolicy(profiles, profile, policy, prompter);
+  }
+  return action();
+}
+
+/** The login ceremony again, for the profile's cluster and user, with the card's key for `policy`. */
+async function reloginForKeyPolicy(
+  profiles: ProfileStore,
+  profile: Profile,
+  policy: PrivateKeyPolicy,
+  prompter: Prompter,
+): Promise<Profile> {
+  const said = reloginNotices(policy);
+  for (const line of said) prompter.say(line);
+  const address = parseClusterAddress(profile.address);
+  const trusted = await profiles.getTrustedCluster(address);
+  if (!trusted) throw notSignedIn();
+  // Ctrl-C cancels the relogin: a question waiting for an answer is given up, and the ceremony unwinds (the
+  // session key it made is taken back) before CANCELLED. A second Ctrl-C exits at once.
+  const controller = new AbortController();
+  const untilCancelled = new Promise<never>((_, reject) => {
+    controller.signal.addEventListener('abort', () =>
+      reject(new KeyportError('CANCELLED', 'Relogin cancelled: your profile is as it was.')),
+    );
+  });
+  untilCancelled.catch(() => {});
+  const onInterrupt = () => {
+    controller.abort();
+    process.once('SIGINT', () => process.exit(EXIT.cancelled));
+  };
+  process.once('SIGINT', onInterrupt);
+  const asking: Prompter = {
+    say: (line) => prompter.say(line),
+    secret: (message) => Promise.race([prompter.secret(message), untilCancelled]),
+    text: (message) => Promise.race([prompter.text(message), untilCancelled]),
+    confirm: (message) => Promise.race([prompter.confirm(message), untilCancelled]),
+  };
+  const common = {
+    profiles,
+    address,
+    keystore: profile.keystore,
+    signal: controller.signal,
+    prompts: {
+      // The cluster is trusted already (the refused call went to it): nothing new is trusted here.
+      confirmCaPin: () => Promise.resolve(false),
+      password: (name: string) => asking.secret(`Enter password for Keyport user ${name}:`),
+      otpCode: () => asking.text('Enter an OTP code from your authenticator app:'),
+      // The login says the two lines itself when it moves to the card: they were said already.
+      notice: (message: string) => {
+        const index = said.indexOf(message);
+        if (index >= 0) said.splice(index, 1);
+        else prompter.say(message);
+      },
+      securityKey: securityKeyPrompts(asking),
+    },
+    hardwareKey: {
+      prompts: pivPrompts(asking),
+      ...(process.env.KEYPORT_PIV_SLOT ? { envSlot: process.env.KEYPORT_PIV_SLOT } : {}),
+    },
+  };
+  // As `keyport login` without --auth: passwordless when the cluster says it is its way to sign in.
+  const ceremony =
+    trusted.connectorName === 'passwordless'
+      ? loginPasswordless({ ...common, user: profile.user })
+      : loginWithPassword({ ...common, user: profile.user });
+  let renewed: Profile;
+  try {
+    renewed = await ceremony;
+  } catch (error) {
+    if (controller.signal.aborted) return untilCancelled;
+    throw error;
+  } finally {
+    process.off('SIGINT', onInterrupt);
+  }
+  if (controller.signal.aborted) {
+    throw new KeyportError(
+      'CANCELLED',
+      'Cancelled once the relogin was done: the new session is saved; run the command again.',
+    );
+  }
+  return renewed;
+}
