@@ -5,7 +5,7 @@ import { KeyportError } from '../proto/errors';
 import type { ServiceContext } from './context';
 import { authenticate } from './identity';
 import type { Identity } from './identity';
-import { loadRoles, roleAllows } from './policy';
+import { roleAllows } from './policy';
 import type { CallContext } from './rpc';
 
 export async function authorize(
@@ -16,8 +16,7 @@ export async function authorize(
 ): Promise<Identity> {
   const identity = await authenticate(ctx, call);
   if (identity.builtin) return identity;
-  const roles = await loadRoles(ctx.store, identity.roles);
-  if (roleAllows(roles, resource, verb)) return identity;
+  if (roleAllows(identity.roleDocuments, resource, verb)) return identity;
   await ctx.audit.record({
     type: 'auth.denied',
     actor: identity.user,
@@ -41,6 +40,6 @@ export async function permissionsOf(
   identity: Identity,
 ): Promise<(resource: string, verb: string) => boolean> {
   if (identity.builtin) return () => true;
-  const roles = await loadRoles(ctx.store, identity.roles);
-  return (resource, verb) => roleAllows(roles, resource, verb);
+  // The roles as authenticate read them for this call.
+  return (resource, verb) => roleAllows(identity.roleDocuments, resource, verb);
 }

@@ -14,7 +14,9 @@ import { isLocked, lockedError } from './lockout';
 import { DEVICE_EXTENSIONS } from './certificates';
 import { proveCallPossession } from './pop';
 import type { SessionDevice } from './device-trust/policy';
-import { checkCertificateKeyPolicy, requiredPolicyFor } from './hardware-key/login';
+import { requiredKeyPolicy } from '../proto/resources/private-key-policy';
+import type { Role } from '../proto/resources/schema';
+import { checkCertificateKeyPolicy } from './hardware-key/login';
 import { loadCap, loadRoles } from './policy';
 
 export const BUILTIN_ADMIN = 'keyport-admin';
@@ -33,6 +35,11 @@ export interface Identity {
    * and unlocked: deleting or locking a device takes its trust away from live sessions at once.
    */
   device?: SessionDevice;
+  /**
+   * The documents of `roles` as this call read them (for today's key policy): authorize and permissionsOf
+   * use them rather than reading the roles again. Empty for the builtin admin, whose rules are not roles.
+   */
+  roleDocuments: readonly Role[];
 }
 
 const expired = () =>
@@ -110,6 +117,7 @@ export async function authenticate(ctx: ServiceContext, call: CallContext): Prom
     builtin: verified.extra['builtin'] === 'true',
     validAfterMs: verified.notBefore.getTime(),
     expiresMs: verified.notAfter.getTime(),
+    roleDocuments: [],
   };
   if (identity.builtin) {
     const serial = verified.serial.toString(16);
@@ -146,10 +154,11 @@ export async function authenticate(ctx: ServiceContext, call: CallContext): Prom
     loadRoles(ctx.store, roles),
     currentDevice(ctx, verified.extra),
   ]);
-  checkCertificateKeyPolicy(verified.extra, requiredPolicyFor(cap, roleDocuments));
+  checkCertificateKeyPolicy(verified.extra, requiredKeyPolicy(cap, roleDocuments));
   return {
     ...identity,
     roles,
+    roleDocuments,
     ...(device ? { device } : {}),
   };
 }

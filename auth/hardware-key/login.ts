@@ -19,10 +19,6 @@ import type { VerifiedHardwareKey } from './attestation';
 import { createPublicKey } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 
-export function requiredPolicyFor(cap: ClusterPolicy, roles: readonly Role[]): PrivateKeyPolicy {
-  return requiredKeyPolicy(cap, roles);
-}
-
 /** What step one tells the client: the policy and the slot to prepare a key in (nothing when none). */
 export function keyPolicyHint(
   cap: ClusterPolicy,

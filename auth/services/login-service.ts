@@ -42,7 +42,8 @@ import {
 import { webauthnEnabled } from '../webauthn';
 import { finishDeviceLogin, startDeviceLogin } from '../device-trust/login';
 import { perfSteps } from '../perf';
-import { checkSessionKey, keyPolicyHint, requiredPolicyFor } from '../hardware-key/login';
+import { checkSessionKey, keyPolicyHint } from '../hardware-key/login';
+import { requiredKeyPolicy } from '../../proto/resources/private-key-policy';
 import type { Role } from '../../proto/resources/schema';
 
 import type { ServiceContext } from '../context';
@@ -330,7 +331,7 @@ export function loginHandlers(ctx: ServiceContext) {
       // 4. The session key: the policy of this user's roles and the cap, met by an attested card key. Checked
       //    before the device part, which may enroll a device: a refusal stores nothing but its audit.
       const roles = await rolesOf(verified.user);
-      const required = requiredPolicyFor(cap, roles);
+      const required = requiredKeyPolicy(cap, roles);
       let keyPolicy: ReturnType<typeof checkSessionKey>;
       try {
         keyPolicy = checkSessionKey({
