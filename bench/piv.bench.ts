@@ -26,7 +26,7 @@ import { openPivSession } from '../client/hardware/piv/session';
 import { openPivSigner } from '../client/hardware/piv/signer';
 import { generateSessionKey } from '../client/keystore/session-key';
 import type { SessionSigner } from '../client/keystore/signer';
-import { connectAsAdmin, startLabCluster } from '../lab/cluster';
+import { connectAsAdmin, hardwareKeyClusterYaml, startLabCluster } from '../lab/cluster';
 import type { LabCluster } from '../lab/cluster';
 import { startLabPivCard } from '../lab/piv/lab';
 import type { LabPivCard } from '../lab/piv/lab';
@@ -169,24 +169,9 @@ async function benchSignature(card: LabPivCard, session: PivSession) {
 
 /** A cluster that trusts the lab card's attestation root, with no second factor (not what is measured). */
 async function clusterTrusting(card: LabPivCard): Promise<LabCluster> {
-  const rootYaml = card.attestationRootPem
-    .trim()
-    .split('\n')
-    .map((text) => `          ${text}`)
-    .join('\n');
   return startLabCluster({
     clusterName: 'bench-piv',
-    configYaml: [
-      'auth_service:',
-      '  authentication:',
-      '    type: local',
-      '    second_factor: "off"',
-      '    hardware_key:',
-      '      attestation_roots:',
-      '        - |',
-      rootYaml,
-      '',
-    ].join('\n'),
+    configYaml: hardwareKeyClusterYaml(card.attestationRootPem),
   });
 }
 

@@ -43,6 +43,24 @@ export interface LabClusterOptions {
   startTimeoutMs?: number;
 }
 
+/**
+ * The `hardware_key.attestation_roots` part of an `auth_service.authentication` section (indented to sit
+ * under it), trusting one attestation root PEM, as tests and benches with a lab PIV card need.
+ */
+export function attestationRootsYaml(rootPem: string): string {
+  const pem = rootPem
+    .trim()
+    .split('\n')
+    .map((line) => `          ${line}`)
+    .join('\n');
+  return `    hardware_key:\n      attestation_roots:\n        - |\n${pem}\n`;
+}
+
+/** A config for startLabCluster: local users, no second factor, trusting one PIV attestation root. */
+export function hardwareKeyClusterYaml(rootPem: string): string {
+  return `auth_service:\n  authentication:\n    type: local\n    second_factor: "off"\n${attestationRootsYaml(rootPem)}`;
+}
+
 export async function startLabCluster(options: LabClusterOptions = {}): Promise<LabCluster> {
   const ownsDataDir = !options.dataDir;
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'keyport-auth-')));

@@ -27,7 +27,14 @@ import { createLabClock } from '../lab/clock';
 import type { LabClock } from '../lab/clock';
 import { startLabPivCard } from '../lab/piv/lab';
 import type { LabPivCard } from '../lab/piv/lab';
-import { connectAsAdmin, repoRoot, runKeyport, startLabCluster } from '../lab/cluster';
+import {
+  attestationRootsYaml,
+  connectAsAdmin,
+  hardwareKeyClusterYaml,
+  repoRoot,
+  runKeyport,
+  startLabCluster,
+} from '../lab/cluster';
 import type { CliResult, LabCluster } from '../lab/cluster';
 import { connectCluster } from '../client/api';
 import { parseClusterAddress } from '../client/cluster-trust';
@@ -396,24 +403,9 @@ describe('keyport login on a cluster whose roles require a hardware key', () => 
   beforeAll(async () => {
     card = await startLabPivCard({ touch: 'auto' });
     work = await mkdtemp(join(tmpdir(), 'keyport-hardware-key-'));
-    const root = card.attestationRootPem
-      .trim()
-      .split('\n')
-      .map((line) => `          ${line}`)
-      .join('\n');
     cluster = await startLabCluster({
       clusterName: 'hardware-keys',
-      configYaml: [
-        'auth_service:',
-        '  authentication:',
-        '    type: local',
-        '    second_factor: "off"',
-        '    hardware_key:',
-        '      attestation_roots:',
-        '        - |',
-        root,
-        '',
-      ].join('\n'),
+      configYaml: hardwareKeyClusterYaml(card.attestationRootPem),
     });
     const admin = await connectAsAdmin(cluster);
     const anonymous = connectCluster({
@@ -673,14 +665,9 @@ describe('a passwordless login refused for its key relogs in with the card', () 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'keyport-hardware-relogin-'));
     card = await startLabPivCard({ touch: 'auto' });
-    const root = card.attestationRootPem
-      .trim()
-      .split('\n')
-      .map((line) => `          ${line}`)
-      .join('\n');
     cluster = await startLabCluster({
       clusterName: 'hardware-relogin',
-      configYaml: `${connectClusterConfig()}    hardware_key:\n      attestation_roots:\n        - |\n${root}\n`,
+      configYaml: `${connectClusterConfig()}${attestationRootsYaml(card.attestationRootPem)}`,
     });
     key = await startSoftKey({
       socketPath: join(work, 'key.sock'),

@@ -17,7 +17,7 @@ import { parseClusterAddress } from '../client/cluster-trust';
 import { attestSlotKey, createCardAttestation } from '../lab/piv/attestation';
 import type { CardAttestation } from '../lab/piv/attestation';
 import { PIN_POLICY, TOUCH_POLICY } from '../lab/piv/policy';
-import { connectAsAdmin, openClusterDb, startLabCluster } from '../lab/cluster';
+import { connectAsAdmin, hardwareKeyClusterYaml, openClusterDb, startLabCluster } from '../lab/cluster';
 import type { LabCluster } from '../lab/cluster';
 import { KeyportError } from '../proto/errors';
 import type { HardwareKeyAttestation } from '../proto/gen/keyport/v1/auth';
@@ -40,24 +40,9 @@ const TOUCH_ROLE = {
 
 beforeAll(async () => {
   card = await createCardAttestation(20_261_206);
-  const rootYaml = card.root.certPem
-    .trim()
-    .split('\n')
-    .map((line) => `          ${line}`)
-    .join('\n');
   cluster = await startLabCluster({
     clusterName: 'hardware-keys',
-    configYaml: [
-      'auth_service:',
-      '  authentication:',
-      '    type: local',
-      '    second_factor: "off"',
-      '    hardware_key:',
-      '      attestation_roots:',
-      '        - |',
-      rootYaml,
-      '',
-    ].join('\n'),
+    configYaml: hardwareKeyClusterYaml(card.root.certPem),
   });
   const admin = await connectAsAdmin(cluster);
   try {

@@ -21,7 +21,13 @@ import { withKeyPolicyRelogin } from '../cli/relogin';
 import type { Prompter } from '../cli/prompts';
 import { startLabPivCard } from '../lab/piv/lab';
 import type { LabPivCard } from '../lab/piv/lab';
-import { connectAsAdmin, repoRoot, runKeyport, startLabCluster } from '../lab/cluster';
+import {
+  connectAsAdmin,
+  hardwareKeyClusterYaml,
+  repoRoot,
+  runKeyport,
+  startLabCluster,
+} from '../lab/cluster';
 import type { CliResult, LabCluster } from '../lab/cluster';
 
 const USER = 'ivy';
@@ -83,24 +89,9 @@ describe('a command refused for a key policy raised after the login relogs in wi
     card = await startLabPivCard({ touch: 'auto' });
     work = await mkdtemp(join(tmpdir(), 'keyport-key-policy-relogin-'));
     home = join(work, USER);
-    const root = card.attestationRootPem
-      .trim()
-      .split('\n')
-      .map((line) => `          ${line}`)
-      .join('\n');
     cluster = await startLabCluster({
       clusterName: 'policy-raised',
-      configYaml: [
-        'auth_service:',
-        '  authentication:',
-        '    type: local',
-        '    second_factor: "off"',
-        '    hardware_key:',
-        '      attestation_roots:',
-        '        - |',
-        root,
-        '',
-      ].join('\n'),
+      configYaml: hardwareKeyClusterYaml(card.attestationRootPem),
     });
     const admin = await connectAsAdmin(cluster);
     const anonymous = connectCluster({

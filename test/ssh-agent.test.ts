@@ -24,15 +24,9 @@ import { createSoftwareSigner } from '../client/keystore/signer';
 import type { SessionSigner } from '../client/keystore/signer';
 import { agentDirectory, profileIdentities, startSshAgent } from '../client/ssh-agent';
 import type { AgentIdentity, SshAgent, SshAgentEvent } from '../client/ssh-agent';
-import {
-  AgentMessage,
-  FrameDecoder,
-  SignFlag,
-  frame,
-  parseAnswer,
-  sshString,
-} from '../client/ssh-agent/protocol';
+import { AgentMessage, FrameDecoder, SignFlag, frame, parseAnswer } from '../client/ssh-agent/protocol';
 import type { AgentAnswer } from '../client/ssh-agent/protocol';
+import { sshString } from '../client/keystore/session-key';
 
 interface Run {
   code: number | null;

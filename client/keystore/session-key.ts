@@ -74,8 +74,8 @@ export function encodeSshPublicKeyBlob(parts: SshPublicKeyParts): Uint8Array {
   return concatBytes([sshString(parts.algorithm), sshString('nistp256'), sshString(parts.uncompressedPoint)]);
 }
 
-/** RFC 4251 §5 "string": uint32 big-endian length, then the bytes. */
-function sshString(value: string | Uint8Array): Uint8Array {
+/** RFC 4251 §5 "string": uint32 big-endian length, then the bytes. Pure. */
+export function sshString(value: string | Uint8Array): Uint8Array {
   const bytes = typeof value === 'string' ? new TextEncoder().encode(value) : value;
   const out = new Uint8Array(4 + bytes.length);
   new DataView(out.buffer).setUint32(0, bytes.length, false);
@@ -83,7 +83,7 @@ function sshString(value: string | Uint8Array): Uint8Array {
   return out;
 }
 
-function concatBytes(chunks: Uint8Array[]): Uint8Array {
+export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(chunks.reduce((total, chunk) => total + chunk.length, 0));
   let offset = 0;
   for (const chunk of chunks) {

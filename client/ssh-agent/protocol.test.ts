@@ -25,9 +25,9 @@ import {
   parseRequest,
   parseSshSignatureBlob,
   sshSignatureBlob,
-  sshString,
 } from './protocol';
 import type { AgentProtocolErrorReason } from './protocol';
+import { sshString } from '../keystore/session-key';
 
 const RUN = { numRuns: 1000 };
 

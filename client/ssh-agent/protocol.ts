@@ -5,6 +5,7 @@
 // AgentProtocolError, never a RangeError or a TypeError.
 import { KeyportError } from '../../proto/errors';
 import type { KeyportErrorCode } from '../../proto/errors';
+import { concatBytes, sshString } from '../keystore/session-key';
 import type { SessionKeyAlgorithm } from '../keystore/session-key';
 
 /**
@@ -110,7 +111,6 @@ export class AgentProtocolError extends KeyportError {
 // ---------------------------------------------------------------------------------------------------
 // RFC 4251 §5 data types
 
-const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder('utf-8', { fatal: false });
 
 /** Reads RFC 4251 fields from one message; every read is bounds-checked. */
@@ -172,26 +172,10 @@ class WireReader {
   }
 }
 
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((total, chunk) => total + chunk.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
-}
-
 function uint32(value: number): Uint8Array {
   const out = new Uint8Array(4);
   new DataView(out.buffer).setUint32(0, value, false);
   return out;
-}
-
-/** RFC 4251 §5 "string": uint32 length, then the bytes. */
-export function sshString(value: string | Uint8Array): Uint8Array {
-  const bytes = typeof value === 'string' ? utf8.encode(value) : value;
-  return concat([uint32(bytes.length), bytes]);
 }
 
 /**
@@ -205,7 +189,7 @@ export function encodeMpint(unsignedBigEndian: Uint8Array): Uint8Array {
   const magnitude = unsignedBigEndian.subarray(start);
   const body =
     magnitude.length > 0 && (magnitude[0] as number) & 0x80
-      ? concat([Uint8Array.of(0), magnitude])
+      ? concatBytes([Uint8Array.of(0), magnitude])
       : magnitude;
   return sshString(body);
 }
@@ -222,7 +206,7 @@ export function frame(message: Uint8Array): Uint8Array {
       `A message of ${message.length} bytes is over the limit.`,
     );
   }
-  return concat([uint32(message.length), message]);
+  return concatBytes([uint32(message.length), message]);
 }
 
 /**
@@ -245,7 +229,7 @@ export class FrameDecoder {
    * SSH_AGENTC_ADD_IDENTITY carries a private key).
    */
   push(chunk: Uint8Array): Uint8Array[] {
-    const joined = this.buffer.length === 0 ? undefined : concat([this.buffer, chunk]);
+    const joined = this.buffer.length === 0 ? undefined : concatBytes([this.buffer, chunk]);
     this.buffer.fill(0);
     this.buffer = new Uint8Array(0);
     let bytes = joined ?? chunk;
@@ -318,7 +302,7 @@ export function encodeFailure(): Uint8Array {
 }
 
 export function encodeIdentitiesAnswer(identities: readonly EncodedIdentity[]): Uint8Array {
-  return concat([
+  return concatBytes([
     Uint8Array.of(AgentMessage.IDENTITIES_ANSWER),
     uint32(identities.length),
     ...identities.flatMap((identity) => [sshString(identity.keyBlob), sshString(identity.comment)]),
@@ -326,7 +310,7 @@ export function encodeIdentitiesAnswer(identities: readonly EncodedIdentity[]): 
 }
 
 export function encodeSignResponse(signatureBlob: Uint8Array): Uint8Array {
-  return concat([Uint8Array.of(AgentMessage.SIGN_RESPONSE), sshString(signatureBlob)]);
+  return concatBytes([Uint8Array.of(AgentMessage.SIGN_RESPONSE), sshString(signatureBlob)]);
 }
 
 export type AgentAnswer =
@@ -427,7 +411,7 @@ export function parseKeyBlob(blob: Uint8Array): ParsedKeyBlob {
   if (plain) {
     const fields = readKeyFields(reader, plain);
     reader.end();
-    return { algorithm: plain, certificate: false, publicKeyBlob: concat([sshString(name), ...fields]) };
+    return { algorithm: plain, certificate: false, publicKeyBlob: concatBytes([sshString(name), ...fields]) };
   }
   const certified = algorithmOfName(name, CERTIFICATE_ALGORITHM);
   if (!certified) {
@@ -441,7 +425,7 @@ export function parseKeyBlob(blob: Uint8Array): ParsedKeyBlob {
   return {
     algorithm: certified,
     certificate: true,
-    publicKeyBlob: concat([sshString(SSH_KEY_ALGORITHM[certified]), ...fields]),
+    publicKeyBlob: concatBytes([sshString(SSH_KEY_ALGORITHM[certified]), ...fields]),
   };
 }
 
@@ -534,12 +518,12 @@ export function sshSignatureBlob(algorithm: SessionKeyAlgorithm, signature: Uint
         `An Ed25519 signature is 64 bytes, not ${signature.length}.`,
       );
     }
-    return concat([sshString(SSH_KEY_ALGORITHM.ed25519), sshString(signature)]);
+    return concatBytes([sshString(SSH_KEY_ALGORITHM.ed25519), sshString(signature)]);
   }
   const { r, s } = parseDerEcdsaSignature(signature);
-  return concat([
+  return concatBytes([
     sshString(SSH_KEY_ALGORITHM['ecdsa-p256']),
-    sshString(concat([encodeMpint(r), encodeMpint(s)])),
+    sshString(concatBytes([encodeMpint(r), encodeMpint(s)])),
   ]);
 }
 
