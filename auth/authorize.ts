@@ -1,7 +1,9 @@
 // Admin authorisation, shared by the services that administer something (resources, users, devices):
 // the caller's certificate, then their roles' rules for (resource, verb). The auth host's builtin admin
-// identity is allowed everything. A refusal is audited.
+// identity is allowed everything. A refusal is audited. A write (any verb but read and list) also needs, where
+// the cluster enforces MFA for admin actions, a security key's answer bound to the call (admin-mfa.ts).
 import { KeyportError } from '../proto/errors';
+import { isAdminWrite, requireAdminActionMfa } from './admin-mfa';
 import type { ServiceContext } from './context';
 import { authenticate } from './identity';
 import type { Identity } from './identity';
@@ -16,7 +18,10 @@ export async function authorize(
 ): Promise<Identity> {
   const identity = await authenticate(ctx, call);
   if (identity.builtin) return identity;
-  if (roleAllows(identity.roleDocuments, resource, verb)) return identity;
+  if (roleAllows(identity.roleDocuments, resource, verb)) {
+    if (isAdminWrite(verb)) await requireAdminActionMfa(ctx, call, identity);
+    return identity;
+  }
   await ctx.audit.record({
     type: 'auth.denied',
     actor: identity.user,

@@ -1,10 +1,12 @@
 // Challenges: each made for one purpose, with the payload that purpose needs (typed, and checked again
 // when it is read back), stored server side, and spent by the first answer whatever its outcome. A
-// purpose is a ChallengeScope of the API (login, passwordless login, managing devices) or an internal one
-// (registering a device, at signup or later; enrolling or authenticating a trusted device).
+// purpose is a ChallengeScope of the API (login, passwordless login, managing devices, admin actions) or an
+// internal one (registering a device, at signup or later; enrolling or authenticating a trusted device; the
+// calls left of an answered admin-action challenge).
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { KeyportError } from '../proto/errors';
+import { MAX_ADMIN_ACTIONS } from '../proto/admin-mfa';
 import type { ServiceContext } from './context';
 import { authPayloadSchema, devicePayloadSchema, enrollPayloadSchema } from './device-trust/payloads';
 
@@ -30,6 +32,22 @@ const payloadSchemas = {
     totpAllowed: z.boolean(),
     webauthnChallenge: webauthnChallenge.optional(),
   }),
+  /**
+   * MFA for admin actions: a security key's answer, good for exactly these calls of one command (each
+   * its method path and request digest), once each.
+   */
+  CHALLENGE_SCOPE_ADMIN_ACTION: z.object({
+    webauthnChallenge,
+    actions: z
+      .array(z.object({ method: z.string().min(1), requestDigest: z.string().min(1) }))
+      .min(1)
+      .max(MAX_ADMIN_ACTIONS),
+  }),
+  /**
+   * One call left of an answered ADMIN_ACTION challenge (auth/admin-mfa.ts): its id derived from the
+   * challenge's id and the call, so only that call finds it; spent by it, and short-lived.
+   */
+  ADMIN_ACTION_GRANT: z.object({ action: z.string().min(1) }),
   /** A new device for a signed-in user: a key's creation options, or an OTP seed (sealed). */
   REGISTER_DEVICE: z.discriminatedUnion('deviceType', [
     z.object({ deviceType: z.literal('webauthn'), webauthnChallenge, passwordless: z.boolean() }),
@@ -64,15 +82,18 @@ export function newChallengeBytes(): Uint8Array<ArrayBuffer> {
   return new Uint8Array(randomBytes(32));
 }
 
-/** Stores a new challenge for `purpose`; it lives `ttlMs`, or until `notAfterMs` when that is sooner. */
+/**
+ * Stores a new challenge for `purpose`; it lives `ttlMs`, or until `notAfterMs` when that is sooner. Its id
+ * is random unless `id` is given (an admin-action grant's, derived from its challenge and call).
+ */
 export async function createChallenge<P extends ChallengePurpose>(
   ctx: ServiceContext,
   purpose: P,
   user: string | null,
   payload: PayloadOf<P>,
-  lifetime: { ttlMs: number; notAfterMs?: number },
+  lifetime: { ttlMs: number; notAfterMs?: number; id?: string },
 ): Promise<{ id: string; expiresMs: number }> {
-  const id = Buffer.from(newChallengeBytes()).toString('base64url');
+  const id = lifetime.id ?? Buffer.from(newChallengeBytes()).toString('base64url');
   const now = ctx.now();
   const expiresMs = Math.min(now + lifetime.ttlMs, lifetime.notAfterMs ?? Number.POSITIVE_INFINITY);
   await ctx.store.insertChallenge({

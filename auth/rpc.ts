@@ -2,6 +2,7 @@
 // unexpected exception becomes INTERNAL without leaking its text to the caller.
 import { TLSSocket } from 'node:tls';
 import type { ServerUnaryCall, sendUnaryData, UntypedHandleCall } from '@grpc/grpc-js';
+import { ADMIN_MFA_MAX_BYTES, ADMIN_MFA_METADATA_KEY } from '../proto/admin-mfa';
 import { KeyportError, toStatusObject } from '../proto/errors';
 import {
   digestOf,
@@ -33,6 +34,8 @@ export interface CallContext {
   metadataCertificateDer: Buffer | undefined;
   /** The proof of possession from metadata `keyport-pop`. */
   proof: string | undefined;
+  /** The serialized MFA answer an admin write carries (metadata `keyport-admin-mfa-bin`; auth/admin-mfa.ts). */
+  adminMfaResponse: Buffer | undefined;
 }
 
 export type Handler<Req, Res> = (request: Req, context: CallContext) => Promise<Res>;
@@ -53,7 +56,22 @@ function callContext(call: ServerUnaryCall<unknown, unknown>): CallContext {
     method: call.getPath(),
     requestDigest: () => (digest ??= bytes && digestOf(bytes)),
     ...possessionMetadata(call),
+    adminMfaResponse: adminMfaMetadata(call),
   };
+}
+
+/** The MFA answer for an admin action, at most one value within its bound, refused before it is decoded. */
+function adminMfaMetadata(call: ServerUnaryCall<unknown, unknown>): Buffer | undefined {
+  const values = call.metadata.get(ADMIN_MFA_METADATA_KEY);
+  const [value] = values;
+  if (value === undefined) return undefined;
+  if (values.length > 1 || !Buffer.isBuffer(value) || value.length > ADMIN_MFA_MAX_BYTES) {
+    throw new KeyportError(
+      'INVALID_ARGUMENT',
+      `The call's MFA answer (metadata ${ADMIN_MFA_METADATA_KEY}) must be one message of at most ${ADMIN_MFA_MAX_BYTES} bytes.`,
+    );
+  }
+  return value.length > 0 ? value : undefined;
 }
 
 /**

@@ -9,17 +9,20 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { KeyportError } from '../proto/errors';
-import type { Resource } from '../proto/gen/keyport/v1/admin';
+import type { CreateUserRequest, Resource } from '../proto/gen/keyport/v1/admin';
+import type { AdminAction } from '../proto/gen/keyport/v1/user';
 import { connectCluster } from '../client/api';
-import type { ClusterApi } from '../client/api';
+import type { AdminMfaApi, ClusterApi } from '../client/api';
+import { adminActionFor, authorizeAdminActions } from '../client/ceremonies/admin-action';
 import { parseClusterAddress, pinOf } from '../client/cluster-trust';
 import type { ProfileStore } from '../client/profiles';
 import { loadResourceDocuments } from '../client/resource-documents';
-import { connectAsProfile, notSignedIn } from '../client/session';
+import { connectAsProfile, notSignedIn, webauthnOrigin } from '../client/session';
 import { parseDurationSeconds } from './format';
 import { registerDeviceAdminCommands } from './devices';
 import { pivPrompts } from './piv-prompts';
 import type { Prompter } from './prompts';
+import { securityKeyPrompts } from './security-key-prompts';
 import { withKeyPolicyRelogin } from './relogin';
 import { AUDIT_EVENT_TYPES, isAuditType, unknownAuditTypeMessage } from '../proto/audit-types';
 
@@ -31,11 +34,21 @@ interface AdminIdentityFile {
   certPem: string;
 }
 
+/** What an admin command works with: the API, and the one touch its writes need. */
+export type AdminWork = (api: ClusterApi, writes: AdminWrites) => Promise<void>;
+
+/**
+ * The admin services for exactly these writes, named before any is made: where the cluster enforces MFA
+ * for admin actions, one touch of a security key answers for all of them. The auth host's super-admin
+ * identity (--data-dir, -c) is exempt and asks nothing.
+ */
+export type AdminWrites = (actions: AdminAction[]) => Promise<AdminMfaApi>;
+
 async function connectAdmin(
   profiles: ProfileStore,
   dataDir: string | undefined,
   prompter: Prompter,
-): Promise<ClusterApi> {
+): Promise<{ api: ClusterApi; writes: AdminWrites }> {
   if (dataDir) {
     const path = join(dataDir, 'admin-identity.json');
     const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
@@ -45,21 +58,31 @@ async function connectAdmin(
       );
     });
     const identity = JSON.parse(text) as AdminIdentityFile;
-    return connectCluster({
+    const api = connectCluster({
       address: parseClusterAddress(identity.address),
       caPem: identity.caCertPem,
       caPin: pinOf(new X509Certificate(identity.caCertPem)),
       clientKeyPem: identity.keyPem,
       clientCertPem: identity.certPem,
     });
+    return { api, writes: async () => api };
   }
   const profile = await profiles.getProfile();
   if (!profile) throw notSignedIn('run `keyport login`, or pass -c FILE or --data-dir on the auth host');
+  const trusted = await profiles.getTrustedCluster(parseClusterAddress(profile.address));
   // On stderr, as every line meant for the person: stdout stays the YAML or table asked for.
-  return connectAsProfile(profiles, profile, undefined, {
+  const api = await connectAsProfile(profiles, profile, undefined, {
     notice: (message) => console.error(message),
     piv: pivPrompts(prompter),
   });
+  const context = {
+    origin: trusted ? webauthnOrigin(trusted) : `https://${profile.address}`,
+    prompts: {
+      otpCode: () => Promise.reject(new KeyportError('MFA_REQUIRED', 'Admin actions take a security key.')),
+      securityKey: securityKeyPrompts(prompter),
+    },
+  };
+  return { api, writes: (actions) => authorizeAdminActions(api, actions, context) };
 }
 
 /**
@@ -129,14 +152,14 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
     );
 
   /** Runs `work` with an admin connection, closing it afterwards. */
-  const withApi = async (work: (api: ClusterApi) => Promise<void>) => {
+  const withApi = async (work: AdminWork) => {
     const { dataDir, config } = admin.opts<{ dataDir?: string; config?: string }>();
     // --data-dir wins, as it does for keyport-auth.
     const hostDir = dataDir ?? (config ? await dataDirFromAuthConfig(config) : undefined);
     const run = async () => {
-      const api = await connectAdmin(profiles, hostDir, prompter);
+      const { api, writes } = await connectAdmin(profiles, hostDir, prompter);
       try {
-        await work(api);
+        await work(api, writes);
       } finally {
         api.close();
       }
@@ -183,7 +206,7 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
     .requiredOption('-f, --file <file>', 'YAML file, or - for standard input')
     .option('--force', 'replace resources that exist')
     .action((options) =>
-      withApi(async (api) => {
+      withApi(async (_api, writes) => {
         const source = options.file === '-' ? 'stdin' : options.file;
         const text =
           options.file === '-'
@@ -198,10 +221,13 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
           source,
           options.file === '-' ? '.' : options.file,
         );
-        const { resources } = await api.admin.createResources({
+        const request = {
           documentsJson: documents.map((document) => JSON.stringify(document)),
           force: Boolean(options.force),
-        });
+        };
+        // Every document in one call, so one touch (MFA for admin actions) covers the whole file.
+        const admin = await writes([adminActionFor('admin', 'createResources', request)]);
+        const { resources } = await admin.admin.createResources(request);
         for (const created of resources) {
           const what =
             created.kind === 'cluster_auth_preference'
@@ -216,10 +242,13 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
     .command('rm <resource>')
     .description('Delete user/NAME or role/NAME')
     .action((ref: string) =>
-      withApi(async (api) => {
+      withApi(async (_api, writes) => {
         const { kind, name } = parseRef(ref);
         if (!name) throw new KeyportError('INVALID_ARGUMENT', 'Name the resource: user/NAME or role/NAME.');
-        await api.admin.deleteResource({ kind, name });
+        const request = { kind, name };
+        await (
+          await writes([adminActionFor('admin', 'deleteResource', request)])
+        ).admin.deleteResource(request);
         console.log(`${kind} "${name}" has been deleted`);
       }),
     );
@@ -228,7 +257,7 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
     .command('edit <resource>')
     .description('Edit cap or role/NAME in $EDITOR; the result is validated before it is saved')
     .action((ref: string) =>
-      withApi(async (api) => {
+      withApi(async (api, writes) => {
         const { kind, name } = parseRef(ref);
         const before = resourceYaml(await api.admin.getResource({ kind, name }));
         const dir = await mkdtemp(join(tmpdir(), 'keyport-edit-'));
@@ -262,10 +291,11 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
               { fieldPath: edited.kind !== kind ? 'kind' : 'metadata.name' },
             );
           }
-          await api.admin.createResources({
-            documentsJson: documents.map((d) => JSON.stringify(d)),
-            force: true,
-          });
+          const request = { documentsJson: documents.map((d) => JSON.stringify(d)), force: true };
+          // The touch is asked once the edit is known: the answer is for this very document.
+          await (
+            await writes([adminActionFor('admin', 'createResources', request)])
+          ).admin.createResources(request);
           console.log(
             `${kind === 'cluster_auth_preference' ? 'cluster auth preference' : `${kind} "${name}"`} has been updated`,
           );
@@ -282,15 +312,17 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
     .requiredOption('--roles <roles>', 'comma-separated roles, e.g. access,editor')
     .option('--logins <logins>', 'comma-separated logins, kept in the internal.logins trait')
     .action((name: string, options) =>
-      withApi(async (api) => {
-        const created = await api.admin.createUser({
+      withApi(async (_api, writes) => {
+        const request: CreateUserRequest = {
           name,
           roles: String(options.roles)
             .split(',')
             .map((r) => r.trim())
             .filter(Boolean),
           traits: options.logins ? { logins: String(options.logins) } : {},
-        });
+        };
+        const admin = await writes([adminActionFor('admin', 'createUser', request)]);
+        const created = await admin.admin.createUser(request);
         console.log(
           `User "${created.user}" has been created but requires a password. Share this signup token with the user,`,
         );
@@ -332,8 +364,11 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
     .command('rm <name>')
     .description('Delete a user; their certificates stop working at once')
     .action((name: string) =>
-      withApi(async (api) => {
-        await api.admin.deleteResource({ kind: 'user', name });
+      withApi(async (_api, writes) => {
+        const request = { kind: 'user', name };
+        await (
+          await writes([adminActionFor('admin', 'deleteResource', request)])
+        ).admin.deleteResource(request);
         console.log(`User "${name}" has been deleted`);
       }),
     );
@@ -343,12 +378,13 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
     .option('--ttl <duration>', 'lock for this long (default: until unlocked)')
     .option('--reason <text>', 'why, for the audit log')
     .action((name: string, options) =>
-      withApi(async (api) => {
-        await api.admin.lockUser({
+      withApi(async (_api, writes) => {
+        const request = {
           name,
           durationSeconds: options.ttl ? parseDurationSeconds(options.ttl, '--ttl') : 0,
           reason: options.reason ?? '',
-        });
+        };
+        await (await writes([adminActionFor('admin', 'lockUser', request)])).admin.lockUser(request);
         console.log(`User "${name}" has been locked`);
       }),
     );
@@ -356,8 +392,9 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
     .command('unlock <name>')
     .description('Unlock a user')
     .action((name: string) =>
-      withApi(async (api) => {
-        await api.admin.unlockUser({ name });
+      withApi(async (_api, writes) => {
+        const request = { name };
+        await (await writes([adminActionFor('admin', 'unlockUser', request)])).admin.unlockUser(request);
         console.log(`User "${name}" has been unlocked`);
       }),
     );

@@ -3,14 +3,16 @@
 //   keyport admin devices add --os linux --asset-tag TAG | ls | rm TAG|ID | enroll --asset-tag TAG | lock | unlock
 import { Option } from 'commander';
 import type { Command } from 'commander';
-import type { Device } from '../proto/gen/keyport/v1/device';
-import type { ClusterApi } from '../client/api';
+import type { CreateDeviceEnrollTokenRequest, Device } from '../proto/gen/keyport/v1/device';
+import type { AdminMfaApi } from '../client/api';
+import { adminActionFor } from '../client/ceremonies/admin-action';
 import { deviceAssetTag } from '../client/device-trust/asset-tag';
 import { enrollThisDevice, thisDeviceStatus } from '../client/device-trust/enroll';
 import type { ProfileStore } from '../client/profiles';
 import { notSignedIn } from '../client/session';
 import { KeyportError } from '../proto/errors';
 import { parseDurationSeconds } from './format';
+import type { AdminWork } from './admin';
 import type { Prompter } from './prompts';
 import { withKeyPolicyRelogin } from './relogin';
 
@@ -101,7 +103,7 @@ export function registerDeviceCommands(root: Command, profiles: ProfileStore, pr
 
 export function registerDeviceAdminCommands(
   admin: Command,
-  withApi: (work: (api: ClusterApi) => Promise<void>) => Promise<void>,
+  withApi: (work: AdminWork) => Promise<void>,
 ): void {
   const devices = admin.command('devices').description('Manage the trusted-device inventory');
 
@@ -116,10 +118,18 @@ export function registerDeviceAdminCommands(
     .requiredOption('--asset-tag <tag>', 'the device serial number (`keyport device asset-tag` on it)')
     .option('--enroll', 'also create an enrollment token')
     .action((options) =>
-      withApi(async (api) => {
-        const added = await api.devices.addDevice({ osType: options.os, assetTag: options.assetTag });
+      withApi(async (_api, writes) => {
+        const add = { osType: options.os as string, assetTag: options.assetTag as string };
+        // With --enroll, two writes and one touch: the token names the device by the asset tag just added,
+        // so both requests are known before the first is sent (MFA for admin actions binds each).
+        const token = { device: add.assetTag, ttlSeconds: 0 };
+        const api = await writes([
+          adminActionFor('devices', 'addDevice', add),
+          ...(options.enroll ? [adminActionFor('devices', 'createDeviceEnrollToken', token)] : []),
+        ]);
+        const added = await api.devices.addDevice(add);
         console.log(`Device ${added.assetTag}/${added.osType} added to the inventory`);
-        if (options.enroll) await printToken(api, added.id, added.assetTag);
+        if (options.enroll) await printToken(api, token, added.assetTag);
       }),
     );
 
@@ -156,8 +166,11 @@ export function registerDeviceAdminCommands(
     .command('rm <device>')
     .description('Remove a device (asset tag or id); its credential stops working at once')
     .action((ref: string) =>
-      withApi(async (api) => {
-        await api.devices.deleteDevice({ device: ref });
+      withApi(async (_api, writes) => {
+        const request = { device: ref };
+        await (
+          await writes([adminActionFor('devices', 'deleteDevice', request)])
+        ).devices.deleteDevice(request);
         console.log(`Device "${ref}" removed`);
       }),
     );
@@ -169,11 +182,16 @@ export function registerDeviceAdminCommands(
     .option('--device-id <id>', 'the device, by id')
     .option('--ttl <duration>', 'how long the token lasts (default 30m, at most 24h)')
     .action((options) =>
-      withApi(async (api) => {
+      withApi(async (_api, writes) => {
         const ref = options.assetTag ?? options.deviceId;
         if (!ref) throw new KeyportError('INVALID_ARGUMENT', 'Give --asset-tag or --device-id.');
         const ttl = options.ttl ? parseDurationSeconds(options.ttl, '--ttl') : 0;
-        await printToken(api, ref, ref, ttl);
+        const request = { device: ref as string, ttlSeconds: ttl };
+        await printToken(
+          await writes([adminActionFor('devices', 'createDeviceEnrollToken', request)]),
+          request,
+          ref,
+        );
       }),
     );
 
@@ -182,8 +200,10 @@ export function registerDeviceAdminCommands(
     .description('Lock a device: its credential stops working until unlocked')
     .option('--reason <text>', 'why, for the audit log')
     .action((ref: string, options) =>
-      withApi(async (api) => {
-        const device = await api.devices.lockDevice({ device: ref, reason: options.reason ?? '' });
+      withApi(async (_api, writes) => {
+        const request = { device: ref, reason: (options.reason as string | undefined) ?? '' };
+        const api = await writes([adminActionFor('devices', 'lockDevice', request)]);
+        const device = await api.devices.lockDevice(request);
         console.log(`Device "${device.assetTag}" locked`);
       }),
     );
@@ -192,15 +212,21 @@ export function registerDeviceAdminCommands(
     .command('unlock <device>')
     .description('Unlock a device')
     .action((ref: string) =>
-      withApi(async (api) => {
-        const device = await api.devices.unlockDevice({ device: ref });
+      withApi(async (_api, writes) => {
+        const request = { device: ref };
+        const api = await writes([adminActionFor('devices', 'unlockDevice', request)]);
+        const device = await api.devices.unlockDevice(request);
         console.log(`Device "${device.assetTag}" unlocked`);
       }),
     );
 }
 
-async function printToken(api: ClusterApi, ref: string, label: string, ttlSeconds = 0): Promise<void> {
-  const created = await api.devices.createDeviceEnrollToken({ device: ref, ttlSeconds });
+async function printToken(
+  api: AdminMfaApi,
+  request: CreateDeviceEnrollTokenRequest,
+  label: string,
+): Promise<void> {
+  const created = await api.devices.createDeviceEnrollToken(request);
   const tag = created.device?.assetTag ?? label;
   console.log(`Run the command below on device "${tag}" to enroll it:`);
   console.log(`keyport device enroll --token=${created.token}`);

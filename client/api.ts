@@ -6,11 +6,14 @@
 import { createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
 import { connectivityState, credentials, Metadata } from '@grpc/grpc-js';
 import type { CallOptions, Client, ClientUnaryCall, ServiceError } from '@grpc/grpc-js';
+import { ADMIN_MFA_METADATA_KEY, adminActionOf } from '../proto/admin-mfa';
 import { now } from '../proto/clock';
 import { ERROR_METADATA_KEY, fromServiceError, KeyportError } from '../proto/errors';
 import { AdminServiceClient, AdminServiceService } from '../proto/gen/keyport/v1/admin';
 import { AuthServiceClient, AuthServiceService } from '../proto/gen/keyport/v1/auth';
+import { MFAAuthenticateResponse } from '../proto/gen/keyport/v1/mfa';
 import { UserServiceClient, UserServiceService } from '../proto/gen/keyport/v1/user';
+import type { AdminAction } from '../proto/gen/keyport/v1/user';
 import { DeviceTrustServiceClient, DeviceTrustServiceService } from '../proto/gen/keyport/v1/device';
 import { digestOf, encodeProof, POP_CERTIFICATE_METADATA_KEY, POP_METADATA_KEY } from '../proto/pop';
 import { fetchPresentedChain, formatClusterAddress, pinMismatchError } from './cluster-trust';
@@ -79,12 +82,34 @@ export interface ClusterApi {
   /** The replica this channel talks to. */
   address: ClusterAddress;
   /**
+   * The admin services on the same channel, every call carrying `response` (an answered ADMIN_ACTION
+   * challenge naming those calls: client/ceremonies/admin-action.ts).
+   */
+  withAdminMfa(response: MFAAuthenticateResponse): AdminMfaApi;
+  /**
    * Connects now, and settles once the channel is up (TLS against the pinned CA done), or fails with a
    * transport UNAVAILABLE as soon as the connection fails or `timeoutMs` passes. A CA that no longer
    * matches the pin is said loudly (CA_PIN_MISMATCH), never taken for an unreachable replica.
    */
   waitForConnection(timeoutMs: number): Promise<void>;
   close(): void;
+}
+
+/** The services whose writes are admin actions, as ClusterApi.withAdminMfa gives them. */
+export type AdminMfaApi = Pick<ClusterApi, 'admin' | 'devices'>;
+
+/**
+ * An admin write as an ADMIN_ACTION challenge names it: the method's path and the digest of the request's
+ * bytes, serialized as the call will send them (proto/admin-mfa.ts).
+ */
+export function adminActionFor<S extends keyof AdminMfaApi, M extends keyof AdminMfaApi[S] & string>(
+  service: S,
+  method: M,
+  request: AdminMfaApi[S][M] extends (request: infer Req) => Promise<unknown> ? Req : never,
+): AdminAction {
+  const definition = methodDefinition(service, method);
+  if (!definition) throw new TypeError(`No service definition for ${service}.${method}.`);
+  return adminActionOf(definition.path, definition.requestSerialize(request));
 }
 
 const transportFailures = new WeakSet<object>();
@@ -226,7 +251,12 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
     return failure;
   }
 
-  function promisify<C extends Client>(client: C, service: ServiceName): Promisified<C> {
+  /** `adminMfa`: the serialized answer every call of this view carries (MFA for admin actions). */
+  function promisify<C extends Client>(client: C, service: ServiceName, adminMfa?: Buffer): Promisified<C> {
+    const withAdminMfa = (metadata: Metadata) => {
+      if (adminMfa) metadata.set(ADMIN_MFA_METADATA_KEY, adminMfa);
+      return metadata;
+    };
     return new Proxy({} as Promisified<C>, {
       get(_target, method: string) {
         const fn = (client as unknown as Record<string, UnaryMethod<unknown, unknown>>)[method];
@@ -245,7 +275,7 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
               else resolve(response);
             };
             if (!signed) {
-              fn.call(client, request, new Metadata(), { deadline: deadline() }, done);
+              fn.call(client, request, withAdminMfa(new Metadata()), { deadline: deadline() }, done);
               return;
             }
             if (!definition) {
@@ -260,7 +290,7 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
                 asSerialized,
                 definition.responseDeserialize,
                 bytes,
-                metadata,
+                withAdminMfa(metadata),
                 { deadline: deadline() },
                 done,
               );
@@ -276,6 +306,10 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
     admin: promisify(admin, 'admin'),
     devices: promisify(devices, 'devices'),
     address: options.address,
+    withAdminMfa(response: MFAAuthenticateResponse): AdminMfaApi {
+      const bytes = Buffer.from(MFAAuthenticateResponse.encode(response).finish());
+      return { admin: promisify(admin, 'admin', bytes), devices: promisify(devices, 'devices', bytes) };
+    },
     waitForConnection(timeoutMs: number) {
       const channel = auth.getChannel();
       const deadline = Date.now() + timeoutMs;

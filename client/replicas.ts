@@ -236,6 +236,8 @@ export async function connectRetryingReads(
     get address() {
       return current.address;
     },
+    // Writes are never sent again to another replica: the current one's, as they are.
+    withAdminMfa: (response) => current.withAdminMfa(response),
     waitForConnection: (timeoutMs) => current.waitForConnection(timeoutMs),
     close: () => current.close(),
   };

@@ -20,6 +20,8 @@ export const AUDIT_EVENT_TYPES = [
   'mfa.delete',
   /** A security key's sign counter did not rise: possibly a cloned key. The assertion is refused. */
   'mfa.counter_regression',
+  /** An admin write refused for want of a security key's answer bound to it (MFA for admin actions). */
+  'mfa.admin_action',
   'auth.denied',
   /** Device trust: the inventory (add, delete, lock, unlock), enrollment tokens, enrollment, and device
    *  authentication at login (success, or why the device was not trusted). */

@@ -335,6 +335,7 @@ async function signUpWithKey(user: string, key: Key): Promise<void> {
 async function manageDevicesAnswer(api: ClusterApi, key: Key): Promise<MFAAuthenticateResponse> {
   const challenge = await api.user.createAuthenticateChallenge({
     scope: ChallengeScope.CHALLENGE_SCOPE_MANAGE_DEVICES,
+    adminActions: [],
   });
   const json = await getAssertion(key, challenge.webauthnRequestOptionsJson);
   return { challengeId: challenge.challengeId, response: { $case: 'webauthnJson', value: json } };

@@ -20,6 +20,7 @@ import type {
 } from '../../proto/gen/keyport/v1/user';
 import { MFA_CHALLENGE_TTL_MS } from '../context';
 import type { ServiceContext } from '../context';
+import { createAdminActionChallenge } from '../admin-mfa';
 import { authenticate } from '../identity';
 import {
   createMfaChallenge,
@@ -88,10 +89,13 @@ export function userService(ctx: ServiceContext) {
       call: CallContext,
     ): Promise<MFAAuthenticateChallenge> {
       const identity = await authenticate(ctx, call);
+      if (request.scope === ChallengeScope.CHALLENGE_SCOPE_ADMIN_ACTION) {
+        return createAdminActionChallenge(ctx, identity, request.adminActions);
+      }
       if (request.scope !== ChallengeScope.CHALLENGE_SCOPE_MANAGE_DEVICES) {
         throw new KeyportError(
           'INVALID_ARGUMENT',
-          'With a certificate, only a MANAGE_DEVICES challenge can be created here.',
+          'With a certificate, only a MANAGE_DEVICES or ADMIN_ACTION challenge can be created here.',
           { fieldPath: 'scope' },
         );
       }

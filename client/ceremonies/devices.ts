@@ -48,6 +48,7 @@ async function proveExistingDevice(
 ) {
   const challenge = await api.user.createAuthenticateChallenge({
     scope: ChallengeScope.CHALLENGE_SCOPE_MANAGE_DEVICES,
+    adminActions: [],
   });
   // Whether an existing device must answer is the server's word (a user without devices on a cluster
   // without MFA proves nothing more than the session).

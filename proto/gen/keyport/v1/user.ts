@@ -68,6 +68,20 @@ export interface ListMFADevicesResponse {
 
 export interface CreateUserChallengeRequest {
   scope: ChallengeScope;
+  /**
+   * ADMIN_ACTION only: every admin write the command will make (1 to 32), each accepted once with the
+   * verified answer, and nothing else.
+   */
+  adminActions: AdminAction[];
+}
+
+/**
+ * One admin write a command will make: the call's method path ("/keyport.v1.AdminService/CreateResources")
+ * and the base64url SHA-256 of its request bytes as sent (proto/pop.ts digestOf).
+ */
+export interface AdminAction {
+  method: string;
+  requestDigest: string;
 }
 
 export interface CreateRegisterChallengeRequest {
@@ -596,13 +610,16 @@ export const ListMFADevicesResponse: MessageFns<ListMFADevicesResponse> = {
 };
 
 function createBaseCreateUserChallengeRequest(): CreateUserChallengeRequest {
-  return { scope: 0 };
+  return { scope: 0, adminActions: [] };
 }
 
 export const CreateUserChallengeRequest: MessageFns<CreateUserChallengeRequest> = {
   encode(message: CreateUserChallengeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.scope !== 0) {
       writer.uint32(8).int32(message.scope);
+    }
+    for (const v of message.adminActions) {
+      AdminAction.encode(v!, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -628,6 +645,14 @@ export const CreateUserChallengeRequest: MessageFns<CreateUserChallengeRequest> 
             message.scope = reader.int32() as any;
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.adminActions.push(AdminAction.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -641,13 +666,23 @@ export const CreateUserChallengeRequest: MessageFns<CreateUserChallengeRequest> 
   },
 
   fromJSON(object: any): CreateUserChallengeRequest {
-    return { scope: isSet(object.scope) ? challengeScopeFromJSON(object.scope) : 0 };
+    return {
+      scope: isSet(object.scope) ? challengeScopeFromJSON(object.scope) : 0,
+      adminActions: globalThis.Array.isArray(object?.adminActions)
+        ? object.adminActions.map((e: any) => AdminAction.fromJSON(e))
+        : globalThis.Array.isArray(object?.admin_actions)
+        ? object.admin_actions.map((e: any) => AdminAction.fromJSON(e))
+        : [],
+    };
   },
 
   toJSON(message: CreateUserChallengeRequest): unknown {
     const obj: any = {};
     if (message.scope !== 0) {
       obj.scope = challengeScopeToJSON(message.scope);
+    }
+    if (message.adminActions?.length) {
+      obj.adminActions = message.adminActions.map((e) => AdminAction.toJSON(e));
     }
     return obj;
   },
@@ -658,6 +693,96 @@ export const CreateUserChallengeRequest: MessageFns<CreateUserChallengeRequest> 
   fromPartial(object: DeepPartial<CreateUserChallengeRequest>): CreateUserChallengeRequest {
     const message = createBaseCreateUserChallengeRequest();
     message.scope = object.scope ?? 0;
+    message.adminActions = object.adminActions?.map((e) => AdminAction.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseAdminAction(): AdminAction {
+  return { method: "", requestDigest: "" };
+}
+
+export const AdminAction: MessageFns<AdminAction> = {
+  encode(message: AdminAction, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.method !== "") {
+      writer.uint32(10).string(message.method);
+    }
+    if (message.requestDigest !== "") {
+      writer.uint32(18).string(message.requestDigest);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AdminAction {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAdminAction();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.method = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.requestDigest = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AdminAction {
+    return {
+      method: isSet(object.method) ? globalThis.String(object.method) : "",
+      requestDigest: isSet(object.requestDigest)
+        ? globalThis.String(object.requestDigest)
+        : isSet(object.request_digest)
+        ? globalThis.String(object.request_digest)
+        : "",
+    };
+  },
+
+  toJSON(message: AdminAction): unknown {
+    const obj: any = {};
+    if (message.method !== "") {
+      obj.method = message.method;
+    }
+    if (message.requestDigest !== "") {
+      obj.requestDigest = message.requestDigest;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AdminAction>): AdminAction {
+    return AdminAction.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AdminAction>): AdminAction {
+    const message = createBaseAdminAction();
+    message.method = object.method ?? "";
+    message.requestDigest = object.requestDigest ?? "";
     return message;
   },
 };
