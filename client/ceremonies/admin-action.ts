@@ -9,7 +9,7 @@
 import { ChallengeScope } from '../../proto/gen/keyport/v1/mfa';
 import type { AdminAction } from '../../proto/gen/keyport/v1/user';
 import type { AdminMfaApi, ClusterApi } from '../api';
-import { answerChallenge } from './mfa';
+import { answerChallenge, closeKeysAhead } from './mfa';
 import type { MfaContext } from './mfa';
 
 export { adminActionFor } from '../api';
@@ -24,7 +24,10 @@ export async function authorizeAdminActions(
     scope: ChallengeScope.CHALLENGE_SCOPE_ADMIN_ACTION,
     adminActions: actions,
   });
-  if (!challenge.mfaRequired) return api;
+  if (!challenge.mfaRequired) {
+    if (context.keys) await closeKeysAhead(context.keys);
+    return api;
+  }
   // Only a security key answers an admin action (the seed enforces it where WebAuthn is the only factor).
   const response = await answerChallenge(challenge, { ...context, preference: 'key' });
   return api.withAdminMfa(response);
