@@ -44,7 +44,9 @@ export function isAdminWrite(verb: string): boolean {
  * The seed's condition: "automatically enforced for clusters where WebAuthn is the only form of
  * multi-factor allowed" (a second factor required, WebAuthn allowed, OTP not).
  */
-export function adminMfaEnforced(cap: ClusterPolicy): boolean {
+export function adminMfaEnforced(
+  cap: Pick<ClusterPolicy, 'secondFactorRequired' | 'secondFactors'>,
+): boolean {
   return (
     cap.secondFactorRequired && cap.secondFactors.includes('webauthn') && !cap.secondFactors.includes('otp')
   );
