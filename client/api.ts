@@ -95,14 +95,18 @@ export interface ClusterApi {
   close(): void;
 }
 
-/** The services whose writes are admin actions, as ClusterApi.withAdminMfa gives them. */
-export type AdminMfaApi = Pick<ClusterApi, 'admin' | 'devices'>;
+/**
+ * The services whose writes may be admin actions (every one but AuthService's sign-in and UserService's own
+ * account calls), as ClusterApi.withAdminMfa gives them: a new service lands here by default.
+ */
+export type AdminServiceName = Exclude<ServiceName, 'auth' | 'user'>;
+export type AdminMfaApi = Pick<ClusterApi, AdminServiceName>;
 
 /**
  * An admin write as an ADMIN_ACTION challenge names it: the method's path and the digest of the request's
  * bytes, serialized as the call will send them (proto/admin-mfa.ts).
  */
-export function adminActionFor<S extends keyof AdminMfaApi, M extends keyof AdminMfaApi[S] & string>(
+export function adminActionFor<S extends AdminServiceName, M extends keyof AdminMfaApi[S] & string>(
   service: S,
   method: M,
   request: AdminMfaApi[S][M] extends (request: infer Req) => Promise<unknown> ? Req : never,
@@ -308,7 +312,12 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
     address: options.address,
     withAdminMfa(response: MFAAuthenticateResponse): AdminMfaApi {
       const bytes = Buffer.from(MFAAuthenticateResponse.encode(response).finish());
-      return { admin: promisify(admin, 'admin', bytes), devices: promisify(devices, 'devices', bytes) };
+      // A service added to ClusterApi does not compile here until it carries the answer too.
+      const services: AdminMfaApi = {
+        admin: promisify(admin, 'admin', bytes),
+        devices: promisify(devices, 'devices', bytes),
+      };
+      return services;
     },
     waitForConnection(timeoutMs: number) {
       const channel = auth.getChannel();

@@ -9,7 +9,7 @@ import { adminActionOf } from '../proto/admin-mfa';
 import { ChallengeScope } from '../proto/gen/keyport/v1/mfa';
 import type { MFAAuthenticateChallenge, MFAAuthenticateResponse } from '../proto/gen/keyport/v1/mfa';
 import { connectCluster } from '../client/api';
-import type { ClusterApi } from '../client/api';
+import type { AdminServiceName, ClusterApi } from '../client/api';
 import { adminActionFor, authorizeAdminActions } from '../client/ceremonies/admin-action';
 import { answerChallenge } from '../client/ceremonies/mfa';
 import { parseClusterAddress } from '../client/cluster-trust';
@@ -184,20 +184,18 @@ async function auditReasons(): Promise<string[]> {
 const roleJson = (name: string, login = name) =>
   JSON.stringify({ kind: 'role', version: 'v7', metadata: { name }, spec: { allow: { logins: [login] } } });
 
-// Every admin write there is (callKinds' writes of the admin services), each with a request that reaches
-// its authorisation. A new admin write does not compile until it is listed here, and so is tested.
-type WritesOf<S extends 'admin' | 'devices'> = {
+// Every admin write there is (callKinds' writes of every service but sign-in and the person's own account),
+// each with a request that reaches its authorisation. A new admin write, or a new service with writes, does
+// not compile until it is listed here, and so is tested.
+type WritesOf<S extends AdminServiceName> = {
   [M in keyof (typeof callKinds)[S]]: (typeof callKinds)[S][M] extends 'write' ? M : never;
 }[keyof (typeof callKinds)[S]];
-type RequestOf<S extends 'admin' | 'devices', M> = M extends keyof ClusterApi[S]
+type RequestOf<S extends AdminServiceName, M> = M extends keyof ClusterApi[S]
   ? ClusterApi[S][M] extends (request: infer Req) => Promise<unknown>
     ? Req
     : never
   : never;
-const everyWrite: {
-  admin: { [M in WritesOf<'admin'>]: RequestOf<'admin', M> };
-  devices: { [M in WritesOf<'devices'>]: RequestOf<'devices', M> };
-} = {
+const everyWrite: { [S in AdminServiceName]: { [M in WritesOf<S>]: RequestOf<S, M> } } = {
   admin: {
     createResources: { documentsJson: [roleJson('ops')], force: false },
     deleteResource: { kind: 'user', name: 'ada' },
@@ -213,7 +211,7 @@ const everyWrite: {
     createDeviceEnrollToken: { device: 'EVIL-1', ttlSeconds: 0 },
   },
 };
-const writeCases = (['admin', 'devices'] as const).flatMap((service) =>
+const writeCases = (Object.keys(everyWrite) as AdminServiceName[]).flatMap((service) =>
   Object.entries(everyWrite[service]).map(
     ([method, request]) => [`${service}.${method}`, { service, method, request }] as const,
   ),
