@@ -51,6 +51,8 @@ const capYaml = (factors: string) =>
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'kp-admin-mfa-'));
   clock = createLabClock();
+  // This process's client reads the same clock (a proof of possession's time is checked against the service's).
+  Object.assign(process.env, clock.env);
   cluster = await startLabCluster({
     clusterName: 'admin-mfa',
     env: clock.env,
@@ -100,6 +102,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  for (const name of Object.keys(clock?.env ?? {})) delete process.env[name];
   api?.close();
   await key?.stop();
   await cluster?.stop();
@@ -173,7 +176,7 @@ async function auditReasons(): Promise<string[]> {
     });
     return events.map((event) => {
       expect(event.success).toBe(false);
-      expect(event.actor).toBe('ada');
+      expect(['ada', 'bob']).toContain(event.actor);
       return (JSON.parse(event.fieldsJson) as { reason: string }).reason;
     });
   } finally {
@@ -421,6 +424,134 @@ describe('MFA for admin actions where WebAuthn is the only second factor', () =>
     }
   });
 
+  it("refuses an answer that is not a security key's, one that does not verify, and one unreadable", async () => {
+    const lock = { name: 'dora', durationSeconds: 0, reason: 'bad answers' };
+    const action = adminActionFor('admin', 'lockUser', lock);
+    const challenge = () =>
+      api.user.createAuthenticateChallenge({
+        scope: ChallengeScope.CHALLENGE_SCOPE_ADMIN_ACTION,
+        adminActions: [action],
+      });
+    const before = storedState();
+    // An OTP code, where only a security key answers.
+    const otp = await challenge();
+    expect(otp.totpAllowed).toBe(false);
+    await expect(
+      api
+        .withAdminMfa({
+          challengeId: otp.challengeId,
+          response: { $case: 'totp', value: { code: '123456' } },
+        })
+        .admin.lockUser(lock),
+    ).rejects.toMatchObject({ code: 'MFA_FAILED', message: expect.stringMatching(/not an OTP code/) });
+    // The key's answer with its signature changed.
+    const answered = await answer(await challenge());
+    const assertion = JSON.parse((answered.response as { value: string }).value);
+    const signature = Buffer.from(assertion.response.signature, 'base64url');
+    signature[signature.length - 1]! ^= 1;
+    assertion.response.signature = signature.toString('base64url');
+    await expect(
+      api
+        .withAdminMfa({ ...answered, response: { $case: 'webauthnJson', value: JSON.stringify(assertion) } })
+        .admin.lockUser(lock),
+    ).rejects.toMatchObject({ code: expect.stringMatching(/^(MFA_FAILED|ACCESS_DENIED)$/) });
+    // An empty answer is no answer; one without a challenge id is unreadable; one over its bound is refused
+    // before it is decoded.
+    await expect(
+      api.withAdminMfa({ challengeId: '', response: undefined }).admin.lockUser(lock),
+    ).rejects.toMatchObject({ code: 'MFA_REQUIRED' });
+    await expect(
+      api.withAdminMfa({ ...answered, challengeId: '' }).admin.lockUser(lock),
+    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/not readable/) });
+    await expect(
+      api.withAdminMfa({ challengeId: 'x'.repeat(20_000), response: undefined }).admin.lockUser(lock),
+    ).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringMatching(/at most 16384 bytes/),
+    });
+    expect(storedState()).toBe(before);
+  });
+
+  it('refuses an answer another user gave, even for the very same call', async () => {
+    const bobHome = join(work, 'bob');
+    const added = await runAdmin(cluster, ['users', 'add', 'bob', '--roles', 'editor'], { env: clock.env });
+    const token = /signup token: (\S+)/.exec(added.stdout)?.[1] ?? '';
+    const asBob = (args: string[], input: string[]) =>
+      runKeyport(args, {
+        home: bobHome,
+        input,
+        env: { ...clock.env, KEYPORT_LAB_SECURITY_KEY: key.socketPath },
+        timeoutMs: 60_000,
+      });
+    const bobPassword = 'bob-password-123';
+    const signup = await asBob(
+      [
+        ...['signup', '--cluster', cluster.address, '--token', token, '--ca-pin', cluster.caPin],
+        ...['--device', 'webauthn', '--device-name', 'bob-key'],
+      ],
+      [bobPassword],
+    );
+    expect(signup.code, signup.stderr).toBe(0);
+    const login = await asBob(
+      [
+        ...['login', '--cluster', cluster.address, '--user', 'bob', '--ca-pin', cluster.caPin],
+        ...['--password-stdin', '--keystore', 'file', '--mfa', 'key'],
+      ],
+      [bobPassword],
+    );
+    expect(login.code, login.stderr).toBe(0);
+    const bobProfiles = new ProfileStore(bobHome);
+    const bob = await connectAsProfile(bobProfiles, (await bobProfiles.getProfile())!);
+    try {
+      const lock = { name: 'dora', durationSeconds: 0, reason: 'whose touch' };
+      const bobs = await bob.user.createAuthenticateChallenge({
+        scope: ChallengeScope.CHALLENGE_SCOPE_ADMIN_ACTION,
+        adminActions: [adminActionFor('admin', 'lockUser', lock)],
+      });
+      const bobsAnswer = await answer(bobs);
+      const before = storedState();
+      await expect(api.withAdminMfa(bobsAnswer).admin.lockUser(lock)).rejects.toMatchObject({
+        code: 'ACCESS_DENIED',
+        message: expect.stringMatching(/another user/),
+      });
+      expect(storedState()).toBe(before);
+      // Spent by ada's attempt: bob's own call with it is refused too.
+      await expect(bob.withAdminMfa(bobsAnswer).admin.lockUser(lock)).rejects.toMatchObject({
+        code: 'EXPIRED',
+      });
+    } finally {
+      bob.close();
+    }
+  });
+
+  it('works the same for a session whose calls carry a proof of possession', async () => {
+    const profiles = new ProfileStore(home());
+    const pop = await connectAsProfile(profiles, (await profiles.getProfile())!, undefined, {
+      proofOfPossession: true,
+    });
+    try {
+      const lock = { name: 'dora', durationSeconds: 0, reason: 'pop' };
+      await expect(pop.admin.lockUser(lock)).rejects.toMatchObject({ code: 'MFA_REQUIRED' });
+      const bound = await authorizeAdminActions(pop, [adminActionFor('admin', 'lockUser', lock)], {
+        origin,
+        keys: openKeys({ env: { KEYPORT_LAB_SECURITY_KEY: key.socketPath } }),
+        prompts: {
+          otpCode: () => Promise.reject(new Error('no OTP here')),
+          securityKey: { tap: () => {}, pin: async () => '', newPin: async () => '', notice: () => {} },
+        },
+      });
+      await bound.admin.lockUser(lock);
+      await expect(bound.admin.lockUser(lock)).rejects.toMatchObject({ code: 'EXPIRED' });
+      await (
+        await authorized([adminActionFor('admin', 'unlockUser', { name: 'dora' })])
+      ).admin.unlockUser({
+        name: 'dora',
+      });
+    } finally {
+      pop.close();
+    }
+  });
+
   it('the super-admin identity on the auth host (--data-dir) is exempt: no touch', async () => {
     const before = touches;
     const result = await runAdmin(cluster, ['users', 'lock', 'dora'], {
@@ -438,8 +569,18 @@ describe('MFA for admin actions where WebAuthn is the only second factor', () =>
 
   it('every refusal is in the audit log as mfa.admin_action, with its reason', async () => {
     const reasons = await auditReasons();
-    expect(reasons.filter((r) => r === 'missing')).toHaveLength(writeCases.length);
-    for (const reason of ['used', 'another action', 'expired', 'another purpose']) {
+    // Every write sent without an answer, the empty answer, and the proof-of-possession session's first call.
+    expect(reasons.filter((r) => r === 'missing')).toHaveLength(writeCases.length + 2);
+    for (const reason of [
+      'used',
+      'another action',
+      'expired',
+      'another purpose',
+      'another user',
+      'not a security key',
+      'security key',
+      'malformed',
+    ]) {
       expect(reasons, reason).toContain(reason);
     }
   });
