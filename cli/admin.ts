@@ -246,9 +246,8 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
         const { kind, name } = parseRef(ref);
         if (!name) throw new KeyportError('INVALID_ARGUMENT', 'Name the resource: user/NAME or role/NAME.');
         const request = { kind, name };
-        await (
-          await writes([adminActionFor('admin', 'deleteResource', request)])
-        ).admin.deleteResource(request);
+        const api = await writes([adminActionFor('admin', 'deleteResource', request)]);
+        await api.admin.deleteResource(request);
         console.log(`${kind} "${name}" has been deleted`);
       }),
     );
@@ -293,9 +292,8 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
           }
           const request = { documentsJson: documents.map((d) => JSON.stringify(d)), force: true };
           // The touch is asked once the edit is known: the answer is for this very document.
-          await (
-            await writes([adminActionFor('admin', 'createResources', request)])
-          ).admin.createResources(request);
+          const writer = await writes([adminActionFor('admin', 'createResources', request)]);
+          await writer.admin.createResources(request);
           console.log(
             `${kind === 'cluster_auth_preference' ? 'cluster auth preference' : `${kind} "${name}"`} has been updated`,
           );
@@ -366,9 +364,8 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
     .action((name: string) =>
       withApi(async (_api, writes) => {
         const request = { kind: 'user', name };
-        await (
-          await writes([adminActionFor('admin', 'deleteResource', request)])
-        ).admin.deleteResource(request);
+        const api = await writes([adminActionFor('admin', 'deleteResource', request)]);
+        await api.admin.deleteResource(request);
         console.log(`User "${name}" has been deleted`);
       }),
     );
@@ -384,7 +381,8 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
           durationSeconds: options.ttl ? parseDurationSeconds(options.ttl, '--ttl') : 0,
           reason: options.reason ?? '',
         };
-        await (await writes([adminActionFor('admin', 'lockUser', request)])).admin.lockUser(request);
+        const api = await writes([adminActionFor('admin', 'lockUser', request)]);
+        await api.admin.lockUser(request);
         console.log(`User "${name}" has been locked`);
       }),
     );
@@ -394,7 +392,8 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
     .action((name: string) =>
       withApi(async (_api, writes) => {
         const request = { name };
-        await (await writes([adminActionFor('admin', 'unlockUser', request)])).admin.unlockUser(request);
+        const api = await writes([adminActionFor('admin', 'unlockUser', request)]);
+        await api.admin.unlockUser(request);
         console.log(`User "${name}" has been unlocked`);
       }),
     );

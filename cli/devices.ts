@@ -168,9 +168,8 @@ export function registerDeviceAdminCommands(
     .action((ref: string) =>
       withApi(async (_api, writes) => {
         const request = { device: ref };
-        await (
-          await writes([adminActionFor('devices', 'deleteDevice', request)])
-        ).devices.deleteDevice(request);
+        const api = await writes([adminActionFor('devices', 'deleteDevice', request)]);
+        await api.devices.deleteDevice(request);
         console.log(`Device "${ref}" removed`);
       }),
     );
