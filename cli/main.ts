@@ -16,6 +16,7 @@ import { registerAdminCommands } from './admin';
 import { registerMfaCommands } from './mfa';
 import { registerAgentCommand } from './agent';
 import { registerDeviceCommands } from './devices';
+import { registerPivCommands } from './piv';
 import { withKeyPolicyRelogin } from './relogin';
 import { EXIT, exitCodeOf } from './exit-codes';
 import { parseDurationSeconds, formatRemaining } from './format';
@@ -236,6 +237,7 @@ function program(): Command {
   registerMfaCommands(root, profiles, prompter);
   registerDeviceCommands(root, profiles, prompter);
   registerAgentCommand(root, profiles, prompter);
+  registerPivCommands(root, prompter);
   registerAdminCommands(root, profiles, prompter);
   return root;
 }

@@ -17,12 +17,12 @@ import type { GeneratePolicy, Metadata, PinPolicy, PivSlot, TouchPolicy } from '
 import { ALGORITHM_ECCP256, effectivePinPolicy, parseSlot, slotName } from './commands';
 import { PivError } from './errors';
 import { isKeyportMarker, markerCertificate } from './marker';
+import { checkNewSecret, DEFAULT_PIN, DEFAULT_PUK } from './pin';
 import type { PivSession } from './session';
 import { openPivSigner } from './signer';
 import type { PivPrompts } from './signer';
 
-export const DEFAULT_PIN = '123456';
-export const DEFAULT_PUK = '12345678';
+export { DEFAULT_PIN, DEFAULT_PUK } from './pin';
 
 // ---- Pure decisions --------------------------------------------------------------------------------------
 
@@ -216,18 +216,10 @@ export async function ensurePersonalPin(session: PivSession, prompts: PivSetupPr
   const pin = await session.metadata(0x80);
   if (!pin.isDefault) return false;
   prompts.notice?.(NEW_PIN_NOTICE);
-  const newPin = await prompts.newPin();
-  if (newPin === DEFAULT_PIN) {
-    throw new PivError('INVALID_ARGUMENT', 'Choose a PIN other than the default 123456.');
-  }
+  // Both are checked before the card sees either: a refused one leaves the card as it was.
+  const newPin = checkNewSecret(await prompts.newPin(), 'PIN');
   const puk = await session.metadata(0x81);
-  let newPuk: string | undefined;
-  if (puk.isDefault) {
-    newPuk = await prompts.newPuk();
-    if (newPuk === DEFAULT_PUK) {
-      throw new PivError('INVALID_ARGUMENT', 'Choose a PUK other than the default 12345678.');
-    }
-  }
+  const newPuk = puk.isDefault ? checkNewSecret(await prompts.newPuk(), 'PUK') : undefined;
   await session.changePin(DEFAULT_PIN, newPin);
   if (newPuk !== undefined) await session.changePuk(DEFAULT_PUK, newPuk);
   // Verified now with the PIN just set, so the first signature does not ask for it again.
