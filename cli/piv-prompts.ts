@@ -16,6 +16,7 @@ async function newSecret(prompter: Prompter, what: 'PIN' | 'PUK'): Promise<strin
 export function pivPrompts(prompter: Prompter): PivSetupPrompts {
   return {
     touch: (message) => prompter.say(message),
+    reinsert: (message) => prompter.say(message),
     pin: (retriesLeft) =>
       prompter.secret(
         retriesLeft === undefined
