@@ -4,7 +4,7 @@
 // (RESET RETRY COUNTER); a wrong PUK shows its attempts left and a blocked PUK says that only a reset
 // helps. Every refusal leaves the card's PIN and PUK, the profile and KEYPORT_HOME as they were. One lab
 // card on a real pcscd, driven by CLI processes; a real keyport-auth whose role requires hardware_key_pin.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -123,6 +123,7 @@ describe('the PIV PIN: set at login, wrong, blocked, unblocked with the PUK', ()
       expect(refused.stderr).not.toContain('Enter a new PIV PUK');
       expect(secrets()).toEqual(before);
       expect(await profile()).toBeUndefined();
+      expect(existsSync(join(home(), 'keys'))).toBe(false);
     }
   });
 
@@ -133,6 +134,9 @@ describe('the PIV PIN: set at login, wrong, blocked, unblocked with the PUK', ()
     expect(secrets().pin.paddedHex).toBe(padReference(PIN));
     expect(secrets().puk.paddedHex).toBe(padReference(PUK));
     expect(await profile()).toMatchObject({ hardwareKey: { slot: '9e', policy: 'hardware_key_pin' } });
+    // Step one said the policy, so the login went straight to the card: no software key was ever written
+    // (the file keystore makes its folder at its first write, and nothing removes it).
+    expect(existsSync(join(home(), 'keys'))).toBe(false);
   });
 
   it('shows the attempts left after a wrong PIN; a blocked PIN says to run `keyport piv unblock`', async () => {

@@ -25,6 +25,11 @@ export class FileStore implements KeyStore {
     return join(this.dir, fileNameForId(id) + KEY_FILE_SUFFIX);
   }
 
+  /** A file store is there for the writing: its folder is made (0700) by the first put. */
+  ready(): Promise<void> {
+    return Promise.resolve();
+  }
+
   async put(id: string, privateKeyPem: string): Promise<void> {
     const target = this.keyPath(id);
     await this.ensurePrivateDir();
