@@ -13,6 +13,7 @@ import { KeyportError } from '../proto/errors';
 import { parseDurationSeconds } from './format';
 import type { Prompter } from './prompts';
 import { withKeyPolicyRelogin } from './relogin';
+import { pivPrompts } from './piv-prompts';
 
 /** How the seed writes an OS: macOS, Windows, Linux. */
 export function osLabel(os: string): string {
@@ -52,6 +53,7 @@ export function registerDeviceCommands(root: Command, profiles: ProfileStore, pr
           if (!profile) throw notSignedIn('run `keyport login` first, then enroll');
           return enrollThisDevice(profiles, profile, {
             ...(options.token ? { token: options.token as string } : {}),
+            piv: pivPrompts(prompter),
             onProgress: (step) => {
               if (step === 'reading-tpm') console.error('Reading the TPM…');
             },
@@ -72,7 +74,7 @@ export function registerDeviceCommands(root: Command, profiles: ProfileStore, pr
         async () => {
           const profile = await profiles.getProfile();
           if (!profile) throw notSignedIn();
-          return thisDeviceStatus(profiles, profile);
+          return thisDeviceStatus(profiles, profile, { piv: pivPrompts(prompter) });
         },
         prompter,
       );

@@ -182,6 +182,17 @@ describe('the PIV PIN: set at login, wrong, blocked, unblocked with the PUK', ()
     expect(checked.stdout).toContain('accepted by piv-pin as cy');
   });
 
+  it("`keyport mfa ls` and `keyport device status` ask the session key's PIV PIN, and a wrong one shows the attempts left", async () => {
+    const listed = await keyport(['mfa', 'ls'], [UNBLOCKED_PIN]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stderr).toContain('Enter your PIV PIN:');
+    expect(listed.stdout).toMatch(/^Name\s+Type/);
+    const status = await keyport(['device', 'status'], ['000000', UNBLOCKED_PIN]);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stderr).toContain('Enter your PIV PIN (2 attempts left):');
+    expect(secrets().pin.retries).toBe(3);
+  });
+
   it('a PUK blocked by wrong ones says only a reset helps, and is refused before anything is asked', async () => {
     for (const left of [2, 1]) {
       const wrong = await keyport(['piv', 'unblock'], ['87654321', PIN]);
