@@ -102,6 +102,17 @@ const noKeyPrompts: SecurityKeyPrompts = {
   newPin: () => Promise.reject(new KeyportError('CANCELLED', 'This client cannot set a security key PIN.')),
 };
 
+/**
+ * The session keys of logins in progress that no saved profile names yet, each with the way to take it
+ * back: a process that must end now (a second Ctrl-C) calls abandonLogins first, so no key is left behind.
+ */
+const unsavedKeys = new Set<() => Promise<void>>();
+
+/** Takes back the session key of every login in progress (waiting for a write in flight to end first). */
+export async function abandonLogins(): Promise<void> {
+  await Promise.all([...unsavedKeys].map((takeBack) => takeBack()));
+}
+
 /** Login with a password, then the second factor the cluster asks for. */
 export function loginWithPassword(options: LoginOptions): Promise<Profile> {
   if (!options.user) {
@@ -241,6 +252,15 @@ async function login(
     }
     return keyStored;
   };
+  // Once written, the key is this login's to take back until the profile that names it is being saved.
+  const takeBack = async (): Promise<void> => {
+    const written = await keyStored?.then(
+      () => true,
+      () => false,
+    );
+    if (written) await keystore.delete(keyId).catch(() => false);
+  };
+  unsavedKeys.add(takeBack);
   // Started now, whatever the order: the check has the whole way to step 1 to run.
   const keystoreReady = keystore.ready();
   keystoreReady.catch(() => {});
@@ -411,6 +431,7 @@ async function login(
     };
     // Two files apart: written side by side. The previous session's key goes once the profile no longer
     // names it.
+    unsavedKeys.delete(takeBack);
     await Promise.all([
       profiles.saveProfile(profile).then(async () => {
         // A card's key stays on the card (the next login reuses it); a software key no profile names goes.
@@ -427,17 +448,11 @@ async function login(
     return profile;
   } catch (error) {
     // Once the put is over (it may still run when step 1 failed first), its key is taken back.
-    if (
-      keyStored &&
-      (await keyStored.then(
-        () => true,
-        () => false,
-      ))
-    ) {
-      await keystore.delete(keyId).catch(() => false);
-    }
+    unsavedKeys.delete(takeBack);
+    await takeBack();
     throw error;
   } finally {
+    unsavedKeys.delete(takeBack);
     api?.close();
     await card?.session.close().catch(() => {});
     await device.device?.close().catch(() => {});
