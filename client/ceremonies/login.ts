@@ -260,7 +260,6 @@ async function login(
     );
     if (written) await keystore.delete(keyId).catch(() => false);
   };
-  unsavedKeys.add(takeBack);
   // Started now, whatever the order: the check has the whole way to step 1 to run.
   const keystoreReady = keystore.ready();
   keystoreReady.catch(() => {});
@@ -279,6 +278,8 @@ async function login(
   let device: DeviceLoginStart = {};
   // The session key on the PIV card, once the cluster requires one: Login goes with it instead.
   let card: CardSessionKey | undefined;
+  // The key is written only in here (step 1's answer, or Login): it is this login's to take back.
+  unsavedKeys.add(takeBack);
   try {
     // Trusted during this login: its ClusterInfo (device trust settings included) is fresh.
     const trustFetchedNow = !trustedAhead && !(await alreadyTrusted);
