@@ -15,6 +15,7 @@ import { parseDurationSeconds } from './format';
 import type { AdminWork } from './admin';
 import type { Prompter } from './prompts';
 import { withKeyPolicyRelogin } from './relogin';
+import { pivPrompts } from './piv-prompts';
 
 /** How the seed writes an OS: macOS, Windows, Linux. */
 export function osLabel(os: string): string {
@@ -54,6 +55,7 @@ export function registerDeviceCommands(root: Command, profiles: ProfileStore, pr
           if (!profile) throw notSignedIn('run `keyport login` first, then enroll');
           return enrollThisDevice(profiles, profile, {
             ...(options.token ? { token: options.token as string } : {}),
+            piv: pivPrompts(prompter),
             onProgress: (step) => {
               if (step === 'reading-tpm') console.error('Reading the TPM…');
             },
@@ -74,7 +76,7 @@ export function registerDeviceCommands(root: Command, profiles: ProfileStore, pr
         async () => {
           const profile = await profiles.getProfile();
           if (!profile) throw notSignedIn();
-          return thisDeviceStatus(profiles, profile);
+          return thisDeviceStatus(profiles, profile, { piv: pivPrompts(prompter) });
         },
         prompter,
       );

@@ -16,7 +16,9 @@ import { registerAdminCommands } from './admin';
 import { registerMfaCommands } from './mfa';
 import { registerAgentCommand } from './agent';
 import { registerDeviceCommands } from './devices';
+import { registerPivCommands } from './piv';
 import { withKeyPolicyRelogin } from './relogin';
+import { cancelOnCtrlC } from './cancel';
 import { EXIT, exitCodeOf } from './exit-codes';
 import { parseDurationSeconds, formatRemaining } from './format';
 import { readStdinLine, terminalPrompter } from './prompts';
@@ -31,16 +33,6 @@ process.removeAllListeners('warning');
 process.on('warning', (warning: NodeJS.ErrnoException) => {
   if (warning.code !== 'DEP0123') console.error(`${warning.name}: ${warning.message}`);
 });
-
-/** Ctrl-C cancels the ceremony in progress (a security key sees CTAPHID CANCEL); a second one exits. */
-function cancellation(): AbortSignal {
-  const controller = new AbortController();
-  process.once('SIGINT', () => {
-    controller.abort();
-    process.once('SIGINT', () => process.exit(EXIT.cancelled));
-  });
-  return controller.signal;
-}
 
 export function trustPrompt(prompter: Prompter) {
   return {
@@ -106,6 +98,9 @@ function program(): Command {
       const passwordless =
         options.auth === 'passwordless' ||
         (options.auth === undefined && trusted?.connectorName === 'passwordless');
+      // Ctrl-C cancels the login (the questions it waits on too), which takes back its session key.
+      const ctrlC = cancelOnCtrlC('Login cancelled: nothing was saved.');
+      const asking = ctrlC.prompter(prompter);
       const common = {
         profiles,
         address,
@@ -113,19 +108,19 @@ function program(): Command {
         caPin: options.caPin,
         ttlSeconds: options.ttl ? parseDurationSeconds(options.ttl, '--ttl') : undefined,
         keystore: options.keystore,
-        signal: cancellation(),
+        signal: ctrlC.signal,
         prompts: {
-          ...trustPrompt(prompter),
+          ...trustPrompt(asking),
           password: (name: string) =>
             options.passwordStdin
-              ? readStdinLine('the password')
-              : prompter.secret(`Enter password for Keyport user ${name}:`),
-          otpCode: () => prompter.text('Enter an OTP code from your authenticator app:'),
+              ? ctrlC.unlessCancelled(readStdinLine('the password'))
+              : asking.secret(`Enter password for Keyport user ${name}:`),
+          otpCode: () => asking.text('Enter an OTP code from your authenticator app:'),
           notice: (message: string) => prompter.say(message),
-          securityKey: securityKeyPrompts(prompter),
+          securityKey: securityKeyPrompts(asking),
         },
         hardwareKey: {
-          prompts: pivPrompts(prompter),
+          prompts: pivPrompts(asking),
           ...(options.pivSlot ? { slot: options.pivSlot } : {}),
           ...(process.env.KEYPORT_PIV_SLOT ? { envSlot: process.env.KEYPORT_PIV_SLOT } : {}),
           overwrite: options.pivOverwrite ?? false,
@@ -236,6 +231,7 @@ function program(): Command {
   registerMfaCommands(root, profiles, prompter);
   registerDeviceCommands(root, profiles, prompter);
   registerAgentCommand(root, profiles, prompter);
+  registerPivCommands(root, prompter);
   registerAdminCommands(root, profiles, prompter);
   return root;
 }

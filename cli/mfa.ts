@@ -7,6 +7,7 @@ import type { ProfileStore } from '../client/profiles';
 import type { Prompter } from './prompts';
 import { securityKeyPrompts } from './security-key-prompts';
 import { withKeyPolicyRelogin } from './relogin';
+import { pivPrompts } from './piv-prompts';
 
 function date(ms: number): string {
   return ms > 0 ? new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z') : '-';
@@ -18,6 +19,8 @@ export function registerMfaCommands(root: Command, profiles: ProfileStore, promp
     otpCode: () => prompter.text('Enter an OTP code from a device you already registered:'),
     securityKey: securityKeyPrompts(prompter),
   };
+  // A session key on a PIV card asks for its PIN and touch.
+  const piv = pivPrompts(prompter);
   const existing = new Option('--mfa <kind>', 'which existing device proves it is you')
     .choices(['auto', 'key', 'otp'])
     .default('auto');
@@ -26,7 +29,7 @@ export function registerMfaCommands(root: Command, profiles: ProfileStore, promp
     .command('ls')
     .description('List your MFA devices')
     .action(async () => {
-      const devices = await withKeyPolicyRelogin(profiles, () => listDevices(profiles), prompter);
+      const devices = await withKeyPolicyRelogin(profiles, () => listDevices(profiles, { piv }), prompter);
       console.log(
         `${'Name'.padEnd(20)}${'Type'.padEnd(10)}${'Added'.padEnd(22)}${'Last used'.padEnd(22)}Passkey`,
       );
@@ -58,6 +61,7 @@ export function registerMfaCommands(root: Command, profiles: ProfileStore, promp
             type: options.type,
             passwordless: Boolean(options.passwordless),
             existing: options.mfa,
+            piv,
             prompts: {
               ...prompts,
               otpCode: () => prompter.text('Enter an OTP code:'),
@@ -81,7 +85,7 @@ export function registerMfaCommands(root: Command, profiles: ProfileStore, promp
     .action(async (name: string, options) => {
       await withKeyPolicyRelogin(
         profiles,
-        () => removeDevice(profiles, { name, existing: options.mfa, prompts }),
+        () => removeDevice(profiles, { name, existing: options.mfa, prompts, piv }),
         prompter,
       );
       console.log(`MFA device "${name}" removed.`);

@@ -1,6 +1,7 @@
 // How the terminal asks for a PIV card (hardware-key sessions): "Tap your YubiKey", "Enter your PIV PIN"
 // (with the attempts left after a wrong one), and a new PIN and PUK for a card still on the factory ones.
 import { KeyportError } from '../proto/errors';
+import type { PivUnblockPrompts } from '../client/hardware/piv/pin';
 import type { PivSetupPrompts } from '../client/hardware/piv/session-key';
 import type { Prompter } from './prompts';
 
@@ -15,6 +16,7 @@ async function newSecret(prompter: Prompter, what: 'PIN' | 'PUK'): Promise<strin
 export function pivPrompts(prompter: Prompter): PivSetupPrompts {
   return {
     touch: (message) => prompter.say(message),
+    reinsert: (message) => prompter.say(message),
     pin: (retriesLeft) =>
       prompter.secret(
         retriesLeft === undefined
@@ -23,6 +25,14 @@ export function pivPrompts(prompter: Prompter): PivSetupPrompts {
       ),
     newPin: () => newSecret(prompter, 'PIN'),
     newPuk: () => newSecret(prompter, 'PUK'),
+    notice: (message) => prompter.say(message),
+  };
+}
+
+export function pivUnblockPrompts(prompter: Prompter): PivUnblockPrompts {
+  return {
+    puk: () => prompter.secret('Enter the PUK of your PIV card:'),
+    newPin: () => newSecret(prompter, 'PIN'),
     notice: (message) => prompter.say(message),
   };
 }

@@ -10,7 +10,7 @@ import { refusedKeyPolicy, reloginNotices } from '../client/ceremonies/hardware-
 import { parseClusterAddress } from '../client/cluster-trust';
 import type { Profile, ProfileStore } from '../client/profiles';
 import { notSignedIn } from '../client/session';
-import { EXIT } from './exit-codes';
+import { cancelOnCtrlC } from './cancel';
 import { pivPrompts } from './piv-prompts';
 import type { Prompter } from './prompts';
 import { securityKeyPrompts } from './security-key-prompts';
@@ -53,30 +53,14 @@ async function reloginForKeyPolicy(
   const trusted = await profiles.getTrustedCluster(address);
   if (!trusted) throw notSignedIn();
   // Ctrl-C cancels the relogin: a question waiting for an answer is given up, and the ceremony unwinds (the
-  // session key it made is taken back) before CANCELLED. A second Ctrl-C exits at once.
-  const controller = new AbortController();
-  const untilCancelled = new Promise<never>((_, reject) => {
-    controller.signal.addEventListener('abort', () =>
-      reject(new KeyportError('CANCELLED', 'Relogin cancelled: your profile is as it was.')),
-    );
-  });
-  untilCancelled.catch(() => {});
-  const onInterrupt = () => {
-    controller.abort();
-    process.once('SIGINT', () => process.exit(EXIT.cancelled));
-  };
-  process.once('SIGINT', onInterrupt);
-  const asking: Prompter = {
-    say: (line) => prompter.say(line),
-    secret: (message) => Promise.race([prompter.secret(message), untilCancelled]),
-    text: (message) => Promise.race([prompter.text(message), untilCancelled]),
-    confirm: (message) => Promise.race([prompter.confirm(message), untilCancelled]),
-  };
+  // session key it made is taken back) before CANCELLED. A second Ctrl-C exits once that key is gone.
+  const ctrlC = cancelOnCtrlC('Relogin cancelled: your profile is as it was.');
+  const asking = ctrlC.prompter(prompter);
   const common = {
     profiles,
     address,
     keystore: profile.keystore,
-    signal: controller.signal,
+    signal: ctrlC.signal,
     prompts: {
       // The cluster is trusted already (the refused call went to it): nothing new is trusted here.
       confirmCaPin: () => Promise.resolve(false),
@@ -104,12 +88,12 @@ async function reloginForKeyPolicy(
   try {
     renewed = await ceremony;
   } catch (error) {
-    if (controller.signal.aborted) return untilCancelled;
+    if (ctrlC.signal.aborted) return ctrlC.cancelled;
     throw error;
   } finally {
-    process.off('SIGINT', onInterrupt);
+    ctrlC.dispose();
   }
-  if (controller.signal.aborted) {
+  if (ctrlC.signal.aborted) {
     throw new KeyportError(
       'CANCELLED',
       'Cancelled once the relogin was done: the new session is saved; run the command again.',

@@ -4,7 +4,9 @@
 // Electron binary is installed, otherwise the browser host in a Chromium app window (or its URL printed
 // when there is no display). The app and the keyport CLI share .keyport-demo/home. A software TPM
 // (swtpm, state in .keyport-demo/tpm) is this machine's TPM, registered in the demo cluster's device
-// inventory, so "Enroll this device" works in the app.
+// inventory, so "Enroll this device" works in the app. A virtual PIV card (lab/piv, state in
+// .keyport-demo/piv-card.json) on a private pcscd, whose attestation root the cluster trusts, for
+// hardware-key policies: .keyport-demo/hardware-key.yaml gives alice a role that requires one.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -20,7 +22,7 @@ import { createBackend } from '../main/backend/backend';
 import { startBrowserHost } from '../main/browser/host';
 import { openAppWindow } from '../main/browser/chromium';
 import { electronBinary } from '../main/electron/locate';
-import { connectAsAdmin, repoRoot, startLabCluster } from './cluster';
+import { attestationRootsYaml, connectAsAdmin, repoRoot, startLabCluster } from './cluster';
 import type { LabCluster } from './cluster';
 import { connectClusterConfig, signUpWithLabKey } from './connect';
 import type { KeyPerson } from './connect';
@@ -28,6 +30,7 @@ import { startLabKeyring } from './keyring';
 import type { LabKeyring } from './keyring';
 import { startSoftKey } from './security-key/soft-key';
 import { startLabTpm } from './tpm';
+import { startLabPivCard } from './piv/lab';
 
 const DEMO_VERSION = 2;
 const KEY_PIN = '1234';
@@ -59,10 +62,34 @@ async function loadState(): Promise<DemoState | undefined> {
 /** The demo machine's asset tag, as `keyport device asset-tag` reports it under the demo's environment. */
 const DEMO_ASSET_TAG = 'KEYPORT-DEMO-1';
 
-/** The connect cluster's config with device trust on (optional): logins from an enrolled device carry it. */
-function demoConfig(): string {
-  return `${connectClusterConfig('localhost:3025')}    device_trust:\n      mode: optional\n`;
+/**
+ * The connect cluster's config with device trust on (optional): logins from an enrolled device carry it;
+ * and the lab PIV card's attestation root trusted, for hardware-key policies.
+ */
+function demoConfig(pivRootPem: string): string {
+  return `${connectClusterConfig('localhost:3025')}    device_trust:\n      mode: optional\n${attestationRootsYaml(pivRootPem)}`;
 }
+
+/** What `keyport admin create --force -f` applies to try a hardware-key policy: the seed's role, given to alice. */
+const HARDWARE_KEY_YAML = `# A role that requires a session key on a PIV card with a touch (the seed "Hardware Key Support"),
+# and alice with it. Apply as alice (editor): keyport admin create --force -f <this file>
+kind: role
+version: v7
+metadata:
+  name: hardware-key
+spec:
+  options:
+    require_session_mfa: hardware_key_touch
+---
+kind: user
+version: v2
+metadata:
+  name: alice
+spec:
+  roles: [access, editor, hardware-key]
+  traits:
+    logins: [alice, root]
+`;
 
 /** Registers the demo machine (once) and returns a fresh enrollment token while it is not enrolled. */
 async function registerDemoMachine(cluster: LabCluster): Promise<string | undefined> {
@@ -77,19 +104,19 @@ async function registerDemoMachine(cluster: LabCluster): Promise<string | undefi
   }
 }
 
-async function startCluster(): Promise<LabCluster> {
+async function startCluster(pivRootPem: string): Promise<LabCluster> {
   const dataDir = join(demoDir, 'auth');
   // A fixed port keeps the printed login line (and the CLI's pinned trust) valid across restarts.
   return startLabCluster({
     clusterName: 'keyport-demo',
     dataDir,
-    configYaml: demoConfig(),
+    configYaml: demoConfig(pivRootPem),
     listen,
   }).catch(() =>
     startLabCluster({
       clusterName: 'keyport-demo',
       dataDir,
-      configYaml: demoConfig(),
+      configYaml: demoConfig(pivRootPem),
     }),
   );
 }
@@ -118,14 +145,22 @@ async function main() {
   };
 
   try {
-    const cluster = await startCluster();
+    // UNIX socket paths are short (108 bytes): the keys' and pcscd's sockets live in a private temp dir.
+    const runDir = await mkdtemp(join(tmpdir(), 'keyport-demo-'));
+    cleanups.push({ what: `removed ${runDir}`, run: () => rm(runDir, { recursive: true, force: true }) });
+    // The PIV card first: the cluster's config trusts its attestation root (kept in its state).
+    const pivDir = join(runDir, 'piv');
+    await mkdir(pivDir, { mode: 0o700 });
+    const piv = await startLabPivCard({ dir: pivDir, statePath: join(demoDir, 'piv-card.json') });
+    cleanups.push({ what: 'stopped the lab PIV card and its pcscd', run: () => piv.stop() });
+    // libpcsclite reads it once per process: set before the app's backend first opens a card.
+    process.env.PCSCLITE_CSOCK_NAME = piv.socketPath;
+    await writeFile(join(demoDir, 'hardware-key.yaml'), HARDWARE_KEY_YAML);
+    const cluster = await startCluster(piv.attestationRootPem);
     // One name everywhere, the one WebAuthn needs (browsers refuse an IP address as an RP ID): the
     // banner, the app, the CLI's profile and the cluster's public address all say localhost.
     const address = `localhost:${cluster.port}`;
     cleanups.push({ what: `stopped keyport-auth (${address})`, run: () => cluster.stop() });
-    // UNIX socket paths are short (108 bytes): the key's socket lives in a private temp dir.
-    const runDir = await mkdtemp(join(tmpdir(), 'keyport-demo-'));
-    cleanups.push({ what: `removed ${runDir}`, run: () => rm(runDir, { recursive: true, force: true }) });
     const key = await startSoftKey({
       socketPath: join(runDir, 'key.sock'),
       statePath: join(demoDir, 'security-key.json'),
@@ -184,7 +219,7 @@ async function main() {
     }
 
     const appLines = await openApp(profiles, cleanups);
-    const envPrefix = `KEYPORT_HOME=${home} ${LAB_SECURITY_KEY_ENV}=${process.env[LAB_SECURITY_KEY_ENV]} KEYPORT_TPM_TCTI=${tpm.tcti} KEYPORT_DEVICE_ASSET_TAG=${DEMO_ASSET_TAG}${
+    const envPrefix = `KEYPORT_HOME=${home} ${LAB_SECURITY_KEY_ENV}=${process.env[LAB_SECURITY_KEY_ENV]} KEYPORT_TPM_TCTI=${tpm.tcti} KEYPORT_DEVICE_ASSET_TAG=${DEMO_ASSET_TAG} PCSCLITE_CSOCK_NAME=${piv.socketPath}${
       keyring ? ` DBUS_SESSION_BUS_ADDRESS=${process.env.DBUS_SESSION_BUS_ADDRESS}` : ''
     }`;
     const totpSecret = state.totpSecret ?? '';
@@ -200,6 +235,7 @@ async function main() {
       `  TPM:           a lab swtpm as this machine's TPM; device "${DEMO_ASSET_TAG}" is in the inventory${
         enrollToken ? '' : ' (enrolled)'
       }`,
+      `  PIV card:      a lab YubiKey-like card (serial ${piv.serial}) on a private pcscd, touched at once; PIN 123456 until you set one`,
       keyring
         ? '  keychain:      a lab Secret Service (no session keychain was found), alive while this runs'
         : '',
@@ -224,6 +260,15 @@ async function main() {
       'The keyport CLI shares the session (in another terminal, from this folder):',
       `  ${envPrefix} npx keyport status`,
       `  ${envPrefix} npx keyport logout      # the app notices within a second`,
+      '',
+      'A hardware-key policy (the seed "Hardware Key Support"): as alice (editor) in the CLI, give her a role',
+      'that requires a key on the PIV card with a touch, then sign in again:',
+      `  ${envPrefix} npx keyport login --cluster ${address} --user alice`,
+      `  ${envPrefix} npx keyport admin create --force -f ${join(demoDir, 'hardware-key.yaml')}`,
+      `  ${envPrefix} npx keyport login --cluster ${address} --user alice`,
+      '  The second login says "Unmet private key policy "hardware_key_touch"." and "Relogging in with',
+      '  hardware-backed private key.", makes the key in the card\'s slot 9c and signs in with it (keyport',
+      `  status shows it). To undo it, delete ${demoDir} (a fresh demo next time).`,
       '',
       'Ctrl-C stops the demo.',
     ];

@@ -71,6 +71,7 @@ describe('KeychainStore on the lab gnome-keyring', () => {
     expect(store.kind).toBe('keychain');
     const { privateKeyPem } = generateSessionKey('ecdsa-p256');
 
+    await store.ready();
     await store.put('alice@round-trip', privateKeyPem);
     expect(await store.get('alice@round-trip')).toBe(privateKeyPem);
 
@@ -157,6 +158,10 @@ describe('KeychainStore on the lab gnome-keyring', () => {
       expect((await failureOf(store.put('erin@locked', storedKey))).code).toBe('KEYCHAIN_LOCKED');
       expect((await failureOf(store.delete('dave@locked'))).code).toBe('KEYCHAIN_LOCKED');
       expect((await failureOf(store.delete('nobody@locked'))).code).toBe('KEYCHAIN_LOCKED');
+    });
+
+    it('says it is not ready for a key (KEYCHAIN_LOCKED), writing nothing', async () => {
+      expect((await failureOf(store.ready())).code).toBe('KEYCHAIN_LOCKED');
     });
   });
 });

@@ -72,6 +72,9 @@ describe('npm start with a display', () => {
       expect(output).toContain('PIN 1234');
       // A second key, registered to no one, for "Add security key".
       expect(output).toMatch(/spare key: +a second lab key, registered to no one/);
+      // A lab PIV card for hardware-key policies, and how to require one.
+      expect(output).toMatch(/PIV card: +a lab YubiKey-like card \(serial \d+\)/);
+      expect(output).toContain('hardware-key.yaml');
       // The launch token never reaches the terminal when a window was opened for it.
       expect(output).not.toContain('#launch=');
 
@@ -91,7 +94,7 @@ describe('npm start with a display', () => {
     // One name for the cluster everywhere, and a stop that says what it did (not "keeps running").
     expect(output).toMatch(/cluster: +keyport-demo at localhost:\d+/);
     expect(output).toMatch(
-      /Demo stopped: closed the app window; stopped the browser host; .*stopped keyport-auth \(localhost:\d+\)\./,
+      /Demo stopped: closed the app window; stopped the browser host; .*stopped keyport-auth \(localhost:\d+\); stopped the lab PIV card and its pcscd; removed \S+\./,
     );
     expect(output).not.toContain('the demo keeps running');
   }, 240_000);

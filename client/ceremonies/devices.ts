@@ -6,6 +6,7 @@ import { KeyportError } from '../../proto/errors';
 import { ChallengeScope, MFADeviceType } from '../../proto/gen/keyport/v1/mfa';
 import type { MFADevice, MFARegisterResponse, TOTPRegisterChallenge } from '../../proto/gen/keyport/v1/mfa';
 import type { ClusterApi } from '../api';
+import type { PivPrompts } from '../hardware/piv/signer';
 import type { Profile, ProfileStore } from '../profiles';
 import { connectAsProfile, notSignedIn, webauthnOrigin } from '../session';
 import { parseClusterAddress } from '../cluster-trust';
@@ -20,14 +21,20 @@ export interface DevicePrompts extends MfaPrompts {
   say(line: string): void;
 }
 
+/** How a session key on a PIV card asks for its PIN and touch (without it, a card's PIN cannot be asked). */
+export interface SessionKeyPrompts {
+  piv?: PivPrompts;
+}
+
 async function withProfileApi<T>(
   profiles: ProfileStore,
   work: (api: ClusterApi, origin: string) => Promise<T>,
+  { piv }: SessionKeyPrompts = {},
 ): Promise<T> {
   const profile: Profile | undefined = await profiles.getProfile();
   if (!profile) throw notSignedIn();
   const trusted = await profiles.getTrustedCluster(parseClusterAddress(profile.address));
-  const api = await connectAsProfile(profiles, profile);
+  const api = await connectAsProfile(profiles, profile, undefined, piv ? { piv } : {});
   try {
     return await work(api, trusted ? webauthnOrigin(trusted) : `https://${profile.address}`);
   } finally {
@@ -35,8 +42,8 @@ async function withProfileApi<T>(
   }
 }
 
-export function listDevices(profiles: ProfileStore): Promise<MFADevice[]> {
-  return withProfileApi(profiles, async (api) => (await api.user.listMfaDevices({})).devices);
+export function listDevices(profiles: ProfileStore, options: SessionKeyPrompts = {}): Promise<MFADevice[]> {
+  return withProfileApi(profiles, async (api) => (await api.user.listMfaDevices({})).devices, options);
 }
 
 async function proveExistingDevice(
@@ -61,7 +68,7 @@ async function deviceName(name: string | (() => Promise<string>)): Promise<strin
 
 export async function addDevice(
   profiles: ProfileStore,
-  options: {
+  options: SessionKeyPrompts & {
     /** A name, or a question asked once the new device has answered (the app asks it last). */
     name: string | (() => Promise<string>);
     type: 'webauthn' | 'totp';
@@ -72,62 +79,75 @@ export async function addDevice(
     signal?: AbortSignal;
   },
 ): Promise<MFADevice> {
-  return withProfileApi(profiles, async (api, origin) => {
-    const existing = await proveExistingDevice(
-      api,
-      origin,
-      options.prompts,
-      options.existing,
-      options.signal,
-    );
-    const challenge = await api.user.createRegisterChallenge({
-      existingMfaResponse: existing,
-      deviceType:
-        options.type === 'webauthn'
-          ? MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN
-          : MFADeviceType.MFA_DEVICE_TYPE_TOTP,
-      passwordless: options.passwordless ?? false,
-    });
-    let newDevice: MFARegisterResponse;
-    if (options.type === 'webauthn') {
-      options.prompts.say('Tap your new security key');
-      const registration = await registerKey(challenge.webauthnCreationOptionsJson, {
+  return withProfileApi(
+    profiles,
+    async (api, origin) => {
+      const existing = await proveExistingDevice(
+        api,
         origin,
-        prompts: options.prompts,
-        signal: options.signal,
+        options.prompts,
+        options.existing,
+        options.signal,
+      );
+      const challenge = await api.user.createRegisterChallenge({
+        existingMfaResponse: existing,
+        deviceType:
+          options.type === 'webauthn'
+            ? MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN
+            : MFADeviceType.MFA_DEVICE_TYPE_TOTP,
+        passwordless: options.passwordless ?? false,
       });
-      newDevice = {
-        challengeId: challenge.challengeId,
-        deviceName: await deviceName(options.name),
-        response: { $case: 'webauthnJson', value: registration },
-      };
-    } else {
-      if (!challenge.totp)
-        throw new KeyportError('INTERNAL', 'The cluster sent no OTP secret for the new device.');
-      await options.prompts.showTotpEnrollment(challenge.totp);
-      const code = (await options.prompts.otpCode()).trim();
-      newDevice = {
-        challengeId: challenge.challengeId,
-        deviceName: await deviceName(options.name),
-        response: { $case: 'totp', value: { code } },
-      };
-    }
-    return api.user.addMfaDevice({ newDevice });
-  });
+      let newDevice: MFARegisterResponse;
+      if (options.type === 'webauthn') {
+        options.prompts.say('Tap your new security key');
+        const registration = await registerKey(challenge.webauthnCreationOptionsJson, {
+          origin,
+          prompts: options.prompts,
+          signal: options.signal,
+        });
+        newDevice = {
+          challengeId: challenge.challengeId,
+          deviceName: await deviceName(options.name),
+          response: { $case: 'webauthnJson', value: registration },
+        };
+      } else {
+        if (!challenge.totp)
+          throw new KeyportError('INTERNAL', 'The cluster sent no OTP secret for the new device.');
+        await options.prompts.showTotpEnrollment(challenge.totp);
+        const code = (await options.prompts.otpCode()).trim();
+        newDevice = {
+          challengeId: challenge.challengeId,
+          deviceName: await deviceName(options.name),
+          response: { $case: 'totp', value: { code } },
+        };
+      }
+      return api.user.addMfaDevice({ newDevice });
+    },
+    options,
+  );
 }
 
 export async function removeDevice(
   profiles: ProfileStore,
-  options: { name: string; existing?: MfaPreference; prompts: MfaPrompts; signal?: AbortSignal },
+  options: SessionKeyPrompts & {
+    name: string;
+    existing?: MfaPreference;
+    prompts: MfaPrompts;
+    signal?: AbortSignal;
+  },
 ): Promise<void> {
-  await withProfileApi(profiles, async (api, origin) => {
-    const existing = await proveExistingDevice(
-      api,
-      origin,
-      options.prompts,
-      options.existing,
-      options.signal,
-    );
-    await api.user.deleteMfaDevice({ name: options.name, existingMfaResponse: existing });
-  });
+  await withProfileApi(
+    profiles,
+    async (api, origin) => {
+      const existing = await proveExistingDevice(
+        api,
+        origin,
+        options.prompts,
+        options.existing,
+        options.signal,
+      );
+      await api.user.deleteMfaDevice({ name: options.name, existingMfaResponse: existing });
+    },
+    options,
+  );
 }

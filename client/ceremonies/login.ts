@@ -2,10 +2,11 @@
 //   1. CreateAuthenticateChallenge{user, password, scope LOGIN} (or {PASSWORDLESS_LOGIN}) → which factors
 //      may answer, with WebAuthn request options
 //   2. Login{answer (security key or OTP), public keys, ttl} → SSH + X.509 certificates
-// The session key is created first and put in the keystore before the password leaves, so a locked or
-// missing keychain fails the login without spending a password attempt or an OTP code. Passwordless,
-// where nothing the person gave leaves with step 1, the put runs while step 1 is in flight and is awaited
-// before the PIN is asked.
+// The keystore is checked before the password leaves, so a locked or missing keychain fails the login
+// without spending a password attempt or an OTP code (passwordless, where nothing the person gave leaves with
+// step 1: while step 1 is in flight, and before the PIN is asked). The software session key is written only
+// once step 1 has said the session key need not be on a PIV card, while the second factor is answered: a
+// login that goes to the card writes no software key at all.
 import { randomBytes } from 'node:crypto';
 import { KeyportError } from '../../proto/errors';
 import { ChallengeScope } from '../../proto/gen/keyport/v1/mfa';
@@ -101,6 +102,17 @@ const noKeyPrompts: SecurityKeyPrompts = {
   newPin: () => Promise.reject(new KeyportError('CANCELLED', 'This client cannot set a security key PIN.')),
 };
 
+/**
+ * The session keys of logins in progress that no saved profile names yet, each with the way to take it
+ * back: a process that must end now (a second Ctrl-C) calls abandonLogins first, so no key is left behind.
+ */
+const unsavedKeys = new Set<() => Promise<void>>();
+
+/** Takes back the session key of every login in progress (waiting for a write in flight to end first). */
+export async function abandonLogins(): Promise<void> {
+  await Promise.all([...unsavedKeys].map((takeBack) => takeBack()));
+}
+
 /** Login with a password, then the second factor the cluster asks for. */
 export function loginWithPassword(options: LoginOptions): Promise<Profile> {
   if (!options.user) {
@@ -108,8 +120,8 @@ export function loginWithPassword(options: LoginOptions): Promise<Profile> {
   }
   // Asked once: a ceremony restarted on another replica sends it again (a code or a touch is asked anew).
   let given: Promise<string> | undefined;
-  return login(options, async (api, origin, device, perf) => {
-    // The session key is already in the keystore (login awaits it before trust).
+  return login(options, async (api, origin, device, perf, key) => {
+    // The keystore is ready (login awaits it before trust).
     given ??= options.prompts.password(options.user);
     given.catch(() => (given = undefined));
     const password = await given;
@@ -121,6 +133,8 @@ export function loginWithPassword(options: LoginOptions): Promise<Profile> {
       device,
     });
     perf.step('call 1 (CreateAuthenticateChallenge)');
+    const keyPolicy = stepOneKeyPolicy(challenge);
+    key.policyKnown(keyPolicy);
     const mfaResponse = await answerChallenge(challenge, {
       origin,
       preference: options.mfa,
@@ -128,11 +142,7 @@ export function loginWithPassword(options: LoginOptions): Promise<Profile> {
       prompts: { otpCode: options.prompts.otpCode, securityKey: options.prompts.securityKey ?? noKeyPrompts },
     });
     perf.step('second factor');
-    return {
-      mfaResponse,
-      deviceChallenge: challenge.deviceChallenge,
-      keyPolicy: stepOneKeyPolicy(challenge),
-    };
+    return { mfaResponse, deviceChallenge: challenge.deviceChallenge, keyPolicy };
   });
 }
 
@@ -145,7 +155,7 @@ export function loginWithPassword(options: LoginOptions): Promise<Profile> {
 export function loginPasswordless(
   options: Omit<LoginOptions, 'user' | 'mfa'> & { user?: string },
 ): Promise<Profile> {
-  const firstStep: FirstStepFn = async (api, origin, device, perf, storeKey) => {
+  const firstStep: FirstStepFn = async (api, origin, device, perf, key) => {
     // Only a key can answer: it is opened (and asked its getInfo and PIN retries) while
     // step 1 is in flight. The ceremony closes it; so does this, whatever happens (closing twice is
     // harmless).
@@ -158,11 +168,13 @@ export function loginPasswordless(
         device,
       });
       call.catch(() => {});
-      // The session key goes into the keystore while step 1 (which carries nothing the person gave) is in
-      // flight, and is there before the PIN is asked: a missing or locked keychain fails the login here.
-      await storeKey();
+      // The keystore is checked while step 1 (which carries nothing the person gave) is in flight, before
+      // the PIN is asked: a missing or locked keychain fails the login here.
+      await key.ready();
       const challenge = await call;
-      perf.step('call 1 (CreateAuthenticateChallenge), keystore put alongside');
+      perf.step('call 1 (CreateAuthenticateChallenge), keystore check alongside');
+      const keyPolicy = stepOneKeyPolicy(challenge);
+      key.policyKnown(keyPolicy);
       const mfaResponse = await answerChallenge(challenge, {
         origin,
         preference: 'key',
@@ -175,11 +187,7 @@ export function loginPasswordless(
         },
       });
       perf.step('security key assertion');
-      return {
-        mfaResponse,
-        deviceChallenge: challenge.deviceChallenge,
-        keyPolicy: stepOneKeyPolicy(challenge),
-      };
+      return { mfaResponse, deviceChallenge: challenge.deviceChallenge, keyPolicy };
     } finally {
       await closeKeysAhead(keys);
     }
@@ -187,25 +195,33 @@ export function loginPasswordless(
   return login({ ...options, user: options.user ?? '' }, firstStep, { keystoreAlongsideFirstCall: true });
 }
 
-/**
- * Step 1 (and the second factor). `storeKey` makes the session key and puts it in the keystore (once,
- * however often it is called); what it returns settles when the key is there.
- */
+/** What step 1 tells the login of the session key, and when. */
+interface SessionKeyTurns {
+  /** Settles once the keystore is known to take a key (it rejects for a missing or locked keychain). */
+  ready(): Promise<void>;
+  /**
+   * Step 1's answer is in: the software key is made and written now (alongside the second factor) unless
+   * this policy, or one the login knows already, puts the session key on the PIV card.
+   */
+  policyKnown(policy: StepOneKeyPolicy | undefined): void;
+}
+
+/** Step 1 (and the second factor). */
 type FirstStepFn = (
   api: ClusterApi,
   origin: string,
   device: DeviceLoginHello | undefined,
   perf: PerfSteps,
-  storeKey: () => Promise<SessionSigner>,
+  key: SessionKeyTurns,
 ) => Promise<FirstStep>;
 
 /**
- * The steps every login shares: the session key first (in the keystore before anything leaves, so a
- * locked or missing keychain fails the login without spending a password attempt or a code), then trust,
- * then `firstStep` (the MFA answer), then Login for certificates, then the profile. With
- * `keystoreAlongsideFirstCall` (passwordless: step 1 carries nothing the person gave) and a cluster
- * already trusted, the keystore put is not awaited before step 1: `firstStep` awaits it before asking
- * the person anything, and Login waits for it all the same.
+ * The steps every login shares: the keystore checked first (before anything leaves, so a locked or missing
+ * keychain fails the login without spending a password attempt or a code), then trust, then `firstStep`
+ * (the MFA answer; the software key written alongside it, unless the key goes on the card), then Login for
+ * certificates, then the profile. With `keystoreAlongsideFirstCall` (passwordless: step 1 carries nothing
+ * the person gave) and a cluster already trusted, the keystore check is not awaited before step 1:
+ * `firstStep` awaits it before asking the person anything.
  */
 async function login(
   options: LoginOptions,
@@ -236,8 +252,17 @@ async function login(
     }
     return keyStored;
   };
-  // Started now, whatever the order: the write (and its fsync) has the whole way to step 1 to run.
-  void storeKey();
+  // Once written, the key is this login's to take back until the profile that names it is being saved.
+  const takeBack = async (): Promise<void> => {
+    const written = await keyStored?.then(
+      () => true,
+      () => false,
+    );
+    if (written) await keystore.delete(keyId).catch(() => false);
+  };
+  // Started now, whatever the order: the check has the whole way to step 1 to run.
+  const keystoreReady = keystore.ready();
+  keystoreReady.catch(() => {});
   // The keystore goes first: a missing or locked keychain fails the login before anything is trusted,
   // sent or saved. Only passwordless with a cluster trusted already lets step 1 go first (trusting one
   // may ask).
@@ -245,14 +270,16 @@ async function login(
     ? await alreadyTrusted
     : undefined;
   if (!trustedAhead) {
-    await storeKey();
-    perf.step('session key, keystore put');
+    await keystoreReady;
+    perf.step('keystore check');
   }
 
   let api: ClusterApi | undefined;
   let device: DeviceLoginStart = {};
   // The session key on the PIV card, once the cluster requires one: Login goes with it instead.
   let card: CardSessionKey | undefined;
+  // The key is written only in here (step 1's answer, or Login): it is this login's to take back.
+  unsavedKeys.add(takeBack);
   try {
     // Trusted during this login: its ClusterInfo (device trust settings included) is fresh.
     const trustFetchedNow = !trustedAhead && !(await alreadyTrusted);
@@ -278,6 +305,20 @@ async function login(
     // The policy a refused Login named: the login starts again from step 1 with the card's key.
     let refusedPolicy: PrivateKeyPolicy | undefined;
     let required: PrivateKeyPolicy = 'none';
+    // Passwordless step 1 knows only the cap's policy (no user yet): the one this cluster asked last time
+    // counts too, so a second passwordless login goes to the card at once, without a refusal.
+    const lastTime = rememberedPolicy(trusted);
+    const requiredAfter = (keyPolicy: StepOneKeyPolicy | undefined): PrivateKeyPolicy =>
+      combinePolicies(
+        combinePolicies(keyPolicy?.policy ?? 'none', refusedPolicy ?? 'none'),
+        order.keystoreAlongsideFirstCall ? lastTime : 'none',
+      );
+    const keyTurns: SessionKeyTurns = {
+      ready: () => keystoreReady,
+      policyKnown: (keyPolicy) => {
+        if (requiredAfter(keyPolicy) === 'none') void storeKey();
+      },
+    };
     /** Moves to the card's key for `policy` (said once, as the seed says it, unless expected). */
     const useCardKey = async (
       policy: PrivateKeyPolicy,
@@ -313,24 +354,18 @@ async function login(
           webauthnOrigin(trusted),
           device.hello,
           perf,
-          storeKey,
+          keyTurns,
         );
-        // firstStep has awaited it: Login never goes without the key in the keystore.
-        const softwareSigner = await storeKey();
-        // Step 1 said the key must be on the card (or a refused Login did): the card's key goes instead.
-        // Passwordless step 1 knows only the cap's policy (no user yet): the one this cluster asked last
-        // time counts too, so a second passwordless login goes to the card at once, without a refusal.
-        const remembered = rememberedPolicy(trusted);
-        required = combinePolicies(
-          combinePolicies(keyPolicy?.policy ?? 'none', refusedPolicy ?? 'none'),
-          order.keystoreAlongsideFirstCall ? remembered : 'none',
-        );
+        // Step 1 said the key must be on the card (or a refused Login did, or passwordless remembers it):
+        // the card's key goes instead, and no software key was written.
+        required = requiredAfter(keyPolicy);
         await useCardKey(
           required,
           keyPolicy?.slot,
-          refusedPolicy === undefined && policySatisfies(remembered, required),
+          refusedPolicy === undefined && policySatisfies(lastTime, required),
         );
-        const sessionSigner = card?.prepared.signer ?? softwareSigner;
+        // Login never goes without the software key in the keystore.
+        const sessionSigner = card?.prepared.signer ?? (await storeKey());
         const deviceResponse = await answerDeviceChallenge(device, deviceChallenge);
         perf.step('device quote');
         issued = await api.auth.login({
@@ -397,6 +432,7 @@ async function login(
     };
     // Two files apart: written side by side. The previous session's key goes once the profile no longer
     // names it.
+    unsavedKeys.delete(takeBack);
     await Promise.all([
       profiles.saveProfile(profile).then(async () => {
         // A card's key stays on the card (the next login reuses it); a software key no profile names goes.
@@ -413,17 +449,11 @@ async function login(
     return profile;
   } catch (error) {
     // Once the put is over (it may still run when step 1 failed first), its key is taken back.
-    if (
-      keyStored &&
-      (await keyStored.then(
-        () => true,
-        () => false,
-      ))
-    ) {
-      await keystore.delete(keyId).catch(() => false);
-    }
+    unsavedKeys.delete(takeBack);
+    await takeBack();
     throw error;
   } finally {
+    unsavedKeys.delete(takeBack);
     api?.close();
     await card?.session.close().catch(() => {});
     await device.device?.close().catch(() => {});

@@ -48,6 +48,16 @@ describe.runIf(process.platform !== 'win32')('FileStore', () => {
     expect(await store.get('alice@example.com')).toBe(privateKeyPem);
   });
 
+  it('is ready for a key without writing anything, and says so when its folder cannot take one', async () => {
+    const missing = new FileStore(join(scratch, 'home', 'keys'));
+    await missing.ready();
+    expect(readdirSync(scratch)).toEqual([]);
+    mkdirSync(join(scratch, 'home'));
+    writeFileSync(join(scratch, 'home', 'keys'), 'not a directory');
+    await expect(missing.ready()).rejects.toMatchObject({ code: 'KEYSTORE_IO' });
+    expect(readdirSync(join(scratch, 'home'))).toEqual(['keys']);
+  });
+
   it('tightens an existing key directory to 0700', async () => {
     const dir = join(scratch, 'keys');
     mkdirSync(dir, { mode: 0o755 });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, mkdir, open, rename, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, chmod, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { assertValidKeyId, keyNotFound, KeyStoreError } from './key-store';
 import type { KeyStore } from './key-store';
 
@@ -23,6 +23,25 @@ export class FileStore implements KeyStore {
   keyPath(id: string): string {
     assertValidKeyId(id);
     return join(this.dir, fileNameForId(id) + KEY_FILE_SUFFIX);
+  }
+
+  /**
+   * What a put would meet, without writing: an existing key folder must be a folder this user can write
+   * in; a missing one is made by the first put, in its nearest existing parent, which must be writable.
+   */
+  async ready(): Promise<void> {
+    for (let dir = this.dir; ; dir = dirname(dir)) {
+      try {
+        const stats = await stat(dir);
+        if (!stats.isDirectory()) throw new Error(`${dir} is not a directory`);
+        await access(dir, constants.W_OK | constants.X_OK);
+        return;
+      } catch (error) {
+        if (errorCode(error) !== 'ENOENT' || dirname(dir) === dir) {
+          throw ioError(`The private key directory ${this.dir} cannot take a key`, error);
+        }
+      }
+    }
   }
 
   async put(id: string, privateKeyPem: string): Promise<void> {

@@ -3,6 +3,12 @@ export type KeyStoreKind = 'keychain' | 'file';
 /** Where the client keeps the private halves of its session keys (docs/architecture.md invariant 2). */
 export interface KeyStore {
   readonly kind: KeyStoreKind;
+  /**
+   * Resolves when the store can take a key now, rejects as `put` would (a missing or locked keychain);
+   * writes nothing. Login asks it before step 1 and writes its key only once step 1 says the key is not
+   * one on a PIV card.
+   */
+  ready(): Promise<void>;
   put(id: string, privateKeyPem: string): Promise<void>;
   /** Rejects with KEY_NOT_FOUND when there is no key: never resolves to an empty value. */
   get(id: string): Promise<string>;

@@ -26,19 +26,20 @@ describe.runIf(process.platform === 'linux')('KeychainStore without a usable bus
     expect((failure as Error).message).toContain(HEADLESS_MESSAGE);
     await expect(store.put('alice', 'pem')).rejects.toMatchObject({ code: 'KEYCHAIN_UNAVAILABLE' });
     await expect(store.delete('alice')).rejects.toMatchObject({ code: 'KEYCHAIN_UNAVAILABLE' });
+    await expect(store.ready()).rejects.toMatchObject({ code: 'KEYCHAIN_UNAVAILABLE' });
   });
 
   it('reports a bus with nothing listening as KEYCHAIN_UNAVAILABLE, not as a missing key', async () => {
     // In a fresh process: @napi-rs/keyring latches the bus address at its first use in a process.
     const outcomes = await runInFreshProcess(
       `const store = new KeychainStore();
-       for (const attempt of [store.get('alice'), store.put('alice', 'pem'), store.delete('alice')]) {
+       for (const attempt of [store.get('alice'), store.put('alice', 'pem'), store.delete('alice'), store.ready()]) {
          await attempt.then((value) => console.log(JSON.stringify({ value })),
                             (error) => console.log(JSON.stringify({ code: error.code, message: error.message })));
        }`,
       { DBUS_SESSION_BUS_ADDRESS: 'unix:path=/nonexistent/keyport-test-bus' },
     );
-    expect(outcomes).toHaveLength(3);
+    expect(outcomes).toHaveLength(4);
     for (const outcome of outcomes) {
       expect(outcome).toMatchObject({ code: 'KEYCHAIN_UNAVAILABLE' });
       expect(outcome.message).toContain(HEADLESS_MESSAGE);

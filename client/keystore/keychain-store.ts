@@ -11,6 +11,8 @@ import type { KeyStore } from './key-store';
 import { defaultCollectionState } from './secret-service-state';
 
 export const KEYCHAIN_SERVICE = 'keyport';
+/** The account name ready() reads: never written. */
+const READY_PROBE_ID = 'keyport-keychain-ready';
 
 // Pinned so that a missing bus is an error rather than a silent fallback to the kernel keyring, which
 // forgets everything at reboot and is invisible to the desktop's keyring tools.
@@ -57,6 +59,15 @@ export class KeychainStore implements KeyStore {
       `The OS keychain accepted private key "${id}" but did not return it when read back. ` +
         `Check your keyring manager for a conflicting "${this.service}" entry.`,
     );
+  }
+
+  /**
+   * A read of an entry no one writes: it reaches the bus and the Secret Service (an error if either is
+   * missing), and a null answer is checked against the default collection's lock, as every null is.
+   */
+  async ready(): Promise<void> {
+    const entry = this.entry(READY_PROBE_ID);
+    if ((await callKeychain(() => entry.getPassword())) === null) await throwIfLocked();
   }
 
   async get(id: string): Promise<string> {

@@ -125,6 +125,7 @@ describe('software session signer', () => {
     const reads: string[] = [];
     const counting: KeyStore = {
       kind: 'keychain',
+      ready: () => store.ready(),
       put: (id, pem) => store.put(id, pem),
       get: (id) => (reads.push(id), store.get(id)),
       delete: (id) => store.delete(id),

@@ -76,6 +76,8 @@ export interface NewCardOptions {
   serial?: number;
   /** 'aes192' (YubiKey 5.7's default, the default here) or '3des' (older YubiKeys; yubico-piv-tool 2.2 only speaks 3DES). */
   managementKeyAlgorithm?: 'aes192' | '3des';
+  /** The 9B management key, 24 bytes in hex; the factory key by default (another: the seed's "Custom Key"). */
+  managementKeyHex?: string;
   firmware?: readonly [number, number, number];
 }
 
@@ -99,7 +101,7 @@ export async function createCardState(options: NewCardOptions = {}): Promise<Piv
     formFactor: DEFAULT_FORM_FACTOR,
     pin: { paddedHex: padReference(DEFAULT_PIN), retries: MAX_PIN_RETRIES, maxRetries: MAX_PIN_RETRIES },
     puk: { paddedHex: padReference(DEFAULT_PUK), retries: MAX_PUK_RETRIES, maxRetries: MAX_PUK_RETRIES },
-    managementKey: { algorithm, keyHex: DEFAULT_MANAGEMENT_KEY_HEX },
+    managementKey: { algorithm, keyHex: options.managementKeyHex ?? DEFAULT_MANAGEMENT_KEY_HEX },
     defaultManagementKeyAlgorithm: algorithm,
     slots: {},
     objects: {},

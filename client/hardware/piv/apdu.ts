@@ -292,13 +292,13 @@ function blocked(credential: 'PIN' | 'PUK', sw: number): PivError {
     ? new PivError(
         'PUK_BLOCKED',
         'The PUK of your PIV card is blocked after too many wrong attempts. Only a reset of the PIV ' +
-          'application (which erases its keys) makes the card usable again.',
+          'application (which erases its keys and certificates) makes the card usable again: `ykman piv reset`.',
         { sw, retriesLeft: 0 },
       )
     : new PivError(
         'PIN_BLOCKED',
-        'The PIN of your PIV card is blocked after too many wrong attempts. Unblock it with the PUK ' +
-          '(`ykman piv access unblock-pin`), then try again.',
+        'The PIN of your PIV card is blocked after too many wrong attempts. Unblock it with the PUK: ' +
+          '`keyport piv unblock` (or `ykman piv access unblock-pin`), then try again.',
         { sw, retriesLeft: 0 },
       );
 }

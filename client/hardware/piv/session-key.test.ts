@@ -1,7 +1,7 @@
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { isKeyportMarker, markerCertificate } from './marker';
-import { choosePivSlot, generatePolicyFor, planSlot, policyMetBy } from './session-key';
+import { choosePivSlot, generatePolicyFor, personsOwnKey, planSlot, policyMetBy } from './session-key';
 import type { Metadata } from './commands';
 import { FIXTURE_CERT_DER } from './test-bytes.test-support';
 
@@ -97,6 +97,27 @@ describe('planSlot', () => {
         replacing: 'foreign',
       });
     }
+  });
+});
+
+describe("personsOwnKey (the seed's custom key)", () => {
+  it('is a generated P-256 key without a certificate, fitting or not; anything else is not', () => {
+    const metadata = keyMetadata();
+    expect(personsOwnKey(0x9c, { metadata }, 'hardware_key_touch')).toEqual({
+      publicKey: metadata.publicKey,
+      policy: metadata.policy,
+      fits: true,
+    });
+    expect(personsOwnKey(0x9c, { metadata }, 'hardware_key_touch_and_pin')?.fits).toBe(false);
+    const certificate = new X509Certificate(FIXTURE_CERT_DER);
+    expect(personsOwnKey(0x9c, { metadata, certificate }, 'hardware_key')).toBeUndefined();
+    expect(personsOwnKey(0x9c, {}, 'hardware_key')).toBeUndefined();
+    expect(
+      personsOwnKey(0x9c, { metadata: { ...metadata, origin: 'imported' } }, 'hardware_key'),
+    ).toBeUndefined();
+    expect(
+      personsOwnKey(0x9c, { metadata: { ...metadata, algorithm: 0x14 } }, 'hardware_key'),
+    ).toBeUndefined();
   });
 });
 

@@ -15,14 +15,16 @@ import type { PrivateKeyPolicy } from '../../../proto/resources/private-key-poli
 import type { SessionSigner } from '../../keystore/signer';
 import type { GeneratePolicy, Metadata, PinPolicy, PivSlot, TouchPolicy } from './commands';
 import { ALGORITHM_ECCP256, effectivePinPolicy, parseSlot, slotName } from './commands';
+import { SW } from './apdu';
 import { PivError } from './errors';
+import { managementKeyRejected } from './management-key';
 import { isKeyportMarker, markerCertificate } from './marker';
+import { checkNewSecret, DEFAULT_PIN, DEFAULT_PUK } from './pin';
 import type { PivSession } from './session';
 import { openPivSigner } from './signer';
 import type { PivPrompts } from './signer';
 
-export const DEFAULT_PIN = '123456';
-export const DEFAULT_PUK = '12345678';
+export { DEFAULT_PIN, DEFAULT_PUK } from './pin';
 
 // ---- Pure decisions --------------------------------------------------------------------------------------
 
@@ -152,17 +154,19 @@ export const NEW_PIN_NOTICE =
   'Your PIV card still has its default PIN. Set a PIN (6 to 8 characters) and a PUK (to unblock the PIN) now.';
 
 /**
- * The session key for `policy` in `slot`: the PIN and PUK set first when the policy needs the PIN and the
- * card still has the factory ones; then Keyport's key in the slot reused when it fits, else a new one
- * generated and marked (default management key: another gives the seed's error and fix), and attested.
+ * The session key for `policy` in `slot`: Keyport's key in the slot reused when it fits, else a new one
+ * generated and marked, which needs the default management key (checked before anything on the card
+ * changes: another one gives the seed's error and fix); the PIN and PUK set first when the policy needs the
+ * PIN and the card still has the factory ones; then attested. The seed's fix for another management key,
+ * a key the person generated in the slot (no certificate), is used when it fits.
  */
 export async function preparePivSessionKey(options: PrepareOptions): Promise<PreparedSessionKey> {
   const { session, policy, slot, prompts } = options;
-  if (demandsOf(policy).pin) await ensurePersonalPin(session, prompts);
-
   const contents = await readSlot(session, slot);
-  const plan = planSlot(slot, contents, policy, options.overwrite ?? false);
-  if (plan.action === 'refuse') throw slotInUseError(slot, session.serial);
+  let plan = planSlot(slot, contents, policy, options.overwrite ?? false);
+  if (plan.action === 'refuse') plan = await adoptPersonsOwnKey(session, slot, contents, policy);
+  if (plan.action === 'generate') await session.authenticateManagementKey();
+  if (demandsOf(policy).pin) await ensurePersonalPin(session, prompts);
 
   let publicKey: KeyObject;
   let keyPolicy: { pin: PinPolicy; touch: TouchPolicy };
@@ -197,6 +201,49 @@ export async function preparePivSessionKey(options: PrepareOptions): Promise<Pre
   };
 }
 
+/**
+ * A key with no certificate, generated on the card, that the person made themselves (the seed's "Custom
+ * Key": `ykman piv keys generate` with their own management key writes no certificate). Undefined for
+ * anything else in the slot.
+ */
+export function personsOwnKey(
+  slot: PivSlot,
+  contents: SlotContents,
+  required: HardwareKeyPolicy,
+): { publicKey: KeyObject; policy: { pin: PinPolicy; touch: TouchPolicy }; fits: boolean } | undefined {
+  const { metadata, certificate } = contents;
+  if (certificate || !metadata?.publicKey || !metadata.policy) return undefined;
+  if (metadata.algorithm !== ALGORITHM_ECCP256 || metadata.origin !== 'generated') return undefined;
+  const fits = policySatisfies(policyMetBy(slot, metadata.policy), required);
+  return { publicKey: metadata.publicKey, policy: metadata.policy, fits };
+}
+
+/**
+ * A slot holding a key Keyport did not make: refused (SLOT_IN_USE), except the seed's custom key. When the
+ * card's management key is not the default, Keyport can neither generate nor mark a key, and the person was
+ * told to generate it: their key without a certificate is used when its policies meet `required` (left
+ * unmarked, since marking needs the management key), and the seed's error says how to make one that does.
+ */
+async function adoptPersonsOwnKey(
+  session: PivSession,
+  slot: PivSlot,
+  contents: SlotContents,
+  required: HardwareKeyPolicy,
+): Promise<SlotPlan> {
+  const own = personsOwnKey(slot, contents, required);
+  if (!own) throw slotInUseError(slot, session.serial);
+  const customManagementKey = await session.authenticateManagementKey().then(
+    () => false,
+    (error: unknown) => {
+      if (error instanceof PivError && error.reason === 'MANAGEMENT_KEY_REJECTED') return true;
+      throw error;
+    },
+  );
+  if (!customManagementKey) throw slotInUseError(slot, session.serial);
+  if (!own.fits) throw managementKeyRejected(SW.SECURITY_STATUS_NOT_SATISFIED);
+  return { action: 'reuse', publicKey: own.publicKey, policy: own.policy };
+}
+
 /** The slot's key (GET METADATA) and certificate; an empty slot reads as undefined, not as an error. */
 export async function readSlot(session: PivSession, slot: PivSlot): Promise<SlotContents> {
   const metadata = await session.metadata(slot).catch((error: unknown) => {
@@ -216,18 +263,10 @@ export async function ensurePersonalPin(session: PivSession, prompts: PivSetupPr
   const pin = await session.metadata(0x80);
   if (!pin.isDefault) return false;
   prompts.notice?.(NEW_PIN_NOTICE);
-  const newPin = await prompts.newPin();
-  if (newPin === DEFAULT_PIN) {
-    throw new PivError('INVALID_ARGUMENT', 'Choose a PIN other than the default 123456.');
-  }
+  // Both are checked before the card sees either: a refused one leaves the card as it was.
+  const newPin = checkNewSecret(await prompts.newPin(), 'PIN');
   const puk = await session.metadata(0x81);
-  let newPuk: string | undefined;
-  if (puk.isDefault) {
-    newPuk = await prompts.newPuk();
-    if (newPuk === DEFAULT_PUK) {
-      throw new PivError('INVALID_ARGUMENT', 'Choose a PUK other than the default 12345678.');
-    }
-  }
+  const newPuk = puk.isDefault ? checkNewSecret(await prompts.newPuk(), 'PUK') : undefined;
   await session.changePin(DEFAULT_PIN, newPin);
   if (newPuk !== undefined) await session.changePuk(DEFAULT_PUK, newPuk);
   // Verified now with the PIN just set, so the first signature does not ask for it again.

@@ -2,7 +2,8 @@
 // leaves it (exportable false: its calls carry a proof of possession, client/api.ts). sign(data) is the
 // card's ECDSA P-256 over SHA-256(data), DER. The PIN is asked through `prompts.pin` only when the card
 // needs it (PIN policy "always" each time, "once" the first time per connection), again with the attempts
-// left after a wrong one; "Tap your YubiKey" is said when the key's touch policy makes the card wait.
+// left after a wrong one; "Tap your YubiKey" is said when the key's touch policy makes the card wait; a card
+// pulled mid-sign is waited for and signs once back, where the caller can say so (prompts.reinsert).
 import { createHash, createPublicKey } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import type { SessionSigner } from '../../keystore/signer';
@@ -14,12 +15,21 @@ import type { PivSession } from './session';
 
 /** The seed's words (Teleport's `tsh`), said when the card waits for a touch. */
 export const TAP_YOUR_YUBIKEY = 'Tap your YubiKey';
+/** Said when the card left its reader during a signature, to a caller that waits for it to come back. */
+export const REINSERT_YOUR_CARD = 'Your PIV card was removed. Reinsert it to go on.';
+/** How long a signature waits for a pulled card to come back before it gives up (TIMEOUT). */
+const REINSERT_WAIT_MS = 5 * 60_000;
 
 export interface PivPrompts {
   /** The card's PIV PIN, asked only when the card needs it; `retriesLeft` after a wrong one. */
   pin(retriesLeft?: number): Promise<string>;
   /** Says "Tap your YubiKey" when a signature waits for a touch. */
   touch(message: string): void;
+  /**
+   * Says that the card was pulled during a signature: with it, the signature waits (up to 5 minutes) for
+   * the card to come back and runs again; without it, the signature fails with CARD_REMOVED.
+   */
+  reinsert?(message: string): void;
 }
 
 export interface PivSignerOptions {
@@ -115,8 +125,15 @@ export function openPivSigner(options: PivSignerOptions): SessionSigner {
         try {
           return await signOnce(digest, retriesLeft);
         } catch (error) {
+          if (!(error instanceof PivError)) throw error;
+          if (error.reason === 'CARD_REMOVED' && prompts.reinsert) {
+            // Pulled mid-sign: once it is back (the same card: the session checks its serial), again.
+            prompts.reinsert(REINSERT_YOUR_CARD);
+            await session.waitForCard({ timeoutMs: REINSERT_WAIT_MS });
+            continue;
+          }
           // A wrong PIN: asked again, with the attempts left, until it is right or the PIN blocks.
-          if (!(error instanceof PivError) || error.reason !== 'PIN_INCORRECT') throw error;
+          if (error.reason !== 'PIN_INCORRECT') throw error;
           retriesLeft = error.retriesLeft;
         }
       }
