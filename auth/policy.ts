@@ -83,7 +83,12 @@ export interface ClusterPolicy extends CanonicalClusterAuthPreferenceSpec {
  * at its next call). Only the parsing is remembered: the same stored text gives the same frozen policy.
  */
 export async function loadCap(store: Store): Promise<ClusterPolicy> {
-  const json = (await store.getConfig(CAP_KIND)) ?? '';
+  return capOfStored(await store.getConfig(CAP_KIND));
+}
+
+/** The policy of the cap's stored text (`undefined`: none stored, the default), read by the caller. */
+export function capOfStored(stored: string | undefined): ClusterPolicy {
+  const json = stored ?? '';
   if (lastCap?.json === json) return lastCap.policy;
   const document = json ? (JSON.parse(json) as ClusterAuthPreference) : defaultClusterAuthPreference();
   const canonical = normalizeCap(document.spec);

@@ -36,6 +36,7 @@ import {
   createMfaChallenge,
   createPasswordlessChallenge,
   passwordlessDisabled,
+  readPasskey,
   verifyTotpCode,
   verifyWebauthnAnswer,
 } from '../mfa';
@@ -82,14 +83,18 @@ export function loginHandlers(ctx: ServiceContext) {
     return user;
   }
 
-  /** Passwordless: a passkey's assertion with user verification; its user handle names the user. */
+  /**
+   * Passwordless: a passkey's assertion with user verification; its user handle names the user. The
+   * passkey, its owner and the cap are read in one statement, before the cap is checked.
+   */
   async function verifyPasskey(
     challenge: Challenge<'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN'>,
     answer: MFAAuthenticateResponse['response'],
-    cap: ClusterPolicy,
     clientAddr: string,
     refuse: Refuse,
-  ): Promise<Verified> {
+  ): Promise<Verified & { cap: ClusterPolicy }> {
+    const passkey = answer?.$case === 'webauthnJson' ? await readPasskey(ctx, answer.value) : undefined;
+    const cap = passkey?.cap ?? (await loadCap(ctx.store));
     if (!cap.allowPasswordless) return refuse('passwordless disabled', passwordlessDisabled());
     if (answer?.$case !== 'webauthnJson') {
       return refuse(
@@ -104,6 +109,7 @@ export function loginHandlers(ctx: ServiceContext) {
       json: answer.value,
       cap,
       clientAddr,
+      ...(passkey ? { passkey } : {}),
     }).catch((error: unknown) =>
       error instanceof KeyportError ? refuse(`passwordless: ${error.message}`, error) : Promise.reject(error),
     );
@@ -111,6 +117,7 @@ export function loginHandlers(ctx: ServiceContext) {
       user: await signInUser(verified.user, refuse, verified.owner),
       mfaVerified: true,
       method: 'passwordless',
+      cap,
     };
   }
 
@@ -121,11 +128,11 @@ export function loginHandlers(ctx: ServiceContext) {
   async function verifySecondFactor(
     challenge: Challenge<'CHALLENGE_SCOPE_LOGIN'>,
     answer: MFAAuthenticateResponse['response'],
-    cap: ClusterPolicy,
     clientAddr: string,
     address: string,
     refuse: Refuse,
-  ): Promise<Verified> {
+  ): Promise<Verified & { cap: ClusterPolicy }> {
+    const cap = await loadCap(ctx.store);
     const user = await signInUser(challenge.user, refuse);
     if (answer?.$case === 'totp') {
       if (!cap.secondFactors.includes('otp')) {
@@ -154,7 +161,7 @@ export function loginHandlers(ctx: ServiceContext) {
           )
         );
       }
-      return { user, mfaVerified: true, method: 'password and OTP' };
+      return { user, mfaVerified: true, method: 'password and OTP', cap };
     }
     if (answer?.$case === 'webauthnJson') {
       if (!webauthnEnabled(cap)) {
@@ -179,7 +186,7 @@ export function loginHandlers(ctx: ServiceContext) {
         await auditLogin(user.name, clientAddr, false, `security key: ${error.message}`);
         throw (await recordFailure(ctx, user.name, address)) ?? error;
       }
-      return { user, mfaVerified: true, method: 'password and security key' };
+      return { user, mfaVerified: true, method: 'password and security key', cap };
     }
     if (cap.secondFactorRequired) {
       return refuse(
@@ -187,7 +194,7 @@ export function loginHandlers(ctx: ServiceContext) {
         new KeyportError('MFA_REQUIRED', 'This cluster requires a second factor: answer the MFA challenge.'),
       );
     }
-    return { user, mfaVerified: false, method: 'password' };
+    return { user, mfaVerified: false, method: 'password', cap };
   }
 
   /** The user's roles that exist now. */
@@ -314,20 +321,18 @@ export function loginHandlers(ctx: ServiceContext) {
         return refuse(`${spent.reason} login challenge`, challengeRefusal(spent.reason, 'sign in again'));
       }
       const challenge = spent.challenge;
-      // 3. The answer: a passkey names the user; otherwise the second factor of the challenge's user.
-      const cap = await loadCap(ctx.store);
-      perf.step('load cap');
-      const verified = isPurpose(challenge, 'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN')
-        ? await verifyPasskey(challenge, answer, cap, call.clientAddr, refuse)
+      // 3. The answer, checked against the cap: a passkey names the user (and is read with the cap);
+      //    otherwise the second factor of the challenge's user.
+      const { cap, ...verified } = isPurpose(challenge, 'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN')
+        ? await verifyPasskey(challenge, answer, call.clientAddr, refuse)
         : await verifySecondFactor(
             challenge as Challenge<'CHALLENGE_SCOPE_LOGIN'>,
             answer,
-            cap,
             call.clientAddr,
             address,
             refuse,
           );
-      perf.step('second factor / passkey');
+      perf.step('cap, second factor / passkey');
       // 4. The session key: the policy of this user's roles and the cap, met by an attested card key. Checked
       //    before the device part, which may enroll a device: a refusal stores nothing but its audit.
       const roles = await rolesOf(verified.user);

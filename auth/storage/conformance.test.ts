@@ -294,6 +294,55 @@ describe.each(backends)('store on $kind', (backend) => {
     expect(await store.deleteDevice('alice', 'otp')).toBe(false);
   });
 
+  it('reads a passkey with its owner, as locked now, and a config value in one statement', async () => {
+    await store.insertUser('alice', user('alice'), T);
+    const handle = await store.webauthnUserHandle('alice', () => 'handle-a');
+    await store.insertDevice({
+      id: 'k1',
+      user: 'alice',
+      name: 'key',
+      type: 'webauthn',
+      added_ms: T,
+      webauthn_credential_id: 'cred',
+      webauthn_public_key: 'pub',
+      webauthn_sign_count: 3,
+      passkey: 1,
+    });
+    expect(await store.getPasskeyLogin('cred', 'cap')).toEqual({
+      device: await store.getDeviceByCredentialId('cred'),
+      owner: await store.getUser('alice'),
+    });
+    await store.putConfig('cap', '{"v":1}', T);
+    await store.setLock('alice', T + 10_000, 'locked by an admin', T + 1);
+    const read = await store.getPasskeyLogin('cred', 'cap');
+    expect(read).toEqual({
+      device: await store.getDeviceByCredentialId('cred'),
+      owner: await store.getUser('alice'),
+      configJson: '{"v":1}',
+    });
+    expect(read?.owner).toMatchObject({
+      webauthn_user_handle: handle,
+      locked_until_ms: T + 10_000,
+      lock_reason: 'locked by an admin',
+      created_ms: T,
+    });
+    expect(read?.device).toMatchObject({ id: 'k1', webauthn_sign_count: 3, added_ms: T });
+    expect(await store.getPasskeyLogin('none', 'cap')).toBeUndefined();
+    await store.insertDevice({
+      id: 'k2',
+      user: 'gone',
+      name: 'key',
+      type: 'webauthn',
+      added_ms: T,
+      webauthn_credential_id: 'orphan',
+      passkey: 1,
+    });
+    expect(await store.getPasskeyLogin('orphan', 'cap')).toEqual({
+      device: await store.getDeviceByCredentialId('orphan'),
+      configJson: '{"v":1}',
+    });
+  });
+
   it('lists plain TOTP seeds until they are sealed', async () => {
     await store.insertDevice(totpDevice('d1'));
     expect(await store.listTotpDevicesWithPlainSeeds()).toEqual([

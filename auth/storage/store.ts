@@ -5,7 +5,7 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, SqliteDialect, sql } from 'kysely';
 import type { Insertable, Selectable, Transaction } from 'kysely';
 import { migrationProvider } from './migrations';
 import { postgresDialect } from './postgres';
@@ -31,6 +31,29 @@ export type ChallengeRow = Selectable<ChallengesTable>;
 export type SignupTokenRow = Selectable<SignupTokensTable>;
 export type AuditEventRow = Selectable<AuditEventsTable>;
 export type NewAuditEvent = Omit<Insertable<AuditEventsTable>, 'id'>;
+
+/** A passkey, its owner and one config value, read together (getPasskeyLogin). */
+export interface PasskeyLogin {
+  device: MfaDeviceRow;
+  /** Undefined when the device's user is gone. */
+  owner?: UserRow;
+  configJson?: string;
+}
+
+/** Every column of `users`: a column added later and not listed here fails the type check below. */
+const OWNER_COLUMNS = [
+  'name',
+  'spec_json',
+  'password_hash',
+  'created_ms',
+  'updated_ms',
+  'locked_until_ms',
+  'lock_reason',
+  'webauthn_user_handle',
+] as const satisfies readonly (keyof UsersTable)[];
+type UnlistedUserColumn = Exclude<keyof UsersTable, (typeof OWNER_COLUMNS)[number]>;
+const everyUserColumnListed: [UnlistedUserColumn] extends [never] ? true : UnlistedUserColumn = true;
+void everyUserColumnListed;
 
 export async function openSqliteStore(dataDir: string): Promise<Store> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -431,6 +454,35 @@ export class Store {
       .selectAll()
       .where('webauthn_credential_id', '=', credentialId)
       .executeTakeFirst();
+  }
+
+  /**
+   * Passwordless login's one read: the WebAuthn device with `credentialId`, the user it belongs to (as
+   * read now, lock included) and the stored value of config `configKey` (the cap the login is checked
+   * against), in one statement. Undefined when no device has that credential id.
+   */
+  async getPasskeyLogin(credentialId: string, configKey: string): Promise<PasskeyLogin | undefined> {
+    const row = await this.db
+      .selectFrom('mfa_devices as d')
+      .leftJoin('users as u', 'u.name', 'd.user')
+      .selectAll('d')
+      .select(OWNER_COLUMNS.map((column) => sql.ref(`u.${column}`).as(`owner_${column}`)))
+      .select((eb) =>
+        eb.selectFrom('cluster_config').select('value_json').where('key', '=', configKey).as('config_json'),
+      )
+      .where('d.webauthn_credential_id', '=', credentialId)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const fields = row as unknown as Record<string, unknown>;
+    const device = Object.fromEntries(
+      Object.entries(fields).filter(([key]) => !key.startsWith('owner_') && key !== 'config_json'),
+    ) as unknown as MfaDeviceRow;
+    const owner =
+      fields['owner_name'] === null
+        ? undefined
+        : (Object.fromEntries(OWNER_COLUMNS.map((column) => [column, fields[`owner_${column}`]])) as UserRow);
+    const configJson = (fields['config_json'] as string | null) ?? undefined;
+    return { device, ...(owner ? { owner } : {}), ...(configJson !== undefined ? { configJson } : {}) };
   }
 
   /**
