@@ -122,17 +122,22 @@ export interface PasskeyRead {
 
 /**
  * Passwordless, before anything is checked: the passkey the answer names, its owner (read now, so a lock
- * holds at once) and the cap, in one statement; with no such key, the cap alone. Undefined when the answer
- * does not parse: verifyWebauthnAnswer refuses it as it would any other.
+ * holds at once), the cap, and whether the owner has failed sign-ins recorded from `address` (for the
+ * lockout to forgive), in one statement; with no such key, the cap alone. Undefined when the answer does
+ * not parse: verifyWebauthnAnswer refuses it as it would any other.
  */
-export async function readPasskey(ctx: ServiceContext, json: string): Promise<PasskeyRead | undefined> {
+export async function readPasskey(
+  ctx: ServiceContext,
+  json: string,
+  address: string,
+): Promise<PasskeyRead | undefined> {
   let assertion: AuthenticationResponseJSON;
   try {
     assertion = parseAssertion(json);
   } catch {
     return undefined;
   }
-  const found = await ctx.store.getPasskeyLogin(assertion.id, CAP_KIND);
+  const found = await ctx.store.getPasskeyLogin(assertion.id, CAP_KIND, address);
   const cap = found ? capOfStored(found.configJson) : await loadCap(ctx.store);
   return { assertion, ...(found ? { found } : {}), cap };
 }

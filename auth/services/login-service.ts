@@ -10,7 +10,8 @@ import type {
 } from '../../proto/gen/keyport/v1/auth';
 import { ChallengeScope } from '../../proto/gen/keyport/v1/mfa';
 import type { MFAAuthenticateChallenge, MFAAuthenticateResponse } from '../../proto/gen/keyport/v1/mfa';
-import { parseSshPublicKey, sshPublicKeyFromKeyObject } from '../ca/ssh';
+import { parseSshPublicKeyOf, sshPublicKeyFromKeyObject } from '../ca/ssh';
+import type { SshPublicKey } from '../ca/ssh';
 import { parseClientPublicKey } from '../ca/spki';
 import type { ClientPublicKey } from '../ca/spki';
 import { verifyPassword } from '../passwords';
@@ -73,6 +74,8 @@ export function loginHandlers(ctx: ServiceContext) {
     mfaVerified: boolean;
     /** For the audit log: how the person proved who they are. */
     method: string;
+    /** Whether failed sign-ins at this address are recorded, when read with the passkey. */
+    failuresRecorded?: boolean;
   }
 
   /** The user still exists and is not locked by an admin (`read`: the row as just read, if it was). */
@@ -91,9 +94,11 @@ export function loginHandlers(ctx: ServiceContext) {
     challenge: Challenge<'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN'>,
     answer: MFAAuthenticateResponse['response'],
     clientAddr: string,
+    address: string,
     refuse: Refuse,
   ): Promise<Verified & { cap: ClusterPolicy }> {
-    const passkey = answer?.$case === 'webauthnJson' ? await readPasskey(ctx, answer.value) : undefined;
+    const passkey =
+      answer?.$case === 'webauthnJson' ? await readPasskey(ctx, answer.value, address) : undefined;
     const cap = passkey?.cap ?? (await loadCap(ctx.store));
     if (!cap.allowPasswordless) return refuse('passwordless disabled', passwordlessDisabled());
     if (answer?.$case !== 'webauthnJson') {
@@ -118,6 +123,7 @@ export function loginHandlers(ctx: ServiceContext) {
       mfaVerified: true,
       method: 'passwordless',
       cap,
+      ...(passkey?.found ? { failuresRecorded: passkey.found.failedHere } : {}),
     };
   }
 
@@ -324,7 +330,7 @@ export function loginHandlers(ctx: ServiceContext) {
       // 3. The answer, checked against the cap: a passkey names the user (and is read with the cap);
       //    otherwise the second factor of the challenge's user.
       const { cap, ...verified } = isPurpose(challenge, 'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN')
-        ? await verifyPasskey(challenge, answer, call.clientAddr, refuse)
+        ? await verifyPasskey(challenge, answer, call.clientAddr, address, refuse)
         : await verifySecondFactor(
             challenge as Challenge<'CHALLENGE_SCOPE_LOGIN'>,
             answer,
@@ -372,7 +378,7 @@ export function loginHandlers(ctx: ServiceContext) {
       perf.step('roles');
       const issued = await issueSessionCertificates(ctx, identity, keys, perf);
       // 7. The address's failures are forgiven; the login and the certificates are audited.
-      await clearFailures(ctx, identity.user, address);
+      await clearFailures(ctx, identity.user, address, verified.failuresRecorded);
       perf.step('clear failures');
       // One statement for both events.
       await ctx.audit.recordAll([
@@ -449,9 +455,8 @@ function parseLoginRequest(request: LoginRequest): {
     );
   }
   const tls = parseTlsPublicKey(request.tlsPublicKey);
-  const ssh = request.sshPublicKey
-    ? parseSshPublicKeyField(request.sshPublicKey)
-    : sshPublicKeyFromKeyObject(tls.key);
+  const tlsKeyAsSsh = sshPublicKeyFromKeyObject(tls.key);
+  const ssh = request.sshPublicKey ? parseSshPublicKeyField(request.sshPublicKey, tlsKeyAsSsh) : tlsKeyAsSsh;
   return { challengeId: response.challengeId, answer: response.response, ttlSeconds, keys: { ssh, tls } };
 }
 
@@ -465,9 +470,10 @@ function parseTlsPublicKey(pem: string): ClientPublicKey {
   }
 }
 
-function parseSshPublicKeyField(line: string) {
+/** The SSH key line; the TLS key's own point is not imported a second time. */
+function parseSshPublicKeyField(line: string, tlsKeyAsSsh: SshPublicKey) {
   try {
-    return parseSshPublicKey(line);
+    return parseSshPublicKeyOf(line, tlsKeyAsSsh);
   } catch (error) {
     throw new KeyportError('INVALID_ARGUMENT', `The SSH public key is invalid: ${(error as Error).message}`, {
       fieldPath: 'ssh_public_key',

@@ -294,7 +294,7 @@ describe.each(backends)('store on $kind', (backend) => {
     expect(await store.deleteDevice('alice', 'otp')).toBe(false);
   });
 
-  it('reads a passkey with its owner, as locked now, and a config value in one statement', async () => {
+  it('reads a passkey with its owner, as locked now, a config value and its failures at an address in one statement', async () => {
     await store.insertUser('alice', user('alice'), T);
     const handle = await store.webauthnUserHandle('alice', () => 'handle-a');
     await store.insertDevice({
@@ -308,18 +308,28 @@ describe.each(backends)('store on $kind', (backend) => {
       webauthn_sign_count: 3,
       passkey: 1,
     });
-    expect(await store.getPasskeyLogin('cred', 'cap')).toEqual({
+    expect(await store.getPasskeyLogin('cred', 'cap', '10.0.0.1')).toEqual({
       device: await store.getDeviceByCredentialId('cred'),
       owner: await store.getUser('alice'),
+      failedHere: false,
     });
     await store.putConfig('cap', '{"v":1}', T);
     await store.setLock('alice', T + 10_000, 'locked by an admin', T + 1);
-    const read = await store.getPasskeyLogin('cred', 'cap');
+    // Failures of alice at this address count; a pending reservation, another address or user do not.
+    await store.throttle.recordFailure('alice', '10.0.0.1', T);
+    await store.throttle.recordFailure('alice', '10.0.0.1', T + 1);
+    await store.throttle.addPending('alice', '10.0.0.2', T, T + 100);
+    await store.throttle.recordFailure('bob', '10.0.0.2', T);
+    const read = await store.getPasskeyLogin('cred', 'cap', '10.0.0.1');
     expect(read).toEqual({
       device: await store.getDeviceByCredentialId('cred'),
       owner: await store.getUser('alice'),
       configJson: '{"v":1}',
+      failedHere: true,
     });
+    expect((await store.getPasskeyLogin('cred', 'cap', '10.0.0.2'))?.failedHere).toBe(false);
+    await store.throttle.clearFailures('alice', '10.0.0.1');
+    expect((await store.getPasskeyLogin('cred', 'cap', '10.0.0.1'))?.failedHere).toBe(false);
     expect(read?.owner).toMatchObject({
       webauthn_user_handle: handle,
       locked_until_ms: T + 10_000,
@@ -327,7 +337,7 @@ describe.each(backends)('store on $kind', (backend) => {
       created_ms: T,
     });
     expect(read?.device).toMatchObject({ id: 'k1', webauthn_sign_count: 3, added_ms: T });
-    expect(await store.getPasskeyLogin('none', 'cap')).toBeUndefined();
+    expect(await store.getPasskeyLogin('none', 'cap', '10.0.0.1')).toBeUndefined();
     await store.insertDevice({
       id: 'k2',
       user: 'gone',
@@ -337,9 +347,10 @@ describe.each(backends)('store on $kind', (backend) => {
       webauthn_credential_id: 'orphan',
       passkey: 1,
     });
-    expect(await store.getPasskeyLogin('orphan', 'cap')).toEqual({
+    expect(await store.getPasskeyLogin('orphan', 'cap', '10.0.0.1')).toEqual({
       device: await store.getDeviceByCredentialId('orphan'),
       configJson: '{"v":1}',
+      failedHere: false,
     });
   });
 

@@ -38,6 +38,8 @@ export interface PasskeyLogin {
   /** Undefined when the device's user is gone. */
   owner?: UserRow;
   configJson?: string;
+  /** Whether failed sign-ins of the device's user from the given address are recorded. */
+  failedHere: boolean;
 }
 
 /** Every column of `users`: a column added later and not listed here fails the type check below. */
@@ -458,10 +460,15 @@ export class Store {
 
   /**
    * Passwordless login's one read: the WebAuthn device with `credentialId`, the user it belongs to (as
-   * read now, lock included) and the stored value of config `configKey` (the cap the login is checked
-   * against), in one statement. Undefined when no device has that credential id.
+   * read now, lock included), the stored value of config `configKey` (the cap the login is checked
+   * against) and whether failed sign-ins of that user from `clientAddr` are recorded (the lockout's, for a
+   * success to forgive), in one statement. Undefined when no device has that credential id.
    */
-  async getPasskeyLogin(credentialId: string, configKey: string): Promise<PasskeyLogin | undefined> {
+  async getPasskeyLogin(
+    credentialId: string,
+    configKey: string,
+    clientAddr: string,
+  ): Promise<PasskeyLogin | undefined> {
     const row = await this.db
       .selectFrom('mfa_devices as d')
       .leftJoin('users as u', 'u.name', 'd.user')
@@ -470,19 +477,36 @@ export class Store {
       .select((eb) =>
         eb.selectFrom('cluster_config').select('value_json').where('key', '=', configKey).as('config_json'),
       )
+      .select((eb) =>
+        eb
+          .selectFrom('login_attempts as a')
+          .select(sql<number>`1`.as('one'))
+          .whereRef('a.name', '=', 'd.user')
+          .where('a.client_addr', '=', clientAddr)
+          .where('a.state', '=', 'failed')
+          .limit(1)
+          .as('failed_here'),
+      )
       .where('d.webauthn_credential_id', '=', credentialId)
       .executeTakeFirst();
     if (!row) return undefined;
     const fields = row as unknown as Record<string, unknown>;
     const device = Object.fromEntries(
-      Object.entries(fields).filter(([key]) => !key.startsWith('owner_') && key !== 'config_json'),
+      Object.entries(fields).filter(
+        ([key]) => !key.startsWith('owner_') && key !== 'config_json' && key !== 'failed_here',
+      ),
     ) as unknown as MfaDeviceRow;
     const owner =
       fields['owner_name'] === null
         ? undefined
         : (Object.fromEntries(OWNER_COLUMNS.map((column) => [column, fields[`owner_${column}`]])) as UserRow);
     const configJson = (fields['config_json'] as string | null) ?? undefined;
-    return { device, ...(owner ? { owner } : {}), ...(configJson !== undefined ? { configJson } : {}) };
+    return {
+      device,
+      ...(owner ? { owner } : {}),
+      ...(configJson !== undefined ? { configJson } : {}),
+      failedHere: fields['failed_here'] !== null,
+    };
   }
 
   /**
