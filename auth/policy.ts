@@ -124,6 +124,14 @@ export async function loadRoles(store: Store, names: readonly string[]): Promise
   return roles;
 }
 
+/**
+ * The named roles, in the order named, among role documents already read by name (a name without one, a
+ * role deleted since, grants nothing).
+ */
+export function rolesAmong(names: readonly string[], stored: Readonly<Record<string, unknown>>): Role[] {
+  return names.flatMap((name) => (Object.hasOwn(stored, name) ? [stored[name] as Role] : []));
+}
+
 export function loginsFor(roles: readonly Role[], traits: Traits): string[] {
   return effectiveLogins(roles, traits);
 }

@@ -15,7 +15,7 @@ import type { SshPublicKey } from '../ca/ssh';
 import { parseClientPublicKey } from '../ca/spki';
 import type { ClientPublicKey } from '../ca/spki';
 import { verifyPassword } from '../passwords';
-import { loadCap, loadRoles } from '../policy';
+import { loadCap, loadRoles, rolesAmong } from '../policy';
 import {
   admitAttempt,
   clearFailures,
@@ -76,6 +76,8 @@ export function loginHandlers(ctx: ServiceContext) {
     method: string;
     /** Whether failed sign-ins at this address are recorded, when read with the passkey. */
     failuresRecorded?: boolean;
+    /** The user's roles that exist now, when read with the passkey. */
+    roles?: Role[];
   }
 
   /** The user still exists and is not locked by an admin (`read`: the row as just read, if it was). */
@@ -118,12 +120,15 @@ export function loginHandlers(ctx: ServiceContext) {
     }).catch((error: unknown) =>
       error instanceof KeyportError ? refuse(`passwordless: ${error.message}`, error) : Promise.reject(error),
     );
+    const user = await signInUser(verified.user, refuse, verified.owner);
+    const found = passkey?.found;
     return {
-      user: await signInUser(verified.user, refuse, verified.owner),
+      user,
       mfaVerified: true,
       method: 'passwordless',
       cap,
-      ...(passkey?.found ? { failuresRecorded: passkey.found.failedHere } : {}),
+      ...(found ? { failuresRecorded: found.failedHere } : {}),
+      ...(found?.ownerRoles ? { roles: rolesAmong(roleNamesOf(user), found.ownerRoles) } : {}),
     };
   }
 
@@ -205,8 +210,7 @@ export function loginHandlers(ctx: ServiceContext) {
 
   /** The user's roles that exist now. */
   function rolesOf(user: UserRow): Promise<Role[]> {
-    const spec = JSON.parse(user.spec_json) as { roles?: string[] };
-    return loadRoles(ctx.store, spec.roles ?? []);
+    return loadRoles(ctx.store, roleNamesOf(user));
   }
 
   return {
@@ -339,9 +343,10 @@ export function loginHandlers(ctx: ServiceContext) {
             refuse,
           );
       perf.step('cap, second factor / passkey');
-      // 4. The session key: the policy of this user's roles and the cap, met by an attested card key. Checked
-      //    before the device part, which may enroll a device: a refusal stores nothing but its audit.
-      const roles = await rolesOf(verified.user);
+      // 4. The session key: the policy of this user's roles (read with the passkey, passwordless) and the
+      //    cap, met by an attested card key. Checked before the device part, which may enroll a device: a
+      //    refusal stores nothing but its audit.
+      const roles = verified.roles ?? (await rolesOf(verified.user));
       const required = requiredKeyPolicy(cap, roles);
       let keyPolicy: ReturnType<typeof checkSessionKey>;
       try {
@@ -427,6 +432,11 @@ export function loginHandlers(ctx: ServiceContext) {
       };
     },
   };
+}
+
+/** The role names in a user's spec. */
+function roleNamesOf(user: UserRow): string[] {
+  return (JSON.parse(user.spec_json) as { roles?: string[] }).roles ?? [];
 }
 
 const LOGIN_PURPOSES = ['CHALLENGE_SCOPE_LOGIN', 'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN'] as const;

@@ -311,8 +311,24 @@ describe.each(backends)('store on $kind', (backend) => {
     expect(await store.getPasskeyLogin('cred', 'cap', '10.0.0.1')).toEqual({
       device: await store.getDeviceByCredentialId('cred'),
       owner: await store.getUser('alice'),
+      ownerRoles: {},
       failedHere: false,
     });
+    // The roles the owner's spec names, as stored now: not another role, not one deleted.
+    const access = { kind: 'role', metadata: { name: 'access' }, spec: { allow: { logins: ['a'] } } };
+    await store.putRole('access', JSON.stringify(access), false, T);
+    await store.putRole('editor', '{"kind":"role"}', false, T);
+    await store.putRole('ops', '{"kind":"role"}', false, T);
+    await store.updateUserSpec('alice', '{"roles":["access","ops","none"]}', T);
+    expect((await store.getPasskeyLogin('cred', 'cap', '10.0.0.1'))?.ownerRoles).toEqual({
+      access,
+      ops: { kind: 'role' },
+    });
+    await store.deleteRole('ops');
+    expect((await store.getPasskeyLogin('cred', 'cap', '10.0.0.1'))?.ownerRoles).toEqual({ access });
+    await store.updateUserSpec('alice', '{}', T);
+    expect((await store.getPasskeyLogin('cred', 'cap', '10.0.0.1'))?.ownerRoles).toEqual({});
+    await store.updateUserSpec('alice', '{"roles":["access"]}', T);
     await store.putConfig('cap', '{"v":1}', T);
     await store.setLock('alice', T + 10_000, 'locked by an admin', T + 1);
     // Failures of alice at this address count; a pending reservation, another address or user do not.
@@ -324,6 +340,7 @@ describe.each(backends)('store on $kind', (backend) => {
     expect(read).toEqual({
       device: await store.getDeviceByCredentialId('cred'),
       owner: await store.getUser('alice'),
+      ownerRoles: { access },
       configJson: '{"v":1}',
       failedHere: true,
     });

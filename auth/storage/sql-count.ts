@@ -29,8 +29,14 @@ export function statementName(sql: string): string {
   if (written) return `${written[1]} ${written[2]}`;
   const control = /^(begin|commit|rollback|savepoint|release|start transaction)\b/.exec(text);
   if (control?.[1]) return control[1];
-  // The table a read is from, not one of its scalar subqueries' (`select d.*, (select … from x) …`).
-  const read = /^select .*? from (\w+)/.exec(text.replace(/\(select [^()]*\)/g, '()'));
+  // The table a read is from, not one of its scalar subqueries' (`select d.*, (select … from x) …`):
+  // every parenthesised group goes, innermost first.
+  let outer = text;
+  for (let previous = ''; previous !== outer;) {
+    previous = outer;
+    outer = outer.replace(/\([^()]*\)/g, '');
+  }
+  const read = /^select .*? from (\w+)/.exec(outer);
   if (read) return `select ${read[1]}${/ for (update|share)\b/.test(text) ? ' for update' : ''}`;
   return text.slice(0, 48);
 }

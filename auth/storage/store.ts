@@ -13,6 +13,7 @@ import type { PostgresStorageOptions } from './postgres';
 import { countSqliteStatements } from './sql-count';
 import { KeyportError } from '../../proto/errors';
 import { SEALED_FAMILY } from '../secrets';
+import { rolesNamedByUserSpec } from './dialects';
 import { DeviceStore } from './devices';
 import { ThrottleStore } from './throttle';
 import type {
@@ -37,6 +38,8 @@ export interface PasskeyLogin {
   device: MfaDeviceRow;
   /** Undefined when the device's user is gone. */
   owner?: UserRow;
+  /** The stored roles the owner's spec names, parsed, by name (a role since deleted is absent). */
+  ownerRoles?: Record<string, unknown>;
   configJson?: string;
   /** Whether failed sign-ins of the device's user from the given address are recorded. */
   failedHere: boolean;
@@ -477,6 +480,7 @@ export class Store {
       .select((eb) =>
         eb.selectFrom('cluster_config').select('value_json').where('key', '=', configKey).as('config_json'),
       )
+      .select(rolesNamedByUserSpec(this.db as Kysely<unknown>).as('owner_roles_json'))
       .select((eb) =>
         eb
           .selectFrom('login_attempts as a')
@@ -501,9 +505,12 @@ export class Store {
         ? undefined
         : (Object.fromEntries(OWNER_COLUMNS.map((column) => [column, fields[`owner_${column}`]])) as UserRow);
     const configJson = (fields['config_json'] as string | null) ?? undefined;
+    const ownerRoles = owner
+      ? (JSON.parse((fields['owner_roles_json'] as string | null) ?? '{}') as Record<string, unknown>)
+      : undefined;
     return {
       device,
-      ...(owner ? { owner } : {}),
+      ...(owner && ownerRoles ? { owner, ownerRoles } : {}),
       ...(configJson !== undefined ? { configJson } : {}),
       failedHere: fields['failed_here'] !== null,
     };
