@@ -161,10 +161,16 @@ async function lockoutAfterFailure(
   return lockedOutError(until);
 }
 
-/** A successful login forgets the failures from its address. */
 /** After a successful login: the failures of `name` at this address are forgiven (if there are any). */
-export function clearFailures(ctx: ServiceContext, name: string, clientAddr: string): Promise<void> {
-  return ctx.store.throttle.forgiveFailures(name, clientAddr);
+export async function clearFailures(
+  ctx: ServiceContext,
+  name: string,
+  clientAddr: string,
+  /** Whether failures were recorded, as read earlier in this call (passwordless); undefined: read now. */
+  recorded?: boolean,
+): Promise<void> {
+  if (recorded === undefined) return ctx.store.throttle.forgiveFailures(name, clientAddr);
+  if (recorded) await ctx.store.throttle.clearFailures(name, clientAddr);
 }
 
 /**

@@ -9,9 +9,9 @@ import { createChallenge, newChallengeBytes, spendOrThrow } from './challenges';
 import { MFA_CHALLENGE_TTL_MS } from './context';
 import type { DevicePayload } from './device-trust/payloads';
 import type { ServiceContext } from './context';
-import { loadCap } from './policy';
+import { CAP_KIND, capOfStored, loadCap } from './policy';
 import type { ClusterPolicy } from './policy';
-import type { MfaDeviceRow, Store, UserRow } from './storage/store';
+import type { MfaDeviceRow, PasskeyLogin, Store, UserRow } from './storage/store';
 import { totpStepOf } from './totp';
 import {
   authenticationOptions,
@@ -20,6 +20,7 @@ import {
   verifyAssertion,
   webauthnEnabled,
 } from './webauthn';
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import { totpSeedContext } from './secrets';
 import type { Sealer } from './secrets';
 
@@ -111,6 +112,36 @@ export async function createPasswordlessChallenge(
   };
 }
 
+/** A passwordless answer, parsed, with what it names: its passkey and owner, and the cap, read together. */
+export interface PasskeyRead {
+  assertion: AuthenticationResponseJSON;
+  /** Undefined when no key has the assertion's credential id. */
+  found?: PasskeyLogin;
+  cap: ClusterPolicy;
+}
+
+/**
+ * Passwordless, before anything is checked: the passkey the answer names, its owner (read now, so a lock
+ * holds at once), the cap, and whether the owner has failed sign-ins recorded from `address` (for the
+ * lockout to forgive), in one statement; with no such key, the cap alone. Undefined when the answer does
+ * not parse: verifyWebauthnAnswer refuses it as it would any other.
+ */
+export async function readPasskey(
+  ctx: ServiceContext,
+  json: string,
+  address: string,
+): Promise<PasskeyRead | undefined> {
+  let assertion: AuthenticationResponseJSON;
+  try {
+    assertion = parseAssertion(json);
+  } catch {
+    return undefined;
+  }
+  const found = await ctx.store.getPasskeyLogin(assertion.id, CAP_KIND, address);
+  const cap = found ? capOfStored(found.configJson) : await loadCap(ctx.store);
+  return { assertion, ...(found ? { found } : {}), cap };
+}
+
 export const passwordlessDisabled = () =>
   new KeyportError(
     'PASSWORDLESS_DISABLED',
@@ -132,6 +163,8 @@ export async function verifyWebauthnAnswer(
     json: string;
     cap: ClusterPolicy;
     clientAddr: string;
+    /** Passwordless: the answer as readPasskey parsed and read it (else it is parsed and read here). */
+    passkey?: PasskeyRead;
   },
 ): Promise<{ user: string; device: MfaDeviceRow; owner?: UserRow }> {
   const { cap, passwordless } = input;
@@ -139,8 +172,10 @@ export async function verifyWebauthnAnswer(
   if (!input.webauthnChallenge) {
     throw new KeyportError('MFA_FAILED', 'This challenge does not accept a security key.');
   }
-  const assertion = parseAssertion(input.json);
-  const device = await ctx.store.getDeviceByCredentialId(assertion.id);
+  const assertion = input.passkey?.assertion ?? parseAssertion(input.json);
+  const device = input.passkey
+    ? input.passkey.found?.device
+    : await ctx.store.getDeviceByCredentialId(assertion.id);
   let user: string;
   let owner: UserRow | undefined;
   if (passwordless) {
@@ -151,8 +186,15 @@ export async function verifyWebauthnAnswer(
         'Passwordless login needs a discoverable credential (a passkey) on the security key.',
       );
     }
-    owner = await ctx.store.getUserByWebauthnHandle(handle);
-    if (!owner || !device || device.user !== owner.name || device.type !== 'webauthn') {
+    // The device's owner must be the user the handle names.
+    owner = input.passkey ? input.passkey.found?.owner : await ctx.store.getUserByWebauthnHandle(handle);
+    if (
+      !owner ||
+      !device ||
+      owner.webauthn_user_handle !== handle ||
+      device.user !== owner.name ||
+      device.type !== 'webauthn'
+    ) {
       throw new KeyportError('ACCESS_DENIED', 'This security key is not registered with this cluster.');
     }
     user = owner.name;

@@ -83,7 +83,12 @@ export interface ClusterPolicy extends CanonicalClusterAuthPreferenceSpec {
  * at its next call). Only the parsing is remembered: the same stored text gives the same frozen policy.
  */
 export async function loadCap(store: Store): Promise<ClusterPolicy> {
-  const json = (await store.getConfig(CAP_KIND)) ?? '';
+  return capOfStored(await store.getConfig(CAP_KIND));
+}
+
+/** The policy of the cap's stored text (`undefined`: none stored, the default), read by the caller. */
+export function capOfStored(stored: string | undefined): ClusterPolicy {
+  const json = stored ?? '';
   if (lastCap?.json === json) return lastCap.policy;
   const document = json ? (JSON.parse(json) as ClusterAuthPreference) : defaultClusterAuthPreference();
   const canonical = normalizeCap(document.spec);
@@ -117,6 +122,14 @@ export async function loadRoles(store: Store, names: readonly string[]): Promise
     if (json) roles.push(JSON.parse(json) as Role);
   }
   return roles;
+}
+
+/**
+ * The named roles, in the order named, among role documents already read by name (a name without one, a
+ * role deleted since, grants nothing).
+ */
+export function rolesAmong(names: readonly string[], stored: Readonly<Record<string, unknown>>): Role[] {
+  return names.flatMap((name) => (Object.hasOwn(stored, name) ? [stored[name] as Role] : []));
 }
 
 export function loginsFor(roles: readonly Role[], traits: Traits): string[] {

@@ -571,6 +571,49 @@ describe('the relying party refuses', () => {
     ).toBe('ACCESS_DENIED');
   });
 
+  it("a passkey's assertion whose user handle (not signed) names another user, or no user; nothing is stored", async () => {
+    const read = () => {
+      const db = openClusterDb(cluster);
+      try {
+        return {
+          bobsHandle: (
+            db.prepare("SELECT webauthn_user_handle AS h FROM users WHERE name = 'bob'").get() as {
+              h: string;
+            }
+          ).h,
+          devices: db
+            .prepare('SELECT id, webauthn_sign_count, last_used_ms FROM mfa_devices ORDER BY id')
+            .all(),
+        };
+      } finally {
+        db.close();
+      }
+    };
+    const before = read();
+    expect(before.bobsHandle).toBeTruthy();
+    for (const handle of [before.bobsHandle, b64url(Buffer.from('nobody-at-all'))]) {
+      const challenge = await anonymous.auth.createAuthenticateChallenge({
+        user: '',
+        password: '',
+        scope: ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN,
+      });
+      const assertion = JSON.parse(
+        await getAssertion(aliceKey2, challenge.webauthnRequestOptionsJson, { pin: true }),
+      ) as { response: { userHandle?: string } };
+      expect(assertion.response.userHandle).toBeTruthy();
+      assertion.response.userHandle = handle;
+      expect(
+        await codeOf(
+          finishLogin({
+            challengeId: challenge.challengeId,
+            response: { $case: 'webauthnJson', value: JSON.stringify(assertion) },
+          }),
+        ),
+      ).toBe('ACCESS_DENIED');
+    }
+    expect(read().devices).toEqual(before.devices);
+  });
+
   describe('attestation, when the cluster lists attestation CAs', () => {
     it('accepts a key whose attestation chains to an allowed CA (the CA is the trust anchor)', async () => {
       // Each soft key's state holds its own lab attestation CA.

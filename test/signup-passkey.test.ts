@@ -10,12 +10,12 @@ import { parseClusterAddress } from '../client/cluster-trust';
 import { LAB_SECURITY_KEY_ENV } from '../client/hardware/fido/socket-transport';
 import { fileKeyStoreDir } from '../client/keystore';
 import { ProfileStore } from '../client/profiles';
-import { connectAsAdmin, startLabCluster } from '../lab/cluster';
+import { connectAsAdmin, openClusterDb, startLabCluster } from '../lab/cluster';
 import type { LabCluster } from '../lab/cluster';
 import { connectClusterConfig, scriptedKeyPrompts, signUpWithLabKey } from '../lab/connect';
 import { startSoftKey } from '../lab/security-key/soft-key';
 import type { SoftKey } from '../lab/security-key/soft-key';
-import { MFADeviceType } from '../proto/gen/keyport/v1/mfa';
+import { ChallengeScope, MFADeviceType } from '../proto/gen/keyport/v1/mfa';
 import { connectCluster } from '../client/api';
 import { KeyportError } from '../proto/errors';
 
@@ -117,6 +117,72 @@ describe('signup with a passkey', () => {
       expect(await new ProfileStore(broken).getProfile()).toBeUndefined();
     } finally {
       delete process.env[LAB_SECURITY_KEY_ENV];
+    }
+  });
+
+  it("a passwordless login forgives its user's failed passwords from its address, and only those", async () => {
+    const renesKey = await startSoftKey({
+      socketPath: join(work, 'rene.sock'),
+      statePath: join(work, 'rene.json'),
+      touch: 'auto:20',
+      pin: '2468',
+    });
+    try {
+      await signUpWithLabKey(cluster, {
+        user: 'rene',
+        roles: ['access'],
+        password: 'rene-password-123',
+        keySocket: renesKey.socketPath,
+        pin: '2468',
+      });
+      const api = await anonymousApi();
+      for (const user of ['rene', 'rene', 'nobody-else']) {
+        const refused = await api.auth
+          .createAuthenticateChallenge({
+            user,
+            password: 'not-the-password',
+            scope: ChallengeScope.CHALLENGE_SCOPE_LOGIN,
+          })
+          .catch((error: unknown) => error);
+        expect(refused).toMatchObject({ code: 'ACCESS_DENIED' });
+      }
+      api.close();
+      const failed = () => {
+        const db = openClusterDb(cluster);
+        try {
+          return db
+            .prepare("SELECT name, client_addr FROM login_attempts WHERE state = 'failed' ORDER BY name, id")
+            .all() as { name: string; client_addr: string }[];
+        } finally {
+          db.close();
+        }
+      };
+      const before = failed();
+      expect(before.filter((row) => row.name === 'rene')).toHaveLength(2);
+      const others = before.filter((row) => row.name !== 'rene');
+      expect(others.length).toBeGreaterThan(0);
+
+      process.env[LAB_SECURITY_KEY_ENV] = renesKey.socketPath;
+      try {
+        const profile = await loginPasswordless({
+          profiles: new ProfileStore(join(work, 'rene-home')),
+          address: parseClusterAddress(cluster.address),
+          caPin: cluster.caPin,
+          keystore: 'file',
+          prompts: {
+            confirmCaPin: async () => false,
+            password: () => Promise.reject(new Error('passwordless asks no password')),
+            otpCode: () => Promise.reject(new Error('passwordless asks no OTP code')),
+            securityKey: scriptedKeyPrompts('2468'),
+          },
+        });
+        expect(profile).toMatchObject({ user: 'rene' });
+      } finally {
+        delete process.env[LAB_SECURITY_KEY_ENV];
+      }
+      expect(failed()).toEqual(others);
+    } finally {
+      await renesKey.stop();
     }
   });
 

@@ -10,6 +10,7 @@ import { CaError } from './errors';
 import {
   parseSshCertificate,
   parseSshPublicKey,
+  parseSshPublicKeyOf,
   signSshUserCertificate,
   sshCaPublicKeyLine,
   sshPublicKeyFromKeyObject,
@@ -355,8 +356,32 @@ describe('parseSshPublicKey', () => {
         return withBlob(key.algorithm, blob);
       },
     ],
-  ])('rejects %s with INVALID_ARGUMENT', (_, makeLine) => {
-    expect(() => parseSshPublicKey(makeLine())).toThrow(
+  ])('rejects %s with INVALID_ARGUMENT, also when a key is known', (_, makeLine) => {
+    const line = makeLine();
+    expect(() => parseSshPublicKey(line)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    expect(() => parseSshPublicKeyOf(line, p256Key())).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+    );
+  });
+
+  it('takes the known key object for a line of the same key, and parses any other line in full', () => {
+    const known = p256Key();
+    const same = parseSshPublicKeyOf(`${known.algorithm} ${known.blob.toString('base64')} dave@desk`, known);
+    expect(same.key).toBe(known.key);
+    expect(same).toMatchObject({ algorithm: known.algorithm, comment: 'dave@desk' });
+    expect(same.fingerprint).toBe(known.fingerprint);
+    expect(same.blob.equals(known.blob)).toBe(true);
+
+    const other = ed25519UserKey();
+    const parsed = parseSshPublicKeyOf(sshPublicKeyLine(other), known);
+    expect(parsed.key).not.toBe(known.key);
+    expect(parsed.key.equals(other.key)).toBe(true);
+    expect(parsed.fingerprint).toBe(other.fingerprint);
+  });
+
+  it("refuses a line with the known key's blob under another algorithm name", () => {
+    const known = ed25519UserKey();
+    expect(() => parseSshPublicKeyOf(withBlob('ecdsa-sha2-nistp256', known.blob), known)).toThrow(
       expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
     );
   });

@@ -212,6 +212,19 @@ export function parseSshPublicKey(authorizedKeysLine: string): SshPublicKey {
   return key;
 }
 
+/**
+ * parseSshPublicKey for a line that may carry a key already read (a login's SSH key is most often its TLS
+ * key): when the line's blob and algorithm are `known`'s, `known`'s key object, checked on its curve when it
+ * was read, is taken instead of importing the same point again. Any other line is parsed in full.
+ */
+export function parseSshPublicKeyOf(authorizedKeysLine: string, known: SshPublicKey): SshPublicKey {
+  const { algorithm, blob, comment } = splitKeyLine(authorizedKeysLine, 'SSH public key');
+  if (algorithm === known.algorithm && blob.equals(known.blob)) {
+    return makeSshPublicKey(known.algorithm, blob, known.key, comment);
+  }
+  return parseSshPublicKey(authorizedKeysLine);
+}
+
 export function sshPublicKeyLine(key: SshPublicKey): string {
   const line = `${key.algorithm} ${key.blob.toString('base64')}`;
   return key.comment === '' ? line : `${line} ${key.comment}`;

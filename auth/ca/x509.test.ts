@@ -107,6 +107,10 @@ describe('issueClientCertificate', () => {
     ['P-256', 'alice', NOT_BEFORE, NOT_AFTER],
     ['Ed25519', 'bob', NOT_BEFORE, NOT_AFTER],
     ['P-256', `long-${'x'.repeat(150)}`, NOT_BEFORE, NOT_AFTER],
+    // Not all PrintableString: the common name is a UTF8String.
+    ['P-256', 'dave_ops@example.com', NOT_BEFORE, NOT_AFTER],
+    ['Ed25519', 'zoë', NOT_BEFORE, NOT_AFTER],
+    ['P-256', "Erin O'Neil (ops) +1, a=b: c/d?", NOT_BEFORE, NOT_AFTER],
     ['P-256', 'carol', new Date('2049-12-31T23:59:59Z'), new Date('2050-01-01T00:00:00Z')],
   ] as const)(
     'assembles the TBSCertificate @peculiar/x509 would, for a %s key and user %s',

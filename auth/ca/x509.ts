@@ -210,7 +210,7 @@ export async function issueClientCertificate(
     ECDSA_WITH_SHA256,
     issuer.name,
     derSequence([derTime(notBefore), derTime(notAfter)]),
-    Buffer.from(new x509.Name([{ CN: [identity.user] }]).toArrayBuffer()),
+    derCommonNameSubject(identity.user),
     publicKey,
     derElement(
       DER_EXTENSIONS,
@@ -245,6 +245,7 @@ const DER_OCTET_STRING = 0x04;
 const DER_UTC_TIME = 0x17;
 const DER_GENERALIZED_TIME = 0x18;
 const DER_SEQUENCE = 0x30;
+const DER_SET = 0x31;
 const DER_EXTENSIONS = 0xa3;
 /** [0] EXPLICIT INTEGER 2: an X.509 v3 certificate. */
 const TBS_VERSION_3 = Buffer.from('a003020102', 'hex');
@@ -254,6 +255,23 @@ const CLIENT_IDENTITY_EXTENSION_OID_DER = derObjectIdentifier(CLIENT_IDENTITY_EX
 
 function derSequence(elements: Buffer[]): Buffer {
   return derElement(DER_SEQUENCE, Buffer.concat(elements));
+}
+
+/** The id-at-commonName attribute type (2.5.4.3). */
+const COMMON_NAME_OID_DER = Buffer.from('0603550403', 'hex');
+const DER_PRINTABLE_STRING = 0x13;
+/** X.680 §41.4's PrintableString characters. */
+const PRINTABLE_STRING = /^[A-Za-z0-9 '()+,\-./:=?]*$/;
+
+/**
+ * The subject Name `CN=<user>` (RFC 5280 §4.1.2.6): one RDN holding the common name, a PrintableString
+ * when every character allows it and a UTF8String otherwise, as @peculiar/x509 encodes it.
+ */
+function derCommonNameSubject(user: string): Buffer {
+  const value = PRINTABLE_STRING.test(user)
+    ? derElement(DER_PRINTABLE_STRING, Buffer.from(user, 'ascii'))
+    : derElement(DER_UTF8_STRING, Buffer.from(user, 'utf8'));
+  return derSequence([derElement(DER_SET, derSequence([COMMON_NAME_OID_DER, value]))]);
 }
 
 function derObjectIdentifier(oid: string): Buffer {

@@ -10,11 +10,12 @@ import type {
 } from '../../proto/gen/keyport/v1/auth';
 import { ChallengeScope } from '../../proto/gen/keyport/v1/mfa';
 import type { MFAAuthenticateChallenge, MFAAuthenticateResponse } from '../../proto/gen/keyport/v1/mfa';
-import { parseSshPublicKey, sshPublicKeyFromKeyObject } from '../ca/ssh';
+import { parseSshPublicKeyOf, sshPublicKeyFromKeyObject } from '../ca/ssh';
+import type { SshPublicKey } from '../ca/ssh';
 import { parseClientPublicKey } from '../ca/spki';
 import type { ClientPublicKey } from '../ca/spki';
 import { verifyPassword } from '../passwords';
-import { loadCap, loadRoles } from '../policy';
+import { loadCap, loadRoles, rolesAmong } from '../policy';
 import {
   admitAttempt,
   clearFailures,
@@ -36,6 +37,7 @@ import {
   createMfaChallenge,
   createPasswordlessChallenge,
   passwordlessDisabled,
+  readPasskey,
   verifyTotpCode,
   verifyWebauthnAnswer,
 } from '../mfa';
@@ -72,6 +74,10 @@ export function loginHandlers(ctx: ServiceContext) {
     mfaVerified: boolean;
     /** For the audit log: how the person proved who they are. */
     method: string;
+    /** Whether failed sign-ins at this address are recorded, when read with the passkey. */
+    failuresRecorded?: boolean;
+    /** The user's roles that exist now, when read with the passkey. */
+    roles?: Role[];
   }
 
   /** The user still exists and is not locked by an admin (`read`: the row as just read, if it was). */
@@ -82,14 +88,20 @@ export function loginHandlers(ctx: ServiceContext) {
     return user;
   }
 
-  /** Passwordless: a passkey's assertion with user verification; its user handle names the user. */
+  /**
+   * Passwordless: a passkey's assertion with user verification; its user handle names the user. The
+   * passkey, its owner and the cap are read in one statement, before the cap is checked.
+   */
   async function verifyPasskey(
     challenge: Challenge<'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN'>,
     answer: MFAAuthenticateResponse['response'],
-    cap: ClusterPolicy,
     clientAddr: string,
+    address: string,
     refuse: Refuse,
-  ): Promise<Verified> {
+  ): Promise<Verified & { cap: ClusterPolicy }> {
+    const passkey =
+      answer?.$case === 'webauthnJson' ? await readPasskey(ctx, answer.value, address) : undefined;
+    const cap = passkey?.cap ?? (await loadCap(ctx.store));
     if (!cap.allowPasswordless) return refuse('passwordless disabled', passwordlessDisabled());
     if (answer?.$case !== 'webauthnJson') {
       return refuse(
@@ -104,13 +116,19 @@ export function loginHandlers(ctx: ServiceContext) {
       json: answer.value,
       cap,
       clientAddr,
+      ...(passkey ? { passkey } : {}),
     }).catch((error: unknown) =>
       error instanceof KeyportError ? refuse(`passwordless: ${error.message}`, error) : Promise.reject(error),
     );
+    const user = await signInUser(verified.user, refuse, verified.owner);
+    const found = passkey?.found;
     return {
-      user: await signInUser(verified.user, refuse, verified.owner),
+      user,
       mfaVerified: true,
       method: 'passwordless',
+      cap,
+      ...(found ? { failuresRecorded: found.failedHere } : {}),
+      ...(found?.ownerRoles ? { roles: rolesAmong(roleNamesOf(user), found.ownerRoles) } : {}),
     };
   }
 
@@ -121,11 +139,11 @@ export function loginHandlers(ctx: ServiceContext) {
   async function verifySecondFactor(
     challenge: Challenge<'CHALLENGE_SCOPE_LOGIN'>,
     answer: MFAAuthenticateResponse['response'],
-    cap: ClusterPolicy,
     clientAddr: string,
     address: string,
     refuse: Refuse,
-  ): Promise<Verified> {
+  ): Promise<Verified & { cap: ClusterPolicy }> {
+    const cap = await loadCap(ctx.store);
     const user = await signInUser(challenge.user, refuse);
     if (answer?.$case === 'totp') {
       if (!cap.secondFactors.includes('otp')) {
@@ -154,7 +172,7 @@ export function loginHandlers(ctx: ServiceContext) {
           )
         );
       }
-      return { user, mfaVerified: true, method: 'password and OTP' };
+      return { user, mfaVerified: true, method: 'password and OTP', cap };
     }
     if (answer?.$case === 'webauthnJson') {
       if (!webauthnEnabled(cap)) {
@@ -179,7 +197,7 @@ export function loginHandlers(ctx: ServiceContext) {
         await auditLogin(user.name, clientAddr, false, `security key: ${error.message}`);
         throw (await recordFailure(ctx, user.name, address)) ?? error;
       }
-      return { user, mfaVerified: true, method: 'password and security key' };
+      return { user, mfaVerified: true, method: 'password and security key', cap };
     }
     if (cap.secondFactorRequired) {
       return refuse(
@@ -187,13 +205,12 @@ export function loginHandlers(ctx: ServiceContext) {
         new KeyportError('MFA_REQUIRED', 'This cluster requires a second factor: answer the MFA challenge.'),
       );
     }
-    return { user, mfaVerified: false, method: 'password' };
+    return { user, mfaVerified: false, method: 'password', cap };
   }
 
   /** The user's roles that exist now. */
   function rolesOf(user: UserRow): Promise<Role[]> {
-    const spec = JSON.parse(user.spec_json) as { roles?: string[] };
-    return loadRoles(ctx.store, spec.roles ?? []);
+    return loadRoles(ctx.store, roleNamesOf(user));
   }
 
   return {
@@ -314,23 +331,22 @@ export function loginHandlers(ctx: ServiceContext) {
         return refuse(`${spent.reason} login challenge`, challengeRefusal(spent.reason, 'sign in again'));
       }
       const challenge = spent.challenge;
-      // 3. The answer: a passkey names the user; otherwise the second factor of the challenge's user.
-      const cap = await loadCap(ctx.store);
-      perf.step('load cap');
-      const verified = isPurpose(challenge, 'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN')
-        ? await verifyPasskey(challenge, answer, cap, call.clientAddr, refuse)
+      // 3. The answer, checked against the cap: a passkey names the user (and is read with the cap);
+      //    otherwise the second factor of the challenge's user.
+      const { cap, ...verified } = isPurpose(challenge, 'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN')
+        ? await verifyPasskey(challenge, answer, call.clientAddr, address, refuse)
         : await verifySecondFactor(
             challenge as Challenge<'CHALLENGE_SCOPE_LOGIN'>,
             answer,
-            cap,
             call.clientAddr,
             address,
             refuse,
           );
-      perf.step('second factor / passkey');
-      // 4. The session key: the policy of this user's roles and the cap, met by an attested card key. Checked
-      //    before the device part, which may enroll a device: a refusal stores nothing but its audit.
-      const roles = await rolesOf(verified.user);
+      perf.step('cap, second factor / passkey');
+      // 4. The session key: the policy of this user's roles (read with the passkey, passwordless) and the
+      //    cap, met by an attested card key. Checked before the device part, which may enroll a device: a
+      //    refusal stores nothing but its audit.
+      const roles = verified.roles ?? (await rolesOf(verified.user));
       const required = requiredKeyPolicy(cap, roles);
       let keyPolicy: ReturnType<typeof checkSessionKey>;
       try {
@@ -367,7 +383,7 @@ export function loginHandlers(ctx: ServiceContext) {
       perf.step('roles');
       const issued = await issueSessionCertificates(ctx, identity, keys, perf);
       // 7. The address's failures are forgiven; the login and the certificates are audited.
-      await clearFailures(ctx, identity.user, address);
+      await clearFailures(ctx, identity.user, address, verified.failuresRecorded);
       perf.step('clear failures');
       // One statement for both events.
       await ctx.audit.recordAll([
@@ -418,6 +434,11 @@ export function loginHandlers(ctx: ServiceContext) {
   };
 }
 
+/** The role names in a user's spec. */
+function roleNamesOf(user: UserRow): string[] {
+  return (JSON.parse(user.spec_json) as { roles?: string[] }).roles ?? [];
+}
+
 const LOGIN_PURPOSES = ['CHALLENGE_SCOPE_LOGIN', 'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN'] as const;
 
 /** Login step two's request, checked before anything is spent: challenge id, TTL and the keys. */
@@ -444,9 +465,8 @@ function parseLoginRequest(request: LoginRequest): {
     );
   }
   const tls = parseTlsPublicKey(request.tlsPublicKey);
-  const ssh = request.sshPublicKey
-    ? parseSshPublicKeyField(request.sshPublicKey)
-    : sshPublicKeyFromKeyObject(tls.key);
+  const tlsKeyAsSsh = sshPublicKeyFromKeyObject(tls.key);
+  const ssh = request.sshPublicKey ? parseSshPublicKeyField(request.sshPublicKey, tlsKeyAsSsh) : tlsKeyAsSsh;
   return { challengeId: response.challengeId, answer: response.response, ttlSeconds, keys: { ssh, tls } };
 }
 
@@ -460,9 +480,10 @@ function parseTlsPublicKey(pem: string): ClientPublicKey {
   }
 }
 
-function parseSshPublicKeyField(line: string) {
+/** The SSH key line; the TLS key's own point is not imported a second time. */
+function parseSshPublicKeyField(line: string, tlsKeyAsSsh: SshPublicKey) {
   try {
-    return parseSshPublicKey(line);
+    return parseSshPublicKeyOf(line, tlsKeyAsSsh);
   } catch (error) {
     throw new KeyportError('INVALID_ARGUMENT', `The SSH public key is invalid: ${(error as Error).message}`, {
       fieldPath: 'ssh_public_key',

@@ -294,6 +294,83 @@ describe.each(backends)('store on $kind', (backend) => {
     expect(await store.deleteDevice('alice', 'otp')).toBe(false);
   });
 
+  it('reads a passkey with its owner, as locked now, a config value and its failures at an address in one statement', async () => {
+    await store.insertUser('alice', user('alice'), T);
+    const handle = await store.webauthnUserHandle('alice', () => 'handle-a');
+    await store.insertDevice({
+      id: 'k1',
+      user: 'alice',
+      name: 'key',
+      type: 'webauthn',
+      added_ms: T,
+      webauthn_credential_id: 'cred',
+      webauthn_public_key: 'pub',
+      webauthn_sign_count: 3,
+      passkey: 1,
+    });
+    expect(await store.getPasskeyLogin('cred', 'cap', '10.0.0.1')).toEqual({
+      device: await store.getDeviceByCredentialId('cred'),
+      owner: await store.getUser('alice'),
+      ownerRoles: {},
+      failedHere: false,
+    });
+    // The roles the owner's spec names, as stored now: not another role, not one deleted.
+    const access = { kind: 'role', metadata: { name: 'access' }, spec: { allow: { logins: ['a'] } } };
+    await store.putRole('access', JSON.stringify(access), false, T);
+    await store.putRole('editor', '{"kind":"role"}', false, T);
+    await store.putRole('ops', '{"kind":"role"}', false, T);
+    await store.updateUserSpec('alice', '{"roles":["access","ops","none"]}', T);
+    expect((await store.getPasskeyLogin('cred', 'cap', '10.0.0.1'))?.ownerRoles).toEqual({
+      access,
+      ops: { kind: 'role' },
+    });
+    await store.deleteRole('ops');
+    expect((await store.getPasskeyLogin('cred', 'cap', '10.0.0.1'))?.ownerRoles).toEqual({ access });
+    await store.updateUserSpec('alice', '{}', T);
+    expect((await store.getPasskeyLogin('cred', 'cap', '10.0.0.1'))?.ownerRoles).toEqual({});
+    await store.updateUserSpec('alice', '{"roles":["access"]}', T);
+    await store.putConfig('cap', '{"v":1}', T);
+    await store.setLock('alice', T + 10_000, 'locked by an admin', T + 1);
+    // Failures of alice at this address count; a pending reservation, another address or user do not.
+    await store.throttle.recordFailure('alice', '10.0.0.1', T);
+    await store.throttle.recordFailure('alice', '10.0.0.1', T + 1);
+    await store.throttle.addPending('alice', '10.0.0.2', T, T + 100);
+    await store.throttle.recordFailure('bob', '10.0.0.2', T);
+    const read = await store.getPasskeyLogin('cred', 'cap', '10.0.0.1');
+    expect(read).toEqual({
+      device: await store.getDeviceByCredentialId('cred'),
+      owner: await store.getUser('alice'),
+      ownerRoles: { access },
+      configJson: '{"v":1}',
+      failedHere: true,
+    });
+    expect((await store.getPasskeyLogin('cred', 'cap', '10.0.0.2'))?.failedHere).toBe(false);
+    await store.throttle.clearFailures('alice', '10.0.0.1');
+    expect((await store.getPasskeyLogin('cred', 'cap', '10.0.0.1'))?.failedHere).toBe(false);
+    expect(read?.owner).toMatchObject({
+      webauthn_user_handle: handle,
+      locked_until_ms: T + 10_000,
+      lock_reason: 'locked by an admin',
+      created_ms: T,
+    });
+    expect(read?.device).toMatchObject({ id: 'k1', webauthn_sign_count: 3, added_ms: T });
+    expect(await store.getPasskeyLogin('none', 'cap', '10.0.0.1')).toBeUndefined();
+    await store.insertDevice({
+      id: 'k2',
+      user: 'gone',
+      name: 'key',
+      type: 'webauthn',
+      added_ms: T,
+      webauthn_credential_id: 'orphan',
+      passkey: 1,
+    });
+    expect(await store.getPasskeyLogin('orphan', 'cap', '10.0.0.1')).toEqual({
+      device: await store.getDeviceByCredentialId('orphan'),
+      configJson: '{"v":1}',
+      failedHere: false,
+    });
+  });
+
   it('lists plain TOTP seeds until they are sealed', async () => {
     await store.insertDevice(totpDevice('d1'));
     expect(await store.listTotpDevicesWithPlainSeeds()).toEqual([

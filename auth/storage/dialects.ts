@@ -5,11 +5,12 @@
 //   beyond 2^53 rather than silently rounded (milliseconds and counters stay far below it).
 // - autoincrement ids: `integer primary key autoincrement` on SQLite, `bigserial primary key` on pg.
 // - booleans: 0/1 integers on both (no pg boolean columns), as the schema has always stored them.
-// - JSON: text on both (no jsonb), parsed by the callers as before.
+// - JSON: text on both (no jsonb), parsed by the callers as before; the one read that looks inside a
+//   document (rolesNamedByUserSpec) uses SQLite's json1 or PostgreSQL's json functions.
 // - serializing a read-then-write: SQLite runs one transaction at a time; on pg (READ COMMITTED, many
 //   connections and replicas) a transaction takes a transaction-scoped advisory lock on a key first.
 import { PostgresAdapter, sql } from 'kysely';
-import type { ColumnDefinitionBuilder, Kysely } from 'kysely';
+import type { ColumnDefinitionBuilder, Kysely, RawBuilder } from 'kysely';
 import pg from 'pg';
 
 export type StorageKind = 'sqlite' | 'postgresql';
@@ -55,4 +56,19 @@ export async function lockKeyForTransaction(db: Kysely<unknown>, key: string): P
   if (!db.isTransaction) throw new Error('lockKeyForTransaction: only inside a transaction');
   if (storageKind(db) !== 'postgresql') return;
   await sql`select pg_advisory_xact_lock(${sql.lit(KEYPORT_LOCK_CLASS)}, hashtext(${key}::text))`.execute(db);
+}
+
+/**
+ * A scalar subquery over the user row aliased `u`: the roles its spec names (`roles`), as one JSON object
+ * in text, name → role document; '{}' or NULL when there are none. Lets a login read a user and their roles
+ * in one statement. The caller still takes the names from the spec it parses: this is a superset.
+ */
+export function rolesNamedByUserSpec(db: Kysely<unknown>): RawBuilder<string | null> {
+  return storageKind(db) === 'postgresql'
+    ? sql<
+        string | null
+      >`(select json_object_agg(r.name, r.doc_json::json)::text from roles as r where r.name in (select json_array_elements_text(case when json_typeof(u.spec_json::json -> 'roles') = 'array' then u.spec_json::json -> 'roles' else '[]'::json end)))`
+    : sql<
+        string | null
+      >`(select json_group_object(r.name, json(r.doc_json)) from roles as r where r.name in (select value from json_each(u.spec_json, '$.roles')))`;
 }

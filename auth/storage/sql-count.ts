@@ -29,15 +29,30 @@ export function statementName(sql: string): string {
   if (written) return `${written[1]} ${written[2]}`;
   const control = /^(begin|commit|rollback|savepoint|release|start transaction)\b/.exec(text);
   if (control?.[1]) return control[1];
-  const read = /^select .*? from (\w+)/.exec(text);
+  // The table a read is from, not one of its scalar subqueries' (`select d.*, (select … from x) …`):
+  // every parenthesised group goes, innermost first.
+  let outer = text;
+  for (let previous = ''; previous !== outer;) {
+    previous = outer;
+    outer = outer.replace(/\([^()]*\)/g, '');
+  }
+  const read = /^select .*? from (\w+)/.exec(outer);
   if (read) return `select ${read[1]}${/ for (update|share)\b/.test(text) ? ' for update' : ''}`;
   return text.slice(0, 48);
 }
 
+/** Names by SQL text: a login sends the same few texts again and again, so each is named once. */
+const names = new Map<string, string>();
+const MAX_NAMED_TEXTS = 1000;
+
 function record(sql: unknown): void {
   roundTrips++;
   const text = typeof sql === 'string' ? sql : String((sql as { text?: unknown } | null)?.text ?? '?');
-  const name = statementName(text);
+  let name = names.get(text);
+  if (name === undefined) {
+    name = statementName(text);
+    if (names.size < MAX_NAMED_TEXTS) names.set(text, name);
+  }
   counts.set(name, (counts.get(name) ?? 0) + 1);
 }
 

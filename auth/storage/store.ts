@@ -5,7 +5,7 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, SqliteDialect, sql } from 'kysely';
 import type { Insertable, Selectable, Transaction } from 'kysely';
 import { migrationProvider } from './migrations';
 import { postgresDialect } from './postgres';
@@ -13,6 +13,7 @@ import type { PostgresStorageOptions } from './postgres';
 import { countSqliteStatements } from './sql-count';
 import { KeyportError } from '../../proto/errors';
 import { SEALED_FAMILY } from '../secrets';
+import { rolesNamedByUserSpec } from './dialects';
 import { DeviceStore } from './devices';
 import { ThrottleStore } from './throttle';
 import type {
@@ -31,6 +32,33 @@ export type ChallengeRow = Selectable<ChallengesTable>;
 export type SignupTokenRow = Selectable<SignupTokensTable>;
 export type AuditEventRow = Selectable<AuditEventsTable>;
 export type NewAuditEvent = Omit<Insertable<AuditEventsTable>, 'id'>;
+
+/** A passkey, its owner and one config value, read together (getPasskeyLogin). */
+export interface PasskeyLogin {
+  device: MfaDeviceRow;
+  /** Undefined when the device's user is gone. */
+  owner?: UserRow;
+  /** The stored roles the owner's spec names, parsed, by name (a role since deleted is absent). */
+  ownerRoles?: Record<string, unknown>;
+  configJson?: string;
+  /** Whether failed sign-ins of the device's user from the given address are recorded. */
+  failedHere: boolean;
+}
+
+/** Every column of `users`: a column added later and not listed here fails the type check below. */
+const OWNER_COLUMNS = [
+  'name',
+  'spec_json',
+  'password_hash',
+  'created_ms',
+  'updated_ms',
+  'locked_until_ms',
+  'lock_reason',
+  'webauthn_user_handle',
+] as const satisfies readonly (keyof UsersTable)[];
+type UnlistedUserColumn = Exclude<keyof UsersTable, (typeof OWNER_COLUMNS)[number]>;
+const everyUserColumnListed: [UnlistedUserColumn] extends [never] ? true : UnlistedUserColumn = true;
+void everyUserColumnListed;
 
 export async function openSqliteStore(dataDir: string): Promise<Store> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -431,6 +459,61 @@ export class Store {
       .selectAll()
       .where('webauthn_credential_id', '=', credentialId)
       .executeTakeFirst();
+  }
+
+  /**
+   * Passwordless login's one read: the WebAuthn device with `credentialId`, the user it belongs to (as
+   * read now, lock included), the stored value of config `configKey` (the cap the login is checked
+   * against) and whether failed sign-ins of that user from `clientAddr` are recorded (the lockout's, for a
+   * success to forgive), in one statement. Undefined when no device has that credential id.
+   */
+  async getPasskeyLogin(
+    credentialId: string,
+    configKey: string,
+    clientAddr: string,
+  ): Promise<PasskeyLogin | undefined> {
+    const row = await this.db
+      .selectFrom('mfa_devices as d')
+      .leftJoin('users as u', 'u.name', 'd.user')
+      .selectAll('d')
+      .select(OWNER_COLUMNS.map((column) => sql.ref(`u.${column}`).as(`owner_${column}`)))
+      .select((eb) =>
+        eb.selectFrom('cluster_config').select('value_json').where('key', '=', configKey).as('config_json'),
+      )
+      .select(rolesNamedByUserSpec(this.db as Kysely<unknown>).as('owner_roles_json'))
+      .select((eb) =>
+        eb
+          .selectFrom('login_attempts as a')
+          .select(sql<number>`1`.as('one'))
+          .whereRef('a.name', '=', 'd.user')
+          .where('a.client_addr', '=', clientAddr)
+          .where('a.state', '=', 'failed')
+          .limit(1)
+          .as('failed_here'),
+      )
+      .where('d.webauthn_credential_id', '=', credentialId)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const fields = row as unknown as Record<string, unknown>;
+    const device = Object.fromEntries(
+      Object.entries(fields).filter(
+        ([key]) => !key.startsWith('owner_') && key !== 'config_json' && key !== 'failed_here',
+      ),
+    ) as unknown as MfaDeviceRow;
+    const owner =
+      fields['owner_name'] === null
+        ? undefined
+        : (Object.fromEntries(OWNER_COLUMNS.map((column) => [column, fields[`owner_${column}`]])) as UserRow);
+    const configJson = (fields['config_json'] as string | null) ?? undefined;
+    const ownerRoles = owner
+      ? (JSON.parse((fields['owner_roles_json'] as string | null) ?? '{}') as Record<string, unknown>)
+      : undefined;
+    return {
+      device,
+      ...(owner && ownerRoles ? { owner, ownerRoles } : {}),
+      ...(configJson !== undefined ? { configJson } : {}),
+      failedHere: fields['failed_here'] !== null,
+    };
   }
 
   /**
