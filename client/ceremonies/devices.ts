@@ -6,6 +6,7 @@ import { KeyportError } from '../../proto/errors';
 import { ChallengeScope, MFADeviceType } from '../../proto/gen/keyport/v1/mfa';
 import type { MFADevice, MFARegisterResponse, TOTPRegisterChallenge } from '../../proto/gen/keyport/v1/mfa';
 import type { ClusterApi } from '../api';
+import type { PivPrompts } from '../hardware/piv/signer';
 import type { Profile, ProfileStore } from '../profiles';
 import { connectAsProfile, notSignedIn, webauthnOrigin } from '../session';
 import { parseClusterAddress } from '../cluster-trust';
@@ -20,14 +21,19 @@ export interface DevicePrompts extends MfaPrompts {
   say(line: string): void;
 }
 
+/** A session key on a PIV card: its PIN and "Tap your YubiKey" (without them, no PIN can be asked). */
+export interface CardPromptOption {
+  piv?: PivPrompts;
+}
+
 async function withProfileApi<T>(
-  profiles: ProfileStore,
+  { profiles, piv }: { profiles: ProfileStore; piv?: PivPrompts },
   work: (api: ClusterApi, origin: string) => Promise<T>,
 ): Promise<T> {
   const profile: Profile | undefined = await profiles.getProfile();
   if (!profile) throw notSignedIn();
   const trusted = await profiles.getTrustedCluster(parseClusterAddress(profile.address));
-  const api = await connectAsProfile(profiles, profile);
+  const api = await connectAsProfile(profiles, profile, undefined, piv ? { piv } : {});
   try {
     return await work(api, trusted ? webauthnOrigin(trusted) : `https://${profile.address}`);
   } finally {
@@ -35,8 +41,11 @@ async function withProfileApi<T>(
   }
 }
 
-export function listDevices(profiles: ProfileStore): Promise<MFADevice[]> {
-  return withProfileApi(profiles, async (api) => (await api.user.listMfaDevices({})).devices);
+export function listDevices(profiles: ProfileStore, options: CardPromptOption = {}): Promise<MFADevice[]> {
+  return withProfileApi(
+    { profiles, piv: options.piv },
+    async (api) => (await api.user.listMfaDevices({})).devices,
+  );
 }
 
 async function proveExistingDevice(
@@ -60,7 +69,7 @@ async function deviceName(name: string | (() => Promise<string>)): Promise<strin
 
 export async function addDevice(
   profiles: ProfileStore,
-  options: {
+  options: CardPromptOption & {
     /** A name, or a question asked once the new device has answered (the app asks it last). */
     name: string | (() => Promise<string>);
     type: 'webauthn' | 'totp';
@@ -71,7 +80,7 @@ export async function addDevice(
     signal?: AbortSignal;
   },
 ): Promise<MFADevice> {
-  return withProfileApi(profiles, async (api, origin) => {
+  return withProfileApi({ profiles, piv: options.piv }, async (api, origin) => {
     const existing = await proveExistingDevice(
       api,
       origin,
@@ -117,9 +126,14 @@ export async function addDevice(
 
 export async function removeDevice(
   profiles: ProfileStore,
-  options: { name: string; existing?: MfaPreference; prompts: MfaPrompts; signal?: AbortSignal },
+  options: CardPromptOption & {
+    name: string;
+    existing?: MfaPreference;
+    prompts: MfaPrompts;
+    signal?: AbortSignal;
+  },
 ): Promise<void> {
-  await withProfileApi(profiles, async (api, origin) => {
+  await withProfileApi({ profiles, piv: options.piv }, async (api, origin) => {
     const existing = await proveExistingDevice(
       api,
       origin,

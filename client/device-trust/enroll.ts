@@ -9,6 +9,7 @@ import type { Device, DeviceStatus } from '../../proto/gen/keyport/v1/device';
 import { parseClusterAddress } from '../cluster-trust';
 import type { Profile, ProfileStore } from '../profiles';
 import { connectAsProfile } from '../session';
+import type { PivPrompts } from '../hardware/piv/signer';
 import { deviceAssetTag, deviceOsType } from './asset-tag';
 import { tpmConfigured, TrustedDevice } from './device';
 import type { DeviceTrustOptions } from './device';
@@ -19,6 +20,8 @@ export interface EnrollOptions extends DeviceTrustOptions {
   /** Told when the TPM starts and ends its work (it can take seconds on a real TPM). */
   onProgress?: (step: 'reading-tpm' | 'activating' | 'done') => void;
   onCall?: (method: string) => void;
+  /** A session key on a PIV card: its PIN and "Tap your YubiKey". */
+  piv?: PivPrompts;
 }
 
 export async function enrollThisDevice(
@@ -28,7 +31,12 @@ export async function enrollThisDevice(
 ): Promise<Device> {
   const env = options.env ?? process.env;
   if (!tpmConfigured(env)) throw noTpm();
-  const api = await connectAsProfile(profiles, profile, options.onCall);
+  const api = await connectAsProfile(
+    profiles,
+    profile,
+    options.onCall,
+    options.piv ? { piv: options.piv } : {},
+  );
   let device: TrustedDevice | undefined;
   try {
     options.onProgress?.('reading-tpm');
@@ -67,7 +75,7 @@ export interface ThisDeviceStatus extends DeviceStatus {
 export async function thisDeviceStatus(
   profiles: ProfileStore,
   profile: Profile,
-  options: DeviceTrustOptions & { onCall?: (method: string) => void } = {},
+  options: DeviceTrustOptions & { onCall?: (method: string) => void; piv?: PivPrompts } = {},
 ): Promise<ThisDeviceStatus> {
   const env = options.env ?? process.env;
   let assetTag = '';
@@ -88,7 +96,12 @@ export async function thisDeviceStatus(
     credentialId = await device?.credentialId().catch(() => undefined);
     await device?.close().catch(() => {});
   }
-  const api = await connectAsProfile(profiles, profile, options.onCall);
+  const api = await connectAsProfile(
+    profiles,
+    profile,
+    options.onCall,
+    options.piv ? { piv: options.piv } : {},
+  );
   try {
     const status = await api.devices.getDeviceStatus({ assetTag, credentialId: credentialId ?? '' });
     // Enrolled, while this machine's TPM (which works) has no attestation key: another TPM was enrolled.
