@@ -122,7 +122,6 @@ beforeAll(async () => {
   backend.on('onProfileChanged', (change) => changes.push(change));
   backend.on('onPrompt', (prompt) => {
     shown.push(prompt);
-    if (process.env.DEBUG_PROMPTS) console.log('PROMPT', JSON.stringify(prompt));
     const answer = script[prompt.kind]?.(prompt);
     if (answer === undefined) return;
     if (answer === 'cancel') void backend.handlers['prompts.cancel']({ id: prompt.id });
