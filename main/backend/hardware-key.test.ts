@@ -47,6 +47,8 @@ let profiles: ProfileStore;
 let backend: Backend;
 /** Every prompt shown, in order. */
 let shown: Prompt[] = [];
+/** Every prompt and result of the file, for the scan for secrets at its end. */
+const seen: unknown[] = [];
 /** Every profile change reported. */
 const changes: EventPayloads['onProfileChanged'][] = [];
 /** How the next prompts are answered, by kind; a kind without an answer is left open. */
@@ -122,6 +124,7 @@ beforeAll(async () => {
   backend.on('onProfileChanged', (change) => changes.push(change));
   backend.on('onPrompt', (prompt) => {
     shown.push(prompt);
+    seen.push(prompt);
     const answer = script[prompt.kind]?.(prompt);
     if (answer === undefined) return;
     if (answer === 'cancel') void backend.handlers['prompts.cancel']({ id: prompt.id });
@@ -309,8 +312,28 @@ describe("Keyport Connect's backend relogs in with the PIV card when a call is r
       error: { code: 'LOCKED', details: { pivCode: 'PIN_BLOCKED', retriesLeft: 0 } },
     });
     if (!blocked.ok) expect(blocked.error.message).toContain('Unblock it with the PUK');
+    seen.push(blocked, changes, await backend.handlers['auth.status']());
     expect(
       shown.filter((p) => p.kind === 'pivPin').map((p) => (p.kind === 'pivPin' ? p.retriesLeft : -1)),
     ).toEqual([undefined, 2, 1]);
+  });
+
+  it('no prompt, event or result carried a password, PIN, PUK, certificate or key (invariant 1)', async () => {
+    const profile = await currentProfile();
+    const everything = JSON.stringify(seen);
+    expect(everything.length).toBeGreaterThan(1000);
+    for (const secret of [
+      PASSWORD,
+      NEW_PIN,
+      NEW_PUK,
+      'PRIVATE KEY',
+      'BEGIN CERTIFICATE',
+      'keyId',
+      profile.keyId,
+      profile.tlsCertPem.split('\n')[1]!,
+      profile.sshCertificate.split(' ')[1]!,
+    ]) {
+      expect(everything).not.toContain(secret);
+    }
   });
 });
