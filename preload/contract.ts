@@ -46,8 +46,15 @@ export interface ErrorDetails {
   keystoreCode?: string;
   /** The security key's CTAP2 / CTAPHID code (PIN_INVALID, PIN_BLOCKED, ...). */
   securityKeyCode?: string;
-  /** PIN attempts the security key has left. */
+  /** PIN attempts the security key (or the PIV card, with `pivCode`) has left. */
   retriesLeft?: number;
+  /**
+   * The PIV card's reason (client/hardware/piv/errors.ts: PIN_INCORRECT, PIN_BLOCKED, PUK_BLOCKED,
+   * SECURITY_STATUS_NOT_SATISFIED for a touch refused or not given, NO_CARD, SLOT_IN_USE, ...).
+   */
+  pivCode?: string;
+  /** The private-key policy a PRIVATE_KEY_POLICY_NOT_MET refusal names ("hardware_key_touch", ...). */
+  privateKeyPolicy?: string;
   /**
    * Set by the browser bridge when the window itself has no app behind it: NOT_CONNECTED when it never
    * connected (a spent or expired launch link), LOST when the app went away. Not about any cluster.
@@ -91,7 +98,24 @@ export interface ProfileView {
   validAfterMs: number;
   expiresMs: number;
   keystore: KeystoreKind;
+  /** Where the session key lives, and for a hardware key its slot and the policy it meets. */
+  sessionKey: SessionKeyView;
 }
+
+/**
+ * The session key as the Account screen shows it: the OS keychain, the `file` opt-in, or a PIV card (a
+ * YubiKey) with its slot, the private-key policy it meets and the card's own PIN and touch policies.
+ */
+export type SessionKeyView =
+  | { kind: KeystoreKind }
+  | {
+      kind: 'piv';
+      slot: string;
+      policy: string;
+      pinPolicy: 'default' | 'never' | 'once' | 'always';
+      touchPolicy: 'default' | 'never' | 'always' | 'cached';
+      serial?: number;
+    };
 
 export interface MfaDeviceView {
   id: string;
@@ -169,7 +193,19 @@ export type PromptBody =
    * Something the person should know that asks nothing ("retrying on another auth server"): shown until
    * the ceremony's next prompt replaces it, or the ceremony ends.
    */
-  | { kind: 'notice'; message: string };
+  | { kind: 'notice'; message: string }
+  /**
+   * A call was refused because the cluster now requires a hardware-backed session key (a policy raised
+   * after the login): `reason` holds the seed's two lines. The person signs in again, with the password
+   * for a password cluster (answered once, like a key PIN, and never kept), or just goes on (passwordless).
+   */
+  | { kind: 'relogin'; cluster: string; user: string; reason: string[]; passwordless: boolean }
+  /** The PIV card waits for a touch ("Tap your YubiKey"). Nothing to answer; closed when the step ends. */
+  | { kind: 'pivTouch'; message: string }
+  /** The PIV card's PIN; `retriesLeft` after a wrong one. */
+  | { kind: 'pivPin'; retriesLeft?: number }
+  /** The card still has its factory PIN (or PUK): the person chooses a new one, 6 to 8 characters. */
+  | { kind: 'newPivPin'; secret: 'pin' | 'puk' };
 
 export type PromptKind = PromptBody['kind'];
 export type Prompt = PromptBody & { id: string };
@@ -181,6 +217,9 @@ export interface PromptClosed {
 
 const deviceNameText = z.string().trim().min(1, 'Give the new key a name.').max(64);
 const pin = z.string().min(4, 'A PIN has at least 4 characters.').max(63, 'A PIN has at most 63 bytes.');
+// A PIV PIN or PUK is 6 to 8 characters (SP 800-73-4 §2.4.3: padded to 8 bytes).
+const pivPinText = 'A PIV PIN or PUK has 6 to 8 characters.';
+const pivPin = z.string().min(6, pivPinText).max(8, pivPinText);
 
 export const promptAnswerSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('chooseKey'), index: z.int().min(0).max(255) }),
@@ -192,6 +231,12 @@ export const promptAnswerSchema = z.discriminatedUnion('kind', [
   }),
   z.strictObject({ kind: z.literal('trustCaPin'), trust: z.boolean() }),
   z.strictObject({ kind: z.literal('deviceName'), name: deviceNameText }),
+  z.strictObject({
+    kind: z.literal('relogin'),
+    password: z.string().min(1, 'Give the password.').max(1024).optional(),
+  }),
+  z.strictObject({ kind: z.literal('pivPin'), pin: pivPin }),
+  z.strictObject({ kind: z.literal('newPivPin'), value: pivPin }),
 ]);
 export type PromptAnswer = z.infer<typeof promptAnswerSchema>;
 

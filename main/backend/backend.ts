@@ -24,6 +24,7 @@ import type {
   Unsubscribe,
 } from '../../preload/contract';
 import { watchProfiles } from './profile-watcher';
+import { keyPolicyRelogin, seedNotice } from './relogin';
 import { PromptBroker } from './prompt-broker';
 import type { CeremonyPrompts } from './prompt-broker';
 import {
@@ -123,6 +124,36 @@ export function createBackend(options: BackendOptions): Backend {
     };
   }
 
+  // Calls as the profile that the cluster refuses for its key policy relog in with the card, then run again.
+  const withRelogin = keyPolicyRelogin({
+    profiles,
+    env,
+    onRenewed: (profile) => reportProfile(profile.address, profileView(profile)),
+  });
+
+  /** What a login asks of the PIV card when the cluster requires a hardware-backed key. */
+  const loginHardware = (prompts: CeremonyPrompts) => ({
+    notice: seedNotice(prompts),
+    hardwareKey: {
+      prompts: prompts.piv,
+      ...(env.KEYPORT_PIV_SLOT ? { envSlot: env.KEYPORT_PIV_SLOT } : {}),
+    },
+  });
+
+  async function enroll(prompts: CeremonyPrompts, address: string, token: string | undefined) {
+    const enrolled = await enrollThisDevice(profiles, await signedIn(address), {
+      env,
+      ...(token ? { token } : {}),
+      piv: prompts.piv,
+      // One prompt from the first TPM step to the last; a failure closes it with the ceremony.
+      onProgress: (step) => {
+        if (step === 'reading-tpm') prompts.progress(TPM_WORKING);
+        if (step === 'done') prompts.progressDone();
+      },
+    });
+    return enrolledDeviceView(enrolled);
+  }
+
   async function signOut(address?: string) {
     const removed = await logout(profiles, address);
     if (removed) reportProfile(removed.address, null);
@@ -166,7 +197,12 @@ export function createBackend(options: BackendOptions): Backend {
           mfa: argument.secondFactor,
           signal: prompts.signal,
           device: { env },
-          prompts: { ...prompts, password: async () => argument.password },
+          prompts: {
+            ...prompts,
+            password: async () => argument.password,
+            notice: loginHardware(prompts).notice,
+          },
+          hardwareKey: loginHardware(prompts).hardwareKey,
         });
         const view = profileView(profile);
         reportProfile(view.address, view);
@@ -183,7 +219,8 @@ export function createBackend(options: BackendOptions): Backend {
           ttlSeconds: argument.ttlSeconds,
           signal: prompts.signal,
           device: { env },
-          prompts,
+          prompts: { ...prompts, notice: loginHardware(prompts).notice },
+          hardwareKey: loginHardware(prompts).hardwareKey,
         });
         const view = profileView(profile);
         reportProfile(view.address, view);
@@ -197,43 +234,53 @@ export function createBackend(options: BackendOptions): Backend {
       );
       return profile ? profileView(profile) : null;
     }),
-    'mfa.list': bind('mfa.list', async () => (await listDevices(profiles)).map(deviceView)),
+    'mfa.list': bind('mfa.list', () =>
+      withCeremony((prompts) =>
+        withRelogin(prompts, async () => (await listDevices(profiles, { piv: prompts.piv })).map(deviceView)),
+      ),
+    ),
     'mfa.add': bind('mfa.add', ({ name, passwordless, existing }) =>
-      withCeremony(async (prompts) =>
-        deviceView(
-          await addDevice(profiles, {
-            name: name ?? prompts.deviceName,
-            type: 'webauthn',
-            passwordless,
-            existing,
-            prompts,
-            signal: prompts.signal,
-          }),
+      withCeremony((prompts) =>
+        withRelogin(prompts, async () =>
+          deviceView(
+            await addDevice(profiles, {
+              name: name ?? prompts.deviceName,
+              type: 'webauthn',
+              passwordless,
+              existing,
+              prompts,
+              piv: prompts.piv,
+              signal: prompts.signal,
+            }),
+          ),
         ),
       ),
     ),
     'mfa.remove': bind('mfa.remove', ({ name, existing }) =>
-      withCeremony(async (prompts) => {
-        await removeDevice(profiles, { name, existing, prompts, signal: prompts.signal });
-        return null;
-      }),
+      withCeremony((prompts) =>
+        withRelogin(prompts, async () => {
+          await removeDevice(profiles, { name, existing, prompts, piv: prompts.piv, signal: prompts.signal });
+          return null;
+        }),
+      ),
     ),
-    'device.status': bind('device.status', async (argument) =>
-      deviceTrustView(await thisDeviceStatus(profiles, await signedIn(argument?.cluster), { env })),
+    'device.status': bind('device.status', (argument) =>
+      withCeremony(async (prompts) => {
+        const address = (await signedIn(argument?.cluster)).address;
+        return withRelogin(
+          prompts,
+          async () =>
+            deviceTrustView(
+              await thisDeviceStatus(profiles, await signedIn(address), { env, piv: prompts.piv }),
+            ),
+          address,
+        );
+      }),
     ),
     'device.enroll': bind('device.enroll', ({ cluster, token }) =>
       withCeremony(async (prompts) => {
-        const profile = await signedIn(cluster);
-        const enrolled = await enrollThisDevice(profiles, profile, {
-          env,
-          ...(token ? { token } : {}),
-          // One prompt from the first TPM step to the last; a failure closes it with the ceremony.
-          onProgress: (step) => {
-            if (step === 'reading-tpm') prompts.progress(TPM_WORKING);
-            if (step === 'done') prompts.progressDone();
-          },
-        });
-        return enrolledDeviceView(enrolled);
+        const address = (await signedIn(cluster)).address;
+        return withRelogin(prompts, () => enroll(prompts, address, token), address);
       }),
     ),
     'prompts.answer': bind('prompts.answer', async ({ id, value }) => {

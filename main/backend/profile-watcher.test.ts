@@ -67,4 +67,28 @@ describe('watchProfiles', () => {
     await watcher.refresh();
     expect(seen).toEqual(['c:1=carol']);
   });
+
+  it("reports a session's move to a PIV card (the CLI's relogin), and skips a malformed hardwareKey", async () => {
+    const store = new ProfileStore(home);
+    await store.saveProfile(profile('d:1', 'dora'));
+    const seen: string[] = [];
+    watcher = await watchProfiles(store, {
+      onChange: (address, p) => seen.push(`${address}=${p?.hardwareKey?.slot ?? 'software'}`),
+    });
+    const card = {
+      slot: '9c',
+      policy: 'hardware_key_touch',
+      pinPolicy: 'never',
+      touchPolicy: 'cached',
+    } as const;
+    await store.saveProfile({ ...profile('d:1', 'dora'), hardwareKey: card });
+    await watcher.refresh();
+    expect(seen).toEqual(['d:1=software', 'd:1=9c']);
+    await writeFile(
+      join(home, 'profiles', 'e_1.json'),
+      JSON.stringify({ ...profile('e:1', 'eve'), hardwareKey: { slot: '9c', touchPolicy: 'sometimes' } }),
+    );
+    await watcher.refresh();
+    expect(seen).toEqual(['d:1=software', 'd:1=9c']);
+  });
 });

@@ -20,6 +20,16 @@ const profileShape = z.looseObject({
   validAfterMs: z.number(),
   expiresMs: z.number(),
   keystore: z.enum(['keychain', 'file']),
+  // A session key on a PIV card: its keystore holds nothing of it, and the app shows slot and policy.
+  hardwareKey: z
+    .looseObject({
+      slot: z.string(),
+      policy: z.string(),
+      pinPolicy: z.enum(['default', 'never', 'once', 'always']),
+      touchPolicy: z.enum(['default', 'never', 'always', 'cached']),
+      serial: z.number().optional(),
+    })
+    .optional(),
 });
 
 export interface ProfileWatcher {
@@ -35,7 +45,7 @@ export interface ProfileWatcherOptions {
   pollMs?: number;
 }
 
-/** What identifies a session: a relogin changes the validity, a logout removes the file. */
+/** What identifies a session: a relogin changes the validity and the key, a logout removes the file. */
 function fingerprint(profile: Profile): string {
   return JSON.stringify([
     profile.user,
@@ -43,6 +53,8 @@ function fingerprint(profile: Profile): string {
     profile.expiresMs,
     profile.roles,
     profile.logins,
+    profile.keystore,
+    profile.hardwareKey ?? null,
   ]);
 }
 

@@ -184,3 +184,66 @@ describe('PromptBroker', () => {
     expect(shown).toHaveLength(3);
   });
 });
+
+describe('PromptBroker, hardware-key prompts', () => {
+  const relogin = {
+    cluster: '127.0.0.1:3025',
+    user: 'ivy',
+    reason: [
+      'Unmet private key policy "hardware_key_touch".',
+      'Relogging in with hardware-backed private key.',
+    ],
+  };
+
+  it('a password relogin resolves with the password typed, and refuses an answer without one', async () => {
+    const { broker, shown } = recordingBroker();
+    const asked = broker.ceremony().relogin({ ...relogin, passwordless: false });
+    expect(shown[0]).toEqual({ kind: 'relogin', ...relogin, passwordless: false, id: shown[0]!.id });
+    expect(() => broker.answer(shown[0]!.id, { kind: 'relogin' })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', fields: { fieldPath: 'value.password' } }),
+    );
+    // Still open after the refused answer.
+    expect(broker.current()?.id).toBe(shown[0]!.id);
+    broker.answer(shown[0]!.id, { kind: 'relogin', password: 'ivy-password-123' });
+    await expect(asked).resolves.toBe('ivy-password-123');
+  });
+
+  it('a passwordless relogin resolves with no password, and is never sent one', async () => {
+    const { broker, shown } = recordingBroker();
+    const asked = broker.ceremony().relogin({ ...relogin, passwordless: true });
+    expect(() => broker.answer(shown[0]!.id, { kind: 'relogin', password: 'x' })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+    );
+    broker.answer(shown[0]!.id, { kind: 'relogin' });
+    await expect(asked).resolves.toBeUndefined();
+  });
+
+  it('asks the PIV PIN (attempts left after a wrong one), a new PIN and PUK, and shows the touch until the next step', async () => {
+    const { broker, shown, closed } = recordingBroker();
+    const ceremony = broker.ceremony();
+    ceremony.piv.touch('Tap your YubiKey');
+    expect(shown[0]).toEqual({ kind: 'pivTouch', message: 'Tap your YubiKey', id: shown[0]!.id });
+    const pin = ceremony.piv.pin(2);
+    // The touch prompt gave way to the question.
+    expect(closed).toEqual([{ id: shown[0]!.id, reason: 'finished' }]);
+    expect(shown[1]).toEqual({ kind: 'pivPin', retriesLeft: 2, id: shown[1]!.id });
+    broker.answer(shown[1]!.id, { kind: 'pivPin', pin: '246810' });
+    await expect(pin).resolves.toBe('246810');
+    const newPin = ceremony.piv.newPin();
+    expect(shown[2]).toMatchObject({ kind: 'newPivPin', secret: 'pin' });
+    broker.answer(shown[2]!.id, { kind: 'newPivPin', value: '246810' });
+    await expect(newPin).resolves.toBe('246810');
+    const newPuk = ceremony.piv.newPuk();
+    expect(shown[3]).toMatchObject({ kind: 'newPivPin', secret: 'puk' });
+    // A PIN prompt is answered as a PIN, not as a new one.
+    expect(() => broker.answer(shown[3]!.id, { kind: 'pivPin', pin: '13579246' })).toThrow(
+      expect.objectContaining({ fields: { fieldPath: 'value.kind' } }),
+    );
+    broker.answer(shown[3]!.id, { kind: 'newPivPin', value: '13579246' });
+    await expect(newPuk).resolves.toBe('13579246');
+    ceremony.piv.touch('Tap your YubiKey');
+    ceremony.progressDone();
+    expect(broker.current()).toBeUndefined();
+    ceremony.finish();
+  });
+});

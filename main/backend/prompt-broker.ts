@@ -5,6 +5,7 @@
 import { KeyportError } from '../../proto/errors';
 import type { DevicePrompts } from '../../client/ceremonies/devices';
 import type { LoginPrompts } from '../../client/ceremonies/login';
+import type { PivSetupPrompts } from '../../client/hardware/piv/session-key';
 import type { SecurityKeyPrompts } from '../../client/webauthn';
 import type { Prompt, PromptAnswer, PromptBody, PromptClosed } from '../../preload/contract';
 
@@ -31,6 +32,18 @@ export interface CeremonyPrompts extends LoginPrompts, DevicePrompts {
   /** The name of a device just registered (mfa.add without a name). */
   deviceName(): Promise<string>;
   securityKey: SecurityKeyPrompts;
+  /** The PIV card: "Tap your YubiKey", its PIN (with the attempts left), a new PIN and PUK. */
+  piv: PivSetupPrompts;
+  /**
+   * Asks the person to sign in again because a call was refused for the key policy (`reason`: the seed's
+   * two lines). Resolves with the password for a password cluster, undefined for a passwordless one.
+   */
+  relogin(request: {
+    cluster: string;
+    user: string;
+    reason: string[];
+    passwordless: boolean;
+  }): Promise<string | undefined>;
   /** Says something that asks nothing (a notice prompt), until the ceremony's next prompt or its end. */
   notice(message: string): void;
   /** Shows that hardware is working (a progress prompt, nothing to answer) until `progressDone`. */
@@ -82,9 +95,20 @@ export class PromptBroker {
       newPin: async () => (await ask({ kind: 'newKeyPin' })).pin,
       chooseAccount: async (accounts) => (await ask({ kind: 'chooseKey', accounts })).index,
     };
+    const piv: PivSetupPrompts = {
+      // Shown until the ceremony's next prompt or its end (a signature's touch ends with its call).
+      touch: (message) => this.show(ceremony, { kind: 'pivTouch', message }),
+      pin: async (retriesLeft) =>
+        (await ask(retriesLeft === undefined ? { kind: 'pivPin' } : { kind: 'pivPin', retriesLeft })).pin,
+      // The new-PIN dialog says why itself (the card still has its factory PIN): no notice before it.
+      newPin: async () => (await ask({ kind: 'newPivPin', secret: 'pin' })).value,
+      newPuk: async () => (await ask({ kind: 'newPivPin', secret: 'puk' })).value,
+    };
     return {
       signal: ceremony.controller.signal,
       securityKey,
+      piv,
+      relogin: async (request) => (await ask({ kind: 'relogin', ...request })).password,
       confirmCaPin: async (address, caPin) => (await ask({ kind: 'trustCaPin', address, caPin })).trust,
       otpCode: async () => (await ask({ kind: 'otpCode' })).code.trim(),
       deviceName: async () => (await ask({ kind: 'deviceName' })).name.trim(),
@@ -116,6 +140,16 @@ export class PromptBroker {
         `The prompt ${id} asks for ${entry.prompt.kind}, not ${answer.kind}.`,
         { fieldPath: 'value.kind' },
       );
+    }
+    if (answer.kind === 'relogin' && entry.prompt.kind === 'relogin') {
+      // A password cluster needs the password; a passwordless one is never sent one.
+      if (entry.prompt.passwordless === (answer.password !== undefined)) {
+        throw new KeyportError(
+          'INVALID_ARGUMENT',
+          entry.prompt.passwordless ? 'No password is asked: just continue.' : 'Give the password.',
+          { fieldPath: 'value.password' },
+        );
+      }
     }
     if (answer.kind === 'chooseKey' && entry.prompt.kind === 'chooseKey') {
       if (answer.index >= entry.prompt.accounts.length) {

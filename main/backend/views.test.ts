@@ -3,8 +3,9 @@ import { KeyportError } from '../../proto/errors';
 import { Ctap2Error } from '../../client/hardware/fido/ctap2';
 import { CtaphidError } from '../../client/hardware/fido/ctaphid';
 import { KeyStoreError } from '../../client/keystore';
-import type { TrustedCluster } from '../../client/profiles';
-import { clusterView, toContractError } from './views';
+import { PivError } from '../../client/hardware/piv/errors';
+import type { Profile, TrustedCluster } from '../../client/profiles';
+import { clusterView, profileView, toContractError } from './views';
 
 describe('clusterView', () => {
   it('shows a cluster of several replicas as one: its canonical address, no replica list', () => {
@@ -58,5 +59,61 @@ describe('toContractError', () => {
     const error = toContractError(new Error('-----BEGIN PRIVATE KEY----- oops'));
     expect(error.code).toBe('INTERNAL');
     expect(JSON.stringify(error)).not.toContain('PRIVATE KEY');
+  });
+});
+
+describe('hardware keys in views', () => {
+  const base: Profile = {
+    address: '127.0.0.1:3025',
+    cluster: 'lab',
+    user: 'ivy',
+    roles: ['access'],
+    logins: ['root'],
+    mfaVerified: false,
+    validAfterMs: 1,
+    expiresMs: 2,
+    keystore: 'keychain',
+    keyId: 'piv/16493529/9c',
+    tlsCertPem: '-----BEGIN CERTIFICATE-----',
+    sshCertificate: 'ecdsa-sha2-nistp256-cert-v01@openssh.com AAAA',
+  };
+
+  it("shows a card session's slot and policies, and nothing of its certificate or key id", () => {
+    const view = profileView({
+      ...base,
+      hardwareKey: {
+        slot: '9c',
+        serial: 16493529,
+        policy: 'hardware_key_touch',
+        pinPolicy: 'never',
+        touchPolicy: 'cached',
+      },
+    });
+    expect(view.sessionKey).toEqual({
+      kind: 'piv',
+      slot: '9c',
+      serial: 16493529,
+      policy: 'hardware_key_touch',
+      pinPolicy: 'never',
+      touchPolicy: 'cached',
+    });
+    expect(JSON.stringify(view)).not.toMatch(/BEGIN CERTIFICATE|piv\/16493529|AAAA/);
+    expect(profileView(base).sessionKey).toEqual({ kind: 'keychain' });
+  });
+
+  it("keeps a PIV error's reason and attempts left", () => {
+    expect(
+      toContractError(
+        new PivError('PIN_INCORRECT', 'Wrong PIV PIN (2 attempts left).', { sw: 0x63c2, retriesLeft: 2 }),
+      ),
+    ).toEqual({
+      code: 'MFA_FAILED',
+      message: 'Wrong PIV PIN (2 attempts left).',
+      details: { pivCode: 'PIN_INCORRECT', retriesLeft: 2 },
+    });
+    expect(toContractError(new PivError('SECURITY_STATUS_NOT_SATISFIED', 'not touched'))).toMatchObject({
+      code: 'ACCESS_DENIED',
+      details: { pivCode: 'SECURITY_STATUS_NOT_SATISFIED' },
+    });
   });
 });

@@ -7,6 +7,7 @@ import { MFADeviceType } from '../../proto/gen/keyport/v1/mfa';
 import type { MFADevice } from '../../proto/gen/keyport/v1/mfa';
 import { Ctap2Error } from '../../client/hardware/fido/ctap2';
 import { CtaphidError } from '../../client/hardware/fido/ctaphid';
+import { PivError } from '../../client/hardware/piv/errors';
 import { KeyStoreError } from '../../client/keystore';
 import type { KeyStoreErrorCode } from '../../client/keystore';
 import type { ThisDeviceStatus } from '../../client/device-trust/enroll';
@@ -20,6 +21,7 @@ import type {
   MfaDeviceView,
   ProfileView,
   SecondFactorKind,
+  SessionKeyView,
 } from '../../preload/contract';
 
 // The contract repeats proto's codes; this fails to compile when the two lists drift apart.
@@ -53,6 +55,21 @@ export function profileView(profile: Profile): ProfileView {
     validAfterMs: profile.validAfterMs,
     expiresMs: profile.expiresMs,
     keystore: profile.keystore,
+    sessionKey: sessionKeyView(profile),
+  };
+}
+
+/** Where the session key is: the keystore, or the card's slot and the policies it meets (nothing secret). */
+export function sessionKeyView(profile: Profile): SessionKeyView {
+  const card = profile.hardwareKey;
+  if (!card) return { kind: profile.keystore };
+  return {
+    kind: 'piv',
+    slot: card.slot,
+    policy: card.policy,
+    pinPolicy: card.pinPolicy,
+    touchPolicy: card.touchPolicy,
+    ...(card.serial !== undefined ? { serial: card.serial } : {}),
   };
 }
 
@@ -136,6 +153,17 @@ function securityKeyCode(code: string): ErrorCode {
 
 /** Any thrown value as the contract's error. Unknown errors keep their cause out of the message. */
 export function toContractError(error: unknown): ContractError {
+  // Before KeyportError, which it extends: the card's reason and attempts left are what the UI needs.
+  if (error instanceof PivError) {
+    return {
+      code: error.code,
+      message: error.message,
+      details: {
+        pivCode: error.reason,
+        ...(error.retriesLeft !== undefined ? { retriesLeft: error.retriesLeft } : {}),
+      },
+    };
+  }
   if (error instanceof KeyportError) {
     return { code: error.code, message: error.message, details: { ...error.fields } };
   }

@@ -43,6 +43,12 @@ export function describeError(error: ContractError): string {
   if (details.securityKeyCode === 'PIN_AUTH_BLOCKED') {
     return 'The security key is refusing PINs after several wrong ones in a row. Remove it, insert it again and try again.';
   }
+  // The PIV card's own state and answers: its messages (client/hardware/piv) say what to do next.
+  if (details.pivCode === 'SECURITY_STATUS_NOT_SATISFIED') {
+    return 'Your YubiKey was not touched (or its PIN not entered) in time, so it did not sign. Nothing was changed: try again and touch the key while it blinks.';
+  }
+  if (details.pivCode) return error.message;
+  if (error.code === 'PRIVATE_KEY_POLICY_NOT_MET') return error.message;
   if (needsRelogin(error)) return 'Your session has ended. Sign in again to continue.';
 
   switch (error.code) {

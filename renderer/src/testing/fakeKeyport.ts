@@ -73,6 +73,7 @@ export function profile(overrides: Partial<ProfileView> = {}): ProfileView {
     validAfterMs: now,
     expiresMs: now + 12 * 3600_000,
     keystore: 'keychain',
+    sessionKey: { kind: 'keychain' },
     ...overrides,
   };
 }

@@ -111,5 +111,19 @@ describe('App', () => {
 
     act(() => fake.emit('onPrompt', { id: 'p1', kind: 'keyPin', retriesLeft: 3 }));
     expect(await seriousViolations()).toEqual([]);
+    // The hardware-key prompts that the Chromium e2e does not reach.
+    act(() => fake.emit('onPrompt', { id: 'p2', kind: 'newPivPin', secret: 'pin' }));
+    expect(await seriousViolations()).toEqual([]);
+    act(() =>
+      fake.emit('onPrompt', {
+        id: 'p3',
+        kind: 'relogin',
+        cluster: 'c:3025',
+        user: 'ivy',
+        reason: ['x'],
+        passwordless: true,
+      }),
+    );
+    expect(await seriousViolations()).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 import { useId } from 'react';
-import type { ProfileView } from '../../../../preload/contract';
+import type { ProfileView, SessionKeyView } from '../../../../preload/contract';
 import { needsRelogin } from '../../services/errors';
 import { useAction, useNow } from '../../services/hooks';
 import { useKeyport } from '../../services/KeyportContext';
@@ -22,6 +22,18 @@ const COUNTDOWN_TICK_MS = 1000;
 
 function list(values: string[]): string {
   return values.length > 0 ? values.join(', ') : 'None';
+}
+
+/** Where the session key lives, in words; for a PIV card, its slot. */
+function sessionKeyText(key: SessionKeyView): string {
+  switch (key.kind) {
+    case 'keychain':
+      return 'In the OS keychain';
+    case 'file':
+      return 'In a file only you can read (the headless opt-in)';
+    case 'piv':
+      return `On your YubiKey, PIV slot ${key.slot}${key.serial !== undefined ? ` (serial ${key.serial})` : ''}`;
+  }
 }
 
 export function Account({ profile, onSignedOut, onSignInAgain, focusDevice = false }: AccountProps) {
@@ -66,6 +78,19 @@ export function Account({ profile, onSignedOut, onSignInAgain, focusDevice = fal
               ({formatTimeLeft(profile.expiresMs, now)})
             </span>
           </dd>
+          <dt>Session key</dt>
+          <dd>{sessionKeyText(profile.sessionKey)}</dd>
+          {profile.sessionKey.kind === 'piv' && (
+            <>
+              <dt>Key policy</dt>
+              <dd>
+                <code>{profile.sessionKey.policy}</code>{' '}
+                <span className="muted">
+                  (touch {profile.sessionKey.touchPolicy}, PIN {profile.sessionKey.pinPolicy})
+                </span>
+              </dd>
+            </>
+          )}
         </dl>
         {expired && (
           <div className="notice">

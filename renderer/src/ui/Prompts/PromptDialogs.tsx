@@ -17,7 +17,7 @@ export interface PromptDialogProps<P extends Prompt = Prompt> {
   cancel(): void;
 }
 
-function FieldError({ id, message }: { id: string; message: string | null }) {
+export function FieldError({ id, message }: { id: string; message: string | null }) {
   if (!message) return null;
   return (
     <p id={id} className="field-error" role="alert">
@@ -34,7 +34,7 @@ interface DialogFooterProps {
 }
 
 /** The end of every prompt dialog: the backend's error, if any, then the dialog's buttons. */
-function DialogFooter({ error, cancel, children }: DialogFooterProps) {
+export function DialogFooter({ error, cancel, children }: DialogFooterProps) {
   return (
     <>
       <ErrorAlert error={error} />
@@ -60,7 +60,7 @@ interface PromptFormProps {
   children: ReactNode;
 }
 
-function PromptForm({ title, submitLabel, busy, error, cancel, onSubmit, children }: PromptFormProps) {
+export function PromptForm({ title, submitLabel, busy, error, cancel, onSubmit, children }: PromptFormProps) {
   function submit(event: FormEvent) {
     event.preventDefault();
     if (!busy) onSubmit();

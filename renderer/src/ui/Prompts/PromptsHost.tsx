@@ -17,6 +17,7 @@ import {
   TrustCaPinDialog,
 } from './PromptDialogs';
 import type { PromptDialogProps } from './PromptDialogs';
+import { NewPivPinDialog, PivPinDialog, PivTouchDialog, ReloginDialog } from './PivDialogs';
 
 const dialogs: { [K in Prompt['kind']]: ComponentType<PromptDialogProps<Extract<Prompt, { kind: K }>>> } = {
   tapKey: TapKeyDialog,
@@ -28,6 +29,10 @@ const dialogs: { [K in Prompt['kind']]: ComponentType<PromptDialogProps<Extract<
   deviceName: DeviceNameDialog,
   progress: ProgressDialog,
   notice: NoticeDialog,
+  relogin: ReloginDialog,
+  pivTouch: PivTouchDialog,
+  pivPin: PivPinDialog,
+  newPivPin: NewPivPinDialog,
 };
 
 export function PromptsHost() {

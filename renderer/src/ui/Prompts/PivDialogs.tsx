@@ -1,0 +1,208 @@
+// The hardware-key prompts (the seed "Hardware Key Support"): signing in again because the cluster now
+// requires a hardware-backed session key, "Tap your YubiKey", the PIV PIN, and a new PIN and PUK for a card
+// still on the factory ones. As every dialog, each answers with exactly the value its kind expects; what is
+// typed leaves with the answer and is not kept.
+import { useId, useState } from 'react';
+import type { Prompt } from '../../../../preload/contract';
+import { attemptsLeft } from '../../services/errors';
+import { Dialog } from '../components/Dialog';
+import { DialogFooter, FieldError, PromptForm, TextFieldPrompt } from './PromptDialogs';
+import type { PromptDialogProps } from './PromptDialogs';
+
+type PromptOf<K extends Prompt['kind']> = Extract<Prompt, { kind: K }>;
+
+function ReloginReason({ prompt }: { prompt: PromptOf<'relogin'> }) {
+  return (
+    <>
+      <div className="relogin-reason">
+        {prompt.reason.map((line) => (
+          <p key={line}>{line}</p>
+        ))}
+      </div>
+      <p className="dialog-message">
+        Your cluster now requires your session key to live on a hardware key (a YubiKey). Sign in again as{' '}
+        <strong>{prompt.user}</strong> on <strong>{prompt.cluster}</strong> to make one on your card; then
+        Keyport Connect finishes what you asked.
+      </p>
+    </>
+  );
+}
+
+export function ReloginDialog(props: PromptDialogProps<PromptOf<'relogin'>>) {
+  const { prompt, busy, error, answer, cancel } = props;
+  if (prompt.passwordless) {
+    return (
+      <Dialog title="Sign in again" onCancel={cancel} busy={busy}>
+        <ReloginReason prompt={prompt} />
+        <DialogFooter error={error} cancel={cancel}>
+          <button
+            type="button"
+            className="button button-primary"
+            disabled={busy}
+            onClick={() => answer({ kind: 'relogin' })}
+          >
+            Continue
+          </button>
+        </DialogFooter>
+      </Dialog>
+    );
+  }
+  return <ReloginPasswordForm {...props} />;
+}
+
+function ReloginPasswordForm({
+  prompt,
+  busy,
+  error,
+  answer,
+  cancel,
+}: PromptDialogProps<PromptOf<'relogin'>>) {
+  const [password, setPassword] = useState('');
+  const [problem, setProblem] = useState<string | null>(null);
+  const inputId = useId();
+  const problemId = useId();
+  return (
+    <PromptForm
+      title="Sign in again"
+      submitLabel="Sign in"
+      busy={busy}
+      error={error}
+      cancel={cancel}
+      onSubmit={() => {
+        if (password.length === 0) return setProblem('Enter your password.');
+        setProblem(null);
+        answer({ kind: 'relogin', password });
+      }}
+    >
+      <ReloginReason prompt={prompt} />
+      <label htmlFor={inputId}>Password</label>
+      <input
+        id={inputId}
+        type="password"
+        autoComplete="current-password"
+        maxLength={1024}
+        value={password}
+        onChange={(event) => setPassword(event.target.value)}
+        aria-invalid={problem ? true : undefined}
+        aria-describedby={problem ? problemId : undefined}
+      />
+      <FieldError id={problemId} message={problem} />
+    </PromptForm>
+  );
+}
+
+export function PivTouchDialog({ prompt, cancel, error }: PromptDialogProps<PromptOf<'pivTouch'>>) {
+  return (
+    <Dialog title="Hardware key" onCancel={cancel}>
+      <div className="tap-key" role="status">
+        <span className="key-pulse" aria-hidden="true" />
+        <p className="dialog-message">{prompt.message}</p>
+      </div>
+      <p className="hint">Touch the contact of your YubiKey while it blinks.</p>
+      <DialogFooter error={error} cancel={cancel} />
+    </Dialog>
+  );
+}
+
+const PIV_PIN_LENGTH = { min: 6, max: 8 };
+
+function pivSecretProblem(value: string, what: 'PIN' | 'PUK'): string | null {
+  if (value.length < PIV_PIN_LENGTH.min || value.length > PIV_PIN_LENGTH.max) {
+    return `A PIV ${what} has ${PIV_PIN_LENGTH.min} to ${PIV_PIN_LENGTH.max} characters.`;
+  }
+  return null;
+}
+
+export function PivPinDialog({ prompt, busy, error, answer, cancel }: PromptDialogProps<PromptOf<'pivPin'>>) {
+  const { retriesLeft } = prompt;
+  return (
+    <TextFieldPrompt
+      title="PIV PIN"
+      message="Enter the PIV PIN of your YubiKey."
+      label="PIV PIN"
+      submitLabel="Continue"
+      input={{ type: 'password', autoComplete: 'off', maxLength: PIV_PIN_LENGTH.max }}
+      hint={
+        retriesLeft === undefined
+          ? undefined
+          : `Wrong PIN. ${attemptsLeft(retriesLeft)} before the card blocks its PIN.`
+      }
+      validate={(pin) => pivSecretProblem(pin, 'PIN')}
+      toAnswer={(pin) => ({ kind: 'pivPin', pin })}
+      busy={busy}
+      error={error}
+      answer={answer}
+      cancel={cancel}
+    />
+  );
+}
+
+/** The factory values every PIV card ships with: anyone knows them. */
+const FACTORY = { pin: '123456', puk: '12345678' } as const;
+
+export function NewPivPinDialog({
+  prompt,
+  busy,
+  error,
+  answer,
+  cancel,
+}: PromptDialogProps<PromptOf<'newPivPin'>>) {
+  const what = prompt.secret === 'pin' ? 'PIN' : 'PUK';
+  const [value, setValue] = useState('');
+  const [repeat, setRepeat] = useState('');
+  const [problem, setProblem] = useState<{ field: 'value' | 'repeat'; message: string } | null>(null);
+  const valueId = useId();
+  const repeatId = useId();
+  const problemId = useId();
+  const hintId = useId();
+  return (
+    <PromptForm
+      title={`Set a PIV ${what}`}
+      submitLabel={`Set ${what}`}
+      busy={busy}
+      error={error}
+      cancel={cancel}
+      onSubmit={() => {
+        const found = pivSecretProblem(value, what);
+        if (found) return setProblem({ field: 'value', message: found });
+        if (value === FACTORY[prompt.secret]) {
+          return setProblem({ field: 'value', message: `Choose a ${what} other than the default ${value}.` });
+        }
+        if (value !== repeat) {
+          return setProblem({ field: 'repeat', message: `The two ${what}s differ. Type them again.` });
+        }
+        setProblem(null);
+        answer({ kind: 'newPivPin', value });
+      }}
+    >
+      <p className="dialog-message" id={hintId}>
+        {prompt.secret === 'pin'
+          ? 'Your PIV card still has its default PIN, which anyone knows. Choose a PIN of 6 to 8 characters: the card asks for it from now on.'
+          : 'Your PIV card still has its default PUK. Choose a PUK of 6 to 8 characters: it unblocks the PIN after too many wrong ones. Keep it somewhere safe.'}
+      </p>
+      <label htmlFor={valueId}>New {what}</label>
+      <input
+        id={valueId}
+        type="password"
+        autoComplete="new-password"
+        maxLength={PIV_PIN_LENGTH.max}
+        value={value}
+        onChange={(event) => setValue(event.target.value)}
+        aria-invalid={problem?.field === 'value' || undefined}
+        aria-describedby={problem?.field === 'value' ? `${hintId} ${problemId}` : hintId}
+      />
+      <label htmlFor={repeatId}>Repeat the {what}</label>
+      <input
+        id={repeatId}
+        type="password"
+        autoComplete="new-password"
+        maxLength={PIV_PIN_LENGTH.max}
+        value={repeat}
+        onChange={(event) => setRepeat(event.target.value)}
+        aria-invalid={problem?.field === 'repeat' || undefined}
+        aria-describedby={problem?.field === 'repeat' ? problemId : undefined}
+      />
+      <FieldError id={problemId} message={problem?.message ?? null} />
+    </PromptForm>
+  );
+}
