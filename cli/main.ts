@@ -15,6 +15,7 @@ import type { Profile } from '../client/profiles';
 import { registerAdminCommands } from './admin';
 import { registerMfaCommands } from './mfa';
 import { registerAgentCommand } from './agent';
+import { registerSshCommands } from './ssh';
 import { registerDeviceCommands } from './devices';
 import { withKeyPolicyRelogin } from './relogin';
 import { EXIT, exitCodeOf } from './exit-codes';
@@ -236,6 +237,7 @@ function program(): Command {
   registerMfaCommands(root, profiles, prompter);
   registerDeviceCommands(root, profiles, prompter);
   registerAgentCommand(root, profiles, prompter);
+  registerSshCommands(root, profiles, prompter);
   registerAdminCommands(root, profiles, prompter);
   return root;
 }

@@ -14,6 +14,7 @@ import { countSqliteStatements } from './sql-count';
 import { KeyportError } from '../../proto/errors';
 import { SEALED_FAMILY } from '../secrets';
 import { DeviceStore } from './devices';
+import { NodeStore } from './nodes';
 import { ThrottleStore } from './throttle';
 import type {
   AuditEventsTable,
@@ -521,6 +522,12 @@ export class Store {
 
   get devices(): DeviceStore {
     return new DeviceStore(this.db);
+  }
+
+  // Nodes and single-use SSH certificates: storage/nodes.ts
+
+  get nodes(): NodeStore {
+    return new NodeStore(this.db);
   }
 
   // Audit log
