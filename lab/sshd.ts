@@ -6,10 +6,14 @@
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
+import { sshOptions, splitAddr } from '../cli/ssh';
+import { startSshAgent } from '../client/ssh-agent';
+import type { SessionSigner } from '../client/keystore/signer';
 import { repoRoot } from './cluster';
+import type { CliResult } from './cluster';
 
 export const SSHD = '/usr/sbin/sshd';
 const LAUNCHER_ROOT = '/run/keyport-lab';
@@ -134,4 +138,47 @@ export async function startLabSshd(options: { nodeDir: string; port?: number }):
       }
     },
   };
+}
+
+/**
+ * The system ssh to `node` as keyport ssh runs it, with an agent in this process serving `signer` with
+ * `certificate`: for tests that offer a node a certificate of their choosing (a spent one, another node's,
+ * a session's own). Asynchronous on purpose: the agent answers from this process.
+ */
+export async function sshWithAgent(
+  workDir: string,
+  offer: { signer: SessionSigner; certificate: string; login: string; knownHostsFile: string },
+  node: { name: string; addr: string },
+  command: string,
+): Promise<CliResult> {
+  const directory = await mkdtemp(join(workDir, 'agent-'));
+  const agent = await startSshAgent({
+    directory,
+    identities: () => [{ signer: offer.signer, certificate: offer.certificate }],
+  });
+  try {
+    const args = [
+      ...sshOptions(
+        { node: { ...node, labels: {}, subKind: 'openssh' }, knownHostsFile: offer.knownHostsFile },
+        agent.socketPath,
+      ),
+      '-l',
+      offer.login,
+      splitAddr(node.addr).host,
+      '--',
+      command,
+    ];
+    return await new Promise((resolve, reject) => {
+      const child = spawn('ssh', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.once('error', reject);
+      child.once('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+  } finally {
+    await agent.close();
+    await rm(directory, { recursive: true, force: true });
+  }
 }

@@ -2,23 +2,21 @@
 // WebAuthn, a lab security key, real sshd processes on 127.0.0.1 whose AuthorizedPrincipalsCommand is
 // keyport-node, and the keyport CLI running the system ssh. The roles are the seed's Jerry and Olga
 // example, word for word.
-import { spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProfileStore } from '../client/profiles';
-import { startSshAgent } from '../client/ssh-agent';
 import { prepareSsh } from '../client/ssh/session';
 import type { PreparedSsh } from '../client/ssh/session';
-import { sshOptions, splitAddr } from '../cli/ssh';
 import { createLabClock } from '../lab/clock';
 import type { LabClock } from '../lab/clock';
 import { openClusterDb, runAdmin, runKeyport, startLabCluster } from '../lab/cluster';
 import type { CliResult, LabCluster } from '../lab/cluster';
 import { startSoftKey } from '../lab/security-key/soft-key';
 import type { SoftKey } from '../lab/security-key/soft-key';
-import { ensureLabAccounts, labNodeCommand, startLabSshd } from '../lab/sshd';
+import { ensureLabAccounts, labNodeCommand, sshWithAgent, startLabSshd } from '../lab/sshd';
 import type { LabSshd, NodeCommand } from '../lab/sshd';
 
 const ROLES_YAML = `# access-dev.yaml
@@ -68,7 +66,15 @@ function cli(args: string[], input: string[] = []): Promise<CliResult> {
   });
 }
 
-async function addNode(name: string, labels: string): Promise<LabSshd> {
+/**
+ * Registers a node and starts its sshd. `tamper` changes the node's files before sshd starts; its second
+ * registration (with the real port) then goes to another folder, so the tampered files stay.
+ */
+async function addNode(
+  name: string,
+  labels: string,
+  tamper?: (dir: string) => Promise<void>,
+): Promise<LabSshd> {
   const out = join(work, `node-${name}`);
   const added = await runAdmin(cluster, [
     'nodes',
@@ -86,6 +92,7 @@ async function addNode(name: string, labels: string): Promise<LabSshd> {
   ]);
   expect(added.stderr).toBe('');
   expect(added.code).toBe(0);
+  await tamper?.(out);
   const sshd = await startLabSshd({ nodeDir: out });
   // The node's real address, now that its sshd listens: registered again with --force.
   const again = await runAdmin(cluster, [
@@ -99,7 +106,7 @@ async function addNode(name: string, labels: string): Promise<LabSshd> {
     '--labels',
     labels,
     '--out',
-    out,
+    tamper ? `${out}-registered` : out,
     '--node-command',
     nodeCommand.path,
   ]);
@@ -109,42 +116,13 @@ async function addNode(name: string, labels: string): Promise<LabSshd> {
   return sshd;
 }
 
-/** The system ssh with an agent serving `prepared` from this process (so never spawnSync). */
-async function sshWith(
-  prepared: Pick<PreparedSsh, 'node' | 'knownHostsFile' | 'signer' | 'certificate' | 'login'>,
+/** The system ssh to `node` offering `prepared`'s certificate (lab/sshd.ts sshWithAgent). */
+function sshWith(
+  prepared: Pick<PreparedSsh, 'knownHostsFile' | 'signer' | 'certificate' | 'login'>,
   node: { name: string; addr: string },
   command: string,
 ): Promise<CliResult> {
-  const directory = await mkdtemp(join(work, 'agent-'));
-  const agent = await startSshAgent({
-    directory,
-    identities: () => [{ signer: prepared.signer, certificate: prepared.certificate }],
-  });
-  try {
-    const args = [
-      ...sshOptions(
-        { node: { ...prepared.node, ...node }, knownHostsFile: prepared.knownHostsFile },
-        agent.socketPath,
-      ),
-      '-l',
-      prepared.login,
-      splitAddr(node.addr).host,
-      '--',
-      command,
-    ];
-    return await new Promise((resolve, reject) => {
-      const child = spawn('ssh', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.once('error', reject);
-      child.once('exit', (code) => resolve({ code, stdout, stderr }));
-    });
-  } finally {
-    await agent.close();
-    await rm(directory, { recursive: true, force: true });
-  }
+  return sshWithAgent(work, prepared, node, command);
 }
 
 /** A per-session certificate for login@node, earned in this process with the lab key's touch. */
@@ -177,6 +155,19 @@ function sessionRows(): { serial: string; node: string; connection: string | nul
     return db
       .prepare('SELECT serial, node, connection FROM session_certificates ORDER BY created_ms')
       .all() as never;
+  } finally {
+    db.close();
+  }
+}
+
+/** The connections keyport-auth refused for keyport-node, as audited. */
+function refusals(): string[] {
+  const db = openClusterDb(cluster);
+  try {
+    const rows = db
+      .prepare("SELECT message FROM audit_events WHERE type = 'session.connect' AND success = 0 ORDER BY id")
+      .all() as { message: string }[];
+    return rows.map((row) => row.message);
   } finally {
     db.close();
   }
@@ -341,6 +332,10 @@ describe('nodes and keyport ssh (the seed’s Jerry and Olga)', () => {
       const second = await sshWith(prepared, { name: 'prod3', addr: sshds.prod3!.addr }, 'echo second');
       expect(second.code).toBe(255);
       expect(second.stdout).toBe('');
+      // keyport-node asked, and keyport-auth refused it, audited.
+      expect(refusals()).toContainEqual(
+        expect.stringMatching(/^jerry@prod3 refused: This single-use certificate was already used/),
+      );
     } finally {
       await prepared.close();
     }
@@ -349,9 +344,75 @@ describe('nodes and keyport ssh (the seed’s Jerry and Olga)', () => {
       // Scoped to prod3: dev1 refuses it, and it stays unspent for prod3.
       const elsewhere = await sshWith(other, { name: 'dev1', addr: sshds.dev1!.addr }, 'echo elsewhere');
       expect(elsewhere.code).toBe(255);
+      expect(refusals()).toContainEqual(
+        expect.stringMatching(/^jerry@dev1 refused: This certificate is for node "prod3"/),
+      );
       expect(sessionRows().at(-1)?.connection).toBeNull();
     } finally {
       await other.close();
+    }
+  });
+
+  it('refuses a node whose host certificate is not from the cluster (the client checks the host CA)', async () => {
+    await addNode('rogue', 'env=dev', async (dir) => {
+      // Another CA signs the node's host key: a node that is not what the cluster registered.
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'rogue-ca')]);
+      execFileSync('ssh-keygen', [
+        '-q',
+        '-s',
+        join(dir, 'rogue-ca'),
+        '-I',
+        'rogue',
+        '-h',
+        '-n',
+        'rogue,127.0.0.1',
+        join(dir, 'ssh_host_ecdsa_key.pub'),
+      ]);
+    });
+    const result = await cli(['ssh', 'jerry@rogue', 'echo', 'should-not-run']);
+    expect(result.code).toBe(255);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(/Host key verification failed/);
+  });
+
+  it('per-session MFA cluster-wide: Jerry is prompted even when logging into dev1', async () => {
+    const cap = (requireSessionMfa: boolean) =>
+      [
+        'kind: cluster_auth_preference',
+        'metadata:',
+        '  name: cluster-auth-preference',
+        'spec:',
+        '  type: local',
+        '  second_factors: [webauthn, otp]',
+        '  webauthn:',
+        '    rp_id: localhost',
+        `  require_session_mfa: ${requireSessionMfa}`,
+        'version: v2',
+        '',
+      ].join('\n');
+    await writeFile(join(work, 'cap.yaml'), cap(true));
+    expect((await runAdmin(cluster, ['create', '-f', join(work, 'cap.yaml')])).code).toBe(0);
+    try {
+      const result = await cli(['ssh', 'jerry@dev1', 'echo', 'mfa on dev1']);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toContain('Tap any security key');
+      expect(result.stdout).toBe('mfa on dev1\n');
+      // …and the session's own certificate no longer opens dev1.
+      const profile = (await new ProfileStore(home()).getProfile())!;
+      const prepared = await perSession('dev1');
+      await prepared.close();
+      const direct = await sshWith(
+        { ...prepared, certificate: profile.sshCertificate },
+        { name: 'dev1', addr: sshds.dev1!.addr },
+        'echo should-not-run',
+      );
+      expect(direct.code).toBe(255);
+      expect(refusals()).toContainEqual(
+        expect.stringMatching(/^jerry@dev1 refused: Node "dev1" requires per-session MFA/),
+      );
+    } finally {
+      await writeFile(join(work, 'cap.yaml'), cap(false));
+      expect((await runAdmin(cluster, ['create', '-f', join(work, 'cap.yaml')])).code).toBe(0);
     }
   });
 

@@ -14,6 +14,7 @@ import type { MFAAuthenticateChallenge, MFAAuthenticateResponse } from '../../pr
 import type { Node } from '../../proto/resources/schema';
 import { signSshUserCertificate, sshPublicKeyFromKeyObject } from '../ca/ssh';
 import { DEVICE_EXTENSIONS } from '../certificates';
+import { deviceTrustDecision } from '../device-trust/policy';
 import { challengeRefusal, createChallenge, newChallengeBytes, spendChallenge } from '../challenges';
 import { CLIENT_CERT_BACKDATE_MS, MFA_CHALLENGE_TTL_MS } from '../context';
 import type { ServiceContext } from '../context';
@@ -38,6 +39,17 @@ export function checkLogin(identity: Identity, traits: Traits, node: Node, login
       `Access denied: ${identity.user} may not log in to node "${node.metadata.name}" as "${login}" (${decision.reason}). \`keyport ls\` lists the nodes and logins you may use.`,
     );
   }
+}
+
+/** Device trust for this node (cap, or roles whose allow matches it): DEVICE_TRUST_REQUIRED, saying what to do. */
+export function checkDeviceTrust(cap: ClusterPolicy, identity: Identity, node: Node): void {
+  const target = nodeTarget(node);
+  const decision = deviceTrustDecision(
+    cap.device_trust.mode,
+    { roles: identity.roleDocuments, ...(identity.device ? { device: identity.device } : {}) },
+    { kind: 'node', name: target.name, labels: target.labels },
+  );
+  if (!decision.allowed) throw decision.error;
 }
 
 export function mfaRequiredFor(cap: ClusterPolicy, identity: Identity, node: Node): boolean {

@@ -23,6 +23,7 @@ import { nodeLogins, nodeTarget } from '../nodes/access';
 import { authorizeConnection } from '../nodes/connection';
 import { getNode, hostCaLine, listNodes } from '../nodes/registry';
 import {
+  checkDeviceTrust,
   checkLogin,
   createSessionChallenge,
   issueSessionCertificate,
@@ -97,6 +98,7 @@ export function nodeAccessService(ctx: ServiceContext) {
           loadCap(ctx.store),
         ]);
         checkLogin(identity, traits, node, request.login);
+        checkDeviceTrust(cap, identity, node);
         const required = mfaRequiredFor(cap, identity, node);
         return {
           required,
@@ -135,6 +137,7 @@ export function nodeAccessService(ctx: ServiceContext) {
           call.clientAddr,
         );
         checkLogin(identity, traits, node, request.login);
+        checkDeviceTrust(cap, identity, node);
         const issued = await issueSessionCertificate(ctx, identity, request.node, request.login);
         await ctx.audit.record({
           type: 'session.certificate',
