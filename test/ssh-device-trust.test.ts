@@ -3,13 +3,14 @@
 // without a trusted device is refused by keyport ssh (a clear error, before ssh runs) and by the node
 // itself (her session's certificate offered directly); once this device is enrolled and she signs in
 // again, keyport ssh opens prod1.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpCode } from '../auth/totp';
 import { ProfileStore } from '../client/profiles';
 import { profileSigner } from '../client/session';
+import { keepHostCa } from '../client/ssh/known-hosts';
 import { createLabClock } from '../lab/clock';
 import type { LabClock } from '../lab/clock';
 import { loginUser, openClusterDb, runAdmin, runKeyport, signUpUser, startLabCluster } from '../lab/cluster';
@@ -141,13 +142,15 @@ describe('device trust required by a role, for SSH', () => {
     // Her session's certificate, offered to the node directly: keyport-node refuses it too.
     const profiles = new ProfileStore(home());
     const profile = (await profiles.getProfile())!;
+    // The host CA as `nodes add` wrote it (keyport ssh, refused, wrote no known_hosts line).
+    const hostCa = await readFile(join(work, 'node-prod1', 'host_ca.pub'), 'utf8');
     const direct = await sshWithAgent(
       work,
       {
         signer: profileSigner(profiles, profile),
         certificate: profile.sshCertificate,
         login: 'dana',
-        knownHostsFile: join(home(), 'known_hosts'),
+        knownHostsFile: await keepHostCa(home(), profile.address, hostCa),
       },
       { name: 'prod1', addr: sshd.addr },
       'echo no',
