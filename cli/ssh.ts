@@ -214,10 +214,10 @@ export function registerSshCommands(root: Command, profiles: ProfileStore, promp
       console.log(`    UserKnownHostsFile ${join(home, 'known_hosts')}`);
       console.log('    GlobalKnownHostsFile /dev/null');
       console.log('    StrictHostKeyChecking yes');
-      console.log(`    IdentityAgent ${join(home, 'agent-proxy', '%C.sock')}`);
+      console.log(`    IdentityAgent ${join(home, 'agent-proxy', '%r@%n.sock')}`);
       console.log('    IdentityFile none');
       console.log(
-        `    ProxyCommand env KEYPORT_HOME=${home} ${keyport} ssh-proxy --agent-socket ${join(home, 'agent-proxy', '%C.sock')} %r %n`,
+        `    ProxyCommand env KEYPORT_HOME=${home} ${keyport} ssh-proxy --agent-socket ${join(home, 'agent-proxy', '%r@%n.sock')} %r %n`,
       );
     });
 }

@@ -2,7 +2,7 @@
 // WebAuthn, a lab security key, real sshd processes on 127.0.0.1 whose AuthorizedPrincipalsCommand is
 // keyport-node, and the keyport CLI running the system ssh. The roles are the seed's Jerry and Olga
 // example, word for word.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -129,6 +129,7 @@ function sshWith(
 async function perSession(node: string, login = 'jerry'): Promise<PreparedSsh> {
   process.env.KEYPORT_LAB_SECURITY_KEY = key.socketPath;
   const said: string[] = [];
+  const calls: string[] = [];
   const prepared = await prepareSsh(
     new ProfileStore(home()),
     { node, login },
@@ -143,9 +144,12 @@ async function perSession(node: string, login = 'jerry'): Promise<PreparedSsh> {
         },
       },
     },
+    (method) => calls.push(method),
   );
   expect(prepared.perSession).toBe(true);
   expect(said).toContain('Tap any security key');
+  // Two round trips to keyport-auth per per-session connection (the node's single-use check is the third).
+  expect(calls).toEqual(['nodes.isMfaRequired', 'nodes.generateSessionCertificate']);
   return prepared;
 }
 
@@ -373,6 +377,39 @@ describe('nodes and keyport ssh (the seed’s Jerry and Olga)', () => {
     expect(result.code).toBe(255);
     expect(result.stdout).toBe('');
     expect(result.stderr).toMatch(/Host key verification failed/);
+  });
+
+  it('keyport ssh-config: plain `ssh NODE` goes through keyport, with the touch where it applies', async () => {
+    const printed = await cli(['ssh-config']);
+    expect(printed.code, printed.stderr).toBe(0);
+    expect(printed.stdout).toMatch(/^Host dev1 prod3( rogue)?$/m);
+    expect(printed.stdout).toMatch(/ProxyCommand .* ssh-proxy --agent-socket \S+%r@%n\.sock %r %n$/m);
+    const config = join(work, 'ssh_config');
+    await writeFile(config, printed.stdout);
+    const plainSsh = (destination: string, command: string) =>
+      new Promise<CliResult>((resolve, reject) => {
+        const child = spawn(
+          'ssh',
+          ['-F', config, '-o', 'BatchMode=yes', '-l', 'jerry', destination, command],
+          {
+            env: { ...process.env, KEYPORT_LAB_SECURITY_KEY: key.socketPath, ...clock.env },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          },
+        );
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+        child.once('error', reject);
+        child.once('exit', (code) => resolve({ code, stdout, stderr }));
+      });
+    const dev = await plainSsh('dev1', 'echo plain ssh to dev1');
+    expect(dev.code, dev.stderr).toBe(0);
+    expect(dev.stdout).toBe('plain ssh to dev1\n');
+    const prod = await plainSsh('prod3', 'echo plain ssh to prod3');
+    expect(prod.code, prod.stderr).toBe(0);
+    expect(prod.stderr).toContain('Tap any security key');
+    expect(prod.stdout).toBe('plain ssh to prod3\n');
   });
 
   it('per-session MFA cluster-wide: Jerry is prompted even when logging into dev1', async () => {
