@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 import importX, { createNodeResolver } from 'eslint-plugin-import-x';
 
 // lab/ is handled by its own zone below, which spares tests.
-const everyFolder = ['proto', 'auth', 'client', 'cli', 'main', 'preload', 'renderer', 'native'];
+const everyFolder = ['proto', 'auth', 'client', 'cli', 'node', 'main', 'preload', 'renderer', 'native'];
 const others = (...allowed) => everyFolder.filter((f) => !allowed.includes(f)).map((f) => `./${f}`);
 
 /** docs/architecture.md "Import rules": one zone per folder, naming what it must never import. */
@@ -15,11 +15,12 @@ export const importZones = [
   { target: './client', from: others('client', 'proto') },
   { target: './auth', from: others('auth', 'proto') },
   { target: './cli', from: others('cli', 'client', 'proto') },
+  { target: './node', from: others('node', 'proto') },
   { target: './proto', from: others('proto') },
 ];
 /** Only tests, benchmarks and the demo launcher (itself in lab/) import lab/. */
 const labZone = {
-  target: ['./proto', './auth', './client', './cli', './main', './preload', './renderer'],
+  target: ['./proto', './auth', './client', './cli', './node', './main', './preload', './renderer'],
   from: './lab',
 };
 

@@ -8,6 +8,7 @@
 // dir from before keeps its CAs: the files in `<dataDir>/ca/` are imported at the first start after the
 // upgrade, when the database has no CAs yet; files that are not the database's CAs stop the start.
 import { createPublicKey } from 'node:crypto';
+import { sshPublicKeyFromKeyObject } from './ca/ssh';
 import type { KeyObject } from 'node:crypto';
 import { KeyportError } from '../proto/errors';
 import {
@@ -26,6 +27,7 @@ import type { Store } from './storage/store';
 
 export const SSH_USER_CA = 'ssh_user';
 export const TLS_CA = 'tls';
+export const SSH_HOST_CA = 'ssh_host';
 
 /** What a CA key is bound to when sealed: a row's key does not open as another kind's. */
 export const caKeyContext = (kind: string) => `ca-key:${kind}`;
@@ -144,4 +146,48 @@ function checkLegacyCaFiles(authorities: Authorities, legacy: LegacyCaFiles, dat
     );
   }
   return authorities;
+}
+
+/**
+ * The authorities with the cluster's SSH host CA, created on the first start that needs it (a new cluster,
+ * or one from before nodes existed): one row inserted unless one is there, so replicas agree on one host CA.
+ * Sealed under the KEK like the other CA keys.
+ */
+export async function withHostAuthority(
+  store: Store,
+  authorities: Authorities,
+  options: ClusterAuthorityOptions & { now: number },
+): Promise<Authorities> {
+  const load = async () =>
+    (await store.listAuthorities()).find((row) => row.kind === SSH_HOST_CA) ?? undefined;
+  let row = await load();
+  if (!row) {
+    const pem = generatePrivateKey('Ed25519').export({ type: 'pkcs8', format: 'pem' }).toString();
+    await store.insertAuthoritiesIfAbsent([
+      {
+        kind: SSH_HOST_CA,
+        private_key: options.sealer.seal(pem, caKeyContext(SSH_HOST_CA)),
+        certificate: null,
+        created_ms: options.now,
+      },
+    ]);
+    row = await load();
+    if (!row)
+      throw new KeyportError('INTERNAL', 'The SSH host CA vanished from the database as it was made.');
+  }
+  let opened: string;
+  try {
+    opened = options.sealer.open(row.private_key, caKeyContext(SSH_HOST_CA));
+  } catch (error) {
+    if (error instanceof SealedSecretRefused) throw wrongKek(options.kekFile);
+    throw error;
+  }
+  const privateKey = parsePrivateKey(opened, 'Ed25519', 'the SSH host CA key');
+  return {
+    ...authorities,
+    sshHost: {
+      privateKey,
+      publicKey: sshPublicKeyFromKeyObject(privateKey, `${authorities.clusterName} Keyport SSH host CA`),
+    },
+  };
 }

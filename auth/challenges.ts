@@ -48,6 +48,12 @@ const payloadSchemas = {
    * challenge's id and the call, so only that call finds it; spent by it, and short-lived.
    */
   ADMIN_ACTION_GRANT: z.object({ action: z.string().min(1) }),
+  /** Per-session MFA: a touch for one connection to one node as one login (auth/nodes). */
+  CHALLENGE_SCOPE_USER_SESSION: z.object({
+    webauthnChallenge,
+    node: z.string().min(1),
+    login: z.string().min(1),
+  }),
   /** A new device for a signed-in user: a key's creation options, or an OTP seed (sealed). */
   REGISTER_DEVICE: z.discriminatedUnion('deviceType', [
     z.object({ deviceType: z.literal('webauthn'), webauthnChallenge, passwordless: z.boolean() }),

@@ -2,6 +2,7 @@
 // validity, and the user's current state (a deleted or locked user's certificate stops working at once).
 // The certificate comes over mTLS, or, for a session key that cannot do a TLS handshake, in the call's
 // metadata with a proof of possession by its key for that very call (pop.ts).
+import type { KeyObject } from 'node:crypto';
 import { KeyportError } from '../proto/errors';
 import { digestOf, PopRefused } from '../proto/pop';
 import { CaError } from './ca/errors';
@@ -20,6 +21,8 @@ import { checkCertificateKeyPolicy } from './hardware-key/login';
 import { loadCap, loadRoles } from './policy';
 
 export const BUILTIN_ADMIN = 'keyport-admin';
+/** The claim that makes a client certificate a node's identity (keyport-node), naming the node. */
+export const NODE_IDENTITY_CLAIM = 'keyport-node';
 
 export interface Identity {
   user: string;
@@ -40,6 +43,10 @@ export interface Identity {
    * use them rather than reading the roles again. Empty for the builtin admin, whose rules are not roles.
    */
   roleDocuments: readonly Role[];
+  /** The session's public key, which the certificate names (per-session SSH certificates are for it). */
+  publicKey: KeyObject;
+  /** The certificate's extra claims (device, private-key policy), as issued. */
+  claims: Readonly<Record<string, string>>;
 }
 
 const expired = () =>
@@ -109,6 +116,9 @@ async function callCertificate(ctx: ServiceContext, call: CallContext): Promise<
 
 export async function authenticate(ctx: ServiceContext, call: CallContext): Promise<Identity> {
   const verified = await callCertificate(ctx, call);
+  if (verified.extra[NODE_IDENTITY_CLAIM] !== undefined) {
+    throw new KeyportError('UNAUTHENTICATED', "A node's identity may call only the node service.");
+  }
   const identity: Identity = {
     user: verified.user,
     roles: [...verified.roles],
@@ -118,6 +128,8 @@ export async function authenticate(ctx: ServiceContext, call: CallContext): Prom
     validAfterMs: verified.notBefore.getTime(),
     expiresMs: verified.notAfter.getTime(),
     roleDocuments: [],
+    publicKey: verified.publicKey,
+    claims: verified.extra,
   };
   if (identity.builtin) {
     const serial = verified.serial.toString(16);
@@ -164,7 +176,7 @@ export async function authenticate(ctx: ServiceContext, call: CallContext): Prom
 }
 
 /** The certificate's device, when it is still enrolled with that credential and not locked. */
-async function currentDevice(
+export async function currentDevice(
   ctx: ServiceContext,
   extra: Readonly<Record<string, string>>,
 ): Promise<SessionDevice | undefined> {
@@ -176,4 +188,25 @@ async function currentDevice(
     return undefined;
   }
   return { deviceId, assetTag: row.asset_tag, credentialId };
+}
+
+/**
+ * The node calling (keyport-node), from its client identity: a certificate of this cluster naming the node,
+ * whose serial is the one the node's latest registration issued. A user's certificate is refused, and so
+ * is a node's identity replaced by a later `nodes add` or left behind by a deleted node.
+ */
+export async function authenticateNode(ctx: ServiceContext, call: CallContext): Promise<string> {
+  const verified = await callCertificate(ctx, call);
+  const node = verified.extra[NODE_IDENTITY_CLAIM];
+  if (node === undefined) {
+    throw new KeyportError('ACCESS_DENIED', "Only a node's own identity may call the node service.");
+  }
+  const row = await ctx.store.nodes.get(node);
+  if (!row || row.identity_serial !== verified.serial.toString(16)) {
+    throw new KeyportError(
+      'UNAUTHENTICATED',
+      `This identity of node "${node}" is no longer valid: register the node again (keyport admin nodes add).`,
+    );
+  }
+  return node;
 }

@@ -39,9 +39,13 @@ export function toKeyportError(error: unknown): never {
 export function canonicalKind(kind: string): ResourceKind {
   const canonical = KIND_ALIASES[kind] ?? kind;
   if (!(RESOURCE_KINDS as readonly string[]).includes(canonical)) {
-    throw new KeyportError('INVALID_ARGUMENT', `Unknown resource kind "${kind}"; use user, role or cap.`, {
-      fieldPath: 'kind',
-    });
+    throw new KeyportError(
+      'INVALID_ARGUMENT',
+      `Unknown resource kind "${kind}"; use user, role, node or cap.`,
+      {
+        fieldPath: 'kind',
+      },
+    );
   }
   return canonical as ResourceKind;
 }

@@ -24,6 +24,14 @@ export const FIELD_LIMITS: Readonly<Record<string, number>> = {
   ssh_public_key: 8 * 1024,
   tls_public_key: 8 * 1024,
   json: 256 * 1024,
+  // Nodes and SSH (node.proto, RegisterNode).
+  node: 128,
+  login: 128,
+  addr: 300,
+  connection: 40,
+  certificate: 8 * 1024,
+  host_public_key: 8 * 1024,
+  identity_public_key_pem: 8 * 1024,
   documents_json: 256 * 1024,
 };
 /** Any string field not named above. */

@@ -17,10 +17,11 @@ import { AdminServiceService } from '../proto/gen/keyport/v1/admin';
 import { AuthServiceService } from '../proto/gen/keyport/v1/auth';
 import { UserServiceService } from '../proto/gen/keyport/v1/user';
 import { DeviceTrustServiceService } from '../proto/gen/keyport/v1/device';
+import { NodeAccessServiceService, NodeServiceService } from '../proto/gen/keyport/v1/node';
 import { clockFromEnv, LAB_CLOCK_ENV } from '../proto/clock';
 import { KeyportError } from '../proto/errors';
 import { AuditLog } from './audit';
-import { loadClusterAuthorities, loadOrCreateClusterAuthorities } from './authorities';
+import { loadClusterAuthorities, loadOrCreateClusterAuthorities, withHostAuthority } from './authorities';
 import { issueHostCertificate } from './ca/authority';
 import type { Authorities } from './ca/authority';
 import { issueClientCertificate } from './ca/x509';
@@ -33,6 +34,7 @@ import { adminService } from './services/admin-service';
 import { authService } from './services/auth-service';
 import { userService } from './services/user-service';
 import { deviceService } from './services/device-service';
+import { nodeAccessService, nodeService } from './services/node-service';
 import { openKeyEncryptionKey, sealPlainTotpSeeds } from './secrets';
 import { redactConnString } from './storage/postgres';
 import { openStore } from './storage/store';
@@ -128,6 +130,7 @@ export async function startAuthServer(
       now: now(),
       log,
     });
+    authorities = await withHostAuthority(store, authorities, { ...caOptions, now: now() });
     await sealPlainTotpSeeds(store, secrets);
   } catch (error) {
     await store.close();
@@ -201,6 +204,14 @@ export async function startAuthServer(
   server.addService(
     tolerantDefinition(DeviceTrustServiceService),
     bindService(DeviceTrustServiceService, deviceService(ctx), logError),
+  );
+  server.addService(
+    tolerantDefinition(NodeAccessServiceService),
+    bindService(NodeAccessServiceService, nodeAccessService(ctx), logError),
+  );
+  server.addService(
+    tolerantDefinition(NodeServiceService),
+    bindService(NodeServiceService, nodeService(ctx), logError),
   );
 
   const provider = staticProvider(authorities.tls.certPem, host.chainPem, host.keyPem);

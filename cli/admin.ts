@@ -20,6 +20,7 @@ import { loadResourceDocuments } from '../client/resource-documents';
 import { connectAsProfile, notSignedIn, webauthnOrigin } from '../client/session';
 import { parseDurationSeconds } from './format';
 import { registerDeviceAdminCommands } from './devices';
+import { registerNodeAdminCommands } from './nodes';
 import { pivPrompts } from './piv-prompts';
 import type { Prompter } from './prompts';
 import { securityKeyPrompts } from './security-key-prompts';
@@ -120,15 +121,15 @@ export async function dataDirFromAuthConfig(file: string): Promise<string> {
 }
 
 function parseRef(ref: string): { kind: string; name: string } {
-  const plural: Record<string, string> = { users: 'user', roles: 'role' };
+  const plural: Record<string, string> = { users: 'user', roles: 'role', nodes: 'node', node: 'node' };
   if (plural[ref]) return { kind: plural[ref] as string, name: '' };
   if (ref === 'cap' || ref === 'cluster_auth_preference')
     return { kind: 'cluster_auth_preference', name: '' };
-  const match = /^(user|role|cap|cluster_auth_preference)\/(.+)$/.exec(ref);
+  const match = /^(user|role|node|cap|cluster_auth_preference)\/(.+)$/.exec(ref);
   if (!match) {
     throw new KeyportError(
       'INVALID_ARGUMENT',
-      `"${ref}" is not a resource: use cap, users, roles, user/NAME or role/NAME.`,
+      `"${ref}" is not a resource: use cap, users, roles, nodes, user/NAME, role/NAME or node/NAME.`,
     );
   }
   return {
@@ -169,6 +170,7 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
   };
 
   registerDeviceAdminCommands(admin, withApi);
+  registerNodeAdminCommands(admin, withApi);
 
   admin
     .command('status')

@@ -15,6 +15,7 @@ import type { Profile } from '../client/profiles';
 import { registerAdminCommands } from './admin';
 import { registerMfaCommands } from './mfa';
 import { registerAgentCommand } from './agent';
+import { registerSshCommands } from './ssh';
 import { registerDeviceCommands } from './devices';
 import { registerPivCommands } from './piv';
 import { withKeyPolicyRelogin } from './relogin';
@@ -232,6 +233,7 @@ function program(): Command {
   registerDeviceCommands(root, profiles, prompter);
   registerAgentCommand(root, profiles, prompter);
   registerPivCommands(root, prompter);
+  registerSshCommands(root, profiles, prompter);
   registerAdminCommands(root, profiles, prompter);
   return root;
 }

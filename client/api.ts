@@ -15,6 +15,7 @@ import { MFAAuthenticateResponse } from '../proto/gen/keyport/v1/mfa';
 import { UserServiceClient, UserServiceService } from '../proto/gen/keyport/v1/user';
 import type { AdminAction } from '../proto/gen/keyport/v1/user';
 import { DeviceTrustServiceClient, DeviceTrustServiceService } from '../proto/gen/keyport/v1/device';
+import { NodeAccessServiceClient, NodeAccessServiceService } from '../proto/gen/keyport/v1/node';
 import { digestOf, encodeProof, POP_CERTIFICATE_METADATA_KEY, POP_METADATA_KEY } from '../proto/pop';
 import { fetchPresentedChain, formatClusterAddress, pinMismatchError } from './cluster-trust';
 import type { ClusterAddress } from './cluster-trust';
@@ -79,6 +80,7 @@ export interface ClusterApi {
   user: Promisified<UserServiceClient>;
   admin: Promisified<AdminServiceClient>;
   devices: Promisified<DeviceTrustServiceClient>;
+  nodes: Promisified<NodeAccessServiceClient>;
   /** The replica this channel talks to. */
   address: ClusterAddress;
   /**
@@ -157,6 +159,7 @@ const serviceDefinitions = {
   user: UserServiceService,
   admin: AdminServiceService,
   devices: DeviceTrustServiceService,
+  nodes: NodeAccessServiceService,
 } as const;
 type ServiceName = keyof typeof serviceDefinitions;
 
@@ -229,6 +232,7 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
   const user = new UserServiceClient(target, channelCredentials, shared);
   const admin = new AdminServiceClient(target, channelCredentials, shared);
   const devices = new DeviceTrustServiceClient(target, channelCredentials, shared);
+  const nodes = new NodeAccessServiceClient(target, channelCredentials, shared);
 
   /** A transport failure may be a changed CA: look at what the cluster presents and say so loudly. */
   async function explain(error: ServiceError): Promise<KeyportError> {
@@ -309,6 +313,7 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
     user: promisify(user, 'user'),
     admin: promisify(admin, 'admin'),
     devices: promisify(devices, 'devices'),
+    nodes: promisify(nodes, 'nodes'),
     address: options.address,
     withAdminMfa(response: MFAAuthenticateResponse): AdminMfaApi {
       const bytes = Buffer.from(MFAAuthenticateResponse.encode(response).finish());
@@ -343,6 +348,7 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
       });
     },
     close() {
+      nodes.close();
       devices.close();
       admin.close();
       user.close();

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { AdminServiceService } from '../proto/gen/keyport/v1/admin';
 import { AuthServiceService } from '../proto/gen/keyport/v1/auth';
 import { DeviceTrustServiceService } from '../proto/gen/keyport/v1/device';
+import { NodeAccessServiceService } from '../proto/gen/keyport/v1/node';
 import { UserServiceService } from '../proto/gen/keyport/v1/user';
 import { formatClusterAddress, parseClusterAddress } from './cluster-trust';
 import type { TrustedCluster } from './profiles';
@@ -12,6 +13,7 @@ const services = {
   user: UserServiceService,
   admin: AdminServiceService,
   devices: DeviceTrustServiceService,
+  nodes: NodeAccessServiceService,
 };
 
 function cluster(fields: Partial<TrustedCluster> = {}): TrustedCluster {
@@ -42,6 +44,9 @@ describe('which calls move to another replica (callKinds)', () => {
     expect(retrySafe('user', 'listMfaDevices')).toBe(true);
     expect(retrySafe('admin', 'listAuditEvents')).toBe(true);
     expect(retrySafe('devices', 'getDeviceStatus')).toBe(true);
+    expect(retrySafe('nodes', 'listNodes')).toBe(true);
+    expect(retrySafe('nodes', 'generateSessionCertificate')).toBe(false);
+    expect(retrySafe('admin', 'registerNode')).toBe(false);
     expect(retrySafe('admin', 'lockUser')).toBe(false);
     expect(retrySafe('admin', 'createResources')).toBe(false);
     expect(retrySafe('devices', 'createDeviceEnrollToken')).toBe(false);

@@ -8,6 +8,7 @@ import type { AdminServiceService } from '../proto/gen/keyport/v1/admin';
 import type { AuthServiceService } from '../proto/gen/keyport/v1/auth';
 import type { DeviceTrustServiceService } from '../proto/gen/keyport/v1/device';
 import type { UserServiceService } from '../proto/gen/keyport/v1/user';
+import type { NodeAccessServiceService } from '../proto/gen/keyport/v1/node';
 import { connectCluster, connectSession, isTransportFailure } from './api';
 import type { ClusterApi, ConnectOptions, SessionIdentity } from './api';
 import { formatClusterAddress, parseClusterAddress } from './cluster-trust';
@@ -53,6 +54,12 @@ export const callKinds = {
     createUser: 'write',
     lockUser: 'write',
     unlockUser: 'write',
+    registerNode: 'write',
+  },
+  nodes: {
+    listNodes: 'read',
+    isMfaRequired: 'ceremony',
+    generateSessionCertificate: 'ceremony',
   },
   devices: {
     listDevices: 'read',
@@ -70,6 +77,7 @@ export const callKinds = {
   user: Record<keyof typeof UserServiceService, CallKind>;
   admin: Record<keyof typeof AdminServiceService, CallKind>;
   devices: Record<keyof typeof DeviceTrustServiceService, CallKind>;
+  nodes: Record<keyof typeof NodeAccessServiceService, CallKind>;
 };
 
 export type CallKind = 'read' | 'write' | 'ceremony';
@@ -233,6 +241,7 @@ export async function connectRetryingReads(
     user: service('user'),
     admin: service('admin'),
     devices: service('devices'),
+    nodes: service('nodes'),
     get address() {
       return current.address;
     },

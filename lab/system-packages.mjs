@@ -6,6 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 /** Why each package is here, so the list stays honest. */
 const packages = {
   'openssh-client': ['start', 'test'], // ssh-keygen: the tests check SSH certificates with OpenSSH itself
+  'openssh-server': ['test'], // sshd: the nodes of the SSH tests (lab/sshd.ts), private instances on 127.0.0.1
   'gnome-keyring': ['start', 'test'], // Secret Service for the keychain (lab keyring on headless machines)
   'dbus-daemon': ['start', 'test'], // a private session bus for that keyring
   'dbus-bin': ['start', 'test'], // dbus-send: the client asks the Secret Service whether it is locked

@@ -32,6 +32,11 @@ export const AUDIT_EVENT_TYPES = [
   'device.token',
   'device.enroll',
   'device.authenticate',
+  /** Nodes: a registration (host certificate and identity issued), a per-session certificate issued after
+   *  a touch, and every connection keyport-node asked about (allowed, or why it was refused). */
+  'node.register',
+  'session.certificate',
+  'session.connect',
 ] as const;
 
 export type AuditType = (typeof AUDIT_EVENT_TYPES)[number];

@@ -59,6 +59,11 @@ export interface Authorities {
   readonly clusterName: string;
   readonly ssh: SshUserCertificateAuthority;
   readonly tls: TlsCertificateAuthority;
+  /**
+   * The SSH host CA (Ed25519), which signs nodes' host certificates. keyport-auth always has one
+   * (auth/authorities.ts withHostAuthority); the file-based CAs of the unit tests do not.
+   */
+  readonly sshHost?: SshUserCertificateAuthority;
 }
 
 export interface HostCertificate {

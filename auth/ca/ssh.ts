@@ -52,6 +52,8 @@ export interface SshUserCertificateRequest {
   serial?: bigint;
   /** Defaults to all of SSH_STANDARD_USER_EXTENSIONS; pass a subset to withhold some (e.g. forwarding). */
   standardExtensions?: readonly SshStandardUserExtension[];
+  /** 'user' (the default) or 'host': a host certificate carries no extensions and names host names. */
+  certificateType?: 'user' | 'host';
 }
 
 export interface SshCertificate {
@@ -371,7 +373,7 @@ function checkText(value: string, field: string): void {
   }
 }
 
-/** Signs an OpenSSH user certificate (PROTOCOL.certkeys "Certificates") and returns its one-line form. */
+/** Signs an OpenSSH user (or host) certificate (PROTOCOL.certkeys "Certificates"); returns its one-line form. */
 export function signSshUserCertificate(request: SshUserCertificateRequest): string {
   const subject =
     typeof request.publicKey === 'string' ? parseSshPublicKey(request.publicKey) : request.publicKey;
@@ -384,10 +386,14 @@ export function signSshUserCertificate(request: SshUserCertificateRequest): stri
   const serial = request.serial ?? randomSerial();
   if (serial < 0n || serial >= UINT64_LIMIT) throw invalid('serial must fit in an unsigned 64-bit integer');
 
+  const host = request.certificateType === 'host';
   const criticalOptions = request.criticalOptions ?? {};
   checkOptionNames(criticalOptions, KNOWN_CRITICAL_OPTIONS, 'critical option');
   checkOptionNames(request.extensions, KNOWN_EXTENSIONS, 'extension');
-  const standardExtensions = request.standardExtensions ?? SSH_STANDARD_USER_EXTENSIONS;
+  if (host && (Object.keys(criticalOptions).length > 0 || Object.keys(request.extensions).length > 0)) {
+    throw invalid('a host certificate carries no critical options or extensions');
+  }
+  const standardExtensions = host ? [] : (request.standardExtensions ?? SSH_STANDARD_USER_EXTENSIONS);
   const extensions = {
     ...Object.fromEntries(standardExtensions.map((name): [string, string] => [name, ''])),
     ...request.extensions,
@@ -401,7 +407,7 @@ export function signSshUserCertificate(request: SshUserCertificateRequest): stri
     sshString(randomBytes(NONCE_LENGTH)),
     subjectKeyFields,
     sshUint64(serial),
-    sshUint32(CERTIFICATE_TYPE_USER),
+    sshUint32(host ? CERTIFICATE_TYPE_HOST : CERTIFICATE_TYPE_USER),
     sshString(request.keyId),
     sshString(Buffer.concat(request.principals.map((principal) => sshString(principal)))),
     sshUint64(validAfter),

@@ -15,6 +15,8 @@ import type {
   ListResourcesRequest,
   ListResourcesResponse,
   LockUserRequest,
+  RegisterNodeRequest,
+  RegisterNodeResponse,
   Resource,
   UnlockUserRequest,
 } from '../../proto/gen/keyport/v1/admin';
@@ -28,6 +30,8 @@ import type { CallContext } from '../rpc';
 import type { Store } from '../storage/store';
 import type { Resource as ResourceDocument } from '../../proto/resources';
 import { hashToken, newToken } from '../tokens';
+import { sshCaPublicKeyLine } from '../ca/ssh';
+import { hostCaLine, signNodeRegistration } from '../nodes/registry';
 import { isAuditType, unknownAuditTypeMessage } from '../../proto/audit-types';
 
 const USER_NAME = /^[a-z0-9][a-z0-9._@-]{0,63}$/i;
@@ -58,6 +62,12 @@ export function adminService(ctx: ServiceContext) {
     const json = await store.getRoleJson(name);
     if (!json) throw new KeyportError('NOT_FOUND', `Role "${name}" does not exist.`);
     return { kind: 'role', name, json };
+  }
+
+  async function getNodeResource(name: string, store: Store = ctx.store): Promise<Resource> {
+    const row = await store.nodes.get(name);
+    if (!row) throw new KeyportError('NOT_FOUND', `Node "${name}" does not exist.`);
+    return { kind: 'node', name, json: row.doc_json };
   }
 
   async function checkRolesExist(
@@ -117,12 +127,65 @@ export function adminService(ctx: ServiceContext) {
       }
       return { written: await getUserResource(name, tx), replaced };
     }
+    if (resource.kind === 'node') {
+      const replaced = (await tx.nodes.get(name)) !== undefined;
+      if (!(await tx.nodes.put(name, JSON.stringify(resource), { replace: force, nowMs: now }))) {
+        throw new KeyportError(
+          'ALREADY_EXISTS',
+          `${at}Node "${name}" already exists; use --force to replace it.`,
+        );
+      }
+      return { written: await getNodeResource(name, tx), replaced };
+    }
     // The cluster_auth_preference is a singleton that always exists (with defaults): writing it replaces it.
     await tx.putConfig(CAP_KIND, JSON.stringify(resource), now);
     return { written: { kind: CAP_KIND, name, json: JSON.stringify(resource) }, replaced: true };
   }
 
   return {
+    /** `keyport admin nodes add`: a node write like create -f (verbs create, and update with force). */
+    async registerNode(request: RegisterNodeRequest, call: CallContext): Promise<RegisterNodeResponse> {
+      let identity: Identity | undefined;
+      for (const verb of request.force ? ['create', 'update'] : ['create']) {
+        identity = await authorize(call, 'node', verb);
+      }
+      const signed = await signNodeRegistration(ctx, request);
+      const name = signed.node.metadata.name;
+      return ctx.store.transaction(async (tx) => {
+        const replaced = (await tx.nodes.get(name)) !== undefined;
+        const written = await tx.nodes.put(name, JSON.stringify(signed.node), {
+          replace: request.force,
+          nowMs: ctx.now(),
+          identitySerial: signed.identitySerial,
+        });
+        if (!written) {
+          throw new KeyportError(
+            'ALREADY_EXISTS',
+            `Node "${name}" already exists; use --force to replace it.`,
+          );
+        }
+        await ctx.audit.record(
+          {
+            type: 'node.register',
+            actor: identity?.user ?? 'unknown',
+            clientAddr: call.clientAddr,
+            success: true,
+            message: `node/${name} ${replaced ? 'registered again' : 'registered'} at ${signed.node.spec.addr}`,
+            fields: { node: name, addr: signed.node.spec.addr, labels: signed.node.metadata.labels ?? {} },
+          },
+          tx,
+        );
+        return {
+          node: await getNodeResource(name, tx),
+          hostCertificate: signed.hostCertificate,
+          userCaPublicKey: sshCaPublicKeyLine(ctx.authorities),
+          hostCaPublicKey: hostCaLine(ctx),
+          identityCertificatePem: signed.identityCertificatePem,
+          tlsCaCertificatePem: ctx.authorities.tls.certPem,
+        };
+      });
+    },
+
     async getClusterStatus(_request: unknown, call: CallContext): Promise<ClusterStatus> {
       await authorize(call, 'cluster', 'read');
       return {
@@ -140,6 +203,7 @@ export function adminService(ctx: ServiceContext) {
       await authorize(call, kind, 'read');
       if (kind === 'user') return getUserResource(request.name);
       if (kind === 'role') return getRoleResource(request.name);
+      if (kind === 'node') return getNodeResource(request.name);
       return {
         kind: CAP_KIND,
         name: 'cluster-auth-preference',
@@ -161,6 +225,10 @@ export function adminService(ctx: ServiceContext) {
             })),
           ),
         };
+      }
+      if (kind === 'node') {
+        const rows = await ctx.store.nodes.list();
+        return { resources: rows.map((row) => ({ kind: 'node', name: row.name, json: row.doc_json })) };
       }
       if (kind === 'role') {
         const docs = await ctx.store.listRoleJson();
@@ -253,6 +321,10 @@ export function adminService(ctx: ServiceContext) {
         if (kind === 'user') {
           if (!(await tx.deleteUser(request.name))) {
             throw new KeyportError('NOT_FOUND', `User "${request.name}" does not exist.`);
+          }
+        } else if (kind === 'node') {
+          if (!(await tx.nodes.delete(request.name))) {
+            throw new KeyportError('NOT_FOUND', `Node "${request.name}" does not exist.`);
           }
         } else {
           const holder = (await tx.listUsers()).find((u) =>

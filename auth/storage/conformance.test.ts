@@ -10,6 +10,7 @@ import { startLabPostgres } from '../../lab/postgres';
 import type { LabPostgres } from '../../lab/postgres';
 import { SEALED_FAMILY } from '../secrets';
 import { DeviceStore } from './devices';
+import { NodeStore } from './nodes';
 import { openPostgresStore, openSqliteStore, Store } from './store';
 import { ThrottleStore } from './throttle';
 
@@ -49,7 +50,7 @@ function recording<S extends object>(target: S, name: string, seen: Set<string>)
     get(object, property) {
       const value: unknown = Reflect.get(object, property, object);
       if (typeof property !== 'string') return value;
-      if (value instanceof ThrottleStore || value instanceof DeviceStore) {
+      if (value instanceof ThrottleStore || value instanceof DeviceStore || value instanceof NodeStore) {
         seen.add(`${name}.${property}`);
         return recording(value, value.constructor.name, seen);
       }
@@ -678,8 +679,75 @@ describe.each(backends)('store on $kind', (backend) => {
     expect(await store.isBuiltinAdmin('b1', T)).toBe(false);
   });
 
+  it('stores nodes, and spends a single-use certificate for one connection only', async () => {
+    const nodes = store.nodes;
+    const doc = (addr: string) => JSON.stringify({ kind: 'node', metadata: { name: 'web' }, spec: { addr } });
+    expect(
+      await nodes.put('web', doc('10.0.0.1:22'), { replace: false, nowMs: T, identitySerial: 'aa' }),
+    ).toBe(true);
+    expect(await nodes.put('web', doc('10.0.0.2:22'), { replace: false, nowMs: T + 1 })).toBe(false);
+    expect(await nodes.get('web')).toMatchObject({ doc_json: doc('10.0.0.1:22'), identity_serial: 'aa' });
+    // Replaced without a new identity: the identity stays; with one, it changes.
+    expect(await nodes.put('web', doc('10.0.0.2:22'), { replace: true, nowMs: T + 2 })).toBe(true);
+    expect(await nodes.get('web')).toMatchObject({
+      doc_json: doc('10.0.0.2:22'),
+      identity_serial: 'aa',
+      created_ms: T,
+    });
+    expect(
+      await nodes.put('web', doc('10.0.0.2:22'), { replace: true, nowMs: T + 3, identitySerial: 'bb' }),
+    ).toBe(true);
+    expect((await nodes.get('web'))?.identity_serial).toBe('bb');
+    expect(await nodes.put('db', doc('10.0.0.3:22'), { replace: false, nowMs: T })).toBe(true);
+    expect((await nodes.list()).map((n) => n.name)).toEqual(['db', 'web']);
+    expect(await nodes.count()).toBe(2);
+
+    const row = {
+      serial: '42',
+      user: 'jerry',
+      node: 'web',
+      login: 'jerry',
+      created_ms: T,
+      expires_ms: T + 60_000,
+    };
+    await nodes.insertSessionCertificate(row);
+    expect(await nodes.spendSessionCertificate('42', 'db', '1:1', T)).toBeUndefined(); // another node
+    expect(await nodes.spendSessionCertificate('42', 'web', '1:1', T + 60_000)).toBeUndefined(); // expired
+    expect(await nodes.getSessionCertificate('42')).toMatchObject({ connection: null, spent_ms: null });
+    expect(await nodes.spendSessionCertificate('42', 'web', '100:5', T + 1)).toMatchObject({
+      connection: '100:5',
+      spent_ms: T + 1,
+    });
+    // sshd's second call for the same connection passes (first spend time kept); any other connection not.
+    expect(await nodes.spendSessionCertificate('42', 'web', '100:5', T + 2)).toMatchObject({
+      spent_ms: T + 1,
+    });
+    expect(await nodes.spendSessionCertificate('42', 'web', '100:6', T + 3)).toBeUndefined();
+    expect(await nodes.spendSessionCertificate('42', 'web', '101:5', T + 3)).toBeUndefined();
+    expect(await nodes.spendSessionCertificate('43', 'web', '100:5', T + 3)).toBeUndefined();
+    // Racing connections: exactly one wins.
+    await nodes.insertSessionCertificate({ ...row, serial: '44', created_ms: T + 10 });
+    const raced = await Promise.all(
+      ['7:1', '8:1', '9:1', '10:1'].map((connection) =>
+        nodes.spendSessionCertificate('44', 'web', connection, T + 11),
+      ),
+    );
+    expect(raced.filter(Boolean)).toHaveLength(1);
+    // Issuing drops certificates past their end.
+    await nodes.insertSessionCertificate({
+      ...row,
+      serial: '45',
+      created_ms: T + 61_000,
+      expires_ms: T + 121_000,
+    });
+    expect(await nodes.getSessionCertificate('42')).toBeUndefined();
+    expect(await nodes.delete('db')).toBe(true);
+    expect(await nodes.delete('db')).toBe(false);
+  });
+
   it('called every Store, ThrottleStore and DeviceStore method', () => {
     const expected = [
+      ...methodsOf(NodeStore.prototype, 'NodeStore'),
       ...methodsOf(Store.prototype, 'Store'),
       ...methodsOf(ThrottleStore.prototype, 'ThrottleStore'),
       // DeviceStore's own transaction is private, used by delete().

@@ -253,6 +253,42 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('pop_nonces').execute();
     },
   },
+  '0007_nodes': {
+    // Nodes (stock OpenSSH servers): the resource document, and the serial of the one client identity
+    // keyport-node may call with (replaced when the node is registered again). The single-use SSH
+    // certificates of per-session MFA: spent by the first connection that offers them, which the row
+    // then names, so sshd's two calls for one connection pass and any other connection is refused.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('nodes')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('doc_json', 'text', (c) => c.notNull())
+        .addColumn('identity_serial', 'text')
+        .addColumn('created_ms', 'bigint', (c) => c.notNull())
+        .addColumn('updated_ms', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('session_certificates')
+        .addColumn('serial', 'text', (c) => c.primaryKey())
+        .addColumn('user', 'text', (c) => c.notNull())
+        .addColumn('node', 'text', (c) => c.notNull())
+        .addColumn('login', 'text', (c) => c.notNull())
+        .addColumn('created_ms', 'bigint', (c) => c.notNull())
+        .addColumn('expires_ms', 'bigint', (c) => c.notNull())
+        .addColumn('connection', 'text')
+        .addColumn('spent_ms', 'bigint')
+        .execute();
+      await db.schema
+        .createIndex('session_certificates_expires')
+        .on('session_certificates')
+        .column('expires_ms')
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('session_certificates').execute();
+      await db.schema.dropTable('nodes').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -124,7 +124,7 @@ export interface DeviceEnrollTokensTable {
 }
 
 export interface ClusterAuthoritiesTable {
-  /** 'ssh_user' or 'tls'. */
+  /** 'ssh_user', 'tls' or 'ssh_host'. */
   kind: string;
   /** PKCS#8 PEM sealed under the key-encryption key (`kp-sealed:v1:…`, bound to `ca-key:KIND`). */
   private_key: string;
@@ -149,6 +149,29 @@ export interface PopNoncesTable {
   expires_ms: number;
 }
 
+export interface NodesTable {
+  name: string;
+  /** The node resource document (kind node, sub_kind openssh). */
+  doc_json: string;
+  /** Hex serial of the node's current client identity (keyport-node); null until one is issued. */
+  identity_serial: string | null;
+  created_ms: number;
+  updated_ms: number;
+}
+
+export interface SessionCertificatesTable {
+  /** The SSH certificate's serial, in decimal. */
+  serial: string;
+  user: string;
+  node: string;
+  login: string;
+  created_ms: number;
+  expires_ms: number;
+  /** The sshd connection that spent it ("PID:STARTTIME" of its per-connection process); null until then. */
+  connection: string | null;
+  spent_ms: number | null;
+}
+
 export interface Database {
   users: UsersTable;
   roles: RolesTable;
@@ -164,4 +187,6 @@ export interface Database {
   cluster_authorities: ClusterAuthoritiesTable;
   builtin_admins: BuiltinAdminsTable;
   pop_nonces: PopNoncesTable;
+  nodes: NodesTable;
+  session_certificates: SessionCertificatesTable;
 }

@@ -15,6 +15,7 @@ import { KeyportError } from '../../proto/errors';
 import { SEALED_FAMILY } from '../secrets';
 import { rolesNamedByUserSpec } from './dialects';
 import { DeviceStore } from './devices';
+import { NodeStore } from './nodes';
 import { ThrottleStore } from './throttle';
 import type {
   AuditEventsTable,
@@ -604,6 +605,12 @@ export class Store {
 
   get devices(): DeviceStore {
     return new DeviceStore(this.db);
+  }
+
+  // Nodes and single-use SSH certificates: storage/nodes.ts
+
+  get nodes(): NodeStore {
+    return new NodeStore(this.db);
   }
 
   // Audit log

@@ -128,6 +128,8 @@ function validateResource(value: unknown, options: ParseOptions): Validation<Res
       return validateWith(schemas.role, value);
     case 'cluster_auth_preference':
       return validateWith(schemas.cluster_auth_preference, value);
+    case 'node':
+      return validateWith(schemas.node, value);
   }
 }
 

@@ -88,7 +88,7 @@ export function defaultClusterAuthPreference(): ClusterAuthPreference {
   };
 }
 
-function expandLogins(conditions: RoleConditions | undefined, traits: Traits): string[] {
+export function expandLogins(conditions: RoleConditions | undefined, traits: Traits): string[] {
   return (conditions?.logins ?? []).flatMap((login) => expandTraitValue(login, traits));
 }
 

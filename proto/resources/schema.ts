@@ -8,13 +8,15 @@ import { formatFieldPath, ResourceError } from './errors';
 import type { FieldIssue, PathSegment } from './errors';
 import { parseTraitValue } from './traits';
 
-export const RESOURCE_KINDS = ['user', 'role', 'cluster_auth_preference'] as const;
+export const RESOURCE_KINDS = ['user', 'role', 'cluster_auth_preference', 'node'] as const;
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
 export const KIND_ALIASES: Readonly<Record<string, ResourceKind>> = { cap: 'cluster_auth_preference' };
 
 export const USER_VERSIONS = ['v2'] as const;
 export const ROLE_VERSIONS = ['v5', 'v6', 'v7', 'v8'] as const;
 export const CLUSTER_AUTH_PREFERENCE_VERSIONS = ['v2'] as const;
+export const NODE_VERSIONS = ['v2'] as const;
+export const NODE_SUB_KINDS = ['openssh'] as const;
 /** The cluster has exactly one cluster_auth_preference, always under this name. */
 export const CLUSTER_AUTH_PREFERENCE_NAME = 'cluster-auth-preference';
 
@@ -256,6 +258,35 @@ const roleDocument = strictFields({
 });
 
 // ---------------------------------------------------------------------------------------------------
+// node: a stock OpenSSH server (Teleport's `node` with `sub_kind: openssh`). Its labels are the metadata's,
+// which roles' node_labels match; `spec.addr` is where its sshd listens.
+
+/** HOST:PORT, the host a DNS name, an IPv4 address or a bracketed IPv6 address. */
+export const NODE_ADDR =
+  /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?):([1-9][0-9]{0,4})$/;
+
+const nodeAddr = z.string().superRefine((value, context) => {
+  const match = NODE_ADDR.exec(value);
+  if (!match || Number(match[3]) > 65535) {
+    context.addIssue({
+      code: 'custom',
+      message: `invalid address ${describeValue(value)}; expected HOST:PORT, e.g. 10.0.0.5:22`,
+    });
+  }
+});
+
+const nodeDocument = strictFields({
+  kind: z.literal('node'),
+  version: versionField(NODE_VERSIONS),
+  sub_kind: choice(NODE_SUB_KINDS).default('openssh'),
+  metadata,
+  spec: strictFields({
+    addr: nodeAddr,
+    hostname: z.string().max(253).optional(),
+  }),
+});
+
+// ---------------------------------------------------------------------------------------------------
 // cluster_auth_preference
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
@@ -412,6 +443,7 @@ function buildResourceSchemas(mode: CaEntryMode) {
     user: userDocument,
     role: roleDocument,
     cluster_auth_preference: clusterAuthPreferenceDocumentSchema(mode),
+    node: nodeDocument,
     clusterAuthPreferenceSpec: clusterAuthPreferenceSpecSchema(mode),
   };
 }
@@ -433,7 +465,8 @@ export type RoleConditions = NonNullable<RoleSpec['allow']>;
 export type RoleRule = NonNullable<RoleConditions['rules']>[number];
 export type ClusterAuthPreference = z.output<ResourceSchemas['cluster_auth_preference']>;
 export type ClusterAuthPreferenceSpec = ClusterAuthPreference['spec'];
-export type Resource = User | Role | ClusterAuthPreference;
+export type Node = z.output<ResourceSchemas['node']>;
+export type Resource = User | Role | ClusterAuthPreference | Node;
 
 // ---------------------------------------------------------------------------------------------------
 // Canonical cluster_auth_preference

@@ -126,6 +126,35 @@ export interface ListAuditEventsResponse {
   events: AuditEvent[];
 }
 
+export interface RegisterNodeRequest {
+  name: string;
+  addr: string;
+  labels: { [key: string]: string };
+  /** The node's SSH host public key (authorized_keys form). */
+  hostPublicKey: string;
+  /** The node's X.509 public key (SPKI PEM) for its identity towards keyport-auth. */
+  identityPublicKeyPem: string;
+  force: boolean;
+}
+
+export interface RegisterNodeRequest_LabelsEntry {
+  key: string;
+  value: string;
+}
+
+export interface RegisterNodeResponse {
+  /** The node resource as stored. */
+  node?: Resource | undefined;
+  hostCertificate: string;
+  /** The SSH user CA line for TrustedUserCAKeys. */
+  userCaPublicKey: string;
+  /** The host CA line for clients' @cert-authority known_hosts entries. */
+  hostCaPublicKey: string;
+  identityCertificatePem: string;
+  /** The TLS CA certificate the node pins when it calls keyport-auth. */
+  tlsCaCertificatePem: string;
+}
+
 function createBaseGetClusterStatusRequest(): GetClusterStatusRequest {
   return {};
 }
@@ -1824,6 +1853,454 @@ export const ListAuditEventsResponse: MessageFns<ListAuditEventsResponse> = {
   },
 };
 
+function createBaseRegisterNodeRequest(): RegisterNodeRequest {
+  return { name: "", addr: "", labels: {}, hostPublicKey: "", identityPublicKeyPem: "", force: false };
+}
+
+export const RegisterNodeRequest: MessageFns<RegisterNodeRequest> = {
+  encode(message: RegisterNodeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.addr !== "") {
+      writer.uint32(18).string(message.addr);
+    }
+    globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
+      RegisterNodeRequest_LabelsEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
+    });
+    if (message.hostPublicKey !== "") {
+      writer.uint32(34).string(message.hostPublicKey);
+    }
+    if (message.identityPublicKeyPem !== "") {
+      writer.uint32(42).string(message.identityPublicKeyPem);
+    }
+    if (message.force !== false) {
+      writer.uint32(48).bool(message.force);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RegisterNodeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRegisterNodeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.addr = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            const entry3 = RegisterNodeRequest_LabelsEntry.decode(reader, reader.uint32());
+            if (entry3.value !== undefined) {
+              message.labels[entry3.key] = entry3.value;
+            }
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.hostPublicKey = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.identityPublicKeyPem = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.force = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RegisterNodeRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      addr: isSet(object.addr) ? globalThis.String(object.addr) : "",
+      labels: isObject(object.labels)
+        ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      hostPublicKey: isSet(object.hostPublicKey)
+        ? globalThis.String(object.hostPublicKey)
+        : isSet(object.host_public_key)
+        ? globalThis.String(object.host_public_key)
+        : "",
+      identityPublicKeyPem: isSet(object.identityPublicKeyPem)
+        ? globalThis.String(object.identityPublicKeyPem)
+        : isSet(object.identity_public_key_pem)
+        ? globalThis.String(object.identity_public_key_pem)
+        : "",
+      force: isSet(object.force) ? globalThis.Boolean(object.force) : false,
+    };
+  },
+
+  toJSON(message: RegisterNodeRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.addr !== "") {
+      obj.addr = message.addr;
+    }
+    if (message.labels) {
+      const entries = globalThis.Object.entries(message.labels) as [string, string][];
+      if (entries.length > 0) {
+        obj.labels = {};
+        entries.forEach(([k, v]) => {
+          obj.labels[k] = v;
+        });
+      }
+    }
+    if (message.hostPublicKey !== "") {
+      obj.hostPublicKey = message.hostPublicKey;
+    }
+    if (message.identityPublicKeyPem !== "") {
+      obj.identityPublicKeyPem = message.identityPublicKeyPem;
+    }
+    if (message.force !== false) {
+      obj.force = message.force;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RegisterNodeRequest>): RegisterNodeRequest {
+    return RegisterNodeRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RegisterNodeRequest>): RegisterNodeRequest {
+    const message = createBaseRegisterNodeRequest();
+    message.name = object.name ?? "";
+    message.addr = object.addr ?? "";
+    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.hostPublicKey = object.hostPublicKey ?? "";
+    message.identityPublicKeyPem = object.identityPublicKeyPem ?? "";
+    message.force = object.force ?? false;
+    return message;
+  },
+};
+
+function createBaseRegisterNodeRequest_LabelsEntry(): RegisterNodeRequest_LabelsEntry {
+  return { key: "", value: "" };
+}
+
+export const RegisterNodeRequest_LabelsEntry: MessageFns<RegisterNodeRequest_LabelsEntry> = {
+  encode(message: RegisterNodeRequest_LabelsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RegisterNodeRequest_LabelsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRegisterNodeRequest_LabelsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RegisterNodeRequest_LabelsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: RegisterNodeRequest_LabelsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RegisterNodeRequest_LabelsEntry>): RegisterNodeRequest_LabelsEntry {
+    return RegisterNodeRequest_LabelsEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RegisterNodeRequest_LabelsEntry>): RegisterNodeRequest_LabelsEntry {
+    const message = createBaseRegisterNodeRequest_LabelsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseRegisterNodeResponse(): RegisterNodeResponse {
+  return {
+    node: undefined,
+    hostCertificate: "",
+    userCaPublicKey: "",
+    hostCaPublicKey: "",
+    identityCertificatePem: "",
+    tlsCaCertificatePem: "",
+  };
+}
+
+export const RegisterNodeResponse: MessageFns<RegisterNodeResponse> = {
+  encode(message: RegisterNodeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.node !== undefined) {
+      Resource.encode(message.node, writer.uint32(10).fork()).join();
+    }
+    if (message.hostCertificate !== "") {
+      writer.uint32(18).string(message.hostCertificate);
+    }
+    if (message.userCaPublicKey !== "") {
+      writer.uint32(26).string(message.userCaPublicKey);
+    }
+    if (message.hostCaPublicKey !== "") {
+      writer.uint32(34).string(message.hostCaPublicKey);
+    }
+    if (message.identityCertificatePem !== "") {
+      writer.uint32(42).string(message.identityCertificatePem);
+    }
+    if (message.tlsCaCertificatePem !== "") {
+      writer.uint32(50).string(message.tlsCaCertificatePem);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RegisterNodeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRegisterNodeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.node = Resource.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hostCertificate = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.userCaPublicKey = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.hostCaPublicKey = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.identityCertificatePem = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.tlsCaCertificatePem = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RegisterNodeResponse {
+    return {
+      node: isSet(object.node) ? Resource.fromJSON(object.node) : undefined,
+      hostCertificate: isSet(object.hostCertificate)
+        ? globalThis.String(object.hostCertificate)
+        : isSet(object.host_certificate)
+        ? globalThis.String(object.host_certificate)
+        : "",
+      userCaPublicKey: isSet(object.userCaPublicKey)
+        ? globalThis.String(object.userCaPublicKey)
+        : isSet(object.user_ca_public_key)
+        ? globalThis.String(object.user_ca_public_key)
+        : "",
+      hostCaPublicKey: isSet(object.hostCaPublicKey)
+        ? globalThis.String(object.hostCaPublicKey)
+        : isSet(object.host_ca_public_key)
+        ? globalThis.String(object.host_ca_public_key)
+        : "",
+      identityCertificatePem: isSet(object.identityCertificatePem)
+        ? globalThis.String(object.identityCertificatePem)
+        : isSet(object.identity_certificate_pem)
+        ? globalThis.String(object.identity_certificate_pem)
+        : "",
+      tlsCaCertificatePem: isSet(object.tlsCaCertificatePem)
+        ? globalThis.String(object.tlsCaCertificatePem)
+        : isSet(object.tls_ca_certificate_pem)
+        ? globalThis.String(object.tls_ca_certificate_pem)
+        : "",
+    };
+  },
+
+  toJSON(message: RegisterNodeResponse): unknown {
+    const obj: any = {};
+    if (message.node !== undefined) {
+      obj.node = Resource.toJSON(message.node);
+    }
+    if (message.hostCertificate !== "") {
+      obj.hostCertificate = message.hostCertificate;
+    }
+    if (message.userCaPublicKey !== "") {
+      obj.userCaPublicKey = message.userCaPublicKey;
+    }
+    if (message.hostCaPublicKey !== "") {
+      obj.hostCaPublicKey = message.hostCaPublicKey;
+    }
+    if (message.identityCertificatePem !== "") {
+      obj.identityCertificatePem = message.identityCertificatePem;
+    }
+    if (message.tlsCaCertificatePem !== "") {
+      obj.tlsCaCertificatePem = message.tlsCaCertificatePem;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RegisterNodeResponse>): RegisterNodeResponse {
+    return RegisterNodeResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RegisterNodeResponse>): RegisterNodeResponse {
+    const message = createBaseRegisterNodeResponse();
+    message.node = (object.node !== undefined && object.node !== null) ? Resource.fromPartial(object.node) : undefined;
+    message.hostCertificate = object.hostCertificate ?? "";
+    message.userCaPublicKey = object.userCaPublicKey ?? "";
+    message.hostCaPublicKey = object.hostCaPublicKey ?? "";
+    message.identityCertificatePem = object.identityCertificatePem ?? "";
+    message.tlsCaCertificatePem = object.tlsCaCertificatePem ?? "";
+    return message;
+  },
+};
+
 /** Administration, authorised by the caller's role rules (resources × verbs). */
 export type AdminServiceService = typeof AdminServiceService;
 export const AdminServiceService = {
@@ -1918,6 +2395,20 @@ export const AdminServiceService = {
       Buffer.from(ListAuditEventsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListAuditEventsResponse => ListAuditEventsResponse.decode(value),
   },
+  /**
+   * Registers (or replaces, with force) a node and signs what its sshd and keyport-node need: a host
+   * certificate for its host key and a client identity for its X.509 key. Private keys stay with the caller.
+   */
+  registerNode: {
+    path: "/keyport.v1.AdminService/RegisterNode" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RegisterNodeRequest): Buffer => Buffer.from(RegisterNodeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RegisterNodeRequest => RegisterNodeRequest.decode(value),
+    responseSerialize: (value: RegisterNodeResponse): Buffer =>
+      Buffer.from(RegisterNodeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RegisterNodeResponse => RegisterNodeResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
@@ -1932,6 +2423,11 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   lockUser: handleUnaryCall<LockUserRequest, Resource>;
   unlockUser: handleUnaryCall<UnlockUserRequest, Resource>;
   listAuditEvents: handleUnaryCall<ListAuditEventsRequest, ListAuditEventsResponse>;
+  /**
+   * Registers (or replaces, with force) a node and signs what its sshd and keyport-node need: a host
+   * certificate for its host key and a client identity for its X.509 key. Private keys stay with the caller.
+   */
+  registerNode: handleUnaryCall<RegisterNodeRequest, RegisterNodeResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -2071,6 +2567,25 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListAuditEventsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Registers (or replaces, with force) a node and signs what its sshd and keyport-node need: a host
+   * certificate for its host key and a client identity for its X.509 key. Private keys stay with the caller.
+   */
+  registerNode(
+    request: RegisterNodeRequest,
+    callback: (error: ServiceError | null, response: RegisterNodeResponse) => void,
+  ): ClientUnaryCall;
+  registerNode(
+    request: RegisterNodeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RegisterNodeResponse) => void,
+  ): ClientUnaryCall;
+  registerNode(
+    request: RegisterNodeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RegisterNodeResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -1,0 +1,194 @@
+// NodeAccessService (signed-in users: nodes they may reach, per-session MFA and its certificate) and
+// NodeService (keyport-node, with a node's own identity: may this certificate log in here). Refusals are
+// typed errors and audited.
+import { KeyportError } from '../../proto/errors';
+import type {
+  AuthorizeConnectionRequest,
+  AuthorizeConnectionResponse,
+  GenerateSessionCertificateRequest,
+  GenerateSessionCertificateResponse,
+  IsMFARequiredRequest,
+  IsMFARequiredResponse,
+  ListNodesResponse,
+  Node as NodeMessage,
+} from '../../proto/gen/keyport/v1/node';
+import type { Traits } from '../../proto/resources/presets';
+import type { Node } from '../../proto/resources/schema';
+import type { ServiceContext } from '../context';
+import { authenticate, authenticateNode } from '../identity';
+import type { Identity } from '../identity';
+import { loadCap } from '../policy';
+import type { CallContext } from '../rpc';
+import { nodeLogins, nodeTarget } from '../nodes/access';
+import { authorizeConnection } from '../nodes/connection';
+import { getNode, hostCaLine, listNodes } from '../nodes/registry';
+import {
+  checkDeviceTrust,
+  checkLogin,
+  createSessionChallenge,
+  issueSessionCertificate,
+  mfaRequiredFor,
+  verifySessionAnswer,
+} from '../nodes/session-certificate';
+
+function nodeMessage(node: Node): NodeMessage {
+  return {
+    name: node.metadata.name,
+    addr: node.spec.addr,
+    labels: { ...node.metadata.labels },
+    subKind: node.sub_kind,
+  };
+}
+
+function requireField(value: string, field: string): void {
+  if (!value) throw new KeyportError('INVALID_ARGUMENT', `${field} is required.`, { fieldPath: field });
+}
+
+export function nodeAccessService(ctx: ServiceContext) {
+  async function traitsOf(identity: Identity): Promise<Traits> {
+    const user = await ctx.store.getUser(identity.user);
+    return (user ? (JSON.parse(user.spec_json) as { traits?: Traits }).traits : undefined) ?? {};
+  }
+
+  /** Refusals of the per-session path, audited with what was asked. */
+  async function audited<T>(
+    identity: Identity,
+    call: CallContext,
+    what: { node: string; login: string },
+    work: () => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (error instanceof KeyportError) {
+        await ctx.audit.record({
+          type: 'session.certificate',
+          actor: identity.user,
+          clientAddr: call.clientAddr,
+          success: false,
+          message: `${what.login}@${what.node} refused: ${error.message}`,
+          fields: { ...what, code: error.code },
+        });
+      }
+      throw error;
+    }
+  }
+
+  return {
+    async listNodes(_request: unknown, call: CallContext): Promise<ListNodesResponse> {
+      const identity = await authenticate(ctx, call);
+      const traits = await traitsOf(identity);
+      const nodes = await listNodes(ctx.store);
+      return {
+        nodes: nodes.flatMap((node) => {
+          const logins = nodeLogins(identity.roleDocuments, traits, nodeTarget(node));
+          return logins.length > 0 ? [{ node: nodeMessage(node), logins }] : [];
+        }),
+      };
+    },
+
+    async isMfaRequired(request: IsMFARequiredRequest, call: CallContext): Promise<IsMFARequiredResponse> {
+      requireField(request.node, 'node');
+      requireField(request.login, 'login');
+      const identity = await authenticate(ctx, call);
+      return audited(identity, call, request, async () => {
+        const [node, traits, cap] = await Promise.all([
+          getNode(ctx.store, request.node),
+          traitsOf(identity),
+          loadCap(ctx.store),
+        ]);
+        checkLogin(identity, traits, node, request.login);
+        checkDeviceTrust(cap, identity, node);
+        const required = mfaRequiredFor(cap, identity, node);
+        return {
+          required,
+          node: nodeMessage(node),
+          hostCaPublicKey: hostCaLine(ctx),
+          ...(required
+            ? {
+                challenge: await createSessionChallenge(ctx, cap, identity.user, request.node, request.login),
+              }
+            : {}),
+        };
+      });
+    },
+
+    async generateSessionCertificate(
+      request: GenerateSessionCertificateRequest,
+      call: CallContext,
+    ): Promise<GenerateSessionCertificateResponse> {
+      requireField(request.node, 'node');
+      requireField(request.login, 'login');
+      const identity = await authenticate(ctx, call);
+      return audited(identity, call, request, async () => {
+        const [node, traits, cap] = await Promise.all([
+          getNode(ctx.store, request.node),
+          traitsOf(identity),
+          loadCap(ctx.store),
+        ]);
+        // The touch first (it spends the challenge), then access again: roles may have changed since.
+        await verifySessionAnswer(
+          ctx,
+          cap,
+          identity,
+          request.node,
+          request.login,
+          request.mfaResponse,
+          call.clientAddr,
+        );
+        checkLogin(identity, traits, node, request.login);
+        checkDeviceTrust(cap, identity, node);
+        const issued = await issueSessionCertificate(ctx, identity, request.node, request.login);
+        await ctx.audit.record({
+          type: 'session.certificate',
+          actor: identity.user,
+          clientAddr: call.clientAddr,
+          success: true,
+          message: `single-use certificate for ${request.login}@${request.node}`,
+          fields: { node: request.node, login: request.login, serial: issued.serial.toString() },
+        });
+        return { sshCertificate: issued.sshCertificate, expiresMs: issued.expiresMs };
+      });
+    },
+  };
+}
+
+export function nodeService(ctx: ServiceContext) {
+  return {
+    async authorizeConnection(
+      request: AuthorizeConnectionRequest,
+      call: CallContext,
+    ): Promise<AuthorizeConnectionResponse> {
+      const node = await authenticateNode(ctx, call);
+      try {
+        const verdict = await authorizeConnection(ctx, node, request);
+        await ctx.audit.record({
+          type: 'session.connect',
+          actor: verdict.user,
+          clientAddr: call.clientAddr,
+          success: true,
+          message: `${request.login}@${node} allowed${verdict.singleUse ? ' (single-use certificate)' : ''}`,
+          fields: {
+            node,
+            login: request.login,
+            connection: request.connection,
+            single_use: verdict.singleUse,
+          },
+        });
+        return { principals: verdict.principals };
+      } catch (error) {
+        if (error instanceof KeyportError) {
+          await ctx.audit.record({
+            type: 'session.connect',
+            actor: `node:${node}`,
+            clientAddr: call.clientAddr,
+            success: false,
+            message: `${request.login}@${node} refused: ${error.message}`,
+            fields: { node, login: request.login, connection: request.connection, code: error.code },
+          });
+        }
+        throw error;
+      }
+    },
+  };
+}
