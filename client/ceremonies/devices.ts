@@ -28,8 +28,8 @@ export interface SessionKeyPrompts {
 
 async function withProfileApi<T>(
   profiles: ProfileStore,
+  { piv }: SessionKeyPrompts,
   work: (api: ClusterApi, origin: string) => Promise<T>,
-  { piv }: SessionKeyPrompts = {},
 ): Promise<T> {
   const profile: Profile | undefined = await profiles.getProfile();
   if (!profile) throw notSignedIn();
@@ -43,7 +43,7 @@ async function withProfileApi<T>(
 }
 
 export function listDevices(profiles: ProfileStore, options: SessionKeyPrompts = {}): Promise<MFADevice[]> {
-  return withProfileApi(profiles, async (api) => (await api.user.listMfaDevices({})).devices, options);
+  return withProfileApi(profiles, options, async (api) => (await api.user.listMfaDevices({})).devices);
 }
 
 async function proveExistingDevice(
@@ -79,52 +79,48 @@ export async function addDevice(
     signal?: AbortSignal;
   },
 ): Promise<MFADevice> {
-  return withProfileApi(
-    profiles,
-    async (api, origin) => {
-      const existing = await proveExistingDevice(
-        api,
+  return withProfileApi(profiles, options, async (api, origin) => {
+    const existing = await proveExistingDevice(
+      api,
+      origin,
+      options.prompts,
+      options.existing,
+      options.signal,
+    );
+    const challenge = await api.user.createRegisterChallenge({
+      existingMfaResponse: existing,
+      deviceType:
+        options.type === 'webauthn'
+          ? MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN
+          : MFADeviceType.MFA_DEVICE_TYPE_TOTP,
+      passwordless: options.passwordless ?? false,
+    });
+    let newDevice: MFARegisterResponse;
+    if (options.type === 'webauthn') {
+      options.prompts.say('Tap your new security key');
+      const registration = await registerKey(challenge.webauthnCreationOptionsJson, {
         origin,
-        options.prompts,
-        options.existing,
-        options.signal,
-      );
-      const challenge = await api.user.createRegisterChallenge({
-        existingMfaResponse: existing,
-        deviceType:
-          options.type === 'webauthn'
-            ? MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN
-            : MFADeviceType.MFA_DEVICE_TYPE_TOTP,
-        passwordless: options.passwordless ?? false,
+        prompts: options.prompts,
+        signal: options.signal,
       });
-      let newDevice: MFARegisterResponse;
-      if (options.type === 'webauthn') {
-        options.prompts.say('Tap your new security key');
-        const registration = await registerKey(challenge.webauthnCreationOptionsJson, {
-          origin,
-          prompts: options.prompts,
-          signal: options.signal,
-        });
-        newDevice = {
-          challengeId: challenge.challengeId,
-          deviceName: await deviceName(options.name),
-          response: { $case: 'webauthnJson', value: registration },
-        };
-      } else {
-        if (!challenge.totp)
-          throw new KeyportError('INTERNAL', 'The cluster sent no OTP secret for the new device.');
-        await options.prompts.showTotpEnrollment(challenge.totp);
-        const code = (await options.prompts.otpCode()).trim();
-        newDevice = {
-          challengeId: challenge.challengeId,
-          deviceName: await deviceName(options.name),
-          response: { $case: 'totp', value: { code } },
-        };
-      }
-      return api.user.addMfaDevice({ newDevice });
-    },
-    options,
-  );
+      newDevice = {
+        challengeId: challenge.challengeId,
+        deviceName: await deviceName(options.name),
+        response: { $case: 'webauthnJson', value: registration },
+      };
+    } else {
+      if (!challenge.totp)
+        throw new KeyportError('INTERNAL', 'The cluster sent no OTP secret for the new device.');
+      await options.prompts.showTotpEnrollment(challenge.totp);
+      const code = (await options.prompts.otpCode()).trim();
+      newDevice = {
+        challengeId: challenge.challengeId,
+        deviceName: await deviceName(options.name),
+        response: { $case: 'totp', value: { code } },
+      };
+    }
+    return api.user.addMfaDevice({ newDevice });
+  });
 }
 
 export async function removeDevice(
@@ -136,18 +132,14 @@ export async function removeDevice(
     signal?: AbortSignal;
   },
 ): Promise<void> {
-  await withProfileApi(
-    profiles,
-    async (api, origin) => {
-      const existing = await proveExistingDevice(
-        api,
-        origin,
-        options.prompts,
-        options.existing,
-        options.signal,
-      );
-      await api.user.deleteMfaDevice({ name: options.name, existingMfaResponse: existing });
-    },
-    options,
-  );
+  await withProfileApi(profiles, options, async (api, origin) => {
+    const existing = await proveExistingDevice(
+      api,
+      origin,
+      options.prompts,
+      options.existing,
+      options.signal,
+    );
+    await api.user.deleteMfaDevice({ name: options.name, existingMfaResponse: existing });
+  });
 }
