@@ -54,6 +54,13 @@ const malformed: Record<MethodName, { argument: unknown; fieldPath: string }[]> 
     { argument: { id: 'prompt-1', value: { kind: 'keyPin', pin: '12' } }, fieldPath: 'value.pin' },
     { argument: { id: 'prompt-1', value: { kind: 'otpCode', code: 'abcdef' } }, fieldPath: 'value.code' },
     { argument: { id: 'prompt-1', value: { kind: 'password', password: 'x' } }, fieldPath: 'value.kind' },
+    { argument: { id: 'prompt-1', value: { kind: 'pivPin', pin: '12345' } }, fieldPath: 'value.pin' },
+    {
+      argument: { id: 'prompt-1', value: { kind: 'newPivPin', value: '123456789' } },
+      fieldPath: 'value.value',
+    },
+    { argument: { id: 'prompt-1', value: { kind: 'relogin', password: '' } }, fieldPath: 'value.password' },
+    { argument: { id: 'prompt-1', value: { kind: 'relogin', user: 'eve' } }, fieldPath: 'value.user' },
     { argument: { value: { kind: 'trustCaPin', trust: true } }, fieldPath: 'id' },
   ],
   'prompts.cancel': [{ argument: { id: 3 }, fieldPath: 'id' }],

@@ -188,6 +188,7 @@ export function createBackend(options: BackendOptions): Backend {
     }),
     'auth.login': bind('auth.login', (argument) =>
       withCeremony(async (prompts) => {
+        const { notice, hardwareKey } = loginHardware(prompts);
         const profile = await loginWithPassword({
           profiles,
           address: parseClusterAddress(argument.address),
@@ -197,12 +198,8 @@ export function createBackend(options: BackendOptions): Backend {
           mfa: argument.secondFactor,
           signal: prompts.signal,
           device: { env },
-          prompts: {
-            ...prompts,
-            password: async () => argument.password,
-            notice: loginHardware(prompts).notice,
-          },
-          hardwareKey: loginHardware(prompts).hardwareKey,
+          prompts: { ...prompts, password: async () => argument.password, notice },
+          hardwareKey,
         });
         const view = profileView(profile);
         reportProfile(view.address, view);
@@ -211,6 +208,7 @@ export function createBackend(options: BackendOptions): Backend {
     ),
     'auth.loginPasswordless': bind('auth.loginPasswordless', (argument) =>
       withCeremony(async (prompts) => {
+        const { notice, hardwareKey } = loginHardware(prompts);
         const profile = await loginPasswordless({
           profiles,
           address: parseClusterAddress(argument.address),
@@ -219,8 +217,8 @@ export function createBackend(options: BackendOptions): Backend {
           ttlSeconds: argument.ttlSeconds,
           signal: prompts.signal,
           device: { env },
-          prompts: { ...prompts, notice: loginHardware(prompts).notice },
-          hardwareKey: loginHardware(prompts).hardwareKey,
+          prompts: { ...prompts, notice },
+          hardwareKey,
         });
         const view = profileView(profile);
         reportProfile(view.address, view);

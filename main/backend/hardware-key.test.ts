@@ -303,6 +303,18 @@ describe("Keyport Connect's backend relogs in with the PIV card when a call is r
       pinPolicy: 'once',
     });
 
+    // Signed out and in again through the app's own login form: the key in 9d is reused, nothing asked again.
+    expect(await backend.handlers['auth.logout']()).toMatchObject({ ok: true });
+    shown = [];
+    const again = await backend.handlers['auth.login']({
+      address: cluster.address,
+      user: USER,
+      password: PASSWORD,
+    });
+    expect(again).toMatchObject({ ok: true, value: { sessionKey: { kind: 'piv', slot: '9d' } } });
+    expect(shown.map((p) => p.kind)).not.toContain('relogin');
+    expect(shown.map((p) => p.kind)).not.toContain('newPivPin');
+
     // Wrong, wrong, wrong: the PIN blocks, and the error says how to unblock it.
     shown = [];
     script = { pivPin: () => ({ kind: 'pivPin', pin: '999999' }), pivTouch: () => 'touch' };

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -7,7 +7,7 @@ import { RELOGIN_NOTICE } from '../../client/ceremonies/hardware-key';
 import { ProfileStore } from '../../client/profiles';
 import type { Prompt } from '../../preload/contract';
 import { PromptBroker } from './prompt-broker';
-import { keyPolicyRelogin, seedNotice } from './relogin';
+import { keyPolicyRelogin, removeStaleStaging, seedNotice } from './relogin';
 
 describe('keyPolicyRelogin', () => {
   it('runs the action once, hands other errors on as they are, and asks nothing without a profile', async () => {
@@ -55,5 +55,24 @@ describe('seedNotice', () => {
       'Unmet private key policy "hardware_key_pin". Relogging in with hardware-backed private key',
       'retrying on another auth server',
     ]);
+  });
+});
+
+describe('removeStaleStaging', () => {
+  it("removes a staging home an app left an hour ago, never a running relogin's or anything else", async () => {
+    const home = await mkdtemp(join(tmpdir(), 'keyport-staging-'));
+    try {
+      for (const name of ['.relogin-old', '.relogin-new', 'profiles']) {
+        await mkdir(join(home, name, 'keys'), { recursive: true });
+        await writeFile(join(home, name, 'keys', 'k.pem'), 'x');
+      }
+      const hourAgo = new Date(Date.now() - 61 * 60_000);
+      await utimes(join(home, '.relogin-old'), hourAgo, hourAgo);
+      await utimes(join(home, 'profiles'), hourAgo, hourAgo);
+      await removeStaleStaging(home);
+      expect((await readdir(home)).sort()).toEqual(['.relogin-new', 'profiles']);
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
   });
 });

@@ -14,7 +14,7 @@
 // Any failure before 4 leaves KEYPORT_HOME as it was (the staging folder goes); the card keeps its marked
 // key for the next attempt. Refusals that arrive while a relogin runs wait for it instead of starting
 // another.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KeyportError } from '../../proto/errors';
 import { policySatisfies } from '../../proto/resources/private-key-policy';
@@ -120,7 +120,8 @@ async function reloginWithCard(
     passwordless,
   });
 
-  const staging = await mkdtemp(join(profiles.home, '.relogin-'));
+  await removeStaleStaging(profiles.home);
+  const staging = await mkdtemp(join(profiles.home, STAGING_PREFIX));
   try {
     const staged = new ProfileStore(staging);
     await staged.trustCluster(trusted);
@@ -174,6 +175,25 @@ async function reloginWithCard(
     throw error;
   } finally {
     await rm(staging, { recursive: true, force: true });
+  }
+}
+
+const STAGING_PREFIX = '.relogin-';
+/** Longer than any relogin runs (each prompt expires after 5 minutes). */
+const STALE_STAGING_MS = 60 * 60_000;
+
+/**
+ * A staging home left by an app that stopped mid-relogin may hold that login's software key (the `file`
+ * keystore): removed once it is surely no relogin's any more.
+ */
+export async function removeStaleStaging(home: string, nowMs = Date.now()): Promise<void> {
+  const names = await readdir(home).catch(() => [] as string[]);
+  for (const name of names.filter((n) => n.startsWith(STAGING_PREFIX))) {
+    const path = join(home, name);
+    const info = await stat(path).catch(() => undefined);
+    if (info?.isDirectory() && nowMs - info.mtimeMs > STALE_STAGING_MS) {
+      await rm(path, { recursive: true, force: true });
+    }
   }
 }
 
