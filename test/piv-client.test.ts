@@ -177,6 +177,26 @@ describe('the PIV client on the lab card through pcscd', () => {
     expect(verify('sha256', message, key, await session.sign(0x9e, digest))).toBe(true);
   });
 
+  it('does not ask the PIN of a PIN-never key whose touch was refused', async () => {
+    const key = await session.generate(0x9d, { pin: 'never', touch: 'always' });
+    let asked = 0;
+    const pin = () => {
+      asked++;
+      return Promise.resolve('123456');
+    };
+    await card.setTouchMode('denied');
+    try {
+      const refused = await rejection(session.sign(0x9d, digest, { pinPolicy: 'never', pin }));
+      expect(refused).toMatchObject({ sw: 0x6982 });
+    } finally {
+      await card.setTouchMode('manual');
+    }
+    expect(asked).toBe(0);
+    const signature = await card.touchingWhile(() => session.sign(0x9d, digest, { pinPolicy: 'never', pin }));
+    expect(verify('sha256', message, key, signature)).toBe(true);
+    expect(asked).toBe(0);
+  });
+
   it('turns a card pulled during a signature into CARD_REMOVED, and goes on once it is back', async () => {
     const key = await session.generate(0x9d, { pin: 'never', touch: 'always' });
     const events: string[] = [];

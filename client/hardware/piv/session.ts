@@ -198,15 +198,22 @@ export class PivSession {
     const operation = `sign with slot ${slotName(slot)}`;
     const command = signCommand(slot, digest);
     return this.run(operation, true, async () => {
-      const policy = effectivePinPolicy(slot, options.pinPolicy ?? this.slotPolicies.get(slot) ?? 'default');
+      const told = options.pinPolicy ?? this.slotPolicies.get(slot) ?? 'default';
+      const policy = effectivePinPolicy(slot, told);
       let verifiedNow = false;
       if (policy === 'always' || (policy === 'once' && !this.pinVerified)) {
         await this.verify(await this.pinFrom(options.pin, operation));
         verifiedNow = true;
       }
       let response = await this.send(command);
-      if (response.sw === SW.SECURITY_STATUS_NOT_SATISFIED && !verifiedNow && options.pin !== undefined) {
-        // The key's policy was stricter than we were told (or the card forgot the PIN): once more, with it.
+      // 6982 after no VERIFY: the key's PIN policy was stricter than the slot's default (or the card forgot
+      // the PIN), so once more with it. A key whose policy we know to be "never" got no touch: no PIN helps.
+      if (
+        response.sw === SW.SECURITY_STATUS_NOT_SATISFIED &&
+        !verifiedNow &&
+        told !== 'never' &&
+        options.pin !== undefined
+      ) {
         await this.verify(await this.pinFrom(options.pin, operation));
         response = await this.send(command);
       }
