@@ -7,6 +7,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { credentials } from '@grpc/grpc-js';
+import { fromServiceError } from '../proto/errors';
+import type { KeyportError } from '../proto/errors';
+import { NodeServiceClient } from '../proto/gen/keyport/v1/node';
 import { ProfileStore } from '../client/profiles';
 import { prepareSsh } from '../client/ssh/session';
 import type { PreparedSsh } from '../client/ssh/session';
@@ -464,5 +468,101 @@ describe('nodes and keyport ssh (the seed’s Jerry and Olga)', () => {
     } finally {
       await prepared.close();
     }
+  });
+});
+
+describe('node registration and the node service’s callers', () => {
+  const nodeRow = (name: string) => {
+    const db = openClusterDb(cluster);
+    try {
+      return db.prepare('SELECT doc_json, identity_serial FROM nodes WHERE name = ?').get(name) as
+        { doc_json: string; identity_serial: string } | undefined;
+    } finally {
+      db.close();
+    }
+  };
+
+  it('refuses a second registration without --force and bad input, changing nothing', async () => {
+    const before = nodeRow('dev1');
+    const again = await runAdmin(cluster, [
+      'nodes',
+      'add',
+      '--name',
+      'dev1',
+      '--addr',
+      '10.9.9.9:22',
+      '--out',
+      join(work, 'dup'),
+    ]);
+    expect(again.code).toBe(9);
+    expect(again.stderr).toMatch(/Node "dev1" already exists; use --force to replace it/);
+    expect(nodeRow('dev1')).toEqual(before);
+    const bad = await runAdmin(cluster, [
+      'nodes',
+      'add',
+      '--name',
+      'bad',
+      '--addr',
+      'no-port',
+      '--out',
+      join(work, 'bad'),
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/invalid address "no-port"; expected HOST:PORT/);
+    const badLabel = await runAdmin(cluster, [
+      'nodes',
+      'add',
+      '--name',
+      'bad',
+      '--addr',
+      '10.0.0.1:22',
+      '--labels',
+      'env',
+      '--out',
+      join(work, 'bad'),
+    ]);
+    expect(badLabel.code).toBe(2);
+    expect(nodeRow('bad')).toBeUndefined();
+  });
+
+  it('a replaced node identity, and a user’s certificate, cannot ask the node service', async () => {
+    // rogue's first registration wrote an identity that its second one replaced.
+    const config = JSON.parse(await readFile(join(work, 'node-rogue', 'node.json'), 'utf8')) as {
+      auth_addr: string;
+      tls_ca_file: string;
+      identity_cert_file: string;
+      identity_key_file: string;
+    };
+    const [ca, cert, keyPem] = await Promise.all([
+      readFile(config.tls_ca_file),
+      readFile(config.identity_cert_file),
+      readFile(config.identity_key_file),
+    ]);
+    const ask = (client: NodeServiceClient) =>
+      new Promise<KeyportError>((resolve) =>
+        client.authorizeConnection(
+          { certificateType: 'x', certificate: 'y', login: 'jerry', connection: '1:1' },
+          (error) => resolve(fromServiceError(error!)),
+        ),
+      );
+    const stale = new NodeServiceClient(config.auth_addr, credentials.createSsl(ca, keyPem, cert));
+    expect(await ask(stale)).toMatchObject({
+      code: 'UNAUTHENTICATED',
+      message: expect.stringMatching(/identity of node "rogue" is no longer valid/),
+    });
+    stale.close();
+    const admin = JSON.parse(await readFile(join(cluster.dataDir, 'admin-identity.json'), 'utf8')) as {
+      keyPem: string;
+      certPem: string;
+    };
+    const user = new NodeServiceClient(
+      config.auth_addr,
+      credentials.createSsl(ca, Buffer.from(admin.keyPem), Buffer.from(admin.certPem)),
+    );
+    expect(await ask(user)).toMatchObject({
+      code: 'ACCESS_DENIED',
+      message: expect.stringMatching(/Only a node's own identity/),
+    });
+    user.close();
   });
 });
