@@ -12,6 +12,9 @@ import { fromServiceError } from '../proto/errors';
 import type { KeyportError } from '../proto/errors';
 import { NodeServiceClient } from '../proto/gen/keyport/v1/node';
 import { ProfileStore } from '../client/profiles';
+import { answerChallenge } from '../client/ceremonies/mfa';
+import { parseClusterAddress } from '../client/cluster-trust';
+import { connectAsProfile, webauthnOrigin } from '../client/session';
 import { prepareSsh } from '../client/ssh/session';
 import type { PreparedSsh } from '../client/ssh/session';
 import { createLabClock } from '../lab/clock';
@@ -467,6 +470,74 @@ describe('nodes and keyport ssh (the seed’s Jerry and Olga)', () => {
       expect(sessionRows().at(-1)?.connection).toBeNull();
     } finally {
       await prepared.close();
+    }
+  });
+});
+
+describe('the per-session challenge is bound to its node and login, and single use', () => {
+  it('refuses an answer for prod3 offered for dev1 or another login, a reused answer and no answer, issuing nothing', async () => {
+    process.env.KEYPORT_LAB_SECURITY_KEY = key.socketPath;
+    const profiles = new ProfileStore(home());
+    const profile = (await profiles.getProfile())!;
+    const trusted = (await profiles.getTrustedCluster(parseClusterAddress(profile.address)))!;
+    const api = await connectAsProfile(profiles, profile);
+    const touch = async () => {
+      const check = await api.nodes.isMfaRequired({ node: 'prod3', login: 'jerry' });
+      expect(check.required).toBe(true);
+      return answerChallenge(check.challenge!, {
+        origin: webauthnOrigin(trusted),
+        prompts: {
+          otpCode: () => Promise.reject(new Error('no OTP')),
+          securityKey: {
+            tap: () => {},
+            pin: () => Promise.reject(new Error('no PIN')),
+            newPin: () => Promise.reject(new Error('no PIN')),
+            notice: () => {},
+          },
+        },
+        preference: 'key',
+      });
+    };
+    const refusal = (promise: Promise<unknown>) =>
+      promise.then(
+        () => undefined,
+        (error: unknown) => error as KeyportError,
+      );
+    try {
+      const before = sessionRows().length;
+      const forProd3 = await touch();
+      expect(
+        await refusal(
+          api.nodes.generateSessionCertificate({ node: 'dev1', login: 'jerry', mfaResponse: forProd3 }),
+        ),
+      ).toMatchObject({
+        code: 'MFA_FAILED',
+        message: expect.stringContaining('made for jerry@prod3, not jerry@dev1'),
+      });
+      // Spent by that refusal: the same answer, now for its own node, is refused too.
+      expect(
+        await refusal(
+          api.nodes.generateSessionCertificate({ node: 'prod3', login: 'jerry', mfaResponse: forProd3 }),
+        ),
+      ).toMatchObject({
+        code: 'EXPIRED',
+      });
+      const another = await touch();
+      expect(
+        await refusal(
+          api.nodes.generateSessionCertificate({ node: 'prod3', login: 'root', mfaResponse: another }),
+        ),
+      ).toMatchObject({
+        code: 'MFA_FAILED',
+      });
+      expect(
+        await refusal(api.nodes.generateSessionCertificate({ node: 'prod3', login: 'jerry' })),
+      ).toMatchObject({
+        code: 'MFA_REQUIRED',
+      });
+      expect(sessionRows().length).toBe(before);
+    } finally {
+      api.close();
     }
   });
 });
