@@ -23,7 +23,7 @@ import { openClusterDb, runAdmin, runKeyport, startLabCluster } from '../lab/clu
 import type { CliResult, LabCluster } from '../lab/cluster';
 import { startSoftKey } from '../lab/security-key/soft-key';
 import type { SoftKey } from '../lab/security-key/soft-key';
-import { ensureLabAccounts, labNodeCommand, sshWithAgent, startLabSshd } from '../lab/sshd';
+import { ensureLabAccounts, labNodeCommand, sshWithAgent, startLabNode } from '../lab/sshd';
 import type { LabSshd, NodeCommand } from '../lab/sshd';
 
 const ROLES_YAML = `# access-dev.yaml
@@ -73,52 +73,18 @@ function cli(args: string[], input: string[] = []): Promise<CliResult> {
   });
 }
 
-/**
- * Registers a node and starts its sshd. `tamper` changes the node's files before sshd starts; its second
- * registration (with the real port) then goes to another folder, so the tampered files stay.
- */
 async function addNode(
   name: string,
   labels: string,
   tamper?: (dir: string) => Promise<void>,
 ): Promise<LabSshd> {
-  const out = join(work, `node-${name}`);
-  const added = await runAdmin(cluster, [
-    'nodes',
-    'add',
-    '--name',
+  const sshd = await startLabNode(cluster, {
     name,
-    '--addr',
-    '127.0.0.1:1', // replaced below, once sshd has its port
-    '--labels',
     labels,
-    '--out',
-    out,
-    '--node-command',
-    nodeCommand.path,
-  ]);
-  expect(added.stderr).toBe('');
-  expect(added.code).toBe(0);
-  await tamper?.(out);
-  const sshd = await startLabSshd({ nodeDir: out });
-  // The node's real address, now that its sshd listens: registered again with --force.
-  const again = await runAdmin(cluster, [
-    'nodes',
-    'add',
-    '--force',
-    '--name',
-    name,
-    '--addr',
-    sshd.addr,
-    '--labels',
-    labels,
-    '--out',
-    tamper ? `${out}-registered` : out,
-    '--node-command',
-    nodeCommand.path,
-  ]);
-  expect(again.code).toBe(0);
-  // sshd reads its host certificate and keys at each connection's re-exec: the new ones count at once.
+    dir: join(work, `node-${name}`),
+    nodeCommand,
+    ...(tamper ? { tamper } : {}),
+  });
   sshds[name] = sshd;
   return sshd;
 }
