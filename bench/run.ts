@@ -7,6 +7,7 @@ import { benchPiv } from './piv.bench';
 import { benchPop } from './pop.bench';
 import { benchProfileWatch } from './profile-watch.bench';
 import { benchReplicas } from './replicas.bench';
+import { benchSsh } from './ssh.bench';
 import { benchTpmQuote } from './tpm-quote.bench';
 
 // grpc-js sends an IP target as TLS SNI, which Node flags (DEP0123); the notice is noise here.
@@ -51,6 +52,12 @@ if (only === 'pop') {
 if (only === 'piv') {
   const measured = await benchPiv();
   process.exit(measured.signature.apdus_per_signature.pin_never === 1 ? 0 : 1);
+}
+// Not in the full run (about a minute: two sshd nodes, 3 × BENCH_SSH_RUNS connections). Fails when a
+// per-session-MFA connection takes other than 2 round trips to keyport-auth.
+if (only === 'ssh') {
+  const measured = await benchSsh();
+  process.exit(measured.per_session.round_trips_per_session_mfa_connection === 2 ? 0 : 1);
 }
 if (only === 'profile-watch') {
   const watched = await benchProfileWatch();

@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { sshOptions, splitAddr } from '../cli/ssh';
 import { startSshAgent } from '../client/ssh-agent';
 import type { SessionSigner } from '../client/keystore/signer';
-import { repoRoot } from './cluster';
-import type { CliResult } from './cluster';
+import { repoRoot, runAdmin } from './cluster';
+import type { CliResult, LabCluster } from './cluster';
 
 export const SSHD = '/usr/sbin/sshd';
 const LAUNCHER_ROOT = '/run/keyport-lab';
@@ -181,4 +181,51 @@ export async function sshWithAgent(
     await agent.close();
     await rm(directory, { recursive: true, force: true });
   }
+}
+
+/**
+ * A node of `cluster` with its own sshd: `keyport admin nodes add` into `dir`, sshd started on a free port,
+ * then the node registered again (`--force`) with that address. `tamper` changes the node's files before
+ * sshd starts; the second registration then goes to another folder, so the tampered files stay.
+ */
+export async function startLabNode(
+  cluster: LabCluster,
+  options: {
+    name: string;
+    labels: string;
+    dir: string;
+    nodeCommand: NodeCommand;
+    tamper?: (dir: string) => Promise<void>;
+  },
+): Promise<LabSshd> {
+  const register = async (addr: string, out: string, force: string[]) => {
+    const added = await runAdmin(cluster, [
+      'nodes',
+      'add',
+      ...force,
+      '--name',
+      options.name,
+      '--addr',
+      addr,
+      '--labels',
+      options.labels,
+      '--out',
+      out,
+      '--node-command',
+      options.nodeCommand.path,
+    ]);
+    if (added.code !== 0) throw new Error(`nodes add ${options.name} failed: ${added.stderr}`);
+  };
+  // A placeholder address until sshd has its port.
+  await register('127.0.0.1:1', options.dir, []);
+  await options.tamper?.(options.dir);
+  const sshd = await startLabSshd({ nodeDir: options.dir });
+  try {
+    // sshd reads its host certificate and keys at each connection: the new ones count at once.
+    await register(sshd.addr, options.tamper ? `${options.dir}-registered` : options.dir, ['--force']);
+  } catch (error) {
+    await sshd.stop();
+    throw error;
+  }
+  return sshd;
 }

@@ -1,9 +1,11 @@
-// keyport-node's decisions on bytes: sshd's arguments, the offered certificate (made by keyport-auth's own
-// signer, and broken on purpose), the local checks, and the connection id from /proc/PID/stat.
-import { generateKeyPairSync } from 'node:crypto';
+// keyport-node's decisions on bytes: sshd's arguments, the offered certificate (made by ssh-keygen, and
+// broken on purpose), the local checks, and the connection id from /proc/PID/stat.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
-import { signSshUserCertificate, sshPublicKeyFromKeyObject } from '../auth/ca/ssh';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   checkOffered,
   connectionId,
@@ -12,26 +14,33 @@ import {
   readOfferedCertificate,
 } from './decision';
 
-const ca = (() => {
-  const privateKey = generateKeyPairSync('ed25519').privateKey;
-  return { privateKey, publicKey: sshPublicKeyFromKeyObject(privateKey) };
-})();
-const subject = sshPublicKeyFromKeyObject(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey);
-const NOW = Date.UTC(2026, 11, 7, 12, 0, 0);
+// Certificates made by OpenSSH itself (ssh-keygen -s), so keyport-node's reader is checked against the
+// format's reference implementation, not against keyport-auth's own writer.
+const dir = mkdtempSync(join(tmpdir(), 'kp-node-decision-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'ca')]);
+execFileSync('ssh-keygen', ['-q', '-t', 'ecdsa', '-b', '256', '-N', '', '-f', join(dir, 'user')]);
+let made = 0;
 
-function certificate(overrides: Partial<Parameters<typeof signSshUserCertificate>[0]> = {}) {
-  const line = signSshUserCertificate({
-    ca,
-    publicKey: subject,
-    keyId: 'jerry',
-    principals: ['jerry'],
-    validAfter: new Date(NOW - 60_000),
-    validBefore: new Date(NOW + 60_000),
-    serial: 1234567890123n,
-    extensions: { 'keyport-session-node@keyport.dev': 'prod3' },
-    ...overrides,
-  });
-  const [type = '', blob = ''] = line.split(' ');
+function certificate(options: { host?: boolean } = {}) {
+  const key = join(dir, `user${++made}`);
+  execFileSync('cp', [join(dir, 'user.pub'), `${key}.pub`]);
+  execFileSync('ssh-keygen', [
+    '-q',
+    '-s',
+    join(dir, 'ca'),
+    '-I',
+    'jerry',
+    '-n',
+    'jerry',
+    '-z',
+    '1234567890123',
+    '-V',
+    '-1m:+1m',
+    ...(options.host ? ['-h'] : ['-O', 'extension:keyport-session-node@keyport.dev=prod3']),
+    `${key}.pub`,
+  ]);
+  const [type = '', blob = ''] = readFileSync(`${key}-cert.pub`, 'utf8').trim().split(' ');
   return { type, blob };
 }
 
@@ -49,33 +58,35 @@ describe('keyport-node decisions', () => {
       type: 'user',
       keyId: 'jerry',
       principals: ['jerry'],
-      validAfterMs: NOW - 60_000,
-      validBeforeMs: NOW + 60_000,
     });
+    // -V -1m:+1m: two minutes, around the time it was made.
+    expect(offered.validBeforeMs - offered.validAfterMs).toBe(120_000);
+    expect(Math.abs(offered.validAfterMs + 60_000 - Date.now())).toBeLessThan(10 * 60_000);
     expect(offered.extensions['keyport-session-node@keyport.dev']).toBe('prod3');
     expect(offered.extensions['permit-pty']).toBe('');
   });
 
   it('passes a valid certificate for its login, inside its validity', () => {
     const q = query();
-    expect(() =>
-      checkOffered(q, readOfferedCertificate(q.certificateType, q.certificate), NOW),
-    ).not.toThrow();
+    const offered = readOfferedCertificate(q.certificateType, q.certificate);
+    expect(() => checkOffered(q, offered, offered.validAfterMs + 1)).not.toThrow();
   });
 
   it('refuses, before asking keyport-auth: expired, not yet valid, another login, a serial sshd did not see', () => {
     const q = query();
     const offered = readOfferedCertificate(q.certificateType, q.certificate);
-    expect(() => checkOffered(q, offered, NOW + 60_000)).toThrow(/has expired/);
-    expect(() => checkOffered(q, offered, NOW - 60_001)).toThrow(/not valid yet/);
-    expect(() => checkOffered(query('root'), offered, NOW)).toThrow(/does not name the login "root"/);
-    expect(() => checkOffered(query('jerry', '1'), offered, NOW)).toThrow(/serial does not match/);
+    const now = offered.validAfterMs + 60_000;
+    expect(() => checkOffered(q, offered, offered.validBeforeMs)).toThrow(/has expired/);
+    expect(() => checkOffered(q, offered, offered.validAfterMs - 1)).toThrow(/not valid yet/);
+    expect(() => checkOffered(query('root'), offered, now)).toThrow(/does not name the login "root"/);
+    expect(() => checkOffered(query('jerry', '1'), offered, now)).toThrow(/serial does not match/);
   });
 
   it('refuses a host certificate offered as a user’s', () => {
-    const { type, blob } = certificate({ certificateType: 'host', extensions: {} });
+    const { type, blob } = certificate({ host: true });
     const q = parsePrincipalsArgs(['principals', '/c', 'jerry', type, blob, '1234567890123']);
-    expect(() => checkOffered(q, readOfferedCertificate(type, blob), NOW)).toThrow(/not a user certificate/);
+    const offered = readOfferedCertificate(type, blob);
+    expect(() => checkOffered(q, offered, offered.validAfterMs + 1)).toThrow(/not a user certificate/);
   });
 
   it('refuses plain keys, other types, non-base64 and truncated blobs with a NodeRefusal', () => {
@@ -84,9 +95,7 @@ describe('keyport-node decisions', () => {
     expect(() => readOfferedCertificate(type, 'not base64!')).toThrow(/not base64/);
     const bytes = Buffer.from(blob, 'base64');
     expect(() => readOfferedCertificate(type, bytes.subarray(0, 80).toString('base64'))).toThrow(/truncated/);
-    expect(() => readOfferedCertificate('ssh-ed25519-cert-v01@openssh.com', blob)).toThrow(
-      NodeRefusal,
-    );
+    expect(() => readOfferedCertificate('ssh-ed25519-cert-v01@openssh.com', blob)).toThrow(NodeRefusal);
   });
 
   it('never throws anything but a NodeRefusal on arbitrary bytes', () => {

@@ -81,7 +81,7 @@ describe('one data dir: start, files, SIGTERM, restart', () => {
       private_key: string;
     }[];
     db.close();
-    expect(cas.map((ca) => ca.kind)).toEqual(['ssh_user', 'tls']);
+    expect(cas.map((ca) => ca.kind)).toEqual(['ssh_host', 'ssh_user', 'tls']);
     for (const ca of cas) expect(ca.private_key).toMatch(/^kp-sealed:v1:/);
     expect(await modeOf(join(dataDir(), 'admin-identity.json'))).toBe(0o600);
     for (const file of ['keyport.db', 'keyport.db-wal', 'keyport.db-shm']) {

@@ -105,7 +105,7 @@ describe('two keyport-auth replicas on one PostgreSQL database', () => {
     const cas = await rows<{ kind: string; private_key: string }>(
       'select kind, private_key from cluster_authorities order by kind',
     );
-    expect(cas.map((ca) => ca.kind)).toEqual(['ssh_user', 'tls']);
+    expect(cas.map((ca) => ca.kind)).toEqual(['ssh_host', 'ssh_user', 'tls']);
     for (const ca of cas) expect(ca.private_key).toMatch(/^kp-sealed:v1:/);
     // The data dirs hold no CA files.
     for (const replica of [replicaA, replicaB]) expect(existsSync(join(replica.dataDir, 'ca'))).toBe(false);

@@ -65,7 +65,8 @@ describe('secrets at rest', () => {
       private_key: string;
     }[];
     check.close();
-    expect(cas).toHaveLength(2);
+    // The SSH user CA, the TLS CA and the SSH host CA (nodes).
+    expect(cas).toHaveLength(3);
     for (const { private_key: text } of cas) {
       expect(text).toMatch(/^kp-sealed:v1:/);
       expect(text).not.toContain('PRIVATE KEY');

@@ -15,7 +15,7 @@ import { createLabClock } from '../lab/clock';
 import type { LabClock } from '../lab/clock';
 import { loginUser, openClusterDb, runAdmin, runKeyport, signUpUser, startLabCluster } from '../lab/cluster';
 import type { LabCluster, SignedUpUser } from '../lab/cluster';
-import { ensureLabAccounts, labNodeCommand, sshWithAgent, startLabSshd } from '../lab/sshd';
+import { ensureLabAccounts, labNodeCommand, sshWithAgent, startLabNode } from '../lab/sshd';
 import type { LabSshd, NodeCommand } from '../lab/sshd';
 import { startLabTpm } from '../lab/tpm';
 import type { LabTpm } from '../lab/tpm';
@@ -101,26 +101,12 @@ beforeAll(async () => {
   dana = await signUpUser(cluster, home(), 'dana', ['basic']);
   await writeFile(join(work, 'dana.yaml'), DANA);
   expect((await runAdmin(cluster, ['create', '--force', '-f', join(work, 'dana.yaml')])).code).toBe(0);
-  const out = join(work, 'node-prod1');
-  const add = (addr: string, force: string[] = []) =>
-    runAdmin(cluster, [
-      'nodes',
-      'add',
-      ...force,
-      '--name',
-      'prod1',
-      '--addr',
-      addr,
-      '--labels',
-      'env=prod',
-      '--out',
-      out,
-      '--node-command',
-      nodeCommand.path,
-    ]);
-  expect((await add('127.0.0.1:1')).code).toBe(0);
-  sshd = await startLabSshd({ nodeDir: out });
-  expect((await add(sshd.addr, ['--force'])).code).toBe(0);
+  sshd = await startLabNode(cluster, {
+    name: 'prod1',
+    labels: 'env=prod',
+    dir: join(work, 'node-prod1'),
+    nodeCommand,
+  });
 }, 180_000);
 
 afterAll(async () => {

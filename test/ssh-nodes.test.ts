@@ -7,7 +7,14 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { credentials } from '@grpc/grpc-js';
+import { fromServiceError } from '../proto/errors';
+import type { KeyportError } from '../proto/errors';
+import { NodeServiceClient } from '../proto/gen/keyport/v1/node';
 import { ProfileStore } from '../client/profiles';
+import { answerChallenge } from '../client/ceremonies/mfa';
+import { parseClusterAddress } from '../client/cluster-trust';
+import { connectAsProfile, webauthnOrigin } from '../client/session';
 import { prepareSsh } from '../client/ssh/session';
 import type { PreparedSsh } from '../client/ssh/session';
 import { createLabClock } from '../lab/clock';
@@ -16,7 +23,7 @@ import { openClusterDb, runAdmin, runKeyport, startLabCluster } from '../lab/clu
 import type { CliResult, LabCluster } from '../lab/cluster';
 import { startSoftKey } from '../lab/security-key/soft-key';
 import type { SoftKey } from '../lab/security-key/soft-key';
-import { ensureLabAccounts, labNodeCommand, sshWithAgent, startLabSshd } from '../lab/sshd';
+import { ensureLabAccounts, labNodeCommand, sshWithAgent, startLabNode } from '../lab/sshd';
 import type { LabSshd, NodeCommand } from '../lab/sshd';
 
 const ROLES_YAML = `# access-dev.yaml
@@ -66,52 +73,18 @@ function cli(args: string[], input: string[] = []): Promise<CliResult> {
   });
 }
 
-/**
- * Registers a node and starts its sshd. `tamper` changes the node's files before sshd starts; its second
- * registration (with the real port) then goes to another folder, so the tampered files stay.
- */
 async function addNode(
   name: string,
   labels: string,
   tamper?: (dir: string) => Promise<void>,
 ): Promise<LabSshd> {
-  const out = join(work, `node-${name}`);
-  const added = await runAdmin(cluster, [
-    'nodes',
-    'add',
-    '--name',
+  const sshd = await startLabNode(cluster, {
     name,
-    '--addr',
-    '127.0.0.1:1', // replaced below, once sshd has its port
-    '--labels',
     labels,
-    '--out',
-    out,
-    '--node-command',
-    nodeCommand.path,
-  ]);
-  expect(added.stderr).toBe('');
-  expect(added.code).toBe(0);
-  await tamper?.(out);
-  const sshd = await startLabSshd({ nodeDir: out });
-  // The node's real address, now that its sshd listens: registered again with --force.
-  const again = await runAdmin(cluster, [
-    'nodes',
-    'add',
-    '--force',
-    '--name',
-    name,
-    '--addr',
-    sshd.addr,
-    '--labels',
-    labels,
-    '--out',
-    tamper ? `${out}-registered` : out,
-    '--node-command',
-    nodeCommand.path,
-  ]);
-  expect(again.code).toBe(0);
-  // sshd reads its host certificate and keys at each connection's re-exec: the new ones count at once.
+    dir: join(work, `node-${name}`),
+    nodeCommand,
+    ...(tamper ? { tamper } : {}),
+  });
   sshds[name] = sshd;
   return sshd;
 }
@@ -464,5 +437,169 @@ describe('nodes and keyport ssh (the seed’s Jerry and Olga)', () => {
     } finally {
       await prepared.close();
     }
+  });
+});
+
+describe('the per-session challenge is bound to its node and login, and single use', () => {
+  it('refuses an answer for prod3 offered for dev1 or another login, a reused answer and no answer, issuing nothing', async () => {
+    process.env.KEYPORT_LAB_SECURITY_KEY = key.socketPath;
+    const profiles = new ProfileStore(home());
+    const profile = (await profiles.getProfile())!;
+    const trusted = (await profiles.getTrustedCluster(parseClusterAddress(profile.address)))!;
+    const api = await connectAsProfile(profiles, profile);
+    const touch = async () => {
+      const check = await api.nodes.isMfaRequired({ node: 'prod3', login: 'jerry' });
+      expect(check.required).toBe(true);
+      return answerChallenge(check.challenge!, {
+        origin: webauthnOrigin(trusted),
+        prompts: {
+          otpCode: () => Promise.reject(new Error('no OTP')),
+          securityKey: {
+            tap: () => {},
+            pin: () => Promise.reject(new Error('no PIN')),
+            newPin: () => Promise.reject(new Error('no PIN')),
+            notice: () => {},
+          },
+        },
+        preference: 'key',
+      });
+    };
+    const refusal = (promise: Promise<unknown>) =>
+      promise.then(
+        () => undefined,
+        (error: unknown) => error as KeyportError,
+      );
+    try {
+      const before = sessionRows().length;
+      const forProd3 = await touch();
+      expect(
+        await refusal(
+          api.nodes.generateSessionCertificate({ node: 'dev1', login: 'jerry', mfaResponse: forProd3 }),
+        ),
+      ).toMatchObject({
+        code: 'MFA_FAILED',
+        message: expect.stringContaining('made for jerry@prod3, not jerry@dev1'),
+      });
+      // Spent by that refusal: the same answer, now for its own node, is refused too.
+      expect(
+        await refusal(
+          api.nodes.generateSessionCertificate({ node: 'prod3', login: 'jerry', mfaResponse: forProd3 }),
+        ),
+      ).toMatchObject({
+        code: 'EXPIRED',
+      });
+      const another = await touch();
+      expect(
+        await refusal(
+          api.nodes.generateSessionCertificate({ node: 'prod3', login: 'root', mfaResponse: another }),
+        ),
+      ).toMatchObject({
+        code: 'MFA_FAILED',
+      });
+      expect(
+        await refusal(api.nodes.generateSessionCertificate({ node: 'prod3', login: 'jerry' })),
+      ).toMatchObject({
+        code: 'MFA_REQUIRED',
+      });
+      expect(sessionRows().length).toBe(before);
+    } finally {
+      api.close();
+    }
+  });
+});
+
+describe('node registration and the node service’s callers', () => {
+  const nodeRow = (name: string) => {
+    const db = openClusterDb(cluster);
+    try {
+      return db.prepare('SELECT doc_json, identity_serial FROM nodes WHERE name = ?').get(name) as
+        { doc_json: string; identity_serial: string } | undefined;
+    } finally {
+      db.close();
+    }
+  };
+
+  it('refuses a second registration without --force and bad input, changing nothing', async () => {
+    const before = nodeRow('dev1');
+    const again = await runAdmin(cluster, [
+      'nodes',
+      'add',
+      '--name',
+      'dev1',
+      '--addr',
+      '10.9.9.9:22',
+      '--out',
+      join(work, 'dup'),
+    ]);
+    expect(again.code).toBe(9);
+    expect(again.stderr).toMatch(/Node "dev1" already exists; use --force to replace it/);
+    expect(nodeRow('dev1')).toEqual(before);
+    const bad = await runAdmin(cluster, [
+      'nodes',
+      'add',
+      '--name',
+      'bad',
+      '--addr',
+      'no-port',
+      '--out',
+      join(work, 'bad'),
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/invalid address "no-port"; expected HOST:PORT/);
+    const badLabel = await runAdmin(cluster, [
+      'nodes',
+      'add',
+      '--name',
+      'bad',
+      '--addr',
+      '10.0.0.1:22',
+      '--labels',
+      'env',
+      '--out',
+      join(work, 'bad'),
+    ]);
+    expect(badLabel.code).toBe(2);
+    expect(nodeRow('bad')).toBeUndefined();
+  });
+
+  it('a replaced node identity, and a user’s certificate, cannot ask the node service', async () => {
+    // rogue's first registration wrote an identity that its second one replaced.
+    const config = JSON.parse(await readFile(join(work, 'node-rogue', 'node.json'), 'utf8')) as {
+      auth_addr: string;
+      tls_ca_file: string;
+      identity_cert_file: string;
+      identity_key_file: string;
+    };
+    const [ca, cert, keyPem] = await Promise.all([
+      readFile(config.tls_ca_file),
+      readFile(config.identity_cert_file),
+      readFile(config.identity_key_file),
+    ]);
+    const ask = (client: NodeServiceClient) =>
+      new Promise<KeyportError>((resolve) =>
+        client.authorizeConnection(
+          { certificateType: 'x', certificate: 'y', login: 'jerry', connection: '1:1' },
+          (error) => resolve(fromServiceError(error!)),
+        ),
+      );
+    const stale = new NodeServiceClient(config.auth_addr, credentials.createSsl(ca, keyPem, cert));
+    expect(await ask(stale)).toMatchObject({
+      code: 'UNAUTHENTICATED',
+      message: expect.stringMatching(/identity of node "rogue" is no longer valid/),
+    });
+    stale.close();
+    const admin = JSON.parse(await readFile(join(cluster.dataDir, 'admin-identity.json'), 'utf8')) as {
+      keyPem: string;
+      certPem: string;
+    };
+    const user = new NodeServiceClient(
+      config.auth_addr,
+      credentials.createSsl(ca, Buffer.from(admin.keyPem), Buffer.from(admin.certPem)),
+    );
+    expect(await ask(user)).toMatchObject({
+      code: 'ACCESS_DENIED',
+      message: expect.stringMatching(/Only a node's own identity/),
+    });
+    user.close();
   });
 });

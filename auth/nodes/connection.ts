@@ -88,10 +88,13 @@ export async function authorizeConnection(
   if (isLocked(user, now)) throw denied(`User "${certificate.keyId}" is locked.`);
   const spec = JSON.parse(user.spec_json) as { roles?: string[]; traits?: Record<string, string[]> };
   const claims = keyportClaims(certificate);
-  let carried: string[];
+  let carried: unknown;
   try {
-    carried = JSON.parse(claims['keyport-roles'] ?? '[]') as string[];
+    carried = JSON.parse(claims['keyport-roles'] ?? '[]');
   } catch {
+    carried = undefined;
+  }
+  if (!Array.isArray(carried) || !carried.every((role) => typeof role === 'string')) {
     throw denied('The certificate carries no readable roles.');
   }
   const current = new Set(spec.roles ?? []);

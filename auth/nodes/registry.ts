@@ -3,11 +3,11 @@
 // node's X.509 key. The private keys never come here: `keyport admin nodes add` makes them and sends the
 // public halves.
 import { KeyportError } from '../../proto/errors';
-import type { RegisterNodeRequest } from '../../proto/gen/keyport/v1/admin';
+import type { RegisterNodeRequest, RegisterNodeResponse } from '../../proto/gen/keyport/v1/admin';
 import type { Node } from '../../proto/resources/schema';
 import { NODE_ADDR } from '../../proto/resources/schema';
 import { CaError } from '../ca/errors';
-import { parseSshPublicKey, signSshUserCertificate, sshPublicKeyLine } from '../ca/ssh';
+import { parseSshPublicKey, signSshUserCertificate, sshCaPublicKeyLine, sshPublicKeyLine } from '../ca/ssh';
 import type { SshUserCertificateAuthority } from '../ca/authority';
 import { parseClientPublicKey } from '../ca/spki';
 import { issueClientCertificate } from '../ca/x509';
@@ -122,3 +122,47 @@ export async function signNodeRegistration(
 }
 
 export const hostCaLine = (ctx: ServiceContext) => sshPublicKeyLine(hostAuthority(ctx).publicKey);
+
+/**
+ * AdminService.RegisterNode once authorised: signs the credentials, then stores the node with its new
+ * identity and audits it in one transaction. Without force, a node that exists is ALREADY_EXISTS and
+ * nothing changes (the signed identity is never stored, so it authenticates nothing).
+ */
+export async function registerNode(
+  ctx: ServiceContext,
+  request: RegisterNodeRequest,
+  by: { actor: string; clientAddr: string },
+): Promise<RegisterNodeResponse> {
+  const signed = await signNodeRegistration(ctx, request);
+  const name = signed.node.metadata.name;
+  return ctx.store.transaction(async (tx) => {
+    const replaced = (await tx.nodes.get(name)) !== undefined;
+    const written = await tx.nodes.put(name, JSON.stringify(signed.node), {
+      replace: request.force,
+      nowMs: ctx.now(),
+      identitySerial: signed.identitySerial,
+    });
+    if (!written) {
+      throw new KeyportError('ALREADY_EXISTS', `Node "${name}" already exists; use --force to replace it.`);
+    }
+    await ctx.audit.record(
+      {
+        type: 'node.register',
+        actor: by.actor,
+        clientAddr: by.clientAddr,
+        success: true,
+        message: `node/${name} ${replaced ? 'registered again' : 'registered'} at ${signed.node.spec.addr}`,
+        fields: { node: name, addr: signed.node.spec.addr, labels: signed.node.metadata.labels ?? {} },
+      },
+      tx,
+    );
+    return {
+      node: { kind: 'node', name, json: JSON.stringify(signed.node) },
+      hostCertificate: signed.hostCertificate,
+      userCaPublicKey: sshCaPublicKeyLine(ctx.authorities),
+      hostCaPublicKey: hostCaLine(ctx),
+      identityCertificatePem: signed.identityCertificatePem,
+      tlsCaCertificatePem: ctx.authorities.tls.certPem,
+    };
+  });
+}

@@ -30,8 +30,7 @@ import type { CallContext } from '../rpc';
 import type { Store } from '../storage/store';
 import type { Resource as ResourceDocument } from '../../proto/resources';
 import { hashToken, newToken } from '../tokens';
-import { sshCaPublicKeyLine } from '../ca/ssh';
-import { hostCaLine, signNodeRegistration } from '../nodes/registry';
+import { registerNode } from '../nodes/registry';
 import { isAuditType, unknownAuditTypeMessage } from '../../proto/audit-types';
 
 const USER_NAME = /^[a-z0-9][a-z0-9._@-]{0,63}$/i;
@@ -149,41 +148,7 @@ export function adminService(ctx: ServiceContext) {
       for (const verb of request.force ? ['create', 'update'] : ['create']) {
         identity = await authorize(call, 'node', verb);
       }
-      const signed = await signNodeRegistration(ctx, request);
-      const name = signed.node.metadata.name;
-      return ctx.store.transaction(async (tx) => {
-        const replaced = (await tx.nodes.get(name)) !== undefined;
-        const written = await tx.nodes.put(name, JSON.stringify(signed.node), {
-          replace: request.force,
-          nowMs: ctx.now(),
-          identitySerial: signed.identitySerial,
-        });
-        if (!written) {
-          throw new KeyportError(
-            'ALREADY_EXISTS',
-            `Node "${name}" already exists; use --force to replace it.`,
-          );
-        }
-        await ctx.audit.record(
-          {
-            type: 'node.register',
-            actor: identity?.user ?? 'unknown',
-            clientAddr: call.clientAddr,
-            success: true,
-            message: `node/${name} ${replaced ? 'registered again' : 'registered'} at ${signed.node.spec.addr}`,
-            fields: { node: name, addr: signed.node.spec.addr, labels: signed.node.metadata.labels ?? {} },
-          },
-          tx,
-        );
-        return {
-          node: await getNodeResource(name, tx),
-          hostCertificate: signed.hostCertificate,
-          userCaPublicKey: sshCaPublicKeyLine(ctx.authorities),
-          hostCaPublicKey: hostCaLine(ctx),
-          identityCertificatePem: signed.identityCertificatePem,
-          tlsCaCertificatePem: ctx.authorities.tls.certPem,
-        };
-      });
+      return registerNode(ctx, request, { actor: identity?.user ?? 'unknown', clientAddr: call.clientAddr });
     },
 
     async getClusterStatus(_request: unknown, call: CallContext): Promise<ClusterStatus> {
