@@ -16,6 +16,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { KeyportError } from '../proto/errors';
 import type { Store } from './storage/store';
 import type { ServiceContext } from './context';
+import { CAP_KIND, capOfStored } from './policy';
+import type { ClusterPolicy } from './policy';
 import type { UserRow } from './storage/store';
 
 export interface RateLimitPolicy {
@@ -184,10 +186,17 @@ export async function rateLimit(
   limit: number,
   clientAddr: string,
   what: string,
-): Promise<void> {
+  /** A cluster_config key read in the same statement; its stored value is returned. */
+  alsoReadConfig?: string,
+): Promise<string | undefined> {
   const now = ctx.now();
-  const { count, windowEndMs } = await ctx.store.throttle.hit(key, now, ctx.rateLimit.windowMs);
-  if (count <= limit) return;
+  const { count, windowEndMs, configJson } = await ctx.store.throttle.hit(
+    key,
+    now,
+    ctx.rateLimit.windowMs,
+    alsoReadConfig,
+  );
+  if (count <= limit) return configJson;
   const retryAfterMs = Math.max(1000, windowEndMs - now);
   if (count === limit + 1) {
     await ctx.audit.record({
@@ -213,9 +222,30 @@ export async function limitAddress(ctx: ServiceContext, clientAddr: string): Pro
   return address;
 }
 
+/**
+ * limitAddress, with the cap read in the same statement: a passwordless login's first step needs nothing
+ * else before it stores its challenge. The cap is still read per call.
+ */
+export async function limitAddressReadingCap(
+  ctx: ServiceContext,
+  clientAddr: string,
+): Promise<ClusterPolicy> {
+  const address = clientIp(clientAddr);
+  return capOfStored(
+    await rateLimit(
+      ctx,
+      `addr:${address}`,
+      ctx.rateLimit.perAddress,
+      clientAddr,
+      'requests from this address',
+      CAP_KIND,
+    ),
+  );
+}
+
 /** The per-name limit on password attempts, from every address together. */
-export function limitUserName(ctx: ServiceContext, name: string, clientAddr: string): Promise<void> {
-  return rateLimit(
+export async function limitUserName(ctx: ServiceContext, name: string, clientAddr: string): Promise<void> {
+  await rateLimit(
     ctx,
     `user:${name}`,
     ctx.rateLimit.perUser,

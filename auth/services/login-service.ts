@@ -22,6 +22,7 @@ import {
   clientIp,
   isLocked,
   limitAddress,
+  limitAddressReadingCap,
   limitUserName,
   lockedError,
   recordFailure,
@@ -218,13 +219,12 @@ export function loginHandlers(ctx: ServiceContext) {
       request: CreateAuthenticateChallengeRequest,
       call: CallContext,
     ): Promise<MFAAuthenticateChallenge> {
-      // 1. This address's calls are limited, passwordless ones too (each stores a challenge).
+      // 1. This address's calls are limited, passwordless ones too (each stores a challenge); a passwordless
+      //    one reads the cap in the same statement.
       const perf = perfSteps('server.createAuthenticateChallenge');
-      const address = await limitAddress(ctx, call.clientAddr);
-      perf.step('rate limit (address)');
       if (request.scope === ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN) {
-        const cap = await loadCap(ctx.store);
-        perf.step('load cap');
+        const cap = await limitAddressReadingCap(ctx, call.clientAddr);
+        perf.step('rate limit (address), load cap');
         // The device part: a nonce for an enrolled credential, or auto-enrollment (device-trust/login.ts).
         const device = await startDeviceLogin(ctx, cap, request.device, call.clientAddr);
         perf.step('device challenge');
@@ -234,6 +234,8 @@ export function loginHandlers(ctx: ServiceContext) {
         // The user is unknown until the passkey answers: only the cap's policy can be told.
         return { ...challenge, deviceChallenge: device.challenge, ...keyPolicyHint(cap, []) };
       }
+      const address = await limitAddress(ctx, call.clientAddr);
+      perf.step('rate limit (address)');
       if (request.scope !== ChallengeScope.CHALLENGE_SCOPE_LOGIN) {
         throw new KeyportError(
           'INVALID_ARGUMENT',

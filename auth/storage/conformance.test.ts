@@ -603,6 +603,22 @@ describe.each(backends)('store on $kind', (backend) => {
     expect((await store.throttle.hit('addr:y', windowStart, 60_000)).count).toBe(1);
   });
 
+  it('counts a rate-limit hit and reads a config value in the same statement', async () => {
+    expect(await store.throttle.hit('addr:z', T, 60_000, 'cap')).toEqual({
+      count: 1,
+      windowEndMs: T - (T % 60_000) + 60_000,
+    });
+    await store.putConfig('cap', '{"v":2}', T);
+    const racing = await Promise.all(
+      Array.from({ length: 10 }, () => store.throttle.hit('addr:z', T, 60_000, 'cap')),
+    );
+    expect(racing.map((h) => h.count).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 10 }, (_, i) => i + 2),
+    );
+    expect(racing.every((h) => h.configJson === '{"v":2}')).toBe(true);
+    expect(await store.throttle.hit('addr:z', T, 60_000)).not.toHaveProperty('configJson');
+  });
+
   it('keeps the device inventory: insert, list, look up, lock and delete with its tokens', async () => {
     const devices = store.devices;
     expect(await devices.insert(deviceRow('a', 'tag-1'))).toBe(true);

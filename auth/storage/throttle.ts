@@ -143,9 +143,18 @@ export class ThrottleStore {
    * the stored one is over; returns the count and when the window ends. One statement, so concurrent
    * callers (and replicas) never lose a count.
    */
-  async hit(key: string, nowMs: number, windowMs: number): Promise<{ count: number; windowEndMs: number }> {
+  async hit(
+    key: string,
+    nowMs: number,
+    windowMs: number,
+    /**
+     * A cluster_config key whose value comes back in the same statement (a passwordless login's first step
+     * needs its address counted and the cap read, and nothing else, before it stores its challenge).
+     */
+    alsoReadConfig?: string,
+  ): Promise<{ count: number; windowEndMs: number; configJson?: string }> {
     const windowStart = nowMs - (nowMs % windowMs);
-    const row = await this.db
+    const counted = this.db
       .insertInto('rate_limits')
       .values({ key, window_start_ms: windowStart, count: 1 })
       .onConflict((oc) =>
@@ -159,9 +168,25 @@ export class ThrottleStore {
           window_start_ms: windowStart,
         })),
       )
-      .returning(['count', 'window_start_ms'])
+      .returning(['count', 'window_start_ms']);
+    if (alsoReadConfig === undefined) {
+      const row = await counted.executeTakeFirstOrThrow();
+      return { count: Number(row.count), windowEndMs: Number(row.window_start_ms) + windowMs };
+    }
+    const row = await counted
+      .returning((eb) =>
+        eb
+          .selectFrom('cluster_config')
+          .select('value_json')
+          .where('key', '=', alsoReadConfig)
+          .as('config_json'),
+      )
       .executeTakeFirstOrThrow();
-    return { count: Number(row.count), windowEndMs: Number(row.window_start_ms) + windowMs };
+    return {
+      count: Number(row.count),
+      windowEndMs: Number(row.window_start_ms) + windowMs,
+      ...(row.config_json !== null ? { configJson: row.config_json } : {}),
+    };
   }
 
   /** Drops settled history outside the window, expired reservations and finished rate windows. */
