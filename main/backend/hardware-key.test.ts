@@ -167,8 +167,6 @@ describe("Keyport Connect's backend relogs in with the PIV card when a call is r
     script = {
       relogin: () => ({ kind: 'relogin', password: PASSWORD }),
       pivTouch: () => 'deny',
-      // A card that refused answers as for a PIN it wanted (6982): the client offers the PIN once.
-      pivPin: () => ({ kind: 'pivPin', pin: '123456' }),
     };
     try {
       const result = await backend.handlers['mfa.list']();
@@ -180,7 +178,8 @@ describe("Keyport Connect's backend relogs in with the PIV card when a call is r
     } finally {
       await card.setTouchMode('manual');
     }
-    expect(shown.map((p) => p.kind).slice(0, 2)).toEqual(['relogin', 'pivTouch']);
+    // A refused touch of a PIN-never key asks no PIN: no PIN helps it.
+    expect(shown.map((p) => p.kind).filter((k) => k !== 'notice')).toEqual(['relogin', 'pivTouch']);
     expect(shown[0]).toMatchObject({
       kind: 'relogin',
       cluster: cluster.address,
