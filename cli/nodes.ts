@@ -6,7 +6,10 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { KeyportError } from '../proto/errors';
-import type { ClusterApi } from '../client/api';
+import type { AdminMfaApi, ClusterApi } from '../client/api';
+import { adminActionFor } from '../client/ceremonies/admin-action';
+import type { RegisterNodeRequest } from '../proto/gen/keyport/v1/admin';
+import type { AdminWork } from './admin';
 import { formatClusterAddress } from '../client/cluster-trust';
 import { formatSshPublicKey, sshPublicKeyParts } from '../client/keystore/session-key';
 
@@ -60,7 +63,9 @@ export function sshdSnippet(options: {
 }
 
 export async function addNode(
-  api: ClusterApi,
+  api: Pick<ClusterApi, 'address'>,
+  /** The admin service for this registration, named before it is sent (one touch, MFA for admin actions). */
+  writer: (request: RegisterNodeRequest) => Promise<Pick<AdminMfaApi, 'admin'>>,
   options: {
     name: string;
     addr: string;
@@ -74,14 +79,15 @@ export async function addNode(
 ): Promise<NodeFiles> {
   const hostKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const identityKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const registered = await api.admin.registerNode({
+  const request: RegisterNodeRequest = {
     name: options.name,
     addr: options.addr,
     labels: options.labels,
     hostPublicKey: formatSshPublicKey(sshPublicKeyParts(hostKey.publicKey)),
     identityPublicKeyPem: identityKey.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
     force: options.force,
-  });
+  };
+  const registered = await (await writer(request)).admin.registerNode(request);
   const dir = resolve(options.out);
   await mkdir(dir, { recursive: true, mode: 0o755 });
   const write = async (file: string, text: string, mode: number) => {
@@ -122,10 +128,7 @@ export async function addNode(
   return { directory: dir, sshdSnippet: snippet };
 }
 
-export function registerNodeAdminCommands(
-  admin: Command,
-  withApi: (work: (api: ClusterApi) => Promise<void>) => Promise<void>,
-): void {
+export function registerNodeAdminCommands(admin: Command, withApi: (work: AdminWork) => Promise<void>): void {
   const nodes = admin.command('nodes').description('Manage nodes (OpenSSH servers)');
   nodes
     .command('add')
@@ -139,8 +142,10 @@ export function registerNodeAdminCommands(
     .option('--command-user <user>', 'AuthorizedPrincipalsCommandUser (must read identity.key)', 'root')
     .option('--force', 'replace a registered node (its old identity stops working)')
     .action((options) =>
-      withApi(async (api) => {
-        const files = await addNode(api, {
+      withApi(async (api, writes) => {
+        const register = (request: RegisterNodeRequest) =>
+          writes([adminActionFor('admin', 'registerNode', request)]);
+        const files = await addNode(api, register, {
           name: String(options.name),
           addr: String(options.addr),
           labels: parseLabels(options.labels as string | undefined),

@@ -321,6 +321,7 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
       const services: AdminMfaApi = {
         admin: promisify(admin, 'admin', bytes),
         devices: promisify(devices, 'devices', bytes),
+        nodes: promisify(nodes, 'nodes', bytes),
       };
       return services;
     },

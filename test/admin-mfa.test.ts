@@ -1,6 +1,7 @@
 // MFA for admin actions (seed "Harden your Cluster Against IdP Compromises"), end to end: a real
 // keyport-auth where WebAuthn is the only second factor, the lab's soft security key (it counts touches),
 // the keyport CLI as a person runs it, and the same writes sent in process to see each refusal up close.
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,7 @@ import { ProfileStore } from '../client/profiles';
 import type { callKinds } from '../client/replicas';
 import { connectAsProfile, webauthnOrigin } from '../client/session';
 import { openKeys } from '../client/webauthn';
+import { formatSshPublicKey, sshPublicKeyParts } from '../client/keystore/session-key';
 import { createLabClock } from '../lab/clock';
 import type { LabClock } from '../lab/clock';
 import { connectAsAdmin, openClusterDb, runAdmin, runKeyport, startLabCluster } from '../lab/cluster';
@@ -32,6 +34,12 @@ let api: ClusterApi;
 let origin: string;
 let touches = 0;
 const home = () => join(work, 'home');
+// A node's public keys, as `keyport admin nodes add` makes them (its registration is an admin write).
+const nodeHostKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey;
+const NODE_HOST_KEY = formatSshPublicKey(sshPublicKeyParts(nodeHostKey));
+const NODE_IDENTITY_PEM = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  .publicKey.export({ type: 'spki', format: 'pem' })
+  .toString();
 const password = 'ada-password-123';
 
 const capYaml = (factors: string) =>
@@ -132,9 +140,15 @@ function storedState(): string {
   const db = openClusterDb(cluster);
   try {
     return JSON.stringify(
-      ['users', 'roles', 'cluster_config', 'signup_tokens', 'trusted_devices', 'device_enroll_tokens'].map(
-        (table) => db.prepare(`SELECT * FROM ${table} ORDER BY 1`).all(),
-      ),
+      [
+        'users',
+        'roles',
+        'cluster_config',
+        'signup_tokens',
+        'trusted_devices',
+        'device_enroll_tokens',
+        'nodes',
+      ].map((table) => db.prepare(`SELECT * FROM ${table} ORDER BY 1`).all()),
     );
   } finally {
     db.close();
@@ -205,7 +219,17 @@ const everyWrite: { [S in AdminServiceName]: { [M in WritesOf<S>]: RequestOf<S, 
     createUser: { name: 'mallory', roles: ['editor'], traits: {} },
     lockUser: { name: 'ada', durationSeconds: 0, reason: 'stolen certificate' },
     unlockUser: { name: 'ada' },
+    registerNode: {
+      name: 'evil1',
+      addr: '127.0.0.1:2222',
+      labels: { env: 'prod' },
+      hostPublicKey: NODE_HOST_KEY,
+      identityPublicKeyPem: NODE_IDENTITY_PEM,
+      force: false,
+    },
   },
+  // A person's own node access: no admin writes (sshd's checks use the node's identity, not authorize).
+  nodes: {},
   devices: {
     addDevice: { osType: 'linux', assetTag: 'EVIL-1' },
     deleteDevice: { device: 'EVIL-1' },
@@ -260,6 +284,19 @@ describe('MFA for admin actions where WebAuthn is the only second factor', () =>
       'kind: role\nversion: v7\nmetadata:\n  name: ops\nspec:\n  allow:\n    logins:\n      - ops-v1\n',
     );
     expect((await adminAsAda(['create', '-f', file])).touches).toBe(1);
+    const nodeDir = join(work, 'node-n1');
+    const node = await adminAsAda([
+      'nodes',
+      'add',
+      '--name',
+      'n1',
+      '--addr',
+      '127.0.0.1:2222',
+      '--out',
+      nodeDir,
+    ]);
+    expect(node.touches).toBe(1);
+    expect(node.stdout).toContain('Node "n1" is registered');
     const edited = await adminAsAda(['edit', 'role/ops'], { EDITOR: editor });
     expect(edited.touches).toBe(1);
     expect(edited.stdout).toContain('role "ops" has been updated');
