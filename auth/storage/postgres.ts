@@ -11,6 +11,7 @@ import type { CompiledQuery, DatabaseConnection, Driver, QueryResult, Transactio
 import pg from 'pg';
 import { KeyportError } from '../../proto/errors';
 import { pgTypes } from './dialects';
+import { isReplanError, prepareStatements } from './pg-prepared';
 import { countPoolQueries } from './sql-count';
 
 export interface PostgresStorageOptions {
@@ -135,6 +136,12 @@ export function mapPgError(error: unknown): unknown {
       'The database did not answer within the statement timeout; the call was not completed, try again shortly.',
     );
   }
+  if (isReplanError(error)) {
+    return new KeyportError(
+      'UNAVAILABLE',
+      'A table changed under a prepared statement (a migration by another replica); the call was not completed, try again.',
+    );
+  }
   return error;
 }
 
@@ -222,6 +229,7 @@ export function postgresDialect(options: PostgresStorageOptions): {
   // A client checked out (in a transaction between two statements) has no pool listener: its `error`
   // would be uncaught too. Its next statement fails as UNAVAILABLE; on release the pool drops it.
   pool.on('connect', (client) => client.on('error', lost));
+  prepareStatements(pool);
   countPoolQueries(pool);
   return { dialect: new MappedPostgresDialect({ pool }), pool };
 }
