@@ -1,5 +1,6 @@
 // The WebAuthn relying party. Every signature, attestation statement and authenticator-data check is
-// @simplewebauthn/server's; this file decides what to ask for and what to accept:
+// @simplewebauthn/server's, save an ES256 key's assertion, which webauthn-assertion.ts checks the same way
+// with synchronous node:crypto (tested against the library); this file decides what to ask for and accept:
 //
 // - origin: `https://<rp_id>` or `https://<subdomain of rp_id>`, any port (the library only compares
 //   strings, so the origin is checked here first and then handed to it as the one expected origin);
@@ -28,6 +29,7 @@ import { decodeAttestationObject, decodeClientDataJSON, isoBase64URL } from '@si
 import { KeyportError } from '../proto/errors';
 import type { ClusterPolicy } from './policy';
 import type { MfaDeviceRow } from './storage/store';
+import { verifyEs256Assertion } from './webauthn-assertion';
 
 /** What the relying party needs from the cap. */
 export interface RelyingParty {
@@ -316,30 +318,53 @@ export async function verifyAssertion(input: {
   if (!device.webauthn_credential_id || !device.webauthn_public_key) {
     throw denied('This security key is not registered with this cluster.');
   }
-  let result: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
+  let result: { verified: boolean; newCounter: number; userVerified: boolean };
   try {
-    result = await verifyAuthenticationResponse({
-      response: input.response,
-      expectedChallenge: input.expectedChallenge,
-      expectedOrigin: origin,
-      expectedRPID: rp.rpId,
-      credential: {
-        id: device.webauthn_credential_id,
-        publicKey: isoBase64URL.toBuffer(device.webauthn_public_key),
-        counter: 0,
-      },
-      requireUserVerification: input.requireUserVerification,
-    });
+    result =
+      verifyEs256Assertion({
+        response: input.response,
+        expectedChallenge: input.expectedChallenge,
+        expectedOrigin: origin,
+        expectedRPID: rp.rpId,
+        credentialId: device.webauthn_credential_id,
+        publicKey: device.webauthn_public_key,
+        requireUserVerification: input.requireUserVerification,
+      }) ?? (await libraryAssertion(input, origin));
   } catch (error) {
     throw libraryRefusal(error, 'authentication');
   }
   if (!result.verified) throw failed('The security key response could not be verified.');
   const stored = Number(device.webauthn_sign_count ?? 0);
-  const received = result.authenticationInfo.newCounter;
+  const received = result.newCounter;
   if ((stored > 0 || received > 0) && received <= stored) {
     return { ok: false, counterRegression: { stored, received } };
   }
-  return { ok: true, newCounter: received, userVerified: result.authenticationInfo.userVerified };
+  return { ok: true, newCounter: received, userVerified: result.userVerified };
+}
+
+/** Any other key algorithm (RS256, EdDSA, ES384 …): the library's asynchronous verification. */
+async function libraryAssertion(
+  input: Parameters<typeof verifyAssertion>[0],
+  origin: string,
+): Promise<{ verified: boolean; newCounter: number; userVerified: boolean }> {
+  const { rp, device } = input;
+  const result = await verifyAuthenticationResponse({
+    response: input.response,
+    expectedChallenge: input.expectedChallenge,
+    expectedOrigin: origin,
+    expectedRPID: rp.rpId,
+    credential: {
+      id: device.webauthn_credential_id ?? '',
+      publicKey: isoBase64URL.toBuffer(device.webauthn_public_key ?? ''),
+      counter: 0,
+    },
+    requireUserVerification: input.requireUserVerification,
+  });
+  return {
+    verified: result.verified,
+    newCounter: result.authenticationInfo.newCounter,
+    userVerified: result.authenticationInfo.userVerified,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------
