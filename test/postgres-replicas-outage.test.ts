@@ -712,7 +712,7 @@ describe('two keyport-auth replicas while PostgreSQL goes away mid-traffic', () 
     expect(await rows('select * from cluster_authorities order by kind')).toEqual(authoritiesBefore);
     expect(await rows('select * from builtin_admins order by replica')).toEqual(builtinAdminsBefore);
     expect(builtinAdminsBefore).toHaveLength(2);
-    expect(authoritiesBefore).toHaveLength(2);
+    expect(authoritiesBefore).toHaveLength(3); // tls, ssh_user and (since the nodes work) ssh_host
 
     // Each migration applied once, and the migration lock released.
     const migrations = await rows<{ name: string; n: number }>(
