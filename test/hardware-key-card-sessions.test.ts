@@ -2,7 +2,8 @@
 // policy"): Keyport Connect signs each call with a new signer (connectAsProfile), all of them on one PC/SC
 // session per card. The lab PIV card on a real pcscd: a PIN-"once" key asks its PIN once across many
 // signers; an "always" key at every signature; a card pulled and reinserted, an idle time on the lab clock,
-// a failed signature and closeAll each end the session, so the PIN is asked again.
+// a failed signature and closeAll each end the session, so the PIN is asked again; once disposed (app quit),
+// no session opens.
 import { verify } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -116,14 +117,27 @@ describe('the app keeps one PC/SC session per card between calls', () => {
     expect(await pinsFor(2)).toBe(1);
   });
 
-  it('a failed signature resets the session, and closeAll (sign-out) ends it', async () => {
+  it('closeAll (sign-out) ends the session, and a failed signature resets it', async () => {
     expect(await pinsFor(1)).toBe(0);
     await cards.closeAll();
     expect(cards.size).toBe(0);
+    // A new session: the PIN once, then not again.
+    expect(await pinsFor(2)).toBe(1);
+    // A signature that fails (its PIN prompt closed) ends the session: the once-key asks again.
     cancelNext = true;
-    pinsAsked = 0;
-    await expect(call(onceKey)).rejects.toMatchObject({ code: 'CANCELLED' });
+    await expect(call(alwaysKey)).rejects.toMatchObject({ code: 'CANCELLED' });
     expect(cards.size).toBe(0);
     expect(await pinsFor(2)).toBe(1);
+  });
+
+  it('once disposed (app quit), no session opens: a typed error', async () => {
+    const quitting = new CardSessions({ clock: clock.now });
+    await quitting.session(onceKey.record.serial);
+    expect(quitting.size).toBe(1);
+    await quitting.dispose();
+    expect(quitting.size).toBe(0);
+    await expect(quitting.session(onceKey.record.serial)).rejects.toMatchObject({
+      reason: 'SESSION_CLOSED',
+    });
   });
 });

@@ -9,6 +9,7 @@
 // Each signer still checks the card's serial; the sessions here are only the connections they share.
 import { now as serviceNow } from '../../../proto/clock';
 import type { Clock } from '../../../proto/clock';
+import { PivError } from './errors';
 import { openPivSession } from './session';
 import type { PivSession } from './session';
 
@@ -47,7 +48,7 @@ export class CardSessions {
 
   /** The open session for the card `serial`, or a new one; an idle one is closed and replaced first. */
   async session(serial: number | undefined): Promise<PivSession> {
-    if (this.closed) throw new Error('The card sessions are closed.');
+    if (this.closed) throw new PivError('SESSION_CLOSED', 'The app is quitting: the PIV card is closed.');
     const key = keyOf(serial);
     const existing = this.entries.get(key);
     if (existing && this.clock() - existing.lastUsedMs >= this.idleMs) await this.end(key, existing);
