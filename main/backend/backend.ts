@@ -99,7 +99,11 @@ export function createBackend(options: BackendOptions): Backend {
     options.watchProfiles === false
       ? undefined
       : watchProfiles(profiles, {
-          onChange: (address, profile) => reportProfile(address, profile ? profileView(profile) : null),
+          onChange: (address, profile) => {
+            // Signed out by `keyport logout`: the card's PIN, verified for the app, goes with the session.
+            if (!profile) void cards.closeAll();
+            reportProfile(address, profile ? profileView(profile) : null);
+          },
         });
   const broker = new PromptBroker({
     prompt: (prompt) => emit('onPrompt', prompt),
