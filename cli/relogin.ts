@@ -3,10 +3,9 @@
 // Login is refused. Issue 13 grows this into `retryWithRelogin`, for every reason a relogin resolves (an
 // expired certificate, a device or MFA requirement): the refusal is told apart here, and the relogin below
 // is the one login ceremony every reason shares.
-import { KeyportError } from '../proto/errors';
 import type { PrivateKeyPolicy } from '../proto/resources/private-key-policy';
-import { loginPasswordless, loginWithPassword } from '../client/ceremonies/login';
 import { refusedKeyPolicy, reloginNotices } from '../client/ceremonies/hardware-key';
+import { stagedRelogin } from '../client/ceremonies/relogin';
 import { parseClusterAddress } from '../client/cluster-trust';
 import type { Profile, ProfileStore } from '../client/profiles';
 import { notSignedIn } from '../client/session';
@@ -21,7 +20,8 @@ import { securityKeyPrompts } from './security-key-prompts';
  * with a session key on the PIV card meeting the policy the refusal names (password and second factor asked
  * again as `keyport login` asks them; passwordless when that is the cluster's default), and runs `action`
  * once more. Any other error, a failed relogin and a second refusal are thrown as they are; Ctrl-C during
- * the relogin throws CANCELLED. The profile changes only when the relogin succeeds.
+ * the relogin throws CANCELLED. The profile changes only once the card has signed for the new session (a
+ * refused touch, a wrong password or Ctrl-C leave KEYPORT_HOME byte for byte as it was).
  */
 export async function withKeyPolicyRelogin<T>(
   profiles: ProfileStore,
@@ -56,48 +56,41 @@ async function reloginForKeyPolicy(
   // session key it made is taken back) before CANCELLED. A second Ctrl-C exits once that key is gone.
   const ctrlC = cancelOnCtrlC('Relogin cancelled: your profile is as it was.');
   const asking = ctrlC.prompter(prompter);
-  const common = {
-    profiles,
-    address,
-    keystore: profile.keystore,
-    signal: ctrlC.signal,
-    prompts: {
-      // The cluster is trusted already (the refused call went to it): nothing new is trusted here.
-      confirmCaPin: () => Promise.resolve(false),
-      password: (name: string) => asking.secret(`Enter password for Keyport user ${name}:`),
-      otpCode: () => asking.text('Enter an OTP code from your authenticator app:'),
-      // The login says the two lines itself when it moves to the card: they were said already.
-      notice: (message: string) => {
-        const index = said.indexOf(message);
-        if (index >= 0) said.splice(index, 1);
-        else prompter.say(message);
-      },
-      securityKey: securityKeyPrompts(asking),
-    },
-    hardwareKey: {
-      prompts: pivPrompts(asking),
-      ...(process.env.KEYPORT_PIV_SLOT ? { envSlot: process.env.KEYPORT_PIV_SLOT } : {}),
-    },
-  };
-  // As `keyport login` without --auth: passwordless when the cluster says it is its way to sign in.
-  const ceremony =
-    trusted.connectorName === 'passwordless'
-      ? loginPasswordless({ ...common, user: profile.user })
-      : loginWithPassword({ ...common, user: profile.user });
+  const piv = pivPrompts(asking);
   let renewed: Profile;
   try {
-    renewed = await ceremony;
+    // Staged (client/ceremonies/relogin.ts): the new profile is saved only once the card has signed for it,
+    // so a refused touch, a wrong password or Ctrl-C leaves KEYPORT_HOME as it was.
+    renewed = await stagedRelogin({
+      profiles,
+      old: profile,
+      login: {
+        signal: ctrlC.signal,
+        prompts: {
+          // The cluster is trusted already (the refused call went to it): nothing new is trusted here.
+          confirmCaPin: () => Promise.resolve(false),
+          password: (name: string) => asking.secret(`Enter password for Keyport user ${name}:`),
+          otpCode: () => asking.text('Enter an OTP code from your authenticator app:'),
+          // The login says the two lines itself when it moves to the card: they were said already.
+          notice: (message: string) => {
+            const index = said.indexOf(message);
+            if (index >= 0) said.splice(index, 1);
+            else prompter.say(message);
+          },
+          securityKey: securityKeyPrompts(asking),
+        },
+        hardwareKey: {
+          prompts: piv,
+          ...(process.env.KEYPORT_PIV_SLOT ? { envSlot: process.env.KEYPORT_PIV_SLOT } : {}),
+        },
+      },
+      piv,
+    });
   } catch (error) {
     if (ctrlC.signal.aborted) return ctrlC.cancelled;
     throw error;
   } finally {
     ctrlC.dispose();
-  }
-  if (ctrlC.signal.aborted) {
-    throw new KeyportError(
-      'CANCELLED',
-      'Cancelled once the relogin was done: the new session is saved; run the command again.',
-    );
   }
   return renewed;
 }

@@ -15,6 +15,7 @@ import type { ClusterAddress } from './cluster-trust';
 import { openKeyStore, openSoftwareSigner } from './keystore';
 import type { SessionSigner } from './keystore';
 import { openProfileCardSigner } from './ceremonies/hardware-key';
+import type { CardSessions } from './hardware/piv/card-sessions';
 import type { PivPrompts } from './hardware/piv/signer';
 import { originFor } from './webauthn';
 import { connectRetryingReads, REPLICA_CONNECT_TIMEOUT_MS } from './replicas';
@@ -177,6 +178,8 @@ export async function connectAsProfile(
     proofOfPossession?: boolean;
     /** For a session key on a PIV card: its PIN and "Tap your YubiKey" (default: no PIN can be asked). */
     piv?: PivPrompts;
+    /** The process's long-lived card sessions (the app's); without, the card is opened for this API alone. */
+    cards?: CardSessions;
   } = {},
 ): Promise<ClusterApi> {
   const trusted = await profiles.getTrustedCluster(parseClusterAddress(profile.address));
@@ -197,7 +200,7 @@ export async function connectAsProfile(
     );
   }
   // A card's key cannot leave the card: its signer is not exportable, so its calls carry a proof of possession.
-  const card = openProfileSigner(profiles, profile, options.piv);
+  const card = openProfileSigner(profiles, profile, options.piv, options.cards);
   const { signer } = card;
   let api: ClusterApi;
   try {
@@ -225,16 +228,21 @@ export async function connectAsProfile(
 
 /**
  * The signer of a profile's session key, wherever the key is: on a PIV card (opened at the first signature,
- * with `piv` to ask its PIN and say "Tap your YubiKey"; `close` ends its PC/SC session), or in the keystore
- * (profileSigner; `close` does nothing).
+ * with `piv` to ask its PIN and say "Tap your YubiKey"; `close` ends its PC/SC session, or, with `cards`,
+ * that card's long-lived session, which `close` leaves open), or in the keystore (profileSigner; `close`
+ * does nothing).
  */
 export function openProfileSigner(
   profiles: ProfileStore,
   profile: Profile,
   piv?: PivPrompts,
+  cards?: CardSessions,
 ): { signer: SessionSigner; close(): Promise<void> } {
   if (profile.hardwareKey) {
-    return openProfileCardSigner(profile.hardwareKey, new X509Certificate(profile.tlsCertPem).publicKey, piv);
+    const publicKey = new X509Certificate(profile.tlsCertPem).publicKey;
+    return cards
+      ? openProfileCardSigner(profile.hardwareKey, publicKey, piv, cards)
+      : openProfileCardSigner(profile.hardwareKey, publicKey, piv);
   }
   return { signer: profileSigner(profiles, profile), close: () => Promise.resolve() };
 }

@@ -2,7 +2,8 @@
 // was required; an admin raises their role to hardware_key_touch; their next command is refused with
 // PRIVATE_KEY_POLICY_NOT_MET and relogs in by itself with the lab PIV card on a real pcscd (the seed's two
 // lines, the password asked again, the key made in 9c with its attestation), then runs once more. A failed
-// or cancelled relogin leaves the old profile as it was and exits with the code for its error.
+// or cancelled relogin, or a touch refused at the new key's first signature, leaves the old profile as it
+// was and exits with the code for its error.
 import { spawn } from 'node:child_process';
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -197,6 +198,28 @@ describe('a command refused for a key policy raised after the login relogs in wi
     expect(result.stderr).toContain(TWO_LINES);
     expect(result.stderr).toContain('ERROR: Relogin cancelled');
     expect(homeFiles()).toEqual(before);
+  });
+
+  it("a touch refused at the new key's first signature leaves KEYPORT_HOME byte for byte as it was", async () => {
+    // Generating and attesting need no touch: the relogin's first touch is the new session's first call.
+    const before = homeFiles();
+    await card.setTouchMode('denied');
+    let result: CliResult;
+    try {
+      result = await status([PASSWORD]);
+    } finally {
+      await card.setTouchMode('auto');
+    }
+    expect(result.code, result.stderr).toBe(EXIT.accessDenied);
+    expect(result.stderr).toContain(TWO_LINES);
+    expect(result.stderr).toMatch(/not touched in time/);
+    expect(result.stdout).not.toContain('accepted by');
+    // The old profile and its software key are kept; no staging folder is left; the card keeps its key.
+    expect(homeFiles()).toEqual(before);
+    expect(Object.keys(before).some((path) => path.startsWith(join(home, 'keys')))).toBe(true);
+    expect(readdirSync(home).filter((name) => name.startsWith('.relogin-'))).toEqual([]);
+    expect((await profileOf()).hardwareKey).toBeUndefined();
+    expect(slotKey('9c')).toBeDefined();
   });
 
   it("`keyport status --check` says the seed's two lines, relogs in with the card, and is accepted", async () => {

@@ -6,6 +6,7 @@ import { KeyportError } from '../../proto/errors';
 import { ChallengeScope, MFADeviceType } from '../../proto/gen/keyport/v1/mfa';
 import type { MFADevice, MFARegisterResponse, TOTPRegisterChallenge } from '../../proto/gen/keyport/v1/mfa';
 import type { ClusterApi } from '../api';
+import type { CardSessions } from '../hardware/piv/card-sessions';
 import type { PivPrompts } from '../hardware/piv/signer';
 import type { Profile, ProfileStore } from '../profiles';
 import { connectAsProfile, notSignedIn, webauthnOrigin } from '../session';
@@ -24,17 +25,22 @@ export interface DevicePrompts extends MfaPrompts {
 /** How a session key on a PIV card asks for its PIN and touch (without it, a card's PIN cannot be asked). */
 export interface SessionKeyPrompts {
   piv?: PivPrompts;
+  /** The process's long-lived card sessions (Keyport Connect's), so a PIN-"once" key asks its PIN once. */
+  cards?: CardSessions;
 }
 
 async function withProfileApi<T>(
   profiles: ProfileStore,
-  { piv }: SessionKeyPrompts,
+  { piv, cards }: SessionKeyPrompts,
   work: (api: ClusterApi, origin: string) => Promise<T>,
 ): Promise<T> {
   const profile: Profile | undefined = await profiles.getProfile();
   if (!profile) throw notSignedIn();
   const trusted = await profiles.getTrustedCluster(parseClusterAddress(profile.address));
-  const api = await connectAsProfile(profiles, profile, undefined, piv ? { piv } : {});
+  const api = await connectAsProfile(profiles, profile, undefined, {
+    ...(piv ? { piv } : {}),
+    ...(cards ? { cards } : {}),
+  });
   try {
     return await work(api, trusted ? webauthnOrigin(trusted) : `https://${profile.address}`);
   } finally {

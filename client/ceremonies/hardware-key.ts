@@ -21,6 +21,7 @@ import type { PivSession } from '../hardware/piv/session';
 import { choosePivSlot, preparePivSessionKey } from '../hardware/piv/session-key';
 import type { PivSetupPrompts, PreparedSessionKey } from '../hardware/piv/session-key';
 import { openCardSigner } from '../hardware/piv/signer';
+import type { CardSessions } from '../hardware/piv/card-sessions';
 import type { PivPrompts } from '../hardware/piv/signer';
 import type { SessionSigner } from '../keystore';
 import type { HardwareKeyRecord } from '../profiles';
@@ -161,20 +162,23 @@ const noCardPrompts: PivPrompts = {
 
 /**
  * The signer of a profile's card key (its public key from the session certificate): the card is opened at
- * the first signature, and must be the one the key was made on.
+ * the first signature, and must be the one the key was made on. With `cards`, the signer uses that card's
+ * long-lived session (CardSessions: a PIN-"once" key asks its PIN once while the card stays in) and its
+ * `close` leaves it open.
  */
 export function openProfileCardSigner(
   record: HardwareKeyRecord,
   publicKey: KeyObject,
   prompts: PivPrompts = noCardPrompts,
-  openSession: () => Promise<PivSession> = () => openPivSession(),
+  source: CardSessions | (() => Promise<PivSession>) = () => openPivSession(),
 ): { signer: SessionSigner; close(): Promise<void> } {
-  return openCardSigner({
+  const common = {
     slot: parseSlot(record.slot),
     publicKey,
     policy: { pin: record.pinPolicy, touch: record.touchPolicy },
     prompts,
     ...(record.serial !== undefined ? { serial: record.serial } : {}),
-    open: openSession,
-  });
+  };
+  if (typeof source === 'function') return openCardSigner({ ...common, open: source });
+  return openCardSigner({ ...common, open: () => source.session(record.serial), shared: source });
 }

@@ -9,6 +9,7 @@ import type { Device, DeviceStatus } from '../../proto/gen/keyport/v1/device';
 import { parseClusterAddress } from '../cluster-trust';
 import type { Profile, ProfileStore } from '../profiles';
 import { connectAsProfile } from '../session';
+import type { CardSessions } from '../hardware/piv/card-sessions';
 import type { PivPrompts } from '../hardware/piv/signer';
 import { deviceAssetTag, deviceOsType } from './asset-tag';
 import { tpmConfigured, TrustedDevice } from './device';
@@ -22,6 +23,8 @@ export interface EnrollOptions extends DeviceTrustOptions {
   onCall?: (method: string) => void;
   /** The PIN and touch of a session key on a PIV card. */
   piv?: PivPrompts;
+  /** The process's long-lived card sessions (Keyport Connect's). */
+  cards?: CardSessions;
 }
 
 export async function enrollThisDevice(
@@ -31,7 +34,7 @@ export async function enrollThisDevice(
 ): Promise<Device> {
   const env = options.env ?? process.env;
   if (!tpmConfigured(env)) throw noTpm();
-  const api = await connectAsProfile(profiles, profile, options.onCall, pivOption(options.piv));
+  const api = await connectAsProfile(profiles, profile, options.onCall, pivOption(options));
   let device: TrustedDevice | undefined;
   try {
     options.onProgress?.('reading-tpm');
@@ -70,7 +73,11 @@ export interface ThisDeviceStatus extends DeviceStatus {
 export async function thisDeviceStatus(
   profiles: ProfileStore,
   profile: Profile,
-  options: DeviceTrustOptions & { onCall?: (method: string) => void; piv?: PivPrompts } = {},
+  options: DeviceTrustOptions & {
+    onCall?: (method: string) => void;
+    piv?: PivPrompts;
+    cards?: CardSessions;
+  } = {},
 ): Promise<ThisDeviceStatus> {
   const env = options.env ?? process.env;
   let assetTag = '';
@@ -91,7 +98,7 @@ export async function thisDeviceStatus(
     credentialId = await device?.credentialId().catch(() => undefined);
     await device?.close().catch(() => {});
   }
-  const api = await connectAsProfile(profiles, profile, options.onCall, pivOption(options.piv));
+  const api = await connectAsProfile(profiles, profile, options.onCall, pivOption(options));
   try {
     const status = await api.devices.getDeviceStatus({ assetTag, credentialId: credentialId ?? '' });
     // Enrolled, while this machine's TPM (which works) has no attestation key: another TPM was enrolled.
@@ -115,4 +122,7 @@ const noTpm = () =>
     'This machine has no TPM that Keyport can use (no /dev/tpmrm0, and KEYPORT_TPM_TCTI is not set).',
   );
 
-const pivOption = (piv: PivPrompts | undefined) => (piv ? { piv } : {});
+const pivOption = ({ piv, cards }: { piv?: PivPrompts; cards?: CardSessions }) => ({
+  ...(piv ? { piv } : {}),
+  ...(cards ? { cards } : {}),
+});

@@ -8,6 +8,7 @@ import { addDevice, listDevices, removeDevice } from '../../client/ceremonies/de
 import { loginPasswordless, loginWithPassword, logout } from '../../client/ceremonies/login';
 import { formatClusterAddress, parseClusterAddress } from '../../client/cluster-trust';
 import { enrollThisDevice, thisDeviceStatus } from '../../client/device-trust/enroll';
+import { CardSessions } from '../../client/hardware/piv/card-sessions';
 import type { KeyStoreKind } from '../../client/keystore';
 import type { Profile, ProfileStore } from '../../client/profiles';
 import { ensureTrustedCluster, notSignedIn } from '../../client/session';
@@ -48,6 +49,8 @@ export interface BackendOptions {
   watchProfiles?: boolean;
   /** Called when a window's renderer shows its first interactive screen (`app.ready`). */
   onRendererReady?: () => void;
+  /** The PIV cards' long-lived sessions (default: new ones, idle after 15 minutes on the service clock). */
+  cards?: CardSessions;
 }
 
 export interface Backend {
@@ -77,6 +80,9 @@ export function invalidArgument(error: z.ZodError): ContractError {
 export function createBackend(options: BackendOptions): Backend {
   const { profiles, keystoreKind } = options;
   const env = options.env ?? process.env;
+  // One PC/SC session per card for every call as the profile: a PIN-"once" key asks its PIN once while the
+  // card stays in. Closed at sign-out and app quit (and by CardSessions at card removal, idle, errors).
+  const cards = options.cards ?? new CardSessions();
   const listeners = new Map<EventName, Set<(payload: never) => void>>();
   const emit = <E extends EventName>(event: E, payload: EventPayloads[E]) => {
     for (const listener of listeners.get(event) ?? []) (listener as (p: EventPayloads[E]) => void)(payload);
@@ -93,7 +99,11 @@ export function createBackend(options: BackendOptions): Backend {
     options.watchProfiles === false
       ? undefined
       : watchProfiles(profiles, {
-          onChange: (address, profile) => reportProfile(address, profile ? profileView(profile) : null),
+          onChange: (address, profile) => {
+            // Signed out by `keyport logout`: the card's PIN, verified for the app, goes with the session.
+            if (!profile) void cards.closeAll();
+            reportProfile(address, profile ? profileView(profile) : null);
+          },
         });
   const broker = new PromptBroker({
     prompt: (prompt) => emit('onPrompt', prompt),
@@ -128,6 +138,7 @@ export function createBackend(options: BackendOptions): Backend {
   const withRelogin = keyPolicyRelogin({
     profiles,
     env,
+    cards,
     onRenewed: (profile) => reportProfile(profile.address, profileView(profile)),
   });
 
@@ -145,6 +156,7 @@ export function createBackend(options: BackendOptions): Backend {
       env,
       ...(token ? { token } : {}),
       piv: prompts.piv,
+      cards,
       // One prompt from the first TPM step to the last; a failure closes it with the ceremony.
       onProgress: (step) => {
         if (step === 'reading-tpm') prompts.progress(TPM_WORKING);
@@ -156,6 +168,8 @@ export function createBackend(options: BackendOptions): Backend {
 
   async function signOut(address?: string) {
     const removed = await logout(profiles, address);
+    // The card's PIN, verified for this session, does not outlive it.
+    await cards.closeAll();
     if (removed) reportProfile(removed.address, null);
     return removed ? profileView(removed) : null;
   }
@@ -234,7 +248,9 @@ export function createBackend(options: BackendOptions): Backend {
     }),
     'mfa.list': bind('mfa.list', () =>
       withCeremony((prompts) =>
-        withRelogin(prompts, async () => (await listDevices(profiles, { piv: prompts.piv })).map(deviceView)),
+        withRelogin(prompts, async () =>
+          (await listDevices(profiles, { piv: prompts.piv, cards })).map(deviceView),
+        ),
       ),
     ),
     'mfa.add': bind('mfa.add', ({ name, passwordless, existing }) =>
@@ -248,6 +264,7 @@ export function createBackend(options: BackendOptions): Backend {
               existing,
               prompts,
               piv: prompts.piv,
+              cards,
               signal: prompts.signal,
             }),
           ),
@@ -257,7 +274,14 @@ export function createBackend(options: BackendOptions): Backend {
     'mfa.remove': bind('mfa.remove', ({ name, existing }) =>
       withCeremony((prompts) =>
         withRelogin(prompts, async () => {
-          await removeDevice(profiles, { name, existing, prompts, piv: prompts.piv, signal: prompts.signal });
+          await removeDevice(profiles, {
+            name,
+            existing,
+            prompts,
+            piv: prompts.piv,
+            cards,
+            signal: prompts.signal,
+          });
           return null;
         }),
       ),
@@ -269,7 +293,7 @@ export function createBackend(options: BackendOptions): Backend {
           prompts,
           async () =>
             deviceTrustView(
-              await thisDeviceStatus(profiles, await signedIn(address), { env, piv: prompts.piv }),
+              await thisDeviceStatus(profiles, await signedIn(address), { env, piv: prompts.piv, cards }),
             ),
           address,
         );
@@ -310,6 +334,7 @@ export function createBackend(options: BackendOptions): Backend {
     ready: watcher ? watcher.then(() => undefined) : Promise.resolve(),
     async close() {
       (await watcher)?.close();
+      await cards.dispose();
     },
     on(event, listener) {
       let set = listeners.get(event);

@@ -4,13 +4,14 @@
 // itself: a `relogin` prompt with the seed's two lines and the password, the key made on the card, "Tap your
 // YubiKey" while the card signs, then the call runs again. A touch refused, a wrong password or a cancel
 // leaves KEYPORT_HOME byte for byte as it was. Then the PIN prompts: a new PIN and PUK for a card on the
-// factory ones, the attempts left after a wrong PIN, and the blocked PIN's message.
+// factory ones, the attempts left after a wrong PIN, and the blocked PIN's message; a PIN-"once" key asks
+// its PIN once across the app's calls (one card session), again after a sign-out.
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RELOGIN_NOTICE } from '../../client/ceremonies/hardware-key';
 import { connectCluster } from '../../client/api';
 import { parseClusterAddress } from '../../client/cluster-trust';
@@ -49,6 +50,8 @@ let backend: Backend;
 let shown: Prompt[] = [];
 /** Every prompt and result of the file, for the scan for secrets at its end. */
 const seen: unknown[] = [];
+/** Everything the backend wrote to the console (searched for secrets at the end). */
+const logged: string[] = [];
 /** Every profile change reported. */
 const changes: EventPayloads['onProfileChanged'][] = [];
 /** How the next prompts are answered, by kind; a kind without an answer is left open. */
@@ -92,6 +95,13 @@ async function currentProfile(): Promise<Profile> {
 }
 
 beforeAll(async () => {
+  for (const level of ['log', 'info', 'warn', 'error', 'debug'] as const) {
+    const write = console[level].bind(console);
+    vi.spyOn(console, level).mockImplementation((...args: unknown[]) => {
+      logged.push(args.map(String).join(' '));
+      write(...args);
+    });
+  }
   card = await startLabPivCard({ touch: 'manual' });
   // libpcsclite reads it once per process: this file's backend talks to this card's pcscd.
   process.env.PCSCLITE_CSOCK_NAME = card.socketPath;
@@ -153,6 +163,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
+  vi.restoreAllMocks();
   await backend?.close();
   await cluster?.stop();
   await card?.stop();
@@ -314,6 +325,22 @@ describe("Keyport Connect's backend relogs in with the PIV card when a call is r
     expect(shown.map((p) => p.kind)).not.toContain('relogin');
     expect(shown.map((p) => p.kind)).not.toContain('newPivPin');
 
+    // The key's PIN is "once": asked once while the card stays in, however many calls (the Account screen
+    // asks two at once), since the backend keeps one card session (the login's own ended, so the first
+    // call asks it).
+    shown = [];
+    script = { pivPin: () => ({ kind: 'pivPin', pin: NEW_PIN }), pivTouch: () => 'touch' };
+    const account = await Promise.all([backend.handlers['mfa.list'](), backend.handlers['device.status']()]);
+    expect(account).toMatchObject([{ ok: true }, { ok: true }]);
+    expect(await backend.handlers['mfa.list']()).toMatchObject({ ok: true });
+    expect(await backend.handlers['device.status']()).toMatchObject({ ok: true });
+    expect(shown.filter((p) => p.kind === 'pivPin')).toHaveLength(1);
+    // Signing out ends the card session: signed in again, the PIN is asked again.
+    expect(await backend.handlers['auth.logout']()).toMatchObject({ ok: true });
+    expect(
+      await backend.handlers['auth.login']({ address: cluster.address, user: USER, password: PASSWORD }),
+    ).toMatchObject({ ok: true });
+
     // Wrong, wrong, wrong: the PIN blocks, and the error says how to unblock it.
     shown = [];
     script = { pivPin: () => ({ kind: 'pivPin', pin: '999999' }), pivTouch: () => 'touch' };
@@ -329,9 +356,9 @@ describe("Keyport Connect's backend relogs in with the PIV card when a call is r
     ).toEqual([undefined, 2, 1]);
   });
 
-  it('no prompt, event or result carried a password, PIN, PUK, certificate or key (invariant 1)', async () => {
+  it('no prompt, event, result or console line carried a password, PIN, PUK, certificate or key (invariant 1)', async () => {
     const profile = await currentProfile();
-    const everything = JSON.stringify(seen);
+    const everything = JSON.stringify(seen) + logged.join('\n');
     expect(everything.length).toBeGreaterThan(1000);
     for (const secret of [
       PASSWORD,

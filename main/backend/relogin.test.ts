@@ -7,7 +7,8 @@ import { RELOGIN_NOTICE } from '../../client/ceremonies/hardware-key';
 import { ProfileStore } from '../../client/profiles';
 import type { Prompt } from '../../preload/contract';
 import { PromptBroker } from './prompt-broker';
-import { keyPolicyRelogin, removeStaleStaging, seedNotice } from './relogin';
+import { removeStaleStaging } from '../../client/ceremonies/relogin';
+import { keyPolicyRelogin, seedNotice } from './relogin';
 
 describe('keyPolicyRelogin', () => {
   it('runs the action once, hands other errors on as they are, and asks nothing without a profile', async () => {

@@ -11,26 +11,27 @@
 //      policy asks for), so a touch refused or never given fails here;
 //   4. only then puts the new profile and the cluster record in place of the old ones and deletes the old
 //      software key.
+// Steps 2 to 4 are client/ceremonies/relogin.ts (stagedRelogin), which the CLI's relogin runs too.
 // Any failure before 4 leaves KEYPORT_HOME as it was (the staging folder goes); the card keeps its marked
 // key for the next attempt. Refusals that arrive while a relogin runs wait for it instead of starting
 // another.
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { KeyportError } from '../../proto/errors';
 import { policySatisfies } from '../../proto/resources/private-key-policy';
 import type { PrivateKeyPolicy } from '../../proto/resources/private-key-policy';
 import { RELOGIN_NOTICE, refusedKeyPolicy, reloginNotices } from '../../client/ceremonies/hardware-key';
-import { loginPasswordless, loginWithPassword } from '../../client/ceremonies/login';
+import { stagedRelogin } from '../../client/ceremonies/relogin';
 import { parseClusterAddress } from '../../client/cluster-trust';
-import { openKeyStore } from '../../client/keystore';
-import { ProfileStore } from '../../client/profiles';
+import type { CardSessions } from '../../client/hardware/piv/card-sessions';
+import type { ProfileStore } from '../../client/profiles';
 import type { Profile } from '../../client/profiles';
-import { connectAsProfile, notSignedIn } from '../../client/session';
+import { notSignedIn } from '../../client/session';
 import type { CeremonyPrompts } from './prompt-broker';
 
 export interface KeyPolicyReloginOptions {
   profiles: ProfileStore;
   env: NodeJS.ProcessEnv;
+  /** The app's long-lived card sessions: the new key's first signature leaves its PIN verified there. */
+  cards?: CardSessions;
   /** Told of the new profile once it has replaced the old one. */
   onRenewed(profile: Profile): void;
 }
@@ -120,89 +121,37 @@ async function reloginWithCard(
     passwordless,
   });
 
-  await removeStaleStaging(profiles.home);
-  const staging = await mkdtemp(join(profiles.home, STAGING_PREFIX));
   try {
-    const staged = new ProfileStore(staging);
-    await staged.trustCluster(trusted);
-    // 2. The login ceremony, into the staging home.
-    const common = {
-      profiles: staged,
-      address,
-      keystore: old.keystore,
-      signal: prompts.signal,
-      device: { env },
-      prompts: {
-        ...prompts,
-        password: async () => password ?? '',
-        // The login says the two lines itself when it moves to the card: the relogin prompt said them.
-        notice: (message: string) => {
-          if (!said.includes(message)) prompts.notice(message);
+    // 2–4. The login into a staging home, the card's first signature, and only then the new profile.
+    const renewed = await stagedRelogin({
+      profiles,
+      old,
+      login: {
+        signal: prompts.signal,
+        device: { env },
+        prompts: {
+          ...prompts,
+          password: async () => password ?? '',
+          // The login says the two lines itself when it moves to the card: the relogin prompt said them.
+          notice: (message: string) => {
+            if (!said.includes(message)) prompts.notice(message);
+          },
+        },
+        hardwareKey: {
+          prompts: prompts.piv,
+          ...(env.KEYPORT_PIV_SLOT ? { envSlot: env.KEYPORT_PIV_SLOT } : {}),
         },
       },
-      hardwareKey: {
-        prompts: prompts.piv,
-        ...(env.KEYPORT_PIV_SLOT ? { envSlot: env.KEYPORT_PIV_SLOT } : {}),
-      },
-    };
-    const renewed = passwordless
-      ? await loginPasswordless({ ...common, user: old.user })
-      : await loginWithPassword({ ...common, user: old.user });
-    // 3. The card signs for the new session (its touch, its PIN), before anything of the old one goes.
-    const api = await connectAsProfile(staged, renewed, undefined, { piv: prompts.piv });
-    try {
-      await api.user.ping({});
-    } finally {
-      api.close();
-    }
-    // "Tap your YubiKey" is over once the card has signed.
-    prompts.progressDone();
-    // 4. The new session replaces the old one.
-    const record = await staged.getTrustedCluster(address);
-    if (record) await profiles.trustCluster(record);
-    if (!renewed.hardwareKey) await moveSoftwareKey(staging, profiles.home, renewed);
-    await profiles.saveProfile(renewed);
-    if (!old.hardwareKey && old.keyId !== renewed.keyId) {
-      await openKeyStore(old.keystore, profiles.home)
-        .delete(old.keyId)
-        .catch(() => false);
-    }
+      piv: prompts.piv,
+      ...(options.cards ? { cards: options.cards } : {}),
+      // "Tap your YubiKey" is over once the card has signed.
+      onSigned: () => prompts.progressDone(),
+    });
     options.onRenewed(renewed);
   } catch (error) {
     if (prompts.signal.aborted) {
       throw new KeyportError('CANCELLED', 'Sign-in cancelled: your session is as it was.');
     }
     throw error;
-  } finally {
-    await rm(staging, { recursive: true, force: true });
   }
-}
-
-const STAGING_PREFIX = '.relogin-';
-/** Longer than any relogin runs (each prompt expires after 5 minutes). */
-const STALE_STAGING_MS = 60 * 60_000;
-
-/**
- * A staging home left by an app that stopped mid-relogin may hold that login's software key (the `file`
- * keystore): removed once it is surely no relogin's any more.
- */
-export async function removeStaleStaging(home: string, nowMs = Date.now()): Promise<void> {
-  const names = await readdir(home).catch(() => [] as string[]);
-  for (const name of names.filter((n) => n.startsWith(STAGING_PREFIX))) {
-    const path = join(home, name);
-    const info = await stat(path).catch(() => undefined);
-    if (info?.isDirectory() && nowMs - info.mtimeMs > STALE_STAGING_MS) {
-      await rm(path, { recursive: true, force: true });
-    }
-  }
-}
-
-/**
- * A relogin whose policy was lowered meanwhile ends with a software key: with the `file` keystore it sits
- * in the staging home and moves to the real one (the keychain is one store for both).
- */
-async function moveSoftwareKey(from: string, to: string, profile: Profile): Promise<void> {
-  if (profile.keystore !== 'file') return;
-  const pem = await openKeyStore('file', from).get(profile.keyId);
-  await openKeyStore('file', to).put(profile.keyId, pem);
 }

@@ -197,12 +197,19 @@ export class PivSession {
   sign(slot: PivSlot, digest: Uint8Array, options: SignOptions = {}): Promise<Uint8Array> {
     const operation = `sign with slot ${slotName(slot)}`;
     const command = signCommand(slot, digest);
+    // A card reset by another application (its session ended) fails the first APDU here, and the signature
+    // runs once more on a new connection: with the PIN already given for it, not asked a second time.
+    let given: Promise<string> | undefined;
+    const pin: PinSource | undefined =
+      options.pin === undefined || typeof options.pin === 'string'
+        ? options.pin
+        : () => (given ??= this.pinFrom(options.pin, operation));
     return this.run(operation, true, async () => {
       const told = options.pinPolicy ?? this.slotPolicies.get(slot) ?? 'default';
       const policy = effectivePinPolicy(slot, told);
       let verifiedNow = false;
       if (policy === 'always' || (policy === 'once' && !this.pinVerified)) {
-        await this.verify(await this.pinFrom(options.pin, operation));
+        await this.verify(await this.pinFrom(pin, operation));
         verifiedNow = true;
       }
       let response = await this.send(command);
@@ -212,9 +219,9 @@ export class PivSession {
         response.sw === SW.SECURITY_STATUS_NOT_SATISFIED &&
         !verifiedNow &&
         told !== 'never' &&
-        options.pin !== undefined
+        pin !== undefined
       ) {
-        await this.verify(await this.pinFrom(options.pin, operation));
+        await this.verify(await this.pinFrom(pin, operation));
         response = await this.send(command);
       }
       return parseSignature(this.expectOk(response, { operation }));

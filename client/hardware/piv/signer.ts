@@ -146,16 +146,22 @@ export interface CardSignerOptions extends Omit<PivSignerOptions, 'session'> {
   serial?: number;
   /** Opens the PIV session (default: the first reader with a card, over PCSCLITE_CSOCK_NAME's pcscd). */
   open: () => Promise<PivSession>;
+  /**
+   * The session is someone else's (CardSessions: one per card, kept between signers): `close` leaves it
+   * open, every signature asks `open` for it, and a failed signature or open is told `failed` instead.
+   */
+  shared?: { failed(session: PivSession): Promise<void> };
 }
 
 /**
  * A signer for a slot key whose session is opened at the first signature, not before (a command that makes
- * no signed call never touches the card); `close` ends the session, if one was opened.
+ * no signed call never touches the card); `close` ends the session, if one was opened (not a shared one).
  */
 export function openCardSigner(options: CardSignerOptions): {
   signer: SessionSigner;
   close(): Promise<void>;
 } {
+  const { shared } = options;
   let opening: Promise<{ session: PivSession; signer: SessionSigner }> | undefined;
   const open = async () => {
     const session = await options.open();
@@ -169,13 +175,23 @@ export function openCardSigner(options: CardSignerOptions): {
       }
       return { session, signer: openPivSigner({ ...options, session }) };
     } catch (error) {
-      await session.close();
+      await (shared ? shared.failed(session) : session.close());
       throw error;
     }
   };
   const signer: SessionSigner = Object.freeze({
     ...publicFields(p256Key(options.publicKey)),
     async sign(data: Buffer): Promise<Buffer> {
+      if (shared) {
+        // The shared session of the moment (a pulled card or an idle time may have replaced it).
+        const opened = await open();
+        try {
+          return await opened.signer.sign(data);
+        } catch (error) {
+          await shared.failed(opened.session);
+          throw error;
+        }
+      }
       opening ??= open();
       // A failed open (no card yet) is tried again at the next signature.
       opening.catch(() => (opening = undefined));
