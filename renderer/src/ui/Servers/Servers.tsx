@@ -80,7 +80,7 @@ export function Servers({ profile, onSignInAgain }: ServersProps) {
               onChange={(event) => setSearch(event.target.value)}
             />
           </div>
-          <p className="status" role="status">
+          <p className="muted" role="status">
             {shown.length === nodes.length
               ? `${nodes.length} ${nodes.length === 1 ? 'server' : 'servers'}`
               : `${shown.length} of ${nodes.length} servers match`}
