@@ -14,6 +14,7 @@ export const methodNames = [
   'mfa.remove',
   'device.status',
   'device.enroll',
+  'nodes.list',
   'prompts.answer',
   'prompts.cancel',
   'prompts.current',

@@ -158,6 +158,20 @@ export interface EnrolledDeviceView {
   enrolledMs: number;
 }
 
+/**
+ * A node (a stock OpenSSH server) the person may reach on a cluster, as the Servers view lists it: its
+ * name, address and labels, and the logins the person's roles allow there. No host key or certificate.
+ */
+export interface NodeView {
+  name: string;
+  /** HOST:PORT of its sshd. */
+  addr: string;
+  /** The node's labels, sorted by key. */
+  labels: { key: string; value: string }[];
+  /** The logins allowed on this node, sorted. */
+  logins: string[];
+}
+
 export interface AppInfo {
   name: string;
   version: string;
@@ -309,6 +323,8 @@ export const methodSchemas = {
   'device.status': z.strictObject({ cluster: clusterAddress.optional() }).optional(),
   // Without a token: self-enrollment, which the person's roles must allow.
   'device.enroll': z.strictObject({ cluster: clusterAddress, token: enrollToken.optional() }),
+  // The nodes the signed-in profile of `cluster` (the current one when omitted) may reach.
+  'nodes.list': z.strictObject({ cluster: clusterAddress.optional() }).optional(),
   'prompts.answer': z.strictObject({ id: z.string().min(1).max(64), value: promptAnswerSchema }),
   'prompts.cancel': z.strictObject({ id: z.string().min(1).max(64) }),
   // The prompt on screen now: a window that (re)loads mid-ceremony shows it instead of hanging behind it.
@@ -332,6 +348,7 @@ export interface MethodResults {
   'mfa.remove': null;
   'device.status': DeviceTrustView;
   'device.enroll': EnrolledDeviceView;
+  'nodes.list': NodeView[];
   'prompts.answer': null;
   'prompts.cancel': null;
   'prompts.current': Prompt | null;
@@ -377,6 +394,7 @@ export type KeyportApi = {
   auth: Namespace<'auth'>;
   mfa: Namespace<'mfa'>;
   device: Namespace<'device'>;
+  nodes: Namespace<'nodes'>;
   prompts: Namespace<'prompts'>;
   app: Namespace<'app'>;
 } & { [E in EventName]: (listener: (payload: EventPayloads[E]) => void) => Unsubscribe };

@@ -50,6 +50,10 @@ const malformed: Record<MethodName, { argument: unknown; fieldPath: string }[]> 
     { argument: { cluster: '127.0.0.1:3025', token: 42 }, fieldPath: 'token' },
     { argument: { cluster: '127.0.0.1:3025', ekPublic: 'AAAA' }, fieldPath: 'ekPublic' },
   ],
+  'nodes.list': [
+    { argument: { cluster: 'https://auth.example.com' }, fieldPath: 'cluster' },
+    { argument: { cluster: '127.0.0.1:3025', login: 'root' }, fieldPath: 'login' },
+  ],
   'prompts.answer': [
     { argument: { id: 'prompt-1', value: { kind: 'keyPin', pin: '12' } }, fieldPath: 'value.pin' },
     { argument: { id: 'prompt-1', value: { kind: 'otpCode', code: 'abcdef' } }, fieldPath: 'value.code' },
@@ -151,6 +155,7 @@ describe('the backend handler table', () => {
       },
       mfa: { list: handlers['mfa.list'], add: handlers['mfa.add'], remove: handlers['mfa.remove'] },
       device: { status: handlers['device.status'], enroll: handlers['device.enroll'] },
+      nodes: { list: handlers['nodes.list'] },
       prompts: {
         answer: handlers['prompts.answer'],
         cancel: handlers['prompts.cancel'],

@@ -10,6 +10,7 @@ import { formatClusterAddress, parseClusterAddress } from '../../client/cluster-
 import { enrollThisDevice, thisDeviceStatus } from '../../client/device-trust/enroll';
 import { CardSessions } from '../../client/hardware/piv/card-sessions';
 import type { KeyStoreKind } from '../../client/keystore';
+import { listReachableNodes } from '../../client/ssh/nodes';
 import type { Profile, ProfileStore } from '../../client/profiles';
 import { ensureTrustedCluster, notSignedIn } from '../../client/session';
 import { methodSchemas } from '../../preload/contract';
@@ -33,6 +34,7 @@ import {
   deviceTrustView,
   deviceView,
   enrolledDeviceView,
+  nodeView,
   profileView,
   toContractError,
 } from './views';
@@ -303,6 +305,19 @@ export function createBackend(options: BackendOptions): Backend {
       withCeremony(async (prompts) => {
         const address = (await signedIn(cluster)).address;
         return withRelogin(prompts, () => enroll(prompts, address, token), address);
+      }),
+    ),
+    'nodes.list': bind('nodes.list', (argument) =>
+      withCeremony(async (prompts) => {
+        const address = (await signedIn(argument?.cluster)).address;
+        return withRelogin(
+          prompts,
+          async () =>
+            (await listReachableNodes(profiles, await signedIn(address), { piv: prompts.piv }))
+              .map(nodeView)
+              .sort((a, b) => a.name.localeCompare(b.name)),
+          address,
+        );
       }),
     ),
     'prompts.answer': bind('prompts.answer', async ({ id, value }) => {

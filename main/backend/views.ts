@@ -3,6 +3,7 @@
 import { KeyportError } from '../../proto/errors';
 import type { KeyportErrorCode } from '../../proto/errors';
 import type { Device } from '../../proto/gen/keyport/v1/device';
+import type { ReachableNode } from '../../proto/gen/keyport/v1/node';
 import { MFADeviceType } from '../../proto/gen/keyport/v1/mfa';
 import type { MFADevice } from '../../proto/gen/keyport/v1/mfa';
 import { Ctap2Error } from '../../client/hardware/fido/ctap2';
@@ -19,6 +20,7 @@ import type {
   EnrolledDeviceView,
   ErrorCode,
   MfaDeviceView,
+  NodeView,
   ProfileView,
   SecondFactorKind,
   SessionKeyView,
@@ -120,6 +122,19 @@ export function enrolledDeviceView(device: Device): EnrolledDeviceView {
     owner: device.owner,
     enrolled: device.enrollStatus === 'enrolled',
     enrolledMs: device.enrolledMs,
+  };
+}
+
+/** A reachable node: name, address, labels and logins, field by field (no host key). */
+export function nodeView(reachable: ReachableNode): NodeView {
+  const node = reachable.node;
+  return {
+    name: node?.name ?? '',
+    addr: node?.addr ?? '',
+    labels: Object.entries(node?.labels ?? {})
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([key, value]) => ({ key, value })),
+    logins: [...reachable.logins].sort(),
   };
 }
 

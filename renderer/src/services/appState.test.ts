@@ -70,6 +70,32 @@ describe('appReducer', () => {
     expect(appReducer(state, { type: 'clustersLoaded', clusters: [b] }).screen).toEqual({ name: 'clusters' });
   });
 
+  it('does not navigate to the servers without a profile; a sign-out leaves them for the login', () => {
+    expect(appReducer(started(), { type: 'navigate', screen: { name: 'servers' } }).screen).not.toEqual({
+      name: 'servers',
+    });
+    let state = started([a, b], profile({ address: b.address }));
+    state = appReducer(state, { type: 'navigate', screen: { name: 'servers' } });
+    expect(state.screen).toEqual({ name: 'servers' });
+    const next = appReducer(state, { type: 'profileChanged', address: b.address, profile: null });
+    expect(next.screen).toEqual({ name: 'login', address: b.address });
+  });
+
+  it('keeps the servers on show when their session is renewed, not when another cluster signs in', () => {
+    let state = started([a, b], profile({ address: b.address }));
+    state = appReducer(state, { type: 'navigate', screen: { name: 'servers' } });
+    const renewed = profile({ address: b.address, expiresMs: Date.now() + 7_200_000 });
+    expect(
+      appReducer(state, { type: 'profileChanged', address: b.address, profile: renewed }).screen,
+    ).toEqual({
+      name: 'servers',
+    });
+    const other = profile({ address: a.address });
+    expect(appReducer(state, { type: 'profileChanged', address: a.address, profile: other }).screen).toEqual({
+      name: 'account',
+    });
+  });
+
   it('does not navigate to the account without a profile', () => {
     const state = started();
     expect(appReducer(state, { type: 'navigate', screen: { name: 'account' } })).toBe(state);

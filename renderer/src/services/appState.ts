@@ -17,7 +17,9 @@ export type Screen =
   | { name: 'clusters' }
   | { name: 'login'; address: string }
   /** `focus: 'device'`: opened to enroll this device (a DEVICE_TRUST_REQUIRED refusal). */
-  | { name: 'account'; focus?: 'device' };
+  | { name: 'account'; focus?: 'device' }
+  /** The signed-in cluster's Servers view. */
+  | { name: 'servers' };
 
 export interface AppState {
   screen: Screen;
@@ -82,21 +84,26 @@ export function appReducer(state: AppState, event: AppEvent): AppState {
     }
     case 'profileChanged': {
       if (event.profile) {
+        // A session renewed on the cluster whose servers are on show (a relogin) keeps them on show.
+        const keepServers = state.screen.name === 'servers' && state.profile?.address === event.address;
         return {
           ...state,
           profile: event.profile,
           lastUser: event.profile.user,
-          screen: { name: 'account' },
+          screen: keepServers ? state.screen : { name: 'account' },
         };
       }
       if (state.profile && state.profile.address !== event.address) return state;
       // Signed out (here, or by the CLI): the account on screen gives way to its cluster's login.
       const screen: Screen =
-        state.screen.name === 'account' ? loginOrClusters(state.clusters, event.address) : state.screen;
+        state.screen.name === 'account' || state.screen.name === 'servers'
+          ? loginOrClusters(state.clusters, event.address)
+          : state.screen;
       return { ...state, profile: null, screen };
     }
     case 'navigate': {
-      if (event.screen.name === 'account' && !state.profile) return state;
+      if ((event.screen.name === 'account' || event.screen.name === 'servers') && !state.profile)
+        return state;
       return { ...state, screen: event.screen };
     }
   }

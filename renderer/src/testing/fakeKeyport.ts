@@ -13,6 +13,7 @@ import type {
   MethodName,
   MethodResults,
   MfaDeviceView,
+  NodeView,
   ProfileView,
   Result,
 } from '../../../preload/contract';
@@ -107,6 +108,7 @@ export interface FakeState {
   profile?: ProfileView | null;
   devices?: MfaDeviceView[];
   deviceTrust?: DeviceTrustView;
+  nodes?: NodeView[];
 }
 
 export interface FakeKeyport {
@@ -131,6 +133,7 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
     'auth.status': () => ok(state.profile ?? null),
     'mfa.list': () => ok(state.devices ?? []),
     'device.status': () => ok(state.deviceTrust ?? deviceTrust({ mode: 'off', state: 'not_registered' })),
+    'nodes.list': () => ok(state.nodes ?? []),
     'prompts.answer': () => ok(null),
     'prompts.cancel': () => ok(null),
     'prompts.current': () => ok(null),
@@ -173,6 +176,9 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
     device: {
       status: (argument) => invoke('device.status', argument),
       enroll: (argument) => invoke('device.enroll', argument),
+    },
+    nodes: {
+      list: (argument) => invoke('nodes.list', argument),
     },
     prompts: {
       answer: (argument) => invoke('prompts.answer', argument),

@@ -10,6 +10,7 @@ import { ErrorAlert } from './components/ErrorAlert';
 import { Progress } from './components/Progress';
 import { Login } from './Login/Login';
 import { PromptsHost } from './Prompts/PromptsHost';
+import { Servers } from './Servers/Servers';
 import './app.css';
 
 export function App({ api }: { api: KeyportApi }) {
@@ -43,6 +44,18 @@ export function App({ api }: { api: KeyportApi }) {
                     Clusters
                   </button>
                 </li>
+                {profile && (
+                  <li>
+                    <button
+                      type="button"
+                      className="nav-button"
+                      aria-current={screen.name === 'servers' ? 'page' : undefined}
+                      onClick={() => actions.navigate({ name: 'servers' })}
+                    >
+                      Servers
+                    </button>
+                  </li>
+                )}
                 {profile && (
                   <li>
                     <button
@@ -122,6 +135,15 @@ function CurrentScreen({ state, actions }: { state: AppState; actions: AppAction
           onSignedOut={actions.signedOut}
           onSignInAgain={() => actions.navigate({ name: 'login', address: profile.address })}
           focusDevice={screen.focus === 'device'}
+        />
+      );
+    case 'servers':
+      if (!profile) return null;
+      return (
+        <Servers
+          key={profile.address}
+          profile={profile}
+          onSignInAgain={() => actions.navigate({ name: 'login', address: profile.address })}
         />
       );
   }
