@@ -4,7 +4,7 @@
 // runs it, and falls back to the sources under tsx when it is missing or older than a source.
 // `node build-node.mjs --if-stale` skips the build when the bundle is newer than every source file;
 // `--if-possible` (npm's prepare) skips it quietly where esbuild is not installed (no devDependencies).
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -43,6 +43,7 @@ if (process.argv.includes('--if-stale') && !isStale()) {
     absWorkingDir: root,
     entryPoints: ['node/main.ts'],
     outfile: bundle,
+    write: false,
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -55,6 +56,11 @@ if (process.argv.includes('--if-stale') && !isStale()) {
     metafile: true,
     logLevel: 'warning',
   });
+  // Written beside and renamed into place: a keyport-node starting meanwhile (a test's sshd, or another
+  // build racing this one) reads the old bundle or the new one, never half of one.
+  const temporary = `${bundle}.${process.pid}.tmp`;
+  writeFileSync(temporary, result.outputFiles[0].contents);
+  renameSync(temporary, bundle);
   writeFileSync(join(root, 'dist', 'node', 'meta.json'), JSON.stringify(result.metafile));
   console.log(`Built ${bundle}.`);
 }
