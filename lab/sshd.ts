@@ -22,6 +22,8 @@ const execFileAsync = promisify(execFile);
 
 export interface NodeCommand {
   path: string;
+  /** How many times sshd has run keyport-node through this launcher. */
+  calls(): Promise<number>;
   remove(): Promise<void>;
 }
 
@@ -37,13 +39,20 @@ export async function labNodeCommand(env: Record<string, string> = {}): Promise<
   const quote = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
   const exports = Object.entries(env).map(([name, value]) => `export ${name}=${quote(value)}\n`);
   const path = join(dir, 'keyport-node');
+  // One line per run (sshd's command user is root in the lab), so a benchmark can count them.
+  const callLog = join(dir, 'calls');
+  await writeFile(callLog, '', { mode: 0o644 });
   await writeFile(
     path,
-    `#!/bin/sh\n${exports.join('')}exec ${quote(process.execPath)} ${quote(join(repoRoot, 'bin/keyport-node.mjs'))} "$@"\n`,
+    `#!/bin/sh\necho >> ${quote(callLog)}\n${exports.join('')}exec ${quote(process.execPath)} ${quote(join(repoRoot, 'bin/keyport-node.mjs'))} "$@"\n`,
     { mode: 0o755 },
   );
   await chmod(path, 0o755);
-  return { path, remove: () => rm(dir, { recursive: true, force: true }) };
+  return {
+    path,
+    calls: async () => (await readFile(callLog, 'utf8')).length,
+    remove: () => rm(dir, { recursive: true, force: true }),
+  };
 }
 
 /**
