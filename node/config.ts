@@ -2,7 +2,12 @@
 // sshd runs keyport-node with a bare environment, so everything it needs is here (paths absolute).
 import { readFile } from 'node:fs/promises';
 import * as z from 'zod/mini';
+import en from 'zod/v4/locales/en.js';
 import { NodeRefusal } from './decision';
+
+// zod/mini (it bundles small) carries no messages unless given a locale: without one every refusal reads
+// "Invalid input".
+z.config(en());
 
 const configSchema = z.strictObject({
   /** The node's name, as registered. */
@@ -26,6 +31,8 @@ export async function readNodeConfig(path: string): Promise<NodeConfig> {
     throw new NodeRefusal(`cannot read ${path}: ${error instanceof Error ? error.message : String(error)}`);
   }
   const result = configSchema.safeParse(parsed);
-  if (!result.success) throw new NodeRefusal(`${path}: ${result.error.issues[0]?.message ?? 'invalid'}`);
+  const issue = result.success ? undefined : result.error.issues[0];
+  if (!result.success)
+    throw new NodeRefusal(`${path}: ${issue?.path.join('.') || 'config'}: ${issue?.message ?? 'invalid'}`);
   return result.data;
 }
