@@ -7,7 +7,6 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { KeyportError } from '../proto/errors';
 import type { CreateUserRequest, Resource } from '../proto/gen/keyport/v1/admin';
 import type { AdminAction } from '../proto/gen/keyport/v1/user';
@@ -16,7 +15,6 @@ import type { AdminMfaApi, ClusterApi } from '../client/api';
 import { adminActionFor, authorizeAdminActions } from '../client/ceremonies/admin-action';
 import { parseClusterAddress, pinOf } from '../client/cluster-trust';
 import type { ProfileStore } from '../client/profiles';
-import { loadResourceDocuments } from '../client/resource-documents';
 import { connectAsProfile, notSignedIn, webauthnOrigin } from '../client/session';
 import { parseDurationSeconds } from './format';
 import { registerDeviceAdminCommands } from './devices';
@@ -103,7 +101,7 @@ export async function dataDirFromAuthConfig(file: string): Promise<string> {
   });
   let parsed: unknown;
   try {
-    parsed = parseYaml(text);
+    parsed = (await yaml()).parse(text);
   } catch (error) {
     throw new KeyportError('INVALID_ARGUMENT', `${file}: invalid YAML: ${(error as Error).message}`, {
       fieldPath: '--config',
@@ -138,8 +136,12 @@ function parseRef(ref: string): { kind: string; name: string } {
   };
 }
 
-function resourceYaml(resource: Resource): string {
-  return toYaml(JSON.parse(resource.json), { lineWidth: 0 });
+// yaml and the resource schemas (zod) load when an admin command needs them, not at every CLI start.
+const yaml = () => import('yaml');
+const resourceDocuments = () => import('../client/resource-documents');
+
+async function resourceYaml(resource: Resource): Promise<string> {
+  return (await yaml()).stringify(JSON.parse(resource.json), { lineWidth: 0 });
 }
 
 export function registerAdminCommands(root: Command, profiles: ProfileStore, prompter: Prompter): void {
@@ -198,7 +200,7 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
           : kind === 'cluster_auth_preference'
             ? [await api.admin.getResource({ kind, name: '' })]
             : (await api.admin.listResources({ kind })).resources;
-        console.log(resources.map(resourceYaml).join('---\n').trimEnd());
+        console.log((await Promise.all(resources.map(resourceYaml))).join('---\n').trimEnd());
       }),
     );
 
@@ -218,11 +220,9 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
               });
         // Every document is validated (and its CA files read) before anything is sent; the cluster then
         // writes them all in one transaction, or none.
-        const documents = await loadResourceDocuments(
-          text,
-          source,
-          options.file === '-' ? '.' : options.file,
-        );
+        const documents = await (
+          await resourceDocuments()
+        ).loadResourceDocuments(text, source, options.file === '-' ? '.' : options.file);
         const request = {
           documentsJson: documents.map((document) => JSON.stringify(document)),
           force: Boolean(options.force),
@@ -260,7 +260,7 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
     .action((ref: string) =>
       withApi(async (api, writes) => {
         const { kind, name } = parseRef(ref);
-        const before = resourceYaml(await api.admin.getResource({ kind, name }));
+        const before = await resourceYaml(await api.admin.getResource({ kind, name }));
         const dir = await mkdtemp(join(tmpdir(), 'keyport-edit-'));
         const file = join(dir, `${kind}.yaml`);
         try {
@@ -277,7 +277,7 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
             console.log('No changes.');
             return;
           }
-          const documents = await loadResourceDocuments(after, file, file);
+          const documents = await (await resourceDocuments()).loadResourceDocuments(after, file, file);
           const [edited] = documents;
           if (documents.length !== 1 || !edited) {
             throw new KeyportError(

@@ -1,7 +1,6 @@
 // Asking the person: @inquirer/prompts on a terminal; on a pipe (scripts, tests) one line of stdin per
 // question, in order, so every prompt is scriptable.
 import { createInterface } from 'node:readline';
-import { confirm, input, password } from '@inquirer/prompts';
 import { KeyportError } from '../proto/errors';
 
 export interface Prompter {
@@ -64,21 +63,27 @@ function ask(message: string): Promise<string> {
   return readStdinLine(`an answer to "${message}"`);
 }
 
+/**
+ * @inquirer/prompts is about fifty modules; only a question asked at a terminal needs it, so it loads then
+ * (`keyport ssh` and every command that asks nothing start without it).
+ */
+const inquirer = () => import('@inquirer/prompts');
+
 export function terminalPrompter(): Prompter {
   const interactive = Boolean(process.stdin.isTTY);
   return {
     say: (line) => process.stderr.write(`${line}\n`),
     async secret(message) {
       if (!interactive) return ask(message);
-      return password({ message, mask: '*' }).catch(cancelled);
+      return (await inquirer()).password({ message, mask: '*' }).catch(cancelled);
     },
     async text(message) {
       if (!interactive) return ask(message);
-      return input({ message }).catch(cancelled);
+      return (await inquirer()).input({ message }).catch(cancelled);
     },
     async confirm(message) {
       if (!interactive) return /^y(es)?$/i.test((await ask(`${message} (yes/no)`)).trim());
-      return confirm({ message, default: false }).catch(cancelled);
+      return (await inquirer()).confirm({ message, default: false }).catch(cancelled);
     },
   };
 }

@@ -3,12 +3,13 @@
 // every folder on its path is root-owned and not writable by others, so the lab puts a small launcher in
 // /run/keyport-lab/ (never /tmp), which also hands keyport-node the lab clock: sshd runs it with a bare
 // environment.
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { sshOptions, splitAddr } from '../cli/ssh';
 import { startSshAgent } from '../client/ssh-agent';
 import type { SessionSigner } from '../client/keystore/signer';
@@ -17,14 +18,19 @@ import type { CliResult, LabCluster } from './cluster';
 
 export const SSHD = '/usr/sbin/sshd';
 const LAUNCHER_ROOT = '/run/keyport-lab';
+const execFileAsync = promisify(execFile);
 
 export interface NodeCommand {
   path: string;
+  /** How many times sshd has run keyport-node through this launcher. */
+  calls(): Promise<number>;
   remove(): Promise<void>;
 }
 
 /** A keyport-node launcher in a root-owned folder; `env` (e.g. KEYPORT_LAB_CLOCK) is set for it. */
 export async function labNodeCommand(env: Record<string, string> = {}): Promise<NodeCommand> {
+  // keyport-node's bundle, rebuilt when a source changed since (else the launcher runs the sources: slower).
+  await execFileAsync(process.execPath, [join(repoRoot, 'build-node.mjs'), '--if-stale']);
   await mkdir(LAUNCHER_ROOT, { recursive: true, mode: 0o755 });
   await chmod(LAUNCHER_ROOT, 0o755);
   const dir = join(LAUNCHER_ROOT, randomBytes(6).toString('hex'));
@@ -33,13 +39,20 @@ export async function labNodeCommand(env: Record<string, string> = {}): Promise<
   const quote = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
   const exports = Object.entries(env).map(([name, value]) => `export ${name}=${quote(value)}\n`);
   const path = join(dir, 'keyport-node');
+  // One line per run (sshd's command user is root in the lab), so a benchmark can count them.
+  const callLog = join(dir, 'calls');
+  await writeFile(callLog, '', { mode: 0o644 });
   await writeFile(
     path,
-    `#!/bin/sh\n${exports.join('')}exec ${quote(process.execPath)} ${quote(join(repoRoot, 'bin/keyport-node.mjs'))} "$@"\n`,
+    `#!/bin/sh\necho >> ${quote(callLog)}\n${exports.join('')}exec ${quote(process.execPath)} ${quote(join(repoRoot, 'bin/keyport-node.mjs'))} "$@"\n`,
     { mode: 0o755 },
   );
   await chmod(path, 0o755);
-  return { path, remove: () => rm(dir, { recursive: true, force: true }) };
+  return {
+    path,
+    calls: async () => (await readFile(callLog, 'utf8')).length,
+    remove: () => rm(dir, { recursive: true, force: true }),
+  };
 }
 
 /**

@@ -137,6 +137,21 @@ function sessionRows(): { serial: string; node: string; connection: string | nul
   }
 }
 
+/** The connections keyport-auth allowed for keyport-node, as audited: node and connection of each. */
+function allowedConnections(): { node: string; connection: string }[] {
+  const db = openClusterDb(cluster);
+  try {
+    const rows = db
+      .prepare(
+        "SELECT fields_json FROM audit_events WHERE type = 'session.connect' AND success = 1 ORDER BY id",
+      )
+      .all() as { fields_json: string }[];
+    return rows.map((row) => JSON.parse(row.fields_json) as { node: string; connection: string });
+  } finally {
+    db.close();
+  }
+}
+
 /** The connections keyport-auth refused for keyport-node, as audited. */
 function refusals(): string[] {
   const db = openClusterDb(cluster);
@@ -241,6 +256,7 @@ describe('nodes and keyport ssh (the seed’s Jerry and Olga)', () => {
   });
 
   it('When Jerry logs into node dev1 as jerry, nothing special happens', async () => {
+    const audited = allowedConnections().length;
     const result = await cli(['ssh', 'jerry@dev1', 'echo', 'hello from dev1']);
     expect(result.stderr).not.toMatch(/Tap/);
     expect(result.code, result.stderr + (await sshds.dev1!.log())).toBe(0);
@@ -248,10 +264,15 @@ describe('nodes and keyport ssh (the seed’s Jerry and Olga)', () => {
     // keyport's known_hosts holds the cluster's host CA line.
     const knownHosts = await readFile(join(home(), 'known_hosts'), 'utf8');
     expect(knownHosts).toMatch(/^@cert-authority \* ssh-ed25519 \S+ keyport-cluster=/m);
+    // sshd ran keyport-node twice for this connection; it is audited once.
+    expect(allowedConnections().slice(audited)).toEqual([
+      expect.objectContaining({ node: 'dev1', connection: expect.stringMatching(/^\d+:\d+$/) }),
+    ]);
   });
 
   it('When Jerry logs into prod3 as jerry, he gets prompted for an MFA check: Tap any security key', async () => {
     const before = sessionRows().length;
+    const audited = allowedConnections().length;
     const result = await cli(['ssh', 'jerry@prod3', 'echo', 'hello from prod3']);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toContain('Tap any security key');
@@ -260,6 +281,10 @@ describe('nodes and keyport ssh (the seed’s Jerry and Olga)', () => {
     const rows = sessionRows();
     expect(rows.length).toBe(before + 1);
     expect(rows.at(-1)).toMatchObject({ node: 'prod3', connection: expect.stringMatching(/^\d+:\d+$/) });
+    // Both of sshd's calls passed; the connection is audited once.
+    expect(allowedConnections().slice(audited)).toEqual([
+      expect.objectContaining({ node: 'prod3', connection: rows.at(-1)?.connection }),
+    ]);
   });
 
   it('passes the remote command’s exit status through', async () => {

@@ -162,19 +162,23 @@ export function nodeService(ctx: ServiceContext) {
       const node = await authenticateNode(ctx, call);
       try {
         const verdict = await authorizeConnection(ctx, node, request);
-        await ctx.audit.record({
-          type: 'session.connect',
-          actor: verdict.user,
-          clientAddr: call.clientAddr,
-          success: true,
-          message: `${request.login}@${node} allowed${verdict.singleUse ? ' (single-use certificate)' : ''}`,
-          fields: {
-            node,
-            login: request.login,
-            connection: request.connection,
-            single_use: verdict.singleUse,
-          },
-        });
+        // sshd asks twice per connection (query, then signed request): the first allowed answer is the
+        // connection's one audit event; the second is the same connection and is not recorded again.
+        if (await ctx.store.nodes.firstAllowedCall(node, request.connection, ctx.now())) {
+          await ctx.audit.record({
+            type: 'session.connect',
+            actor: verdict.user,
+            clientAddr: call.clientAddr,
+            success: true,
+            message: `${request.login}@${node} allowed${verdict.singleUse ? ' (single-use certificate)' : ''}`,
+            fields: {
+              node,
+              login: request.login,
+              connection: request.connection,
+              single_use: verdict.singleUse,
+            },
+          });
+        }
         return { principals: verdict.principals };
       } catch (error) {
         if (error instanceof KeyportError) {

@@ -695,7 +695,7 @@ describe.each(backends)('store on $kind', (backend) => {
     expect(await store.isBuiltinAdmin('b1', T)).toBe(false);
   });
 
-  it('stores nodes, and spends a single-use certificate for one connection only', async () => {
+  it('stores nodes, spends a single-use certificate for one connection only, and audits a connection once', async () => {
     const nodes = store.nodes;
     const doc = (addr: string) => JSON.stringify({ kind: 'node', metadata: { name: 'web' }, spec: { addr } });
     expect(
@@ -757,6 +757,14 @@ describe.each(backends)('store on $kind', (backend) => {
       expires_ms: T + 121_000,
     });
     expect(await nodes.getSessionCertificate('42')).toBeUndefined();
+    // An allowed connection is first once (sshd's second call is not), per node, and forgotten on prune.
+    expect(await nodes.firstAllowedCall('web', '100:5', T)).toBe(true);
+    expect(await nodes.firstAllowedCall('web', '100:5', T + 1)).toBe(false);
+    expect(await nodes.firstAllowedCall('web', '100:6', T + 1)).toBe(true);
+    expect(await nodes.firstAllowedCall('db', '100:5', T + 1)).toBe(true);
+    await nodes.pruneConnections(T + 1);
+    expect(await nodes.firstAllowedCall('web', '100:5', T + 2)).toBe(true);
+    expect(await nodes.firstAllowedCall('web', '100:6', T + 2)).toBe(false);
     expect(await nodes.delete('db')).toBe(true);
     expect(await nodes.delete('db')).toBe(false);
   });

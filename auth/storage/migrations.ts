@@ -289,6 +289,27 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('nodes').execute();
     },
   },
+  '0008_node_connections': {
+    // The sshd connections keyport-auth has allowed, each kept a few minutes: sshd runs keyport-node twice
+    // per connection, and only the first allowed answer is audited (`session.connect`), on any replica.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('node_connections')
+        .addColumn('node', 'text', (c) => c.notNull())
+        .addColumn('connection', 'text', (c) => c.notNull())
+        .addColumn('first_ms', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('node_connections_pk', ['node', 'connection'])
+        .execute();
+      await db.schema
+        .createIndex('node_connections_first')
+        .on('node_connections')
+        .column('first_ms')
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('node_connections').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

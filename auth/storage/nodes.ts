@@ -6,6 +6,12 @@ import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Database, NodesTable, SessionCertificatesTable } from './schema';
 
 export type NodeRow = Selectable<NodesTable>;
+
+/**
+ * How long an allowed connection is remembered: sshd's two calls for one connection come within its
+ * LoginGraceTime (120 s by default), and a PID:STARTTIME does not come back that soon.
+ */
+export const CONNECTION_KEPT_MS = 10 * 60 * 1000;
 export type SessionCertificateRow = Selectable<SessionCertificatesTable>;
 
 export class NodeStore {
@@ -93,6 +99,24 @@ export class NodeStore {
       .where((eb) => eb.or([eb('connection', 'is', null), eb('connection', '=', connection)]))
       .returningAll()
       .executeTakeFirst();
+  }
+
+  /**
+   * Records that `connection` on `node` was allowed: true the first time, false when it already was (sshd's
+   * second call for the same connection), here or on another replica. Rows go after CONNECTION_KEPT_MS.
+   */
+  async firstAllowedCall(node: string, connection: string, nowMs: number): Promise<boolean> {
+    const inserted = await this.db
+      .insertInto('node_connections')
+      .values({ node, connection, first_ms: nowMs })
+      .onConflict((oc) => oc.columns(['node', 'connection']).doNothing())
+      .executeTakeFirst();
+    return Number(inserted.numInsertedOrUpdatedRows ?? 0) === 1;
+  }
+
+  /** Drops connections allowed before `beforeMs` (the store's prune). */
+  async pruneConnections(beforeMs: number): Promise<void> {
+    await this.db.deleteFrom('node_connections').where('first_ms', '<', beforeMs).execute();
   }
 
   getSessionCertificate(serial: string): Promise<SessionCertificateRow | undefined> {

@@ -172,6 +172,14 @@ export interface SessionCertificatesTable {
   spent_ms: number | null;
 }
 
+export interface NodeConnectionsTable {
+  node: string;
+  /** The sshd connection ("PID:STARTTIME" of its per-connection process), as keyport-node names it. */
+  connection: string;
+  /** When keyport-auth first allowed it (the one `session.connect` audit event). */
+  first_ms: number;
+}
+
 export interface Database {
   users: UsersTable;
   roles: RolesTable;
@@ -189,4 +197,5 @@ export interface Database {
   pop_nonces: PopNoncesTable;
   nodes: NodesTable;
   session_certificates: SessionCertificatesTable;
+  node_connections: NodeConnectionsTable;
 }

@@ -15,7 +15,7 @@ import { KeyportError } from '../../proto/errors';
 import { SEALED_FAMILY } from '../secrets';
 import { rolesNamedByUserSpec } from './dialects';
 import { DeviceStore } from './devices';
-import { NodeStore } from './nodes';
+import { CONNECTION_KEPT_MS, NodeStore } from './nodes';
 import { ThrottleStore } from './throttle';
 import type {
   AuditEventsTable,
@@ -646,5 +646,6 @@ export class Store {
     await this.db.deleteFrom('pop_nonces').where('expires_ms', '<', nowMs).execute();
     await this.throttle.prune(nowMs, failureWindowMs, 60 * 60 * 1000);
     await this.devices.pruneTokens(nowMs - 24 * 60 * 60 * 1000);
+    await this.nodes.pruneConnections(nowMs - CONNECTION_KEPT_MS);
   }
 }

@@ -5,7 +5,6 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { KeyportError } from '../../proto/errors';
 import type { DeviceChallenge, DeviceChallengeResponse, DeviceData } from '../../proto/gen/keyport/v1/device';
-import { openTpm } from '../hardware/tpm/helper';
 import type { Tpm, TpmKey } from '../hardware/tpm/helper';
 import { deviceAssetTag, deviceOsType } from './asset-tag';
 
@@ -37,6 +36,8 @@ export class TrustedDevice {
 
   static async open(options: DeviceTrustOptions = {}): Promise<TrustedDevice> {
     const env = options.env ?? process.env;
+    // The TPM helper's client (and its zod schemas) loads when a device is opened, not at every CLI start.
+    const { openTpm } = await import('../hardware/tpm/helper');
     const tpm = await openTpm({ tcti: env.KEYPORT_TPM_TCTI, helperPath: options.helperPath, env });
     return new TrustedDevice(tpm, env);
   }
