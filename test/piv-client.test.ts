@@ -177,6 +177,15 @@ describe('the PIV client on the lab card through pcscd', () => {
     expect(verify('sha256', message, key, await session.sign(0x9e, digest))).toBe(true);
   });
 
+  it('runs a VERIFY again after another session reset the card (pcscd sent nothing)', async () => {
+    await session.pinStatus();
+    const other = await openPivSession({ reader: card.readerName });
+    await other.pinStatus();
+    await other.close(); // resets the card: this session's next command hears SCARD_W_RESET_CARD
+    await session.verifyPin('123456');
+    expect((await session.pinStatus()).state).toBe('verified');
+  });
+
   it('does not ask the PIN of a PIN-never key whose touch was refused', async () => {
     const key = await session.generate(0x9d, { pin: 'never', touch: 'always' });
     let asked = 0;

@@ -78,6 +78,9 @@ export interface PivSessionOptions {
   reconnectTimeoutMs?: number;
 }
 
+/** Runs of one operation after a card reset (another session's end) before its error is the answer. */
+const MAX_RESET_RETRIES = 3;
+
 /** The PIN, or a way to ask for it that is called only when the card needs it. */
 export type PinSource = string | (() => Promise<string>);
 
@@ -419,7 +422,11 @@ export class PivSession {
           if (failure === 'service-lost') this.client.markLost();
           if (failure === 'card-removed' || failure === 'no-card')
             throw removedDuring(operation, this.readerName);
-          if (!repeatable || attempt > 0) throw error;
+          // A reset (another application's session ended) is reported before pcscd sends anything, so any
+          // operation, a VERIFY included, runs again on a new connection; a few times, as resets can follow
+          // one another while several sessions share the card.
+          const reset = failure === 'card-reset';
+          if ((!repeatable && !reset) || attempt >= (reset ? MAX_RESET_RETRIES : 1)) throw error;
         }
       }
     });
