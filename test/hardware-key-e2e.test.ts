@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { createHash, createPrivateKey, createPublicKey, verify, X509Certificate } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +26,7 @@ import { openCardSigner, openPivSigner, TAP_YOUR_YUBIKEY } from '../client/hardw
 import { createLabClock } from '../lab/clock';
 import type { LabClock } from '../lab/clock';
 import { startLabPivCard } from '../lab/piv/lab';
+import { createHardwareKeyUsers, hardwareKeyUserPassword } from '../lab/hardware-key-users';
 import type { LabPivCard } from '../lab/piv/lab';
 import {
   attestationRootsYaml,
@@ -36,8 +37,6 @@ import {
   startLabCluster,
 } from '../lab/cluster';
 import type { CliResult, LabCluster } from '../lab/cluster';
-import { connectCluster } from '../client/api';
-import { parseClusterAddress } from '../client/cluster-trust';
 import { ProfileStore } from '../client/profiles';
 import type { Profile } from '../client/profiles';
 import { RELOGIN_NOTICE } from '../client/ceremonies/hardware-key';
@@ -397,7 +396,7 @@ describe('keyport login on a cluster whose roles require a hardware key', () => 
   let card: LabPivCard;
   let cluster: LabCluster;
   let work: string;
-  const passwordOf = (person: Person) => `${person}-password-123`;
+  const passwordOf = (person: Person) => hardwareKeyUserPassword(person);
   const homeOf = (person: Person) => join(work, person);
 
   beforeAll(async () => {
@@ -407,34 +406,7 @@ describe('keyport login on a cluster whose roles require a hardware key', () => 
       clusterName: 'hardware-keys',
       configYaml: hardwareKeyClusterYaml(card.attestationRootPem),
     });
-    const admin = await connectAsAdmin(cluster);
-    const anonymous = connectCluster({
-      address: parseClusterAddress(cluster.address),
-      caPem: JSON.parse(await readFile(join(cluster.dataDir, 'admin-identity.json'), 'utf8')).caCertPem,
-      caPin: cluster.caPin,
-    });
-    try {
-      const roles = [...new Set(Object.values(POLICIES))].map((policy) =>
-        JSON.stringify({
-          kind: 'role',
-          version: 'v7',
-          metadata: { name: `needs-${policy}` },
-          spec: { options: { require_session_mfa: policy }, allow: { logins: ['root'] } },
-        }),
-      );
-      await admin.admin.createResources({ documentsJson: roles, force: false });
-      for (const [person, policy] of Object.entries(POLICIES) as [Person, string][]) {
-        const { signupToken } = await admin.admin.createUser({
-          name: person,
-          roles: ['access', `needs-${policy}`],
-          traits: {},
-        });
-        await anonymous.auth.completeSignup({ token: signupToken, password: passwordOf(person) });
-      }
-    } finally {
-      admin.close();
-      anonymous.close();
-    }
+    await createHardwareKeyUsers(cluster, POLICIES);
   }, 120_000);
 
   afterAll(async () => {
