@@ -15,6 +15,8 @@ export const methodNames = [
   'device.status',
   'device.enroll',
   'nodes.list',
+  'deepLinks.current',
+  'deepLinks.dismiss',
   'prompts.answer',
   'prompts.cancel',
   'prompts.current',
@@ -23,5 +25,5 @@ export const methodNames = [
 ] as const;
 export type MethodName = (typeof methodNames)[number];
 
-export const eventNames = ['onPrompt', 'onPromptClosed', 'onProfileChanged'] as const;
+export const eventNames = ['onPrompt', 'onPromptClosed', 'onProfileChanged', 'onDeepLink'] as const;
 export type EventName = (typeof eventNames)[number];

@@ -60,6 +60,8 @@ export interface ErrorDetails {
    * connected (a spent or expired launch link), LOST when the app went away. Not about any cluster.
    */
   appConnection?: 'NOT_CONNECTED' | 'LOST';
+  /** Why a keyport:// link was refused (main/backend/deep-link.ts). */
+  deepLink?: 'malformed' | 'unknown-cluster' | 'unsupported-path';
 }
 
 export interface ContractError {
@@ -171,6 +173,24 @@ export interface NodeView {
   /** The logins allowed on this node, sorted. */
   logins: string[];
 }
+
+/**
+ * A keyport:// link the app received, as its screen shows it. The link only fills in that screen: the
+ * backend keeps the link's token (single use, for the ceremony the screen will run, dropped after
+ * `expiresMs` or when another link arrives) and the renderer never sees it.
+ */
+export interface DeepLinkRequest {
+  kind: 'authorizeWebSession';
+  /** The trusted cluster the link names. */
+  cluster: { address: string; name: string };
+  /** The web session's request id, as the link gave it (not secret). */
+  id: string;
+  receivedMs: number;
+  expiresMs: number;
+}
+
+/** What onDeepLink carries: a request for a screen, or why a link was refused (nothing kept). */
+export type DeepLinkEvent = DeepLinkRequest | { kind: 'refused'; error: ContractError };
 
 export interface AppInfo {
   name: string;
@@ -325,6 +345,16 @@ export const methodSchemas = {
   'device.enroll': z.strictObject({ cluster: clusterAddress, token: enrollToken.optional() }),
   // The nodes the signed-in profile of `cluster` (the current one when omitted) may reach.
   'nodes.list': z.strictObject({ cluster: clusterAddress.optional() }).optional(),
+  // The keyport:// request on hold, for a window that opens after it arrived (the app started by a link).
+  'deepLinks.current': noArgument,
+  // Cancel: the request's token is dropped at once.
+  'deepLinks.dismiss': z.strictObject({
+    id: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[A-Za-z0-9_-]+$/, 'A request id is base64url.'),
+  }),
   'prompts.answer': z.strictObject({ id: z.string().min(1).max(64), value: promptAnswerSchema }),
   'prompts.cancel': z.strictObject({ id: z.string().min(1).max(64) }),
   // The prompt on screen now: a window that (re)loads mid-ceremony shows it instead of hanging behind it.
@@ -349,6 +379,8 @@ export interface MethodResults {
   'device.status': DeviceTrustView;
   'device.enroll': EnrolledDeviceView;
   'nodes.list': NodeView[];
+  'deepLinks.current': DeepLinkRequest | null;
+  'deepLinks.dismiss': null;
   'prompts.answer': null;
   'prompts.cancel': null;
   'prompts.current': Prompt | null;
@@ -372,6 +404,8 @@ export interface EventPayloads extends Record<EventName, unknown> {
   onPromptClosed: PromptClosed;
   /** After a login or logout; `profile` is null when signed out of `address`. */
   onProfileChanged: { address: string; profile: ProfileView | null };
+  /** A keyport:// link arrived (Electron's open-url or argv, the browser host's socket). */
+  onDeepLink: DeepLinkEvent;
 }
 const payloadsCoverEvents: [keyof EventPayloads, EventName] extends [EventName, keyof EventPayloads]
   ? true
@@ -395,6 +429,7 @@ export type KeyportApi = {
   mfa: Namespace<'mfa'>;
   device: Namespace<'device'>;
   nodes: Namespace<'nodes'>;
+  deepLinks: Namespace<'deepLinks'>;
   prompts: Namespace<'prompts'>;
   app: Namespace<'app'>;
 } & { [E in EventName]: (listener: (payload: EventPayloads[E]) => void) => Unsubscribe };

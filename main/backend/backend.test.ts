@@ -67,6 +67,13 @@ const malformed: Record<MethodName, { argument: unknown; fieldPath: string }[]> 
     { argument: { id: 'prompt-1', value: { kind: 'relogin', user: 'eve' } }, fieldPath: 'value.user' },
     { argument: { value: { kind: 'trustCaPin', trust: true } }, fieldPath: 'id' },
   ],
+  'deepLinks.current': [{ argument: { id: 'req-1' }, fieldPath: 'id' }],
+  'deepLinks.dismiss': [
+    { argument: {}, fieldPath: 'id' },
+    { argument: { id: '' }, fieldPath: 'id' },
+    { argument: { id: 'a/b' }, fieldPath: 'id' },
+    { argument: { id: 'a'.repeat(129) }, fieldPath: 'id' },
+  ],
   'prompts.cancel': [{ argument: { id: 3 }, fieldPath: 'id' }],
   'prompts.current': [{ argument: { id: 'prompt-1' }, fieldPath: 'id' }],
   'app.info': [{ argument: { verbose: true }, fieldPath: 'verbose' }],
@@ -156,6 +163,7 @@ describe('the backend handler table', () => {
       mfa: { list: handlers['mfa.list'], add: handlers['mfa.add'], remove: handlers['mfa.remove'] },
       device: { status: handlers['device.status'], enroll: handlers['device.enroll'] },
       nodes: { list: handlers['nodes.list'] },
+      deepLinks: { current: handlers['deepLinks.current'], dismiss: handlers['deepLinks.dismiss'] },
       prompts: {
         answer: handlers['prompts.answer'],
         cancel: handlers['prompts.cancel'],
@@ -165,6 +173,7 @@ describe('the backend handler table', () => {
       onPrompt: (listener) => backend.on('onPrompt', listener),
       onPromptClosed: (listener) => backend.on('onPromptClosed', listener),
       onProfileChanged: (listener) => backend.on('onProfileChanged', listener),
+      onDeepLink: (listener) => backend.on('onDeepLink', listener),
     };
     expect(await api.app.info()).toMatchObject({
       ok: true,

@@ -16,6 +16,7 @@ import { ensureTrustedCluster, notSignedIn } from '../../client/session';
 import { methodSchemas } from '../../preload/contract';
 import type {
   ContractError,
+  DeepLinkEvent,
   EventName,
   EventPayloads,
   HandlerTable,
@@ -25,6 +26,9 @@ import type {
   Result,
   Unsubscribe,
 } from '../../preload/contract';
+import { clockFromEnv } from '../../proto/clock';
+import type { Clock } from '../../proto/clock';
+import { DeepLinkInbox, receiveDeepLink } from './deep-link-inbox';
 import { watchProfiles } from './profile-watcher';
 import { keyPolicyRelogin, seedNotice } from './relogin';
 import { PromptBroker } from './prompt-broker';
@@ -53,12 +57,21 @@ export interface BackendOptions {
   onRendererReady?: () => void;
   /** The PIV cards' long-lived sessions (default: new ones, idle after 15 minutes on the service clock). */
   cards?: CardSessions;
+  /** The service clock for held keyport:// links (default: `env`'s, proto/clock). */
+  clock?: Clock;
 }
 
 export interface Backend {
   handlers: HandlerTable;
   on<E extends EventName>(event: E, listener: (payload: EventPayloads[E]) => void): Unsubscribe;
   broker: PromptBroker;
+  /**
+   * A keyport:// link from the host (Electron's open-url or argv, the browser host's socket): parsed, held
+   * for its screen (the token stays here) and announced with onDeepLink. Never acts on it.
+   */
+  openDeepLink(link: unknown): Promise<DeepLinkEvent>;
+  /** The request on hold; its take() hands the token, once, to the ceremony of the request's screen. */
+  deepLinks: DeepLinkInbox;
   /** Resolves once the profile watcher is running (at once when it is off). */
   ready: Promise<void>;
   close(): Promise<void>;
@@ -107,6 +120,7 @@ export function createBackend(options: BackendOptions): Backend {
             reportProfile(address, profile ? profileView(profile) : null);
           },
         });
+  const deepLinks = new DeepLinkInbox({ clock: options.clock ?? clockFromEnv(env) });
   const broker = new PromptBroker({
     prompt: (prompt) => emit('onPrompt', prompt),
     closed: (closed) => emit('onPromptClosed', closed),
@@ -320,6 +334,11 @@ export function createBackend(options: BackendOptions): Backend {
         );
       }),
     ),
+    'deepLinks.current': bind('deepLinks.current', async () => deepLinks.current()),
+    'deepLinks.dismiss': bind('deepLinks.dismiss', async ({ id }) => {
+      deepLinks.dismiss(id);
+      return null;
+    }),
     'prompts.answer': bind('prompts.answer', async ({ id, value }) => {
       broker.answer(id, value);
       return null;
@@ -346,6 +365,12 @@ export function createBackend(options: BackendOptions): Backend {
   return {
     handlers,
     broker,
+    deepLinks,
+    async openDeepLink(link) {
+      const event = await receiveDeepLink(link, deepLinks, () => profiles.listTrustedClusters());
+      emit('onDeepLink', event);
+      return event;
+    },
     ready: watcher ? watcher.then(() => undefined) : Promise.resolve(),
     async close() {
       (await watcher)?.close();

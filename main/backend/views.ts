@@ -13,6 +13,7 @@ import { KeyStoreError } from '../../client/keystore';
 import type { KeyStoreErrorCode } from '../../client/keystore';
 import type { ThisDeviceStatus } from '../../client/device-trust/enroll';
 import type { Profile, TrustedCluster } from '../../client/profiles';
+import { DeepLinkError } from './deep-link';
 import type {
   ClusterView,
   ContractError,
@@ -178,6 +179,9 @@ export function toContractError(error: unknown): ContractError {
         ...(error.retriesLeft !== undefined ? { retriesLeft: error.retriesLeft } : {}),
       },
     };
+  }
+  if (error instanceof DeepLinkError) {
+    return { code: error.code, message: error.message, details: { ...error.fields, deepLink: error.reason } };
   }
   if (error instanceof KeyportError) {
     return { code: error.code, message: error.message, details: { ...error.fields } };

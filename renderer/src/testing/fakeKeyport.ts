@@ -134,6 +134,8 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
     'mfa.list': () => ok(state.devices ?? []),
     'device.status': () => ok(state.deviceTrust ?? deviceTrust({ mode: 'off', state: 'not_registered' })),
     'nodes.list': () => ok(state.nodes ?? []),
+    'deepLinks.current': () => ok(null),
+    'deepLinks.dismiss': () => ok(null),
     'prompts.answer': () => ok(null),
     'prompts.cancel': () => ok(null),
     'prompts.current': () => ok(null),
@@ -180,6 +182,10 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
     nodes: {
       list: (argument) => invoke('nodes.list', argument),
     },
+    deepLinks: {
+      current: (argument) => invoke('deepLinks.current', argument),
+      dismiss: (argument) => invoke('deepLinks.dismiss', argument),
+    },
     prompts: {
       answer: (argument) => invoke('prompts.answer', argument),
       cancel: (argument) => invoke('prompts.cancel', argument),
@@ -192,6 +198,7 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
     onPrompt: (listener) => subscribe('onPrompt', listener),
     onPromptClosed: (listener) => subscribe('onPromptClosed', listener),
     onProfileChanged: (listener) => subscribe('onProfileChanged', listener),
+    onDeepLink: (listener) => subscribe('onDeepLink', listener),
   };
 
   return {
