@@ -6,6 +6,8 @@ import type {
   AppInfo,
   ClusterView,
   ContractError,
+  DeepLinkEvent,
+  DeepLinkRequest,
   KeyportApi,
   ProfileView,
   Result,
@@ -19,7 +21,11 @@ export type Screen =
   /** `focus: 'device'`: opened to enroll this device (a DEVICE_TRUST_REQUIRED refusal). */
   | { name: 'account'; focus?: 'device' }
   /** The signed-in cluster's Servers view. */
-  | { name: 'servers' };
+  | { name: 'servers' }
+  /** A keyport:// link asks to verify a browser (it fills in this screen, and does nothing else). */
+  | { name: 'authorizeWebSession'; request: DeepLinkRequest }
+  /** A keyport:// link was refused. */
+  | { name: 'refusedLink'; error: ContractError };
 
 export interface AppState {
   screen: Screen;
@@ -37,7 +43,12 @@ export type AppEvent =
       info: Result<AppInfo>;
       clusters: Result<ClusterView[]>;
       status: Result<ProfileView | null>;
+      /** The keyport:// request on hold when the window opened (the app started by a link). */
+      link?: Result<DeepLinkRequest | null>;
     }
+  | { type: 'deepLink'; event: DeepLinkEvent }
+  /** Back from a link's screen: the account when signed in, else a login or the cluster list. */
+  | { type: 'linkClosed' }
   | { type: 'clustersLoaded'; clusters: ClusterView[] }
   | { type: 'profileChanged'; address: string; profile: ProfileView | null }
   | { type: 'navigate'; screen: Screen };
@@ -62,6 +73,10 @@ function loginOrClusters(clusters: ClusterView[], preferred?: string): Screen {
   return cluster ? { name: 'login', address: cluster.address } : { name: 'clusters' };
 }
 
+function isLinkScreen(screen: Screen): boolean {
+  return screen.name === 'authorizeWebSession' || screen.name === 'refusedLink';
+}
+
 export function appReducer(state: AppState, event: AppEvent): AppState {
   switch (event.type) {
     case 'started': {
@@ -73,9 +88,25 @@ export function appReducer(state: AppState, event: AppEvent): AppState {
         profile,
         lastUser: profile?.user ?? null,
         startupError: firstError(event.info, event.clusters, event.status),
-        // An expired profile still shows its account, which offers to sign in again.
-        screen: profile ? { name: 'account' } : loginOrClusters(clusters),
+        // A link's screen first; an expired profile still shows its account, which offers to sign in again.
+        screen:
+          event.link?.ok && event.link.value
+            ? { name: 'authorizeWebSession', request: event.link.value }
+            : profile
+              ? { name: 'account' }
+              : loginOrClusters(clusters),
       };
+    }
+    case 'deepLink': {
+      const screen: Screen =
+        event.event.kind === 'refused'
+          ? { name: 'refusedLink', error: event.event.error }
+          : { name: 'authorizeWebSession', request: event.event };
+      return { ...state, screen };
+    }
+    case 'linkClosed': {
+      const screen: Screen = state.profile ? { name: 'account' } : loginOrClusters(state.clusters);
+      return { ...state, screen };
     }
     case 'clustersLoaded': {
       const { screen } = state;
@@ -86,11 +117,13 @@ export function appReducer(state: AppState, event: AppEvent): AppState {
       if (event.profile) {
         // A session renewed on the cluster whose servers are on show (a relogin) keeps them on show.
         const keepServers = state.screen.name === 'servers' && state.profile?.address === event.address;
+        // A link's screen stays: signing in is a step on the way to what it asks.
+        const keep = keepServers || isLinkScreen(state.screen);
         return {
           ...state,
           profile: event.profile,
           lastUser: event.profile.user,
-          screen: keepServers ? state.screen : { name: 'account' },
+          screen: keep ? state.screen : { name: 'account' },
         };
       }
       if (state.profile && state.profile.address !== event.address) return state;
@@ -117,6 +150,8 @@ export interface AppActions {
   signedOut(address: string): void;
   /** Runs the startup calls again (after a startup error). */
   reload(): void;
+  /** Leaves a keyport:// link's screen. */
+  closeLink(): void;
 }
 
 export function useKeyportApp(api: KeyportApi): { state: AppState; actions: AppActions } {
@@ -129,14 +164,17 @@ export function useKeyportApp(api: KeyportApi): { state: AppState; actions: AppA
     [api],
   );
 
+  useEffect(() => api.onDeepLink((event) => dispatch({ type: 'deepLink', event })), [api]);
+
   useEffect(() => {
     let current = true;
     void Promise.all([
       call(() => api.app.info()),
       call(() => api.clusters.list()),
       call(() => api.auth.status()),
-    ]).then(([info, clusters, status]) => {
-      if (current) dispatch({ type: 'started', info, clusters, status });
+      call(() => api.deepLinks.current()),
+    ]).then(([info, clusters, status, link]) => {
+      if (current) dispatch({ type: 'started', info, clusters, status, link });
     });
     return () => {
       current = false;
@@ -154,6 +192,7 @@ export function useKeyportApp(api: KeyportApi): { state: AppState; actions: AppA
       signedIn: (profile) => dispatch({ type: 'profileChanged', address: profile.address, profile }),
       signedOut: (address) => dispatch({ type: 'profileChanged', address, profile: null }),
       reload: () => setGeneration((g) => g + 1),
+      closeLink: () => dispatch({ type: 'linkClosed' }),
     }),
     [api],
   );

@@ -36,11 +36,13 @@ describe('App', () => {
       'app.ready',
       'auth.status',
       'clusters.list',
+      'deepLinks.current',
       'prompts.current',
     ]);
     expect(fake.listenerCount('onPrompt')).toBe(1);
     expect(fake.listenerCount('onPromptClosed')).toBe(1);
     expect(fake.listenerCount('onProfileChanged')).toBe(1);
+    expect(fake.listenerCount('onDeepLink')).toBe(1);
   });
 
   it('tells the host it is ready once, when the first screen takes input, not while it loads', async () => {
@@ -65,6 +67,7 @@ describe('App', () => {
     expect(fake.listenerCount('onPrompt')).toBe(0);
     expect(fake.listenerCount('onPromptClosed')).toBe(0);
     expect(fake.listenerCount('onProfileChanged')).toBe(0);
+    expect(fake.listenerCount('onDeepLink')).toBe(0);
   });
 
   it('has a header with the app name and the main navigation', async () => {

@@ -6,6 +6,7 @@ import type { AppActions, AppState } from '../services/appState';
 import { KeyportContext } from '../services/KeyportContext';
 import { Account } from './Account/Account';
 import { Clusters } from './Clusters/Clusters';
+import { AuthorizeWebSession, RefusedLink } from './DeepLink/AuthorizeWebSession';
 import { ErrorAlert } from './components/ErrorAlert';
 import { Progress } from './components/Progress';
 import { Login } from './Login/Login';
@@ -146,5 +147,11 @@ function CurrentScreen({ state, actions }: { state: AppState; actions: AppAction
           onSignInAgain={() => actions.navigate({ name: 'login', address: profile.address })}
         />
       );
+    case 'authorizeWebSession':
+      return (
+        <AuthorizeWebSession key={screen.request.id} request={screen.request} onClose={actions.closeLink} />
+      );
+    case 'refusedLink':
+      return <RefusedLink error={screen.error} onClose={actions.closeLink} />;
   }
 }
