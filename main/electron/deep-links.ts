@@ -1,15 +1,12 @@
-// keyport:// links. Their handling (parse into a plain result that only pre-fills a form) comes with a later
-// issue; until then a link is noticed and ignored. Its text is never logged: a link may carry a token.
-export const DEEP_LINK_SCHEME = 'keyport';
+// keyport:// links as Electron delivers them: macOS sends `open-url`; Windows and Linux start the app with
+// the link on its command line, which reaches the running instance as `second-instance` argv through the
+// single-instance lock (or is the first launch's own argv). main.ts hands each link to the backend, which
+// parses it (main/backend/deep-link.ts) and only fills in a screen. A link's text is never logged: it
+// carries a token.
+export { DEEP_LINK_SCHEME } from '../backend/deep-link';
+import { DEEP_LINK_SCHEME } from '../backend/deep-link';
 
 /** The first keyport:// argument of a command line (how Windows and Linux deliver a link). */
 export function deepLinkInArgv(argv: readonly string[]): string | undefined {
   return argv.find((argument) => argument.toLowerCase().startsWith(`${DEEP_LINK_SCHEME}://`));
-}
-
-export function ignoreDeepLink(
-  link: string | undefined,
-  log: (message: string) => void = console.warn,
-): void {
-  if (link !== undefined) log('Ignored a keyport:// link: Keyport Connect does not open links yet.');
 }

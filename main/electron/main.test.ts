@@ -312,9 +312,16 @@ function recordingBackend() {
     ]),
   ) as unknown as HandlerTable;
   let closed = 0;
+  /** The keyport:// links handed to the backend, in order. */
+  const links: unknown[] = [];
   return {
     handlers,
     calls,
+    links,
+    async openDeepLink(link: unknown) {
+      links.push(link);
+      return { kind: 'refused', error: { code: 'INTERNAL', message: 'recorded', details: {} } } as const;
+    },
     on(event: EventName, listener: (payload: never) => void) {
       let set = listeners.get(event);
       if (!set) listeners.set(event, (set = new Set()));
@@ -338,13 +345,19 @@ interface StartOptions {
   lock?: boolean;
   isPackaged?: boolean;
   platform?: NodeJS.Platform;
+  argv?: string[];
 }
 
 async function loadHost() {
   return import('./main');
 }
 
-async function start({ lock = true, isPackaged = false, platform = 'linux' }: StartOptions = {}) {
+async function start({
+  lock = true,
+  isPackaged = false,
+  platform = 'linux',
+  argv = ['/opt/keyport/keyport-connect'],
+}: StartOptions = {}) {
   const { startElectronHost } = await loadHost();
   const fake = createFakeElectron({ lock, isPackaged });
   const backend = recordingBackend();
@@ -356,7 +369,7 @@ async function start({ lock = true, isPackaged = false, platform = 'linux' }: St
       return backend;
     },
     platform,
-    argv: ['/opt/keyport/keyport-connect'],
+    argv,
   };
   startElectronHost(fake.api as unknown as ElectronApi, deps);
   return { fake, backend, backendsCreated: () => backendsCreated };
@@ -470,16 +483,13 @@ describe('startElectronHost', () => {
   });
 
   it('on second-instance, brings the existing window to the front and opens no other', async () => {
-    const { fake, window } = await startReady();
-    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const { fake, window, backend } = await startReady();
     window.minimized = true;
-    fake.app.emit('second-instance', {}, ['keyport-connect', 'keyport://login?token=secret'], '/');
+    fake.app.emit('second-instance', {}, ['keyport-connect', '--no-sandbox'], '/');
     expect(window.restored).toBe(1);
     expect(window.focused).toBe(1);
     expect(fake.windows).toHaveLength(1);
-    // The link is noticed and ignored, and its text is not logged.
-    expect(warn).toHaveBeenCalledTimes(1);
-    expect(JSON.stringify(warn.mock.calls)).not.toContain('secret');
+    expect(backend.links).toEqual([]);
   });
 
   it('installs the deny-all session policy once ready', async () => {
@@ -700,20 +710,75 @@ describe('startElectronHost', () => {
     expect(mac.fake.calls).not.toContain('app.quit');
   });
 
-  it('registers itself for keyport:// links in a packaged build only, and ignores an opened link', async () => {
+  it('registers itself as the keyport:// handler in a packaged build only', async () => {
     const development = await startReady();
     expect(
       development.fake.calls.filter((call) => call.startsWith('app.setAsDefaultProtocolClient')),
     ).toEqual([]);
     const packaged = await startReady({ isPackaged: true });
     expect(packaged.fake.calls).toContain('app.setAsDefaultProtocolClient keyport');
+  });
 
-    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
-    const event = { preventDefault: vi.fn() };
-    packaged.fake.app.emit('open-url', event, 'keyport://login?token=secret');
-    expect(event.preventDefault).toHaveBeenCalled();
-    expect(warn).toHaveBeenCalledTimes(1);
-    expect(packaged.fake.windows).toHaveLength(1);
+  describe('keyport:// links', () => {
+    const link = 'keyport://lab/authorize-web-session?id=r1&token=secret-token-0123456789&redirect=%2F';
+
+    it('second-instance (Windows, Linux): hands the link in its argv to the backend and shows the window', async () => {
+      const { fake, window, backend } = await startReady();
+      const log = [vi.spyOn(console, 'warn'), vi.spyOn(console, 'log'), vi.spyOn(console, 'error')];
+      fake.app.emit('second-instance', {}, ['/opt/keyport/keyport-connect', '--no-sandbox', link], '/');
+      expect(backend.links).toEqual([link]);
+      expect(window.focused).toBe(1);
+      expect(fake.windows).toHaveLength(1);
+      // The link carries a token: it is never logged.
+      for (const spy of log) expect(JSON.stringify(spy.mock.calls)).not.toContain('secret-token');
+    });
+
+    it('open-url (macOS): takes the event, hands the link to the backend and shows the window', async () => {
+      const { fake, window, backend } = await startReady({ platform: 'darwin' });
+      const event = { preventDefault: vi.fn() };
+      fake.app.emit('open-url', event, link);
+      expect(event.preventDefault).toHaveBeenCalled();
+      expect(backend.links).toEqual([link]);
+      expect(window.focused).toBe(1);
+      // With every window closed (macOS keeps running), a link opens one.
+      window.close();
+      fake.app.emit('open-url', { preventDefault: vi.fn() }, link);
+      expect(backend.links).toEqual([link, link]);
+      expect(fake.windows).toHaveLength(2);
+    });
+
+    it('open-url before ready (a link launched the app on macOS): the backend has it, one window opens at ready', async () => {
+      const { fake, backend } = await start({ platform: 'darwin' });
+      fake.app.emit('open-url', { preventDefault: vi.fn() }, link);
+      expect(backend.links).toEqual([link]);
+      expect(fake.windows).toEqual([]);
+      await fake.ready();
+      expect(fake.windows).toHaveLength(1);
+    });
+
+    it("the first launch's argv (Windows, Linux): the link that started the app reaches the backend once, at ready", async () => {
+      const { fake, backend } = await start({ argv: ['/opt/keyport/keyport-connect', link] });
+      expect(backend.links).toEqual([]);
+      await fake.ready();
+      expect(backend.links).toEqual([link]);
+      expect(fake.windows).toHaveLength(1);
+    });
+
+    it('without the single-instance lock, a launch by link hands nothing to a backend of its own', async () => {
+      const { fake, backendsCreated } = await start({
+        lock: false,
+        argv: ['/opt/keyport/keyport-connect', link],
+      });
+      await fake.ready();
+      expect(fake.calls).toContain('app.quit');
+      expect(backendsCreated()).toBe(0);
+    });
+
+    it('an argv without a keyport:// link hands nothing over', async () => {
+      const { fake, backend } = await startReady({ argv: ['/opt/keyport/keyport-connect', 'https://x/'] });
+      fake.app.emit('second-instance', {}, ['keyport-connect', 'keyport:nope'], '/');
+      expect(backend.links).toEqual([]);
+    });
   });
 
   it('exits with 1 when starting fails', async () => {

@@ -7,7 +7,7 @@ import { keyportHome, ProfileStore } from '../../client/profiles';
 import { createBackend } from '../backend/backend';
 import type { Backend } from '../backend/backend';
 import { APP_ENTRY_URL, APP_SCHEME, appSchemePrivileges, createAppProtocolHandler } from './app-protocol';
-import { DEEP_LINK_SCHEME, deepLinkInArgv, ignoreDeepLink } from './deep-links';
+import { DEEP_LINK_SCHEME, deepLinkInArgv } from './deep-links';
 import { createInvokeHandler, forwardEvents, INVOKE_CHANNEL } from './ipc';
 import { applicationMenuTemplate } from './menu';
 import { guardWebContents } from './navigation';
@@ -25,7 +25,7 @@ export type ElectronApi = Pick<
 export interface HostDeps {
   paths: AppPaths;
   /** Called once, and only when this is the single instance. */
-  createBackend(): Pick<Backend, 'handlers' | 'on' | 'close'>;
+  createBackend(): Pick<Backend, 'handlers' | 'on' | 'close' | 'openDeepLink'>;
   platform: NodeJS.Platform;
   argv: readonly string[];
 }
@@ -67,15 +67,35 @@ export function startElectronHost(api: ElectronApi, deps: HostDeps): void {
     guardWebContents(contents, (url) => shell.openExternal(url)),
   );
   app.on('certificate-error', denyCertificateError);
-  app.on('second-instance', (_event, argv) => {
-    ignoreDeepLink(deepLinkInArgv(argv));
-    if (!window) return;
+  /** The window to the front (a new one where none is open and the app is ready). */
+  function showWindow(): void {
+    if (!window) {
+      if (app.isReady()) window = openWindow();
+      return;
+    }
     if (window.isMinimized()) window.restore();
     window.focus();
+  }
+
+  /**
+   * A keyport:// link to the backend, which holds it for the screen it fills in and tells the window
+   * (onDeepLink; a window that opens later asks deepLinks.current). Never logged: it carries a token.
+   */
+  function openLink(link: string | undefined): void {
+    if (link !== undefined) void backend.openDeepLink(link);
+  }
+
+  // Windows and Linux: a second start (`keyport-connect keyport://…`, from the desktop's handler) gives
+  // its argv to this instance through the single-instance lock, and quits.
+  app.on('second-instance', (_event, argv) => {
+    openLink(deepLinkInArgv(argv));
+    showWindow();
   });
+  // macOS: the link comes as an event, before 'ready' too when it launched the app.
   app.on('open-url', (event, url) => {
     event.preventDefault();
-    ignoreDeepLink(url);
+    openLink(url);
+    showWindow();
   });
   app.on('activate', () => {
     if (app.isReady() && !window) window = openWindow();
@@ -102,8 +122,9 @@ export function startElectronHost(api: ElectronApi, deps: HostDeps): void {
       ipcMain.handle(INVOKE_CHANNEL, createInvokeHandler(backend.handlers));
       // A development run would register node_modules' Electron as the system's keyport:// handler.
       if (app.isPackaged) app.setAsDefaultProtocolClient(DEEP_LINK_SCHEME);
-      ignoreDeepLink(deepLinkInArgv(deps.argv));
-      window = openWindow();
+      // Windows and Linux: the link that launched the app is on its own command line.
+      openLink(deepLinkInArgv(deps.argv));
+      window ??= openWindow();
     })
     .catch((error: unknown) => {
       console.error('Keyport Connect could not start:', error);
