@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Configuration } from 'app-builder-lib';
+import { LinuxTargetHelper } from 'app-builder-lib/out/targets/LinuxTargetHelper.js';
 import { getConfig, validateConfiguration } from 'app-builder-lib/out/util/config/config.js';
 import type { DebugLogger } from 'builder-util';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -100,6 +101,27 @@ describe('electron-builder.yml', () => {
     expect(config.linux).toMatchObject({ target: ['deb', 'AppImage'], category: 'Network' });
     expect(config.linux?.desktop?.entry?.Categories).toBe('Network;Security;');
     expect(config.win?.target).toBe('nsis');
+  });
+
+  it('gives the Linux packages a desktop entry that handles keyport:// links', async () => {
+    const config = await loadConfig(root, configPath);
+    // The part of a Packager that computeDesktopEntry reads, as electron-builder fills it from this config.
+    const packager = {
+      config,
+      platformSpecificBuildOptions: config.linux,
+      appInfo: { productName: 'Keyport Connect', sanitizedProductName: 'Keyport Connect', description: '' },
+      executableName: config.linux?.executableName,
+      info: { metadata: { desktopName: 'keyport-connect.desktop' } },
+      fileAssociations: [],
+    };
+    const helper = new LinuxTargetHelper(
+      packager as unknown as ConstructorParameters<typeof LinuxTargetHelper>[0],
+    );
+    const entry = await helper.computeDesktopEntry(config.linux!);
+    const lines = entry.split('\n');
+    expect(lines).toContain('MimeType=x-scheme-handler/keyport;');
+    // The link is one argument (%U), which the app finds in its argv (main/electron/deep-links.ts).
+    expect(lines).toContain('Exec="/opt/Keyport Connect/keyport-connect" %U');
   });
 
   it('rejects a misspelt key, naming it', async () => {
