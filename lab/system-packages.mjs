@@ -29,6 +29,7 @@ const packages = {
   'pcsc-tools': ['test'], // pcsc_scan: the PIV lab test checks the reader pcscd shows
   opensc: ['test'], // opensc-tool, piv-tool, pkcs15-tool: a second PIV host stack drives the lab card
   'yubico-piv-tool': ['test'], // Yubico's own PIV tool drives the lab card as it drives a YubiKey
+  'xdg-utils': ['start', 'test'], // xdg-open and xdg-mime: keyport:// links reach the app through a private desktop entry (lab/xdg.ts)
   'stress-ng': ['load'], // npm run test:load keeps every core busy while the suite runs
 };
 

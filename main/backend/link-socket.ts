@@ -123,7 +123,8 @@ function serve(socket: Socket, open: (link: string) => Promise<DeepLinkEvent>): 
   });
 }
 
-export type SendResult = { delivered: true } | { delivered: false; answer?: LinkAnswer };
+export type LinkRefusal = Extract<LinkAnswer, { ok: false }>;
+export type SendResult = { delivered: true } | { delivered: false; answer?: LinkRefusal };
 
 /**
  * Sends `link` to the app running for `keyportHome`. `{delivered: false}` without an answer: no app
@@ -163,7 +164,10 @@ export function sendLink(keyportHome: string, link: string, timeoutMs = 15_000):
         reject(new KeyportError('UNAVAILABLE', 'Keyport Connect gave no answer about the link.'));
         return;
       }
-      resolve(answer.ok ? { delivered: true } : { delivered: false, answer });
+      if (answer?.ok === true) resolve({ delivered: true });
+      else if (answer?.ok === false && typeof answer.message === 'string')
+        resolve({ delivered: false, answer });
+      else reject(new KeyportError('UNAVAILABLE', 'Keyport Connect gave no answer about the link.'));
     });
   });
 }

@@ -25,7 +25,7 @@ export function AuthorizeWebSession({ request, onClose }: AuthorizeWebSessionPro
   return (
     <section className="screen" aria-labelledby={headingId}>
       <h2 id={headingId}>Verify a browser</h2>
-      <div className="panel">
+      <div className="panel link-request">
         <p>A browser asks to be verified by this device.</p>
         <dl className="facts">
           <dt>Cluster</dt>

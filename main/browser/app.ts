@@ -1,0 +1,56 @@
+// Keyport Connect on the browser host, as one program: the backend for a Keyport home, the browser host, the
+// link socket that `keyport-connect open-url` talks to, and a Chromium app window (or, without a display,
+// the launch URL to open). `npm start` builds the same parts around its lab; this is the app without a lab,
+// what `keyport-connect` starts on a Linux desktop where no Electron binary is installed.
+import { ProfileStore } from '../../client/profiles';
+import { createBackend } from '../backend/backend';
+import type { Backend } from '../backend/backend';
+import { listenForLinks } from '../backend/link-socket';
+import type { LinkSocket } from '../backend/link-socket';
+import { openAppWindow } from './chromium';
+import type { AppWindow } from './chromium';
+import { startBrowserHost } from './host';
+import type { BrowserHost } from './host';
+
+export interface ConnectAppOptions {
+  home: string;
+  /** The built app (dist/): the renderer and the browser bridge. */
+  distDir: string;
+  env?: NodeJS.ProcessEnv;
+  /** The keyport:// link that started the app: held before the window opens, so its screen shows first. */
+  link?: string;
+}
+
+export interface ConnectApp {
+  backend: Backend;
+  host: BrowserHost;
+  links: LinkSocket;
+  /** Undefined without a display: then `host.url` is to be opened by hand. */
+  window: AppWindow | undefined;
+  close(): Promise<void>;
+}
+
+export async function startConnectApp(options: ConnectAppOptions): Promise<ConnectApp> {
+  const env = options.env ?? process.env;
+  const backend = createBackend({ profiles: new ProfileStore(options.home), keystoreKind: 'keychain', env });
+  const stops: (() => Promise<unknown>)[] = [() => backend.close()];
+  const stop = async () => {
+    for (const step of stops.reverse()) await step().catch(() => {});
+  };
+  try {
+    await backend.ready;
+    // Before anything else listens: a second app for the same home stops here (ALREADY_EXISTS).
+    const links = await listenForLinks(options.home, (link) => backend.openDeepLink(link));
+    stops.push(() => links.close());
+    if (options.link !== undefined) await backend.openDeepLink(options.link);
+    const host = await startBrowserHost({ backend, distDir: options.distDir });
+    stops.push(() => host.close());
+    const window = await openAppWindow(host.url, { env });
+    if (window) stops.push(() => window.close());
+    let closing: Promise<void> | undefined;
+    return { backend, host, links, window, close: () => (closing ??= stop()) };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
