@@ -20,6 +20,7 @@ import { ProfileStore } from '../client/profiles';
 import { ensureTrustedCluster } from '../client/session';
 import { createBackend } from '../main/backend/backend';
 import { startBrowserHost } from '../main/browser/host';
+import { listenForLinks } from '../main/backend/link-socket';
 import { openAppWindow } from '../main/browser/chromium';
 import { electronBinary } from '../main/electron/locate';
 import { attestationRootsYaml, connectAsAdmin, repoRoot, startLabCluster } from './cluster';
@@ -30,6 +31,8 @@ import { startLabKeyring } from './keyring';
 import type { LabKeyring } from './keyring';
 import { startSoftKey } from './security-key/soft-key';
 import { startLabTpm } from './tpm';
+import { checkoutLinkHandler, installLinkHandler } from './xdg';
+import type { PrivateXdg } from './xdg';
 import { startLabPivCard } from './piv/lab';
 
 const DEMO_VERSION = 2;
@@ -330,6 +333,17 @@ async function openApp(profiles: ProfileStore, cleanups: Cleanup[]): Promise<str
   cleanups.push({ what: '', run: () => backend.close() });
   const host = await startBrowserHost({ backend, distDir: join(repoRoot, 'dist') });
   cleanups.push({ what: 'stopped the browser host', run: () => host.close() });
+  // keyport:// links: `keyport-connect open-url` hands them over this socket in the demo's KEYPORT_HOME, and
+  // the demo's private XDG folders (never the machine's own) make it the keyport:// handler for xdg-open.
+  let linkLines: string[];
+  try {
+    const links = await listenForLinks(home, (link) => backend.openDeepLink(link));
+    cleanups.push({ what: '', run: () => links.close() });
+    linkLines = xdgOpenLines(await installLinkHandler(join(demoDir, 'xdg'), checkoutLinkHandler(home)));
+  } catch (error) {
+    // The demo runs without them (a checkout path too long for a UNIX socket, no xdg-utils).
+    linkLines = [`keyport:// links are off in this demo: ${(error as Error).message}`];
+  }
   // A launch URL works once and for two minutes; Enter prints a fresh one (the token is the capability,
   // so it is not left valid in the terminal's scrollback).
   const printFreshUrl = () => console.log(`  ${host.newLaunchUrl()}   (works once, within 2 minutes)`);
@@ -348,6 +362,7 @@ async function openApp(profiles: ProfileStore, cleanups: Cleanup[]): Promise<str
     return [
       'Keyport Connect is opening in a Chromium app window (no Electron binary here: the browser host).',
       'Closed it? Press Enter here for a fresh one-time URL to open it again (each works once, for 2 minutes).',
+      ...linkLines,
     ];
   }
   // No display: no window. The demo does not start one on a hidden Xvfb, which nobody could see.
@@ -359,6 +374,21 @@ async function openApp(profiles: ProfileStore, cleanups: Cleanup[]): Promise<str
     `(ssh -L ${port}:127.0.0.1:${port} THIS-MACHINE). It works once, within 2 minutes; press Enter here`,
     'for a fresh one:',
     `  ${host.url}`,
+    ...linkLines,
+  ];
+}
+
+/** How to send the app a keyport:// link through xdg-open, with the demo's private XDG folders. */
+function xdgOpenLines(xdg: PrivateXdg): string[] {
+  const env = Object.entries(xdg.env)
+    .map(([name, value]) => `${name}=${value}`)
+    .join(' ');
+  // A made-up request: the web UI that makes real ones comes with the web-session approval.
+  const token = Math.random().toString(36).slice(2).padEnd(16, '0');
+  return [
+    'A keyport:// link, as the web UI will open one (the app shows "Verify a browser"; it only fills in the',
+    `screen). ${xdg.desktopFile} handles keyport:// for xdg-open with these folders (a display must be set):`,
+    `  env ${env} xdg-open 'keyport://keyport-demo/authorize-web-session?id=demo-1&token=${token}&redirect=%2F'`,
   ];
 }
 

@@ -97,5 +97,16 @@ describe('npm start with a display', () => {
       /Demo stopped: closed the app window; stopped the browser host; .*stopped keyport-auth \(localhost:\d+\); stopped the lab PIV card and its pcscd; removed \S+\./,
     );
     expect(output).not.toContain('the demo keeps running');
+    // keyport:// links: a desktop entry in the demo's private XDG folders, made the default there.
+    const xdg = join(work, 'demo', 'xdg');
+    const entry = await readFile(join(xdg, 'data', 'applications', 'keyport-connect.desktop'), 'utf8');
+    expect(entry).toContain('MimeType=x-scheme-handler/keyport;');
+    expect(entry).toMatch(/^Exec=env KEYPORT_HOME=\S+ \S+ \S+keyport-connect\.mjs open-url %u$/m);
+    expect(await readFile(join(xdg, 'config', 'mimeapps.list'), 'utf8')).toContain(
+      'x-scheme-handler/keyport=keyport-connect.desktop',
+    );
+    expect(output).toMatch(
+      /env HOME=\S+ XDG_DATA_HOME=\S+ .*xdg-open 'keyport:\/\/keyport-demo\/authorize-web-session\?/,
+    );
   }, 240_000);
 });

@@ -119,6 +119,18 @@ describe('the link socket', () => {
     expect(socket.path).toBe(path);
   });
 
+  it('refuses a KEYPORT_HOME too long for a UNIX socket path, with a clear error', async () => {
+    await expect(
+      listenForLinks(join(home, 'x'.repeat(120)), async () => ({
+        kind: 'refused' as const,
+        error: { code: 'INTERNAL' as const, message: '', details: {} },
+      })),
+    ).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringContaining('shorter KEYPORT_HOME'),
+    });
+  });
+
   it('refuses to listen where the folder is open to others or the path is not a socket', async () => {
     await mkdir(join(home, 'connect'), { mode: 0o755 });
     await chmod(join(home, 'connect'), 0o755);

@@ -22,6 +22,8 @@ export function linkSocketPath(keyportHome: string): string {
 }
 
 const IDLE_MS = 10_000;
+/** sun_path is 108 bytes on Linux, 104 on macOS and the BSDs, the terminating NUL included. */
+const MAX_SOCKET_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
 const MAX_CONNECTIONS = 8;
 
 export type LinkAnswer = { ok: true } | { ok: false; code: string; reason?: string; message: string };
@@ -37,6 +39,12 @@ export async function listenForLinks(
   open: (link: string) => Promise<DeepLinkEvent>,
 ): Promise<LinkSocket> {
   const path = linkSocketPath(keyportHome);
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
+    throw new KeyportError(
+      'INVALID_ARGUMENT',
+      `The link socket ${path} is longer than the ${MAX_SOCKET_PATH_BYTES} bytes a UNIX socket allows: use a shorter KEYPORT_HOME.`,
+    );
+  }
   await preparePrivateDirectory(join(keyportHome, 'connect'));
   await clearStaleSocket(path);
   const connections = new Set<Socket>();
