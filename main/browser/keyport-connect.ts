@@ -11,7 +11,6 @@ import { fileURLToPath } from 'node:url';
 import { keyportHome } from '../../client/profiles';
 import { KeyportError } from '../../proto/errors';
 import { sendLink } from '../backend/link-socket';
-import { startConnectApp } from './app';
 
 const USAGE = 'Usage: keyport-connect [open-url keyport://…]';
 const distDir = fileURLToPath(new URL('../../dist', import.meta.url));
@@ -29,7 +28,14 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     return 2;
   }
   if (link !== undefined) {
-    const sent = await sendLink(home, link);
+    let sent;
+    try {
+      sent = await sendLink(home, link);
+    } catch (error) {
+      // An app that runs but does not answer: say so, never start a second one beside it.
+      console.error(error instanceof Error ? error.message : String(error));
+      return 1;
+    }
     if (sent.delivered) return 0;
     if (sent.answer) {
       console.error(`Keyport Connect did not open the link: ${sent.answer.message}`);
@@ -43,6 +49,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
 async function runApp(home: string, env: NodeJS.ProcessEnv, link: string | undefined): Promise<number> {
   let app;
   try {
+    // Imported here: handing a link over (the common case) needs none of the app, and starts faster.
+    const { startConnectApp } = await import('./app');
     app = await startConnectApp({ home, distDir, env, ...(link !== undefined ? { link } : {}) });
   } catch (error) {
     console.error(error instanceof KeyportError || error instanceof Error ? error.message : String(error));
