@@ -4,11 +4,11 @@
 //   dist/preload/keyport-bridge.js  the browser host's window.keyport over a WebSocket (classic script)
 //   dist/electron/main.mjs        the Electron host's main process (dependencies stay external)
 // `node build-app.mjs --if-stale` skips the build when dist/ is newer than every source file.
-import { readdirSync, statSync, existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'vite';
+import { isOlderThanSources } from './build-stale.mjs';
 
 const root = fileURLToPath(new URL('.', import.meta.url));
 // What ships is a production build, whoever asks for it: a test runner sets NODE_ENV=test, and React's
@@ -16,19 +16,8 @@ const root = fileURLToPath(new URL('.', import.meta.url));
 process.env.NODE_ENV = 'production';
 const sources = ['renderer', 'preload', 'main', 'client', 'proto', 'build-app.mjs', 'package.json'];
 
-function newest(path) {
-  const stat = statSync(path);
-  if (!stat.isDirectory()) return stat.mtimeMs;
-  let latest = stat.mtimeMs;
-  for (const entry of readdirSync(path)) latest = Math.max(latest, newest(join(path, entry)));
-  return latest;
-}
-
 function isStale() {
-  const stamp = join(root, 'dist', 'renderer', 'index.html');
-  if (!existsSync(stamp)) return true;
-  const built = statSync(stamp).mtimeMs;
-  return sources.some((source) => newest(join(root, source)) > built);
+  return isOlderThanSources(join(root, 'dist', 'renderer', 'index.html'), root, sources);
 }
 
 const quiet = { logLevel: 'warn', configFile: false, root };

@@ -1,33 +1,17 @@
 // Builds keyport-node (node/main.ts), sshd's AuthorizedPrincipalsCommand, into one self-contained ES module
 // with esbuild: dist/node/keyport-node.mjs, its dependencies (gRPC, protobuf, zod) inside, so it starts
 // without tsx and without resolving node_modules (sshd runs it twice per connection). bin/keyport-node.mjs
-// runs it, and falls back to the sources under tsx when it is missing or older than a source.
+// runs it, and falls back to the sources under tsx when it is missing or older than a source
+// (node-bundle.mjs: the path, the sources and the staleness check both use).
 // `node build-node.mjs --if-stale` skips the build when the bundle is newer than every source file;
 // `--if-possible` (npm's prepare) skips it quietly where esbuild is not installed (no devDependencies).
-import { existsSync, mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { bundleIsStale, bundlePath, repoRoot } from './node-bundle.mjs';
 
-const root = fileURLToPath(new URL('.', import.meta.url));
-export const bundle = join(root, 'dist', 'node', 'keyport-node.mjs');
-// What goes into the bundle (node/ imports only proto/) and what decides how it is built.
-export const sources = ['node', 'proto', 'build-node.mjs', 'package-lock.json'];
+const bundle = bundlePath();
 
-function newest(path) {
-  const stat = statSync(path);
-  if (!stat.isDirectory()) return stat.mtimeMs;
-  let latest = stat.mtimeMs;
-  for (const entry of readdirSync(path)) latest = Math.max(latest, newest(join(path, entry)));
-  return latest;
-}
-
-function isStale() {
-  if (!existsSync(bundle)) return true;
-  const built = statSync(bundle).mtimeMs;
-  return sources.some((source) => newest(join(root, source)) > built);
-}
-
-if (process.argv.includes('--if-stale') && !isStale()) {
+if (process.argv.includes('--if-stale') && !bundleIsStale()) {
   console.log('dist/node is up to date.');
 } else {
   let build;
@@ -38,9 +22,9 @@ if (process.argv.includes('--if-stale') && !isStale()) {
     console.log('esbuild is not installed; keyport-node runs from the sources (tsx).');
     process.exit(0);
   }
-  mkdirSync(join(root, 'dist', 'node'), { recursive: true });
+  mkdirSync(dirname(bundle), { recursive: true });
   const result = await build({
-    absWorkingDir: root,
+    absWorkingDir: repoRoot,
     entryPoints: ['node/main.ts'],
     outfile: bundle,
     write: false,
@@ -61,6 +45,6 @@ if (process.argv.includes('--if-stale') && !isStale()) {
   const temporary = `${bundle}.${process.pid}.tmp`;
   writeFileSync(temporary, result.outputFiles[0].contents);
   renameSync(temporary, bundle);
-  writeFileSync(join(root, 'dist', 'node', 'meta.json'), JSON.stringify(result.metafile));
+  writeFileSync(join(dirname(bundle), 'meta.json'), JSON.stringify(result.metafile));
   console.log(`Built ${bundle}.`);
 }

@@ -5,19 +5,18 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LAB_SECURITY_KEY_ENV } from '../client/hardware/fido/socket-transport';
 import { ProfileStore } from '../client/profiles';
 import { createBackend } from '../main/backend/backend';
 import type { Backend } from '../main/backend/backend';
-import { startBrowserHost } from '../main/browser/host';
-import type { BrowserHost } from '../main/browser/host';
 import { nextTotpCode, repoRoot, runKeyport, startLabCluster } from '../lab/cluster';
 import type { LabCluster } from '../lab/cluster';
 import { connectClusterConfig, signUpWithLabKey } from '../lab/connect';
 import type { KeyPerson } from '../lab/connect';
-import { launchLabChromium } from '../lab/chromium';
+import { openAppInChromium } from '../lab/chromium';
+import type { AppInChromium } from '../lab/chromium';
 import { accessibilityFindings, screenshotter } from '../lab/page-checks';
 import { startLabKeyring } from '../lab/keyring';
 import type { LabKeyring } from '../lab/keyring';
@@ -33,8 +32,7 @@ let keyA: SoftKey;
 let keyB: SoftKey;
 let keyring: LabKeyring;
 let backend: Backend;
-let host: BrowserHost;
-let browser: Browser;
+let app: AppInChromium;
 let page: Page;
 /** Console warnings and errors, and failed requests, of the first load. */
 const firstLoadNoise: string[] = [];
@@ -104,25 +102,21 @@ beforeAll(async () => {
   process.env[LAB_SECURITY_KEY_ENV] = `${keyA.socketPath}:${keyB.socketPath}`;
   backend = createBackend({ profiles: new ProfileStore(home), keystoreKind: 'keychain' });
   await backend.ready;
-  host = await startBrowserHost({ backend, distDir: join(repoRoot, 'dist') });
-  browser = await launchLabChromium();
-  page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
-  // Waits are for the screen itself, bounded generously for a loaded machine (npm run test:load).
-  page.setDefaultTimeout(60_000);
-  // What the first load says in the console or fails to fetch: nothing, on a clean start.
-  page.on('console', (message) => {
-    if (['warning', 'error'].includes(message.type()))
-      firstLoadNoise.push(`${message.type()}: ${message.text()}`);
+  app = await openAppInChromium(backend, { width: 1100, height: 760 }, (page) => {
+    // What the first load says in the console or fails to fetch: nothing, on a clean start.
+    page.on('console', (message) => {
+      if (['warning', 'error'].includes(message.type()))
+        firstLoadNoise.push(`${message.type()}: ${message.text()}`);
+    });
+    page.on('response', (response) => {
+      if (response.status() >= 400) firstLoadNoise.push(`${response.status()} ${response.url()}`);
+    });
   });
-  page.on('response', (response) => {
-    if (response.status() >= 400) firstLoadNoise.push(`${response.status()} ${response.url()}`);
-  });
-  await page.goto(host.url);
+  page = app.page;
 }, 180_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await host?.close();
+  await app?.close();
   await backend?.close();
   await keyring?.stop();
   await keyA?.stop();

@@ -6,29 +6,31 @@
 // shows PIV slot 9c and the policy. Before that, a touch refused gives a clear error and keeps the old
 // profile. Every step saves a screenshot in test-results/connect-hardware-key-e2e/; every screen passes
 // axe-core.
-import { readdirSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RELOGIN_NOTICE } from '../client/ceremonies/hardware-key';
-import { connectCluster } from '../client/api';
-import { parseClusterAddress } from '../client/cluster-trust';
 import { ProfileStore } from '../client/profiles';
 import { createBackend } from '../main/backend/backend';
 import type { Backend } from '../main/backend/backend';
-import { startBrowserHost } from '../main/browser/host';
-import type { BrowserHost } from '../main/browser/host';
-import { connectAsAdmin, hardwareKeyClusterYaml, repoRoot, startLabCluster } from '../lab/cluster';
+import { hardwareKeyClusterYaml, repoRoot, startLabCluster } from '../lab/cluster';
+import { folderSnapshot } from '../lab/folder-snapshot';
+import {
+  createHardwareKeyUsers,
+  hardwareKeyUserPassword,
+  raiseHardwareKeyPolicy,
+} from '../lab/hardware-key-users';
 import type { LabCluster } from '../lab/cluster';
-import { launchLabChromium } from '../lab/chromium';
+import { openAppInChromium } from '../lab/chromium';
+import type { AppInChromium } from '../lab/chromium';
 import { accessibilityFindings, screenshotter } from '../lab/page-checks';
 import { startLabPivCard } from '../lab/piv/lab';
 import type { LabPivCard } from '../lab/piv/lab';
 
 const USER = 'ivy';
-const PASSWORD = 'ivy-password-123';
+const PASSWORD = hardwareKeyUserPassword(USER);
 const shots = join(repoRoot, 'test-results', 'connect-hardware-key-e2e');
 
 let work: string;
@@ -36,8 +38,7 @@ let home: string;
 let card: LabPivCard;
 let cluster: LabCluster;
 let backend: Backend;
-let host: BrowserHost;
-let browser: Browser;
+let app: AppInChromium;
 let page: Page;
 
 const screenshot = screenshotter(() => page, shots);
@@ -48,26 +49,8 @@ async function expectAccessible(what: string) {
   expect(await accessibilityFindings(page), `axe on ${what}`).toEqual([]);
 }
 
-function role(policy?: string) {
-  return JSON.stringify({
-    kind: 'role',
-    version: 'v7',
-    metadata: { name: 'critical' },
-    spec: { options: policy ? { require_session_mfa: policy } : {}, allow: { logins: ['root'] } },
-  });
-}
-
 /** Every file in KEYPORT_HOME with its contents. */
-function homeFiles(): Record<string, string> {
-  const files: Record<string, string> = {};
-  for (const entry of readdirSync(home, { recursive: true, withFileTypes: true })) {
-    if (entry.isFile()) {
-      const path = join(entry.parentPath, entry.name);
-      files[path] = readFileSync(path, 'utf8');
-    }
-  }
-  return files;
-}
+const homeFiles = () => folderSnapshot(home);
 
 /** The "Session key" fact on the Account screen. */
 function sessionKeyFact() {
@@ -81,6 +64,17 @@ async function reopenAccount() {
   await button('Account').click();
 }
 
+/** The next action once the policy is raised (Account opened again) asks to sign in again, and says why. */
+async function reloginAsked() {
+  await reopenAccount();
+  const relogin = dialog('Sign in again');
+  await relogin.waitFor();
+  await expect
+    .poll(() => relogin.getByText('Unmet private key policy "hardware_key_touch".').isVisible())
+    .toBe(true);
+  return relogin;
+}
+
 beforeAll(async () => {
   await mkdir(shots, { recursive: true });
   card = await startLabPivCard({ touch: 'manual' });
@@ -92,41 +86,19 @@ beforeAll(async () => {
     clusterName: 'piv-e2e',
     configYaml: hardwareKeyClusterYaml(card.attestationRootPem),
   });
-  const admin = await connectAsAdmin(cluster);
-  const anonymous = connectCluster({
-    address: parseClusterAddress(cluster.address),
-    caPem: JSON.parse(await readFile(join(cluster.dataDir, 'admin-identity.json'), 'utf8')).caCertPem,
-    caPin: cluster.caPin,
-  });
-  try {
-    await admin.admin.createResources({ documentsJson: [role()], force: false });
-    const { signupToken } = await admin.admin.createUser({
-      name: USER,
-      roles: ['access', 'critical'],
-      traits: {},
-    });
-    await anonymous.auth.completeSignup({ token: signupToken, password: PASSWORD });
-  } finally {
-    admin.close();
-    anonymous.close();
-  }
+  await createHardwareKeyUsers(cluster, { [USER]: 'none' });
   backend = createBackend({ profiles: new ProfileStore(home), keystoreKind: 'file', env: {} });
   await backend.ready;
   // The cluster is trusted by its pin (the TOFU dialog has its own e2e test).
   expect(
     await backend.handlers['clusters.add']({ address: cluster.address, caPin: cluster.caPin }),
   ).toMatchObject({ ok: true });
-  host = await startBrowserHost({ backend, distDir: join(repoRoot, 'dist') });
-  browser = await launchLabChromium();
-  page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
-  // Waits are for the screen itself, bounded generously for a loaded machine (npm run test:load).
-  page.setDefaultTimeout(60_000);
-  await page.goto(host.url);
+  app = await openAppInChromium(backend, { width: 1100, height: 760 });
+  page = app.page;
 }, 180_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await host?.close();
+  await app?.close();
   await backend?.close();
   await cluster?.stop();
   await card?.stop();
@@ -149,22 +121,12 @@ describe('Keyport Connect with a PIV card, end to end', () => {
     expect((await new ProfileStore(home).getProfile())?.hardwareKey).toBeUndefined();
     await screenshot('account-software-key');
     // An admin raises the role: the session's key no longer meets it.
-    const admin = await connectAsAdmin(cluster);
-    try {
-      await admin.admin.createResources({ documentsJson: [role('hardware_key_touch')], force: true });
-    } finally {
-      admin.close();
-    }
+    await raiseHardwareKeyPolicy(cluster, 'hardware_key_touch');
   });
 
   it('a touch refused: a clear error, and the old profile kept', async () => {
     const before = homeFiles();
-    await reopenAccount();
-    const relogin = dialog('Sign in again');
-    await relogin.waitFor();
-    await expect
-      .poll(() => relogin.getByText('Unmet private key policy "hardware_key_touch".').isVisible())
-      .toBe(true);
+    const relogin = await reloginAsked();
     await relogin.getByLabel('Password').fill(PASSWORD);
     await relogin.getByRole('button', { name: 'Sign in' }).click();
     const tap = dialog('Hardware key');
@@ -196,12 +158,7 @@ describe('Keyport Connect with a PIV card, end to end', () => {
   });
 
   it('the next action explains the relogin, asks for the touch, completes, and the Account screen shows slot 9c and the policy', async () => {
-    await reopenAccount();
-    const relogin = dialog('Sign in again');
-    await relogin.waitFor();
-    await expect
-      .poll(() => relogin.getByText('Unmet private key policy "hardware_key_touch".').isVisible())
-      .toBe(true);
+    const relogin = await reloginAsked();
     expect(await relogin.getByText(RELOGIN_NOTICE).isVisible()).toBe(true);
     await expectAccessible('the relogin dialog');
     await screenshot('relogin-explained');

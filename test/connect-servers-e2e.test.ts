@@ -6,15 +6,14 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpCode } from '../auth/totp';
 import { ProfileStore } from '../client/profiles';
 import { createBackend } from '../main/backend/backend';
 import type { Backend } from '../main/backend/backend';
-import { startBrowserHost } from '../main/browser/host';
-import type { BrowserHost } from '../main/browser/host';
-import { launchLabChromium } from '../lab/chromium';
+import { openAppInChromium } from '../lab/chromium';
+import type { AppInChromium } from '../lab/chromium';
 import { accessibilityFindings, screenshotter } from '../lab/page-checks';
 import { createLabClock } from '../lab/clock';
 import type { LabClock } from '../lab/clock';
@@ -39,8 +38,7 @@ let clock: LabClock;
 let cluster: LabCluster;
 let person: SignedUpUser;
 let backend: Backend;
-let host: BrowserHost;
-let browser: Browser;
+let app: AppInChromium;
 let page: Page;
 
 const screenshot = screenshotter(() => page, shots);
@@ -79,17 +77,12 @@ beforeAll(async () => {
   person = await signUpUserInProcess(cluster, join(work, 'setup'), 'nina', ['servers-dev', 'servers-prod']);
   backend = createBackend({ profiles: new ProfileStore(join(work, 'home')), keystoreKind: 'file', env: {} });
   await backend.ready;
-  host = await startBrowserHost({ backend, distDir: join(repoRoot, 'dist') });
-  browser = await launchLabChromium();
-  page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-  // Waits are for the screen itself, bounded generously for a loaded machine (npm run test:load).
-  page.setDefaultTimeout(60_000);
-  await page.goto(host.url);
+  app = await openAppInChromium(backend, { width: 1100, height: 900 });
+  page = app.page;
 }, 180_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await host?.close();
+  await app?.close();
   await backend?.close();
   await cluster?.stop();
   clock?.dispose();

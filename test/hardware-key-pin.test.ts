@@ -5,26 +5,25 @@
 // helps. Every refusal leaves the card's PIN and PUK, the profile and KEYPORT_HOME as they were. One lab
 // card on a real pcscd, driven by CLI processes; a real keyport-auth whose role requires hardware_key_pin.
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NEW_PIN_NOTICE } from '../client/hardware/piv/session-key';
 import { PIN_BLOCKED_NOTICE } from '../client/hardware/piv/pin';
-import { parseClusterAddress } from '../client/cluster-trust';
-import { connectCluster } from '../client/api';
 import { ProfileStore } from '../client/profiles';
 import { EXIT } from '../cli/exit-codes';
 import { startLabPivCard } from '../lab/piv/lab';
 import type { LabPivCard } from '../lab/piv/lab';
 import { padReference } from '../lab/piv/state';
-import { connectAsAdmin, hardwareKeyClusterYaml, runKeyport, startLabCluster } from '../lab/cluster';
+import { hardwareKeyClusterYaml, runKeyport, startLabCluster } from '../lab/cluster';
+import { createHardwareKeyUsers, hardwareKeyUserPassword } from '../lab/hardware-key-users';
 import type { CliResult, LabCluster } from '../lab/cluster';
 
 const PIN = '246810';
 const PUK = '13579246';
 const UNBLOCKED_PIN = '975310';
-const PASSWORD = 'cy-password-123';
+const PASSWORD = hardwareKeyUserPassword('cy');
 
 interface CardSecrets {
   pin: { paddedHex: string; retries: number };
@@ -44,34 +43,7 @@ describe('the PIV PIN: set at login, wrong, blocked, unblocked with the PUK', ()
       clusterName: 'piv-pin',
       configYaml: hardwareKeyClusterYaml(card.attestationRootPem),
     });
-    const admin = await connectAsAdmin(cluster);
-    const anonymous = connectCluster({
-      address: parseClusterAddress(cluster.address),
-      caPem: JSON.parse(await readFile(join(cluster.dataDir, 'admin-identity.json'), 'utf8')).caCertPem,
-      caPin: cluster.caPin,
-    });
-    try {
-      await admin.admin.createResources({
-        documentsJson: [
-          JSON.stringify({
-            kind: 'role',
-            version: 'v7',
-            metadata: { name: 'needs-pin' },
-            spec: { options: { require_session_mfa: 'hardware_key_pin' }, allow: { logins: ['root'] } },
-          }),
-        ],
-        force: false,
-      });
-      const { signupToken } = await admin.admin.createUser({
-        name: 'cy',
-        roles: ['access', 'needs-pin'],
-        traits: {},
-      });
-      await anonymous.auth.completeSignup({ token: signupToken, password: PASSWORD });
-    } finally {
-      admin.close();
-      anonymous.close();
-    }
+    await createHardwareKeyUsers(cluster, { cy: 'hardware_key_pin' });
   }, 120_000);
 
   afterAll(async () => {

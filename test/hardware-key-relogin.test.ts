@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,34 +15,23 @@ import { KeyportError } from '../proto/errors';
 import { RELOGIN_NOTICE } from '../client/ceremonies/hardware-key';
 import { ProfileStore } from '../client/profiles';
 import type { Profile } from '../client/profiles';
-import { connectCluster } from '../client/api';
-import { parseClusterAddress } from '../client/cluster-trust';
 import { EXIT } from '../cli/exit-codes';
 import { withKeyPolicyRelogin } from '../cli/relogin';
 import type { Prompter } from '../cli/prompts';
 import { startLabPivCard } from '../lab/piv/lab';
 import type { LabPivCard } from '../lab/piv/lab';
+import { hardwareKeyClusterYaml, repoRoot, runKeyport, startLabCluster } from '../lab/cluster';
+import { folderSnapshot } from '../lab/folder-snapshot';
 import {
-  connectAsAdmin,
-  hardwareKeyClusterYaml,
-  repoRoot,
-  runKeyport,
-  startLabCluster,
-} from '../lab/cluster';
+  createHardwareKeyUsers,
+  hardwareKeyUserPassword,
+  raiseHardwareKeyPolicy,
+} from '../lab/hardware-key-users';
 import type { CliResult, LabCluster } from '../lab/cluster';
 
 const USER = 'ivy';
-const PASSWORD = 'ivy-password-123';
+const PASSWORD = hardwareKeyUserPassword(USER);
 const TWO_LINES = `Unmet private key policy "hardware_key_touch".\n${RELOGIN_NOTICE}\n`;
-
-function role(policy?: string) {
-  return JSON.stringify({
-    kind: 'role',
-    version: 'v7',
-    metadata: { name: 'critical' },
-    spec: { options: policy ? { require_session_mfa: policy } : {}, allow: { logins: ['root'] } },
-  });
-}
 
 const silent: Prompter = {
   secret: () => Promise.reject(new Error('nothing may be asked')),
@@ -94,24 +83,7 @@ describe('a command refused for a key policy raised after the login relogs in wi
       clusterName: 'policy-raised',
       configYaml: hardwareKeyClusterYaml(card.attestationRootPem),
     });
-    const admin = await connectAsAdmin(cluster);
-    const anonymous = connectCluster({
-      address: parseClusterAddress(cluster.address),
-      caPem: JSON.parse(await readFile(join(cluster.dataDir, 'admin-identity.json'), 'utf8')).caCertPem,
-      caPin: cluster.caPin,
-    });
-    try {
-      await admin.admin.createResources({ documentsJson: [role()], force: false });
-      const { signupToken } = await admin.admin.createUser({
-        name: USER,
-        roles: ['access', 'critical'],
-        traits: {},
-      });
-      await anonymous.auth.completeSignup({ token: signupToken, password: PASSWORD });
-    } finally {
-      admin.close();
-      anonymous.close();
-    }
+    await createHardwareKeyUsers(cluster, { [USER]: 'none' });
     // Signed in while no hardware key is required: a software key in the file keystore.
     const login = await runKeyport(
       [
@@ -133,12 +105,7 @@ describe('a command refused for a key policy raised after the login relogs in wi
     expect((await profileOf()).hardwareKey).toBeUndefined();
     expectOk(await status());
     // The admin raises the role: the session's key no longer meets it.
-    const raising = await connectAsAdmin(cluster);
-    try {
-      await raising.admin.createResources({ documentsJson: [role('hardware_key_touch')], force: true });
-    } finally {
-      raising.close();
-    }
+    await raiseHardwareKeyPolicy(cluster, 'hardware_key_touch');
   }, 120_000);
 
   afterAll(async () => {
@@ -156,16 +123,7 @@ describe('a command refused for a key policy raised after the login relogs in wi
   }
 
   /** Every file in KEYPORT_HOME with its contents. */
-  function homeFiles(): Record<string, string> {
-    const files: Record<string, string> = {};
-    for (const entry of readdirSync(home, { recursive: true, withFileTypes: true })) {
-      if (entry.isFile()) {
-        const path = join(entry.parentPath, entry.name);
-        files[path] = readFileSync(path, 'utf8');
-      }
-    }
-    return files;
-  }
+  const homeFiles = () => folderSnapshot(home);
 
   function slotKey(slot: string) {
     const state = JSON.parse(readFileSync(card.statePath, 'utf8')) as {

@@ -165,6 +165,21 @@ function refusals(): string[] {
   }
 }
 
+/** The fields of every refused per-session certificate call, as audited. */
+function refusedCertificateFields(): Record<string, unknown>[] {
+  const db = openClusterDb(cluster);
+  try {
+    const rows = db
+      .prepare(
+        "SELECT fields_json FROM audit_events WHERE type = 'session.certificate' AND success = 0 ORDER BY id",
+      )
+      .all() as { fields_json: string }[];
+    return rows.map((row) => JSON.parse(row.fields_json) as Record<string, unknown>);
+  } finally {
+    db.close();
+  }
+}
+
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'kp-ssh-'));
   clock = createLabClock();
@@ -496,6 +511,7 @@ describe('the per-session challenge is bound to its node and login, and single u
       );
     try {
       const before = sessionRows().length;
+      const refusedBefore = refusedCertificateFields().length;
       const forProd3 = await touch();
       expect(
         await refusal(
@@ -527,6 +543,13 @@ describe('the per-session challenge is bound to its node and login, and single u
         code: 'MFA_REQUIRED',
       });
       expect(sessionRows().length).toBe(before);
+      // Each refusal is audited with what was asked and why, never with the MFA answer offered.
+      expect(refusedCertificateFields().slice(refusedBefore)).toEqual([
+        { node: 'dev1', login: 'jerry', code: 'MFA_FAILED' },
+        { node: 'prod3', login: 'jerry', code: 'EXPIRED' },
+        { node: 'prod3', login: 'root', code: 'MFA_FAILED' },
+        { node: 'prod3', login: 'jerry', code: 'MFA_REQUIRED' },
+      ]);
     } finally {
       api.close();
     }

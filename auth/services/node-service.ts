@@ -44,34 +44,58 @@ function requireField(value: string, field: string): void {
   if (!value) throw new KeyportError('INVALID_ARGUMENT', `${field} is required.`, { fieldPath: field });
 }
 
+/** What a refused call asked, for its audit event: named fields only (never the request, which may carry an
+ * MFA answer). */
+interface Refusal {
+  type: 'session.certificate' | 'session.connect';
+  actor: string;
+  clientAddr: string;
+  node: string;
+  login: string;
+  fields?: Record<string, unknown>;
+}
+
+/** Runs `work`; a typed refusal from it is audited as `login@node refused: …` with its code, then thrown on. */
+async function auditRefusals<T>(ctx: ServiceContext, refusal: Refusal, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof KeyportError) {
+      const { type, actor, clientAddr, node, login, fields } = refusal;
+      await ctx.audit.record({
+        type,
+        actor,
+        clientAddr,
+        success: false,
+        message: `${login}@${node} refused: ${error.message}`,
+        fields: { node, login, ...fields, code: error.code },
+      });
+    }
+    throw error;
+  }
+}
+
 export function nodeAccessService(ctx: ServiceContext) {
   async function traitsOf(identity: Identity): Promise<Traits> {
     const user = await ctx.store.getUser(identity.user);
     return (user ? (JSON.parse(user.spec_json) as { traits?: Traits }).traits : undefined) ?? {};
   }
 
-  /** Refusals of the per-session path, audited with what was asked. */
-  async function audited<T>(
+  /** Refusals of the per-session path, audited with the node and login asked. */
+  function audited<T>(
     identity: Identity,
     call: CallContext,
-    what: { node: string; login: string },
+    { node, login }: { node: string; login: string },
     work: () => Promise<T>,
   ): Promise<T> {
-    try {
-      return await work();
-    } catch (error) {
-      if (error instanceof KeyportError) {
-        await ctx.audit.record({
-          type: 'session.certificate',
-          actor: identity.user,
-          clientAddr: call.clientAddr,
-          success: false,
-          message: `${what.login}@${what.node} refused: ${error.message}`,
-          fields: { ...what, code: error.code },
-        });
-      }
-      throw error;
-    }
+    const refusal: Refusal = {
+      type: 'session.certificate',
+      actor: identity.user,
+      clientAddr: call.clientAddr,
+      node,
+      login,
+    };
+    return auditRefusals(ctx, refusal, work);
   }
 
   return {
@@ -160,7 +184,15 @@ export function nodeService(ctx: ServiceContext) {
       call: CallContext,
     ): Promise<AuthorizeConnectionResponse> {
       const node = await authenticateNode(ctx, call);
-      try {
+      const refusal: Refusal = {
+        type: 'session.connect',
+        actor: `node:${node}`,
+        clientAddr: call.clientAddr,
+        node,
+        login: request.login,
+        fields: { connection: request.connection },
+      };
+      return auditRefusals(ctx, refusal, async () => {
         const verdict = await authorizeConnection(ctx, node, request);
         // sshd asks twice per connection (query, then signed request): the first allowed answer is the
         // connection's one audit event; the second is the same connection and is not recorded again.
@@ -180,19 +212,7 @@ export function nodeService(ctx: ServiceContext) {
           });
         }
         return { principals: verdict.principals };
-      } catch (error) {
-        if (error instanceof KeyportError) {
-          await ctx.audit.record({
-            type: 'session.connect',
-            actor: `node:${node}`,
-            clientAddr: call.clientAddr,
-            success: false,
-            message: `${request.login}@${node} refused: ${error.message}`,
-            fields: { node, login: request.login, connection: request.connection, code: error.code },
-          });
-        }
-        throw error;
-      }
+      });
     },
   };
 }

@@ -1,62 +1,43 @@
 // Login in two round trips:
 //   1. CreateAuthenticateChallenge{user, password, scope LOGIN} (or {PASSWORDLESS_LOGIN}) → which factors
-//      may answer, with WebAuthn request options
+//      may answer, with WebAuthn request options, and the private-key policy the session key must meet
 //   2. Login{answer (security key or OTP), public keys, ttl} → SSH + X.509 certificates
 // The keystore is checked before the password leaves, so a locked or missing keychain fails the login
 // without spending a password attempt or an OTP code (passwordless, where nothing the person gave leaves with
 // step 1: while step 1 is in flight, and before the PIN is asked). The software session key is written only
 // once step 1 has said the session key need not be on a PIV card, while the second factor is answered: a
-// login that goes to the card writes no software key at all.
-import { randomBytes } from 'node:crypto';
+// login that goes to the card writes no software key at all. Step 1 by password or passwordless:
+// login-first-step.ts; the software key: login-session-key.ts; the card's key and the policy:
+// login-card-key.ts; the profile: login-profile.ts.
 import { KeyportError } from '../../proto/errors';
-import { ChallengeScope } from '../../proto/gen/keyport/v1/mfa';
-import type { MFAAuthenticateResponse } from '../../proto/gen/keyport/v1/mfa';
 import type { LoginResponse } from '../../proto/gen/keyport/v1/auth';
 import { formatClusterAddress } from '../cluster-trust';
 import type { ClusterAddress } from '../cluster-trust';
-import { createSoftwareSigner, openKeyStore } from '../keystore';
-import type { KeyStoreKind, SessionSigner } from '../keystore';
+import { openKeyStore } from '../keystore';
+import type { KeyStoreKind } from '../keystore';
 import type { ClusterApi } from '../api';
 import type { Profile, ProfileStore, TrustedCluster } from '../profiles';
 import { ensureTrustedCluster, storedTrustedCluster, webauthnOrigin } from '../session';
 import { isTransportFailure } from '../api';
-import { connectReplica, RETRYING_NOTICE, withLastReplica } from '../replicas';
+import { connectReplica, RETRYING_NOTICE } from '../replicas';
 import type { TrustPrompt } from '../session';
-import type { SecurityKeyPrompts } from '../webauthn';
-import { answerChallenge, closeKeysAhead, openKeysAhead } from './mfa';
 import type { MfaPreference } from './mfa';
-import { now } from '../../proto/clock';
-import type { DeviceChallenge, DeviceLoginHello } from '../../proto/gen/keyport/v1/device';
 import type { DeviceTrustOptions } from '../device-trust/device';
 import { answerDeviceChallenge, startDeviceLogin } from '../device-trust/login';
 import type { DeviceLoginStart } from '../device-trust/login';
 import { perfSteps } from '../perf';
-import type { PerfSteps } from '../perf';
-import {
-  cardKeyId,
-  hardwareKeyRecord,
-  loginAttestation,
-  meetsPolicy,
-  prepareCardSessionKey,
-  refusedKeyPolicy,
-  reloginNotices,
-  stepOneKeyPolicy,
-} from './hardware-key';
-import type { CardSessionKey, HardwareKeyLoginOptions, StepOneKeyPolicy } from './hardware-key';
-import {
-  combinePolicies,
-  isPrivateKeyPolicy,
-  policySatisfies,
-} from '../../proto/resources/private-key-policy';
-import type { PrivateKeyPolicy } from '../../proto/resources/private-key-policy';
+import type { HardwareKeyLoginOptions } from './hardware-key';
+import { passwordlessStep, passwordStep } from './login-first-step';
+import type { FirstStepFn, SessionKeyTurns, StepOnePrompts } from './login-first-step';
+import { LoginCardKey } from './login-card-key';
+import { saveSession } from './login-profile';
+import { loginSessionKey } from './login-session-key';
 
-export interface LoginPrompts extends TrustPrompt {
-  password(user: string): Promise<string>;
-  otpCode(): Promise<string>;
+export { abandonLogins } from './login-session-key';
+
+export interface LoginPrompts extends TrustPrompt, StepOnePrompts {
   /** Says something to the person that needs no answer ("retrying on another auth server"). */
   notice?(message: string): void;
-  /** Security-key prompts (tap, PIN); without them only OTP can answer. */
-  securityKey?: SecurityKeyPrompts;
 }
 
 export interface LoginOptions {
@@ -86,64 +67,12 @@ export interface LoginOptions {
   hardwareKey?: HardwareKeyLoginOptions;
 }
 
-/**
- * Step 1's outcome: the answer to the MFA challenge, the device challenge that came with it, and the
- * private-key policy the session key must meet, when the cluster said.
- */
-interface FirstStep {
-  mfaResponse: MFAAuthenticateResponse;
-  deviceChallenge?: DeviceChallenge;
-  keyPolicy?: StepOneKeyPolicy;
-}
-
-const noKeyPrompts: SecurityKeyPrompts = {
-  tap: () => {},
-  pin: () => Promise.reject(new KeyportError('CANCELLED', 'This client cannot ask for a security key PIN.')),
-  newPin: () => Promise.reject(new KeyportError('CANCELLED', 'This client cannot set a security key PIN.')),
-};
-
-/**
- * The session keys of logins in progress that no saved profile names yet, each with the way to take it
- * back: a process that must end now (a second Ctrl-C) calls abandonLogins first, so no key is left behind.
- */
-const unsavedKeys = new Set<() => Promise<void>>();
-
-/** Takes back the session key of every login in progress (waiting for a write in flight to end first). */
-export async function abandonLogins(): Promise<void> {
-  await Promise.all([...unsavedKeys].map((takeBack) => takeBack()));
-}
-
 /** Login with a password, then the second factor the cluster asks for. */
 export function loginWithPassword(options: LoginOptions): Promise<Profile> {
   if (!options.user) {
     throw new KeyportError('INVALID_ARGUMENT', 'Give a user name (--user).', { fieldPath: 'user' });
   }
-  // Asked once: a ceremony restarted on another replica sends it again (a code or a touch is asked anew).
-  let given: Promise<string> | undefined;
-  return login(options, async (api, origin, device, perf, key) => {
-    // The keystore is ready (login awaits it before trust).
-    given ??= options.prompts.password(options.user);
-    given.catch(() => (given = undefined));
-    const password = await given;
-    perf.step('prompt password');
-    const challenge = await api.auth.createAuthenticateChallenge({
-      user: options.user,
-      password,
-      scope: ChallengeScope.CHALLENGE_SCOPE_LOGIN,
-      device,
-    });
-    perf.step('call 1 (CreateAuthenticateChallenge)');
-    const keyPolicy = stepOneKeyPolicy(challenge);
-    key.policyKnown(keyPolicy);
-    const mfaResponse = await answerChallenge(challenge, {
-      origin,
-      preference: options.mfa,
-      signal: options.signal,
-      prompts: { otpCode: options.prompts.otpCode, securityKey: options.prompts.securityKey ?? noKeyPrompts },
-    });
-    perf.step('second factor');
-    return { mfaResponse, deviceChallenge: challenge.deviceChallenge, keyPolicy };
-  });
+  return login(options, passwordStep(options));
 }
 
 /**
@@ -155,65 +84,10 @@ export function loginWithPassword(options: LoginOptions): Promise<Profile> {
 export function loginPasswordless(
   options: Omit<LoginOptions, 'user' | 'mfa'> & { user?: string },
 ): Promise<Profile> {
-  const firstStep: FirstStepFn = async (api, origin, device, perf, key) => {
-    // Only a key can answer: it is opened (and asked its getInfo and PIN retries) while
-    // step 1 is in flight. The ceremony closes it; so does this, whatever happens (closing twice is
-    // harmless).
-    const keys = openKeysAhead(options.signal);
-    try {
-      const call = api.auth.createAuthenticateChallenge({
-        user: '',
-        password: '',
-        scope: ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN,
-        device,
-      });
-      call.catch(() => {});
-      // The keystore is checked while step 1 (which carries nothing the person gave) is in flight, before
-      // the PIN is asked: a missing or locked keychain fails the login here.
-      await key.ready();
-      const challenge = await call;
-      perf.step('call 1 (CreateAuthenticateChallenge), keystore check alongside');
-      const keyPolicy = stepOneKeyPolicy(challenge);
-      key.policyKnown(keyPolicy);
-      const mfaResponse = await answerChallenge(challenge, {
-        origin,
-        preference: 'key',
-        signal: options.signal,
-        user: options.user || undefined,
-        keys,
-        prompts: {
-          otpCode: options.prompts.otpCode,
-          securityKey: options.prompts.securityKey ?? noKeyPrompts,
-        },
-      });
-      perf.step('security key assertion');
-      return { mfaResponse, deviceChallenge: challenge.deviceChallenge, keyPolicy };
-    } finally {
-      await closeKeysAhead(keys);
-    }
-  };
-  return login({ ...options, user: options.user ?? '' }, firstStep, { keystoreAlongsideFirstCall: true });
+  return login({ ...options, user: options.user ?? '' }, passwordlessStep(options), {
+    keystoreAlongsideFirstCall: true,
+  });
 }
-
-/** What step 1 tells the login of the session key, and when. */
-interface SessionKeyTurns {
-  /** Settles once the keystore is known to take a key (it rejects for a missing or locked keychain). */
-  ready(): Promise<void>;
-  /**
-   * Step 1's answer is in: the software key is made and written now (alongside the second factor) unless
-   * this policy, or one the login knows already, puts the session key on the PIV card.
-   */
-  policyKnown(policy: StepOneKeyPolicy | undefined): void;
-}
-
-/** Step 1 (and the second factor). */
-type FirstStepFn = (
-  api: ClusterApi,
-  origin: string,
-  device: DeviceLoginHello | undefined,
-  perf: PerfSteps,
-  key: SessionKeyTurns,
-) => Promise<FirstStep>;
 
 /**
  * The steps every login shares: the keystore checked first (before anything leaves, so a locked or missing
@@ -241,28 +115,12 @@ async function login(
     options.caPin,
     options.replicas,
   ).catch(() => undefined);
-  const keystore = openKeyStore(options.keystore, profiles.home);
-  const keyId = `${address}/${options.user || 'passwordless'}/${randomBytes(6).toString('hex')}`;
-  let keyStored: Promise<SessionSigner> | undefined;
-  const storeKey = (): Promise<SessionSigner> => {
-    if (!keyStored) {
-      // Made at once; the promise settles when the keystore holds it. Its signer gives public keys only.
-      keyStored = createSoftwareSigner(keystore, keyId, 'ecdsa-p256');
-      keyStored.catch(() => {});
-    }
-    return keyStored;
-  };
-  // Once written, the key is this login's to take back until the profile that names it is being saved.
-  const takeBack = async (): Promise<void> => {
-    const written = await keyStored?.then(
-      () => true,
-      () => false,
-    );
-    if (written) await keystore.delete(keyId).catch(() => false);
-  };
-  // Started now, whatever the order: the check has the whole way to step 1 to run.
-  const keystoreReady = keystore.ready();
-  keystoreReady.catch(() => {});
+  // Its keystore check starts now, whatever the order: it has the whole way to step 1 to run.
+  const key = loginSessionKey(
+    options.keystore,
+    profiles.home,
+    `${address}/${options.user || 'passwordless'}`,
+  );
   // The keystore goes first: a missing or locked keychain fails the login before anything is trusted,
   // sent or saved. Only passwordless with a cluster trusted already lets step 1 go first (trusting one
   // may ask).
@@ -270,16 +128,16 @@ async function login(
     ? await alreadyTrusted
     : undefined;
   if (!trustedAhead) {
-    await keystoreReady;
+    await key.ready;
     perf.step('keystore check');
   }
 
   let api: ClusterApi | undefined;
   let device: DeviceLoginStart = {};
   // The session key on the PIV card, once the cluster requires one: Login goes with it instead.
-  let card: CardSessionKey | undefined;
+  let cardKey: LoginCardKey | undefined;
   // The key is written only in here (step 1's answer, or Login): it is this login's to take back.
-  unsavedKeys.add(takeBack);
+  key.hold();
   try {
     // Trusted during this login: its ClusterInfo (device trust settings included) is fresh.
     const trustFetchedNow = !trustedAhead && !(await alreadyTrusted);
@@ -295,6 +153,20 @@ async function login(
     // What the profile step reads is read while the ceremony is in flight.
     const stored = Promise.all([profiles.getProfile(address), profiles.getTrustedCluster(options.address)]);
     stored.catch(() => {});
+    const card = new LoginCardKey({
+      hardwareKey: options.hardwareKey,
+      notice: (line) => prompts.notice?.(line),
+      perf,
+      trusted,
+      rememberLastPolicy: !!order.keystoreAlongsideFirstCall,
+    });
+    cardKey = card;
+    const keyTurns: SessionKeyTurns = {
+      ready: () => key.ready,
+      policyKnown: (keyPolicy) => {
+        if (card.requiredAfter(keyPolicy) === 'none') void key.store();
+      },
+    };
     // With several replicas, a ceremony whose replica became unreachable (the transport's UNAVAILABLE,
     // never the service's refusal) starts again from step 1 on the next one: a fresh challenge, the
     // password resent, the second factor asked anew (an OTP code is single use, a touch signs one challenge).
@@ -302,36 +174,6 @@ async function login(
     const several = !!trusted.replicas && trusted.replicas.length > 1;
     let issued: LoginResponse | undefined;
     let answeredBy = options.address;
-    // The policy a refused Login named: the login starts again from step 1 with the card's key.
-    let refusedPolicy: PrivateKeyPolicy | undefined;
-    let required: PrivateKeyPolicy = 'none';
-    // Passwordless step 1 knows only the cap's policy (no user yet): the one this cluster asked last time
-    // counts too, so a second passwordless login goes to the card at once, without a refusal.
-    const lastTime = rememberedPolicy(trusted);
-    const requiredAfter = (keyPolicy: StepOneKeyPolicy | undefined): PrivateKeyPolicy =>
-      combinePolicies(
-        combinePolicies(keyPolicy?.policy ?? 'none', refusedPolicy ?? 'none'),
-        order.keystoreAlongsideFirstCall ? lastTime : 'none',
-      );
-    const keyTurns: SessionKeyTurns = {
-      ready: () => keystoreReady,
-      policyKnown: (keyPolicy) => {
-        if (requiredAfter(keyPolicy) === 'none') void storeKey();
-      },
-    };
-    /** Moves to the card's key for `policy` (said once, as the seed says it, unless expected). */
-    const useCardKey = async (
-      policy: PrivateKeyPolicy,
-      clusterSlot: string | undefined,
-      expected: boolean,
-    ) => {
-      if (policy === 'none' || meetsPolicy(card, policy)) return;
-      if (!expected) for (const line of reloginNotices(policy)) prompts.notice?.(line);
-      await card?.session.close();
-      card = undefined;
-      card = await prepareCardSessionKey(options.hardwareKey, policy, clusterSlot);
-      perf.step('hardware key');
-    };
     while (!issued) {
       api = await connectReplica(trusted, { onCall: options.onCall, skip: failed });
       perf.step('trusted cluster, channel');
@@ -349,6 +191,7 @@ async function login(
               },
         );
         perf.step('device hello');
+        // Step 1 and the second factor.
         const { mfaResponse, deviceChallenge, keyPolicy } = await firstStep(
           api,
           webauthnOrigin(trusted),
@@ -358,41 +201,28 @@ async function login(
         );
         // Step 1 said the key must be on the card (or a refused Login did, or passwordless remembers it):
         // the card's key goes instead, and no software key was written.
-        required = requiredAfter(keyPolicy);
-        await useCardKey(
-          required,
-          keyPolicy?.slot,
-          refusedPolicy === undefined && policySatisfies(lastTime, required),
-        );
+        await card.afterStepOne(keyPolicy);
         // Login never goes without the software key in the keystore.
-        const sessionSigner = card?.prepared.signer ?? (await storeKey());
+        const sessionSigner = card.signer ?? (await key.store());
         const deviceResponse = await answerDeviceChallenge(device, deviceChallenge);
         perf.step('device quote');
+        // Step 2.
         issued = await api.auth.login({
           mfaResponse,
           sshPublicKey: sessionSigner.sshPublicKey,
           tlsPublicKey: sessionSigner.publicKeyPem,
           ttlSeconds: options.ttlSeconds ?? 0,
           deviceResponse,
-          ...(card ? { hardwareKeyAttestation: loginAttestation(card) } : {}),
+          ...card.attestation(),
         });
         answeredBy = api.address;
       } catch (error) {
-        // Login refused for the key's policy (a cluster that did not say it in step 1): once, the card's
-        // key and a login from step 1 (a fresh challenge; the second factor is asked anew).
-        const policy = refusedKeyPolicy(error);
-        if (policy !== undefined && refusedPolicy === undefined && !meetsPolicy(card, policy)) {
-          refusedPolicy = policy;
-          await useCardKey(policy, undefined, false);
-          api?.close();
-          api = undefined;
-          await device.device?.close().catch(() => {});
-          device = {};
-          continue;
+        // Refused for the key's policy: once, from step 1 again with the card's key. Else another replica.
+        if (!(await card.afterRefusal(error))) {
+          if (!several || !isTransportFailure(error)) throw error;
+          failed.add(formatClusterAddress(api.address));
+          if (failed.size === 1) prompts.notice?.(RETRYING_NOTICE);
         }
-        if (!several || !isTransportFailure(error)) throw error;
-        failed.add(formatClusterAddress(api.address));
-        if (failed.size === 1) prompts.notice?.(RETRYING_NOTICE);
         api.close();
         api = undefined;
         await device.device?.close().catch(() => {});
@@ -400,79 +230,33 @@ async function login(
       }
     }
     perf.step('call 2 (Login)');
-    const [previous, trustedNow] = await stored;
-    const hardwareKey = card && hardwareKeyRecord(card);
-    const profileKeyId = hardwareKey ? cardKeyId(hardwareKey) : keyId;
-    const profile: Profile = {
+    // The profile, with the card's key or the software one, and the cluster remembered with it.
+    const profile = await saveSession({
+      profiles,
+      stored,
       address,
-      cluster: issued.clusterName,
-      user: issued.user,
-      roles: issued.roles,
-      logins: issued.logins,
-      mfaVerified: issued.mfaVerified,
-      validAfterMs: now(),
-      expiresMs: issued.expiresMs,
       keystore: options.keystore,
-      keyId: profileKeyId,
-      ...(hardwareKey ? { hardwareKey } : {}),
-      tlsCertPem: issued.tlsCertificate,
-      sshCertificate: issued.sshCertificate,
-      ...(issued.device ? { device: { ...issued.device } } : {}),
-    };
-    // Remembered with the cluster: the name (a sign-out, here or in the app, leaves it to sign in again),
-    // the cluster's device trust settings and whether it recognised this device, for the next login, and
-    // the replica that answered, tried first next time.
-    // A login that offered no device (none here, or device trust off) leaves the recognised one as it was.
-    const remembered = trustedNow && {
-      ...withLastReplica(device.hello ? withoutCredential(trustedNow) : trustedNow, answeredBy),
-      lastUser: issued.user,
-      deviceTrust: { mode: issued.deviceTrustMode || 'off', autoEnroll: issued.deviceAutoEnroll },
-      ...(issued.device ? { deviceCredentialId: issued.device.credentialId } : {}),
-      privateKeyPolicy: required,
-    };
-    // Two files apart: written side by side. The previous session's key goes once the profile no longer
-    // names it.
-    unsavedKeys.delete(takeBack);
-    await Promise.all([
-      profiles.saveProfile(profile).then(async () => {
-        // A card's key stays on the card (the next login reuses it); a software key no profile names goes.
-        if (previous && !previous.hardwareKey && previous.keyId !== profileKeyId) {
-          await openKeyStore(previous.keystore, profiles.home)
-            .delete(previous.keyId)
-            .catch(() => false);
-        }
-        if (hardwareKey) await keystore.delete(keyId).catch(() => false);
-      }),
-      remembered && profiles.trustCluster(remembered),
-    ]);
+      issued,
+      answeredBy,
+      deviceOffered: !!device.hello,
+      key,
+      card,
+    });
     perf.step('profile');
     return profile;
   } catch (error) {
     // Once the put is over (it may still run when step 1 failed first), its key is taken back.
-    unsavedKeys.delete(takeBack);
-    await takeBack();
+    key.release();
+    await key.takeBack();
     throw error;
   } finally {
-    unsavedKeys.delete(takeBack);
+    key.release();
     api?.close();
-    await card?.session.close().catch(() => {});
+    await cardKey?.close();
     await device.device?.close().catch(() => {});
     perf.step('close');
     perf.end();
   }
-}
-
-/** The private-key policy the trusted cluster asked last time ('none' when it asked none, or an unknown one). */
-function rememberedPolicy(trusted: TrustedCluster): PrivateKeyPolicy {
-  const policy = trusted.privateKeyPolicy;
-  return policy !== undefined && isPrivateKeyPolicy(policy) ? policy : 'none';
-}
-
-function withoutCredential<T extends { deviceCredentialId?: string }>(
-  trusted: T,
-): Omit<T, 'deviceCredentialId'> {
-  const { deviceCredentialId: _previous, ...rest } = trusted;
-  return rest;
 }
 
 /** Removes the session: certificates and profile, and the private key from the keystore. */

@@ -8,37 +8,32 @@
 // its PIN once across the app's calls (one card session), again after a sign-out.
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RELOGIN_NOTICE } from '../../client/ceremonies/hardware-key';
-import { connectCluster } from '../../client/api';
-import { parseClusterAddress } from '../../client/cluster-trust';
 import { ProfileStore } from '../../client/profiles';
 import type { Profile } from '../../client/profiles';
 import { startLabPivCard } from '../../lab/piv/lab';
 import type { LabPivCard } from '../../lab/piv/lab';
-import { connectAsAdmin, hardwareKeyClusterYaml, startLabCluster } from '../../lab/cluster';
+import { hardwareKeyClusterYaml, startLabCluster } from '../../lab/cluster';
+import { folderSnapshot } from '../../lab/folder-snapshot';
+import {
+  createHardwareKeyUsers,
+  hardwareKeyUserPassword,
+  raiseHardwareKeyPolicy,
+} from '../../lab/hardware-key-users';
 import type { LabCluster } from '../../lab/cluster';
 import type { EventPayloads, Prompt, PromptAnswer } from '../../preload/contract';
 import { createBackend } from './backend';
 import type { Backend } from './backend';
 
 const USER = 'ivy';
-const PASSWORD = 'ivy-password-123';
+const PASSWORD = hardwareKeyUserPassword(USER);
 const NEW_PIN = '246810';
 const NEW_PUK = '13579246';
 const UNMET_TOUCH = 'Unmet private key policy "hardware_key_touch".';
-
-function role(policy?: string) {
-  return JSON.stringify({
-    kind: 'role',
-    version: 'v7',
-    metadata: { name: 'critical' },
-    spec: { options: policy ? { require_session_mfa: policy } : {}, allow: { logins: ['root'] } },
-  });
-}
 
 let card: LabPivCard;
 let cluster: LabCluster;
@@ -59,26 +54,8 @@ let script: Partial<
   Record<Prompt['kind'], (prompt: Prompt) => PromptAnswer | 'cancel' | 'touch' | 'deny' | undefined>
 > = {};
 
-async function raise(policy?: string) {
-  const admin = await connectAsAdmin(cluster);
-  try {
-    await admin.admin.createResources({ documentsJson: [role(policy)], force: true });
-  } finally {
-    admin.close();
-  }
-}
-
 /** Every file in KEYPORT_HOME with its contents. */
-function homeFiles(): Record<string, string> {
-  const files: Record<string, string> = {};
-  for (const entry of readdirSync(home, { recursive: true, withFileTypes: true })) {
-    if (entry.isFile()) {
-      const path = join(entry.parentPath, entry.name);
-      files[path] = readFileSync(path, 'utf8');
-    }
-  }
-  return files;
-}
+const homeFiles = () => folderSnapshot(home);
 
 function slotKey(slot: string) {
   const state = JSON.parse(readFileSync(card.statePath, 'utf8')) as {
@@ -111,24 +88,7 @@ beforeAll(async () => {
     clusterName: 'connect-piv',
     configYaml: hardwareKeyClusterYaml(card.attestationRootPem),
   });
-  const admin = await connectAsAdmin(cluster);
-  const anonymous = connectCluster({
-    address: parseClusterAddress(cluster.address),
-    caPem: JSON.parse(await readFile(join(cluster.dataDir, 'admin-identity.json'), 'utf8')).caCertPem,
-    caPin: cluster.caPin,
-  });
-  try {
-    await admin.admin.createResources({ documentsJson: [role()], force: false });
-    const { signupToken } = await admin.admin.createUser({
-      name: USER,
-      roles: ['access', 'critical'],
-      traits: {},
-    });
-    await anonymous.auth.completeSignup({ token: signupToken, password: PASSWORD });
-  } finally {
-    admin.close();
-    anonymous.close();
-  }
+  await createHardwareKeyUsers(cluster, { [USER]: 'none' });
   profiles = new ProfileStore(home);
   backend = createBackend({ profiles, keystoreKind: 'file', env: {}, watchProfiles: false });
   backend.on('onProfileChanged', (change) => changes.push(change));
@@ -159,7 +119,7 @@ beforeAll(async () => {
   expect(login).toMatchObject({ ok: true, value: { user: USER, sessionKey: { kind: 'file' } } });
   expect(shown).toEqual([]);
   expect(await backend.handlers['mfa.list']()).toEqual({ ok: true, value: [] });
-  await raise('hardware_key_touch');
+  await raiseHardwareKeyPolicy(cluster, 'hardware_key_touch');
 }, 180_000);
 
 afterAll(async () => {
@@ -284,7 +244,7 @@ describe("Keyport Connect's backend relogs in with the PIV card when a call is r
   });
 
   it('sets a PIN and PUK on a card with the factory ones, shows the attempts left, and says how to unblock a blocked PIN', async () => {
-    await raise('hardware_key_touch_and_pin');
+    await raiseHardwareKeyPolicy(cluster, 'hardware_key_touch_and_pin');
     shown = [];
     let wrongPins = 1;
     script = {

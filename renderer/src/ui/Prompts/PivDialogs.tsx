@@ -6,8 +6,15 @@ import { useId, useState } from 'react';
 import type { Prompt } from '../../../../preload/contract';
 import { attemptsLeft } from '../../services/errors';
 import { Dialog } from '../components/Dialog';
-import { DialogFooter, FieldError, PromptForm, TextFieldPrompt } from './PromptDialogs';
-import type { PromptDialogProps } from './PromptDialogs';
+import {
+  DialogFooter,
+  FieldError,
+  NewSecretPrompt,
+  PromptForm,
+  TextFieldPrompt,
+  WaitDialog,
+} from './PromptFrames';
+import type { PromptDialogProps } from './PromptFrames';
 
 type PromptOf<K extends Prompt['kind']> = Extract<Prompt, { kind: K }>;
 
@@ -93,14 +100,14 @@ function ReloginPasswordForm({
 
 export function PivTouchDialog({ prompt, cancel, error }: PromptDialogProps<PromptOf<'pivTouch'>>) {
   return (
-    <Dialog title="Hardware key" onCancel={cancel}>
-      <div className="tap-key" role="status">
-        <span className="key-pulse" aria-hidden="true" />
-        <p className="dialog-message">{prompt.message}</p>
-      </div>
-      <p className="hint">Touch the contact of your YubiKey while it blinks.</p>
-      <DialogFooter error={error} cancel={cancel} />
-    </Dialog>
+    <WaitDialog
+      title="Hardware key"
+      mark="key-pulse"
+      message={prompt.message}
+      live
+      hint="Touch the contact of your YubiKey while it blinks."
+      cancel={{ cancel, error }}
+    />
   );
 }
 
@@ -148,61 +155,28 @@ export function NewPivPinDialog({
   cancel,
 }: PromptDialogProps<PromptOf<'newPivPin'>>) {
   const what = prompt.secret === 'pin' ? 'PIN' : 'PUK';
-  const [value, setValue] = useState('');
-  const [repeat, setRepeat] = useState('');
-  const [problem, setProblem] = useState<{ field: 'value' | 'repeat'; message: string } | null>(null);
-  const valueId = useId();
-  const repeatId = useId();
-  const problemId = useId();
-  const hintId = useId();
   return (
-    <PromptForm
+    <NewSecretPrompt
       title={`Set a PIV ${what}`}
       submitLabel={`Set ${what}`}
+      message={
+        prompt.secret === 'pin'
+          ? 'Your PIV card still has its default PIN, which anyone knows. Choose a PIN of 6 to 8 characters: the card asks for it from now on.'
+          : 'Your PIV card still has its default PUK. Choose a PUK of 6 to 8 characters: it unblocks the PIN after too many wrong ones. Keep it somewhere safe.'
+      }
+      label={`New ${what}`}
+      repeatLabel={`Repeat the ${what}`}
+      maxLength={PIV_PIN_LENGTH.max}
+      validate={(value) =>
+        pivSecretProblem(value, what) ??
+        (value === FACTORY[prompt.secret] ? `Choose a ${what} other than the default ${value}.` : null)
+      }
+      mismatch={`The two ${what}s differ. Type them again.`}
+      toAnswer={(value) => ({ kind: 'newPivPin', value })}
       busy={busy}
       error={error}
+      answer={answer}
       cancel={cancel}
-      onSubmit={() => {
-        const found = pivSecretProblem(value, what);
-        if (found) return setProblem({ field: 'value', message: found });
-        if (value === FACTORY[prompt.secret]) {
-          return setProblem({ field: 'value', message: `Choose a ${what} other than the default ${value}.` });
-        }
-        if (value !== repeat) {
-          return setProblem({ field: 'repeat', message: `The two ${what}s differ. Type them again.` });
-        }
-        setProblem(null);
-        answer({ kind: 'newPivPin', value });
-      }}
-    >
-      <p className="dialog-message" id={hintId}>
-        {prompt.secret === 'pin'
-          ? 'Your PIV card still has its default PIN, which anyone knows. Choose a PIN of 6 to 8 characters: the card asks for it from now on.'
-          : 'Your PIV card still has its default PUK. Choose a PUK of 6 to 8 characters: it unblocks the PIN after too many wrong ones. Keep it somewhere safe.'}
-      </p>
-      <label htmlFor={valueId}>New {what}</label>
-      <input
-        id={valueId}
-        type="password"
-        autoComplete="new-password"
-        maxLength={PIV_PIN_LENGTH.max}
-        value={value}
-        onChange={(event) => setValue(event.target.value)}
-        aria-invalid={problem?.field === 'value' || undefined}
-        aria-describedby={problem?.field === 'value' ? `${hintId} ${problemId}` : hintId}
-      />
-      <label htmlFor={repeatId}>Repeat the {what}</label>
-      <input
-        id={repeatId}
-        type="password"
-        autoComplete="new-password"
-        maxLength={PIV_PIN_LENGTH.max}
-        value={repeat}
-        onChange={(event) => setRepeat(event.target.value)}
-        aria-invalid={problem?.field === 'repeat' || undefined}
-        aria-describedby={problem?.field === 'repeat' ? problemId : undefined}
-      />
-      <FieldError id={problemId} message={problem?.message ?? null} />
-    </PromptForm>
+    />
   );
 }

@@ -1,168 +1,18 @@
-// One dialog per prompt kind. Each answers with exactly the value its kind expects, checks what it can
-// before sending (the backend checks again), and cancels with Escape or its Cancel button.
-import { useId, useRef, useState } from 'react';
-import type { FormEvent, InputHTMLAttributes, ReactNode } from 'react';
-import type { ContractError, Prompt, PromptAnswer } from '../../../../preload/contract';
+// One dialog per prompt kind (the hardware-key ones in PivDialogs.tsx), built from PromptFrames.tsx. Each
+// answers with exactly the value its kind expects, checks what it can before sending (the backend checks
+// again), and cancels with Escape or its Cancel button.
+import { useRef } from 'react';
+import type { Prompt } from '../../../../preload/contract';
 import { attemptsLeft } from '../../services/errors';
 import { Dialog } from '../components/Dialog';
-import { ErrorAlert } from '../components/ErrorAlert';
+import { DialogFooter, NewSecretPrompt, TextFieldPrompt, WaitDialog } from './PromptFrames';
+import type { PromptDialogProps } from './PromptFrames';
 
 type PromptOf<K extends Prompt['kind']> = Extract<Prompt, { kind: K }>;
 
-export interface PromptDialogProps<P extends Prompt = Prompt> {
-  prompt: P;
-  busy: boolean;
-  error: ContractError | null;
-  answer(value: PromptAnswer): void;
-  cancel(): void;
-}
-
-export function FieldError({ id, message }: { id: string; message: string | null }) {
-  if (!message) return null;
-  return (
-    <p id={id} className="field-error" role="alert">
-      {message}
-    </p>
-  );
-}
-
-interface DialogFooterProps {
-  error: ContractError | null;
-  /** Adds a Cancel button after the others. */
-  cancel?: () => void;
-  children?: ReactNode;
-}
-
-/** The end of every prompt dialog: the backend's error, if any, then the dialog's buttons. */
-export function DialogFooter({ error, cancel, children }: DialogFooterProps) {
-  return (
-    <>
-      <ErrorAlert error={error} />
-      <div className="dialog-actions">
-        {children}
-        {cancel && (
-          <button type="button" className="button" onClick={cancel}>
-            Cancel
-          </button>
-        )}
-      </div>
-    </>
-  );
-}
-
-interface PromptFormProps {
-  title: string;
-  submitLabel: string;
-  busy: boolean;
-  error: ContractError | null;
-  cancel(): void;
-  onSubmit(): void;
-  children: ReactNode;
-}
-
-export function PromptForm({ title, submitLabel, busy, error, cancel, onSubmit, children }: PromptFormProps) {
-  function submit(event: FormEvent) {
-    event.preventDefault();
-    if (!busy) onSubmit();
-  }
-  return (
-    <Dialog title={title} onCancel={cancel} busy={busy}>
-      <form className="dialog-form" onSubmit={submit} noValidate>
-        {children}
-        <DialogFooter error={error} cancel={cancel}>
-          <button type="submit" className="button button-primary" disabled={busy}>
-            {submitLabel}
-          </button>
-        </DialogFooter>
-      </form>
-    </Dialog>
-  );
-}
-
-type PromptActions = Omit<PromptDialogProps, 'prompt'>;
-
-export interface TextFieldPromptProps extends PromptActions {
-  title: string;
-  /** The sentence above the field. */
-  message: ReactNode;
-  label: string;
-  submitLabel: string;
-  /** How the field behaves: its type, keyboard and autofill hints, length limit. */
-  input: Pick<InputHTMLAttributes<HTMLInputElement>, 'type' | 'inputMode' | 'autoComplete' | 'maxLength'>;
-  /** A line under the field that describes it (such as the attempts left). */
-  hint?: ReactNode;
-  /** What is wrong with the value, or null when it can be sent. */
-  validate(value: string): string | null;
-  /** The answer for a value that passed `validate`. */
-  toAnswer(value: string): PromptAnswer;
-}
-
-/**
- * A prompt that asks for one text value: checked on submit, with the problem shown under the field and
- * announced, and the field marked invalid and described by it until the next submit.
- */
-export function TextFieldPrompt({
-  title,
-  message,
-  label,
-  submitLabel,
-  input,
-  hint,
-  validate,
-  toAnswer,
-  busy,
-  error,
-  answer,
-  cancel,
-}: TextFieldPromptProps) {
-  const [value, setValue] = useState('');
-  const [problem, setProblem] = useState<string | null>(null);
-  const inputId = useId();
-  const hintId = useId();
-  const problemId = useId();
-  const describedBy = [hint ? hintId : '', problem ? problemId : ''].filter(Boolean).join(' ');
-  return (
-    <PromptForm
-      title={title}
-      submitLabel={submitLabel}
-      busy={busy}
-      error={error}
-      cancel={cancel}
-      onSubmit={() => {
-        const found = validate(value);
-        setProblem(found);
-        if (found === null) answer(toAnswer(value));
-      }}
-    >
-      <p className="dialog-message">{message}</p>
-      <label htmlFor={inputId}>{label}</label>
-      <input
-        {...input}
-        id={inputId}
-        value={value}
-        onChange={(event) => setValue(event.target.value)}
-        aria-invalid={problem ? true : undefined}
-        aria-describedby={describedBy || undefined}
-      />
-      {hint && (
-        <p id={hintId} className="hint">
-          {hint}
-        </p>
-      )}
-      <FieldError id={problemId} message={problem} />
-    </PromptForm>
-  );
-}
-
 export function TapKeyDialog({ prompt, cancel, error }: PromptDialogProps<PromptOf<'tapKey'>>) {
   return (
-    <Dialog title="Security key" onCancel={cancel}>
-      <div className="tap-key">
-        <span className="key-pulse" aria-hidden="true" />
-        <p className="dialog-message">{prompt.message}</p>
-      </div>
-      <DialogFooter error={error} cancel={cancel} />
-    </Dialog>
+    <WaitDialog title="Security key" mark="key-pulse" message={prompt.message} cancel={{ cancel, error }} />
   );
 }
 
@@ -189,56 +39,28 @@ export function KeyPinDialog({ prompt, busy, error, answer, cancel }: PromptDial
 const MIN_PIN_LENGTH = 4;
 
 export function NewKeyPinDialog({ busy, error, answer, cancel }: PromptDialogProps<PromptOf<'newKeyPin'>>) {
-  const [pin, setPin] = useState('');
-  const [repeat, setRepeat] = useState('');
-  const [problem, setProblem] = useState<{ field: 'pin' | 'repeat'; message: string } | null>(null);
-  const pinId = useId();
-  const repeatId = useId();
-  const problemId = useId();
-  const hintId = useId();
   return (
-    <PromptForm
+    <NewSecretPrompt
       title="Set a security key PIN"
       submitLabel="Set PIN"
+      message={
+        <>
+          This security key has no PIN yet. Choose one of at least {MIN_PIN_LENGTH} characters; the key asks
+          for it from now on.
+        </>
+      }
+      label="New PIN"
+      repeatLabel="Repeat the PIN"
+      validate={(pin) =>
+        pin.length < MIN_PIN_LENGTH ? `A PIN has at least ${MIN_PIN_LENGTH} characters.` : null
+      }
+      mismatch="The two PINs differ. Type them again."
+      toAnswer={(pin) => ({ kind: 'newKeyPin', pin })}
       busy={busy}
       error={error}
+      answer={answer}
       cancel={cancel}
-      onSubmit={() => {
-        if (pin.length < MIN_PIN_LENGTH) {
-          return setProblem({ field: 'pin', message: `A PIN has at least ${MIN_PIN_LENGTH} characters.` });
-        }
-        if (pin !== repeat)
-          return setProblem({ field: 'repeat', message: 'The two PINs differ. Type them again.' });
-        setProblem(null);
-        answer({ kind: 'newKeyPin', pin });
-      }}
-    >
-      <p className="dialog-message" id={hintId}>
-        This security key has no PIN yet. Choose one of at least {MIN_PIN_LENGTH} characters; the key asks for
-        it from now on.
-      </p>
-      <label htmlFor={pinId}>New PIN</label>
-      <input
-        id={pinId}
-        type="password"
-        autoComplete="new-password"
-        value={pin}
-        onChange={(event) => setPin(event.target.value)}
-        aria-invalid={problem?.field === 'pin' || undefined}
-        aria-describedby={problem?.field === 'pin' ? `${hintId} ${problemId}` : hintId}
-      />
-      <label htmlFor={repeatId}>Repeat the PIN</label>
-      <input
-        id={repeatId}
-        type="password"
-        autoComplete="new-password"
-        value={repeat}
-        onChange={(event) => setRepeat(event.target.value)}
-        aria-invalid={problem?.field === 'repeat' || undefined}
-        aria-describedby={problem?.field === 'repeat' ? problemId : undefined}
-      />
-      <FieldError id={problemId} message={problem?.message ?? null} />
-    </PromptForm>
+    />
   );
 }
 
@@ -349,14 +171,7 @@ export function DeviceNameDialog({ busy, error, answer, cancel }: PromptDialogPr
  * in seconds, and the backend closes the dialog when it has.
  */
 export function ProgressDialog({ prompt }: PromptDialogProps<PromptOf<'progress'>>) {
-  return (
-    <Dialog title="Device trust" onCancel={() => {}} busy>
-      <div className="tap-key" role="status">
-        <span className="spinner" aria-hidden="true" />
-        <p className="dialog-message">{prompt.message}</p>
-      </div>
-    </Dialog>
-  );
+  return <WaitDialog title="Device trust" mark="spinner" message={prompt.message} live />;
 }
 
 /**
@@ -365,12 +180,5 @@ export function ProgressDialog({ prompt }: PromptDialogProps<PromptOf<'progress'
  */
 export function NoticeDialog({ prompt }: PromptDialogProps<PromptOf<'notice'>>) {
   const message = prompt.message.charAt(0).toUpperCase() + prompt.message.slice(1);
-  return (
-    <Dialog title="Please wait" onCancel={() => {}} busy>
-      <div className="tap-key" role="status">
-        <span className="spinner" aria-hidden="true" />
-        <p className="dialog-message">{message}…</p>
-      </div>
-    </Dialog>
-  );
+  return <WaitDialog title="Please wait" mark="spinner" message={`${message}…`} live />;
 }

@@ -16,7 +16,7 @@ import {
   TapKeyDialog,
   TrustCaPinDialog,
 } from './PromptDialogs';
-import type { PromptDialogProps } from './PromptDialogs';
+import type { PromptDialogProps } from './PromptFrames';
 import { NewPivPinDialog, PivPinDialog, PivTouchDialog, ReloginDialog } from './PivDialogs';
 
 const dialogs: { [K in Prompt['kind']]: ComponentType<PromptDialogProps<Extract<Prompt, { kind: K }>>> } = {

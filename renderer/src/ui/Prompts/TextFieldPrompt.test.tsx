@@ -4,8 +4,8 @@ import { render, screen } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it, vi } from 'vitest';
 import type { PromptAnswer } from '../../../../preload/contract';
-import { TextFieldPrompt } from './PromptDialogs';
-import type { TextFieldPromptProps } from './PromptDialogs';
+import { TextFieldPrompt } from './PromptFrames';
+import type { TextFieldPromptProps } from './PromptFrames';
 
 function renderPrompt(overrides: Partial<TextFieldPromptProps> = {}) {
   const answer = vi.fn<(value: PromptAnswer) => void>();
