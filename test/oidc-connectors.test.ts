@@ -147,6 +147,23 @@ describe('keyport admin create -f / get oidc', () => {
   });
 });
 
+describe('keyport admin edit oidc/NAME', () => {
+  it('saves the edited connector and keeps the secret it never showed', async () => {
+    const before = rows().find((row) => row.name === 'okta')!;
+    const edited = await runAdmin(cluster, ['edit', 'oidc/okta'], {
+      env: { EDITOR: "sed -i -e 's/display: Okta/display: Okta Workforce/'", VISUAL: undefined },
+    });
+    expect(edited.code, edited.stderr).toBe(0);
+    const after = rows().find((row) => row.name === 'okta')!;
+    expect(JSON.parse(after.doc_json).spec.display).toBe('Okta Workforce');
+    expect(after.client_secret).toBe(before.client_secret);
+    const restored = await runAdmin(cluster, ['edit', 'oidc/okta'], {
+      env: { EDITOR: "sed -i -e 's/display: Okta Workforce/display: Okta/'", VISUAL: undefined },
+    });
+    expect(restored.code, restored.stderr).toBe(0);
+  });
+});
+
 describe('cluster_auth_preference type oidc', () => {
   it('refuses a connector_name that names no connector (exit 2) and keeps the cap', async () => {
     const before = await storedCap();
@@ -191,6 +208,19 @@ describe('cluster_auth_preference type oidc', () => {
 
     const audit = await api.admin.listAuditEvents({ type: 'resource.delete', limit: 100, sinceMs: 0 });
     expect(audit.events.map((event) => event.message)).toContain('oidc/entra');
+  });
+
+  it('from the config file at start, type oidc is not checked against the connectors (created later)', async () => {
+    const other = await startLabCluster({
+      clusterName: 'oidc-config',
+      configYaml: 'auth_service:\n  authentication:\n    type: oidc\n    connector_name: okta\n',
+    });
+    try {
+      const info = await getClusterInfo(other);
+      expect(info).toMatchObject({ authType: 'oidc', connectorName: 'okta', authConnectors: [] });
+    } finally {
+      await other.stop();
+    }
   });
 
   it('with type local again, the last connector can go', async () => {
