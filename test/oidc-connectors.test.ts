@@ -223,6 +223,25 @@ describe('cluster_auth_preference type oidc', () => {
     }
   });
 
+  it('takes a connector and the cap naming it in one file, in that order; the other order writes nothing', async () => {
+    const before = { cap: await storedCap(), rows: rows() };
+    const capFirst = await create(
+      `kind: cap\nspec:\n  type: oidc\n  connector_name: azure\n---\n${connectorYaml('azure', { secret: 'a' })}`,
+    );
+    expect(capFirst.code).toBe(2);
+    expect(capFirst.stderr).toMatch(/No oidc connector is named "azure"/);
+    expect({ cap: await storedCap(), rows: rows() }).toEqual(before);
+
+    const connectorFirst = await create(
+      `${connectorYaml('azure', { secret: 'a' })}---\nkind: cap\nspec:\n  type: oidc\n  connector_name: azure\n`,
+    );
+    expect(connectorFirst.code, connectorFirst.stderr).toBe(0);
+    expect((await getClusterInfo(cluster)).connectorName).toBe('azure');
+    const local = await create('kind: cap\nspec:\n  type: local\n  second_factors: [otp]\n');
+    expect(local.code, local.stderr).toBe(0);
+    expect((await runAdmin(cluster, ['rm', 'oidc/azure'])).code).toBe(0);
+  });
+
   it('with type local again, the last connector can go', async () => {
     const local = await create('kind: cap\nspec:\n  type: local\n  second_factors: [otp]\n');
     expect(local.code, local.stderr).toBe(0);
