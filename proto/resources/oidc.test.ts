@@ -165,17 +165,25 @@ describe('the oidc resource', () => {
 });
 
 describe('cluster_auth_preference with type oidc', () => {
-  it('names the default connector', () => {
-    const spec: ClusterAuthPreferenceSpec = { type: 'oidc', connector_name: 'okta' };
-    expect(normalizeCap(spec)).toMatchObject({ type: 'oidc', connector_name: 'okta' });
+  const cap = (spec: Record<string, unknown>) =>
+    JSON.stringify({ kind: 'cluster_auth_preference', version: 'v2', spec });
+
+  it('names the default connector, or none (every connector is offered)', () => {
+    for (const spec of [{ type: 'oidc', connector_name: 'okta' }, { type: 'oidc' }]) {
+      const parsed = parseResourceJson(cap(spec));
+      if (parsed.kind !== 'cluster_auth_preference') throw new Error('expected a cap');
+      expect(normalizeCap(parsed.spec)).toMatchObject(spec);
+    }
   });
 
-  it.each([
-    [{ type: 'oidc' }, /required when type is oidc/],
-    [{ type: 'oidc', connector_name: 'local' }, /is no oidc connector/],
-  ])('refuses %j', (spec, message) => {
-    const error = errorOf(() => normalizeCap(spec as ClusterAuthPreferenceSpec));
+  it.each(['local', 'passwordless'])('refuses connector_name %j with type oidc', (name) => {
+    const error = errorOf(() => parseResourceJson(cap({ type: 'oidc', connector_name: name })));
     expect(error.fieldPath).toBe('spec.connector_name');
-    expect(error.message).toMatch(message);
+    expect(error.message).toMatch(/is no oidc connector/);
+  });
+
+  it('still loads such a cap stored before the check (normalizeCap does not refuse it)', () => {
+    const stored: ClusterAuthPreferenceSpec = { type: 'oidc', connector_name: 'local' };
+    expect(normalizeCap(stored)).toMatchObject({ type: 'oidc', connector_name: 'local' });
   });
 });

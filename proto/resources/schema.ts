@@ -300,6 +300,7 @@ function clusterAuthPreferenceSpecSchema(mode: CaEntryMode) {
     }).optional(),
   }).superRefine((spec, context) => {
     for (const issue of capConsistencyIssues(spec)) context.addIssue({ code: 'custom', ...issue });
+    for (const issue of oidcCapIssues(spec)) context.addIssue({ code: 'custom', ...issue });
   });
 }
 
@@ -472,19 +473,6 @@ export function capConsistencyIssues(
         'required when the second factors include webauthn: set webauthn.rp_id to the public host name of the proxy',
     });
   }
-  if (spec.type === 'oidc') {
-    if (spec.connector_name === undefined) {
-      issues.push({
-        path: ['connector_name'],
-        message: 'required when type is oidc: the name of the oidc connector to sign in with by default',
-      });
-    } else if ((RESERVED_CONNECTOR_NAMES as readonly string[]).includes(spec.connector_name)) {
-      issues.push({
-        path: ['connector_name'],
-        message: `"${spec.connector_name}" is no oidc connector; with type oidc, name one (keyport admin get oidc)`,
-      });
-    }
-  }
   if (spec.connector_name === 'passwordless') {
     if ((spec.allow_passwordless ?? spec.passwordless) === false) {
       issues.push({
@@ -499,6 +487,23 @@ export function capConsistencyIssues(
     }
   }
   return issues;
+}
+
+/**
+ * What `type: oidc` asks of a cap being written: `connector_name`, when given, names a connector, never one
+ * of the names that mean the cluster's own sign-in. Checked when a cap is parsed (written through the API or
+ * read from the config file), not by normalizeCap: a cap stored before these checks still loads. Without a
+ * connector_name, SSO is the default and a client offers every connector the cluster lists.
+ */
+export function oidcCapIssues(spec: ClusterAuthPreferenceSpec): { path: PathSegment[]; message: string }[] {
+  if (spec.type !== 'oidc' || spec.connector_name === undefined) return [];
+  if (!(RESERVED_CONNECTOR_NAMES as readonly string[]).includes(spec.connector_name)) return [];
+  return [
+    {
+      path: ['connector_name'],
+      message: `"${spec.connector_name}" is no oidc connector; with type oidc, name one (keyport admin get oidc)`,
+    },
+  ];
 }
 
 /**
