@@ -41,7 +41,7 @@ export function canonicalKind(kind: string): ResourceKind {
   if (!(RESOURCE_KINDS as readonly string[]).includes(canonical)) {
     throw new KeyportError(
       'INVALID_ARGUMENT',
-      `Unknown resource kind "${kind}"; use user, role, node or cap.`,
+      `Unknown resource kind "${kind}"; use user, role, node, oidc or cap.`,
       {
         fieldPath: 'kind',
       },

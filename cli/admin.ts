@@ -119,15 +119,21 @@ export async function dataDirFromAuthConfig(file: string): Promise<string> {
 }
 
 function parseRef(ref: string): { kind: string; name: string } {
-  const plural: Record<string, string> = { users: 'user', roles: 'role', nodes: 'node', node: 'node' };
+  const plural: Record<string, string> = {
+    users: 'user',
+    roles: 'role',
+    nodes: 'node',
+    node: 'node',
+    oidc: 'oidc',
+  };
   if (plural[ref]) return { kind: plural[ref] as string, name: '' };
   if (ref === 'cap' || ref === 'cluster_auth_preference')
     return { kind: 'cluster_auth_preference', name: '' };
-  const match = /^(user|role|node|cap|cluster_auth_preference)\/(.+)$/.exec(ref);
+  const match = /^(user|role|node|oidc|cap|cluster_auth_preference)\/(.+)$/.exec(ref);
   if (!match) {
     throw new KeyportError(
       'INVALID_ARGUMENT',
-      `"${ref}" is not a resource: use cap, users, roles, nodes, user/NAME, role/NAME or node/NAME.`,
+      `"${ref}" is not a resource: use cap, users, roles, nodes, oidc, user/NAME, role/NAME, node/NAME or oidc/NAME.`,
     );
   }
   return {
@@ -191,7 +197,7 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
 
   admin
     .command('get <resource>')
-    .description('Print cap, users, roles, user/NAME or role/NAME as YAML')
+    .description('Print cap, users, roles, nodes, oidc, user/NAME, role/NAME, node/NAME or oidc/NAME as YAML')
     .action((ref: string) =>
       withApi(async (api) => {
         const { kind, name } = parseRef(ref);

@@ -148,6 +148,7 @@ function storedState(): string {
         'trusted_devices',
         'device_enroll_tokens',
         'nodes',
+        'oidc_connectors',
       ].map((table) => db.prepare(`SELECT * FROM ${table} ORDER BY 1`).all()),
     );
   } finally {
@@ -200,6 +201,20 @@ async function auditReasons(): Promise<string[]> {
 
 const roleJson = (name: string, login = name) =>
   JSON.stringify({ kind: 'role', version: 'v7', metadata: { name }, spec: { allow: { logins: [login] } } });
+
+const oidcJson = (name: string) =>
+  JSON.stringify({
+    kind: 'oidc',
+    version: 'v3',
+    metadata: { name },
+    spec: {
+      issuer_url: 'https://idp.example.com',
+      client_id: 'keyport',
+      client_secret: 'lab-secret',
+      redirect_url: 'https://keyport.example.com/v1/webapi/oidc/callback',
+      claims_to_roles: [{ claim: 'groups', value: 'admins', roles: ['editor'] }],
+    },
+  });
 
 // Every admin write there is (callKinds' writes of every service but sign-in and the person's own account),
 // each with a request that reaches its authorisation. A new admin write, or a new service with writes, does
@@ -257,6 +272,28 @@ describe('MFA for admin actions where WebAuthn is the only second factor', () =>
       expect(storedState()).toBe(before);
     },
   );
+
+  const oidcWrites = [
+    ['createResources', { documentsJson: [oidcJson('evil-idp')], force: false }],
+    ['deleteResource', { kind: 'oidc', name: 'evil-idp' }],
+  ] as const;
+  it.each(oidcWrites)(
+    'an oidc connector write (%s) without a touch: MFA_REQUIRED, nothing stored changed',
+    async (method, request) => {
+      const before = storedState();
+      const call = (api.admin as unknown as Record<string, (r: unknown) => Promise<unknown>>)[method]!;
+      await expect(call(request)).rejects.toMatchObject({ code: 'MFA_REQUIRED' });
+      expect(storedState()).toBe(before);
+    },
+  );
+
+  it('keyport admin create -f and rm of an oidc connector take one touch each', async () => {
+    const file = join(work, 'oidc.yaml');
+    await writeFile(file, JSON.stringify(JSON.parse(oidcJson('lab-idp'))));
+    expect((await adminAsAda(['create', '-f', file])).touches).toBe(1);
+    expect((await adminAsAda(['get', 'oidc'])).stdout).not.toContain('lab-secret');
+    expect((await adminAsAda(['rm', 'oidc/lab-idp'])).touches).toBe(1);
+  }, 120_000);
 
   it('reads need no touch: get, ls, status and the audit log', async () => {
     for (const args of [
@@ -609,8 +646,9 @@ describe('MFA for admin actions where WebAuthn is the only second factor', () =>
 
   it('every refusal is in the audit log as mfa.admin_action, with its reason', async () => {
     const reasons = await auditReasons();
-    // Every write sent without an answer, the empty answer, and the proof-of-possession session's first call.
-    expect(reasons.filter((r) => r === 'missing')).toHaveLength(writeCases.length + 2);
+    // Every write sent without an answer, the two oidc connector writes, the empty answer, and the
+    // proof-of-possession session's first call.
+    expect(reasons.filter((r) => r === 'missing')).toHaveLength(writeCases.length + oidcWrites.length + 2);
     for (const reason of [
       'used',
       'another action',

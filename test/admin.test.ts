@@ -521,7 +521,7 @@ describe('keyport admin get', () => {
     const result = await runAdmin(cluster, ['get', 'widget/x']);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(
-      /"widget\/x" is not a resource: use cap, users, roles, nodes, user\/NAME, role\/NAME or node\/NAME/,
+      /"widget\/x" is not a resource: use cap, users, roles, nodes, oidc, user\/NAME, role\/NAME, node\/NAME or oidc\/NAME/,
     );
   });
 });

@@ -31,6 +31,12 @@ import type { Store } from '../storage/store';
 import type { Resource as ResourceDocument } from '../../proto/resources';
 import { hashToken, newToken } from '../tokens';
 import { registerNode } from '../nodes/registry';
+import {
+  checkCapConnector,
+  checkConnectorNotDefault,
+  connectorResource,
+  writeOidcConnector,
+} from '../connectors';
 import { isAuditType, unknownAuditTypeMessage } from '../../proto/audit-types';
 
 const USER_NAME = /^[a-z0-9][a-z0-9._@-]{0,63}$/i;
@@ -67,6 +73,12 @@ export function adminService(ctx: ServiceContext) {
     const row = await store.nodes.get(name);
     if (!row) throw new KeyportError('NOT_FOUND', `Node "${name}" does not exist.`);
     return { kind: 'node', name, json: row.doc_json };
+  }
+
+  async function getOidcResource(name: string, store: Store = ctx.store): Promise<Resource> {
+    const row = await store.connectors.get(name);
+    if (!row) throw new KeyportError('NOT_FOUND', `Oidc connector "${name}" does not exist.`);
+    return connectorResource(row);
   }
 
   async function checkRolesExist(
@@ -136,7 +148,11 @@ export function adminService(ctx: ServiceContext) {
       }
       return { written: await getNodeResource(name, tx), replaced };
     }
+    if (resource.kind === 'oidc') {
+      return writeOidcConnector(tx, ctx.secrets, resource, { force, at, nowMs: now });
+    }
     // The cluster_auth_preference is a singleton that always exists (with defaults): writing it replaces it.
+    await checkCapConnector(tx, resource.spec, at ? `${at.slice(0, -2)}.` : '');
     await tx.putConfig(CAP_KIND, JSON.stringify(resource), now);
     return { written: { kind: CAP_KIND, name, json: JSON.stringify(resource) }, replaced: true };
   }
@@ -169,6 +185,7 @@ export function adminService(ctx: ServiceContext) {
       if (kind === 'user') return getUserResource(request.name);
       if (kind === 'role') return getRoleResource(request.name);
       if (kind === 'node') return getNodeResource(request.name);
+      if (kind === 'oidc') return getOidcResource(request.name);
       return {
         kind: CAP_KIND,
         name: 'cluster-auth-preference',
@@ -194,6 +211,9 @@ export function adminService(ctx: ServiceContext) {
       if (kind === 'node') {
         const rows = await ctx.store.nodes.list();
         return { resources: rows.map((row) => ({ kind: 'node', name: row.name, json: row.doc_json })) };
+      }
+      if (kind === 'oidc') {
+        return { resources: (await ctx.store.connectors.list()).map(connectorResource) };
       }
       if (kind === 'role') {
         const docs = await ctx.store.listRoleJson();
@@ -290,6 +310,11 @@ export function adminService(ctx: ServiceContext) {
         } else if (kind === 'node') {
           if (!(await tx.nodes.delete(request.name))) {
             throw new KeyportError('NOT_FOUND', `Node "${request.name}" does not exist.`);
+          }
+        } else if (kind === 'oidc') {
+          await checkConnectorNotDefault(tx, request.name);
+          if (!(await tx.connectors.delete(request.name))) {
+            throw new KeyportError('NOT_FOUND', `Oidc connector "${request.name}" does not exist.`);
           }
         } else {
           const holder = (await tx.listUsers()).find((u) =>

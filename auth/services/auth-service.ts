@@ -2,6 +2,7 @@
 // (login-service.ts). Needs no client certificate.
 import type { ClusterInfo } from '../../proto/gen/keyport/v1/auth';
 import type { ServiceContext } from '../context';
+import { listConnectorViews } from '../connectors';
 import { loadCap } from '../policy';
 import { loginHandlers } from './login-service';
 import { signupHandlers } from './signup-service';
@@ -21,6 +22,8 @@ export function authService(ctx: ServiceContext) {
         webauthnRpId: cap.webauthnRpId ?? '',
         deviceTrustMode: cap.device_trust.mode,
         deviceAutoEnroll: cap.device_trust.auto_enroll,
+        authType: cap.type,
+        authConnectors: await listConnectorViews(ctx.store),
       };
     },
 

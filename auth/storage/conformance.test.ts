@@ -10,6 +10,7 @@ import { startLabPostgres } from '../../lab/postgres';
 import type { LabPostgres } from '../../lab/postgres';
 import { SEALED_FAMILY } from '../secrets';
 import { DeviceStore } from './devices';
+import { ConnectorStore } from './connectors';
 import { NodeStore } from './nodes';
 import { openPostgresStore, openSqliteStore, Store } from './store';
 import { ThrottleStore } from './throttle';
@@ -50,7 +51,12 @@ function recording<S extends object>(target: S, name: string, seen: Set<string>)
     get(object, property) {
       const value: unknown = Reflect.get(object, property, object);
       if (typeof property !== 'string') return value;
-      if (value instanceof ThrottleStore || value instanceof DeviceStore || value instanceof NodeStore) {
+      if (
+        value instanceof ThrottleStore ||
+        value instanceof DeviceStore ||
+        value instanceof NodeStore ||
+        value instanceof ConnectorStore
+      ) {
         seen.add(`${name}.${property}`);
         return recording(value, value.constructor.name, seen);
       }
@@ -695,6 +701,35 @@ describe.each(backends)('store on $kind', (backend) => {
     expect(await store.isBuiltinAdmin('b1', T)).toBe(false);
   });
 
+  it('stores oidc connectors, the secret in its own column, kept by a replace that gives none', async () => {
+    const connectors = store.connectors;
+    const doc = (issuer: string) => JSON.stringify({ kind: 'oidc', spec: { issuer_url: issuer } });
+    const sealed = (n: number) => `${SEALED_FAMILY}v1:secret-${n}`;
+    expect(await connectors.insert('okta', doc('https://a'), sealed(1), T)).toBe(true);
+    expect(await connectors.insert('okta', doc('https://b'), sealed(2), T + 1)).toBe(false);
+    expect(await connectors.get('okta')).toEqual({
+      name: 'okta',
+      doc_json: doc('https://a'),
+      client_secret: sealed(1),
+      created_ms: T,
+      updated_ms: T,
+    });
+    expect(await connectors.replace('okta', doc('https://b'), undefined, T + 2)).toBe(true);
+    expect(await connectors.get('okta')).toMatchObject({
+      doc_json: doc('https://b'),
+      client_secret: sealed(1),
+    });
+    expect(await connectors.replace('okta', doc('https://c'), sealed(3), T + 3)).toBe(true);
+    expect(await connectors.get('okta')).toMatchObject({ client_secret: sealed(3), updated_ms: T + 3 });
+    expect(await connectors.replace('nobody', doc('https://x'), sealed(4), T + 3)).toBe(false);
+    expect(await connectors.get('nobody')).toBeUndefined();
+    expect(await connectors.insert('entra', doc('https://e'), sealed(5), T)).toBe(true);
+    expect((await connectors.list()).map((row) => row.name)).toEqual(['entra', 'okta']);
+    expect(await connectors.delete('okta')).toBe(true);
+    expect(await connectors.delete('okta')).toBe(false);
+    expect((await connectors.list()).map((row) => row.name)).toEqual(['entra']);
+  });
+
   it('stores nodes, spends a single-use certificate for one connection only, and audits a connection once', async () => {
     const nodes = store.nodes;
     const doc = (addr: string) => JSON.stringify({ kind: 'node', metadata: { name: 'web' }, spec: { addr } });
@@ -772,6 +807,7 @@ describe.each(backends)('store on $kind', (backend) => {
   it('called every Store, ThrottleStore and DeviceStore method', () => {
     const expected = [
       ...methodsOf(NodeStore.prototype, 'NodeStore'),
+      ...methodsOf(ConnectorStore.prototype, 'ConnectorStore'),
       ...methodsOf(Store.prototype, 'Store'),
       ...methodsOf(ThrottleStore.prototype, 'ThrottleStore'),
       // DeviceStore's own transaction is private, used by delete().

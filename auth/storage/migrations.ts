@@ -310,6 +310,25 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('node_connections').execute();
     },
   },
+  // 0009 is left free: another change adds a migration at the same time (renumbered at merge).
+  '0010_oidc_connectors': {
+    // OIDC connectors (kind oidc): the document without its client secret, and the secret sealed under the
+    // key-encryption key (auth/secrets.ts, context `oidc-client-secret:NAME`), so a copy of the database
+    // alone cannot act as keyport-auth towards the IdP.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('oidc_connectors')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('doc_json', 'text', (c) => c.notNull())
+        .addColumn('client_secret', 'text', (c) => c.notNull())
+        .addColumn('created_ms', 'bigint', (c) => c.notNull())
+        .addColumn('updated_ms', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('oidc_connectors').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

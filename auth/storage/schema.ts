@@ -180,6 +180,16 @@ export interface NodeConnectionsTable {
   first_ms: number;
 }
 
+export interface OidcConnectorsTable {
+  name: string;
+  /** The oidc resource document, without its client secret. */
+  doc_json: string;
+  /** The client secret, sealed (`kp-sealed:…`, context `oidc-client-secret:NAME`). */
+  client_secret: string;
+  created_ms: number;
+  updated_ms: number;
+}
+
 export interface Database {
   users: UsersTable;
   roles: RolesTable;
@@ -198,4 +208,5 @@ export interface Database {
   nodes: NodesTable;
   session_certificates: SessionCertificatesTable;
   node_connections: NodeConnectionsTable;
+  oidc_connectors: OidcConnectorsTable;
 }

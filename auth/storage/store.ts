@@ -15,6 +15,7 @@ import { KeyportError } from '../../proto/errors';
 import { SEALED_FAMILY } from '../secrets';
 import { rolesNamedByUserSpec } from './dialects';
 import { DeviceStore } from './devices';
+import { ConnectorStore } from './connectors';
 import { CONNECTION_KEPT_MS, NodeStore } from './nodes';
 import { ThrottleStore } from './throttle';
 import type {
@@ -611,6 +612,12 @@ export class Store {
 
   get nodes(): NodeStore {
     return new NodeStore(this.db);
+  }
+
+  // SSO connectors (kind oidc): storage/connectors.ts
+
+  get connectors(): ConnectorStore {
+    return new ConnectorStore(this.db);
   }
 
   // Audit log

@@ -4,6 +4,8 @@ export * from './schema';
 export * from './parse';
 export * from './presets';
 export * from './private-key-policy';
+export * from './oidc';
+export * from './claims-mapping';
 export { parseGoDurationSeconds } from './duration';
 export { expandTraitValue, parseTraitValue } from './traits';
 export type { ParsedTraitValue, TraitTemplate } from './traits';

@@ -130,6 +130,8 @@ function validateResource(value: unknown, options: ParseOptions): Validation<Res
       return validateWith(schemas.cluster_auth_preference, value);
     case 'node':
       return validateWith(schemas.node, value);
+    case 'oidc':
+      return validateWith(schemas.oidc, value);
   }
 }
 

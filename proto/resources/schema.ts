@@ -1,14 +1,31 @@
-// The cluster resource model of keyport-auth, in the vocabulary of Teleport's documents: `user`, `role`
-// and `cluster_auth_preference` (alias `cap`). Pure: the only I/O is the readFile callback handed to
-// resolveCaFiles by the CLI.
+// The cluster resource model of keyport-auth, in the vocabulary of Teleport's documents: `user`, `role`,
+// `node`, `oidc` (oidc.ts) and `cluster_auth_preference` (alias `cap`). Pure: the only I/O is the readFile
+// callback handed to resolveCaFiles by the CLI.
 import { X509Certificate } from 'node:crypto';
 import { z } from 'zod';
-import { parseGoDurationSeconds } from './duration';
 import { formatFieldPath, ResourceError } from './errors';
 import type { FieldIssue, PathSegment } from './errors';
+import {
+  boundedRecord,
+  choice,
+  describeValue,
+  expectedOneOf,
+  goDuration,
+  labels,
+  list,
+  metadata,
+  nonEmptyString,
+  resourceName,
+  strictFields,
+  versionField,
+} from './fields';
+import { oidcDocument, RESERVED_CONNECTOR_NAMES } from './oidc';
+import type { OidcConnector } from './oidc';
 import { parseTraitValue } from './traits';
 
-export const RESOURCE_KINDS = ['user', 'role', 'cluster_auth_preference', 'node'] as const;
+export { describeValue, MAX_LIST_ENTRIES, resourceErrorMap } from './fields';
+
+export const RESOURCE_KINDS = ['user', 'role', 'cluster_auth_preference', 'node', 'oidc'] as const;
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
 export const KIND_ALIASES: Readonly<Record<string, ResourceKind>> = { cap: 'cluster_auth_preference' };
 
@@ -49,135 +66,6 @@ export const DEFAULT_SECOND_FACTORS: readonly SecondFactorType[] = ['otp'];
  * service parses with 'pem-only'.
  */
 export type CaEntryMode = 'pem-only' | 'pem-or-path';
-
-// ---------------------------------------------------------------------------------------------------
-// Messages
-
-export function describeValue(input: unknown): string {
-  if (input === undefined) return 'nothing';
-  if (input === null) return 'null (an empty value)';
-  if (typeof input === 'string') return JSON.stringify(input);
-  if (typeof input === 'number' || typeof input === 'boolean') return String(input);
-  if (Array.isArray(input)) return 'a list';
-  if (typeof input === 'object') return 'a mapping';
-  return typeof input;
-}
-
-function expectedOneOf(input: unknown, values: readonly unknown[]): string {
-  const choices = values.map(String).join(', ');
-  return input === undefined
-    ? `required; expected one of: ${choices}`
-    : `invalid value ${describeValue(input)}; expected one of: ${choices}`;
-}
-
-const TYPE_NAMES: Record<string, string> = {
-  object: 'a mapping',
-  array: 'a list',
-  string: 'a string',
-  boolean: 'true or false',
-  number: 'a number',
-};
-
-/** Turns zod's issues into sentences that name what was expected and what was found. */
-export const resourceErrorMap: z.core.$ZodErrorMap = (issue) => {
-  switch (issue.code) {
-    case 'invalid_type':
-      if (issue.input === undefined) return 'required field is missing';
-      return `expected ${TYPE_NAMES[issue.expected] ?? issue.expected}, got ${describeValue(issue.input)}`;
-    case 'invalid_value':
-      return expectedOneOf(issue.input, issue.values);
-    case 'too_small':
-      if (issue.origin === 'array') return 'must not be empty';
-      if (issue.origin === 'string') return 'must not be empty';
-      return undefined;
-    case 'too_big':
-      if (issue.origin === 'string') return `must be at most ${String(issue.maximum)} characters`;
-      return undefined;
-    default:
-      return undefined;
-  }
-};
-
-/** An object that rejects unknown keys and, when it does, lists the keys it knows. */
-function strictFields<Shape extends z.core.$ZodLooseShape>(shape: Shape) {
-  const allowed = Object.keys(shape).join(', ');
-  return z.strictObject(shape, {
-    error: (issue) => (issue.code === 'unrecognized_keys' ? `allowed fields: ${allowed}` : undefined),
-  });
-}
-
-function choice<const Values extends readonly [string, ...string[]]>(values: Values) {
-  return z.enum(values, { error: (issue) => expectedOneOf(issue.input, values) });
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Shared pieces
-
-const RESOURCE_NAME = /^[A-Za-z0-9][A-Za-z0-9@._+:-]*$/;
-const resourceName = z.string().min(1).max(253).regex(RESOURCE_NAME, {
-  error: 'may contain only letters, digits and @ . _ + : - (and start with a letter or digit)',
-});
-const nonEmptyString = z.string().min(1).max(1024);
-
-/** Entries in any list or map of a resource: a role with 100,000 logins is not a role. */
-export const MAX_LIST_ENTRIES = 64;
-
-/** A list of at most MAX_LIST_ENTRIES, duplicates dropped (first one kept, order kept). */
-function list<Item extends z.ZodType>(item: Item, options: { min?: number; unique?: boolean } = {}) {
-  return z
-    .array(item)
-    .min(options.min ?? 0)
-    .max(MAX_LIST_ENTRIES, { error: `at most ${MAX_LIST_ENTRIES} entries` })
-    .transform((values) => {
-      if (options.unique === false) return values;
-      const seen = new Set<string>();
-      return values.filter((value) => {
-        const key = JSON.stringify(value);
-        if (seen.has(key)) return false;
-        seen.add(key);
-        return true;
-      });
-    });
-}
-
-/** A map of at most MAX_LIST_ENTRIES keys. */
-function boundedRecord<Value extends z.ZodType>(value: Value) {
-  return z.record(nonEmptyString, value).refine((record) => Object.keys(record).length <= MAX_LIST_ENTRIES, {
-    error: `at most ${MAX_LIST_ENTRIES} entries`,
-  });
-}
-
-const labels = boundedRecord(z.string().max(1024));
-
-const metadata = strictFields({
-  name: resourceName,
-  description: z.string().max(1024).optional(),
-  labels: labels.optional(),
-});
-
-function versionField<const Versions extends readonly [string, ...string[]]>(versions: Versions) {
-  const newest = versions[versions.length - 1] as Versions[number];
-  // A missing version means the newest: keyport implements no version-specific behaviour, and the
-  // seed documents show fragments without one. Make it required if versions ever diverge here.
-  return z
-    .enum(versions, {
-      error: (issue) =>
-        `unsupported version ${describeValue(issue.input)}; expected one of: ${versions.join(', ')}`,
-    })
-    .default(newest);
-}
-
-function invalidDuration(input: unknown): string {
-  return `invalid duration ${describeValue(input)}; use a Go-style duration such as 8h or 30m`;
-}
-
-const goDuration = z
-  .string({ error: (issue) => invalidDuration(issue.input) })
-  .superRefine((text, context) => {
-    const seconds = parseGoDurationSeconds(text);
-    if (seconds === undefined) context.addIssue({ code: 'custom', message: invalidDuration(text) });
-    else if (seconds <= 0) context.addIssue({ code: 'custom', message: 'must be longer than zero, e.g. 8h' });
-  });
 
 const requireSessionMfa = z.union([z.boolean(), z.enum(HARDWARE_KEY_POLICIES)], {
   error: (issue) => expectedOneOf(issue.input, [true, false, ...HARDWARE_KEY_POLICIES]),
@@ -412,6 +300,7 @@ function clusterAuthPreferenceSpecSchema(mode: CaEntryMode) {
     }).optional(),
   }).superRefine((spec, context) => {
     for (const issue of capConsistencyIssues(spec)) context.addIssue({ code: 'custom', ...issue });
+    for (const issue of oidcCapIssues(spec)) context.addIssue({ code: 'custom', ...issue });
   });
 }
 
@@ -444,6 +333,7 @@ function buildResourceSchemas(mode: CaEntryMode) {
     role: roleDocument,
     cluster_auth_preference: clusterAuthPreferenceDocumentSchema(mode),
     node: nodeDocument,
+    oidc: oidcDocument,
     clusterAuthPreferenceSpec: clusterAuthPreferenceSpecSchema(mode),
   };
 }
@@ -466,7 +356,8 @@ export type RoleRule = NonNullable<RoleConditions['rules']>[number];
 export type ClusterAuthPreference = z.output<ResourceSchemas['cluster_auth_preference']>;
 export type ClusterAuthPreferenceSpec = ClusterAuthPreference['spec'];
 export type Node = z.output<ResourceSchemas['node']>;
-export type Resource = User | Role | ClusterAuthPreference | Node;
+export type { OidcConnector };
+export type Resource = User | Role | ClusterAuthPreference | Node | OidcConnector;
 
 // ---------------------------------------------------------------------------------------------------
 // Canonical cluster_auth_preference
@@ -596,6 +487,23 @@ export function capConsistencyIssues(
     }
   }
   return issues;
+}
+
+/**
+ * What `type: oidc` asks of a cap being written: `connector_name`, when given, names a connector, never one
+ * of the names that mean the cluster's own sign-in. Checked when a cap is parsed (written through the API or
+ * read from the config file), not by normalizeCap: a cap stored before these checks still loads. Without a
+ * connector_name, SSO is the default and a client offers every connector the cluster lists.
+ */
+export function oidcCapIssues(spec: ClusterAuthPreferenceSpec): { path: PathSegment[]; message: string }[] {
+  if (spec.type !== 'oidc' || spec.connector_name === undefined) return [];
+  if (!(RESERVED_CONNECTOR_NAMES as readonly string[]).includes(spec.connector_name)) return [];
+  return [
+    {
+      path: ['connector_name'],
+      message: `"${spec.connector_name}" is no oidc connector; with type oidc, name one (keyport admin get oidc)`,
+    },
+  ];
 }
 
 /**

@@ -55,6 +55,18 @@ export interface ClusterInfo {
    */
   deviceTrustMode: string;
   deviceAutoEnroll: boolean;
+  /** cluster_auth_preference.type: "local" or "oidc" (then connector_name names the default connector). */
+  authType: string;
+  /** The SSO connectors a client may offer ("Sign in with DISPLAY"): name and display only. */
+  authConnectors: AuthConnector[];
+}
+
+export interface AuthConnector {
+  name: string;
+  /** The connector's display, or its name when it has none. */
+  display: string;
+  /** "oidc". */
+  type: string;
 }
 
 export interface StartSignupRequest {
@@ -224,6 +236,8 @@ function createBaseClusterInfo(): ClusterInfo {
     webauthnRpId: "",
     deviceTrustMode: "",
     deviceAutoEnroll: false,
+    authType: "",
+    authConnectors: [],
   };
 }
 
@@ -258,6 +272,12 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     }
     if (message.deviceAutoEnroll !== false) {
       writer.uint32(80).bool(message.deviceAutoEnroll);
+    }
+    if (message.authType !== "") {
+      writer.uint32(90).string(message.authType);
+    }
+    for (const v of message.authConnectors) {
+      AuthConnector.encode(v!, writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -355,6 +375,22 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
             message.deviceAutoEnroll = reader.bool();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.authType = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.authConnectors.push(AuthConnector.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -415,6 +451,16 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
         : isSet(object.device_auto_enroll)
         ? globalThis.Boolean(object.device_auto_enroll)
         : false,
+      authType: isSet(object.authType)
+        ? globalThis.String(object.authType)
+        : isSet(object.auth_type)
+        ? globalThis.String(object.auth_type)
+        : "",
+      authConnectors: globalThis.Array.isArray(object?.authConnectors)
+        ? object.authConnectors.map((e: any) => AuthConnector.fromJSON(e))
+        : globalThis.Array.isArray(object?.auth_connectors)
+        ? object.auth_connectors.map((e: any) => AuthConnector.fromJSON(e))
+        : [],
     };
   },
 
@@ -450,6 +496,12 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     if (message.deviceAutoEnroll !== false) {
       obj.deviceAutoEnroll = message.deviceAutoEnroll;
     }
+    if (message.authType !== "") {
+      obj.authType = message.authType;
+    }
+    if (message.authConnectors?.length) {
+      obj.authConnectors = message.authConnectors.map((e) => AuthConnector.toJSON(e));
+    }
     return obj;
   },
 
@@ -468,6 +520,109 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     message.webauthnRpId = object.webauthnRpId ?? "";
     message.deviceTrustMode = object.deviceTrustMode ?? "";
     message.deviceAutoEnroll = object.deviceAutoEnroll ?? false;
+    message.authType = object.authType ?? "";
+    message.authConnectors = object.authConnectors?.map((e) => AuthConnector.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseAuthConnector(): AuthConnector {
+  return { name: "", display: "", type: "" };
+}
+
+export const AuthConnector: MessageFns<AuthConnector> = {
+  encode(message: AuthConnector, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.display !== "") {
+      writer.uint32(18).string(message.display);
+    }
+    if (message.type !== "") {
+      writer.uint32(26).string(message.type);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuthConnector {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuthConnector();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.display = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.type = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuthConnector {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      display: isSet(object.display) ? globalThis.String(object.display) : "",
+      type: isSet(object.type) ? globalThis.String(object.type) : "",
+    };
+  },
+
+  toJSON(message: AuthConnector): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.display !== "") {
+      obj.display = message.display;
+    }
+    if (message.type !== "") {
+      obj.type = message.type;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AuthConnector>): AuthConnector {
+    return AuthConnector.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthConnector>): AuthConnector {
+    const message = createBaseAuthConnector();
+    message.name = object.name ?? "";
+    message.display = object.display ?? "";
+    message.type = object.type ?? "";
     return message;
   },
 };
