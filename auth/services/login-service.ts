@@ -48,6 +48,8 @@ import { perfSteps } from '../perf';
 import { checkSessionKey, keyPolicyHint } from '../hardware-key/login';
 import { requiredKeyPolicy } from '../../proto/resources/private-key-policy';
 import type { Role } from '../../proto/resources/schema';
+import { createWebSession } from '../web-sessions';
+import type { WebSession } from '../web-sessions';
 
 import type { ServiceContext } from '../context';
 
@@ -99,6 +101,7 @@ export function loginHandlers(ctx: ServiceContext) {
     clientAddr: string,
     address: string,
     refuse: Refuse,
+    origins: readonly string[] | undefined,
   ): Promise<Verified & { cap: ClusterPolicy }> {
     const passkey =
       answer?.$case === 'webauthnJson' ? await readPasskey(ctx, answer.value, address) : undefined;
@@ -118,6 +121,7 @@ export function loginHandlers(ctx: ServiceContext) {
       cap,
       clientAddr,
       ...(passkey ? { passkey } : {}),
+      ...(origins ? { origins } : {}),
     }).catch((error: unknown) =>
       error instanceof KeyportError ? refuse(`passwordless: ${error.message}`, error) : Promise.reject(error),
     );
@@ -143,6 +147,7 @@ export function loginHandlers(ctx: ServiceContext) {
     clientAddr: string,
     address: string,
     refuse: Refuse,
+    origins: readonly string[] | undefined,
   ): Promise<Verified & { cap: ClusterPolicy }> {
     const cap = await loadCap(ctx.store);
     const user = await signInUser(challenge.user, refuse);
@@ -190,6 +195,7 @@ export function loginHandlers(ctx: ServiceContext) {
           json: answer.value,
           cap,
           clientAddr,
+          ...(origins ? { origins } : {}),
         });
       } catch (error) {
         if (!(error instanceof KeyportError)) throw error;
@@ -207,6 +213,48 @@ export function loginHandlers(ctx: ServiceContext) {
       );
     }
     return { user, mfaVerified: false, method: 'password', cap };
+  }
+
+  /**
+   * Login step two's common part, for both transports: the challenge from step one is spent, whatever
+   * happens next (a login challenge, not expired); then the answer is checked against the cap: a passkey
+   * names the user (and is read with the cap), otherwise the second factor of the challenge's user.
+   * `origins`: the web UI's exact WebAuthn origins (auth/web/), none for gRPC.
+   */
+  async function spendAndVerify(
+    challengeId: string,
+    answer: MFAAuthenticateResponse['response'],
+    call: CallContext,
+    origins?: readonly string[],
+  ) {
+    const address = clientIp(call.clientAddr);
+    const spent = await spendChallenge(ctx, challengeId, LOGIN_PURPOSES);
+    /** Every refusal from here on is audited, with the challenge's user when there is one. */
+    const refuse = async (reason: string, error: KeyportError): Promise<never> => {
+      await countRefusal(call.clientAddr);
+      await auditLogin(
+        (spent.ok ? spent.challenge.user : spent.user) ?? 'unknown',
+        call.clientAddr,
+        false,
+        reason,
+      );
+      throw error;
+    };
+    if (!spent.ok) {
+      return refuse(`${spent.reason} login challenge`, challengeRefusal(spent.reason, 'sign in again'));
+    }
+    const challenge = spent.challenge;
+    const { cap, ...verified } = isPurpose(challenge, 'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN')
+      ? await verifyPasskey(challenge, answer, call.clientAddr, address, refuse, origins)
+      : await verifySecondFactor(
+          challenge as Challenge<'CHALLENGE_SCOPE_LOGIN'>,
+          answer,
+          call.clientAddr,
+          address,
+          refuse,
+          origins,
+        );
+    return { challenge, cap, verified, refuse, address };
   }
 
   /** The user's roles that exist now. */
@@ -315,36 +363,9 @@ export function loginHandlers(ctx: ServiceContext) {
       // 1. The request's own shape: the challenge id, a sane TTL and the keys to certify.
       const { challengeId, answer, ttlSeconds, keys } = parseLoginRequest(request);
       perf.step('parse keys');
-      // 2. The challenge from step one: spent now, whatever happens next; a login challenge, not expired.
-      const spent = await spendChallenge(ctx, challengeId, LOGIN_PURPOSES);
-      perf.step('spend challenge');
-      /** Every refusal from here on is audited, with the challenge's user when there is one. */
-      const refuse = async (reason: string, error: KeyportError): Promise<never> => {
-        await countRefusal(call.clientAddr);
-        await auditLogin(
-          (spent.ok ? spent.challenge.user : spent.user) ?? 'unknown',
-          call.clientAddr,
-          false,
-          reason,
-        );
-        throw error;
-      };
-      if (!spent.ok) {
-        return refuse(`${spent.reason} login challenge`, challengeRefusal(spent.reason, 'sign in again'));
-      }
-      const challenge = spent.challenge;
-      // 3. The answer, checked against the cap: a passkey names the user (and is read with the cap);
-      //    otherwise the second factor of the challenge's user.
-      const { cap, ...verified } = isPurpose(challenge, 'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN')
-        ? await verifyPasskey(challenge, answer, call.clientAddr, address, refuse)
-        : await verifySecondFactor(
-            challenge as Challenge<'CHALLENGE_SCOPE_LOGIN'>,
-            answer,
-            call.clientAddr,
-            address,
-            refuse,
-          );
-      perf.step('cap, second factor / passkey');
+      // 2–3. The challenge from step one, spent; the answer checked against the cap.
+      const { challenge, cap, verified, refuse } = await spendAndVerify(challengeId, answer, call);
+      perf.step('spend challenge, cap, second factor / passkey');
       // 4. The session key: the policy of this user's roles (read with the passkey, passwordless) and the
       //    cap, met by an attested card key. Checked before the device part, which may enroll a device: a
       //    refusal stores nothing but its audit.
@@ -432,6 +453,74 @@ export function loginHandlers(ctx: ServiceContext) {
         deviceAutoEnroll: cap.device_trust.auto_enroll,
         privateKeyPolicy: identity.privateKeyPolicy ?? 'none',
       };
+    },
+
+    /**
+     * Login step two for the web UI (auth/web/): the same challenge, answer, lockout and audit as `login`,
+     * ending in a web session instead of certificates.
+     */
+    async webLogin(
+      request: { challengeId: string; answer: MFAAuthenticateResponse['response']; userAgent: string },
+      call: CallContext,
+      origins: readonly string[],
+    ): Promise<{ token: string; session: WebSession }> {
+      // 1–2. The challenge from step one, spent; the answer checked, a security key's on the web UI's origin.
+      const { cap, verified, refuse, address } = await spendAndVerify(
+        request.challengeId,
+        request.answer,
+        call,
+        origins,
+      );
+      // 3. A browser holds no session key, so it cannot meet a private-key policy: such a user signs in
+      //    with `keyport login` and the card, not on the web UI.
+      const roles = verified.roles ?? (await rolesOf(verified.user));
+      const required = requiredKeyPolicy(cap, roles);
+      if (required !== 'none') {
+        return refuse(
+          `private key policy "${required}": no web session`,
+          new KeyportError(
+            'PRIVATE_KEY_POLICY_NOT_MET',
+            `Your roles require a hardware key (${required}) for every session; the web UI cannot hold one. Sign in with "keyport login" and your hardware key instead.`,
+            { privateKeyPolicy: required },
+          ),
+        );
+      }
+      // 4. The identity this login earned, its length capped as its certificates' would be.
+      const identity = await sessionIdentityOf(ctx, verified.user, {
+        mfaVerified: verified.mfaVerified,
+        roles,
+      });
+      const created = await createWebSession(ctx, identity, {
+        loginMethod: verified.method,
+        clientAddr: address,
+        userAgent: request.userAgent,
+      });
+      // 5. The address's failures are forgiven; the login and the session are audited in one statement.
+      await clearFailures(ctx, identity.user, address, verified.failuresRecorded);
+      await ctx.audit.recordAll([
+        {
+          type: 'user.login',
+          actor: identity.user,
+          clientAddr: call.clientAddr,
+          success: true,
+          message: `${verified.method} (web)`,
+        },
+        {
+          type: 'web.session',
+          actor: identity.user,
+          clientAddr: call.clientAddr,
+          success: true,
+          message: `web session started, valid until ${new Date(created.session.expiresMs).toISOString()}`,
+          fields: {
+            session_id: created.session.id,
+            roles: identity.roles,
+            ttl_seconds: identity.ttlSeconds,
+            mfa_verified: identity.mfaVerified,
+            device_trusted: false,
+          },
+        },
+      ]);
+      return created;
     },
   };
 }
