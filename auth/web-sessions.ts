@@ -118,7 +118,17 @@ export async function authenticateWebSession(
   if (!found) throw signInAgain();
   const { session, user } = found;
   if (!user || isLocked(user, ctx.now())) {
-    await endWebSession(ctx, session.id, session.user, clientAddr, user ? 'user is locked' : 'user deleted');
+    // Every session of the user ends, not only this one.
+    const reason = user ? 'user is locked' : 'user deleted';
+    const ended = await ctx.store.webSessions.deleteForUser(session.user);
+    await ctx.audit.record({
+      type: 'web.session',
+      actor: session.user,
+      clientAddr,
+      success: true,
+      message: `web session ended: ${reason}`,
+      fields: { session_id: session.id, reason, sessions_ended: ended },
+    });
     throw user ? lockedError(user) : signInAgain();
   }
   return { session: viewOf(session), token };
