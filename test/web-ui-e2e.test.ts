@@ -16,7 +16,10 @@ import { launchLabChromium, trustClusterCaFlag } from '../lab/chromium';
 import { accessibilityFindings, screenshotter } from '../lab/page-checks';
 import { startSoftKey } from '../lab/security-key/soft-key';
 import type { SoftKey } from '../lab/security-key/soft-key';
-import { virtualKeyFromLabKey } from '../lab/web';
+import { virtualKeyFromLabKey, webClient } from '../lab/web';
+import { authenticate } from '../client/webauthn/ceremony';
+import { closeKeys, openKeys } from '../client/webauthn/keys';
+import { WEBAPI } from '../proto/webapi';
 
 const PIN = '1234';
 const shots = join(repoRoot, 'test-results', 'web-ui-e2e');
@@ -70,8 +73,8 @@ beforeAll(async () => {
     pin: PIN,
     addOtp: true,
   });
-  // The browser holds the lab key's credentials from here on; the lab key is not used again.
-  await key.stop();
+  // The browser holds the lab key's credentials from here on; the lab key itself answers only for the
+  // wrong-origin test, in this process.
   browser = await launchLabChromium([trustClusterCaFlag(cluster.caPin)]);
   context = await browser.newContext({ viewport: { width: 1024, height: 720 } });
   page = await context.newPage();
@@ -163,6 +166,47 @@ describe('the web UI in Chromium', () => {
     expect(sessionCount()).toBe(1);
     await signOut();
     expect(sessionCount()).toBe(0);
+  });
+
+  it("refuses a security key's answer made for another origin (the CLI's, on the gRPC port): no session, a failed sign-in", async () => {
+    const web = await webClient(cluster);
+    const challenge = await web.request('POST', WEBAPI.challenge, {
+      body: { user: alice.user, password: alice.password },
+    });
+    expect(challenge.status).toBe(200);
+    const keys = await openKeys({ env: { KEYPORT_LAB_SECURITY_KEY: key.socketPath } });
+    let answer: unknown;
+    try {
+      answer = await authenticate(challenge.json.webauthn as never, {
+        origin: `https://localhost:${cluster.port}`,
+        keys,
+        prompts: { tap: () => {}, pin: async () => PIN, newPin: async () => PIN },
+      });
+    } finally {
+      await closeKeys(keys);
+    }
+    const refused = await web.request('POST', WEBAPI.login, {
+      body: { challengeId: challenge.json.challengeId, webauthn: answer },
+    });
+    expect(refused.status).toBe(403);
+    expect(refused.json.error).toMatchObject({
+      code: 'MFA_FAILED',
+      message: expect.stringContaining(`https://localhost:${cluster.port}`),
+    });
+    expect(sessionCount()).toBe(0);
+    const db = openClusterDb(cluster);
+    try {
+      const failed = db
+        .prepare(
+          "SELECT message FROM audit_events WHERE type = 'user.login' AND actor = 'alice' AND success = 0",
+        )
+        .all() as { message: string }[];
+      expect(failed.map((row) => row.message)).toEqual(
+        expect.arrayContaining([expect.stringContaining('not this cluster')]),
+      );
+    } finally {
+      db.close();
+    }
   });
 
   it('loaded without a CSP violation or a page error', () => {
