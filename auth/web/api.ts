@@ -14,6 +14,7 @@ import { loadCap, loadRoles, loginsFor } from '../policy';
 import { checkRequestBounds, FIELD_LIMITS } from '../request-bounds';
 import type { CallContext } from '../rpc';
 import { loginHandlers } from '../services/login-service';
+import { webLoginHandlers } from '../services/web-login-service';
 import {
   authenticateWebSession,
   CSRF_HEADER,
@@ -74,6 +75,7 @@ function callContextOf(request: IncomingMessage, method: string): CallContext {
 
 export function webApi(ctx: ServiceContext, options: WebApiOptions) {
   const login = loginHandlers(ctx);
+  const webLogin = webLoginHandlers(ctx);
   const { origins } = options;
 
   /** The cookie's session, checked now (expiry, user deleted or locked); `csrf` for state changes. */
@@ -148,7 +150,7 @@ export function webApi(ctx: ServiceContext, options: WebApiOptions) {
       checkRequestBounds({ challengeId: body.challengeId, mfaResponse: { response: answer } });
       const userAgent = (request.headers['user-agent'] ?? '').slice(0, 512);
       const call = callContextOf(request, WEBAPI.login);
-      const { token, session } = await login.webLogin(
+      const { token, session } = await webLogin.webLogin(
         { challengeId: body.challengeId, answer, userAgent },
         call,
         origins,
