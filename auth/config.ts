@@ -2,6 +2,7 @@
 // command-line flags taking precedence. `auth_service.authentication` is a cluster_auth_preference spec,
 // applied at every start (the file is the source of truth for it, as in Teleport).
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -230,8 +231,7 @@ function webListener(
     auth.web_public_addr ??
     `${LOOPBACK_OR_ANY.includes(listen.host) ? 'localhost' : listen.host}:${listen.port}`;
   const field = flags.webPublicAddr ? '--web-public-addr' : 'auth_service.web_public_addr';
-  parseHostPort(publicAddr, field);
-  if (publicAddr.startsWith('[')) {
+  if (isIP(parseHostPort(publicAddr, field).host) !== 0) {
     throw new KeyportError(
       'INVALID_ARGUMENT',
       `${field}: a browser needs a host name here, not an IP address.`,
