@@ -38,9 +38,25 @@ beforeAll(async () => {
     env: clock.env,
   });
   web = await webClient(cluster);
+  const admin = await connectAsAdmin(cluster);
+  try {
+    const role = (name: string, options: Record<string, unknown>) =>
+      JSON.stringify({ kind: 'role', version: 'v7', metadata: { name }, spec: { options, allow: {} } });
+    await admin.admin.createResources({
+      documentsJson: [
+        role('short', { max_session_ttl: '1h' }),
+        role('card', { require_session_mfa: 'hardware_key' }),
+      ],
+      force: false,
+    });
+  } finally {
+    admin.close();
+  }
   for (const name of ['alice', 'bob', 'carol', 'dave', 'erin', 'mallory']) {
     people[name] = await signUpUserInProcess(cluster, join(home, name), name, ['access']);
   }
+  people.sam = await signUpUserInProcess(cluster, join(home, 'sam'), 'sam', ['access', 'short']);
+  people.kim = await signUpUserInProcess(cluster, join(home, 'kim'), 'kim', ['access', 'card']);
   // Signup spent each user's current OTP step: sign-ins use the next ones.
   clock.advance(31_000);
 }, 180_000);
@@ -145,6 +161,45 @@ describe('web sign-in and sessions', () => {
       );
     } finally {
       audit.close();
+    }
+  });
+
+  it("lasts no longer than the user's certificates would: a role's max_session_ttl caps the session and its cookie", async () => {
+    const { response } = await signIn('sam');
+    const [row] = sessionRows('sam');
+    expect((row?.expires_ms ?? 0) - (row?.created_ms ?? 0)).toBe(3600 * 1000);
+    expect(Number(/Max-Age=(\d+)/.exec(response.headers['set-cookie']?.[0] ?? '')?.[1])).toBeLessThanOrEqual(
+      3600,
+    );
+  });
+
+  it('refuses a web session to a user whose roles require a hardware key, audited, and stores no session', async () => {
+    const who = person('kim');
+    const challenge = await web.request('POST', WEBAPI.challenge, {
+      body: { user: who.user, password: who.password },
+    });
+    expect(challenge.status).toBe(200);
+    const refused = await web.request('POST', WEBAPI.login, {
+      body: { challengeId: challenge.json.challengeId, totpCode: totpCode(who.totpSecret, clock.now()) },
+    });
+    clock.advance(31_000);
+    expect(refused.status).toBe(403);
+    expect(refused.json.error).toMatchObject({
+      code: 'PRIVATE_KEY_POLICY_NOT_MET',
+      message: expect.stringContaining('keyport login'),
+    });
+    expect(refused.headers['set-cookie']).toBeUndefined();
+    expect(sessionRows('kim')).toEqual([]);
+    const db = openClusterDb(cluster);
+    try {
+      const audited = db
+        .prepare(
+          "SELECT message FROM audit_events WHERE type = 'user.login' AND actor = 'kim' AND success = 0",
+        )
+        .all();
+      expect(audited).toEqual([{ message: 'private key policy "hardware_key": no web session' }]);
+    } finally {
+      db.close();
     }
   });
 
