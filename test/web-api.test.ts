@@ -437,6 +437,21 @@ describe('web sign-in and sessions', () => {
     },
   );
 
+  it('serves only the built app: a path out of its folder or a malformed one is refused', async () => {
+    for (const path of [
+      '/..%2F..%2Fpackage.json',
+      '/assets/..%2F..%2F..%2Fauth%2Fserver.ts',
+      '/%2e%2e/%2e%2e/package.json',
+    ]) {
+      const response = await web.request('GET', path, { origin: null });
+      expect(response.status, path).toBe(404);
+      expect(response.body).not.toContain('"name": "keyport"');
+    }
+    const malformed = await web.request('GET', '/%E0%A4%A', { origin: null });
+    expect(malformed.status).toBe(400);
+    expect(malformed.json.error).toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+
   it('refuses a login answer that is not one, and an unknown API path, with typed errors', async () => {
     const before = storedState();
     const both = await web.request('POST', WEBAPI.login, {

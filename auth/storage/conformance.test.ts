@@ -814,6 +814,19 @@ describe.each(backends)('store on $kind', (backend) => {
       device_id: 'dev-1',
       device_trusted_ms: T,
     });
+    // An untrusted session is trusted once, by one device; a trusted or expired one is left alone.
+    const racing = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        sessions.trust('a1', { deviceId: `dev-${i}`, assetTag: 'tag' }, T + 1),
+      ),
+    );
+    expect(racing.filter(Boolean)).toHaveLength(1);
+    expect(await sessions.trust('a2', { deviceId: 'dev-x', assetTag: 'x' }, T + 1)).toBe(false);
+    expect(await sessions.trust('b1', { deviceId: 'dev-x', assetTag: 'x' }, T + 10)).toBe(false);
+    expect((await sessions.find('hash-a1', T + 1))?.session).toMatchObject({
+      device_asset_tag: 'tag',
+      device_trusted_ms: T + 1,
+    });
     // The user's current row comes with it: a lock shows at the next read.
     await store.setLock('alice', T + 1000, 'stolen laptop', T);
     expect((await sessions.find('hash-a1', T))?.user?.locked_until_ms).toBe(T + 1000);

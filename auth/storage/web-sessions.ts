@@ -52,6 +52,21 @@ export class WebSessionStore {
     };
   }
 
+  /**
+   * Marks an untrusted session trusted by a device (the approval ceremony): true for the one call that
+   * found it unexpired and untrusted; a session already trusted keeps its device.
+   */
+  async trust(id: string, device: { deviceId: string; assetTag: string }, nowMs: number): Promise<boolean> {
+    const result = await this.db
+      .updateTable('web_sessions')
+      .set({ device_id: device.deviceId, device_asset_tag: device.assetTag, device_trusted_ms: nowMs })
+      .where('id', '=', id)
+      .where('device_id', 'is', null)
+      .where('expires_ms', '>', nowMs)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
   /** Ends one session (sign-out): true when it existed. */
   async delete(id: string): Promise<boolean> {
     const result = await this.db.deleteFrom('web_sessions').where('id', '=', id).executeTakeFirst();

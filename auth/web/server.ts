@@ -43,7 +43,12 @@ const CONTENT_TYPES: Record<string, string> = {
 
 /** A file of the built app; any other path without an extension is the app's index (its own routes). */
 async function serveApp(appDir: string, request: IncomingMessage, response: ServerResponse): Promise<void> {
-  const path = decodeURIComponent((request.url ?? '/').split('?')[0] ?? '/');
+  let path: string;
+  try {
+    path = decodeURIComponent((request.url ?? '/').split('?')[0] ?? '/');
+  } catch {
+    throw new KeyportError('INVALID_ARGUMENT', 'The path is not valid URL encoding.');
+  }
   const wanted = extname(path) === '' ? '/index.html' : path;
   const file = normalize(join(appDir, wanted));
   const found = file.startsWith(appDir + sep) ? await stat(file).catch(() => undefined) : undefined;
