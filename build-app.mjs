@@ -3,6 +3,7 @@
 //   dist/preload/preload.cjs      the Electron preload (sandboxed, so one self-contained CommonJS file)
 //   dist/preload/keyport-bridge.js  the browser host's window.keyport over a WebSocket (classic script)
 //   dist/electron/main.mjs        the Electron host's main process (dependencies stay external)
+//   dist/web/                     keyport-auth's web UI (web/vite.config.ts), served by its web listener
 // `node build-app.mjs --if-stale` skips the build when dist/ is newer than every source file.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,10 +15,13 @@ const root = fileURLToPath(new URL('.', import.meta.url));
 // What ships is a production build, whoever asks for it: a test runner sets NODE_ENV=test, and React's
 // development build (three times larger, and slower) would be bundled then.
 process.env.NODE_ENV = 'production';
-const sources = ['renderer', 'preload', 'main', 'client', 'proto', 'build-app.mjs', 'package.json'];
+const sources = ['renderer', 'preload', 'main', 'client', 'proto', 'web', 'build-app.mjs', 'package.json'];
 
 function isStale() {
-  return isOlderThanSources(join(root, 'dist', 'renderer', 'index.html'), root, sources);
+  // Both outputs: the renderer's and the web UI's; either one missing or older than a source rebuilds.
+  return [join(root, 'dist', 'renderer', 'index.html'), join(root, 'dist', 'web', 'index.html')].some(
+    (stamp) => isOlderThanSources(stamp, root, sources),
+  );
 }
 
 const quiet = { logLevel: 'warn', configFile: false, root };
@@ -75,5 +79,6 @@ if (process.argv.includes('--if-stale') && !isStale()) {
   await build({ logLevel: 'warn', configFile: join(root, 'renderer', 'vite.config.ts') });
   await buildPreload();
   await buildElectronMain();
-  console.log('Built dist/renderer, dist/preload and dist/electron.');
+  await build({ logLevel: 'warn', configFile: join(root, 'web', 'vite.config.ts') });
+  console.log('Built dist/renderer, dist/preload, dist/electron and dist/web.');
 }

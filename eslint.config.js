@@ -4,13 +4,26 @@ import tseslint from 'typescript-eslint';
 import importX, { createNodeResolver } from 'eslint-plugin-import-x';
 
 // lab/ is handled by its own zone below, which spares tests.
-const everyFolder = ['proto', 'auth', 'client', 'cli', 'node', 'main', 'preload', 'renderer', 'native'];
+const everyFolder = [
+  'proto',
+  'auth',
+  'client',
+  'cli',
+  'node',
+  'main',
+  'preload',
+  'renderer',
+  'web',
+  'native',
+];
 const others = (...allowed) => everyFolder.filter((f) => !allowed.includes(f)).map((f) => `./${f}`);
 
 /** docs/architecture.md "Import rules": one zone per folder, naming what it must never import. */
 export const importZones = [
   { target: './renderer', from: './', except: ['./renderer', './preload/contract.ts', './node_modules'] },
   { target: './preload', from: others('preload').filter((f) => f !== './preload') },
+  // keyport-auth's web UI: itself, and the web API's paths and shapes (proto/webapi.ts).
+  { target: './web', from: './', except: ['./web', './proto/webapi.ts', './node_modules'] },
   { target: './main', from: others('main', 'client', 'preload', 'proto') },
   { target: './client', from: others('client', 'proto') },
   { target: './auth', from: others('auth', 'proto') },
@@ -20,7 +33,7 @@ export const importZones = [
 ];
 /** Only tests, benchmarks and the demo launcher (itself in lab/) import lab/. */
 const labZone = {
-  target: ['./proto', './auth', './client', './cli', './node', './main', './preload', './renderer'],
+  target: ['./proto', './auth', './client', './cli', './node', './main', './preload', './renderer', './web'],
   from: './lab',
 };
 

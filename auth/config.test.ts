@@ -33,6 +33,41 @@ describe('keyport-auth configuration', () => {
     });
   });
 
+  it('has no web listener unless asked, and reaches a loopback one as localhost (a browser refuses an IP as RP ID)', async () => {
+    expect((await loadAuthConfig({ dataDir: dir })).web).toBeUndefined();
+    expect((await loadAuthConfig({ dataDir: dir, webListen: '127.0.0.1:0' })).web).toEqual({
+      listen: { host: '127.0.0.1', port: 0 },
+      publicAddr: 'localhost:0',
+    });
+    const fromFile = await loadAuthConfig({
+      dataDir: dir,
+      config: await configFile(
+        'auth_service:\n  web_listen_addr: 0.0.0.0:3080\n  web_public_addr: auth.example.com:443\n',
+      ),
+    });
+    expect(fromFile.web).toEqual({
+      listen: { host: '0.0.0.0', port: 3080 },
+      publicAddr: 'auth.example.com:443',
+    });
+    // Flags win over the file.
+    expect(
+      (await loadAuthConfig({ dataDir: dir, webListen: '127.0.0.1:9', webPublicAddr: 'web.example.com:9' }))
+        .web,
+    ).toEqual({ listen: { host: '127.0.0.1', port: 9 }, publicAddr: 'web.example.com:9' });
+  });
+
+  it.each([
+    [{ webListen: 'nowhere' }, '--web-listen'],
+    [{ webPublicAddr: 'web.example.com:443' }, 'web_listen_addr'],
+    [{ webListen: '127.0.0.1:0', webPublicAddr: '[::1]:443' }, 'not an IP address'],
+    [{ webListen: '127.0.0.1:0', webPublicAddr: '127.0.0.1:443' }, 'not an IP address'],
+  ])('refuses a web listener config that cannot work (%o)', async (flags, words) => {
+    await expect(loadAuthConfig({ dataDir: dir, ...flags })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringContaining(words),
+    });
+  });
+
   it('defaults the lockout to 5 failures in 30 minutes, locking for 30 minutes', async () => {
     const config = await loadAuthConfig({ dataDir: dir });
     expect(config.lockout).toEqual({ maxAttempts: 5, windowMs: 1_800_000, durationMs: 1_800_000 });

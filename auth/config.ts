@@ -2,6 +2,7 @@
 // command-line flags taking precedence. `auth_service.authentication` is a cluster_auth_preference spec,
 // applied at every start (the file is the source of truth for it, as in Teleport).
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -21,6 +22,8 @@ export interface AuthConfig {
   kekFile: string;
   listen: { host: string; port: number };
   publicAddr: string;
+  /** The web UI's listener (auth/web/), when `web_listen_addr` or `--web-listen` asks for one. */
+  web?: { listen: { host: string; port: number }; publicAddr: string };
   clusterName: string;
   lockout: LockoutPolicy;
   rateLimit: RateLimitPolicy;
@@ -42,6 +45,8 @@ export interface AuthFlags {
   kekFile?: string;
   listen?: string;
   publicAddr?: string;
+  webListen?: string;
+  webPublicAddr?: string;
   clusterName?: string;
 }
 
@@ -84,6 +89,8 @@ const fileSchema = z
         enabled: z.boolean().optional(),
         listen_addr: z.string().optional(),
         public_addr: z.string().optional(),
+        web_listen_addr: z.string().optional(),
+        web_public_addr: z.string().optional(),
         key_encryption_key_file: z.string().min(1).optional(),
         cluster_name: z.string().min(1).optional(),
         lockout: z
@@ -160,6 +167,7 @@ export async function loadAuthConfig(flags: AuthFlags): Promise<AuthConfig> {
     auth.public_addr ??
     `${['0.0.0.0', '::'].includes(listen.host) ? 'localhost' : listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
   parseHostPort(publicAddr, flags.publicAddr ? '--public-addr' : 'auth_service.public_addr');
+  const web = webListener(flags, auth);
   const lockout = auth.lockout ?? {};
   const rates = auth.rate_limit ?? {};
   const kekFile = flags.kekFile ?? auth.key_encryption_key_file ?? `${resolve(dataDir)}.kek`;
@@ -178,6 +186,7 @@ export async function loadAuthConfig(flags: AuthFlags): Promise<AuthConfig> {
     kekFile: resolve(kekFile),
     listen,
     publicAddr,
+    ...(web ? { web } : {}),
     clusterName: flags.clusterName ?? auth.cluster_name ?? parseHostPort(publicAddr, 'public_addr').host,
     lockout: {
       maxAttempts: lockout.max_attempts ?? 5,
@@ -192,6 +201,46 @@ export async function loadAuthConfig(flags: AuthFlags): Promise<AuthConfig> {
     authentication: auth.authentication,
     configDir: flags.config ? dirname(resolve(flags.config)) : process.cwd(),
   };
+}
+
+const LOOPBACK_OR_ANY = ['127.0.0.1', '::1', '0.0.0.0', '::', 'localhost'];
+
+/**
+ * The web listener and its public address, whose `https://` origin is the one origin the web UI is served
+ * from and WebAuthn accepts there. A browser refuses an IP address as a WebAuthn RP ID, so a loopback or
+ * wildcard listener is reached as `localhost` unless `web_public_addr` names the host.
+ */
+function webListener(
+  flags: AuthFlags,
+  auth: { web_listen_addr?: string; web_public_addr?: string },
+): AuthConfig['web'] {
+  const text = flags.webListen ?? auth.web_listen_addr;
+  if (text === undefined) {
+    if (flags.webPublicAddr ?? auth.web_public_addr) {
+      throw new KeyportError(
+        'INVALID_ARGUMENT',
+        'auth_service.web_public_addr: give web_listen_addr (or --web-listen) too, or the web UI has no listener.',
+        { fieldPath: 'auth_service.web_public_addr' },
+      );
+    }
+    return undefined;
+  }
+  const listen = parseHostPort(text, flags.webListen ? '--web-listen' : 'auth_service.web_listen_addr');
+  const publicAddr =
+    flags.webPublicAddr ??
+    auth.web_public_addr ??
+    `${LOOPBACK_OR_ANY.includes(listen.host) ? 'localhost' : listen.host}:${listen.port}`;
+  const field = flags.webPublicAddr ? '--web-public-addr' : 'auth_service.web_public_addr';
+  if (isIP(parseHostPort(publicAddr, field).host) !== 0) {
+    throw new KeyportError(
+      'INVALID_ARGUMENT',
+      `${field}: a browser needs a host name here, not an IP address.`,
+      {
+        fieldPath: field,
+      },
+    );
+  }
+  return { listen, publicAddr };
 }
 
 /** Connections per replica, and how long one statement may run, unless the config says otherwise. */

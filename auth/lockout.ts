@@ -33,12 +33,12 @@ const ADMIT_WAIT_MS = 10_000;
 /** A reservation left by a replica that died mid-check stops counting after this. */
 const RESERVATION_TTL_MS = 30_000;
 
-export function isLocked(user: UserRow, nowMs: number): boolean {
+export function isLocked(user: Pick<UserRow, 'locked_until_ms'>, nowMs: number): boolean {
   return user.locked_until_ms !== null && user.locked_until_ms > nowMs;
 }
 
 /** An admin's lock, told to the user's own certificate or after a right password: it names the user. */
-export function lockedError(user: UserRow): KeyportError {
+export function lockedError(user: Pick<UserRow, 'name' | 'locked_until_ms'>): KeyportError {
   const until = user.locked_until_ms ?? 0;
   const when =
     until >= Number.MAX_SAFE_INTEGER ? 'until an admin unlocks it' : `until ${new Date(until).toISOString()}`;

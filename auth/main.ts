@@ -26,6 +26,11 @@ program
   )
   .option('-l, --listen <host:port>', 'address to listen on; port 0 picks a free port', undefined)
   .option('--public-addr <host:port>', 'address clients use; its host is in the TLS certificate')
+  .option('--web-listen <host:port>', 'serve the web UI over HTTPS on this address (web_listen_addr)')
+  .option(
+    '--web-public-addr <host:port>',
+    "the web UI's address in browsers, its origin (default: localhost:PORT for a loopback listener)",
+  )
   .option('--cluster-name <name>', 'cluster name (default: the public address host)')
   .action(async (options) => {
     // Everything the service writes (database, CA keys, admin identity) is for its own user only.
@@ -44,6 +49,7 @@ program
     // Handlers first: stdout to a pipe is synchronous on Linux, so a supervisor may signal as soon as it
     // reads the address.
     console.log(`CA pin: ${server.caPin}`);
+    if (server.webOrigin) console.log(`web UI on ${server.webOrigin}`);
     console.log(`listening on ${server.address}`);
   });
 

@@ -165,10 +165,12 @@ export async function verifyWebauthnAnswer(
     clientAddr: string;
     /** Passwordless: the answer as readPasskey parsed and read it (else it is parsed and read here). */
     passkey?: PasskeyRead;
+    /** The exact origins accepted (the web UI's); the gRPC API's rule otherwise (webauthn.ts). */
+    origins?: readonly string[];
   },
 ): Promise<{ user: string; device: MfaDeviceRow; owner?: UserRow }> {
   const { cap, passwordless } = input;
-  const rp = relyingParty(cap, ctx.clusterName);
+  const rp = relyingParty(cap, ctx.clusterName, input.origins);
   if (!input.webauthnChallenge) {
     throw new KeyportError('MFA_FAILED', 'This challenge does not accept a security key.');
   }

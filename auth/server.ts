@@ -38,6 +38,8 @@ import { nodeAccessService, nodeService } from './services/node-service';
 import { openKeyEncryptionKey, sealPlainTotpSeeds } from './secrets';
 import { redactConnString } from './storage/postgres';
 import { openStore } from './storage/store';
+import { startWebListener } from './web/server';
+import type { RunningWebListener } from './web/server';
 
 export const VERSION = '0.1.0';
 export const ADMIN_IDENTITY_FILE = 'admin-identity.json';
@@ -50,6 +52,8 @@ export interface RunningAuthServer {
   port: number;
   caPin: string;
   clusterName: string;
+  /** The web UI's origin (https://HOST:PORT), when it has a listener. */
+  webOrigin?: string;
   stop(): Promise<void>;
 }
 
@@ -137,7 +141,8 @@ export async function startAuthServer(
     throw error;
   }
   const publicHost = config.publicAddr.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-  const names = new Set(['localhost', '127.0.0.1', '::1', publicHost, config.listen.host]);
+  const webHosts = config.web ? [config.web.listen.host, config.web.publicAddr.replace(/:\d+$/, '')] : [];
+  const names = new Set(['localhost', '127.0.0.1', '::1', publicHost, config.listen.host, ...webHosts]);
   names.delete('0.0.0.0');
   names.delete('::');
   const host = await issueHostCertificate(authorities, {
@@ -239,6 +244,23 @@ export async function startAuthServer(
     certPem: builtin.certPem,
   });
 
+  // The web UI: its own HTTPS listener with the same host certificate, over the same services.
+  let web: RunningWebListener | undefined;
+  if (config.web) {
+    try {
+      web = await startWebListener(ctx, {
+        ...config.web.listen,
+        publicAddr: config.web.publicAddr,
+        tls: { keyPem: host.keyPem, chainPem: host.chainPem },
+        log,
+      });
+    } catch (error) {
+      server.forceShutdown();
+      await store.close();
+      throw error;
+    }
+  }
+
   const pruneTimer = setInterval(() => {
     store.prune(now(), config.lockout.windowMs).catch(logError);
   }, 60_000);
@@ -250,9 +272,11 @@ export async function startAuthServer(
     port,
     caPin: authorities.tls.pin,
     clusterName: config.clusterName,
+    ...(web ? { webOrigin: web.origin } : {}),
     stop() {
       stopping ??= (async () => {
         clearInterval(pruneTimer);
+        await web?.close();
         await new Promise<void>((resolve) => {
           const force = setTimeout(() => {
             server.forceShutdown();

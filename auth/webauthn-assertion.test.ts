@@ -269,4 +269,38 @@ describe('ES256 assertions verified synchronously, as the library verifies them'
     }).catch((e: unknown) => e);
     expect(refused).toMatchObject({ code: 'MFA_FAILED' });
   });
+
+  it('accepts, for the web UI, exactly its configured origins: another port or a subdomain of the rp_id is refused', async () => {
+    const es = es256Key();
+    const webRp: RelyingParty = { ...rp, origins: ['https://example.com:3080'] };
+    const answer = (origin: string) =>
+      verifyAssertion({
+        rp: webRp,
+        response: assertion(es, { origin }),
+        expectedChallenge: CHALLENGE,
+        device: deviceOf(es),
+        requireUserVerification: true,
+      }).catch((e: unknown) => e);
+    expect(await answer('https://example.com:3080')).toEqual({ ok: true, newCounter: 7, userVerified: true });
+    // The gRPC API's rule (rp_id host, any port) would take these; the web UI's does not.
+    for (const origin of [
+      'https://example.com:3025',
+      'https://example.com',
+      'https://app.example.com:3080',
+    ]) {
+      expect(await answer(origin)).toMatchObject({
+        code: 'MFA_FAILED',
+        message: expect.stringContaining(origin),
+      });
+    }
+    // Without configured origins (gRPC), the same assertions pass the rp_id rule.
+    const grpc = await verifyAssertion({
+      rp,
+      response: assertion(es, { origin: 'https://example.com:3025' }),
+      expectedChallenge: CHALLENGE,
+      device: deviceOf(es),
+      requireUserVerification: true,
+    });
+    expect(grpc).toMatchObject({ ok: true });
+  });
 });

@@ -2,8 +2,10 @@
 // @simplewebauthn/server's, save an ES256 key's assertion, which webauthn-assertion.ts checks the same way
 // with synchronous node:crypto (tested against the library); this file decides what to ask for and accept:
 //
-// - origin: `https://<rp_id>` or `https://<subdomain of rp_id>`, any port (the library only compares
-//   strings, so the origin is checked here first and then handed to it as the one expected origin);
+// - origin: `https://<rp_id>` or `https://<subdomain of rp_id>`; for the gRPC API (whose clients are not
+//   browsers and name the cluster's public address), any port; for the web UI (auth/web/), exactly the
+//   web UI's configured origins (the library only compares strings, so the origin is checked here first
+//   and then handed to it as the one expected origin);
 // - attestation: requested ('direct') only when the cap lists attestation CAs; then `none` and self
 //   attestation are refused, some certificate of x5c must chain to an allowed CA (and the allowed CAs are
 //   the library's trust anchors, so it validates the whole path too), and no certificate may chain to a
@@ -37,10 +39,16 @@ export interface RelyingParty {
   rpName: string;
   allowedCas: string[];
   deniedCas: string[];
+  /** When given, the only origins accepted (exact match): the web UI's. */
+  origins?: readonly string[];
 }
 
 /** The relying party of the cluster; PRECONDITION_FAILED when WebAuthn is not a second factor here. */
-export function relyingParty(cap: ClusterPolicy, clusterName: string): RelyingParty {
+export function relyingParty(
+  cap: ClusterPolicy,
+  clusterName: string,
+  origins?: readonly string[],
+): RelyingParty {
   if (!cap.secondFactors.includes('webauthn') || !cap.webauthn) {
     throw new KeyportError(
       'PRECONDITION_FAILED',
@@ -52,6 +60,7 @@ export function relyingParty(cap: ClusterPolicy, clusterName: string): RelyingPa
     rpName: clusterName,
     allowedCas: cap.webauthn.attestation_allowed_cas,
     deniedCas: cap.webauthn.attestation_denied_cas,
+    ...(origins ? { origins } : {}),
   };
 }
 
@@ -149,7 +158,7 @@ export async function verifyRegistration(input: {
       fieldPath: 'webauthn_json',
     });
   }
-  const origin = checkedOrigin(response.response.clientDataJSON, rp.rpId);
+  const origin = checkedOrigin(response.response.clientDataJSON, rp);
   if (attestationCasConfigured(rp)) checkAttestationPolicy(response.response.attestationObject, rp);
   let verified: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
   try {
@@ -314,7 +323,7 @@ export async function verifyAssertion(input: {
   requireUserVerification: boolean;
 }): Promise<AssertionOutcome> {
   const { rp, device } = input;
-  const origin = checkedOrigin(input.response.response.clientDataJSON, rp.rpId);
+  const origin = checkedOrigin(input.response.response.clientDataJSON, rp);
   if (!device.webauthn_credential_id || !device.webauthn_public_key) {
     throw denied('This security key is not registered with this cluster.');
   }
@@ -382,8 +391,12 @@ function parseJson<T>(json: string, fieldPath: string): T {
   });
 }
 
-/** The clientDataJSON's origin, once it is the rp_id host or a subdomain over https. */
-function checkedOrigin(clientDataJSON: unknown, rpId: string): string {
+/**
+ * The clientDataJSON's origin, once it is the rp_id host or a subdomain over https, and one of the
+ * relying party's exact origins when it names them.
+ */
+function checkedOrigin(clientDataJSON: unknown, rp: RelyingParty): string {
+  const { rpId } = rp;
   let origin: unknown;
   try {
     origin = decodeClientDataJSON(String(clientDataJSON)).origin;
@@ -395,6 +408,11 @@ function checkedOrigin(clientDataJSON: unknown, rpId: string): string {
   if (typeof origin !== 'string' || !originAllowed(origin, rpId)) {
     throw failed(
       `The security key was used for another site (${String(origin)}), not for https://${rpId}; sign in again.`,
+    );
+  }
+  if (rp.origins && !rp.origins.includes(origin)) {
+    throw failed(
+      `The security key was used on ${origin}, which is not this cluster's web UI (${rp.origins.join(', ')}); sign in again.`,
     );
   }
   return origin;

@@ -18,10 +18,10 @@ export const HEADLESS_CHROMIUM_FLAGS = [
   '--disable-quic',
 ] as const;
 
-export function launchLabChromium(): Promise<Browser> {
+export function launchLabChromium(extraArgs: readonly string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: process.env.KEYPORT_CHROMIUM || '/usr/bin/chromium',
-    args: [...HEADLESS_CHROMIUM_FLAGS],
+    args: [...HEADLESS_CHROMIUM_FLAGS, ...extraArgs],
   });
 }
 
@@ -60,4 +60,13 @@ export async function openAppInChromium(
     await close();
     throw error;
   }
+}
+
+/**
+ * The flag that makes Chromium accept a lab cluster's HTTPS certificate: the cluster CA's pin (`sha256:HEX`
+ * of its SubjectPublicKeyInfo) as the base64 SPKI hash Chromium takes. Only that CA's chain is let through.
+ */
+export function trustClusterCaFlag(caPin: string): string {
+  const hex = caPin.replace(/^sha256:/, '');
+  return `--ignore-certificate-errors-spki-list=${Buffer.from(hex, 'hex').toString('base64')}`;
 }

@@ -23,6 +23,8 @@ export interface LabCluster {
   caPin: string;
   dataDir: string;
   clusterName: string;
+  /** The web UI's origin (https://localhost:PORT), when started with --web-listen. */
+  webOrigin?: string;
   process: ChildProcess;
   /** Everything the service printed, for assertions and failure reports. */
   output(): string;
@@ -362,29 +364,34 @@ export async function startKeyportAuth(
   child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
-  const started = await new Promise<{ caPin: string; address: string }>((resolveStart, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`keyport-auth did not start in time:\n${stdout}${stderr}`)),
-      options.startTimeoutMs ?? 60_000,
-    );
-    child.stdout?.on('data', () => {
-      const pin = /CA pin: (sha256:[0-9a-f]{64})/.exec(stdout)?.[1];
-      const address = /listening on (\S+)/.exec(stdout)?.[1];
-      if (pin && address) {
+  const started = await new Promise<{ caPin: string; address: string; webOrigin?: string }>(
+    (resolveStart, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`keyport-auth did not start in time:\n${stdout}${stderr}`)),
+        options.startTimeoutMs ?? 60_000,
+      );
+      child.stdout?.on('data', () => {
+        const pin = /CA pin: (sha256:[0-9a-f]{64})/.exec(stdout)?.[1];
+        const address = /listening on (\S+)/.exec(stdout)?.[1];
+        // The web UI's line comes before the address's.
+        const webOrigin = /web UI on (\S+)/.exec(stdout)?.[1];
+        if (pin && address) {
+          clearTimeout(timer);
+          resolveStart({ caPin: pin, address, ...(webOrigin ? { webOrigin } : {}) });
+        }
+      });
+      exited.then((code) => {
         clearTimeout(timer);
-        resolveStart({ caPin: pin, address });
-      }
-    });
-    exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`keyport-auth exited with ${code} before it was ready:\n${stdout}${stderr}`));
-    });
-  });
+        reject(new Error(`keyport-auth exited with ${code} before it was ready:\n${stdout}${stderr}`));
+      });
+    },
+  );
   let stopping: Promise<number | null> | undefined;
   return {
     address: started.address,
     port: Number(started.address.split(':').pop()),
     caPin: started.caPin,
+    ...(started.webOrigin ? { webOrigin: started.webOrigin } : {}),
     dataDir: options.dataDir,
     clusterName: options.clusterName ?? '',
     process: child,

@@ -1,4 +1,4 @@
-// npm start: a local demo cluster in ./.keyport-demo/, a lab security key that touches itself about
+// npm start: a local demo cluster in ./.keyport-demo/ (its web UI on https://localhost:3080), a lab security key that touches itself about
 // 800 ms after it is asked (so the tap prompt shows), the user alice with a password, that key (a passkey,
 // PIN 1234) and an OTP device, and Keyport Connect opened logged out and ready: Electron when a runnable
 // Electron binary is installed, otherwise the browser host in a Chromium app window (or its URL printed
@@ -23,6 +23,7 @@ import { startBrowserHost } from '../main/browser/host';
 import { listenForLinks } from '../main/backend/link-socket';
 import { openAppWindow } from '../main/browser/chromium';
 import { electronBinary } from '../main/electron/locate';
+import { trustClusterCaFlag } from './chromium';
 import { attestationRootsYaml, connectAsAdmin, repoRoot, startLabCluster } from './cluster';
 import type { LabCluster } from './cluster';
 import { connectClusterConfig, signUpWithLabKey } from './connect';
@@ -40,6 +41,8 @@ const KEY_PIN = '1234';
 // Overridable so a test can run the whole launcher in a temporary folder on a free port.
 const demoDir = process.env.KEYPORT_DEMO_DIR || join(repoRoot, '.keyport-demo');
 const listen = process.env.KEYPORT_DEMO_LISTEN || '127.0.0.1:3025';
+/** The web UI's listener (keyport-auth --web-listen): https://localhost:3080 unless overridden. */
+const webListen = process.env.KEYPORT_DEMO_WEB_LISTEN || '127.0.0.1:3080';
 const credentialsFile = join(demoDir, 'alice.json');
 const home = join(demoDir, 'home');
 
@@ -115,11 +118,13 @@ async function startCluster(pivRootPem: string): Promise<LabCluster> {
     dataDir,
     configYaml: demoConfig(pivRootPem),
     listen,
+    extraArgs: ['--web-listen', webListen],
   }).catch(() =>
     startLabCluster({
       clusterName: 'keyport-demo',
       dataDir,
       configYaml: demoConfig(pivRootPem),
+      extraArgs: ['--web-listen', '127.0.0.1:0'],
     }),
   );
 }
@@ -230,6 +235,7 @@ async function main() {
       '',
       'Keyport demo is running.',
       `  cluster:       ${cluster.clusterName} at ${address}   (CA pin ${cluster.caPin})`,
+      `  web UI:        ${cluster.webOrigin ?? '(none)'}   (its certificate is from the cluster CA above)`,
       `  user:          ${state.user}`,
       `  password:      ${state.password}   (kept in ${credentialsFile})`,
       `  security key:  "${state.keyName}", a lab key that touches itself ~0.8 s after it is asked; PIN ${KEY_PIN}`,
@@ -259,6 +265,11 @@ async function main() {
             '    Then sign in again: the session is "trusted" and its certificates carry the device.',
           ]
         : ['  - Account → This device: enrolled; each sign-in from here is device-trusted.']),
+      '',
+      `The web UI at ${cluster.webOrigin ?? ''}: sign in as alice with her password and an OTP code (a browser`,
+      "cannot reach the lab security key's socket). Its certificate chains to the cluster CA, which no browser",
+      'knows: Chromium trusts it for this demo with',
+      `  chromium --user-data-dir=$(mktemp -d) ${trustClusterCaFlag(cluster.caPin)} ${cluster.webOrigin ?? ''}`,
       '',
       'The keyport CLI shares the session (in another terminal, from this folder):',
       `  ${envPrefix} npx keyport status`,

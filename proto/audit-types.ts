@@ -37,6 +37,9 @@ export const AUDIT_EVENT_TYPES = [
   'node.register',
   'session.certificate',
   'session.connect',
+  /** The web UI: a browser session started (at its login, with `user.login`) or ended (sign-out, or its
+   *  user locked or deleted). */
+  'web.session',
 ] as const;
 
 export type AuditType = (typeof AUDIT_EVENT_TYPES)[number];

@@ -50,6 +50,7 @@ describe('npm start with a display', () => {
         DISPLAY: display,
         KEYPORT_DEMO_DIR: join(work, 'demo'),
         KEYPORT_DEMO_LISTEN: '127.0.0.1:0',
+        KEYPORT_DEMO_WEB_LISTEN: '127.0.0.1:0',
         DBUS_SESSION_BUS_ADDRESS: '',
       },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -93,6 +94,8 @@ describe('npm start with a display', () => {
     }
     // One name for the cluster everywhere, and a stop that says what it did (not "keeps running").
     expect(output).toMatch(/cluster: +keyport-demo at localhost:\d+/);
+    // keyport-auth's web UI too, on its own origin.
+    expect(output).toMatch(/web UI: +https:\/\/localhost:\d+ /);
     expect(output).toMatch(
       /Demo stopped: closed the app window; stopped the browser host; .*stopped keyport-auth \(localhost:\d+\); stopped the lab PIV card and its pcscd; removed \S+\./,
     );

@@ -19,6 +19,10 @@ describe('import rules', () => {
     ['auth/probe.ts', "import { ProfileStore } from '../client/profiles';\nvoid ProfileStore;\n"],
     ['cli/probe.ts', "import { hashPassword } from '../auth/passwords';\nvoid hashPassword;\n"],
     ['proto/probe.ts', "import { KeyportError } from '../client/api';\nvoid KeyportError;\n"],
+    // The web UI runs in a browser: no service code, no proto beyond the web API's shapes.
+    ['web/src/probe.ts', "import { loadCap } from '../../auth/policy';\nvoid loadCap;\n"],
+    ['web/src/probe.ts', "import { KeyportError } from '../../proto/errors';\nvoid KeyportError;\n"],
+    ['auth/probe.ts', "import { api } from '../web/src/api';\nvoid api;\n"],
     // Assembled, so that no file outside main/electron and preload reads as importing electron.
     ['client/probe.ts', ['import { app } from ', "'electron'", ';\nvoid app;\n'].join('')],
   ])('rejects the forbidden import in %s', async (filePath, source) => {
@@ -33,6 +37,7 @@ describe('import rules', () => {
       "import { AuthServiceService } from '../proto/gen/keyport/v1/auth';\nvoid AuthServiceService;\n",
     ],
     ['test/probe.ts', "import { startLabCluster } from '../lab/cluster';\nvoid startLabCluster;\n"],
+    ['web/src/probe.ts', "import { WEBAPI } from '../../proto/webapi';\nvoid WEBAPI;\n"],
     ['auth/probe.test.ts', "import { startLabCluster } from '../lab/cluster';\nvoid startLabCluster;\n"],
   ])('allows the import in %s', async (filePath, source) => {
     expect(await importErrors(filePath, source)).toEqual([]);

@@ -418,6 +418,8 @@ export function adminService(ctx: ServiceContext) {
         if (!(await tx.setLock(request.name, until, request.reason || 'locked by an admin', now))) {
           throw new KeyportError('NOT_FOUND', `User "${request.name}" does not exist.`);
         }
+        // The user's web sessions end with the lock (each request checks the lock too).
+        const webSessionsEnded = await tx.webSessions.deleteForUser(request.name);
         await ctx.audit.record(
           {
             type: 'user.lock',
@@ -425,7 +427,7 @@ export function adminService(ctx: ServiceContext) {
             clientAddr: call.clientAddr,
             success: true,
             message: request.reason || 'locked by an admin',
-            fields: { user: request.name, locked_until_ms: until },
+            fields: { user: request.name, locked_until_ms: until, web_sessions_ended: webSessionsEnded },
           },
           tx,
         );

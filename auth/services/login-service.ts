@@ -1,7 +1,8 @@
 // Login in two round trips: CreateAuthenticateChallenge checks the password (with the lockout's reserved
 // checks and rate limits) and returns an MFA challenge bound to user and scope; Login spends it, checks the
-// second factor (or the passkey, for passwordless) and issues the session's certificates
-// (certificates.ts). Each method reads top to bottom as its protocol's steps.
+// second factor (or the passkey, for passwordless; login-answer.ts, shared with the web UI's login) and
+// issues the session's certificates (certificates.ts). Each method reads top to bottom as its protocol's
+// steps.
 import { KeyportError } from '../../proto/errors';
 import type {
   CreateAuthenticateChallengeRequest,
@@ -15,7 +16,7 @@ import type { SshPublicKey } from '../ca/ssh';
 import { parseClientPublicKey } from '../ca/spki';
 import type { ClientPublicKey } from '../ca/spki';
 import { verifyPassword } from '../passwords';
-import { loadCap, loadRoles, rolesAmong } from '../policy';
+import { loadCap } from '../policy';
 import {
   admitAttempt,
   clearFailures,
@@ -25,194 +26,23 @@ import {
   limitAddressReadingCap,
   limitUserName,
   lockedError,
-  recordFailure,
 } from '../lockout';
 import type { CallContext } from '../rpc';
-import { challengeRefusal, isPurpose, spendChallenge } from '../challenges';
-import type { Challenge } from '../challenges';
 import { issueSessionCertificates, sessionIdentityOf } from '../certificates';
 import type { SessionKeys } from '../certificates';
-import type { ClusterPolicy } from '../policy';
-import type { UserRow } from '../storage/store';
-import {
-  createMfaChallenge,
-  createPasswordlessChallenge,
-  passwordlessDisabled,
-  readPasskey,
-  verifyTotpCode,
-  verifyWebauthnAnswer,
-} from '../mfa';
-import { webauthnEnabled } from '../webauthn';
+import { createMfaChallenge, createPasswordlessChallenge } from '../mfa';
 import { finishDeviceLogin, startDeviceLogin } from '../device-trust/login';
 import { perfSteps } from '../perf';
 import { checkSessionKey, keyPolicyHint } from '../hardware-key/login';
 import { requiredKeyPolicy } from '../../proto/resources/private-key-policy';
-import type { Role } from '../../proto/resources/schema';
+import { badCredentials, loginAnswers } from '../login-answer';
 
 import type { ServiceContext } from '../context';
 
 const MAX_REQUESTED_TTL_SECONDS = 365 * 24 * 60 * 60;
 
-const badCredentials = () => new KeyportError('ACCESS_DENIED', 'Invalid user name or password.');
-
 export function loginHandlers(ctx: ServiceContext) {
-  function auditLogin(actor: string, clientAddr: string, success: boolean, message: string): Promise<void> {
-    return ctx.audit.record({ type: 'user.login', actor, clientAddr, success, message });
-  }
-
-  type Refuse = (reason: string, error: KeyportError) => Promise<never>;
-
-  /**
-   * Login (step two) counts against the address's limit only when it is refused, before anything is
-   * written for it: a login that succeeds spends a challenge that its step one already counted, so its
-   * own count would be a write that limits nothing.
-   */
-  async function countRefusal(clientAddr: string): Promise<void> {
-    await limitAddress(ctx, clientAddr);
-  }
-  interface Verified {
-    user: UserRow;
-    mfaVerified: boolean;
-    /** For the audit log: how the person proved who they are. */
-    method: string;
-    /** Whether failed sign-ins at this address are recorded, when read with the passkey. */
-    failuresRecorded?: boolean;
-    /** The user's roles that exist now, when read with the passkey. */
-    roles?: Role[];
-  }
-
-  /** The user still exists and is not locked by an admin (`read`: the row as just read, if it was). */
-  async function signInUser(name: string | null, refuse: Refuse, read?: UserRow): Promise<UserRow> {
-    const user = read ?? (name ? await ctx.store.getUser(name) : undefined);
-    if (!user) return refuse('user deleted during login', badCredentials());
-    if (isLocked(user, ctx.now())) return refuse('user is locked', lockedError(user));
-    return user;
-  }
-
-  /**
-   * Passwordless: a passkey's assertion with user verification; its user handle names the user. The
-   * passkey, its owner and the cap are read in one statement, before the cap is checked.
-   */
-  async function verifyPasskey(
-    challenge: Challenge<'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN'>,
-    answer: MFAAuthenticateResponse['response'],
-    clientAddr: string,
-    address: string,
-    refuse: Refuse,
-  ): Promise<Verified & { cap: ClusterPolicy }> {
-    const passkey =
-      answer?.$case === 'webauthnJson' ? await readPasskey(ctx, answer.value, address) : undefined;
-    const cap = passkey?.cap ?? (await loadCap(ctx.store));
-    if (!cap.allowPasswordless) return refuse('passwordless disabled', passwordlessDisabled());
-    if (answer?.$case !== 'webauthnJson') {
-      return refuse(
-        'passwordless without a security key',
-        new KeyportError('MFA_FAILED', 'Passwordless login needs the response of a security key.'),
-      );
-    }
-    const verified = await verifyWebauthnAnswer(ctx, {
-      challengeUser: null,
-      webauthnChallenge: challenge.payload.webauthnChallenge,
-      passwordless: true,
-      json: answer.value,
-      cap,
-      clientAddr,
-      ...(passkey ? { passkey } : {}),
-    }).catch((error: unknown) =>
-      error instanceof KeyportError ? refuse(`passwordless: ${error.message}`, error) : Promise.reject(error),
-    );
-    const user = await signInUser(verified.user, refuse, verified.owner);
-    const found = passkey?.found;
-    return {
-      user,
-      mfaVerified: true,
-      method: 'passwordless',
-      cap,
-      ...(found ? { failuresRecorded: found.failedHere } : {}),
-      ...(found?.ownerRoles ? { roles: rolesAmong(roleNamesOf(user), found.ownerRoles) } : {}),
-    };
-  }
-
-  /**
-   * After a password: an OTP code or a security key, as the cluster allows. A wrong one counts as a failure
-   * for (name, address); a code spent a moment ago does not (it is a double submit, not a guess).
-   */
-  async function verifySecondFactor(
-    challenge: Challenge<'CHALLENGE_SCOPE_LOGIN'>,
-    answer: MFAAuthenticateResponse['response'],
-    clientAddr: string,
-    address: string,
-    refuse: Refuse,
-  ): Promise<Verified & { cap: ClusterPolicy }> {
-    const cap = await loadCap(ctx.store);
-    const user = await signInUser(challenge.user, refuse);
-    if (answer?.$case === 'totp') {
-      if (!cap.secondFactors.includes('otp')) {
-        return refuse(
-          'OTP not allowed',
-          new KeyportError('MFA_FAILED', 'OTP is not an allowed second factor on this cluster.'),
-        );
-      }
-      const outcome = await verifyTotpCode(ctx.store, ctx.secrets, user.name, answer.value.code, ctx.now());
-      if (outcome !== 'ok') {
-        await countRefusal(clientAddr);
-        await auditLogin(
-          user.name,
-          clientAddr,
-          false,
-          outcome === 'replayed' ? 'OTP code reused' : 'wrong OTP code',
-        );
-        const lock = outcome === 'wrong' ? await recordFailure(ctx, user.name, address) : undefined;
-        throw (
-          lock ??
-          new KeyportError(
-            'MFA_FAILED',
-            outcome === 'replayed'
-              ? 'This OTP code was already used; wait for the next code and sign in again.'
-              : 'The OTP code is wrong; sign in again with the current code.',
-          )
-        );
-      }
-      return { user, mfaVerified: true, method: 'password and OTP', cap };
-    }
-    if (answer?.$case === 'webauthnJson') {
-      if (!webauthnEnabled(cap)) {
-        return refuse(
-          'security keys not allowed',
-          new KeyportError('MFA_FAILED', 'Security keys are not an allowed second factor on this cluster.'),
-        );
-      }
-      try {
-        await verifyWebauthnAnswer(ctx, {
-          challengeUser: user.name,
-          webauthnChallenge: challenge.payload.webauthnChallenge,
-          passwordless: false,
-          json: answer.value,
-          cap,
-          clientAddr,
-        });
-      } catch (error) {
-        if (!(error instanceof KeyportError)) throw error;
-        if (error.code === 'INVALID_ARGUMENT') return refuse(`security key: ${error.message}`, error);
-        await countRefusal(clientAddr);
-        await auditLogin(user.name, clientAddr, false, `security key: ${error.message}`);
-        throw (await recordFailure(ctx, user.name, address)) ?? error;
-      }
-      return { user, mfaVerified: true, method: 'password and security key', cap };
-    }
-    if (cap.secondFactorRequired) {
-      return refuse(
-        'no second factor given',
-        new KeyportError('MFA_REQUIRED', 'This cluster requires a second factor: answer the MFA challenge.'),
-      );
-    }
-    return { user, mfaVerified: false, method: 'password', cap };
-  }
-
-  /** The user's roles that exist now. */
-  function rolesOf(user: UserRow): Promise<Role[]> {
-    return loadRoles(ctx.store, roleNamesOf(user));
-  }
+  const { auditLogin, spendAndVerify, rolesOf } = loginAnswers(ctx);
 
   return {
     async createAuthenticateChallenge(
@@ -315,36 +145,9 @@ export function loginHandlers(ctx: ServiceContext) {
       // 1. The request's own shape: the challenge id, a sane TTL and the keys to certify.
       const { challengeId, answer, ttlSeconds, keys } = parseLoginRequest(request);
       perf.step('parse keys');
-      // 2. The challenge from step one: spent now, whatever happens next; a login challenge, not expired.
-      const spent = await spendChallenge(ctx, challengeId, LOGIN_PURPOSES);
-      perf.step('spend challenge');
-      /** Every refusal from here on is audited, with the challenge's user when there is one. */
-      const refuse = async (reason: string, error: KeyportError): Promise<never> => {
-        await countRefusal(call.clientAddr);
-        await auditLogin(
-          (spent.ok ? spent.challenge.user : spent.user) ?? 'unknown',
-          call.clientAddr,
-          false,
-          reason,
-        );
-        throw error;
-      };
-      if (!spent.ok) {
-        return refuse(`${spent.reason} login challenge`, challengeRefusal(spent.reason, 'sign in again'));
-      }
-      const challenge = spent.challenge;
-      // 3. The answer, checked against the cap: a passkey names the user (and is read with the cap);
-      //    otherwise the second factor of the challenge's user.
-      const { cap, ...verified } = isPurpose(challenge, 'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN')
-        ? await verifyPasskey(challenge, answer, call.clientAddr, address, refuse)
-        : await verifySecondFactor(
-            challenge as Challenge<'CHALLENGE_SCOPE_LOGIN'>,
-            answer,
-            call.clientAddr,
-            address,
-            refuse,
-          );
-      perf.step('cap, second factor / passkey');
+      // 2–3. The challenge from step one, spent; the answer checked against the cap.
+      const { challenge, cap, verified, refuse } = await spendAndVerify(challengeId, answer, call);
+      perf.step('spend challenge, cap, second factor / passkey');
       // 4. The session key: the policy of this user's roles (read with the passkey, passwordless) and the
       //    cap, met by an attested card key. Checked before the device part, which may enroll a device: a
       //    refusal stores nothing but its audit.
@@ -435,13 +238,6 @@ export function loginHandlers(ctx: ServiceContext) {
     },
   };
 }
-
-/** The role names in a user's spec. */
-function roleNamesOf(user: UserRow): string[] {
-  return (JSON.parse(user.spec_json) as { roles?: string[] }).roles ?? [];
-}
-
-const LOGIN_PURPOSES = ['CHALLENGE_SCOPE_LOGIN', 'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN'] as const;
 
 /** Login step two's request, checked before anything is spent: challenge id, TTL and the keys. */
 function parseLoginRequest(request: LoginRequest): {

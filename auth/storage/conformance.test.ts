@@ -14,6 +14,7 @@ import { ConnectorStore } from './connectors';
 import { NodeStore } from './nodes';
 import { openPostgresStore, openSqliteStore, Store } from './store';
 import { ThrottleStore } from './throttle';
+import { WebSessionStore } from './web-sessions';
 
 const T = 1_700_000_000_000; // milliseconds beyond 2^32: bigint columns must come back as numbers
 
@@ -55,7 +56,8 @@ function recording<S extends object>(target: S, name: string, seen: Set<string>)
         value instanceof ThrottleStore ||
         value instanceof DeviceStore ||
         value instanceof NodeStore ||
-        value instanceof ConnectorStore
+        value instanceof ConnectorStore ||
+        value instanceof WebSessionStore
       ) {
         seen.add(`${name}.${property}`);
         return recording(value, value.constructor.name, seen);
@@ -93,6 +95,17 @@ const challenge = (id: string, userName: string | null = 'alice', expires = T + 
   created_ms: T,
   expires_ms: expires,
   used: 0,
+});
+const webSession = (id: string, owner = 'alice', expires = T + 60_000) => ({
+  id,
+  token_hash: `hash-${id}`,
+  user: owner,
+  login_method: 'password and OTP',
+  mfa_verified: 1,
+  client_addr: '127.0.0.1',
+  user_agent: 'Chromium',
+  created_ms: T,
+  expires_ms: expires,
 });
 const deviceRow = (id: string, assetTag = `tag-${id}`) => ({
   id,
@@ -182,12 +195,14 @@ describe.each(backends)('store on $kind', (backend) => {
     });
     await store.insertChallenge(challenge('c'));
     await store.throttle.recordFailure('alice', '10.0.0.1', T);
+    await store.webSessions.insert(webSession('w'));
     expect(await store.deleteUser('alice')).toBe(true);
     expect(await store.deleteUser('alice')).toBe(false);
     expect(await store.listDevices('alice')).toEqual([]);
     expect(await store.getSignupToken('h')).toBeUndefined();
     expect(await store.consumeChallenge('c')).toBeUndefined();
     expect((await store.throttle.countAttempts('alice', '10.0.0.1', 0, T)).failed).toBe(0);
+    expect(await store.webSessions.find('hash-w', T)).toBeUndefined();
   });
 
   it('writes roles (replacing only when asked), counts, lists and deletes them', async () => {
@@ -804,8 +819,66 @@ describe.each(backends)('store on $kind', (backend) => {
     expect(await nodes.delete('db')).toBe(false);
   });
 
+  it('keeps web sessions by token hash with their user, unexpired only, and ends one or all of a user', async () => {
+    const sessions = store.webSessions;
+    await store.insertUser('alice', user('alice'), T);
+    await store.insertUser('bob', user('bob'), T);
+    await sessions.insert(webSession('a1'));
+    await sessions.insert({
+      ...webSession('a2'),
+      device_id: 'dev-1',
+      device_asset_tag: 'tag',
+      device_trusted_ms: T,
+    });
+    await sessions.insert(webSession('b1', 'bob', T + 10));
+    // The token hash is unique: a second row with the same hash is refused.
+    await expect(sessions.insert({ ...webSession('a3'), token_hash: 'hash-a1' })).rejects.toThrow();
+    const found = await sessions.find('hash-a1', T);
+    expect(found?.session).toMatchObject({
+      id: 'a1',
+      user: 'alice',
+      expires_ms: T + 60_000,
+      device_id: null,
+    });
+    expect(found?.user).toMatchObject({ name: 'alice', locked_until_ms: null });
+    expect((await sessions.find('hash-a2', T))?.session).toMatchObject({
+      device_id: 'dev-1',
+      device_trusted_ms: T,
+    });
+    // An untrusted session is trusted once, by one device; a trusted or expired one is left alone.
+    const racing = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        sessions.trust('a1', { deviceId: `dev-${i}`, assetTag: 'tag' }, T + 1),
+      ),
+    );
+    expect(racing.filter(Boolean)).toHaveLength(1);
+    expect(await sessions.trust('a2', { deviceId: 'dev-x', assetTag: 'x' }, T + 1)).toBe(false);
+    expect(await sessions.trust('b1', { deviceId: 'dev-x', assetTag: 'x' }, T + 10)).toBe(false);
+    expect((await sessions.find('hash-a1', T + 1))?.session).toMatchObject({
+      device_asset_tag: 'tag',
+      device_trusted_ms: T + 1,
+    });
+    // The user's current row comes with it: a lock shows at the next read.
+    await store.setLock('alice', T + 1000, 'stolen laptop', T);
+    expect((await sessions.find('hash-a1', T))?.user?.locked_until_ms).toBe(T + 1000);
+    // Expired is not found, and pruned.
+    expect(await sessions.find('hash-b1', T + 10)).toBeUndefined();
+    expect(await sessions.find('hash-b1', T + 9)).toBeDefined();
+    await sessions.prune(T + 10);
+    expect(await sessions.listForUser('bob')).toEqual([]);
+    // A session whose user is gone comes back without a user.
+    await sessions.insert(webSession('c1', 'carol'));
+    expect((await sessions.find('hash-c1', T))?.user).toBeUndefined();
+    expect((await sessions.listForUser('alice')).map((s) => s.id)).toEqual(['a1', 'a2']);
+    expect(await sessions.delete('a1')).toBe(true);
+    expect(await sessions.delete('a1')).toBe(false);
+    expect(await sessions.deleteForUser('alice')).toBe(1);
+    expect(await sessions.find('hash-a2', T)).toBeUndefined();
+  });
+
   it('called every Store, ThrottleStore and DeviceStore method', () => {
     const expected = [
+      ...methodsOf(WebSessionStore.prototype, 'WebSessionStore'),
       ...methodsOf(NodeStore.prototype, 'NodeStore'),
       ...methodsOf(ConnectorStore.prototype, 'ConnectorStore'),
       ...methodsOf(Store.prototype, 'Store'),

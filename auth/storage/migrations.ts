@@ -310,7 +310,33 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('node_connections').execute();
     },
   },
-  // 0009 is left free: another change adds a migration at the same time (renumbered at merge).
+  '0009_web_sessions': {
+    // Sessions of the web UI (auth/web/): the cookie's token is stored only as its SHA-256. A session names
+    // its user, how it signed in and until when; its device fields stay null until a trusted device
+    // approves it (then the session is trusted, with that device's identity).
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('web_sessions')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('user', 'text', (c) => c.notNull())
+        .addColumn('login_method', 'text', (c) => c.notNull())
+        .addColumn('mfa_verified', 'integer', (c) => c.notNull())
+        .addColumn('client_addr', 'text', (c) => c.notNull())
+        .addColumn('user_agent', 'text', (c) => c.notNull())
+        .addColumn('created_ms', 'bigint', (c) => c.notNull())
+        .addColumn('expires_ms', 'bigint', (c) => c.notNull())
+        .addColumn('device_id', 'text')
+        .addColumn('device_asset_tag', 'text')
+        .addColumn('device_trusted_ms', 'bigint')
+        .execute();
+      await db.schema.createIndex('web_sessions_user').on('web_sessions').column('user').execute();
+      await db.schema.createIndex('web_sessions_expires').on('web_sessions').column('expires_ms').execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('web_sessions').execute();
+    },
+  },
   '0010_oidc_connectors': {
     // OIDC connectors (kind oidc): the document without its client secret, and the secret sealed under the
     // key-encryption key (auth/secrets.ts, context `oidc-client-secret:NAME`), so a copy of the database

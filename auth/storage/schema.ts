@@ -180,6 +180,26 @@ export interface NodeConnectionsTable {
   first_ms: number;
 }
 
+export interface WebSessionsTable {
+  /** The session's public id (base64url of 16 random bytes): names it in links and the audit log. */
+  id: string;
+  /** base64url SHA-256 of the cookie's token; the token itself is never stored. */
+  token_hash: string;
+  user: string;
+  /** How the person signed in, for the audit log and the home screen. */
+  login_method: string;
+  mfa_verified: number;
+  /** The browser's address and user agent as the server saw them at sign-in. */
+  client_addr: string;
+  user_agent: string;
+  created_ms: number;
+  expires_ms: number;
+  /** The trusted device that approved this session; null while the session is untrusted. */
+  device_id: string | null;
+  device_asset_tag: string | null;
+  device_trusted_ms: number | null;
+}
+
 export interface OidcConnectorsTable {
   name: string;
   /** The oidc resource document, without its client secret. */
@@ -208,5 +228,6 @@ export interface Database {
   nodes: NodesTable;
   session_certificates: SessionCertificatesTable;
   node_connections: NodeConnectionsTable;
+  web_sessions: WebSessionsTable;
   oidc_connectors: OidcConnectorsTable;
 }

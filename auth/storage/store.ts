@@ -18,6 +18,7 @@ import { DeviceStore } from './devices';
 import { ConnectorStore } from './connectors';
 import { CONNECTION_KEPT_MS, NodeStore } from './nodes';
 import { ThrottleStore } from './throttle';
+import { WebSessionStore } from './web-sessions';
 import type {
   AuditEventsTable,
   ChallengesTable,
@@ -169,6 +170,7 @@ export class Store {
       await tx.db.deleteFrom('signup_tokens').where('user', '=', name).execute();
       await tx.db.deleteFrom('challenges').where('user', '=', name).execute();
       await tx.db.deleteFrom('login_attempts').where('name', '=', name).execute();
+      await tx.db.deleteFrom('web_sessions').where('user', '=', name).execute();
       const result = await tx.db.deleteFrom('users').where('name', '=', name).executeTakeFirst();
       return Number(result.numDeletedRows) === 1;
     });
@@ -614,6 +616,12 @@ export class Store {
     return new NodeStore(this.db);
   }
 
+  // The web UI's sessions: storage/web-sessions.ts
+
+  get webSessions(): WebSessionStore {
+    return new WebSessionStore(this.db);
+  }
+
   // SSO connectors (kind oidc): storage/connectors.ts
 
   get connectors(): ConnectorStore {
@@ -654,5 +662,6 @@ export class Store {
     await this.throttle.prune(nowMs, failureWindowMs, 60 * 60 * 1000);
     await this.devices.pruneTokens(nowMs - 24 * 60 * 60 * 1000);
     await this.nodes.pruneConnections(nowMs - CONNECTION_KEPT_MS);
+    await this.webSessions.prune(nowMs);
   }
 }
