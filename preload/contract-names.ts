@@ -15,6 +15,10 @@ export const methodNames = [
   'device.status',
   'device.enroll',
   'nodes.list',
+  'terminals.open',
+  'terminals.input',
+  'terminals.resize',
+  'terminals.close',
   'prompts.answer',
   'prompts.cancel',
   'prompts.current',
@@ -23,5 +27,11 @@ export const methodNames = [
 ] as const;
 export type MethodName = (typeof methodNames)[number];
 
-export const eventNames = ['onPrompt', 'onPromptClosed', 'onProfileChanged'] as const;
+export const eventNames = [
+  'onPrompt',
+  'onPromptClosed',
+  'onProfileChanged',
+  'onTerminalData',
+  'onTerminalEnded',
+] as const;
 export type EventName = (typeof eventNames)[number];

@@ -172,6 +172,42 @@ export interface NodeView {
   logins: string[];
 }
 
+/** A terminal tab's session (terminals.open): which server, as whom. Terminal bytes travel as events. */
+export interface TerminalView {
+  id: string;
+  cluster: string;
+  node: string;
+  login: string;
+}
+
+/** Bytes from the session's terminal (UTF-8 text, as the pty gives it). */
+export interface TerminalData {
+  id: string;
+  data: string;
+}
+
+/**
+ * A session ended, and why: `exited` (the remote shell's exit code), `closed` by the person, `signedOut`,
+ * `appQuit`, or ssh's failure read from its exit and log: `connectionClosed`, `serverDown`,
+ * `hostNotTrusted` (the host certificate is not from the cluster's host CA), `accessDenied`, `failed`.
+ * `message` says what happened and what to do next.
+ */
+export interface TerminalEnded {
+  id: string;
+  reason:
+    | 'exited'
+    | 'closed'
+    | 'signedOut'
+    | 'appQuit'
+    | 'connectionClosed'
+    | 'serverDown'
+    | 'hostNotTrusted'
+    | 'accessDenied'
+    | 'failed';
+  exitCode?: number;
+  message: string;
+}
+
 export interface AppInfo {
   name: string;
   version: string;
@@ -280,6 +316,26 @@ const enrollToken = z
   .max(256, 'An enrollment token has at most 256 characters.')
   .regex(/^[A-Za-z0-9_-]+$/, 'An enrollment token is base64url: letters, digits, "-" and "_", no spaces.');
 const noArgument = z.strictObject({}).optional();
+// A node's metadata.name (proto/resources/schema.ts RESOURCE_NAME) and a login: no whitespace, no "@", and
+// never a leading "-" (it reaches ssh's argument list, after -l, but an option is never what is meant).
+const nodeName = z
+  .string()
+  .min(1, 'Choose a server.')
+  .max(253)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9@._+:-]*$/, 'Not a server name.');
+const loginName = z
+  .string()
+  .min(1, 'Choose a login.')
+  .max(255)
+  .regex(/^[^\s@-][^\s@]*$/, 'A login has no spaces or "@" and does not start with "-".');
+// Terminal sizes: what a screen can show, and what `stty` accepts.
+const terminalSize = {
+  cols: z.int().min(2).max(1000),
+  rows: z.int().min(1).max(500),
+};
+const terminalId = z.string().min(1).max(64);
+/** Keystrokes per message, in UTF-16 units: 8 Ki, so that even JSON-escaped (6 bytes each) a message fits the browser host's 64 KiB frame; the renderer splits larger pastes. */
+export const TERMINAL_INPUT_MAX = 8 * 1024;
 
 export const methodSchemas = {
   'clusters.add': z.strictObject({ address: clusterAddress, caPin: caPinText.optional() }),
@@ -325,6 +381,16 @@ export const methodSchemas = {
   'device.enroll': z.strictObject({ cluster: clusterAddress, token: enrollToken.optional() }),
   // The nodes the signed-in profile of `cluster` (the current one when omitted) may reach.
   'nodes.list': z.strictObject({ cluster: clusterAddress.optional() }).optional(),
+  // A terminal tab: the ceremony (per-session MFA where it applies), then ssh in a pseudo-terminal.
+  'terminals.open': z.strictObject({
+    cluster: clusterAddress.optional(),
+    node: nodeName,
+    login: loginName,
+    ...terminalSize,
+  }),
+  'terminals.input': z.strictObject({ id: terminalId, data: z.string().min(1).max(TERMINAL_INPUT_MAX) }),
+  'terminals.resize': z.strictObject({ id: terminalId, ...terminalSize }),
+  'terminals.close': z.strictObject({ id: terminalId }),
   'prompts.answer': z.strictObject({ id: z.string().min(1).max(64), value: promptAnswerSchema }),
   'prompts.cancel': z.strictObject({ id: z.string().min(1).max(64) }),
   // The prompt on screen now: a window that (re)loads mid-ceremony shows it instead of hanging behind it.
@@ -349,6 +415,10 @@ export interface MethodResults {
   'device.status': DeviceTrustView;
   'device.enroll': EnrolledDeviceView;
   'nodes.list': NodeView[];
+  'terminals.open': TerminalView;
+  'terminals.input': null;
+  'terminals.resize': null;
+  'terminals.close': null;
   'prompts.answer': null;
   'prompts.cancel': null;
   'prompts.current': Prompt | null;
@@ -372,6 +442,8 @@ export interface EventPayloads extends Record<EventName, unknown> {
   onPromptClosed: PromptClosed;
   /** After a login or logout; `profile` is null when signed out of `address`. */
   onProfileChanged: { address: string; profile: ProfileView | null };
+  onTerminalData: TerminalData;
+  onTerminalEnded: TerminalEnded;
 }
 const payloadsCoverEvents: [keyof EventPayloads, EventName] extends [EventName, keyof EventPayloads]
   ? true
@@ -395,6 +467,7 @@ export type KeyportApi = {
   mfa: Namespace<'mfa'>;
   device: Namespace<'device'>;
   nodes: Namespace<'nodes'>;
+  terminals: Namespace<'terminals'>;
   prompts: Namespace<'prompts'>;
   app: Namespace<'app'>;
 } & { [E in EventName]: (listener: (payload: EventPayloads[E]) => void) => Unsubscribe };

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { ProfileStore } from '../../client/profiles';
+import { eventNames } from '../../preload/contract';
 import type { Result } from '../../preload/contract';
 import { createBackend } from '../backend/backend';
 import type { Backend } from '../backend/backend';
@@ -597,7 +598,7 @@ it('close() ends sockets, the server, the sessions and the event subscriptions',
     },
   };
   const own = await startBrowserHost({ backend: counted, distDir });
-  expect(subscribed).toBe(3);
+  expect(subscribed).toBe(eventNames.length);
   const client = await bridge(own);
   expect(own.connections).toBe(1);
   await own.close();

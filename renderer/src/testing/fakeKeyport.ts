@@ -134,6 +134,9 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
     'mfa.list': () => ok(state.devices ?? []),
     'device.status': () => ok(state.deviceTrust ?? deviceTrust({ mode: 'off', state: 'not_registered' })),
     'nodes.list': () => ok(state.nodes ?? []),
+    'terminals.input': () => ok(null),
+    'terminals.resize': () => ok(null),
+    'terminals.close': () => ok(null),
     'prompts.answer': () => ok(null),
     'prompts.cancel': () => ok(null),
     'prompts.current': () => ok(null),
@@ -180,6 +183,12 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
     nodes: {
       list: (argument) => invoke('nodes.list', argument),
     },
+    terminals: {
+      open: (argument) => invoke('terminals.open', argument),
+      input: (argument) => invoke('terminals.input', argument),
+      resize: (argument) => invoke('terminals.resize', argument),
+      close: (argument) => invoke('terminals.close', argument),
+    },
     prompts: {
       answer: (argument) => invoke('prompts.answer', argument),
       cancel: (argument) => invoke('prompts.cancel', argument),
@@ -192,6 +201,8 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
     onPrompt: (listener) => subscribe('onPrompt', listener),
     onPromptClosed: (listener) => subscribe('onPromptClosed', listener),
     onProfileChanged: (listener) => subscribe('onProfileChanged', listener),
+    onTerminalData: (listener) => subscribe('onTerminalData', listener),
+    onTerminalEnded: (listener) => subscribe('onTerminalEnded', listener),
   };
 
   return {
