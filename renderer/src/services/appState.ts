@@ -19,7 +19,13 @@ export type Screen =
   /** `focus: 'device'`: opened to enroll this device (a DEVICE_TRUST_REQUIRED refusal). */
   | { name: 'account'; focus?: 'device' }
   /** The signed-in cluster's Servers view. */
-  | { name: 'servers' };
+  | { name: 'servers' }
+  /** The terminal tabs (SSH sessions opened from Servers). */
+  | { name: 'terminals' };
+
+/** Screens that need a signed-in profile. */
+const needsProfile = (screen: Screen) =>
+  screen.name === 'account' || screen.name === 'servers' || screen.name === 'terminals';
 
 export interface AppState {
   screen: Screen;
@@ -85,7 +91,9 @@ export function appReducer(state: AppState, event: AppEvent): AppState {
     case 'profileChanged': {
       if (event.profile) {
         // A session renewed on the cluster whose servers are on show (a relogin) keeps them on show.
-        const keepServers = state.screen.name === 'servers' && state.profile?.address === event.address;
+        const keepServers =
+          (state.screen.name === 'servers' || state.screen.name === 'terminals') &&
+          state.profile?.address === event.address;
         return {
           ...state,
           profile: event.profile,
@@ -95,15 +103,13 @@ export function appReducer(state: AppState, event: AppEvent): AppState {
       }
       if (state.profile && state.profile.address !== event.address) return state;
       // Signed out (here, or by the CLI): the account on screen gives way to its cluster's login.
-      const screen: Screen =
-        state.screen.name === 'account' || state.screen.name === 'servers'
-          ? loginOrClusters(state.clusters, event.address)
-          : state.screen;
+      const screen: Screen = needsProfile(state.screen)
+        ? loginOrClusters(state.clusters, event.address)
+        : state.screen;
       return { ...state, profile: null, screen };
     }
     case 'navigate': {
-      if ((event.screen.name === 'account' || event.screen.name === 'servers') && !state.profile)
-        return state;
+      if (needsProfile(event.screen) && !state.profile) return state;
       return { ...state, screen: event.screen };
     }
   }

@@ -10,11 +10,15 @@ import { ErrorAlert } from './components/ErrorAlert';
 import { Progress } from './components/Progress';
 import { Login } from './Login/Login';
 import { PromptsHost } from './Prompts/PromptsHost';
+import { useTerminalTabs } from '../services/terminals';
+import type { TerminalTabs as Tabs } from '../services/terminals';
 import { Servers } from './Servers/Servers';
+import { TerminalTabs } from './Terminals/TerminalTabs';
 import './app.css';
 
 export function App({ api }: { api: KeyportApi }) {
   const { state, actions } = useKeyportApp(api);
+  const terminals = useTerminalTabs(api);
   const { screen, profile } = state;
   // Once the first screen (a login form, most often) is on show and takes input, the host hears so: the
   // demo says "ready" then, and not when the window is still blank.
@@ -56,6 +60,18 @@ export function App({ api }: { api: KeyportApi }) {
                     </button>
                   </li>
                 )}
+                {profile && terminals.tabs.length > 0 && (
+                  <li>
+                    <button
+                      type="button"
+                      className="nav-button"
+                      aria-current={screen.name === 'terminals' ? 'page' : undefined}
+                      onClick={() => actions.navigate({ name: 'terminals' })}
+                    >
+                      Terminals ({terminals.tabs.length})
+                    </button>
+                  </li>
+                )}
                 {profile && (
                   <li>
                     <button
@@ -83,7 +99,10 @@ export function App({ api }: { api: KeyportApi }) {
                 }
               />
             )}
-            <CurrentScreen state={state} actions={actions} />
+            <CurrentScreen state={state} actions={actions} terminals={terminals} />
+            {profile && terminals.tabs.length > 0 && (
+              <TerminalTabs terminals={terminals} hidden={screen.name !== 'terminals'} />
+            )}
           </main>
           {state.info && (
             <footer className="app-footer">
@@ -100,7 +119,15 @@ export function App({ api }: { api: KeyportApi }) {
   );
 }
 
-function CurrentScreen({ state, actions }: { state: AppState; actions: AppActions }) {
+function CurrentScreen({
+  state,
+  actions,
+  terminals,
+}: {
+  state: AppState;
+  actions: AppActions;
+  terminals: Tabs;
+}) {
   const { screen, profile, clusters } = state;
   switch (screen.name) {
     case 'loading':
@@ -144,7 +171,17 @@ function CurrentScreen({ state, actions }: { state: AppState; actions: AppAction
           key={profile.address}
           profile={profile}
           onSignInAgain={() => actions.navigate({ name: 'login', address: profile.address })}
+          onConnect={(node, login) => {
+            // The real size follows once the tab's terminal is fitted (terminals.resize).
+            terminals.open({ cluster: profile.address, node: node.name, login, cols: 80, rows: 24 });
+            actions.navigate({ name: 'terminals' });
+          }}
         />
       );
+    case 'terminals':
+      // The tabs themselves stay mounted below every screen (TerminalTabs), so each keeps its terminal.
+      return terminals.tabs.length === 0 ? (
+        <p className="empty">No terminal is open. Connect to a server from Servers.</p>
+      ) : null;
   }
 }
