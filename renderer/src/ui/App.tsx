@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useRef } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useRef } from 'react';
 import type { KeyportApi } from '../../../preload/contract';
 import { useKeyportApp } from '../services/appState';
 import { OpenEnrollmentContext } from '../services/deviceTrust';
@@ -13,8 +13,12 @@ import { PromptsHost } from './Prompts/PromptsHost';
 import { useTerminalTabs } from '../services/terminals';
 import type { TerminalTabs as Tabs } from '../services/terminals';
 import { Servers } from './Servers/Servers';
-import { TerminalTabs } from './Terminals/TerminalTabs';
 import './app.css';
+
+// xterm.js is most of a terminal's weight: it loads with the first tab, not with the app.
+const TerminalTabs = lazy(() =>
+  import('./Terminals/TerminalTabs').then((module) => ({ default: module.TerminalTabs })),
+);
 
 export function App({ api }: { api: KeyportApi }) {
   const { state, actions } = useKeyportApp(api);
@@ -101,7 +105,9 @@ export function App({ api }: { api: KeyportApi }) {
             )}
             <CurrentScreen state={state} actions={actions} terminals={terminals} />
             {profile && terminals.tabs.length > 0 && (
-              <TerminalTabs terminals={terminals} hidden={screen.name !== 'terminals'} />
+              <Suspense fallback={<Progress active label="Loading the terminal…" />}>
+                <TerminalTabs terminals={terminals} hidden={screen.name !== 'terminals'} />
+              </Suspense>
             )}
           </main>
           {state.info && (
