@@ -66,6 +66,8 @@ export function useTerminalTabs(api: KeyportApi): TerminalTabs {
   const pending = useRef(new Map<string, string>());
   /** Endings of sessions whose terminals.open answer has not arrived yet. */
   const early = useRef(new Map<string, TerminalTab['ended']>());
+  /** Tabs closed while their session was still being opened: closed as soon as it opens. */
+  const abandoned = useRef(new Set<string>());
   const nextKey = useRef(1);
   const current = useRef(tabs);
   current.current = tabs;
@@ -99,6 +101,10 @@ export function useTerminalTabs(api: KeyportApi): TerminalTabs {
       setTabs((current) => [...current, { key, cluster, node, login, status: 'connecting' }]);
       setActiveKey(key);
       void call(() => api.terminals.open(request)).then((result) => {
+        if (abandoned.current.delete(key)) {
+          if (result.ok) void call(() => api.terminals.close({ id: result.value.id }));
+          return;
+        }
         if (result.ok) {
           const { id } = result.value;
           const ended = early.current.get(id);
@@ -121,6 +127,7 @@ export function useTerminalTabs(api: KeyportApi): TerminalTabs {
   const close = useCallback(
     (key: string) => {
       const tab = current.current.find((t) => t.key === key);
+      if (tab?.status === 'connecting') abandoned.current.add(key);
       const id = tab?.id;
       if (id) {
         if (tab.status === 'open') void call(() => api.terminals.close({ id }));

@@ -85,7 +85,7 @@ export function TerminalTabs({ terminals, hidden }: { terminals: Tabs; hidden: b
                 {statusLine(tab)}
               </p>
               <button type="button" className="button" onClick={() => close(tab.key)}>
-                {tab.status === 'ended' ? 'Close tab' : 'Disconnect'}
+                {{ connecting: 'Cancel', open: 'Disconnect', ended: 'Close tab' }[tab.status]}
               </button>
             </div>
             <TerminalPane tab={tab} visible={visible} attach={attach} />

@@ -81,7 +81,7 @@ describe('Connect and the terminal tabs', () => {
       { cluster: 'auth.example.com:3025', node: 'node-1', login: 'deploy', cols: 80, rows: 24 },
     ]);
     // The tab shows at once, connecting (the touch prompt, where it applies, shows meanwhile).
-    const tab = screen.getByRole('tab', { name: 'deploy@node-1' });
+    const tab = await screen.findByRole('tab', { name: 'deploy@node-1' });
     expect(tab).toHaveAttribute('aria-selected', 'true');
     expect(screen.getByText('Connecting to deploy@node-1…')).toBeInTheDocument();
     expect(screen.getByRole('button', { name: 'Terminals (1)' })).toHaveAttribute('aria-current', 'page');
@@ -154,6 +154,22 @@ describe('Connect and the terminal tabs', () => {
     const panel = screen.getByRole('tabpanel', { name: 'dana@node-2' });
     await user.click(within(panel).getByRole('button', { name: 'Disconnect' }));
     expect(fake.callsTo('terminals.close')).toEqual([{ id: 't-2' }]);
+  });
+
+  it('a tab closed while its session opens closes that session once it is open', async () => {
+    const { fake, user } = await openServers();
+    const opened =
+      deferred<ReturnType<typeof ok<{ id: string; cluster: string; node: string; login: string }>>>();
+    fake.respond('terminals.open', () => opened.promise);
+    await user.click(screen.getByRole('button', { name: 'Connect to node-2' }));
+    await user.click(within(screen.getByRole('dialog')).getByRole('button', { name: 'Connect' }));
+    await user.click(within(await screen.findByRole('tabpanel')).getByRole('button', { name: 'Cancel' }));
+    expect(screen.queryByRole('tab')).not.toBeInTheDocument();
+    await act(async () =>
+      opened.resolve(ok({ id: 't-9', cluster: 'auth.example.com:3025', node: 'node-2', login: 'dana' })),
+    );
+    expect(fake.callsTo('terminals.close')).toEqual([{ id: 't-9' }]);
+    expect(screen.queryByRole('tab')).not.toBeInTheDocument();
   });
 
   it.each([
