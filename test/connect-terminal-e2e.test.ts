@@ -230,7 +230,9 @@ describe('Keyport Connect, a terminal to a server end to end', () => {
     // xterm's theme and cell sizes apply although the CSP refuses its inline <style> elements: their rules
     // are adopted stylesheets (renderer/src/ui/Terminals/adopted-styles.ts). Chromium still reports each
     // refused element; nothing else (no script, no other style) is refused.
-    const color = await rows.evaluate((element) => getComputedStyle(element).color);
+    const color = await page.evaluate<string>(
+      `getComputedStyle(document.querySelector('[role=tabpanel]:not([hidden]) .xterm-rows')).color`,
+    );
     expect(color).toBe('rgb(230, 230, 230)');
     expect(csp.length).toBeGreaterThan(0);
     for (const line of csp) expect(line).toMatch(/^Applying inline style violates .*'style-src 'self''/);
