@@ -104,6 +104,7 @@ export function createBackend(options: BackendOptions): Backend {
   const terminals = new TerminalSessions({
     profiles,
     env,
+    sessionPrompts: () => broker.ceremony(),
     events: {
       data: (payload) => emit('onTerminalData', payload),
       ended: (payload) => emit('onTerminalEnded', payload),

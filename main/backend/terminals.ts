@@ -56,6 +56,11 @@ export interface TerminalSessionsOptions {
   /** The ssh client to run (default `ssh` on PATH). */
   ssh?: string;
   env?: NodeJS.ProcessEnv;
+  /**
+   * Prompts that live as long as a session (the prompt broker's `ceremony`): a PIV card signs when ssh
+   * authenticates, after terminals.open has answered, and its PIN or touch prompt must still show then.
+   */
+  sessionPrompts?: () => CeremonyPrompts;
 }
 
 interface Session {
@@ -64,6 +69,7 @@ interface Session {
   pty: IPty;
   agent: SshAgent;
   prepared: PreparedSsh;
+  prompts?: CeremonyPrompts;
   directory: string;
   closedBy?: ClosedBy;
   ended: Promise<void>;
@@ -97,6 +103,7 @@ export class TerminalSessions {
       );
     }
     this.opening += 1;
+    const lasting = this.options.sessionPrompts?.();
     try {
       const { node, login, cluster } = request;
       // 1–2: access, and the touch where per-session MFA applies.
@@ -111,19 +118,26 @@ export class TerminalSessions {
               tap: () => prompts.securityKey.tap(connectTouchMessage(login, node)),
             },
           },
-          piv: prompts.piv,
+          piv: (lasting ?? prompts).piv,
           notice: prompts.notice,
         },
         undefined,
         { cluster, signal: prompts.signal },
       );
-      return await this.start(request, prepared);
+      return await this.start(request, prepared, lasting);
+    } catch (error) {
+      lasting?.finish();
+      throw error;
     } finally {
       this.opening -= 1;
     }
   }
 
-  private async start(request: TerminalOpenRequest, prepared: PreparedSsh): Promise<TerminalView> {
+  private async start(
+    request: TerminalOpenRequest,
+    prepared: PreparedSsh,
+    prompts: CeremonyPrompts | undefined,
+  ): Promise<TerminalView> {
     const { profiles } = this.options;
     let directory: string | undefined;
     let agent: SshAgent | undefined;
@@ -187,6 +201,7 @@ export class TerminalSessions {
         pty,
         agent: sessionAgent,
         prepared,
+        ...(prompts ? { prompts } : {}),
         directory: sessionDirectory,
         ended: new Promise<void>((resolve) => (finished = resolve)),
       };
@@ -215,6 +230,7 @@ export class TerminalSessions {
     this.sessions.delete(view.id);
     await session.agent.close().catch(() => {});
     await session.prepared.close().catch(() => {});
+    session.prompts?.finish();
     await rm(directory, { recursive: true, force: true });
     this.options.events.ended(ending);
   }
