@@ -366,6 +366,43 @@ describe('terminal sessions in the backend (real sshd, the system ssh in a pty)'
     expect(await terminalFolders()).toEqual([]);
   });
 
+  it('a `keyport logout` in a terminal closes the app’s terminals of that cluster too (the profile watcher)', async () => {
+    const login = await cli(
+      [
+        'login',
+        '--cluster',
+        cluster.address,
+        '--user',
+        'jerry',
+        '--password-stdin',
+        '--keystore',
+        'file',
+        '--mfa',
+        'key',
+      ],
+      [PASSWORD],
+    );
+    expect(login.code, login.stderr).toBe(0);
+    const watching = createBackend({
+      profiles: new ProfileStore(home()),
+      keystoreKind: 'file',
+      env: { ...process.env, ...clock.env },
+    });
+    const ends: TerminalEnded[] = [];
+    watching.on('onTerminalEnded', (event) => ends.push(event));
+    try {
+      await watching.ready;
+      const opened = await watching.handlers['terminals.open']({ node: 'dev1', login: 'jerry', ...SIZE });
+      seen.push(opened);
+      expect(opened.ok).toBe(true);
+      expect((await cli(['logout'])).code).toBe(0);
+      expect(await until('the watcher’s sign-out', () => ends[0])).toMatchObject({ reason: 'signedOut' });
+      expect(await terminalFolders()).toEqual([]);
+    } finally {
+      await watching.close();
+    }
+  });
+
   it('no result, prompt or event carried a key, a certificate or a local path (invariant 1)', async () => {
     const everything = JSON.stringify(seen);
     expect(everything.length).toBeGreaterThan(1000);
