@@ -17,51 +17,12 @@ import type { ProfileStore } from '../client/profiles';
 import { connectAsProfile, notSignedIn } from '../client/session';
 import { startSshAgent } from '../client/ssh-agent';
 import type { SshAgent } from '../client/ssh-agent';
+import { sshOptions, splitAddr } from '../client/ssh/options';
 import { parseSshTarget, prepareSsh } from '../client/ssh/session';
 import type { PreparedSsh } from '../client/ssh/session';
 import { pivPrompts } from './piv-prompts';
 import type { Prompter } from './prompts';
 import { securityKeyPrompts } from './security-key-prompts';
-
-/** HOST and PORT of a node's HOST:PORT. */
-export function splitAddr(addr: string): { host: string; port: string } {
-  const match = /^\[?([^\]]+?)\]?:([0-9]+)$/.exec(addr);
-  if (!match?.[1] || !match[2])
-    throw new KeyportError('INTERNAL', `The node's address "${addr}" is not HOST:PORT.`);
-  return { host: match[1], port: match[2] };
-}
-
-/** ssh's options for a prepared connection: keyport's agent, keyport's known_hosts, nothing else. */
-export function sshOptions(
-  prepared: Pick<PreparedSsh, 'node' | 'knownHostsFile'>,
-  agentSocket: string,
-): string[] {
-  const { port } = splitAddr(prepared.node.addr);
-  return [
-    '-F',
-    '/dev/null',
-    '-o',
-    `IdentityAgent=${agentSocket}`,
-    '-o',
-    'IdentityFile=none',
-    '-o',
-    `UserKnownHostsFile=${prepared.knownHostsFile}`,
-    '-o',
-    'GlobalKnownHostsFile=/dev/null',
-    '-o',
-    'StrictHostKeyChecking=yes',
-    '-o',
-    'UpdateHostKeys=no',
-    '-o',
-    `HostKeyAlias=${prepared.node.name}`,
-    '-o',
-    'CheckHostIP=no',
-    '-o',
-    'BatchMode=yes',
-    '-p',
-    port,
-  ];
-}
 
 async function withAgent<T>(
   home: string,

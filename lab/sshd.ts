@@ -10,7 +10,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { sshOptions, splitAddr } from '../cli/ssh';
+import { sshOptions, splitAddr } from '../client/ssh/options';
 import { startSshAgent } from '../client/ssh-agent';
 import type { SessionSigner } from '../client/keystore/signer';
 import { repoRoot, runAdmin } from './cluster';
@@ -241,4 +241,25 @@ export async function startLabNode(
     throw error;
   }
   return sshd;
+}
+
+/**
+ * A `tamper` for startLabNode: another CA signs the node's host key, so the node shows a host certificate
+ * that is not from its cluster's host CA (a node that is not what the cluster registered).
+ */
+export function rogueHostCertificate(name: string): (dir: string) => Promise<void> {
+  return async (dir) => {
+    await execFileAsync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'rogue-ca')]);
+    await execFileAsync('ssh-keygen', [
+      '-q',
+      '-s',
+      join(dir, 'rogue-ca'),
+      '-I',
+      name,
+      '-h',
+      '-n',
+      `${name},127.0.0.1`,
+      join(dir, 'ssh_host_ecdsa_key.pub'),
+    ]);
+  };
 }

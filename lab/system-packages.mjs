@@ -16,6 +16,11 @@ const packages = {
   xvfb: ['test'], // a private display for the tests' windows (npm start needs a real display for one)
   'fonts-liberation': ['start', 'test'], // readable text in the window and the screenshots
   gcc: ['start', 'test'], // builds native/tpm-helper, the bridge to the TPM
+  // node-gyp's toolchain: npm install builds better-sqlite3 and node-pty (the app's terminals) from source.
+  // Listed so a machine that lacks them hears so here too; a fresh clone needs them before `npm install`.
+  python3: ['start', 'test'],
+  make: ['start', 'test'],
+  'g++': ['start', 'test'],
   'pkg-config': ['start', 'test'], // finds tss2's compiler and linker flags for that build
   'libtss2-dev': ['start', 'test'], // tss2 (ESYS, TCTI loader, RC decoding, marshalling): headers and libraries
   swtpm: ['start', 'test'], // the lab's software TPM (one per test worker, or the demo's)

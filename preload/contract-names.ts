@@ -17,6 +17,10 @@ export const methodNames = [
   'nodes.list',
   'deepLinks.current',
   'deepLinks.dismiss',
+  'terminals.open',
+  'terminals.input',
+  'terminals.resize',
+  'terminals.close',
   'prompts.answer',
   'prompts.cancel',
   'prompts.current',
@@ -25,5 +29,12 @@ export const methodNames = [
 ] as const;
 export type MethodName = (typeof methodNames)[number];
 
-export const eventNames = ['onPrompt', 'onPromptClosed', 'onProfileChanged', 'onDeepLink'] as const;
+export const eventNames = [
+  'onPrompt',
+  'onPromptClosed',
+  'onProfileChanged',
+  'onDeepLink',
+  'onTerminalData',
+  'onTerminalEnded',
+] as const;
 export type EventName = (typeof eventNames)[number];

@@ -191,6 +191,41 @@ export interface DeepLinkRequest {
 
 /** What onDeepLink carries: a request for a screen, or why a link was refused (nothing kept). */
 export type DeepLinkEvent = DeepLinkRequest | { kind: 'refused'; error: ContractError };
+/** A terminal tab's session (terminals.open): which server, as whom. Terminal bytes travel as events. */
+export interface TerminalView {
+  id: string;
+  cluster: string;
+  node: string;
+  login: string;
+}
+
+/** Bytes from the session's terminal (UTF-8 text, as the pty gives it). */
+export interface TerminalData {
+  id: string;
+  data: string;
+}
+
+/**
+ * A session ended, and why: `exited` (the remote shell's exit code), `closed` by the person, `signedOut`,
+ * `appQuit`, or ssh's failure read from its exit and log: `connectionClosed`, `serverDown`,
+ * `hostNotTrusted` (the host certificate is not from the cluster's host CA), `accessDenied`, `failed`.
+ * `message` says what happened and what to do next.
+ */
+export interface TerminalEnded {
+  id: string;
+  reason:
+    | 'exited'
+    | 'closed'
+    | 'signedOut'
+    | 'appQuit'
+    | 'connectionClosed'
+    | 'serverDown'
+    | 'hostNotTrusted'
+    | 'accessDenied'
+    | 'failed';
+  exitCode?: number;
+  message: string;
+}
 
 export interface AppInfo {
   name: string;
@@ -300,6 +335,26 @@ const enrollToken = z
   .max(256, 'An enrollment token has at most 256 characters.')
   .regex(/^[A-Za-z0-9_-]+$/, 'An enrollment token is base64url: letters, digits, "-" and "_", no spaces.');
 const noArgument = z.strictObject({}).optional();
+// A node's metadata.name (proto/resources/schema.ts RESOURCE_NAME) and a login: no whitespace, no "@", and
+// never a leading "-" (it reaches ssh's argument list, after -l, but an option is never what is meant).
+const nodeName = z
+  .string()
+  .min(1, 'Choose a server.')
+  .max(253)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9@._+:-]*$/, 'Not a server name.');
+const loginName = z
+  .string()
+  .min(1, 'Choose a login.')
+  .max(255)
+  .regex(/^[^\s@-][^\s@]*$/, 'A login has no spaces or "@" and does not start with "-".');
+// Terminal sizes: what a screen can show, and what `stty` accepts.
+const terminalSize = {
+  cols: z.int().min(2).max(1000),
+  rows: z.int().min(1).max(500),
+};
+const terminalId = z.string().min(1).max(64);
+/** Keystrokes per message, in UTF-16 units: 8 Ki, so that even JSON-escaped (6 bytes each) a message fits the browser host's 64 KiB frame; the renderer splits larger pastes. */
+export const TERMINAL_INPUT_MAX = 8 * 1024;
 
 export const methodSchemas = {
   'clusters.add': z.strictObject({ address: clusterAddress, caPin: caPinText.optional() }),
@@ -355,6 +410,16 @@ export const methodSchemas = {
       .max(128)
       .regex(/^[A-Za-z0-9_-]+$/, 'A request id is base64url.'),
   }),
+  // A terminal tab: the ceremony (per-session MFA where it applies), then ssh in a pseudo-terminal.
+  'terminals.open': z.strictObject({
+    cluster: clusterAddress.optional(),
+    node: nodeName,
+    login: loginName,
+    ...terminalSize,
+  }),
+  'terminals.input': z.strictObject({ id: terminalId, data: z.string().min(1).max(TERMINAL_INPUT_MAX) }),
+  'terminals.resize': z.strictObject({ id: terminalId, ...terminalSize }),
+  'terminals.close': z.strictObject({ id: terminalId }),
   'prompts.answer': z.strictObject({ id: z.string().min(1).max(64), value: promptAnswerSchema }),
   'prompts.cancel': z.strictObject({ id: z.string().min(1).max(64) }),
   // The prompt on screen now: a window that (re)loads mid-ceremony shows it instead of hanging behind it.
@@ -381,6 +446,10 @@ export interface MethodResults {
   'nodes.list': NodeView[];
   'deepLinks.current': DeepLinkRequest | null;
   'deepLinks.dismiss': null;
+  'terminals.open': TerminalView;
+  'terminals.input': null;
+  'terminals.resize': null;
+  'terminals.close': null;
   'prompts.answer': null;
   'prompts.cancel': null;
   'prompts.current': Prompt | null;
@@ -406,6 +475,8 @@ export interface EventPayloads extends Record<EventName, unknown> {
   onProfileChanged: { address: string; profile: ProfileView | null };
   /** A keyport:// link arrived (Electron's open-url or argv, the browser host's socket). */
   onDeepLink: DeepLinkEvent;
+  onTerminalData: TerminalData;
+  onTerminalEnded: TerminalEnded;
 }
 const payloadsCoverEvents: [keyof EventPayloads, EventName] extends [EventName, keyof EventPayloads]
   ? true
@@ -430,6 +501,7 @@ export type KeyportApi = {
   device: Namespace<'device'>;
   nodes: Namespace<'nodes'>;
   deepLinks: Namespace<'deepLinks'>;
+  terminals: Namespace<'terminals'>;
   prompts: Namespace<'prompts'>;
   app: Namespace<'app'>;
 } & { [E in EventName]: (listener: (payload: EventPayloads[E]) => void) => Unsubscribe };

@@ -117,12 +117,13 @@ describe('Keyport Connect, the Servers view end to end', () => {
       '127.0.0.1:2201',
       'env=devteam=web',
       'nina',
+      'Connect',
     ]);
     expect(
       await page
         .getByRole('row', { name: /web-prod/ })
         .getByRole('cell')
-        .last()
+        .nth(2)
         .textContent(),
     ).toBe('viewer');
     expect(await accessibilityFindings(page), 'axe on the Servers view').toEqual([]);

@@ -58,7 +58,12 @@ describe('electron-builder.yml', () => {
     const config = await loadConfig(root, configPath);
     expect(config.asar).toBe(true);
     expect(config.asarUnpack).toEqual(
-      expect.arrayContaining(['**/*.node', 'node_modules/@napi-rs/keyring*/**', 'node_modules/node-hid/**']),
+      expect.arrayContaining([
+        '**/*.node',
+        'node_modules/@napi-rs/keyring*/**',
+        'node_modules/node-hid/**',
+        'node_modules/node-pty/**',
+      ]),
     );
     expect(config.npmRebuild).toBe(false);
   });

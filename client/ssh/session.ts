@@ -54,13 +54,21 @@ export interface SshPrompts {
   notice?: (message: string) => void;
 }
 
+export interface PrepareOptions {
+  /** The signed-in cluster to use (its canonical address); the current profile's when omitted. */
+  cluster?: string;
+  /** Aborts the touch (CTAPHID CANCEL) when the person cancels. */
+  signal?: AbortSignal;
+}
+
 export async function prepareSsh(
   profiles: ProfileStore,
   target: SshTarget,
   prompts: SshPrompts,
   onCall?: (method: string) => void,
+  options: PrepareOptions = {},
 ): Promise<PreparedSsh> {
-  const profile = await profiles.getProfile();
+  const profile = await profiles.getProfile(options.cluster);
   if (!profile) throw notSignedIn();
   const trusted = await profiles.getTrustedCluster(parseClusterAddress(profile.address));
   const api = await connectAsProfile(profiles, profile, onCall, {
@@ -79,6 +87,7 @@ export async function prepareSsh(
         origin: trusted ? webauthnOrigin(trusted) : `https://${profile.address}`,
         prompts: prompts.mfa,
         preference: 'key',
+        ...(options.signal ? { signal: options.signal } : {}),
       });
       certificate = (
         await api.nodes.generateSessionCertificate({ node: target.node, login: target.login, mfaResponse })

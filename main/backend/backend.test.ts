@@ -54,6 +54,25 @@ const malformed: Record<MethodName, { argument: unknown; fieldPath: string }[]> 
     { argument: { cluster: 'https://auth.example.com' }, fieldPath: 'cluster' },
     { argument: { cluster: '127.0.0.1:3025', login: 'root' }, fieldPath: 'login' },
   ],
+  'terminals.open': [
+    { argument: { node: 'web', login: 'root', cols: 80 }, fieldPath: 'rows' },
+    { argument: { node: 'web', login: '-oProxyCommand=x', cols: 80, rows: 24 }, fieldPath: 'login' },
+    { argument: { node: 'web', login: 'a b', cols: 80, rows: 24 }, fieldPath: 'login' },
+    { argument: { node: '-web', login: 'root', cols: 80, rows: 24 }, fieldPath: 'node' },
+    { argument: { node: 'web', login: 'root', cols: 100_000, rows: 24 }, fieldPath: 'cols' },
+    { argument: { node: 'web', login: 'root', cols: 80, rows: 0 }, fieldPath: 'rows' },
+    { argument: { node: 'web', login: 'root', cols: 80, rows: 24, command: 'id' }, fieldPath: 'command' },
+  ],
+  'terminals.input': [
+    { argument: { id: 't', data: '' }, fieldPath: 'data' },
+    { argument: { id: 't', data: 'x'.repeat(8 * 1024 + 1) }, fieldPath: 'data' },
+    { argument: { id: 't', data: 7 }, fieldPath: 'data' },
+  ],
+  'terminals.resize': [
+    { argument: { id: 't', cols: 80.5, rows: 24 }, fieldPath: 'cols' },
+    { argument: { id: 't', cols: 80, rows: 501 }, fieldPath: 'rows' },
+  ],
+  'terminals.close': [{ argument: { id: 'x'.repeat(65) }, fieldPath: 'id' }],
   'prompts.answer': [
     { argument: { id: 'prompt-1', value: { kind: 'keyPin', pin: '12' } }, fieldPath: 'value.pin' },
     { argument: { id: 'prompt-1', value: { kind: 'otpCode', code: 'abcdef' } }, fieldPath: 'value.code' },
@@ -164,6 +183,12 @@ describe('the backend handler table', () => {
       device: { status: handlers['device.status'], enroll: handlers['device.enroll'] },
       nodes: { list: handlers['nodes.list'] },
       deepLinks: { current: handlers['deepLinks.current'], dismiss: handlers['deepLinks.dismiss'] },
+      terminals: {
+        open: handlers['terminals.open'],
+        input: handlers['terminals.input'],
+        resize: handlers['terminals.resize'],
+        close: handlers['terminals.close'],
+      },
       prompts: {
         answer: handlers['prompts.answer'],
         cancel: handlers['prompts.cancel'],
@@ -174,6 +199,8 @@ describe('the backend handler table', () => {
       onPromptClosed: (listener) => backend.on('onPromptClosed', listener),
       onProfileChanged: (listener) => backend.on('onProfileChanged', listener),
       onDeepLink: (listener) => backend.on('onDeepLink', listener),
+      onTerminalData: (listener) => backend.on('onTerminalData', listener),
+      onTerminalEnded: (listener) => backend.on('onTerminalEnded', listener),
     };
     expect(await api.app.info()).toMatchObject({
       ok: true,

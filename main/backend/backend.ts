@@ -11,6 +11,7 @@ import { enrollThisDevice, thisDeviceStatus } from '../../client/device-trust/en
 import { CardSessions } from '../../client/hardware/piv/card-sessions';
 import type { KeyStoreKind } from '../../client/keystore';
 import { listReachableNodes } from '../../client/ssh/nodes';
+import type { prepareSsh } from '../../client/ssh/session';
 import type { Profile, ProfileStore } from '../../client/profiles';
 import { ensureTrustedCluster, notSignedIn } from '../../client/session';
 import { methodSchemas } from '../../preload/contract';
@@ -33,6 +34,7 @@ import { watchProfiles } from './profile-watcher';
 import { keyPolicyRelogin, seedNotice } from './relogin';
 import { PromptBroker } from './prompt-broker';
 import type { CeremonyPrompts } from './prompt-broker';
+import { TerminalSessions } from './terminals';
 import {
   clusterView,
   deviceTrustView,
@@ -59,6 +61,8 @@ export interface BackendOptions {
   cards?: CardSessions;
   /** The service clock for held keyport:// links (default: `env`'s, proto/clock). */
   clock?: Clock;
+  /** Terminal sessions: how many at most, and the ceremony (tests wrap it to keep a tab's certificate). */
+  terminals?: { max?: number; prepare?: typeof prepareSsh };
 }
 
 export interface Backend {
@@ -110,13 +114,27 @@ export function createBackend(options: BackendOptions): Backend {
     reported.set(address, print);
     emit('onProfileChanged', { address, profile });
   };
+  const terminals = new TerminalSessions({
+    profiles,
+    env,
+    sessionPrompts: () => broker.ceremony(),
+    events: {
+      data: (payload) => emit('onTerminalData', payload),
+      ended: (payload) => emit('onTerminalEnded', payload),
+    },
+    ...(options.terminals?.max ? { maxSessions: options.terminals.max } : {}),
+    ...(options.terminals?.prepare ? { prepare: options.terminals.prepare } : {}),
+  });
   const watcher =
     options.watchProfiles === false
       ? undefined
       : watchProfiles(profiles, {
           onChange: (address, profile) => {
             // Signed out by `keyport logout`: the card's PIN, verified for the app, goes with the session.
-            if (!profile) void cards.closeAll();
+            if (!profile) {
+              void cards.closeAll();
+              void terminals.closeCluster(address);
+            }
             reportProfile(address, profile ? profileView(profile) : null);
           },
         });
@@ -184,7 +202,8 @@ export function createBackend(options: BackendOptions): Backend {
 
   async function signOut(address?: string) {
     const removed = await logout(profiles, address);
-    // The card's PIN, verified for this session, does not outlive it.
+    // The card's PIN, verified for this session, does not outlive it; nor do its terminals.
+    if (removed) await terminals.closeCluster(removed.address);
     await cards.closeAll();
     if (removed) reportProfile(removed.address, null);
     return removed ? profileView(removed) : null;
@@ -339,6 +358,28 @@ export function createBackend(options: BackendOptions): Backend {
       deepLinks.dismiss(id);
       return null;
     }),
+    'terminals.open': bind('terminals.open', ({ cluster, node, login, cols, rows }) =>
+      withCeremony(async (prompts) => {
+        const address = (await signedIn(cluster)).address;
+        return withRelogin(
+          prompts,
+          () => terminals.open({ cluster: address, node, login, cols, rows }, prompts),
+          address,
+        );
+      }),
+    ),
+    'terminals.input': bind('terminals.input', async ({ id, data }) => {
+      terminals.input(id, data);
+      return null;
+    }),
+    'terminals.resize': bind('terminals.resize', async ({ id, cols, rows }) => {
+      terminals.resize(id, cols, rows);
+      return null;
+    }),
+    'terminals.close': bind('terminals.close', async ({ id }) => {
+      await terminals.close(id);
+      return null;
+    }),
     'prompts.answer': bind('prompts.answer', async ({ id, value }) => {
       broker.answer(id, value);
       return null;
@@ -374,6 +415,7 @@ export function createBackend(options: BackendOptions): Backend {
     ready: watcher ? watcher.then(() => undefined) : Promise.resolve(),
     async close() {
       (await watcher)?.close();
+      await terminals.closeAll();
       await cards.dispose();
     },
     on(event, listener) {

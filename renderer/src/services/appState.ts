@@ -25,7 +25,13 @@ export type Screen =
   /** A keyport:// link asks to verify a browser (it fills in this screen, and does nothing else). */
   | { name: 'authorizeWebSession'; request: DeepLinkRequest }
   /** A keyport:// link was refused. */
-  | { name: 'refusedLink'; error: ContractError };
+  | { name: 'refusedLink'; error: ContractError }
+  /** The terminal tabs (SSH sessions opened from Servers). */
+  | { name: 'terminals' };
+
+/** Screens that need a signed-in profile. */
+const needsProfile = (screen: Screen) =>
+  screen.name === 'account' || screen.name === 'servers' || screen.name === 'terminals';
 
 export interface AppState {
   screen: Screen;
@@ -116,7 +122,9 @@ export function appReducer(state: AppState, event: AppEvent): AppState {
     case 'profileChanged': {
       if (event.profile) {
         // A session renewed on the cluster whose servers are on show (a relogin) keeps them on show.
-        const keepServers = state.screen.name === 'servers' && state.profile?.address === event.address;
+        const keepServers =
+          (state.screen.name === 'servers' || state.screen.name === 'terminals') &&
+          state.profile?.address === event.address;
         // A link's screen stays: signing in is a step on the way to what it asks.
         const keep = keepServers || isLinkScreen(state.screen);
         return {
@@ -128,15 +136,13 @@ export function appReducer(state: AppState, event: AppEvent): AppState {
       }
       if (state.profile && state.profile.address !== event.address) return state;
       // Signed out (here, or by the CLI): the account on screen gives way to its cluster's login.
-      const screen: Screen =
-        state.screen.name === 'account' || state.screen.name === 'servers'
-          ? loginOrClusters(state.clusters, event.address)
-          : state.screen;
+      const screen: Screen = needsProfile(state.screen)
+        ? loginOrClusters(state.clusters, event.address)
+        : state.screen;
       return { ...state, profile: null, screen };
     }
     case 'navigate': {
-      if ((event.screen.name === 'account' || event.screen.name === 'servers') && !state.profile)
-        return state;
+      if (needsProfile(event.screen) && !state.profile) return state;
       return { ...state, screen: event.screen };
     }
   }

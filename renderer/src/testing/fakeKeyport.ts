@@ -136,6 +136,9 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
     'nodes.list': () => ok(state.nodes ?? []),
     'deepLinks.current': () => ok(null),
     'deepLinks.dismiss': () => ok(null),
+    'terminals.input': () => ok(null),
+    'terminals.resize': () => ok(null),
+    'terminals.close': () => ok(null),
     'prompts.answer': () => ok(null),
     'prompts.cancel': () => ok(null),
     'prompts.current': () => ok(null),
@@ -186,6 +189,12 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
       current: (argument) => invoke('deepLinks.current', argument),
       dismiss: (argument) => invoke('deepLinks.dismiss', argument),
     },
+    terminals: {
+      open: (argument) => invoke('terminals.open', argument),
+      input: (argument) => invoke('terminals.input', argument),
+      resize: (argument) => invoke('terminals.resize', argument),
+      close: (argument) => invoke('terminals.close', argument),
+    },
     prompts: {
       answer: (argument) => invoke('prompts.answer', argument),
       cancel: (argument) => invoke('prompts.cancel', argument),
@@ -199,6 +208,8 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
     onPromptClosed: (listener) => subscribe('onPromptClosed', listener),
     onProfileChanged: (listener) => subscribe('onProfileChanged', listener),
     onDeepLink: (listener) => subscribe('onDeepLink', listener),
+    onTerminalData: (listener) => subscribe('onTerminalData', listener),
+    onTerminalEnded: (listener) => subscribe('onTerminalEnded', listener),
   };
 
   return {

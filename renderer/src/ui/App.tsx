@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useRef } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useRef } from 'react';
 import type { KeyportApi } from '../../../preload/contract';
 import { useKeyportApp } from '../services/appState';
 import { OpenEnrollmentContext } from '../services/deviceTrust';
@@ -11,11 +11,19 @@ import { ErrorAlert } from './components/ErrorAlert';
 import { Progress } from './components/Progress';
 import { Login } from './Login/Login';
 import { PromptsHost } from './Prompts/PromptsHost';
+import { useTerminalTabs } from '../services/terminals';
+import type { TerminalTabs as Tabs } from '../services/terminals';
 import { Servers } from './Servers/Servers';
 import './app.css';
 
+// xterm.js is most of a terminal's weight: it loads with the first tab, not with the app.
+const TerminalTabs = lazy(() =>
+  import('./Terminals/TerminalTabs').then((module) => ({ default: module.TerminalTabs })),
+);
+
 export function App({ api }: { api: KeyportApi }) {
   const { state, actions } = useKeyportApp(api);
+  const terminals = useTerminalTabs(api);
   const { screen, profile } = state;
   // Once the first screen (a login form, most often) is on show and takes input, the host hears so: the
   // demo says "ready" then, and not when the window is still blank.
@@ -57,6 +65,18 @@ export function App({ api }: { api: KeyportApi }) {
                     </button>
                   </li>
                 )}
+                {profile && terminals.tabs.length > 0 && (
+                  <li>
+                    <button
+                      type="button"
+                      className="nav-button"
+                      aria-current={screen.name === 'terminals' ? 'page' : undefined}
+                      onClick={() => actions.navigate({ name: 'terminals' })}
+                    >
+                      Terminals ({terminals.tabs.length})
+                    </button>
+                  </li>
+                )}
                 {profile && (
                   <li>
                     <button
@@ -84,7 +104,12 @@ export function App({ api }: { api: KeyportApi }) {
                 }
               />
             )}
-            <CurrentScreen state={state} actions={actions} />
+            <CurrentScreen state={state} actions={actions} terminals={terminals} />
+            {profile && terminals.tabs.length > 0 && (
+              <Suspense fallback={<Progress active label="Loading the terminal…" />}>
+                <TerminalTabs terminals={terminals} hidden={screen.name !== 'terminals'} />
+              </Suspense>
+            )}
           </main>
           {state.info && (
             <footer className="app-footer">
@@ -101,7 +126,15 @@ export function App({ api }: { api: KeyportApi }) {
   );
 }
 
-function CurrentScreen({ state, actions }: { state: AppState; actions: AppActions }) {
+function CurrentScreen({
+  state,
+  actions,
+  terminals,
+}: {
+  state: AppState;
+  actions: AppActions;
+  terminals: Tabs;
+}) {
   const { screen, profile, clusters } = state;
   switch (screen.name) {
     case 'loading':
@@ -145,6 +178,11 @@ function CurrentScreen({ state, actions }: { state: AppState; actions: AppAction
           key={profile.address}
           profile={profile}
           onSignInAgain={() => actions.navigate({ name: 'login', address: profile.address })}
+          onConnect={(node, login) => {
+            // The real size follows once the tab's terminal is fitted (terminals.resize).
+            terminals.open({ cluster: profile.address, node: node.name, login, cols: 80, rows: 24 });
+            actions.navigate({ name: 'terminals' });
+          }}
         />
       );
     case 'authorizeWebSession':
@@ -153,5 +191,10 @@ function CurrentScreen({ state, actions }: { state: AppState; actions: AppAction
       );
     case 'refusedLink':
       return <RefusedLink error={screen.error} onClose={actions.closeLink} />;
+    case 'terminals':
+      // The tabs themselves stay mounted below every screen (TerminalTabs), so each keeps its terminal.
+      return terminals.tabs.length === 0 ? (
+        <p className="empty">No terminal is open. Connect to a server from Servers.</p>
+      ) : null;
   }
 }

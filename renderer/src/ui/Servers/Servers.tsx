@@ -7,6 +7,7 @@ import { useAction } from '../../services/hooks';
 import { useKeyport } from '../../services/KeyportContext';
 import { ErrorAlert } from '../components/ErrorAlert';
 import { Progress } from '../components/Progress';
+import { LoginPicker } from '../Terminals/LoginPicker';
 
 /** The search: every word must appear in the name, the address, a `key=value` label or a login. */
 export function matchesSearch(node: NodeView, search: string): boolean {
@@ -20,13 +21,16 @@ export function matchesSearch(node: NodeView, search: string): boolean {
 interface ServersProps {
   profile: ProfileView;
   onSignInAgain(): void;
+  /** "Connect" with the login the person picked: a terminal tab opens. */
+  onConnect(node: NodeView, login: string): void;
 }
 
-export function Servers({ profile, onSignInAgain }: ServersProps) {
+export function Servers({ profile, onSignInAgain, onConnect }: ServersProps) {
   const api = useKeyport();
   const load = useAction();
   const [nodes, setNodes] = useState<NodeView[] | null>(null);
   const [search, setSearch] = useState('');
+  const [picking, setPicking] = useState<NodeView | null>(null);
   const headingId = useId();
   const searchId = useId();
   const { run } = load;
@@ -95,6 +99,9 @@ export function Servers({ profile, onSignInAgain }: ServersProps) {
                   <th scope="col">Address</th>
                   <th scope="col">Labels</th>
                   <th scope="col">Logins</th>
+                  <th scope="col" className="actions">
+                    Connect
+                  </th>
                 </tr>
               </thead>
               <tbody>
@@ -112,12 +119,33 @@ export function Servers({ profile, onSignInAgain }: ServersProps) {
                       </ul>
                     </td>
                     <td>{node.logins.join(', ')}</td>
+                    <td className="actions">
+                      <button
+                        type="button"
+                        className="button"
+                        aria-label={`Connect to ${node.name}`}
+                        disabled={node.logins.length === 0}
+                        onClick={() => setPicking(node)}
+                      >
+                        Connect
+                      </button>
+                    </td>
                   </tr>
                 ))}
               </tbody>
             </table>
           )}
         </div>
+      )}
+      {picking && (
+        <LoginPicker
+          node={picking}
+          onCancel={() => setPicking(null)}
+          onConnect={(login) => {
+            setPicking(null);
+            onConnect(picking, login);
+          }}
+        />
       )}
     </section>
   );
