@@ -540,12 +540,17 @@ describe('bridge WebSocket', () => {
 
 describe('session lifetime', () => {
   it('ends a session after sessionTtlMs: its socket closes and it opens nothing more', async () => {
-    const shortLived = await startBrowserHost({ backend, distDir, sessionTtlMs: 1_000 });
+    // The host's clock is the test's: the session lives while the test works, however slow the machine,
+    // and ends when the test moves the clock past its lifetime (the socket's timer then sees it ended).
+    let now = Date.now();
+    const shortLived = await startBrowserHost({ backend, distDir, sessionTtlMs: 1_000, now: () => now });
     try {
       const session = await newSession(shortLived);
       const client = await bridge(shortLived, session);
       expect((await client.call(1, 'app.info')).ok).toBe(true);
       const unused = await newSession(shortLived);
+      expect(shortLived.connections).toBe(1);
+      now += 1_001;
       expect(await client.closed).toEqual({ code: SESSION_ENDED, reason: 'Session ended.' });
       await until(() => shortLived.connections === 0);
       const headers = { Origin: shortLived.origin };
