@@ -11,6 +11,9 @@
 // process(es) (/proc/PID/stat utime + stime over the measured run).
 // Then, on the two replicas, how long a role change and a user lock made through one take to be enforced
 // by the other (bench/replicas-propagation.ts; target 1 s).
+// BENCH_REPLICAS_ONLY=sqlite,postgresql-1,postgresql-2 picks configurations (the propagation needs the
+// last). BENCH_REPLICAS_PROFILE=1 runs V8's profiler in keyport-auth during each login run and prints where
+// its main thread spent CPU per login (bench/cpu-profile.ts); the profiler's own cost is in the numbers.
 import { spawn } from 'node:child_process';
 import { createPrivateKey, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -33,6 +36,8 @@ import { startLabPostgres } from '../lab/postgres';
 import { createReplicaSet, queryRows } from '../lab/replicas';
 import { startSoftKey } from '../lab/security-key/soft-key';
 import { readState } from '../lab/security-key/state';
+import { PROFILED_ENV, printProfileBreakdown, profileBreakdown, startProfiling } from './cpu-profile';
+import type { ProfileBreakdown } from './cpu-profile';
 import { makeAssertion } from './replicas-load';
 import type { LoadPlan, LoadResult, LoadUser } from './replicas-load';
 import { benchPropagation } from './replicas-propagation';
@@ -47,6 +52,12 @@ const RP_ID = 'localhost';
 const ORIGIN = `https://${RP_ID}`;
 const PUBLIC_ADDR = 'localhost:3025';
 const CLK_TCK = 100;
+const ONLY = new Set(
+  (process.env.BENCH_REPLICAS_ONLY ?? 'sqlite,postgresql-1,postgresql-2').split(',').map((s) => s.trim()),
+);
+const PROFILE = process.env.BENCH_REPLICAS_PROFILE === '1';
+/** keyport-auth's environment: ready to be profiled, when asked for. */
+const authEnv = PROFILE ? PROFILED_ENV : undefined;
 
 /** The cluster's config: passkeys on, and no per-address limit in the way of one loopback load generator. */
 const authServiceYaml = [
@@ -231,6 +242,8 @@ interface Measured {
   round_trips_per_login: number;
   writes_per_login: number;
   statements: Record<string, number>;
+  /** Where each replica's main thread spent CPU per login (BENCH_REPLICAS_PROFILE), once it stopped. */
+  profile?: ProfileBreakdown[];
 }
 
 let signCountBase = 1000;
@@ -257,6 +270,9 @@ async function measure(
   const sqlBefore = await Promise.all(replicas.map(sqlTotals));
   const cpuBefore = replicas.map((r) => cpuMs(r.process.pid ?? 0));
   const postgresBefore = postgresCpuMs(postgresDir);
+  const profiling = PROFILE
+    ? await Promise.all(replicas.map((r) => startProfiling(r.process, r.output)))
+    : undefined;
   const run = await runLoadProcess(
     { ...base, mode: 'login', durationMs: SECONDS * 1000, signCountBase },
     work,
@@ -264,6 +280,8 @@ async function measure(
   signCountBase += CLIENTS * 1_000_000 + 1000;
   const cpuAfter = replicas.map((r) => cpuMs(r.process.pid ?? 0));
   const postgresAfter = postgresCpuMs(postgresDir);
+  // Stopped after the CPU was read: sending the profile costs keyport-auth CPU of its own.
+  const profiles = profiling ? await Promise.all(profiling.map((p) => p.stop())) : undefined;
   const sqlAfter = await Promise.all(replicas.map(sqlTotals));
   // Every login the generator started, warm-up (2 per client) included, ended inside the two snapshots.
   const logins = run.ops + run.errors + 2 * CLIENTS;
@@ -293,7 +311,7 @@ async function measure(
   // replicas do side by side.
   const floorPerSecond = 1000 / (1000 / floor.per_second + cryptoMs / replicas.length);
   const ratio = run.per_second / floorPerSecond;
-  return {
+  const measured: Measured = {
     backend,
     replicas: replicas.length,
     logins_per_second: run.per_second,
@@ -313,9 +331,12 @@ async function measure(
     writes_per_login: perLogin(sum(write)),
     statements,
   };
+  if (profiles) measured.profile = profiles.map((p) => profileBreakdown(p, logins / replicas.length));
+  return measured;
 }
 
 function printTable(m: Measured): void {
+  m.profile?.forEach((p, i) => printProfileBreakdown(`${m.backend} x${m.replicas} replica ${i + 1}`, p));
   console.log(
     `${m.backend} x${m.replicas}: ${m.logins_per_second} logins/s (p50 ${m.p50_ms} ms, p99 ${m.p99_ms} ms), ` +
       `floor ${m.floor_per_second}/s, ratio ${m.ratio}, CPU per login ${m.cpu_ms_per_login} ms in keyport-auth` +
@@ -329,6 +350,12 @@ function printTable(m: Measured): void {
   console.log(
     `    ${'statements / writes / round trips'.padEnd(44)} ${m.statements_per_login} / ${m.writes_per_login} / ${m.round_trips_per_login}`,
   );
+}
+
+/** A run without the two replicas (BENCH_REPLICAS_ONLY): its configurations, and no propagation. */
+function partialSummary(results: Measured[]) {
+  console.log(JSON.stringify({ bench: 'passwordless logins/s, 16 clients (partial)', results }));
+  return { results, within_target: results.every((r) => r.within_target) };
 }
 
 export async function benchReplicas() {
@@ -349,6 +376,7 @@ export async function benchReplicas() {
     const single = await startLabCluster({
       clusterName: 'bench-replicas',
       configYaml: authServiceYaml.replace('auth_service:\n', 'auth_service:\n  public_addr: localhost:0\n'),
+      ...(authEnv ? { env: authEnv } : {}),
     });
     stops.push(() => single.stop());
     await signUpAll(single, sqliteKey.socketPath);
@@ -359,10 +387,15 @@ export async function benchReplicas() {
     db.close();
     if (!device) throw new Error(`no passkey row for ${userName(0)}`);
     const cryptoMs = await loginCryptoMs(sqliteUsers[0]!, device);
-    const onSqlite = await measure('sqlite', [single], sqliteUsers, cryptoMs, work);
-    results.push(onSqlite);
-    printTable(onSqlite);
+    if (ONLY.has('sqlite')) {
+      const onSqlite = await measure('sqlite', [single], sqliteUsers, cryptoMs, work);
+      results.push(onSqlite);
+      printTable(onSqlite);
+    }
     await stops.pop()?.();
+    if (!ONLY.has('postgresql-1') && !ONLY.has('postgresql-2')) {
+      return partialSummary(results);
+    }
 
     // PostgreSQL: replica a, then a and b, on one database; the passkeys on a second soft key.
     const pgKey = await startSoftKey({
@@ -380,6 +413,7 @@ export async function benchReplicas() {
       clusterName: 'bench-replicas',
       publicAddr: PUBLIC_ADDR,
       extraYaml: authServiceYaml,
+      ...(authEnv ? { env: authEnv } : {}),
     });
     const a = await set.start('a');
     stops.push(() => a.stop());
@@ -390,9 +424,14 @@ export async function benchReplicas() {
       'SELECT count(*) AS n FROM mfa_devices',
     );
     if (Number(stored[0]?.n) < CLIENTS) throw new Error('the passkeys are not in PostgreSQL');
-    const onOne = await measure('postgresql', [a], pgUsers, cryptoMs, work, postgres.dataDir);
-    results.push(onOne);
-    printTable(onOne);
+    if (ONLY.has('postgresql-1')) {
+      const onOne = await measure('postgresql', [a], pgUsers, cryptoMs, work, postgres.dataDir);
+      results.push(onOne);
+      printTable(onOne);
+    }
+    if (!ONLY.has('postgresql-2')) {
+      return partialSummary(results);
+    }
     const b = await set.start('b');
     stops.push(() => b.stop());
     const onTwo = await measure('postgresql', [a, b], pgUsers, cryptoMs, work, postgres.dataDir);
