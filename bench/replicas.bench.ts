@@ -232,6 +232,12 @@ interface Measured {
   errors: number;
   floor_per_second: number;
   floor_pings_per_second: number;
+  /**
+   * keyport-auth's CPU per call of the floor, and PostgreSQL's: GetClusterInfo reads the cap, one
+   * statement, so the floor's calls are not quite bare (a database round trip each on PostgreSQL).
+   */
+  floor_cpu_ms_per_call: number;
+  floor_postgres_cpu_ms_per_call: number;
   ratio: number;
   within_target: boolean;
   cpu_ms_per_login: number;
@@ -244,6 +250,8 @@ interface Measured {
   statements: Record<string, number>;
   /** Where each replica's main thread spent CPU per login (BENCH_REPLICAS_PROFILE), once it stopped. */
   profile?: ProfileBreakdown[];
+  /** The same for one call of the floor. */
+  floor_call_profile?: ProfileBreakdown[];
 }
 
 let signCountBase = 1000;
@@ -263,10 +271,20 @@ async function measure(
   ).caCertPem;
   const targets = replicas.map((r) => ({ address: r.address, caPem, caPin: r.caPin }));
   const base = { targets, origin: ORIGIN, users, clients: CLIENTS, maxOps: 100_000 };
+  const floorCpuBefore = replicas.map((r) => cpuMs(r.process.pid ?? 0));
+  const floorPostgresBefore = postgresCpuMs(postgresDir);
+  const floorProfiling = PROFILE
+    ? await Promise.all(replicas.map((r) => startProfiling(r.process, r.output)))
+    : undefined;
   const floor = await runLoadProcess(
     { ...base, mode: 'ping', durationMs: FLOOR_SECONDS * 1000, signCountBase: 0 },
     work,
   );
+  // Every call the floor made, warm-up included (2 rounds of 2 calls per client).
+  const floorCalls = 2 * (floor.ops + floor.errors) + 4 * CLIENTS;
+  const floorCpu = replicas.reduce((s, r, i) => s + cpuMs(r.process.pid ?? 0) - floorCpuBefore[i]!, 0);
+  const floorPostgresCpu = postgresCpuMs(postgresDir) - floorPostgresBefore;
+  const floorProfiles = floorProfiling ? await Promise.all(floorProfiling.map((p) => p.stop())) : undefined;
   const sqlBefore = await Promise.all(replicas.map(sqlTotals));
   const cpuBefore = replicas.map((r) => cpuMs(r.process.pid ?? 0));
   const postgresBefore = postgresCpuMs(postgresDir);
@@ -321,6 +339,8 @@ async function measure(
     ...(run.first_error ? { first_error: run.first_error } : {}),
     floor_per_second: Number(floorPerSecond.toFixed(1)),
     floor_pings_per_second: floor.per_second,
+    floor_cpu_ms_per_call: Number((floorCpu / floorCalls).toFixed(3)),
+    floor_postgres_cpu_ms_per_call: Number((floorPostgresCpu / floorCalls).toFixed(3)),
     ratio: Number(ratio.toFixed(2)),
     within_target: ratio >= TARGET_RATIO && run.errors === 0,
     cpu_ms_per_login: Number((cpuAfter.reduce((s, v, i) => s + v - cpuBefore[i]!, 0) / logins).toFixed(2)),
@@ -332,14 +352,22 @@ async function measure(
     statements,
   };
   if (profiles) measured.profile = profiles.map((p) => profileBreakdown(p, logins / replicas.length));
+  if (floorProfiles) {
+    measured.floor_call_profile = floorProfiles.map((p) => profileBreakdown(p, floorCalls / replicas.length));
+  }
   return measured;
 }
 
 function printTable(m: Measured): void {
+  m.floor_call_profile?.forEach((p, i) =>
+    printProfileBreakdown(`${m.backend} x${m.replicas} replica ${i + 1}, per floor call`, p),
+  );
   m.profile?.forEach((p, i) => printProfileBreakdown(`${m.backend} x${m.replicas} replica ${i + 1}`, p));
   console.log(
     `${m.backend} x${m.replicas}: ${m.logins_per_second} logins/s (p50 ${m.p50_ms} ms, p99 ${m.p99_ms} ms), ` +
       `floor ${m.floor_per_second}/s, ratio ${m.ratio}, CPU per login ${m.cpu_ms_per_login} ms in keyport-auth` +
+      ` (per floor call ${m.floor_cpu_ms_per_call} ms` +
+      (m.floor_postgres_cpu_ms_per_call ? ` + ${m.floor_postgres_cpu_ms_per_call} ms in PostgreSQL)` : ')') +
       (m.postgres_cpu_ms_per_login ? ` + ${m.postgres_cpu_ms_per_login} ms in PostgreSQL` : '') +
       '; per login:',
   );
