@@ -11,6 +11,9 @@
 // process(es) (/proc/PID/stat utime + stime over the measured run).
 // Then, on the two replicas, how long a role change and a user lock made through one take to be enforced
 // by the other (bench/replicas-propagation.ts; target 1 s).
+// BENCH_REPLICAS_ONLY=sqlite,postgresql-1,postgresql-2 picks configurations (the propagation needs the
+// last). BENCH_REPLICAS_PROFILE=1 runs V8's profiler in keyport-auth during each login run and prints where
+// its main thread spent CPU per login (bench/cpu-profile.ts); the profiler's own cost is in the numbers.
 import { spawn } from 'node:child_process';
 import { createPrivateKey, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -33,6 +36,8 @@ import { startLabPostgres } from '../lab/postgres';
 import { createReplicaSet, queryRows } from '../lab/replicas';
 import { startSoftKey } from '../lab/security-key/soft-key';
 import { readState } from '../lab/security-key/state';
+import { PROFILED_ENV, printProfileBreakdown, profileBreakdown, startProfiling } from './cpu-profile';
+import type { ProfileBreakdown } from './cpu-profile';
 import { makeAssertion } from './replicas-load';
 import type { LoadPlan, LoadResult, LoadUser } from './replicas-load';
 import { benchPropagation } from './replicas-propagation';
@@ -47,6 +52,12 @@ const RP_ID = 'localhost';
 const ORIGIN = `https://${RP_ID}`;
 const PUBLIC_ADDR = 'localhost:3025';
 const CLK_TCK = 100;
+const ONLY = new Set(
+  (process.env.BENCH_REPLICAS_ONLY ?? 'sqlite,postgresql-1,postgresql-2').split(',').map((s) => s.trim()),
+);
+const PROFILE = process.env.BENCH_REPLICAS_PROFILE === '1';
+/** keyport-auth's environment: ready to be profiled, when asked for. */
+const authEnv = PROFILE ? PROFILED_ENV : undefined;
 
 /** The cluster's config: passkeys on, and no per-address limit in the way of one loopback load generator. */
 const authServiceYaml = [
@@ -221,6 +232,12 @@ interface Measured {
   errors: number;
   floor_per_second: number;
   floor_pings_per_second: number;
+  /**
+   * keyport-auth's CPU per call of the floor, and PostgreSQL's: GetClusterInfo reads the cap, one
+   * statement, so the floor's calls are not quite bare (a database round trip each on PostgreSQL).
+   */
+  floor_cpu_ms_per_call: number;
+  floor_postgres_cpu_ms_per_call: number;
   ratio: number;
   within_target: boolean;
   cpu_ms_per_login: number;
@@ -231,6 +248,10 @@ interface Measured {
   round_trips_per_login: number;
   writes_per_login: number;
   statements: Record<string, number>;
+  /** Where each replica's main thread spent CPU per login (BENCH_REPLICAS_PROFILE), once it stopped. */
+  profile?: ProfileBreakdown[];
+  /** The same for one call of the floor. */
+  floor_call_profile?: ProfileBreakdown[];
 }
 
 let signCountBase = 1000;
@@ -250,13 +271,26 @@ async function measure(
   ).caCertPem;
   const targets = replicas.map((r) => ({ address: r.address, caPem, caPin: r.caPin }));
   const base = { targets, origin: ORIGIN, users, clients: CLIENTS, maxOps: 100_000 };
+  const floorCpuBefore = replicas.map((r) => cpuMs(r.process.pid ?? 0));
+  const floorPostgresBefore = postgresCpuMs(postgresDir);
+  const floorProfiling = PROFILE
+    ? await Promise.all(replicas.map((r) => startProfiling(r.process, r.output)))
+    : undefined;
   const floor = await runLoadProcess(
     { ...base, mode: 'ping', durationMs: FLOOR_SECONDS * 1000, signCountBase: 0 },
     work,
   );
+  // Every call the floor made, warm-up included (2 rounds of 2 calls per client).
+  const floorCalls = 2 * (floor.ops + floor.errors) + 4 * CLIENTS;
+  const floorCpu = replicas.reduce((s, r, i) => s + cpuMs(r.process.pid ?? 0) - floorCpuBefore[i]!, 0);
+  const floorPostgresCpu = postgresCpuMs(postgresDir) - floorPostgresBefore;
+  const floorProfiles = floorProfiling ? await Promise.all(floorProfiling.map((p) => p.stop())) : undefined;
   const sqlBefore = await Promise.all(replicas.map(sqlTotals));
   const cpuBefore = replicas.map((r) => cpuMs(r.process.pid ?? 0));
   const postgresBefore = postgresCpuMs(postgresDir);
+  const profiling = PROFILE
+    ? await Promise.all(replicas.map((r) => startProfiling(r.process, r.output)))
+    : undefined;
   const run = await runLoadProcess(
     { ...base, mode: 'login', durationMs: SECONDS * 1000, signCountBase },
     work,
@@ -264,6 +298,8 @@ async function measure(
   signCountBase += CLIENTS * 1_000_000 + 1000;
   const cpuAfter = replicas.map((r) => cpuMs(r.process.pid ?? 0));
   const postgresAfter = postgresCpuMs(postgresDir);
+  // Stopped after the CPU was read: sending the profile costs keyport-auth CPU of its own.
+  const profiles = profiling ? await Promise.all(profiling.map((p) => p.stop())) : undefined;
   const sqlAfter = await Promise.all(replicas.map(sqlTotals));
   // Every login the generator started, warm-up (2 per client) included, ended inside the two snapshots.
   const logins = run.ops + run.errors + 2 * CLIENTS;
@@ -293,7 +329,7 @@ async function measure(
   // replicas do side by side.
   const floorPerSecond = 1000 / (1000 / floor.per_second + cryptoMs / replicas.length);
   const ratio = run.per_second / floorPerSecond;
-  return {
+  const measured: Measured = {
     backend,
     replicas: replicas.length,
     logins_per_second: run.per_second,
@@ -303,6 +339,8 @@ async function measure(
     ...(run.first_error ? { first_error: run.first_error } : {}),
     floor_per_second: Number(floorPerSecond.toFixed(1)),
     floor_pings_per_second: floor.per_second,
+    floor_cpu_ms_per_call: Number((floorCpu / floorCalls).toFixed(3)),
+    floor_postgres_cpu_ms_per_call: Number((floorPostgresCpu / floorCalls).toFixed(3)),
     ratio: Number(ratio.toFixed(2)),
     within_target: ratio >= TARGET_RATIO && run.errors === 0,
     cpu_ms_per_login: Number((cpuAfter.reduce((s, v, i) => s + v - cpuBefore[i]!, 0) / logins).toFixed(2)),
@@ -313,12 +351,23 @@ async function measure(
     writes_per_login: perLogin(sum(write)),
     statements,
   };
+  if (profiles) measured.profile = profiles.map((p) => profileBreakdown(p, logins / replicas.length));
+  if (floorProfiles) {
+    measured.floor_call_profile = floorProfiles.map((p) => profileBreakdown(p, floorCalls / replicas.length));
+  }
+  return measured;
 }
 
 function printTable(m: Measured): void {
+  m.floor_call_profile?.forEach((p, i) =>
+    printProfileBreakdown(`${m.backend} x${m.replicas} replica ${i + 1}, per floor call`, p),
+  );
+  m.profile?.forEach((p, i) => printProfileBreakdown(`${m.backend} x${m.replicas} replica ${i + 1}`, p));
   console.log(
     `${m.backend} x${m.replicas}: ${m.logins_per_second} logins/s (p50 ${m.p50_ms} ms, p99 ${m.p99_ms} ms), ` +
       `floor ${m.floor_per_second}/s, ratio ${m.ratio}, CPU per login ${m.cpu_ms_per_login} ms in keyport-auth` +
+      ` (per floor call ${m.floor_cpu_ms_per_call} ms` +
+      (m.floor_postgres_cpu_ms_per_call ? ` + ${m.floor_postgres_cpu_ms_per_call} ms in PostgreSQL)` : ')') +
       (m.postgres_cpu_ms_per_login ? ` + ${m.postgres_cpu_ms_per_login} ms in PostgreSQL` : '') +
       '; per login:',
   );
@@ -329,6 +378,12 @@ function printTable(m: Measured): void {
   console.log(
     `    ${'statements / writes / round trips'.padEnd(44)} ${m.statements_per_login} / ${m.writes_per_login} / ${m.round_trips_per_login}`,
   );
+}
+
+/** A run without the two replicas (BENCH_REPLICAS_ONLY): its configurations, and no propagation. */
+function partialSummary(results: Measured[]) {
+  console.log(JSON.stringify({ bench: 'passwordless logins/s, 16 clients (partial)', results }));
+  return { results, within_target: results.every((r) => r.within_target) };
 }
 
 export async function benchReplicas() {
@@ -349,6 +404,7 @@ export async function benchReplicas() {
     const single = await startLabCluster({
       clusterName: 'bench-replicas',
       configYaml: authServiceYaml.replace('auth_service:\n', 'auth_service:\n  public_addr: localhost:0\n'),
+      ...(authEnv ? { env: authEnv } : {}),
     });
     stops.push(() => single.stop());
     await signUpAll(single, sqliteKey.socketPath);
@@ -359,10 +415,15 @@ export async function benchReplicas() {
     db.close();
     if (!device) throw new Error(`no passkey row for ${userName(0)}`);
     const cryptoMs = await loginCryptoMs(sqliteUsers[0]!, device);
-    const onSqlite = await measure('sqlite', [single], sqliteUsers, cryptoMs, work);
-    results.push(onSqlite);
-    printTable(onSqlite);
+    if (ONLY.has('sqlite')) {
+      const onSqlite = await measure('sqlite', [single], sqliteUsers, cryptoMs, work);
+      results.push(onSqlite);
+      printTable(onSqlite);
+    }
     await stops.pop()?.();
+    if (!ONLY.has('postgresql-1') && !ONLY.has('postgresql-2')) {
+      return partialSummary(results);
+    }
 
     // PostgreSQL: replica a, then a and b, on one database; the passkeys on a second soft key.
     const pgKey = await startSoftKey({
@@ -380,6 +441,7 @@ export async function benchReplicas() {
       clusterName: 'bench-replicas',
       publicAddr: PUBLIC_ADDR,
       extraYaml: authServiceYaml,
+      ...(authEnv ? { env: authEnv } : {}),
     });
     const a = await set.start('a');
     stops.push(() => a.stop());
@@ -390,9 +452,14 @@ export async function benchReplicas() {
       'SELECT count(*) AS n FROM mfa_devices',
     );
     if (Number(stored[0]?.n) < CLIENTS) throw new Error('the passkeys are not in PostgreSQL');
-    const onOne = await measure('postgresql', [a], pgUsers, cryptoMs, work, postgres.dataDir);
-    results.push(onOne);
-    printTable(onOne);
+    if (ONLY.has('postgresql-1')) {
+      const onOne = await measure('postgresql', [a], pgUsers, cryptoMs, work, postgres.dataDir);
+      results.push(onOne);
+      printTable(onOne);
+    }
+    if (!ONLY.has('postgresql-2')) {
+      return partialSummary(results);
+    }
     const b = await set.start('b');
     stops.push(() => b.stop());
     const onTwo = await measure('postgresql', [a, b], pgUsers, cryptoMs, work, postgres.dataDir);

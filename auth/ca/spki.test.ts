@@ -4,6 +4,7 @@ import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CaError } from './errors';
+import { sshPublicKeyFromKeyObject, sshPublicKeyOfClientKey } from './ssh';
 import { parseClientPublicKey, spkiDerOfPem } from './spki';
 
 const pemOf = (der: Buffer) =>
@@ -107,6 +108,24 @@ describe('parseClientPublicKey', () => {
       }),
       { numRuns: 200 },
     );
+  });
+
+  it("names the key in SSH from its bytes as from its KeyObject, fast path and decoder's alike", () => {
+    const key = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey;
+    const jwk = key.export({ format: 'jwk' });
+    const y = Buffer.from(jwk.y ?? '', 'base64url');
+    const compressed = Buffer.concat([
+      Buffer.from('3039301306072a8648ce3d020106082a8648ce3d030107032200', 'hex'),
+      Buffer.from([(y[y.length - 1]! & 1) === 1 ? 0x03 : 0x02]),
+      Buffer.from(jwk.x ?? '', 'base64url'),
+    ]);
+    for (const der of [spkiOf('ec'), spkiOf('ed25519'), compressed]) {
+      const parsed = parseClientPublicKey(pemOf(der));
+      const ssh = sshPublicKeyOfClientKey(parsed);
+      const expected = sshPublicKeyFromKeyObject(createPublicKey({ key: der, format: 'der', type: 'spki' }));
+      expect({ ...ssh, key: undefined }).toEqual({ ...expected, key: undefined });
+      expect(ssh.key.export({ type: 'spki', format: 'der' })).toEqual(parsed.spkiDer);
+    }
   });
 
   it('finds the DER of exactly one PUBLIC KEY block', () => {

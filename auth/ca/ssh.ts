@@ -4,6 +4,7 @@
 import { createHash, createPublicKey, randomBytes, sign, verify } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import type { Authorities, SshUserCertificateAuthority } from './authority';
+import type { ClientPublicKey } from './spki';
 import { CaError } from './errors';
 import { isPlainText } from './text';
 import { SshWireReader, sshString, sshUint32, sshUint64 } from './ssh-wire';
@@ -152,6 +153,31 @@ function publicKeyFromBlob(blob: Buffer, comment: string, what: string): SshPubl
 }
 
 /** Builds the SSH form of a Node key: Ed25519 or ECDSA P-256. */
+/**
+ * A client's key (spki.ts) as SSH names it, from its bytes: its KeyObject is asked for only when the SSH
+ * key's is (a hardware key's attestation), so a login does not import the key a second way.
+ */
+export function sshPublicKeyOfClientKey(client: ClientPublicKey): SshPublicKey {
+  const algorithm = client.kind === 'ed25519' ? 'ssh-ed25519' : 'ecdsa-sha2-nistp256';
+  const blob =
+    client.kind === 'ed25519'
+      ? Buffer.concat([sshString('ssh-ed25519'), sshString(client.publicBytes)])
+      : Buffer.concat([
+          sshString('ecdsa-sha2-nistp256'),
+          sshString('nistp256'),
+          sshString(client.publicBytes),
+        ]);
+  return {
+    algorithm,
+    blob,
+    get key() {
+      return client.key;
+    },
+    comment: '',
+    fingerprint: fingerprintOf(blob),
+  };
+}
+
 export function sshPublicKeyFromKeyObject(key: KeyObject, comment = ''): SshPublicKey {
   const publicKey = key.type === 'private' ? createPublicKey(key) : key;
   const jwk = publicKey.export({ format: 'jwk' });
@@ -222,7 +248,16 @@ export function parseSshPublicKey(authorizedKeysLine: string): SshPublicKey {
 export function parseSshPublicKeyOf(authorizedKeysLine: string, known: SshPublicKey): SshPublicKey {
   const { algorithm, blob, comment } = splitKeyLine(authorizedKeysLine, 'SSH public key');
   if (algorithm === known.algorithm && blob.equals(known.blob)) {
-    return makeSshPublicKey(known.algorithm, blob, known.key, comment);
+    // known's KeyObject, when it is asked for (sshPublicKeyOfClientKey makes it at the first ask).
+    return {
+      algorithm,
+      blob,
+      get key() {
+        return known.key;
+      },
+      comment,
+      fingerprint: known.fingerprint,
+    };
   }
   return parseSshPublicKey(authorizedKeysLine);
 }

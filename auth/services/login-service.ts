@@ -11,7 +11,7 @@ import type {
 } from '../../proto/gen/keyport/v1/auth';
 import { ChallengeScope } from '../../proto/gen/keyport/v1/mfa';
 import type { MFAAuthenticateChallenge, MFAAuthenticateResponse } from '../../proto/gen/keyport/v1/mfa';
-import { parseSshPublicKeyOf, sshPublicKeyFromKeyObject } from '../ca/ssh';
+import { parseSshPublicKeyOf, sshPublicKeyOfClientKey } from '../ca/ssh';
 import type { SshPublicKey } from '../ca/ssh';
 import { parseClientPublicKey } from '../ca/spki';
 import type { ClientPublicKey } from '../ca/spki';
@@ -158,8 +158,13 @@ export function loginHandlers(ctx: ServiceContext) {
         keyPolicy = checkSessionKey({
           required,
           attestation: request.hardwareKeyAttestation,
-          sessionKey: keys.tls.key,
-          sshKey: keys.ssh.key,
+          // Getters: a session key is made a KeyObject only for an attestation to be checked against.
+          get sessionKey() {
+            return keys.tls.key;
+          },
+          get sshKey() {
+            return keys.ssh.key;
+          },
           extraRoots: cap.hardware_key.attestation_roots,
           now: new Date(ctx.now()),
         });
@@ -263,7 +268,7 @@ function parseLoginRequest(request: LoginRequest): {
     );
   }
   const tls = parseTlsPublicKey(request.tlsPublicKey);
-  const tlsKeyAsSsh = sshPublicKeyFromKeyObject(tls.key);
+  const tlsKeyAsSsh = sshPublicKeyOfClientKey(tls);
   const ssh = request.sshPublicKey ? parseSshPublicKeyField(request.sshPublicKey, tlsKeyAsSsh) : tlsKeyAsSsh;
   return { challengeId: response.challengeId, answer: response.response, ttlSeconds, keys: { ssh, tls } };
 }

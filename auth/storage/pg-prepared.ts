@@ -2,8 +2,8 @@
 // sends is given a name derived from its text, so each pooled connection parses and plans it once and
 // then only binds and executes it (the server's parse/plan is a large part of a short statement's CPU, and
 // the driver skips the Parse message too). The text decides the name, so the same statement always gets
-// the same name and different texts never share one. SQLite needs nothing of this (better-sqlite3 runs
-// each statement in-process). Bounds and the one failure it adds:
+// the same name and different texts never share one. SQLite's counterpart is sqlite-prepared.ts (a kept
+// better-sqlite3 statement per text). Bounds and the one failure it adds:
 // - at most MAX_NAMED_PER_CONNECTION names per connection; later texts run unnamed, as before;
 // - a migration that changes a table's columns while this replica runs (a rolling upgrade) makes the
 //   server refuse a prepared `select *`/`returning *` once ("cached plan must not change result type").

@@ -3,7 +3,8 @@
 // "begin"), and on SIGUSR2 the process writes its totals so far as one `keyport-sql {json}` line to
 // standard error; the benchmark signals before and after a measured batch and takes the difference.
 // PostgreSQL: each `query` on a pooled client is one round trip (BEGIN and COMMIT included). SQLite: each
-// statement prepared and run in-process (better-sqlite3 through Kysely prepares per execution). Without
+// statement run in-process (Kysely asks better-sqlite3 for the statement at every execution, and
+// sqlite-prepared.ts hands back the one it kept, so asking is counting). Without
 // KEYPORT_SQL_COUNT, nothing is wrapped and no handler is installed.
 import type SQLite from 'better-sqlite3';
 import type pg from 'pg';

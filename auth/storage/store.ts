@@ -10,7 +10,9 @@ import type { Insertable, Selectable, Transaction } from 'kysely';
 import { migrationProvider } from './migrations';
 import { postgresDialect } from './postgres';
 import type { PostgresStorageOptions } from './postgres';
+import { compiledStatement } from './compiled';
 import { countSqliteStatements } from './sql-count';
+import { keepPreparedStatements } from './sqlite-prepared';
 import { KeyportError } from '../../proto/errors';
 import { SEALED_FAMILY } from '../secrets';
 import { rolesNamedByUserSpec } from './dialects';
@@ -74,6 +76,7 @@ export async function openSqliteStore(dataDir: string): Promise<Store> {
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
+  keepPreparedStatements(sqlite);
   countSqliteStatements(sqlite);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
   await migrate(db);
@@ -278,12 +281,8 @@ export class Store {
   }
 
   async getConfig(key: string): Promise<string | undefined> {
-    const row = await this.db
-      .selectFrom('cluster_config')
-      .select('value_json')
-      .where('key', '=', key)
-      .executeTakeFirst();
-    return row?.value_json;
+    const { rows } = await hot.getConfig.execute(this.db, key);
+    return rows[0]?.value_json;
   }
 
   async putConfig(key: string, valueJson: string, nowMs: number): Promise<void> {
@@ -476,27 +475,7 @@ export class Store {
     configKey: string,
     clientAddr: string,
   ): Promise<PasskeyLogin | undefined> {
-    const row = await this.db
-      .selectFrom('mfa_devices as d')
-      .leftJoin('users as u', 'u.name', 'd.user')
-      .selectAll('d')
-      .select(OWNER_COLUMNS.map((column) => sql.ref(`u.${column}`).as(`owner_${column}`)))
-      .select((eb) =>
-        eb.selectFrom('cluster_config').select('value_json').where('key', '=', configKey).as('config_json'),
-      )
-      .select(rolesNamedByUserSpec(this.db as Kysely<unknown>).as('owner_roles_json'))
-      .select((eb) =>
-        eb
-          .selectFrom('login_attempts as a')
-          .select(sql<number>`1`.as('one'))
-          .whereRef('a.name', '=', 'd.user')
-          .where('a.client_addr', '=', clientAddr)
-          .where('a.state', '=', 'failed')
-          .limit(1)
-          .as('failed_here'),
-      )
-      .where('d.webauthn_credential_id', '=', credentialId)
-      .executeTakeFirst();
+    const [row] = (await hot.getPasskeyLogin.execute(this.db, credentialId, configKey, clientAddr)).rows;
     if (!row) return undefined;
     const fields = row as unknown as Record<string, unknown>;
     const device = Object.fromEntries(
@@ -530,13 +509,8 @@ export class Store {
     counter: number,
     nowMs: number,
   ): Promise<boolean> {
-    const result = await this.db
-      .updateTable('mfa_devices')
-      .set({ webauthn_sign_count: counter, last_used_ms: nowMs })
-      .where('id', '=', deviceId)
-      .where('webauthn_sign_count', '=', previous)
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
+    const result = await hot.acceptWebauthnCounter.execute(this.db, deviceId, previous, counter, nowMs);
+    return Number(result.numAffectedRows) === 1;
   }
 
   async deleteDevice(user: string, name: string): Promise<boolean> {
@@ -565,18 +539,15 @@ export class Store {
   // Challenges
 
   async insertChallenge(row: Insertable<ChallengesTable>): Promise<void> {
-    await this.db.insertInto('challenges').values(row).execute();
+    await hot.insertChallenge.execute(
+      this.db,
+      ...CHALLENGE_COLUMNS.map((column) => (column === 'user' ? (row.user ?? null) : row[column])),
+    );
   }
 
   /** Spends a challenge whatever its state; the caller checks expiry, scope and user on the returned row. */
-  consumeChallenge(id: string): Promise<ChallengeRow | undefined> {
-    return this.db
-      .updateTable('challenges')
-      .set({ used: 1 })
-      .where('id', '=', id)
-      .where('used', '=', 0)
-      .returningAll()
-      .executeTakeFirst();
+  async consumeChallenge(id: string): Promise<ChallengeRow | undefined> {
+    return (await hot.consumeChallenge.execute(this.db, id)).rows[0];
   }
 
   // Proof-of-possession nonces
@@ -632,8 +603,15 @@ export class Store {
 
   /** Appends events in one statement (several rows: one round trip, one write). */
   async appendAudit(events: NewAuditEvent | NewAuditEvent[]): Promise<void> {
-    if (Array.isArray(events) && events.length === 0) return;
-    await this.db.insertInto('audit_events').values(events).execute();
+    const list = Array.isArray(events) ? events : [events];
+    if (list.length === 0) return;
+    const statement = hot.appendAudit[list.length - 1];
+    if (statement) {
+      await statement.execute(
+        this.db,
+        ...list.flatMap((event) => AUDIT_COLUMNS.map((column) => event[column])),
+      );
+    } else await this.db.insertInto('audit_events').values(list).execute();
   }
 
   listAudit(filter: { sinceMs?: number; type?: string; limit?: number }): Promise<AuditEventRow[]> {
@@ -665,3 +643,80 @@ export class Store {
     await this.webSessions.prune(nowMs);
   }
 }
+
+/** The columns of a challenge and of an audit event, as the compiled inserts take them. */
+const CHALLENGE_COLUMNS = [
+  'id',
+  'user',
+  'scope',
+  'payload_json',
+  'created_ms',
+  'expires_ms',
+  'used',
+] as const satisfies readonly (keyof ChallengesTable)[];
+const AUDIT_COLUMNS = [
+  'time_ms',
+  'type',
+  'actor',
+  'client_addr',
+  'success',
+  'message',
+  'fields_json',
+] as const satisfies readonly (keyof NewAuditEvent)[];
+
+/** A row of `columns` whose values are the arguments from `offset` on. */
+function rowOf<C extends string>(columns: readonly C[], args: unknown[], offset = 0): Record<C, never> {
+  return Object.fromEntries(columns.map((column, i) => [column, args[offset + i]])) as Record<C, never>;
+}
+
+/** The statements of a login and of every cap read, compiled once (compiled.ts). */
+const hot = {
+  getConfig: compiledStatement(1, (db, key: string) =>
+    db.selectFrom('cluster_config').select('value_json').where('key', '=', key),
+  ),
+  getPasskeyLogin: compiledStatement(3, (db, credentialId: string, configKey: string, clientAddr: string) =>
+    db
+      .selectFrom('mfa_devices as d')
+      .leftJoin('users as u', 'u.name', 'd.user')
+      .selectAll('d')
+      .select(OWNER_COLUMNS.map((column) => sql.ref(`u.${column}`).as(`owner_${column}`)))
+      .select((eb) =>
+        eb.selectFrom('cluster_config').select('value_json').where('key', '=', configKey).as('config_json'),
+      )
+      .select(rolesNamedByUserSpec(db as Kysely<unknown>).as('owner_roles_json'))
+      .select((eb) =>
+        eb
+          .selectFrom('login_attempts as a')
+          .select(sql<number>`1`.as('one'))
+          .whereRef('a.name', '=', 'd.user')
+          .where('a.client_addr', '=', clientAddr)
+          .where('a.state', '=', 'failed')
+          .limit(1)
+          .as('failed_here'),
+      )
+      .where('d.webauthn_credential_id', '=', credentialId),
+  ),
+  acceptWebauthnCounter: compiledStatement(
+    4,
+    (db, deviceId: string, previous: number, counter: number, nowMs: number) =>
+      db
+        .updateTable('mfa_devices')
+        .set({ webauthn_sign_count: counter, last_used_ms: nowMs })
+        .where('id', '=', deviceId)
+        .where('webauthn_sign_count', '=', previous),
+  ),
+  insertChallenge: compiledStatement(CHALLENGE_COLUMNS.length, (db, ...values: unknown[]) =>
+    db.insertInto('challenges').values(rowOf(CHALLENGE_COLUMNS, values)),
+  ),
+  consumeChallenge: compiledStatement(1, (db, id: string) =>
+    db.updateTable('challenges').set({ used: 1 }).where('id', '=', id).where('used', '=', 0).returningAll(),
+  ),
+  /** One to three events in one statement (a login writes two). */
+  appendAudit: [1, 2, 3].map((n) =>
+    compiledStatement(n * AUDIT_COLUMNS.length, (db, ...values: unknown[]) =>
+      db
+        .insertInto('audit_events')
+        .values(Array.from({ length: n }, (_, i) => rowOf(AUDIT_COLUMNS, values, i * AUDIT_COLUMNS.length))),
+    ),
+  ),
+};

@@ -2,6 +2,7 @@
 // Each method is one statement or one transaction, and both tables live in the shared database, so
 // several replicas count together.
 import type { Kysely, Transaction } from 'kysely';
+import { compiledStatement } from './compiled';
 import { lockKeyForTransaction } from './dialects';
 import type { Database } from './schema';
 
@@ -154,34 +155,13 @@ export class ThrottleStore {
     alsoReadConfig?: string,
   ): Promise<{ count: number; windowEndMs: number; configJson?: string }> {
     const windowStart = nowMs - (nowMs % windowMs);
-    const counted = this.db
-      .insertInto('rate_limits')
-      .values({ key, window_start_ms: windowStart, count: 1 })
-      .onConflict((oc) =>
-        oc.column('key').doUpdateSet((eb) => ({
-          count: eb
-            .case()
-            .when('rate_limits.window_start_ms', '=', windowStart)
-            .then(eb(eb.ref('rate_limits.count'), '+', 1))
-            .else(1)
-            .end(),
-          window_start_ms: windowStart,
-        })),
-      )
-      .returning(['count', 'window_start_ms']);
     if (alsoReadConfig === undefined) {
-      const row = await counted.executeTakeFirstOrThrow();
+      const [row] = (await hitStatement.execute(this.db, key, windowStart)).rows;
+      if (!row) throw new Error('the rate-limit count returned no row');
       return { count: Number(row.count), windowEndMs: Number(row.window_start_ms) + windowMs };
     }
-    const row = await counted
-      .returning((eb) =>
-        eb
-          .selectFrom('cluster_config')
-          .select('value_json')
-          .where('key', '=', alsoReadConfig)
-          .as('config_json'),
-      )
-      .executeTakeFirstOrThrow();
+    const [row] = (await hitReadingConfig.execute(this.db, key, windowStart, alsoReadConfig)).rows;
+    if (!row) throw new Error('the rate-limit count returned no row');
     return {
       count: Number(row.count),
       windowEndMs: Number(row.window_start_ms) + windowMs,
@@ -206,3 +186,29 @@ export class ThrottleStore {
       .execute();
   }
 }
+
+/** One more event for a key in the window starting at `windowStart` (ThrottleStore.hit), compiled once. */
+function counted(db: Kysely<Database> | Transaction<Database>, key: string, windowStart: number) {
+  return db
+    .insertInto('rate_limits')
+    .values({ key, window_start_ms: windowStart, count: 1 })
+    .onConflict((oc) =>
+      oc.column('key').doUpdateSet((eb) => ({
+        count: eb
+          .case()
+          .when('rate_limits.window_start_ms', '=', windowStart)
+          .then(eb(eb.ref('rate_limits.count'), '+', 1))
+          .else(1)
+          .end(),
+        window_start_ms: windowStart,
+      })),
+    )
+    .returning(['count', 'window_start_ms']);
+}
+
+const hitStatement = compiledStatement(2, counted);
+const hitReadingConfig = compiledStatement(3, (db, key: string, windowStart: number, configKey: string) =>
+  counted(db, key, windowStart).returning((eb) =>
+    eb.selectFrom('cluster_config').select('value_json').where('key', '=', configKey).as('config_json'),
+  ),
+);
