@@ -1,6 +1,7 @@
 // keyport-auth: one gRPC server over TLS. Client certificates are requested but optional at the TLS layer
 // (signup and login happen before a client has one); every authenticated call verifies the certificate
 // itself (identity.ts), so the TLS layer never decides who someone is.
+import { addHealthService } from './health';
 import { generateKeyPairSync } from 'node:crypto';
 import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -218,6 +219,17 @@ export async function startAuthServer(
     tolerantDefinition(NodeServiceService),
     bindService(NodeServiceService, nodeService(ctx), logError),
   );
+  const health = addHealthService(
+    server,
+    [
+      AuthServiceService,
+      UserServiceService,
+      AdminServiceService,
+      DeviceTrustServiceService,
+      NodeAccessServiceService,
+      NodeServiceService,
+    ].map(serviceNameOf),
+  );
 
   const provider = staticProvider(authorities.tls.certPem, host.chainPem, host.keyPem);
   const credentials: ServerCredentials = experimental.createCertificateProviderServerCredentials(
@@ -276,6 +288,7 @@ export async function startAuthServer(
     stop() {
       stopping ??= (async () => {
         clearInterval(pruneTimer);
+        health.stopping();
         await web?.close();
         await new Promise<void>((resolve) => {
           const force = setTimeout(() => {
@@ -292,4 +305,12 @@ export async function startAuthServer(
       return stopping;
     },
   };
+}
+
+/** `keyport.v1.AuthService` from a generated service definition (its methods' paths name it). */
+function serviceNameOf(definition: Record<string, { path: string }>): string {
+  const [first] = Object.values(definition);
+  const name = first?.path.split('/')[1];
+  if (!name) throw new TypeError('A service definition without methods.');
+  return name;
 }

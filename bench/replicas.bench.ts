@@ -1,6 +1,7 @@
 // Passwordless logins per second at 16 concurrent clients, on SQLite and on PostgreSQL behind 1 and 2
 // keyport-auth replicas (lab/replicas.ts), against a floor measured in the same run on the same channels:
-// two bare unary GetClusterInfo calls per login (the login's two round trips), plus the deliberate
+// two bare unary calls per login (the login's two round trips; the gRPC health check, which reads no
+// storage: auth/health.ts), plus the deliberate
 // crypto of one login (one assertion verify, the SSH and X.509 certificate signatures), timed here on one
 // core and shared by the replicas. The load comes from bench/replicas-load.ts, a process of its own on
 // loopback, bounded in time (BENCH_REPLICAS_SECONDS, 10 s per configuration). The passkeys are
@@ -233,8 +234,8 @@ interface Measured {
   floor_per_second: number;
   floor_pings_per_second: number;
   /**
-   * keyport-auth's CPU per call of the floor, and PostgreSQL's: GetClusterInfo reads the cap, one
-   * statement, so the floor's calls are not quite bare (a database round trip each on PostgreSQL).
+   * keyport-auth's CPU per call of the floor, and PostgreSQL's (the health check reads no storage: the
+   * latter shows only what PostgreSQL spends on its own meanwhile).
    */
   floor_cpu_ms_per_call: number;
   floor_postgres_cpu_ms_per_call: number;
@@ -477,7 +478,7 @@ export async function benchReplicas() {
     const line = {
       bench: 'passwordless logins/s, 16 clients, SQLite and PostgreSQL replicas',
       floor:
-        '2 bare unary GetClusterInfo per login on the same channels at 16 clients + assertion verify + SSH and X.509 signatures (shared by the replicas)',
+        '2 bare unary calls (grpc.health.v1 Check) per login on the same channels at 16 clients + assertion verify + SSH and X.509 signatures (shared by the replicas)',
       login_crypto_ms: Number(cryptoMs.toFixed(3)),
       seconds_per_configuration: SECONDS,
       clients: CLIENTS,

@@ -19,6 +19,7 @@ import { NodeAccessServiceClient, NodeAccessServiceService } from '../proto/gen/
 import { digestOf, encodeProof, POP_CERTIFICATE_METADATA_KEY, POP_METADATA_KEY } from '../proto/pop';
 import { fetchPresentedChain, formatClusterAddress, pinMismatchError } from './cluster-trust';
 import type { ClusterAddress } from './cluster-trust';
+import type { HealthCheck, ServingStatus } from './health-client';
 import { tlsClientKeyPem } from './keystore/signer';
 import type { SessionSigner } from './keystore/signer';
 
@@ -81,6 +82,12 @@ export interface ClusterApi {
   admin: Promisified<AdminServiceClient>;
   devices: Promisified<DeviceTrustServiceClient>;
   nodes: Promisified<NodeAccessServiceClient>;
+  /**
+   * The standard gRPC health check on this channel (grpc.health.v1.Health/Check): SERVING, NOT_SERVING or
+   * SERVICE_UNKNOWN for `service` ('' = the replica as a whole). Needs no certificate; the server reads no
+   * storage for it.
+   */
+  health(service?: string): Promise<ServingStatus>;
   /** The replica this channel talks to. */
   address: ClusterAddress;
   /**
@@ -233,6 +240,7 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
   const admin = new AdminServiceClient(target, channelCredentials, shared);
   const devices = new DeviceTrustServiceClient(target, channelCredentials, shared);
   const nodes = new NodeAccessServiceClient(target, channelCredentials, shared);
+  let health: Promise<HealthCheck> | undefined;
 
   /** A transport failure may be a changed CA: look at what the cluster presents and say so loudly. */
   async function explain(error: ServiceError): Promise<KeyportError> {
@@ -315,6 +323,16 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
     devices: promisify(devices, 'devices'),
     nodes: promisify(nodes, 'nodes'),
     address: options.address,
+    async health(service = '') {
+      health ??= import('./health-client').then((module) =>
+        module.healthClient(target, channelCredentials, auth.getChannel()),
+      );
+      try {
+        return await (await health).check(service, new Date(Date.now() + (options.deadlineMs ?? 15_000)));
+      } catch (error) {
+        throw await explain(error as ServiceError);
+      }
+    },
     withAdminMfa(response: MFAAuthenticateResponse): AdminMfaApi {
       const bytes = Buffer.from(MFAAuthenticateResponse.encode(response).finish());
       // A service added to ClusterApi does not compile here until it carries the answer too.
@@ -349,6 +367,7 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
       });
     },
     close() {
+      void health?.then((client) => client.close());
       nodes.close();
       devices.close();
       admin.close();

@@ -247,6 +247,8 @@ export async function connectRetryingReads(
     },
     // Writes are never sent again to another replica: the current one's, as they are.
     withAdminMfa: (response) => current.withAdminMfa(response),
+    // The replica this api talks to now: a health check is about that one, never moved to another.
+    health: (name) => current.health(name),
     waitForConnection: (timeoutMs) => current.waitForConnection(timeoutMs),
     close: () => current.close(),
   };
