@@ -3,14 +3,18 @@
 // serves the key (never key bytes on disk), keyport's known_hosts holds the cluster's host CA
 // (@cert-authority), StrictHostKeyChecking yes, and no other identity or configuration.
 import { KeyportError } from '../../proto/errors';
+import { NODE_ADDR } from '../../proto/resources/schema';
 import type { PreparedSsh } from './session';
 
-/** HOST and PORT of a node's HOST:PORT. */
+/**
+ * HOST and PORT of a node's HOST:PORT, checked as the node resource is (NODE_ADDR) even though it comes from
+ * keyport-auth: the host becomes an argument of ssh, and one starting with "-" would be read as an option.
+ */
 export function splitAddr(addr: string): { host: string; port: string } {
-  const match = /^\[?([^\]]+?)\]?:([0-9]+)$/.exec(addr);
-  if (!match?.[1] || !match[2])
+  const match = NODE_ADDR.exec(addr);
+  if (!match?.[1] || !match[3])
     throw new KeyportError('INTERNAL', `The node's address "${addr}" is not HOST:PORT.`);
-  return { host: match[1], port: match[2] };
+  return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port: match[3] };
 }
 
 /** ssh's options for a prepared connection: keyport's agent, keyport's known_hosts, nothing else. */
