@@ -17,6 +17,8 @@ export const methodNames = [
   'nodes.list',
   'deepLinks.current',
   'deepLinks.dismiss',
+  'deepLinks.inspect',
+  'deepLinks.authorize',
   'prompts.answer',
   'prompts.cancel',
   'prompts.current',

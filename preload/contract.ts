@@ -189,6 +189,28 @@ export interface DeepLinkRequest {
   expiresMs: number;
 }
 
+/**
+ * What the authorize screen shows of a held request, as the cluster answered (deepLinks.inspect): the web
+ * session's user, the browser's address and user agent as the server saw them, and the short code the web
+ * page shows too. Or: sign in to that cluster first (signed out, or the session expired), then ask again.
+ */
+export type WebApprovalView =
+  | { kind: 'signInRequired'; cluster: { address: string; name: string }; reason: string }
+  | {
+      kind: 'ready';
+      cluster: { address: string; name: string };
+      user: string;
+      browserAddr: string;
+      userAgent: string;
+      code: string;
+      expiresMs: number;
+    };
+
+/** deepLinks.authorize's answer: the browser was sent to its confirm URL; the device that approved. */
+export interface WebApprovalDone {
+  assetTag: string;
+}
+
 /** What onDeepLink carries: a request for a screen, or why a link was refused (nothing kept). */
 export type DeepLinkEvent = DeepLinkRequest | { kind: 'refused'; error: ContractError };
 
@@ -300,6 +322,11 @@ const enrollToken = z
   .max(256, 'An enrollment token has at most 256 characters.')
   .regex(/^[A-Za-z0-9_-]+$/, 'An enrollment token is base64url: letters, digits, "-" and "_", no spaces.');
 const noArgument = z.strictObject({}).optional();
+const deepLinkId = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9_-]+$/, 'A request id is base64url.');
 
 export const methodSchemas = {
   'clusters.add': z.strictObject({ address: clusterAddress, caPin: caPinText.optional() }),
@@ -348,13 +375,11 @@ export const methodSchemas = {
   // The keyport:// request on hold, for a window that opens after it arrived (the app started by a link).
   'deepLinks.current': noArgument,
   // Cancel: the request's token is dropped at once.
-  'deepLinks.dismiss': z.strictObject({
-    id: z
-      .string()
-      .min(1)
-      .max(128)
-      .regex(/^[A-Za-z0-9_-]+$/, 'A request id is base64url.'),
-  }),
+  'deepLinks.dismiss': z.strictObject({ id: deepLinkId }),
+  // The held request as the cluster describes it (the token stays in the backend).
+  'deepLinks.inspect': z.strictObject({ id: deepLinkId }),
+  // Authorize: this device approves the held request and the browser is sent to the confirm URL.
+  'deepLinks.authorize': z.strictObject({ id: deepLinkId }),
   'prompts.answer': z.strictObject({ id: z.string().min(1).max(64), value: promptAnswerSchema }),
   'prompts.cancel': z.strictObject({ id: z.string().min(1).max(64) }),
   // The prompt on screen now: a window that (re)loads mid-ceremony shows it instead of hanging behind it.
@@ -381,6 +406,8 @@ export interface MethodResults {
   'nodes.list': NodeView[];
   'deepLinks.current': DeepLinkRequest | null;
   'deepLinks.dismiss': null;
+  'deepLinks.inspect': WebApprovalView;
+  'deepLinks.authorize': WebApprovalDone;
   'prompts.answer': null;
   'prompts.cancel': null;
   'prompts.current': Prompt | null;

@@ -185,6 +185,8 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
     deepLinks: {
       current: (argument) => invoke('deepLinks.current', argument),
       dismiss: (argument) => invoke('deepLinks.dismiss', argument),
+      inspect: (argument) => invoke('deepLinks.inspect', argument),
+      authorize: (argument) => invoke('deepLinks.authorize', argument),
     },
     prompts: {
       answer: (argument) => invoke('prompts.answer', argument),
