@@ -98,6 +98,20 @@ export function AuthorizeWebSession({
           </dd>
           <dt>Request</dt>
           <dd>{request.id}</dd>
+          {ready && (
+            <>
+              <dt>User</dt>
+              <dd>{ready.user}</dd>
+              <dt>Browser address</dt>
+              <dd>{ready.browserAddr}</dd>
+              <dt>Browser</dt>
+              <dd>{ready.userAgent || 'not told'}</dd>
+              <dt>Code</dt>
+              <dd id={codeId} className="link-code">
+                {ready.code}
+              </dd>
+            </>
+          )}
         </dl>
         {step.name === 'asking' && <p role="status">Asking {request.cluster.name} about this request…</p>}
         {step.name === 'failed' && <ErrorAlert error={step.error} action={cancelButton} />}
@@ -125,18 +139,6 @@ export function AuthorizeWebSession({
         )}
         {ready && (
           <>
-            <dl className="facts">
-              <dt>User</dt>
-              <dd>{ready.user}</dd>
-              <dt>Browser address</dt>
-              <dd>{ready.browserAddr}</dd>
-              <dt>Browser</dt>
-              <dd>{ready.userAgent || 'not told'}</dd>
-              <dt>Code</dt>
-              <dd id={codeId} className="link-code">
-                {ready.code}
-              </dd>
-            </dl>
             <p className="hint">
               Authorize only if the web page you opened shows this same code and you asked for it.
             </p>
