@@ -565,9 +565,13 @@ describe('the confirmation', () => {
     const other = await webSignIn('ada');
     const confirmation = await approveWith(api('ada'), deviceA, await askForLink(browser));
     const before = ceremonyRows();
+    const since = lastAuditId();
     const noCookie = await openConfirm(confirmation.confirmUrl, undefined);
     expect(noCookie.status).toBe(401);
     expect(noCookie.json.error).toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect(approvalAudit(since).map((event) => [event.success, event.message])).toEqual([
+      [0, 'web session approval refused (confirm): no signed-in session (UNAUTHENTICATED)'],
+    ]);
     const elsewhere = await openConfirm(confirmation.confirmUrl, other.cookie);
     expect(elsewhere.status).toBe(403);
     expect(elsewhere.json.error).toMatchObject({ code: 'ACCESS_DENIED' });

@@ -102,7 +102,20 @@ export function deviceRoutes(
       // by the OS) or same-origin. Another site's link is refused, and SameSite=Strict keeps the cookie from it.
       checkOrigin(request, origins, false);
       const query = confirmQuery(request.url ?? '');
-      const { session } = await signedIn(request, false);
+      const { session } = await signedIn(request, false).catch(async (error: unknown) => {
+        // Opened without the asking session's cookie (another browser, or signed out): refused, audited.
+        if (error instanceof KeyportError) {
+          await ctx.audit.record({
+            type: 'web.approval',
+            actor: '',
+            clientAddr: peerOf(request),
+            success: false,
+            message: `web session approval refused (confirm): no signed-in session (${error.code})`,
+            fields: { request_id: query.id.slice(0, 64), step: 'confirm' },
+          });
+        }
+        throw error;
+      });
       const result = await audited(
         request,
         session,
