@@ -8,7 +8,12 @@ import { z } from 'zod';
 import { KeyportError } from '../proto/errors';
 import { MAX_ADMIN_ACTIONS } from '../proto/admin-mfa';
 import type { ServiceContext } from './context';
-import { authPayloadSchema, devicePayloadSchema, enrollPayloadSchema } from './device-trust/payloads';
+import {
+  authPayloadSchema,
+  devicePayloadSchema,
+  enrollPayloadSchema,
+  webApprovalPayloadSchema,
+} from './device-trust/payloads';
 
 const webauthnChallenge = z.string().min(1);
 
@@ -70,6 +75,8 @@ const payloadSchemas = {
   DEVICE_ENROLL: enrollPayloadSchema,
   /** Device trust: a quote nonce for an enrolled device's credential (signup's first MFA device). */
   DEVICE_AUTH: authPayloadSchema,
+  /** Device trust: a quote nonce for an enrolled device approving one web session (bound to its web token). */
+  WEB_APPROVAL: webApprovalPayloadSchema,
 } as const;
 
 export type ChallengePurpose = keyof typeof payloadSchemas;

@@ -29,6 +29,8 @@ export interface ServiceContext {
    * also accept each other's current one (table builtin_admins); no other passes as the super-admin.
    */
   builtinAdminSerial: string;
+  /** The web UI's origin (https://host:port) when this replica serves one: the confirm URL's base. */
+  webOrigin?: string;
 }
 
 export const SIGNUP_TOKEN_TTL_MS = 60 * 60 * 1000;

@@ -19,6 +19,7 @@ import { AuthServiceService } from '../proto/gen/keyport/v1/auth';
 import { UserServiceService } from '../proto/gen/keyport/v1/user';
 import { DeviceTrustServiceService } from '../proto/gen/keyport/v1/device';
 import { NodeAccessServiceService, NodeServiceService } from '../proto/gen/keyport/v1/node';
+import { WebSessionServiceService } from '../proto/gen/keyport/v1/web_session';
 import { clockFromEnv, LAB_CLOCK_ENV } from '../proto/clock';
 import { KeyportError } from '../proto/errors';
 import { AuditLog } from './audit';
@@ -36,6 +37,7 @@ import { authService } from './services/auth-service';
 import { userService } from './services/user-service';
 import { deviceService } from './services/device-service';
 import { nodeAccessService, nodeService } from './services/node-service';
+import { webSessionService } from './services/web-session-service';
 import { openKeyEncryptionKey, sealPlainTotpSeeds } from './secrets';
 import { redactConnString } from './storage/postgres';
 import { openStore } from './storage/store';
@@ -219,6 +221,10 @@ export async function startAuthServer(
     tolerantDefinition(NodeServiceService),
     bindService(NodeServiceService, nodeService(ctx), logError),
   );
+  server.addService(
+    tolerantDefinition(WebSessionServiceService),
+    bindService(WebSessionServiceService, webSessionService(ctx), logError),
+  );
   const health = addHealthService(
     server,
     [
@@ -228,6 +234,7 @@ export async function startAuthServer(
       DeviceTrustServiceService,
       NodeAccessServiceService,
       NodeServiceService,
+      WebSessionServiceService,
     ].map(serviceNameOf),
   );
 
@@ -266,6 +273,7 @@ export async function startAuthServer(
         tls: { keyPem: host.keyPem, chainPem: host.chainPem },
         log,
       });
+      ctx.webOrigin = web.origin;
     } catch (error) {
       server.forceShutdown();
       await store.close();

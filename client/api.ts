@@ -15,6 +15,7 @@ import { MFAAuthenticateResponse } from '../proto/gen/keyport/v1/mfa';
 import { UserServiceClient, UserServiceService } from '../proto/gen/keyport/v1/user';
 import type { AdminAction } from '../proto/gen/keyport/v1/user';
 import { DeviceTrustServiceClient, DeviceTrustServiceService } from '../proto/gen/keyport/v1/device';
+import { WebSessionServiceClient, WebSessionServiceService } from '../proto/gen/keyport/v1/web_session';
 import { NodeAccessServiceClient, NodeAccessServiceService } from '../proto/gen/keyport/v1/node';
 import { digestOf, encodeProof, POP_CERTIFICATE_METADATA_KEY, POP_METADATA_KEY } from '../proto/pop';
 import { fetchPresentedChain, formatClusterAddress, pinMismatchError } from './cluster-trust';
@@ -88,6 +89,8 @@ export interface ClusterApi {
    * storage for it.
    */
   health(service?: string): Promise<ServingStatus>;
+  /** The web-session approval ceremony (Keyport Connect verifying a browser). */
+  webSessions: Promisified<WebSessionServiceClient>;
   /** The replica this channel talks to. */
   address: ClusterAddress;
   /**
@@ -105,10 +108,11 @@ export interface ClusterApi {
 }
 
 /**
- * The services whose writes may be admin actions (every one but AuthService's sign-in and UserService's own
- * account calls), as ClusterApi.withAdminMfa gives them: a new service lands here by default.
+ * The services whose writes may be admin actions (every one but AuthService's sign-in, UserService's own
+ * account calls and the person's own web-session approvals), as ClusterApi.withAdminMfa gives them: a new
+ * service lands here by default.
  */
-export type AdminServiceName = Exclude<ServiceName, 'auth' | 'user'>;
+export type AdminServiceName = Exclude<ServiceName, 'auth' | 'user' | 'webSessions'>;
 export type AdminMfaApi = Pick<ClusterApi, AdminServiceName>;
 
 /**
@@ -167,6 +171,7 @@ const serviceDefinitions = {
   admin: AdminServiceService,
   devices: DeviceTrustServiceService,
   nodes: NodeAccessServiceService,
+  webSessions: WebSessionServiceService,
 } as const;
 type ServiceName = keyof typeof serviceDefinitions;
 
@@ -241,6 +246,7 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
   const devices = new DeviceTrustServiceClient(target, channelCredentials, shared);
   const nodes = new NodeAccessServiceClient(target, channelCredentials, shared);
   let health: Promise<HealthCheck> | undefined;
+  const webSessions = new WebSessionServiceClient(target, channelCredentials, shared);
 
   /** A transport failure may be a changed CA: look at what the cluster presents and say so loudly. */
   async function explain(error: ServiceError): Promise<KeyportError> {
@@ -322,6 +328,7 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
     admin: promisify(admin, 'admin'),
     devices: promisify(devices, 'devices'),
     nodes: promisify(nodes, 'nodes'),
+    webSessions: promisify(webSessions, 'webSessions'),
     address: options.address,
     async health(service = '') {
       health ??= import('./health-client').then((module) =>
@@ -368,6 +375,7 @@ export function connectCluster(options: ConnectOptions): ClusterApi {
     },
     close() {
       void health?.then((client) => client.close());
+      webSessions.close();
       nodes.close();
       devices.close();
       admin.close();

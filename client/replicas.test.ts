@@ -4,6 +4,7 @@ import { AuthServiceService } from '../proto/gen/keyport/v1/auth';
 import { DeviceTrustServiceService } from '../proto/gen/keyport/v1/device';
 import { NodeAccessServiceService } from '../proto/gen/keyport/v1/node';
 import { UserServiceService } from '../proto/gen/keyport/v1/user';
+import { WebSessionServiceService } from '../proto/gen/keyport/v1/web_session';
 import { formatClusterAddress, parseClusterAddress } from './cluster-trust';
 import type { TrustedCluster } from './profiles';
 import { callKinds, replicaAddresses, retrySafe, withLastReplica } from './replicas';
@@ -14,6 +15,7 @@ const services = {
   admin: AdminServiceService,
   devices: DeviceTrustServiceService,
   nodes: NodeAccessServiceService,
+  webSessions: WebSessionServiceService,
 };
 
 function cluster(fields: Partial<TrustedCluster> = {}): TrustedCluster {
@@ -55,6 +57,8 @@ describe('which calls move to another replica (callKinds)', () => {
     expect(retrySafe('auth', 'login')).toBe(false);
     expect(retrySafe('user', 'createAuthenticateChallenge')).toBe(false);
     expect(retrySafe('devices', 'completeDeviceEnrollment')).toBe(false);
+    expect(retrySafe('webSessions', 'getWebSessionApproval')).toBe(true);
+    expect(retrySafe('webSessions', 'approveWebSession')).toBe(false);
     expect(retrySafe('admin', 'toString')).toBe(false);
     expect(retrySafe('admin', 'constructor')).toBe(false);
     expect(retrySafe('nothing', 'getClusterInfo')).toBe(false);

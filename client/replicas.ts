@@ -9,6 +9,7 @@ import type { AuthServiceService } from '../proto/gen/keyport/v1/auth';
 import type { DeviceTrustServiceService } from '../proto/gen/keyport/v1/device';
 import type { UserServiceService } from '../proto/gen/keyport/v1/user';
 import type { NodeAccessServiceService } from '../proto/gen/keyport/v1/node';
+import type { WebSessionServiceService } from '../proto/gen/keyport/v1/web_session';
 import { connectCluster, connectSession, isTransportFailure } from './api';
 import type { ClusterApi, ConnectOptions, SessionIdentity } from './api';
 import { formatClusterAddress, parseClusterAddress } from './cluster-trust';
@@ -72,12 +73,18 @@ export const callKinds = {
     beginDeviceEnrollment: 'ceremony',
     completeDeviceEnrollment: 'ceremony',
   },
+  webSessions: {
+    getWebSessionApproval: 'read',
+    beginWebSessionApproval: 'ceremony',
+    approveWebSession: 'ceremony',
+  },
 } as const satisfies {
   auth: Record<keyof typeof AuthServiceService, CallKind>;
   user: Record<keyof typeof UserServiceService, CallKind>;
   admin: Record<keyof typeof AdminServiceService, CallKind>;
   devices: Record<keyof typeof DeviceTrustServiceService, CallKind>;
   nodes: Record<keyof typeof NodeAccessServiceService, CallKind>;
+  webSessions: Record<keyof typeof WebSessionServiceService, CallKind>;
 };
 
 export type CallKind = 'read' | 'write' | 'ceremony';
@@ -242,6 +249,7 @@ export async function connectRetryingReads(
     admin: service('admin'),
     devices: service('devices'),
     nodes: service('nodes'),
+    webSessions: service('webSessions'),
     get address() {
       return current.address;
     },

@@ -22,6 +22,7 @@ import { createBackend } from '../main/backend/backend';
 import { startBrowserHost } from '../main/browser/host';
 import { listenForLinks } from '../main/backend/link-socket';
 import { openAppWindow } from '../main/browser/chromium';
+import { openWithXdg } from '../main/browser/open-in-browser';
 import { electronBinary } from '../main/electron/locate';
 import { trustClusterCaFlag } from './chromium';
 import { attestationRootsYaml, connectAsAdmin, repoRoot, startLabCluster } from './cluster';
@@ -333,6 +334,7 @@ async function openApp(profiles: ProfileStore, cleanups: Cleanup[]): Promise<str
   const backend = createBackend({
     profiles,
     keystoreKind: 'keychain',
+    openInBrowser: openWithXdg(process.env),
     // The renderer says so once its first screen (the sign-in form) is on show and takes input.
     onRendererReady: () => {
       if (announced) return;

@@ -21,6 +21,8 @@ export const methodNames = [
   'terminals.input',
   'terminals.resize',
   'terminals.close',
+  'deepLinks.inspect',
+  'deepLinks.authorize',
   'prompts.answer',
   'prompts.cancel',
   'prompts.current',

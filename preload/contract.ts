@@ -189,6 +189,28 @@ export interface DeepLinkRequest {
   expiresMs: number;
 }
 
+/**
+ * What the authorize screen shows of a held request, as the cluster answered (deepLinks.inspect): the web
+ * session's user, the browser's address and user agent as the server saw them, and the short code the web
+ * page shows too. Or: sign in to that cluster first (signed out, or the session expired), then ask again.
+ */
+export type WebApprovalView =
+  | { kind: 'signInRequired'; cluster: { address: string; name: string }; reason: string }
+  | {
+      kind: 'ready';
+      cluster: { address: string; name: string };
+      user: string;
+      browserAddr: string;
+      userAgent: string;
+      code: string;
+      expiresMs: number;
+    };
+
+/** deepLinks.authorize's answer: the browser was sent to its confirm URL; the device that approved. */
+export interface WebApprovalDone {
+  assetTag: string;
+}
+
 /** What onDeepLink carries: a request for a screen, or why a link was refused (nothing kept). */
 export type DeepLinkEvent = DeepLinkRequest | { kind: 'refused'; error: ContractError };
 /** A terminal tab's session (terminals.open): which server, as whom. Terminal bytes travel as events. */
@@ -355,6 +377,11 @@ const terminalSize = {
 const terminalId = z.string().min(1).max(64);
 /** Keystrokes per message, in UTF-16 units: 8 Ki, so that even JSON-escaped (6 bytes each) a message fits the browser host's 64 KiB frame; the renderer splits larger pastes. */
 export const TERMINAL_INPUT_MAX = 8 * 1024;
+const deepLinkId = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9_-]+$/, 'A request id is base64url.');
 
 export const methodSchemas = {
   'clusters.add': z.strictObject({ address: clusterAddress, caPin: caPinText.optional() }),
@@ -403,13 +430,11 @@ export const methodSchemas = {
   // The keyport:// request on hold, for a window that opens after it arrived (the app started by a link).
   'deepLinks.current': noArgument,
   // Cancel: the request's token is dropped at once.
-  'deepLinks.dismiss': z.strictObject({
-    id: z
-      .string()
-      .min(1)
-      .max(128)
-      .regex(/^[A-Za-z0-9_-]+$/, 'A request id is base64url.'),
-  }),
+  'deepLinks.dismiss': z.strictObject({ id: deepLinkId }),
+  // The held request as the cluster describes it (the token stays in the backend).
+  'deepLinks.inspect': z.strictObject({ id: deepLinkId }),
+  // Authorize: this device approves the held request and the browser is sent to the confirm URL.
+  'deepLinks.authorize': z.strictObject({ id: deepLinkId }),
   // A terminal tab: the ceremony (per-session MFA where it applies), then ssh in a pseudo-terminal.
   'terminals.open': z.strictObject({
     cluster: clusterAddress.optional(),
@@ -450,6 +475,8 @@ export interface MethodResults {
   'terminals.input': null;
   'terminals.resize': null;
   'terminals.close': null;
+  'deepLinks.inspect': WebApprovalView;
+  'deepLinks.authorize': WebApprovalDone;
   'prompts.answer': null;
   'prompts.cancel': null;
   'prompts.current': Prompt | null;

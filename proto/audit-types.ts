@@ -40,6 +40,9 @@ export const AUDIT_EVENT_TYPES = [
   /** The web UI: a browser session started (at its login, with `user.login`) or ended (sign-out, or its
    *  user locked or deleted). */
   'web.session',
+  /** The web-session approval ceremony: a browser's request, Keyport Connect's read and its device's
+   *  approval, the browser's confirmation (the session trusted), and each refusal. */
+  'web.approval',
 ] as const;
 
 export type AuditType = (typeof AUDIT_EVENT_TYPES)[number];

@@ -12,6 +12,8 @@ export const WEBAPI = {
   login: '/v1/webapi/login',
   /** GET: the signed-in person, for the home screen; DELETE: sign out. */
   session: '/v1/webapi/session',
+  /** POST: this untrusted session asks to be verified by a trusted device (the keyport:// link). */
+  deviceApproval: '/v1/webapi/device/approval',
 } as const;
 
 /** The header that carries a session's CSRF token on every state-changing request. */
@@ -71,5 +73,17 @@ export interface WebSessionView {
   /** This browser session's device state: untrusted until a trusted device approves it. */
   device: WebDeviceState;
   mfaDevices: WebMfaDevice[];
+  /** Whether this user's web sessions need a trusted device (the cluster's device_trust, or a role). */
+  deviceTrust: 'off' | 'optional' | 'required';
   csrfToken: string;
+}
+
+/** POST device/approval's answer: the link that opens Keyport Connect, and the code both screens show. */
+export interface WebDeviceApprovalRequest {
+  id: string;
+  /** keyport://<cluster>/authorize-web-session?id=…&token=…&redirect=… */
+  link: string;
+  /** The short code ("123-456") Keyport Connect shows too. */
+  code: string;
+  expiresMs: number;
 }

@@ -124,7 +124,9 @@ describe('keyport:// links through xdg-open', () => {
     await expect.poll(() => screen.textContent()).toContain('A browser asks to be verified by this device.');
     expect(await screen.textContent()).toContain('lab (127.0.0.1:3025)');
     expect(await screen.textContent()).toContain('req-1');
-    expect(await page.getByRole('button', { name: 'Authorize' }).isDisabled()).toBe(true);
+    // Signed out: the screen asks for a sign-in in place first (the request kept), no Authorize yet.
+    await expect.poll(() => screen.textContent()).toContain('Sign in to lab to see what this browser asks.');
+    expect(await page.getByRole('button', { name: 'Authorize' }).count()).toBe(0);
     // The token stayed in the backend: not in the page, not in its address.
     expect(await page.content()).not.toContain(TOKEN);
     expect(page.url()).not.toContain(TOKEN);

@@ -49,6 +49,7 @@ it('says SERVING for the server and for each keyport service, to a caller withou
     'keyport.v1.DeviceTrustService',
     'keyport.v1.NodeAccessService',
     'keyport.v1.NodeService',
+    'keyport.v1.WebSessionService',
   ]) {
     expect(await api.health(service), service).toBe('SERVING');
   }

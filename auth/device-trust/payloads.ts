@@ -32,5 +32,18 @@ export const authPayloadSchema = z.object({
 });
 export type AuthPayload = z.infer<typeof authPayloadSchema>;
 
+/**
+ * A device's approval of a web session (auth/web-approval.ts): the nonce, and the request and web token
+ * (its hash) the quote must be bound to.
+ */
+export const webApprovalPayloadSchema = z.object({
+  approvalId: z.string().min(1),
+  deviceId: z.string().min(1),
+  credentialId: z.string().min(1),
+  nonce: b64,
+  tokenHash: z.string().min(1),
+});
+export type WebApprovalPayload = z.infer<typeof webApprovalPayloadSchema>;
+
 export const devicePayloadSchema = z.discriminatedUnion('kind', [enrollPayloadSchema, authPayloadSchema]);
 export type DevicePayload = z.infer<typeof devicePayloadSchema>;

@@ -15,6 +15,7 @@ import { NodeStore } from './nodes';
 import { openPostgresStore, openSqliteStore, Store } from './store';
 import { ThrottleStore } from './throttle';
 import { WebSessionStore } from './web-sessions';
+import { WebApprovalStore } from './web-approvals';
 
 const T = 1_700_000_000_000; // milliseconds beyond 2^32: bigint columns must come back as numbers
 
@@ -57,7 +58,8 @@ function recording<S extends object>(target: S, name: string, seen: Set<string>)
         value instanceof DeviceStore ||
         value instanceof NodeStore ||
         value instanceof ConnectorStore ||
-        value instanceof WebSessionStore
+        value instanceof WebSessionStore ||
+        value instanceof WebApprovalStore
       ) {
         seen.add(`${name}.${property}`);
         return recording(value, value.constructor.name, seen);
@@ -876,9 +878,63 @@ describe.each(backends)('store on $kind', (backend) => {
     expect(await sessions.find('hash-a2', T)).toBeUndefined();
   });
 
+  it('spends a web approval token once among racing spends, then its confirmation once, for its session only', async () => {
+    const approvals = store.webApprovals;
+    await store.insertUser('alice', user('alice'), T);
+    const approval = (id: string, expires = T + 300_000) => ({
+      id,
+      web_session_id: 'ws-1',
+      user: 'alice',
+      token_hash: `th-${id}`,
+      created_ms: T,
+      expires_ms: expires,
+      token_used: 0,
+      confirm_used: 0,
+    });
+    await approvals.insert(approval('r1'));
+    await approvals.insert(approval('r2', T + 10));
+    expect(await approvals.get('r1')).toMatchObject({ token_used: 0, confirm_hash: null, device_id: null });
+    const grant = (n: number) => ({
+      confirmHash: `ch-${n}`,
+      confirmExpiresMs: T + 120_000,
+      deviceId: `dev-${n}`,
+      assetTag: 'tag',
+    });
+    // A wrong hash or an expired request spends nothing.
+    expect(await approvals.spendToken('r1', 'th-other', T + 1, grant(0))).toBeUndefined();
+    expect(await approvals.spendToken('r2', 'th-r2', T + 10, grant(0))).toBeUndefined();
+    const racing = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => approvals.spendToken('r1', 'th-r1', T + 1, grant(i))),
+    );
+    expect(racing.filter((s) => s === 'ws-1')).toHaveLength(1);
+    expect(racing.filter((s) => s !== undefined)).toHaveLength(1);
+    const spent = await approvals.get('r1');
+    expect(spent?.token_used).toBe(1);
+    const winner = Number(spent?.device_id?.slice(4));
+    expect(spent?.confirm_hash).toBe(`ch-${winner}`);
+    // The confirmation: another session, a wrong hash or too late spend nothing; then one of many.
+    expect(await approvals.spendConfirmation('r1', `ch-${winner}`, 'ws-2', T + 2)).toBeUndefined();
+    expect(await approvals.spendConfirmation('r1', 'ch-x', 'ws-1', T + 2)).toBeUndefined();
+    expect(await approvals.spendConfirmation('r1', `ch-${winner}`, 'ws-1', T + 120_000)).toBeUndefined();
+    const confirmations = await Promise.all(
+      Array.from({ length: 20 }, () => approvals.spendConfirmation('r1', `ch-${winner}`, 'ws-1', T + 2)),
+    );
+    expect(confirmations.filter(Boolean)).toEqual([{ deviceId: `dev-${winner}`, assetTag: 'tag' }]);
+    // Pruned once neither token can be spent; gone with the user.
+    await approvals.prune(T + 10);
+    expect(await approvals.get('r2')).toBeUndefined();
+    expect(await approvals.get('r1')).toBeDefined();
+    await approvals.prune(T + 300_000);
+    expect(await approvals.get('r1')).toBeUndefined();
+    await approvals.insert(approval('r3'));
+    await store.deleteUser('alice');
+    expect(await approvals.get('r3')).toBeUndefined();
+  });
+
   it('called every Store, ThrottleStore and DeviceStore method', () => {
     const expected = [
       ...methodsOf(WebSessionStore.prototype, 'WebSessionStore'),
+      ...methodsOf(WebApprovalStore.prototype, 'WebApprovalStore'),
       ...methodsOf(NodeStore.prototype, 'NodeStore'),
       ...methodsOf(ConnectorStore.prototype, 'ConnectorStore'),
       ...methodsOf(Store.prototype, 'Store'),

@@ -355,6 +355,42 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('oidc_connectors').execute();
     },
   },
+  '0011_web_session_approvals': {
+    // The web-session approval ceremony (auth/web-approval.ts): a request a web session makes for a trusted
+    // device. Its web token (the keyport:// link's) and, once a device has approved it, its confirmation
+    // token (the confirm URL's) are stored only as their SHA-256; each is spent once by a conditional
+    // UPDATE … RETURNING, and both are bound to the one web session that asked.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('web_session_approvals')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('web_session_id', 'text', (c) => c.notNull())
+        .addColumn('user', 'text', (c) => c.notNull())
+        .addColumn('token_hash', 'text', (c) => c.notNull())
+        .addColumn('created_ms', 'bigint', (c) => c.notNull())
+        .addColumn('expires_ms', 'bigint', (c) => c.notNull())
+        .addColumn('token_used', 'integer', (c) => c.notNull())
+        .addColumn('confirm_hash', 'text')
+        .addColumn('confirm_expires_ms', 'bigint')
+        .addColumn('confirm_used', 'integer', (c) => c.notNull())
+        .addColumn('device_id', 'text')
+        .addColumn('device_asset_tag', 'text')
+        .execute();
+      await db.schema
+        .createIndex('web_session_approvals_user')
+        .on('web_session_approvals')
+        .column('user')
+        .execute();
+      await db.schema
+        .createIndex('web_session_approvals_expires')
+        .on('web_session_approvals')
+        .column('expires_ms')
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('web_session_approvals').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -200,6 +200,28 @@ export interface WebSessionsTable {
   device_trusted_ms: number | null;
 }
 
+/** A web session's request for a trusted device's approval (migration 0011). */
+export interface WebSessionApprovalsTable {
+  /** The request's public id (base64url of 16 random bytes): the link's and the confirm URL's `id`. */
+  id: string;
+  /** The web session that asked; the approval upgrades only that one. */
+  web_session_id: string;
+  user: string;
+  /** base64url SHA-256 of the web token (the keyport:// link's `token`). */
+  token_hash: string;
+  created_ms: number;
+  /** Until when the web token may be spent. */
+  expires_ms: number;
+  token_used: number;
+  /** base64url SHA-256 of the confirmation token, set when a device approved the request. */
+  confirm_hash: string | null;
+  confirm_expires_ms: number | null;
+  confirm_used: number;
+  /** The device that approved, carried to the web session at confirmation. */
+  device_id: string | null;
+  device_asset_tag: string | null;
+}
+
 export interface OidcConnectorsTable {
   name: string;
   /** The oidc resource document, without its client secret. */
@@ -230,4 +252,5 @@ export interface Database {
   node_connections: NodeConnectionsTable;
   web_sessions: WebSessionsTable;
   oidc_connectors: OidcConnectorsTable;
+  web_session_approvals: WebSessionApprovalsTable;
 }

@@ -20,6 +20,7 @@ import { DeviceStore } from './devices';
 import { ConnectorStore } from './connectors';
 import { CONNECTION_KEPT_MS, NodeStore } from './nodes';
 import { ThrottleStore } from './throttle';
+import { WebApprovalStore } from './web-approvals';
 import { WebSessionStore } from './web-sessions';
 import type {
   AuditEventsTable,
@@ -174,6 +175,7 @@ export class Store {
       await tx.db.deleteFrom('challenges').where('user', '=', name).execute();
       await tx.db.deleteFrom('login_attempts').where('name', '=', name).execute();
       await tx.db.deleteFrom('web_sessions').where('user', '=', name).execute();
+      await tx.db.deleteFrom('web_session_approvals').where('user', '=', name).execute();
       const result = await tx.db.deleteFrom('users').where('name', '=', name).executeTakeFirst();
       return Number(result.numDeletedRows) === 1;
     });
@@ -593,6 +595,12 @@ export class Store {
     return new WebSessionStore(this.db);
   }
 
+  // The web-session approval ceremony's requests: storage/web-approvals.ts
+
+  get webApprovals(): WebApprovalStore {
+    return new WebApprovalStore(this.db);
+  }
+
   // SSO connectors (kind oidc): storage/connectors.ts
 
   get connectors(): ConnectorStore {
@@ -641,6 +649,7 @@ export class Store {
     await this.devices.pruneTokens(nowMs - 24 * 60 * 60 * 1000);
     await this.nodes.pruneConnections(nowMs - CONNECTION_KEPT_MS);
     await this.webSessions.prune(nowMs);
+    await this.webApprovals.prune(nowMs);
   }
 }
 

@@ -23,6 +23,8 @@ import {
   endWebSession,
   WEB_SESSION_COOKIE,
 } from '../web-sessions';
+import { webDeviceTrustFor } from '../web-approval';
+import { deviceRoutes } from './device-routes';
 import { checkOrigin, cookieValue, peerOf, readJsonBody, sendJson, sessionCookie } from './http';
 
 export interface WebApiOptions {
@@ -189,6 +191,7 @@ export function webApi(ctx: ServiceContext, options: WebApiOptions) {
           lastUsedMs: device.last_used_ms,
           passkey: device.passkey === 1,
         })),
+        deviceTrust: await webDeviceTrustFor(ctx, session.user),
         csrfToken: csrfTokenOf(token),
       };
       sendJson(response, 200, view);
@@ -200,6 +203,8 @@ export function webApi(ctx: ServiceContext, options: WebApiOptions) {
       await endWebSession(ctx, session.id, session.user, call.clientAddr, 'signed out');
       sendJson(response, 200, {}, { 'Set-Cookie': sessionCookie(WEB_SESSION_COOKIE, '', 0) });
     },
+
+    ...deviceRoutes(ctx, origins, signedIn),
   };
 
   /** The handler for a request, or undefined when no route matches (a 404, said as NOT_FOUND). */

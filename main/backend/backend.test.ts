@@ -93,6 +93,16 @@ const malformed: Record<MethodName, { argument: unknown; fieldPath: string }[]> 
     { argument: { id: 'a/b' }, fieldPath: 'id' },
     { argument: { id: 'a'.repeat(129) }, fieldPath: 'id' },
   ],
+  'deepLinks.inspect': [
+    { argument: {}, fieldPath: 'id' },
+    { argument: { id: 'a/b' }, fieldPath: 'id' },
+    { argument: { id: 'req', token: 'x' }, fieldPath: 'token' },
+  ],
+  'deepLinks.authorize': [
+    { argument: {}, fieldPath: 'id' },
+    { argument: { id: 'a'.repeat(129) }, fieldPath: 'id' },
+    { argument: { id: 'req', redirect: '//evil' }, fieldPath: 'redirect' },
+  ],
   'prompts.cancel': [{ argument: { id: 3 }, fieldPath: 'id' }],
   'prompts.current': [{ argument: { id: 'prompt-1' }, fieldPath: 'id' }],
   'app.info': [{ argument: { verbose: true }, fieldPath: 'verbose' }],
@@ -182,7 +192,12 @@ describe('the backend handler table', () => {
       mfa: { list: handlers['mfa.list'], add: handlers['mfa.add'], remove: handlers['mfa.remove'] },
       device: { status: handlers['device.status'], enroll: handlers['device.enroll'] },
       nodes: { list: handlers['nodes.list'] },
-      deepLinks: { current: handlers['deepLinks.current'], dismiss: handlers['deepLinks.dismiss'] },
+      deepLinks: {
+        current: handlers['deepLinks.current'],
+        dismiss: handlers['deepLinks.dismiss'],
+        inspect: handlers['deepLinks.inspect'],
+        authorize: handlers['deepLinks.authorize'],
+      },
       terminals: {
         open: handlers['terminals.open'],
         input: handlers['terminals.input'],

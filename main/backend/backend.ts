@@ -30,6 +30,8 @@ import type {
 import { clockFromEnv } from '../../proto/clock';
 import type { Clock } from '../../proto/clock';
 import { DeepLinkInbox, receiveDeepLink } from './deep-link-inbox';
+import { webApprovalSteps } from './web-approval';
+import type { OpenInBrowser } from './web-approval';
 import { watchProfiles } from './profile-watcher';
 import { keyPolicyRelogin, seedNotice } from './relogin';
 import { PromptBroker } from './prompt-broker';
@@ -63,6 +65,8 @@ export interface BackendOptions {
   clock?: Clock;
   /** Terminal sessions: how many at most, and the ceremony (tests wrap it to keep a tab's certificate). */
   terminals?: { max?: number; prepare?: typeof prepareSsh };
+  /** Opens the web-session approval's confirm URL in the person's default browser (the host's way). */
+  openInBrowser?: OpenInBrowser;
 }
 
 export interface Backend {
@@ -138,7 +142,16 @@ export function createBackend(options: BackendOptions): Backend {
             reportProfile(address, profile ? profileView(profile) : null);
           },
         });
-  const deepLinks = new DeepLinkInbox({ clock: options.clock ?? clockFromEnv(env) });
+  const clock = options.clock ?? clockFromEnv(env);
+  const deepLinks = new DeepLinkInbox({ clock });
+  const approvals = webApprovalSteps({
+    profiles,
+    deepLinks,
+    env,
+    clock,
+    cards,
+    openInBrowser: options.openInBrowser,
+  });
   const broker = new PromptBroker({
     prompt: (prompt) => emit('onPrompt', prompt),
     closed: (closed) => emit('onPromptClosed', closed),
@@ -380,6 +393,15 @@ export function createBackend(options: BackendOptions): Backend {
       await terminals.close(id);
       return null;
     }),
+    'deepLinks.inspect': bind('deepLinks.inspect', ({ id }) => approvals.inspect(id)),
+    'deepLinks.authorize': bind('deepLinks.authorize', ({ id }) =>
+      withCeremony((prompts) =>
+        approvals.authorize(id, prompts.piv, (step) => {
+          if (step === 'reading-tpm') prompts.progress(TPM_WORKING);
+          if (step === 'done') prompts.progressDone();
+        }),
+      ),
+    ),
     'prompts.answer': bind('prompts.answer', async ({ id, value }) => {
       broker.answer(id, value);
       return null;

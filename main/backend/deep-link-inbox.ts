@@ -62,6 +62,15 @@ export class DeepLinkInbox {
     return held.link;
   }
 
+  /**
+   * The held link with this id, token included, left held: for the ceremony's steps before the one that
+   * spends the token (the screen's read, an Authorize that failed and may be tried again after a sign-in).
+   */
+  peek(id: string): AuthorizeWebSessionLink | undefined {
+    const held = this.live();
+    return held?.link.id === id ? held.link : undefined;
+  }
+
   private live(): Held | undefined {
     if (this.held && this.clock() >= this.held.receivedMs + this.ttlMs) this.held = undefined;
     return this.held;

@@ -7,7 +7,9 @@ import { createBackend } from '../backend/backend';
 import type { Backend } from '../backend/backend';
 import { listenForLinks } from '../backend/link-socket';
 import type { LinkSocket } from '../backend/link-socket';
+import type { OpenInBrowser } from '../backend/web-approval';
 import { openAppWindow } from './chromium';
+import { openWithXdg } from './open-in-browser';
 import type { AppWindow } from './chromium';
 import { startBrowserHost } from './host';
 import type { BrowserHost } from './host';
@@ -19,6 +21,8 @@ export interface ConnectAppOptions {
   env?: NodeJS.ProcessEnv;
   /** The keyport:// link that started the app: held before the window opens, so its screen shows first. */
   link?: string;
+  /** How the web-session approval's confirm URL reaches the browser (default: xdg-open). */
+  openInBrowser?: OpenInBrowser;
 }
 
 export interface ConnectApp {
@@ -32,7 +36,12 @@ export interface ConnectApp {
 
 export async function startConnectApp(options: ConnectAppOptions): Promise<ConnectApp> {
   const env = options.env ?? process.env;
-  const backend = createBackend({ profiles: new ProfileStore(options.home), keystoreKind: 'keychain', env });
+  const backend = createBackend({
+    profiles: new ProfileStore(options.home),
+    keystoreKind: 'keychain',
+    env,
+    openInBrowser: options.openInBrowser ?? openWithXdg(env),
+  });
   const stops: (() => Promise<unknown>)[] = [() => backend.close()];
   const stop = async () => {
     for (const step of stops.reverse()) await step().catch(() => {});

@@ -134,7 +134,13 @@ export function startElectronHost(api: ElectronApi, deps: HostDeps): void {
 
 startElectronHost(electron, {
   paths: appPaths(import.meta.url),
-  createBackend: () => createBackend({ profiles: new ProfileStore(keyportHome()), keystoreKind: 'keychain' }),
+  createBackend: () =>
+    createBackend({
+      profiles: new ProfileStore(keyportHome()),
+      keystoreKind: 'keychain',
+      // The web-session approval's confirm URL (checked by the client core: https, the confirm path only).
+      openInBrowser: (url) => electron.shell.openExternal(url),
+    }),
   platform: process.platform,
   argv: process.argv,
 });

@@ -6,6 +6,7 @@ import type {
   WebChallenge,
   WebChallengeRequest,
   WebClusterInfo,
+  WebDeviceApprovalRequest,
   WebLoginRequest,
   WebSessionView,
 } from '../../proto/webapi';
@@ -47,4 +48,6 @@ export const api = {
     call<{ user: string; expiresMs: number }>('POST', WEBAPI.login, request),
   session: () => call<WebSessionView>('GET', WEBAPI.session),
   signOut: (csrfToken: string) => call<object>('DELETE', WEBAPI.session, undefined, csrfToken),
+  requestDeviceApproval: (csrfToken: string) =>
+    call<WebDeviceApprovalRequest>('POST', WEBAPI.deviceApproval, {}, csrfToken),
 };

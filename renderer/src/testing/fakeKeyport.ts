@@ -188,6 +188,8 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
     deepLinks: {
       current: (argument) => invoke('deepLinks.current', argument),
       dismiss: (argument) => invoke('deepLinks.dismiss', argument),
+      inspect: (argument) => invoke('deepLinks.inspect', argument),
+      authorize: (argument) => invoke('deepLinks.authorize', argument),
     },
     terminals: {
       open: (argument) => invoke('terminals.open', argument),

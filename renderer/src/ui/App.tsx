@@ -187,7 +187,14 @@ function CurrentScreen({
       );
     case 'authorizeWebSession':
       return (
-        <AuthorizeWebSession key={screen.request.id} request={screen.request} onClose={actions.closeLink} />
+        <AuthorizeWebSession
+          key={screen.request.id}
+          request={screen.request}
+          cluster={clusters.find((c) => c.address === screen.request.cluster.address)}
+          signedIn={profile}
+          onSignedIn={actions.signedIn}
+          onClose={actions.closeLink}
+        />
       );
     case 'refusedLink':
       return <RefusedLink error={screen.error} onClose={actions.closeLink} />;

@@ -3,6 +3,7 @@
 import { useEffect, useRef, useState } from 'react';
 import type { WebSessionView } from '../../../proto/webapi';
 import { api, ApiError } from '../api';
+import { VerifyBrowser } from './VerifyBrowser';
 
 const when = (ms: number) =>
   new Date(ms).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
@@ -66,6 +67,7 @@ export function Home(props: { view: WebSessionView; onSignedOut: (notice?: strin
           </dd>
         </dl>
       </section>
+      {!view.device.trusted && view.deviceTrust !== 'off' && <VerifyBrowser view={view} />}
       <section className="card" aria-labelledby="devices-heading">
         <h2 id="devices-heading">Your MFA devices</h2>
         {view.mfaDevices.length === 0 ? (

@@ -1,0 +1,24 @@
+// How the browser host opens a URL in the person's default browser: `xdg-open URL` (xdg-utils), the freedesktop
+// way, with the app's environment (DISPLAY, the XDG folders). Used for the web-session approval's confirm URL,
+// which the client core has checked (https, the confirm path, nothing else). A failure never repeats the
+// URL: it carries a single-use token.
+import { execFile } from 'node:child_process';
+import { KeyportError } from '../../proto/errors';
+import type { OpenInBrowser } from '../backend/web-approval';
+
+export function openWithXdg(env: NodeJS.ProcessEnv = process.env): OpenInBrowser {
+  return (url) =>
+    new Promise<void>((resolve, reject) => {
+      execFile('xdg-open', [url], { env, timeout: 30_000 }, (error) => {
+        if (!error) return resolve();
+        const why =
+          typeof error.code === 'number' ? `exit status ${error.code}` : String(error.code ?? 'failed');
+        reject(
+          new KeyportError(
+            'UNAVAILABLE',
+            `The browser could not be opened (xdg-open: ${why}); is a desktop session running?`,
+          ),
+        );
+      });
+    });
+}
