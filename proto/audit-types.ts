@@ -40,6 +40,9 @@ export const AUDIT_EVENT_TYPES = [
   /** The web UI: a browser session started (at its login, with `user.login`) or ended (sign-out, or its
    *  user locked or deleted). */
   'web.session',
+  /** SSO through an oidc connector (auth/sso/): a login started, the IdP's callback (the claims mapped and
+   *  the roles granted, or why it was refused), and the one-time code redeemed; with connector and subject. */
+  'sso.login',
 ] as const;
 
 export type AuditType = (typeof AUDIT_EVENT_TYPES)[number];
