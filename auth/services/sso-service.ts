@@ -96,16 +96,16 @@ export function ssoHandlers(ctx: ServiceContext) {
 
     async redeemSsoLogin(request: RedeemSSOLoginRequest, call: CallContext): Promise<LoginResponse> {
       await limitAddress(ctx, call.clientAddr);
-      if (!SSO_TOKEN.test(request.requestId) || !SSO_TOKEN.test(request.code)) {
+      if (!SSO_TOKEN.test(request.requestId) || !SSO_TOKEN.test(request.ssoCode)) {
         throw new KeyportError(
           'INVALID_ARGUMENT',
           'The request id and the one-time code are 43 base64url characters.',
           {
-            fieldPath: SSO_TOKEN.test(request.requestId) ? 'code' : 'request_id',
+            fieldPath: SSO_TOKEN.test(request.requestId) ? 'sso_code' : 'request_id',
           },
         );
       }
-      const codeHash = tokenHash(request.code);
+      const codeHash = tokenHash(request.ssoCode);
       const nowMs = ctx.now();
       // 1. The authorized request the code names, read (not spent) so a proof by another key spends nothing.
       const found = await ctx.store.sso.findAuthorized(request.requestId, codeHash, nowMs);
@@ -141,7 +141,7 @@ export function ssoHandlers(ctx: ServiceContext) {
       // 2. The proof: the request's session key signed this code.
       const stored = parseStoredKeys(found.keys_json);
       const keys = parseSessionKeys(stored.tls, stored.ssh);
-      const signed = ssoRedeemSignedBytes(request.requestId, request.code);
+      const signed = ssoRedeemSignedBytes(request.requestId, request.ssoCode);
       const algorithm = keys.tls.kind === 'ed25519' ? null : 'sha256';
       let proven: boolean;
       try {

@@ -196,9 +196,9 @@ export interface StartSSOLoginResponse {
 export interface RedeemSSOLoginRequest {
   requestId: string;
   /** The one-time code from the loopback redirect. */
-  code: string;
+  ssoCode: string;
   /**
-   * The session key's signature over "keyport-sso-redeem-v1." + request_id + "." + code (ECDSA P-256
+   * The session key's signature over "keyport-sso-redeem-v1." + request_id + "." + sso_code (ECDSA P-256
    * with SHA-256, DER; or Ed25519).
    */
   keySignature: Buffer;
@@ -2232,7 +2232,7 @@ export const StartSSOLoginResponse: MessageFns<StartSSOLoginResponse> = {
 };
 
 function createBaseRedeemSSOLoginRequest(): RedeemSSOLoginRequest {
-  return { requestId: "", code: "", keySignature: Buffer.alloc(0) };
+  return { requestId: "", ssoCode: "", keySignature: Buffer.alloc(0) };
 }
 
 export const RedeemSSOLoginRequest: MessageFns<RedeemSSOLoginRequest> = {
@@ -2240,8 +2240,8 @@ export const RedeemSSOLoginRequest: MessageFns<RedeemSSOLoginRequest> = {
     if (message.requestId !== "") {
       writer.uint32(10).string(message.requestId);
     }
-    if (message.code !== "") {
-      writer.uint32(18).string(message.code);
+    if (message.ssoCode !== "") {
+      writer.uint32(18).string(message.ssoCode);
     }
     if (message.keySignature.length !== 0) {
       writer.uint32(26).bytes(message.keySignature);
@@ -2275,7 +2275,7 @@ export const RedeemSSOLoginRequest: MessageFns<RedeemSSOLoginRequest> = {
               break;
             }
 
-            message.code = reader.string();
+            message.ssoCode = reader.string();
             continue;
           }
           case 3: {
@@ -2305,7 +2305,11 @@ export const RedeemSSOLoginRequest: MessageFns<RedeemSSOLoginRequest> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "",
-      code: isSet(object.code) ? globalThis.String(object.code) : "",
+      ssoCode: isSet(object.ssoCode)
+        ? globalThis.String(object.ssoCode)
+        : isSet(object.sso_code)
+        ? globalThis.String(object.sso_code)
+        : "",
       keySignature: isSet(object.keySignature)
         ? Buffer.from(bytesFromBase64(object.keySignature))
         : isSet(object.key_signature)
@@ -2319,8 +2323,8 @@ export const RedeemSSOLoginRequest: MessageFns<RedeemSSOLoginRequest> = {
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
     }
-    if (message.code !== "") {
-      obj.code = message.code;
+    if (message.ssoCode !== "") {
+      obj.ssoCode = message.ssoCode;
     }
     if (message.keySignature.length !== 0) {
       obj.keySignature = base64FromBytes(message.keySignature);
@@ -2334,7 +2338,7 @@ export const RedeemSSOLoginRequest: MessageFns<RedeemSSOLoginRequest> = {
   fromPartial(object: DeepPartial<RedeemSSOLoginRequest>): RedeemSSOLoginRequest {
     const message = createBaseRedeemSSOLoginRequest();
     message.requestId = object.requestId ?? "";
-    message.code = object.code ?? "";
+    message.ssoCode = object.ssoCode ?? "";
     message.keySignature = object.keySignature ?? Buffer.alloc(0);
     return message;
   },
