@@ -3,14 +3,23 @@
 // the session key's signature), claims_to_roles (literal, wildcard, regular expression with expansion, no
 // match), and every refusal with its code, its audit row and nothing stored changed.
 import { createPublicKey, X509Certificate } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectCluster } from '../client/api';
 import type { ClusterApi } from '../client/api';
 import { parseClusterAddress } from '../client/cluster-trust';
-import { connectAsAdmin, openClusterDb, runAdmin, startLabCluster } from '../lab/cluster';
+import {
+  connectAsAdmin,
+  keyportCliPath,
+  openClusterDb,
+  repoRoot,
+  runAdmin,
+  startLabCluster,
+} from '../lab/cluster';
+import { LabBrowser } from '../lab/oidc/browser';
 import type { LabCluster } from '../lab/cluster';
 import { createLabClock } from '../lab/clock';
 import type { LabClock } from '../lab/clock';
@@ -236,6 +245,93 @@ describe('an SSO login through the lab IdP', () => {
       message: 'no claims_to_roles mapping matched',
     });
     expect(lastAudit('sso.login').fields).toMatchObject({ connector: 'lab', idp_subject: 'carol' });
+  });
+});
+
+describe('keyport login --auth=NAME --browser=none', () => {
+  /** Runs the CLI's SSO login; `browse` plays the person with the printed URL. */
+  async function cliLogin(browse: (url: string) => Promise<void>) {
+    const home = await mkdtemp(join(work, 'home-'));
+    const child = spawn(
+      process.execPath,
+      [
+        keyportCliPath,
+        'login',
+        '--cluster',
+        cluster.address,
+        '--ca-pin',
+        cluster.caPin,
+        '--auth=lab',
+        '--browser=none',
+        '--keystore',
+        'file',
+      ],
+      {
+        cwd: repoRoot,
+        env: { ...process.env, ...clock.env, KEYPORT_HOME: home },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        const found = /^(https:\/\/127\.0\.0\.1:\d+\/\S+)$/m.exec(stderr);
+        if (found) resolve(found[1]!);
+      });
+      child.once('exit', () => reject(new Error(`keyport exited before printing the URL: ${stderr}`)));
+    });
+    await browse(url);
+    const code = await new Promise<number | null>((resolve) => {
+      if (child.exitCode !== null) resolve(child.exitCode);
+      else child.once('exit', resolve);
+    });
+    return { code, stdout, stderr, home };
+  }
+
+  /** The person: the IdP's login page, keyport-auth's callback, then the CLI's loopback page. */
+  async function browseAs(user: string, url: string) {
+    const { callbackUrl } = await new LabBrowser(idp.caPem).signIn(
+      url,
+      { username: user, password: `${user}-lab-password` },
+      redirectUri,
+    );
+    const callback = await followCallback(cluster, callbackUrl!);
+    expect(callback.status).toBe(303);
+    expect(callback.location?.hostname).toBe('127.0.0.1');
+    const tab = await fetch(callback.location!);
+    return { status: tab.status, text: await tab.text() };
+  }
+
+  it('signs alice in through the printed URL; the tab says so; the profile holds her certificates', async () => {
+    let tab: { status: number; text: string } | undefined;
+    const result = await cliLogin(async (url) => {
+      expect(url.startsWith(`${idp.issuer}/`)).toBe(true);
+      tab = await browseAs('alice', url);
+    });
+    expect(result.code, result.stderr).toBe(0);
+    expect(tab?.status).toBe(200);
+    expect(tab?.text).toContain('Signed in to sso-lab. You can close this tab.');
+    expect(result.stdout).toContain('alice@keyport.lab');
+    const profiles = await readdir(join(result.home, 'profiles'), { recursive: true });
+    expect(profiles.length).toBeGreaterThan(0);
+    expect(lastAudit('user.login')).toMatchObject({
+      actor: 'alice@keyport.lab',
+      success: 1,
+      message: 'sso (lab)',
+    });
+  });
+
+  it('a person whose claims map no role: the tab and the CLI both say access is denied', async () => {
+    let tab: { status: number; text: string } | undefined;
+    const result = await cliLogin(async (url) => {
+      tab = await browseAs('carol', url);
+    });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain('gives no access to sso-lab');
+    expect(tab?.text).toContain('Sign-in to sso-lab failed');
   });
 });
 
