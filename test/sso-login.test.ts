@@ -458,6 +458,25 @@ describe('refusals, each storing nothing', () => {
     expect(stored()).toEqual(before);
   });
 
+  it("the IdP's own error (prompt=none without a session): passed on to the client and audited", async () => {
+    await create(connectorYaml('silent', ['  prompt: none']));
+    const before = stored();
+    const started = await startSso(api, 'silent');
+    const callbackUrl = await signInAtIdp(idp, started, 'alice', redirectUri);
+    expect(new URL(callbackUrl).searchParams.get('error')).toBe('login_required');
+    const callback = await followCallback(cluster, callbackUrl);
+    expect(errorOf(callback)).toMatchObject({
+      code: 'ACCESS_DENIED',
+      message: expect.stringContaining('The identity provider refused the sign-in (login_required'),
+    });
+    expect(stored()).toEqual(before);
+    expect(lastAudit('sso.login')).toMatchObject({
+      success: 0,
+      message: 'identity provider error: login_required',
+    });
+    expect(lastAudit('sso.login').fields).toMatchObject({ step: 'callback', connector: 'silent' });
+  });
+
   it('a request older than 5 minutes on the service clock: the callback says so, nothing stored', async () => {
     const started = await startSso(api, 'lab');
     const callbackUrl = await signInAtIdp(idp, started, 'alice', redirectUri);
@@ -546,7 +565,7 @@ describe('refusals, each storing nothing', () => {
     }
     await expect(startSso(api, 'nope')).rejects.toMatchObject({
       code: 'NOT_FOUND',
-      message: expect.stringContaining('this cluster offers: gone, lab, strict'),
+      message: expect.stringContaining('this cluster offers: gone, lab, silent, strict'),
     });
   });
 });
