@@ -17,6 +17,7 @@ import {
   openClusterDb,
   repoRoot,
   runAdmin,
+  runKeyportAuth,
   startLabCluster,
 } from '../lab/cluster';
 import { LabBrowser } from '../lab/oidc/browser';
@@ -541,6 +542,31 @@ describe('refusals, each storing nothing', () => {
     expect(result.code).not.toBe(0);
     expect(result.stderr).toMatch(/issuer_url.*https/);
     await expect(startSso(api, 'plain')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('keyport-auth refuses to start with an oidc_ca_file that holds no certificate, or is missing', async () => {
+    for (const [content, expected] of [
+      ['not a certificate\n', 'holds no PEM certificate'],
+      [undefined, 'cannot read'],
+    ] as const) {
+      files += 1;
+      const caFile = join(work, `ca-${files}.pem`);
+      if (content !== undefined) await writeFile(caFile, content);
+      const configPath = join(work, `auth-${files}.yaml`);
+      await writeFile(configPath, `auth_service:\n  oidc_ca_file: ${caFile}\n`);
+      const result = await runKeyportAuth([
+        'start',
+        '--data-dir',
+        join(work, `data-${files}`),
+        '--listen',
+        '127.0.0.1:0',
+        '--config',
+        configPath,
+      ]);
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toContain(`auth_service.oidc_ca_file: `);
+      expect(result.stderr).toContain(expected);
+    }
   });
 
   it('a redirect address that is not loopback http with a path, and an unknown connector: INVALID_ARGUMENT / NOT_FOUND', async () => {
