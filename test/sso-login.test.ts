@@ -389,7 +389,7 @@ describe('refusals, each storing nothing', () => {
   });
 
   const tokenCases: [string, (claims: Record<string, unknown>) => Record<string, unknown>, RegExp][] = [
-    ['the wrong audience', (claims) => ({ ...claims, aud: 'another-client' }), /aud/],
+    ['the wrong audience', (claims) => ({ ...claims, aud: 'another-client' }), /unexpected JWT "aud"/],
     [
       'an expired ID token',
       (claims) => ({
@@ -397,9 +397,13 @@ describe('refusals, each storing nothing', () => {
         iat: Math.floor(Date.now() / 1000) - 7200,
         exp: Math.floor(Date.now() / 1000) - 3600,
       }),
-      /exp/,
+      /"exp" \(expiration time\) claim value, expiration is past/,
     ],
-    ['a wrong nonce', (claims) => ({ ...claims, nonce: 'not-the-requests-nonce' }), /nonce/],
+    [
+      'a wrong nonce',
+      (claims) => ({ ...claims, nonce: 'not-the-requests-nonce' }),
+      /unexpected ID Token "nonce"/,
+    ],
   ];
   for (const [what, rewrite, reason] of tokenCases) {
     it(`an ID token with ${what}: ACCESS_DENIED at the client, nothing stored`, async () => {
