@@ -68,6 +68,18 @@ describe('keyport-auth configuration', () => {
     });
   });
 
+  it("has no oidc_ca_file unless given, and reads a relative one from the config file's folder", async () => {
+    expect((await loadAuthConfig({ dataDir: dir })).oidcCaFile).toBeUndefined();
+    const path = await configFile('auth_service:\n  oidc_ca_file: certs/idp-ca.pem\n');
+    expect((await loadAuthConfig({ config: path, dataDir: dir })).oidcCaFile).toBe(
+      join(dir, 'certs/idp-ca.pem'),
+    );
+    const absolute = await configFile('auth_service:\n  oidc_ca_file: /etc/keyport/idp.pem\n');
+    expect((await loadAuthConfig({ config: absolute, dataDir: dir })).oidcCaFile).toBe(
+      '/etc/keyport/idp.pem',
+    );
+  });
+
   it('defaults the lockout to 5 failures in 30 minutes, locking for 30 minutes', async () => {
     const config = await loadAuthConfig({ dataDir: dir });
     expect(config.lockout).toEqual({ maxAttempts: 5, windowMs: 1_800_000, durationMs: 1_800_000 });

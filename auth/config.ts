@@ -31,6 +31,8 @@ export interface AuthConfig {
   authentication: Record<string, unknown> | undefined;
   /** Relative CA file paths in `authentication` are read from here: the config file's folder. */
   configDir: string;
+  /** `auth_service.oidc_ca_file`: CAs an SSO connector's IdP may be trusted by, besides the system's. */
+  oidcCaFile?: string;
 }
 
 /**
@@ -110,6 +112,7 @@ const fileSchema = z
           .strict()
           .optional(),
         authentication: z.record(z.string(), z.unknown()).optional(),
+        oidc_ca_file: z.string().min(1).optional(),
       })
       .strict()
       .optional(),
@@ -200,6 +203,14 @@ export async function loadAuthConfig(flags: AuthFlags): Promise<AuthConfig> {
     },
     authentication: auth.authentication,
     configDir: flags.config ? dirname(resolve(flags.config)) : process.cwd(),
+    ...(auth.oidc_ca_file
+      ? {
+          oidcCaFile: resolve(
+            flags.config ? dirname(resolve(flags.config)) : process.cwd(),
+            auth.oidc_ca_file,
+          ),
+        }
+      : {}),
   };
 }
 

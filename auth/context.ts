@@ -3,6 +3,7 @@ import type { AuditLog } from './audit';
 import type { Authorities } from './ca/authority';
 import type { RateLimitPolicy } from './lockout';
 import type { Sealer } from './secrets';
+import type { RelyingParty } from './sso/relying-party';
 import type { Store } from './storage/store';
 
 export interface LockoutPolicy {
@@ -31,7 +32,13 @@ export interface ServiceContext {
   builtinAdminSerial: string;
   /** The web UI's origin (https://host:port) when this replica serves one: the confirm URL's base. */
   webOrigin?: string;
+  /** keyport-auth as the OIDC relying party of the SSO connectors (auth/sso/). */
+  sso: RelyingParty;
 }
+
+/** How long an SSO request waits for the IdP's callback; and its one-time code for the client. */
+export const SSO_REQUEST_TTL_MS = 5 * 60 * 1000;
+export const SSO_CODE_TTL_MS = 60 * 1000;
 
 export const SIGNUP_TOKEN_TTL_MS = 60 * 60 * 1000;
 export const MFA_CHALLENGE_TTL_MS = 5 * 60 * 1000;

@@ -33,6 +33,12 @@ export const FIELD_LIMITS: Readonly<Record<string, number>> = {
   host_public_key: 8 * 1024,
   identity_public_key_pem: 8 * 1024,
   documents_json: 256 * 1024,
+  // SSO (StartSSOLogin, RedeemSSOLogin).
+  connector_name: 253,
+  client_redirect_url: 512,
+  request_id: 64,
+  sso_code: 64,
+  key_signature: 128,
 };
 /** Any string field not named above. */
 export const DEFAULT_STRING_LIMIT = 4 * 1024;

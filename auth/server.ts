@@ -3,7 +3,7 @@
 // itself (identity.ts), so the TLS layer never decides who someone is.
 import { addHealthService } from './health';
 import { generateKeyPairSync } from 'node:crypto';
-import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -41,6 +41,7 @@ import { webSessionService } from './services/web-session-service';
 import { openKeyEncryptionKey, sealPlainTotpSeeds } from './secrets';
 import { redactConnString } from './storage/postgres';
 import { openStore } from './storage/store';
+import { relyingParty } from './sso/relying-party';
 import { startWebListener } from './web/server';
 import type { RunningWebListener } from './web/server';
 
@@ -123,6 +124,7 @@ export async function startAuthServer(
   // The key-encryption key, from outside the data dir: it seals the CA keys and the TOTP seeds. The CAs
   // already in the database must open with it before this start writes anything.
   const secrets = await openKeyEncryptionKey(config.kekFile);
+  let oidcCaPem: string | undefined;
   const caOptions = { sealer: secrets, kekFile: config.kekFile };
   let authorities: Authorities | undefined;
   try {
@@ -139,6 +141,7 @@ export async function startAuthServer(
     });
     authorities = await withHostAuthority(store, authorities, { ...caOptions, now: now() });
     await sealPlainTotpSeeds(store, secrets);
+    if (config.oidcCaFile !== undefined) oidcCaPem = await readOidcCaFile(config.oidcCaFile);
   } catch (error) {
     await store.close();
     throw error;
@@ -187,6 +190,7 @@ export async function startAuthServer(
     secrets,
     now,
     builtinAdminSerial: builtin.serial.toString(16),
+    sso: relyingParty({ extraCaPem: oidcCaPem, now }),
   };
   // Every replica accepts the super-admin identity any replica wrote at its last start; a replica's
   // previous one stops working when it starts again (one current serial per replica).
@@ -321,4 +325,23 @@ function serviceNameOf(definition: Record<string, { path: string }>): string {
   const name = first?.path.split('/')[1];
   if (!name) throw new TypeError('A service definition without methods.');
   return name;
+}
+
+/** The CA bundle SSO connectors' IdPs may be trusted by (`auth_service.oidc_ca_file`), read at start. */
+async function readOidcCaFile(path: string): Promise<string> {
+  const text = await readFile(path, 'utf8').catch((error: unknown) => {
+    throw new KeyportError(
+      'INVALID_ARGUMENT',
+      `auth_service.oidc_ca_file: cannot read ${path}: ${(error as Error).message}`,
+      { fieldPath: 'auth_service.oidc_ca_file' },
+    );
+  });
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new KeyportError(
+      'INVALID_ARGUMENT',
+      `auth_service.oidc_ca_file: ${path} holds no PEM certificate.`,
+      { fieldPath: 'auth_service.oidc_ca_file' },
+    );
+  }
+  return text;
 }

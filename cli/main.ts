@@ -2,6 +2,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import { KeyportError } from '../proto/errors';
 import { loginPasswordless, loginWithPassword, logout } from '../client/ceremonies/login';
+import { loginWithSso } from '../client/ceremonies/sso-login';
+import { openSignInUrl } from './browser';
 import { securityKeyPrompts } from './security-key-prompts';
 import { pivPrompts } from './piv-prompts';
 import { signup } from '../client/ceremonies/signup';
@@ -66,11 +68,15 @@ function program(): Command {
     .option('--ca-pin <sha256:hex>', 'trust exactly this CA instead of asking')
     .option('--ttl <duration>', 'certificate lifetime, e.g. 1h (capped by your roles)')
     .option('--password-stdin', 'read the password from the first line of standard input')
+    .option(
+      '--auth <kind>',
+      "local (password + second factor), passwordless (security key and its PIN), or an SSO connector's name (keyport admin get oidc)",
+    )
     .addOption(
       new Option(
-        '--auth <kind>',
-        'local (password + second factor) or passwordless (security key and its PIN)',
-      ).choices(['local', 'passwordless']),
+        '--browser <browser>',
+        'with an SSO connector: none prints the sign-in URL instead of opening it',
+      ).choices(['default', 'none']),
     )
     .addOption(
       new Option('--mfa <kind>', 'second factor to use when several are allowed')
@@ -96,6 +102,26 @@ function program(): Command {
       const replicas = parseClusterAddresses(clusterText);
       const address = replicas[0] as (typeof replicas)[number];
       const trusted = await profiles.getTrustedCluster(address);
+      if (options.auth !== undefined && !['local', 'passwordless'].includes(options.auth)) {
+        const ctrlC = cancelOnCtrlC('Login cancelled: nothing was saved.');
+        const profile = await loginWithSso({
+          profiles,
+          address,
+          ...(replicas.length > 1 ? { replicas } : {}),
+          caPin: options.caPin,
+          ttlSeconds: options.ttl ? parseDurationSeconds(options.ttl, '--ttl') : undefined,
+          keystore: options.keystore,
+          connector: options.auth,
+          signal: ctrlC.signal,
+          prompts: {
+            ...trustPrompt(ctrlC.prompter(prompter)),
+            notice: (message: string) => prompter.say(message),
+            openBrowser: (url: string) => openSignInUrl(url, options.browser === 'none', prompter),
+          },
+        });
+        printProfile(profile);
+        return;
+      }
       const passwordless =
         options.auth === 'passwordless' ||
         (options.auth === undefined && trusted?.connectorName === 'passwordless');

@@ -35,6 +35,8 @@ export const callKinds = {
     completeSignup: 'ceremony',
     createAuthenticateChallenge: 'ceremony',
     login: 'ceremony',
+    startSsoLogin: 'ceremony',
+    redeemSsoLogin: 'ceremony',
   },
   user: {
     ping: 'read',

@@ -43,6 +43,9 @@ export const AUDIT_EVENT_TYPES = [
   /** The web-session approval ceremony: a browser's request, Keyport Connect's read and its device's
    *  approval, the browser's confirmation (the session trusted), and each refusal. */
   'web.approval',
+  /** SSO through an oidc connector (auth/sso/): a login started, the IdP's callback (the claims mapped and
+   *  the roles granted, or why it was refused), and the one-time code redeemed; with connector and subject. */
+  'sso.login',
 ] as const;
 
 export type AuditType = (typeof AUDIT_EVENT_TYPES)[number];

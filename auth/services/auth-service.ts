@@ -6,6 +6,7 @@ import { listConnectorViews } from '../connectors';
 import { loadCap } from '../policy';
 import { loginHandlers } from './login-service';
 import { signupHandlers } from './signup-service';
+import { ssoHandlers } from './sso-service';
 
 export function authService(ctx: ServiceContext) {
   return {
@@ -29,5 +30,6 @@ export function authService(ctx: ServiceContext) {
 
     ...signupHandlers(ctx),
     ...loginHandlers(ctx),
+    ...ssoHandlers(ctx),
   };
 }

@@ -267,10 +267,31 @@ function parseLoginRequest(request: LoginRequest): {
       },
     );
   }
-  const tls = parseTlsPublicKey(request.tlsPublicKey);
+  const keys = parseSessionKeys(request.tlsPublicKey, request.sshPublicKey);
+  return { challengeId: response.challengeId, answer: response.response, ttlSeconds, keys };
+}
+
+/** The session's keys to certify: the TLS key (PEM), and the SSH key line or the same key. */
+export function parseSessionKeys(tlsPublicKey: string, sshPublicKey: string): SessionKeys {
+  const tls = parseTlsPublicKey(tlsPublicKey);
   const tlsKeyAsSsh = sshPublicKeyOfClientKey(tls);
-  const ssh = request.sshPublicKey ? parseSshPublicKeyField(request.sshPublicKey, tlsKeyAsSsh) : tlsKeyAsSsh;
-  return { challengeId: response.challengeId, answer: response.response, ttlSeconds, keys: { ssh, tls } };
+  const ssh = sshPublicKey ? parseSshPublicKeyField(sshPublicKey, tlsKeyAsSsh) : tlsKeyAsSsh;
+  return { ssh, tls };
+}
+
+/** A requested session TTL in seconds (0: the default), checked. */
+export function parseTtlSeconds(value: number | bigint | string): number {
+  const ttlSeconds = Number(value);
+  if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 0 || ttlSeconds > MAX_REQUESTED_TTL_SECONDS) {
+    throw new KeyportError(
+      'INVALID_ARGUMENT',
+      'The requested session TTL must be between 1 second and 1 year.',
+      {
+        fieldPath: 'ttl_seconds',
+      },
+    );
+  }
+  return ttlSeconds;
 }
 
 function parseTlsPublicKey(pem: string): ClientPublicKey {

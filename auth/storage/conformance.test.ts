@@ -11,6 +11,7 @@ import type { LabPostgres } from '../../lab/postgres';
 import { SEALED_FAMILY } from '../secrets';
 import { DeviceStore } from './devices';
 import { ConnectorStore } from './connectors';
+import { SsoRequestStore } from './sso-requests';
 import { NodeStore } from './nodes';
 import { openPostgresStore, openSqliteStore, Store } from './store';
 import { ThrottleStore } from './throttle';
@@ -59,7 +60,8 @@ function recording<S extends object>(target: S, name: string, seen: Set<string>)
         value instanceof NodeStore ||
         value instanceof ConnectorStore ||
         value instanceof WebSessionStore ||
-        value instanceof WebApprovalStore
+        value instanceof WebApprovalStore ||
+        value instanceof SsoRequestStore
       ) {
         seen.add(`${name}.${property}`);
         return recording(value, value.constructor.name, seen);
@@ -155,6 +157,8 @@ describe.each(backends)('store on $kind', (backend) => {
       locked_until_ms: null,
       lock_reason: null,
       webauthn_user_handle: null,
+      sso_connector: null,
+      sso_subject: null,
     });
     expect(await store.getUser('nobody')).toBeUndefined();
     expect(await store.countUsers()).toBe(2);
@@ -718,6 +722,92 @@ describe.each(backends)('store on $kind', (backend) => {
     expect(await store.isBuiltinAdmin('b1', T)).toBe(false);
   });
 
+  it('spends an SSO request once by its state and its one-time code once, also when calls race', async () => {
+    const sso = store.sso;
+    const request = (id: string, expires = T + 300_000) => ({
+      id,
+      state_hash: `state-${id}`,
+      connector: 'okta',
+      nonce: `nonce-${id}`,
+      pkce_verifier: `verifier-${id}`,
+      client_redirect_url: 'http://127.0.0.1:4000/cb',
+      keys_json: '{"tls":"pem"}',
+      client_addr: '127.0.0.1',
+      created_ms: T,
+      expires_ms: expires,
+    });
+    await sso.insert(request('r1'));
+    await sso.insert(request('old', T + 10));
+    expect(await sso.get('r1')).toMatchObject({ stage: 'started', code_hash: null, expires_ms: T + 300_000 });
+    expect(await sso.findByStateHash('state-r1')).toMatchObject({ id: 'r1' });
+    // An expired request's state spends nothing; a live one is spent by exactly one of many callbacks.
+    expect(await sso.spendState('state-old', T + 10)).toBeUndefined();
+    const spends = await Promise.all(Array.from({ length: 20 }, () => sso.spendState('state-r1', T + 1)));
+    expect(spends.filter((row) => row !== undefined)).toHaveLength(1);
+    expect(spends.find((row) => row !== undefined)).toMatchObject({
+      id: 'r1',
+      nonce: 'nonce-r1',
+      stage: 'called-back',
+    });
+    // A code for the request, once; then found (not spent) before its expiry, and spent once.
+    const grant = {
+      codeHash: 'code-1',
+      codeExpiresMs: T + 60_000,
+      user: 'alice',
+      identityJson: '{"roles":["x"]}',
+    };
+    expect(await sso.authorize('r1', grant)).toBe(true);
+    expect(await sso.authorize('r1', { ...grant, codeHash: 'code-2' })).toBe(false);
+    expect(await sso.authorize('old', grant)).toBe(false);
+    expect(await sso.findAuthorized('r1', 'code-2', T + 2)).toBeUndefined();
+    expect(await sso.findAuthorized('r1', 'code-1', T + 60_000)).toBeUndefined();
+    expect(await sso.findAuthorized('r1', 'code-1', T + 2)).toMatchObject({
+      user: 'alice',
+      code_expires_ms: T + 60_000,
+    });
+    expect(await sso.redeem('r1', 'code-1', T + 60_000)).toBe(false);
+    const redeems = await Promise.all(Array.from({ length: 20 }, () => sso.redeem('r1', 'code-1', T + 3)));
+    expect(redeems.filter(Boolean)).toHaveLength(1);
+    expect(await sso.findAuthorized('r1', 'code-1', T + 4)).toBeUndefined();
+    expect(await sso.get('r1')).toMatchObject({ stage: 'redeemed' });
+    await sso.prune(T + 11);
+    expect(await sso.get('old')).toBeUndefined();
+    expect(await sso.get('r1')).toBeDefined();
+  });
+
+  it('creates and updates an SSO user of one connector and subject, never a local user or another', async () => {
+    const sso = store.sso;
+    expect(await sso.upsertSsoUser('ann', '{"roles":["a"]}', { connector: 'okta', subject: 's1' }, T)).toBe(
+      true,
+    );
+    expect(await store.getUser('ann')).toMatchObject({
+      spec_json: '{"roles":["a"]}',
+      password_hash: null,
+      sso_connector: 'okta',
+      sso_subject: 's1',
+    });
+    expect(
+      await sso.upsertSsoUser('ann', '{"roles":["b"]}', { connector: 'okta', subject: 's1' }, T + 1),
+    ).toBe(true);
+    expect(await store.getUser('ann')).toMatchObject({ spec_json: '{"roles":["b"]}', updated_ms: T + 1 });
+    expect(
+      await sso.upsertSsoUser('ann', '{"roles":["c"]}', { connector: 'entra', subject: 's1' }, T + 2),
+    ).toBe(false);
+    expect(
+      await sso.upsertSsoUser('ann', '{"roles":["c"]}', { connector: 'okta', subject: 's2' }, T + 2),
+    ).toBe(false);
+    await store.insertUser('bea', user('bea'), T);
+    expect(
+      await sso.upsertSsoUser('bea', '{"roles":["c"]}', { connector: 'okta', subject: 's3' }, T + 2),
+    ).toBe(false);
+    expect(await store.getUser('ann')).toMatchObject({ spec_json: '{"roles":["b"]}', updated_ms: T + 1 });
+    expect(await store.getUser('bea')).toMatchObject({
+      spec_json: user('bea'),
+      sso_connector: null,
+      sso_subject: null,
+    });
+  });
+
   it('stores oidc connectors, the secret in its own column, kept by a replace that gives none', async () => {
     const connectors = store.connectors;
     const doc = (issuer: string) => JSON.stringify({ kind: 'oidc', spec: { issuer_url: issuer } });
@@ -937,6 +1027,7 @@ describe.each(backends)('store on $kind', (backend) => {
       ...methodsOf(WebApprovalStore.prototype, 'WebApprovalStore'),
       ...methodsOf(NodeStore.prototype, 'NodeStore'),
       ...methodsOf(ConnectorStore.prototype, 'ConnectorStore'),
+      ...methodsOf(SsoRequestStore.prototype, 'SsoRequestStore'),
       ...methodsOf(Store.prototype, 'Store'),
       ...methodsOf(ThrottleStore.prototype, 'ThrottleStore'),
       // DeviceStore's own transaction is private, used by delete().

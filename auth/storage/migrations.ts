@@ -391,6 +391,40 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('web_session_approvals').execute();
     },
   },
+  '0012_sso_requests': {
+    // SSO logins in flight (auth/sso/): the request a client started (the state's hash, nonce and PKCE
+    // verifier, the client's keys and loopback address), spent once by the IdP's callback, then its
+    // one-time code (only as its hash) spent once by the client holding the request's key. And the mark of
+    // an SSO user: the connector (and IdP subject) that created it; a local user has none.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('sso_requests')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('state_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('connector', 'text', (c) => c.notNull())
+        .addColumn('nonce', 'text', (c) => c.notNull())
+        .addColumn('pkce_verifier', 'text', (c) => c.notNull())
+        .addColumn('client_redirect_url', 'text', (c) => c.notNull())
+        .addColumn('keys_json', 'text', (c) => c.notNull())
+        .addColumn('client_addr', 'text', (c) => c.notNull())
+        .addColumn('created_ms', 'bigint', (c) => c.notNull())
+        .addColumn('expires_ms', 'bigint', (c) => c.notNull())
+        .addColumn('stage', 'text', (c) => c.notNull())
+        .addColumn('code_hash', 'text', (c) => c.unique())
+        .addColumn('code_expires_ms', 'bigint')
+        .addColumn('user', 'text')
+        .addColumn('identity_json', 'text')
+        .execute();
+      await db.schema.createIndex('sso_requests_expires').on('sso_requests').column('expires_ms').execute();
+      await db.schema.alterTable('users').addColumn('sso_connector', 'text').execute();
+      await db.schema.alterTable('users').addColumn('sso_subject', 'text').execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.alterTable('users').dropColumn('sso_subject').execute();
+      await db.schema.alterTable('users').dropColumn('sso_connector').execute();
+      await db.schema.dropTable('sso_requests').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

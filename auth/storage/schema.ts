@@ -12,6 +12,9 @@ export interface UsersTable {
   lock_reason: string | null;
   /** base64url WebAuthn user handle (32 random bytes), made when the user registers a first key. */
   webauthn_user_handle: Generated<string | null>;
+  /** An SSO user's connector (and the IdP's subject): null for a local user (migration 0011). */
+  sso_connector: Generated<string | null>;
+  sso_subject: Generated<string | null>;
 }
 
 export interface RolesTable {
@@ -232,6 +235,31 @@ export interface OidcConnectorsTable {
   updated_ms: number;
 }
 
+/** An SSO login in flight (auth/sso/): started, called back by the IdP, redeemed by the client. */
+export interface SsoRequestsTable {
+  id: string;
+  /** SHA-256 (base64url) of the `state` sent to the IdP. */
+  state_hash: string;
+  connector: string;
+  nonce: string;
+  pkce_verifier: string;
+  /** http://127.0.0.1:PORT/PATH: where the browser is sent with the one-time code. */
+  client_redirect_url: string;
+  /** The session's public keys (and a hardware key's attestation), as the client gave them. */
+  keys_json: string;
+  client_addr: string;
+  created_ms: number;
+  expires_ms: number;
+  /** 'started' → 'called-back' (the state spent) → 'authorized' (a code issued) → 'redeemed'. */
+  stage: string;
+  /** SHA-256 (base64url) of the one-time code. */
+  code_hash: string | null;
+  code_expires_ms: number | null;
+  user: string | null;
+  /** What the callback established: roles, IdP subject, claims matched. */
+  identity_json: string | null;
+}
+
 export interface Database {
   users: UsersTable;
   roles: RolesTable;
@@ -253,4 +281,5 @@ export interface Database {
   web_sessions: WebSessionsTable;
   oidc_connectors: OidcConnectorsTable;
   web_session_approvals: WebSessionApprovalsTable;
+  sso_requests: SsoRequestsTable;
 }

@@ -18,6 +18,7 @@ import { SEALED_FAMILY } from '../secrets';
 import { rolesNamedByUserSpec } from './dialects';
 import { DeviceStore } from './devices';
 import { ConnectorStore } from './connectors';
+import { SsoRequestStore } from './sso-requests';
 import { CONNECTION_KEPT_MS, NodeStore } from './nodes';
 import { ThrottleStore } from './throttle';
 import { WebApprovalStore } from './web-approvals';
@@ -61,6 +62,8 @@ const OWNER_COLUMNS = [
   'locked_until_ms',
   'lock_reason',
   'webauthn_user_handle',
+  'sso_connector',
+  'sso_subject',
 ] as const satisfies readonly (keyof UsersTable)[];
 type UnlistedUserColumn = Exclude<keyof UsersTable, (typeof OWNER_COLUMNS)[number]>;
 const everyUserColumnListed: [UnlistedUserColumn] extends [never] ? true : UnlistedUserColumn = true;
@@ -607,6 +610,12 @@ export class Store {
     return new ConnectorStore(this.db);
   }
 
+  // SSO logins in flight and SSO users: storage/sso-requests.ts
+
+  get sso(): SsoRequestStore {
+    return new SsoRequestStore(this.db);
+  }
+
   // Audit log
 
   /** Appends events in one statement (several rows: one round trip, one write). */
@@ -650,6 +659,7 @@ export class Store {
     await this.nodes.pruneConnections(nowMs - CONNECTION_KEPT_MS);
     await this.webSessions.prune(nowMs);
     await this.webApprovals.prune(nowMs);
+    await this.sso.prune(nowMs - 24 * 60 * 60 * 1000);
   }
 }
 

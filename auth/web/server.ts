@@ -8,6 +8,8 @@ import { extname, join, normalize, resolve, sep } from 'node:path';
 import { KeyportError } from '../../proto/errors';
 import type { ServiceContext } from '../context';
 import { webApi } from './api';
+import { ssoCallback } from './sso-callback';
+import { OIDC_CALLBACK_PATH } from '../sso/callback';
 import { hostAllowed, sendError, WEB_SECURITY_HEADERS } from './http';
 
 /** The built web app, beside the sources (build-app.mjs writes it). */
@@ -85,6 +87,9 @@ export async function startWebListener(
         try {
           if (!hostAllowed(request, hosts)) {
             throw new KeyportError('ACCESS_DENIED', `This server answers only as ${origin}.`);
+          }
+          if (request.method === 'GET' && (request.url ?? '').split('?')[0] === OIDC_CALLBACK_PATH) {
+            return await ssoCallback(ctx, request, response, origin);
           }
           const handler = route(request);
           if (handler) return await handler(request, response);

@@ -7,7 +7,10 @@
 //   - setClaims(user, claims): the attacker who controls the IdP mints any claim (a `groups` that maps to
 //     `editor`), effective from the next token;
 //   - signIdTokensWith('unpublished'): ID tokens from the token endpoint are signed with a second key that
-//     is not in the JWKS (same `kid`), so a relying party must refuse their signature.
+//     is not in the JWKS (same `kid`), so a relying party must refuse their signature;
+//   - rewriteIdTokens(fn): ID tokens from the token endpoint have their claims rewritten and are signed again
+//     with the published key (a wrong aud or nonce, an exp in the past, no auth_time): what a broken or
+//     hostile IdP could send, validly signed.
 import { createPrivateKey, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import type { JsonWebKey, KeyObject } from 'node:crypto';
 import { createServer } from 'node:https';
@@ -43,10 +46,14 @@ export interface LabOidcProvider {
   setClaims(username: string, claims: Record<string, unknown>): void;
   /** Which key signs ID tokens from the token endpoint: the published one, or a second, unpublished one. */
   signIdTokensWith(key: 'published' | 'unpublished'): void;
+  /** Rewrites the claims of ID tokens from the token endpoint (signed again); undefined stops it. */
+  rewriteIdTokens(rewrite: IdTokenRewrite | undefined): void;
   /** Logins that passed the password check, by user name (the login page's own count). */
   logins(): readonly string[];
   stop(): Promise<void>;
 }
+
+export type IdTokenRewrite = (claims: Record<string, unknown>) => Record<string, unknown>;
 
 const SCOPES = ['openid', 'email', 'profile', 'groups'];
 const INTERACTION_PATH = /^\/interaction\/([A-Za-z0-9_-]{1,128})(\/login)?$/;
@@ -57,6 +64,7 @@ export async function startLabOidcProvider(options: LabOidcProviderOptions): Pro
   const minted = new Map<string, Record<string, unknown>>();
   const loginsSeen: string[] = [];
   let idTokenKey: 'published' | 'unpublished' = 'published';
+  let rewriteClaims: IdTokenRewrite | undefined;
   const byUsername = (name: string) => users.find((user) => user.username === name);
   const bySub = (sub: string) => users.find((user) => (user.sub ?? user.username) === sub);
 
@@ -170,7 +178,9 @@ export async function startLabOidcProvider(options: LabOidcProviderOptions): Pro
       });
       return;
     }
-    if (path === '/token' && idTokenKey === 'unpublished') resignIdToken(res, unpublished.key);
+    if (path === '/token' && (idTokenKey === 'unpublished' || rewriteClaims !== undefined)) {
+      resignIdToken(res, idTokenKey === 'unpublished' ? unpublished.key : published.key, rewriteClaims);
+    }
     providerCallback(req, res);
   });
 
@@ -185,6 +195,9 @@ export async function startLabOidcProvider(options: LabOidcProviderOptions): Pro
     signIdTokensWith(key) {
       idTokenKey = key;
     },
+    rewriteIdTokens(rewrite) {
+      rewriteClaims = rewrite;
+    },
     logins: () => loginsSeen,
     stop: () =>
       new Promise<void>((resolve) => {
@@ -198,11 +211,15 @@ export async function startLabOidcProvider(options: LabOidcProviderOptions): Pro
 
 function signingKey(kid: string): { key: KeyObject; jwk: JsonWebKey } {
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  // `d` stays in the JWK: oidc-provider signs with it (its JWKS endpoint publishes the public part only).
   return { key: privateKey, jwk: { ...privateKey.export({ format: 'jwk' }), kid, alg: 'ES256', use: 'sig' } };
 }
 
-/** Replaces the signature of the ID token in a token response with one by `key` (ES256, same header). */
-function resignIdToken(res: ServerResponse, key: KeyObject): void {
+/**
+ * Replaces the signature of the ID token in a token response with one by `key` (ES256, same header), its
+ * claims rewritten first when `rewrite` is given.
+ */
+function resignIdToken(res: ServerResponse, key: KeyObject, rewrite?: IdTokenRewrite): void {
   const chunks: Buffer[] = [];
   const end = res.end.bind(res);
   res.write = ((chunk: unknown) => {
@@ -216,7 +233,19 @@ function resignIdToken(res: ServerResponse, key: KeyObject): void {
     try {
       const json = JSON.parse(body.toString('utf8')) as { id_token?: string };
       if (typeof json.id_token === 'string') {
-        const [header, payload] = json.id_token.split('.');
+        const [header, original] = json.id_token.split('.');
+        const payload = rewrite
+          ? Buffer.from(
+              JSON.stringify(
+                rewrite(
+                  JSON.parse(Buffer.from(original ?? '', 'base64url').toString('utf8')) as Record<
+                    string,
+                    unknown
+                  >,
+                ),
+              ),
+            ).toString('base64url')
+          : original;
         const signature = sign('sha256', Buffer.from(`${header}.${payload}`), {
           key: createPrivateKey(key.export({ format: 'pem', type: 'pkcs8' })),
           dsaEncoding: 'ieee-p1363',

@@ -172,6 +172,38 @@ export interface LoginResponse {
   privateKeyPolicy: string;
 }
 
+export interface StartSSOLoginRequest {
+  /** The oidc connector's name. */
+  connectorName: string;
+  /** The session's public keys, as in LoginRequest. */
+  sshPublicKey: string;
+  tlsPublicKey: string;
+  ttlSeconds: number;
+  /** Where keyport-auth sends the browser back with the one-time code: http://127.0.0.1:PORT/PATH. */
+  clientRedirectUrl: string;
+  /** Where a private-key policy applies: the PIV attestation of the key tls_public_key names. */
+  hardwareKeyAttestation?: HardwareKeyAttestation | undefined;
+}
+
+export interface StartSSOLoginResponse {
+  /** The IdP's authorization URL, for the system browser. */
+  authorizationUrl: string;
+  /** Names the request at redemption. */
+  requestId: string;
+  expiresMs: number;
+}
+
+export interface RedeemSSOLoginRequest {
+  requestId: string;
+  /** The one-time code from the loopback redirect. */
+  ssoCode: string;
+  /**
+   * The session key's signature over "keyport-sso-redeem-v1." + request_id + "." + sso_code (ECDSA P-256
+   * with SHA-256, DER; or Ed25519).
+   */
+  keySignature: Buffer;
+}
+
 function createBaseGetClusterInfoRequest(): GetClusterInfoRequest {
   return {};
 }
@@ -1903,6 +1935,415 @@ export const LoginResponse: MessageFns<LoginResponse> = {
   },
 };
 
+function createBaseStartSSOLoginRequest(): StartSSOLoginRequest {
+  return {
+    connectorName: "",
+    sshPublicKey: "",
+    tlsPublicKey: "",
+    ttlSeconds: 0,
+    clientRedirectUrl: "",
+    hardwareKeyAttestation: undefined,
+  };
+}
+
+export const StartSSOLoginRequest: MessageFns<StartSSOLoginRequest> = {
+  encode(message: StartSSOLoginRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.connectorName !== "") {
+      writer.uint32(10).string(message.connectorName);
+    }
+    if (message.sshPublicKey !== "") {
+      writer.uint32(18).string(message.sshPublicKey);
+    }
+    if (message.tlsPublicKey !== "") {
+      writer.uint32(26).string(message.tlsPublicKey);
+    }
+    if (message.ttlSeconds !== 0) {
+      writer.uint32(32).int64(message.ttlSeconds);
+    }
+    if (message.clientRedirectUrl !== "") {
+      writer.uint32(42).string(message.clientRedirectUrl);
+    }
+    if (message.hardwareKeyAttestation !== undefined) {
+      HardwareKeyAttestation.encode(message.hardwareKeyAttestation, writer.uint32(50).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StartSSOLoginRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStartSSOLoginRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.connectorName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sshPublicKey = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.tlsPublicKey = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.ttlSeconds = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.clientRedirectUrl = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.hardwareKeyAttestation = HardwareKeyAttestation.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StartSSOLoginRequest {
+    return {
+      connectorName: isSet(object.connectorName)
+        ? globalThis.String(object.connectorName)
+        : isSet(object.connector_name)
+        ? globalThis.String(object.connector_name)
+        : "",
+      sshPublicKey: isSet(object.sshPublicKey)
+        ? globalThis.String(object.sshPublicKey)
+        : isSet(object.ssh_public_key)
+        ? globalThis.String(object.ssh_public_key)
+        : "",
+      tlsPublicKey: isSet(object.tlsPublicKey)
+        ? globalThis.String(object.tlsPublicKey)
+        : isSet(object.tls_public_key)
+        ? globalThis.String(object.tls_public_key)
+        : "",
+      ttlSeconds: isSet(object.ttlSeconds)
+        ? globalThis.Number(object.ttlSeconds)
+        : isSet(object.ttl_seconds)
+        ? globalThis.Number(object.ttl_seconds)
+        : 0,
+      clientRedirectUrl: isSet(object.clientRedirectUrl)
+        ? globalThis.String(object.clientRedirectUrl)
+        : isSet(object.client_redirect_url)
+        ? globalThis.String(object.client_redirect_url)
+        : "",
+      hardwareKeyAttestation: isSet(object.hardwareKeyAttestation)
+        ? HardwareKeyAttestation.fromJSON(object.hardwareKeyAttestation)
+        : isSet(object.hardware_key_attestation)
+        ? HardwareKeyAttestation.fromJSON(object.hardware_key_attestation)
+        : undefined,
+    };
+  },
+
+  toJSON(message: StartSSOLoginRequest): unknown {
+    const obj: any = {};
+    if (message.connectorName !== "") {
+      obj.connectorName = message.connectorName;
+    }
+    if (message.sshPublicKey !== "") {
+      obj.sshPublicKey = message.sshPublicKey;
+    }
+    if (message.tlsPublicKey !== "") {
+      obj.tlsPublicKey = message.tlsPublicKey;
+    }
+    if (message.ttlSeconds !== 0) {
+      obj.ttlSeconds = Math.round(message.ttlSeconds);
+    }
+    if (message.clientRedirectUrl !== "") {
+      obj.clientRedirectUrl = message.clientRedirectUrl;
+    }
+    if (message.hardwareKeyAttestation !== undefined) {
+      obj.hardwareKeyAttestation = HardwareKeyAttestation.toJSON(message.hardwareKeyAttestation);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<StartSSOLoginRequest>): StartSSOLoginRequest {
+    return StartSSOLoginRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<StartSSOLoginRequest>): StartSSOLoginRequest {
+    const message = createBaseStartSSOLoginRequest();
+    message.connectorName = object.connectorName ?? "";
+    message.sshPublicKey = object.sshPublicKey ?? "";
+    message.tlsPublicKey = object.tlsPublicKey ?? "";
+    message.ttlSeconds = object.ttlSeconds ?? 0;
+    message.clientRedirectUrl = object.clientRedirectUrl ?? "";
+    message.hardwareKeyAttestation =
+      (object.hardwareKeyAttestation !== undefined && object.hardwareKeyAttestation !== null)
+        ? HardwareKeyAttestation.fromPartial(object.hardwareKeyAttestation)
+        : undefined;
+    return message;
+  },
+};
+
+function createBaseStartSSOLoginResponse(): StartSSOLoginResponse {
+  return { authorizationUrl: "", requestId: "", expiresMs: 0 };
+}
+
+export const StartSSOLoginResponse: MessageFns<StartSSOLoginResponse> = {
+  encode(message: StartSSOLoginResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.authorizationUrl !== "") {
+      writer.uint32(10).string(message.authorizationUrl);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(18).string(message.requestId);
+    }
+    if (message.expiresMs !== 0) {
+      writer.uint32(24).int64(message.expiresMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StartSSOLoginResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStartSSOLoginResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.authorizationUrl = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.expiresMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StartSSOLoginResponse {
+    return {
+      authorizationUrl: isSet(object.authorizationUrl)
+        ? globalThis.String(object.authorizationUrl)
+        : isSet(object.authorization_url)
+        ? globalThis.String(object.authorization_url)
+        : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+      expiresMs: isSet(object.expiresMs)
+        ? globalThis.Number(object.expiresMs)
+        : isSet(object.expires_ms)
+        ? globalThis.Number(object.expires_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: StartSSOLoginResponse): unknown {
+    const obj: any = {};
+    if (message.authorizationUrl !== "") {
+      obj.authorizationUrl = message.authorizationUrl;
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.expiresMs !== 0) {
+      obj.expiresMs = Math.round(message.expiresMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<StartSSOLoginResponse>): StartSSOLoginResponse {
+    return StartSSOLoginResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<StartSSOLoginResponse>): StartSSOLoginResponse {
+    const message = createBaseStartSSOLoginResponse();
+    message.authorizationUrl = object.authorizationUrl ?? "";
+    message.requestId = object.requestId ?? "";
+    message.expiresMs = object.expiresMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseRedeemSSOLoginRequest(): RedeemSSOLoginRequest {
+  return { requestId: "", ssoCode: "", keySignature: Buffer.alloc(0) };
+}
+
+export const RedeemSSOLoginRequest: MessageFns<RedeemSSOLoginRequest> = {
+  encode(message: RedeemSSOLoginRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== "") {
+      writer.uint32(10).string(message.requestId);
+    }
+    if (message.ssoCode !== "") {
+      writer.uint32(18).string(message.ssoCode);
+    }
+    if (message.keySignature.length !== 0) {
+      writer.uint32(26).bytes(message.keySignature);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RedeemSSOLoginRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRedeemSSOLoginRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.ssoCode = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.keySignature = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RedeemSSOLoginRequest {
+    return {
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+      ssoCode: isSet(object.ssoCode)
+        ? globalThis.String(object.ssoCode)
+        : isSet(object.sso_code)
+        ? globalThis.String(object.sso_code)
+        : "",
+      keySignature: isSet(object.keySignature)
+        ? Buffer.from(bytesFromBase64(object.keySignature))
+        : isSet(object.key_signature)
+        ? Buffer.from(bytesFromBase64(object.key_signature))
+        : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: RedeemSSOLoginRequest): unknown {
+    const obj: any = {};
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.ssoCode !== "") {
+      obj.ssoCode = message.ssoCode;
+    }
+    if (message.keySignature.length !== 0) {
+      obj.keySignature = base64FromBytes(message.keySignature);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RedeemSSOLoginRequest>): RedeemSSOLoginRequest {
+    return RedeemSSOLoginRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RedeemSSOLoginRequest>): RedeemSSOLoginRequest {
+    const message = createBaseRedeemSSOLoginRequest();
+    message.requestId = object.requestId ?? "";
+    message.ssoCode = object.ssoCode ?? "";
+    message.keySignature = object.keySignature ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
 /** Calls that need no client certificate: cluster discovery, signup and login. */
 export type AuthServiceService = typeof AuthServiceService;
 export const AuthServiceService = {
@@ -1961,6 +2402,34 @@ export const AuthServiceService = {
     responseSerialize: (value: LoginResponse): Buffer => Buffer.from(LoginResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): LoginResponse => LoginResponse.decode(value),
   },
+  /**
+   * SSO step 1: stores the request (state, nonce, PKCE verifier, the client's keys and loopback address)
+   * and answers with the IdP's authorization URL.
+   */
+  startSsoLogin: {
+    path: "/keyport.v1.AuthService/StartSSOLogin" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: StartSSOLoginRequest): Buffer => Buffer.from(StartSSOLoginRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StartSSOLoginRequest => StartSSOLoginRequest.decode(value),
+    responseSerialize: (value: StartSSOLoginResponse): Buffer =>
+      Buffer.from(StartSSOLoginResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): StartSSOLoginResponse => StartSSOLoginResponse.decode(value),
+  },
+  /**
+   * SSO step 3: spends the one-time code keyport-auth's callback sent to the client's loopback address,
+   * with a signature by the request's session key over it, and returns the certificates.
+   */
+  redeemSsoLogin: {
+    path: "/keyport.v1.AuthService/RedeemSSOLogin" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RedeemSSOLoginRequest): Buffer =>
+      Buffer.from(RedeemSSOLoginRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RedeemSSOLoginRequest => RedeemSSOLoginRequest.decode(value),
+    responseSerialize: (value: LoginResponse): Buffer => Buffer.from(LoginResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): LoginResponse => LoginResponse.decode(value),
+  },
 } as const;
 
 export interface AuthServiceServer extends UntypedServiceImplementation {
@@ -1973,6 +2442,16 @@ export interface AuthServiceServer extends UntypedServiceImplementation {
   createAuthenticateChallenge: handleUnaryCall<CreateAuthenticateChallengeRequest, MFAAuthenticateChallenge>;
   /** Login step 2: spends the challenge and returns certificates for the client's public keys. */
   login: handleUnaryCall<LoginRequest, LoginResponse>;
+  /**
+   * SSO step 1: stores the request (state, nonce, PKCE verifier, the client's keys and loopback address)
+   * and answers with the IdP's authorization URL.
+   */
+  startSsoLogin: handleUnaryCall<StartSSOLoginRequest, StartSSOLoginResponse>;
+  /**
+   * SSO step 3: spends the one-time code keyport-auth's callback sent to the client's loopback address,
+   * with a signature by the request's session key over it, and returns the certificates.
+   */
+  redeemSsoLogin: handleUnaryCall<RedeemSSOLoginRequest, LoginResponse>;
 }
 
 export interface AuthServiceClient extends Client {
@@ -2051,6 +2530,44 @@ export interface AuthServiceClient extends Client {
   ): ClientUnaryCall;
   login(
     request: LoginRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: LoginResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * SSO step 1: stores the request (state, nonce, PKCE verifier, the client's keys and loopback address)
+   * and answers with the IdP's authorization URL.
+   */
+  startSsoLogin(
+    request: StartSSOLoginRequest,
+    callback: (error: ServiceError | null, response: StartSSOLoginResponse) => void,
+  ): ClientUnaryCall;
+  startSsoLogin(
+    request: StartSSOLoginRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: StartSSOLoginResponse) => void,
+  ): ClientUnaryCall;
+  startSsoLogin(
+    request: StartSSOLoginRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: StartSSOLoginResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * SSO step 3: spends the one-time code keyport-auth's callback sent to the client's loopback address,
+   * with a signature by the request's session key over it, and returns the certificates.
+   */
+  redeemSsoLogin(
+    request: RedeemSSOLoginRequest,
+    callback: (error: ServiceError | null, response: LoginResponse) => void,
+  ): ClientUnaryCall;
+  redeemSsoLogin(
+    request: RedeemSSOLoginRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: LoginResponse) => void,
+  ): ClientUnaryCall;
+  redeemSsoLogin(
+    request: RedeemSSOLoginRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: LoginResponse) => void,

@@ -1,0 +1,96 @@
+// What the SSO ceremony's server steps share: random tokens and their stored hashes, the connector opened
+// with its secret, the request's stored keys, and the `sso.login` audit rows (with connector and subject).
+import { createHash, randomBytes } from 'node:crypto';
+import { KeyportError } from '../../proto/errors';
+import { HardwareKeyAttestation } from '../../proto/gen/keyport/v1/auth';
+import type { OidcConnector } from '../../proto/resources/schema';
+import { openConnector } from '../connectors';
+import type { ServiceContext } from '../context';
+
+/** 32 random bytes, base64url: a request id, state, nonce or one-time code. */
+export const newToken = (): string => randomBytes(32).toString('base64url');
+
+/** How a state or a one-time code is stored: only its SHA-256, so a copy of the database redeems nothing. */
+export const tokenHash = (token: string): string => createHash('sha256').update(token).digest('base64url');
+
+/** The session's keys as the client gave them, kept with the request until the code is redeemed. */
+export interface StoredKeys {
+  tls: string;
+  ssh: string;
+  ttlSeconds: number;
+  attestation?: unknown;
+}
+
+export function storedKeysJson(keys: {
+  tls: string;
+  ssh: string;
+  ttlSeconds: number;
+  attestation: HardwareKeyAttestation | undefined;
+}): string {
+  const stored: StoredKeys = {
+    tls: keys.tls,
+    ssh: keys.ssh,
+    ttlSeconds: keys.ttlSeconds,
+    ...(keys.attestation ? { attestation: HardwareKeyAttestation.toJSON(keys.attestation) } : {}),
+  };
+  return JSON.stringify(stored);
+}
+
+export function parseStoredKeys(
+  json: string,
+): Omit<StoredKeys, 'attestation'> & { attestation?: HardwareKeyAttestation } {
+  const { attestation, ...stored } = JSON.parse(json) as StoredKeys;
+  return {
+    ...stored,
+    ...(attestation === undefined ? {} : { attestation: HardwareKeyAttestation.fromJSON(attestation) }),
+  };
+}
+
+/** What the callback established, kept with the request for the redemption. */
+export interface SsoIdentity {
+  connector: string;
+  subject: string;
+  roles: string[];
+}
+
+/** The connector `name`, whole (its secret opened), or NOT_FOUND naming the ones there are. */
+export async function loadConnector(ctx: ServiceContext, name: string): Promise<OidcConnector> {
+  const row = name ? await ctx.store.connectors.get(name) : undefined;
+  if (row === undefined) {
+    const names = (await ctx.store.connectors.list()).map((connector) => connector.name);
+    throw new KeyportError(
+      'NOT_FOUND',
+      `No SSO connector is named "${name}"; ${names.length > 0 ? `this cluster offers: ${names.join(', ')}` : 'this cluster has none'}.`,
+      { fieldPath: 'connector_name' },
+    );
+  }
+  return openConnector(row, ctx.secrets);
+}
+
+export function auditSso(
+  ctx: ServiceContext,
+  entry: {
+    actor: string;
+    clientAddr: string;
+    success: boolean;
+    message: string;
+    step: 'start' | 'callback' | 'redeem';
+    connector: string;
+    subject?: string;
+    fields?: Record<string, unknown>;
+  },
+): Promise<void> {
+  return ctx.audit.record({
+    type: 'sso.login',
+    actor: entry.actor,
+    clientAddr: entry.clientAddr,
+    success: entry.success,
+    message: entry.message,
+    fields: {
+      step: entry.step,
+      connector: entry.connector,
+      ...(entry.subject === undefined ? {} : { idp_subject: entry.subject }),
+      ...entry.fields,
+    },
+  });
+}
