@@ -36,5 +36,6 @@ export const eventNames = [
   'onDeepLink',
   'onTerminalData',
   'onTerminalEnded',
+  'onSessionNotice',
 ] as const;
 export type EventName = (typeof eventNames)[number];

@@ -468,6 +468,18 @@ export type HandlerTable = { [M in MethodName]: (argument?: unknown) => Promise<
 // ---------------------------------------------------------------------------------------------------
 // Events
 
+/**
+ * What the session watcher says of a profile's session: "ends soon" (before `expiresMs`, by the app's
+ * setting) or "ended". A view model: the cluster, the user and the time, nothing of the certificates.
+ */
+export const sessionNoticeSchema = z.strictObject({
+  kind: z.enum(['endsSoon', 'ended']),
+  address: z.string().min(1).max(260),
+  user: z.string().min(1).max(255),
+  expiresMs: z.int().min(0),
+});
+export type SessionNotice = z.infer<typeof sessionNoticeSchema>;
+
 export interface EventPayloads extends Record<EventName, unknown> {
   onPrompt: Prompt;
   onPromptClosed: PromptClosed;
@@ -477,6 +489,8 @@ export interface EventPayloads extends Record<EventName, unknown> {
   onDeepLink: DeepLinkEvent;
   onTerminalData: TerminalData;
   onTerminalEnded: TerminalEnded;
+  /** A session ends soon, or has ended (main/backend/session-watcher.ts): once per session and kind. */
+  onSessionNotice: SessionNotice;
 }
 const payloadsCoverEvents: [keyof EventPayloads, EventName] extends [EventName, keyof EventPayloads]
   ? true

@@ -14,7 +14,7 @@ import { listReachableNodes } from '../../client/ssh/nodes';
 import type { prepareSsh } from '../../client/ssh/session';
 import type { Profile, ProfileStore } from '../../client/profiles';
 import { ensureTrustedCluster, notSignedIn } from '../../client/session';
-import { methodSchemas } from '../../preload/contract';
+import { methodSchemas, sessionNoticeSchema } from '../../preload/contract';
 import type {
   ContractError,
   DeepLinkEvent,
@@ -31,7 +31,9 @@ import { clockFromEnv } from '../../proto/clock';
 import type { Clock } from '../../proto/clock';
 import { DeepLinkInbox, receiveDeepLink } from './deep-link-inbox';
 import { watchProfiles } from './profile-watcher';
-import { keyPolicyRelogin, seedNotice } from './relogin';
+import { createRelogin, seedNotice } from './relogin';
+import type { Relogin } from './relogin';
+import { SessionWatcher } from './session-watcher';
 import { PromptBroker } from './prompt-broker';
 import type { CeremonyPrompts } from './prompt-broker';
 import { TerminalSessions } from './terminals';
@@ -59,8 +61,10 @@ export interface BackendOptions {
   onRendererReady?: () => void;
   /** The PIV cards' long-lived sessions (default: new ones, idle after 15 minutes on the service clock). */
   cards?: CardSessions;
-  /** The service clock for held keyport:// links (default: `env`'s, proto/clock). */
+  /** The service clock for held keyport:// links and the session watcher (default: `env`'s, proto/clock). */
   clock?: Clock;
+  /** The session watcher: "ends soon" this long before the expiry (default 10 minutes), its tick. */
+  sessionNotices?: { warnBeforeMs?: number; tickMs?: number };
   /** Terminal sessions: how many at most, and the ceremony (tests wrap it to keep a tab's certificate). */
   terminals?: { max?: number; prepare?: typeof prepareSsh };
 }
@@ -76,9 +80,31 @@ export interface Backend {
   openDeepLink(link: unknown): Promise<DeepLinkEvent>;
   /** The request on hold; its take() hands the token, once, to the ceremony of the request's screen. */
   deepLinks: DeepLinkInbox;
+  /** retryWithRelogin, which every handler runs through, and a relogin asked for (the CLI's request). */
+  relogin: Relogin;
+  /** Says when each signed-in session ends soon and ends (onSessionNotice). */
+  sessions: SessionWatcher;
   /** Resolves once the profile watcher is running (at once when it is off). */
   ready: Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * The methods that sign in (or out): their failures belong to the login form, so no relogin starts from
+ * them. Every other handler runs through retryWithRelogin.
+ */
+export const SIGN_IN_METHODS: ReadonlySet<MethodName> = new Set([
+  'auth.login',
+  'auth.loginPasswordless',
+  'auth.logout',
+]);
+
+/** The cluster a method's argument names (`cluster`, or `address`), undefined for the current profile. */
+function clusterOf(argument: unknown): string | undefined {
+  if (typeof argument !== 'object' || argument === null) return undefined;
+  const named = argument as { cluster?: unknown; address?: unknown };
+  if (typeof named.cluster === 'string') return named.cluster;
+  return typeof named.address === 'string' ? named.address : undefined;
 }
 
 /** The first schema issue as INVALID_ARGUMENT, naming the field (an unexpected key names that key). */
@@ -106,12 +132,21 @@ export function createBackend(options: BackendOptions): Backend {
   const emit = <E extends EventName>(event: E, payload: EventPayloads[E]) => {
     for (const listener of listeners.get(event) ?? []) (listener as (p: EventPayloads[E]) => void)(payload);
   };
+  const clock = options.clock ?? clockFromEnv(env);
+  // Every notice is checked against the contract's schema before it leaves: a view model, no secret.
+  const sessions = new SessionWatcher({
+    clock,
+    notify: (notice) => emit('onSessionNotice', sessionNoticeSchema.parse(notice)),
+    ...options.sessionNotices,
+  });
   // One view per address, so the watcher and the handlers never report the same change twice.
   const reported = new Map<string, string>();
   const reportProfile = (address: string, profile: ProfileView | null) => {
     const print = JSON.stringify(profile);
     if (reported.get(address) === print) return;
     reported.set(address, print);
+    if (profile) sessions.track(profile);
+    else sessions.forget(address);
     emit('onProfileChanged', { address, profile });
   };
   const terminals = new TerminalSessions({
@@ -138,7 +173,7 @@ export function createBackend(options: BackendOptions): Backend {
             reportProfile(address, profile ? profileView(profile) : null);
           },
         });
-  const deepLinks = new DeepLinkInbox({ clock: options.clock ?? clockFromEnv(env) });
+  const deepLinks = new DeepLinkInbox({ clock });
   const broker = new PromptBroker({
     prompt: (prompt) => emit('onPrompt', prompt),
     closed: (closed) => emit('onPromptClosed', closed),
@@ -153,6 +188,11 @@ export function createBackend(options: BackendOptions): Backend {
     }
   }
 
+  /**
+   * One handler: the argument validated, then `run` through retryWithRelogin as the profile of the
+   * argument's cluster (the current one without), so an error a relogin resolves signs in again and runs
+   * the call once more, whichever handler it is. The sign-in methods are the exception (SIGN_IN_METHODS).
+   */
   function bind<M extends MethodName>(
     method: M,
     run: (argument: z.output<(typeof methodSchemas)[M]>) => Promise<MethodResults[M]>,
@@ -160,19 +200,24 @@ export function createBackend(options: BackendOptions): Backend {
     return async (argument) => {
       const parsed = methodSchemas[method].safeParse(argument);
       if (!parsed.success) return { ok: false, error: invalidArgument(parsed.error) };
+      const data = parsed.data as z.output<(typeof methodSchemas)[M]>;
       try {
-        return { ok: true, value: await run(parsed.data as z.output<(typeof methodSchemas)[M]>) };
+        const value = SIGN_IN_METHODS.has(method)
+          ? await run(data)
+          : await relogin.retryWithRelogin(clusterOf(data), () => run(data));
+        return { ok: true, value };
       } catch (error) {
         return { ok: false, error: toContractError(error) };
       }
     };
   }
 
-  // Calls as the profile that the cluster refuses for its key policy relog in with the card, then run again.
-  const withRelogin = keyPolicyRelogin({
+  // Every call that a relogin can resolve signs in again (one prompt per cluster) and runs once more.
+  const relogin = createRelogin({
     profiles,
     env,
     cards,
+    ceremony: () => broker.ceremony(),
     onRenewed: (profile) => reportProfile(profile.address, profileView(profile)),
   });
 
@@ -282,76 +327,59 @@ export function createBackend(options: BackendOptions): Backend {
       return profile ? profileView(profile) : null;
     }),
     'mfa.list': bind('mfa.list', () =>
-      withCeremony((prompts) =>
-        withRelogin(prompts, async () =>
-          (await listDevices(profiles, { piv: prompts.piv, cards })).map(deviceView),
-        ),
+      withCeremony(async (prompts) =>
+        (await listDevices(profiles, { piv: prompts.piv, cards })).map(deviceView),
       ),
     ),
     'mfa.add': bind('mfa.add', ({ name, passwordless, existing }) =>
-      withCeremony((prompts) =>
-        withRelogin(prompts, async () =>
-          deviceView(
-            await addDevice(profiles, {
-              name: name ?? prompts.deviceName,
-              type: 'webauthn',
-              passwordless,
-              existing,
-              prompts,
-              piv: prompts.piv,
-              cards,
-              signal: prompts.signal,
-            }),
-          ),
-        ),
-      ),
-    ),
-    'mfa.remove': bind('mfa.remove', ({ name, existing }) =>
-      withCeremony((prompts) =>
-        withRelogin(prompts, async () => {
-          await removeDevice(profiles, {
-            name,
+      withCeremony(async (prompts) =>
+        deviceView(
+          await addDevice(profiles, {
+            name: name ?? prompts.deviceName,
+            type: 'webauthn',
+            passwordless,
             existing,
             prompts,
             piv: prompts.piv,
             cards,
             signal: prompts.signal,
-          });
-          return null;
-        }),
+          }),
+        ),
       ),
     ),
-    'device.status': bind('device.status', (argument) =>
+    'mfa.remove': bind('mfa.remove', ({ name, existing }) =>
       withCeremony(async (prompts) => {
-        const address = (await signedIn(argument?.cluster)).address;
-        return withRelogin(
+        await removeDevice(profiles, {
+          name,
+          existing,
           prompts,
-          async () =>
-            deviceTrustView(
-              await thisDeviceStatus(profiles, await signedIn(address), { env, piv: prompts.piv, cards }),
-            ),
-          address,
-        );
+          piv: prompts.piv,
+          cards,
+          signal: prompts.signal,
+        });
+        return null;
       }),
+    ),
+    'device.status': bind('device.status', (argument) =>
+      withCeremony(async (prompts) =>
+        deviceTrustView(
+          await thisDeviceStatus(profiles, await signedIn(argument?.cluster), {
+            env,
+            piv: prompts.piv,
+            cards,
+          }),
+        ),
+      ),
     ),
     'device.enroll': bind('device.enroll', ({ cluster, token }) =>
-      withCeremony(async (prompts) => {
-        const address = (await signedIn(cluster)).address;
-        return withRelogin(prompts, () => enroll(prompts, address, token), address);
-      }),
+      withCeremony(async (prompts) => enroll(prompts, (await signedIn(cluster)).address, token)),
     ),
     'nodes.list': bind('nodes.list', (argument) =>
-      withCeremony(async (prompts) => {
-        const address = (await signedIn(argument?.cluster)).address;
-        return withRelogin(
-          prompts,
-          async () =>
-            (await listReachableNodes(profiles, await signedIn(address), { piv: prompts.piv }))
-              .map(nodeView)
-              .sort((a, b) => a.name.localeCompare(b.name)),
-          address,
-        );
-      }),
+      withCeremony(async (prompts) =>
+        (await listReachableNodes(profiles, await signedIn(argument?.cluster), { piv: prompts.piv }))
+          .map(nodeView)
+          .sort((a, b) => a.name.localeCompare(b.name)),
+      ),
     ),
     'deepLinks.current': bind('deepLinks.current', async () => deepLinks.current()),
     'deepLinks.dismiss': bind('deepLinks.dismiss', async ({ id }) => {
@@ -359,14 +387,9 @@ export function createBackend(options: BackendOptions): Backend {
       return null;
     }),
     'terminals.open': bind('terminals.open', ({ cluster, node, login, cols, rows }) =>
-      withCeremony(async (prompts) => {
-        const address = (await signedIn(cluster)).address;
-        return withRelogin(
-          prompts,
-          () => terminals.open({ cluster: address, node, login, cols, rows }, prompts),
-          address,
-        );
-      }),
+      withCeremony(async (prompts) =>
+        terminals.open({ cluster: (await signedIn(cluster)).address, node, login, cols, rows }, prompts),
+      ),
     ),
     'terminals.input': bind('terminals.input', async ({ id, data }) => {
       terminals.input(id, data);
@@ -406,6 +429,8 @@ export function createBackend(options: BackendOptions): Backend {
   return {
     handlers,
     broker,
+    relogin,
+    sessions,
     deepLinks,
     async openDeepLink(link) {
       const event = await receiveDeepLink(link, deepLinks, () => profiles.listTrustedClusters());
@@ -415,6 +440,7 @@ export function createBackend(options: BackendOptions): Backend {
     ready: watcher ? watcher.then(() => undefined) : Promise.resolve(),
     async close() {
       (await watcher)?.close();
+      sessions.close();
       await terminals.closeAll();
       await cards.dispose();
     },
