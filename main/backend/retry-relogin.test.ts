@@ -20,7 +20,6 @@ import type { Backend } from './backend';
 
 const USER = 'rita';
 const PASSWORD = hardwareKeyUserPassword(USER);
-const HOUR = 3_600_000;
 
 let clock: LabClock;
 let cluster: LabCluster;
