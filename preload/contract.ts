@@ -264,9 +264,10 @@ export type PromptBody =
    */
   | { kind: 'notice'; message: string }
   /**
-   * A call was refused because the cluster now requires a hardware-backed session key (a policy raised
-   * after the login): `reason` holds the seed's two lines. The person signs in again, with the password
-   * for a password cluster (answered once, like a key PIN, and never kept), or just goes on (passwordless).
+   * A call was refused for a reason a relogin resolves (main/backend/relogin.ts: the session ended, the
+   * cluster now requires a hardware-backed key, the CLI asked): `reason` says why ("Your session ended at
+   * 14:02.", the seed's two lines). The person signs in again, with the password for a password cluster
+   * (answered once, like a key PIN, and never kept), or just goes on (passwordless).
    */
   | { kind: 'relogin'; cluster: string; user: string; reason: string[]; passwordless: boolean }
   /** The PIV card waits for a touch ("Tap your YubiKey"). Nothing to answer; closed when the step ends. */
