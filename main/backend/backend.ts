@@ -1,8 +1,7 @@
 // The desktop backend: the contract bound to the client core by one handler table, which both hosts
-// (Electron IPC, the browser host's WebSocket) carry unchanged. Every handler validates its argument
-// before anything else (invariant 3; bad input changes nothing, invariant 6), runs the client core, and
-// returns a Result holding view models only (invariant 1).
-import type { z } from 'zod';
+// (Electron IPC, the browser host's WebSocket) carry unchanged. Every handler is bound by bind.ts: its
+// argument validated before anything else (invariant 3; bad input changes nothing, invariant 6), run
+// through retryWithRelogin, and a Result holding view models only (invariant 1).
 import packageJson from '../../package.json' with { type: 'json' };
 import { addDevice, listDevices, removeDevice } from '../../client/ceremonies/devices';
 import { loginPasswordless, loginWithPassword, logout } from '../../client/ceremonies/login';
@@ -14,38 +13,27 @@ import { listReachableNodes } from '../../client/ssh/nodes';
 import type { prepareSsh } from '../../client/ssh/session';
 import type { Profile, ProfileStore } from '../../client/profiles';
 import { ensureTrustedCluster, notSignedIn } from '../../client/session';
-import { methodSchemas, sessionNoticeSchema } from '../../preload/contract';
+import { sessionNoticeSchema } from '../../preload/contract';
 import type {
-  ContractError,
   DeepLinkEvent,
   EventName,
   EventPayloads,
   HandlerTable,
-  MethodName,
-  MethodResults,
   ProfileView,
-  Result,
   Unsubscribe,
 } from '../../preload/contract';
 import { clockFromEnv } from '../../proto/clock';
 import type { Clock } from '../../proto/clock';
 import { DeepLinkInbox, receiveDeepLink } from './deep-link-inbox';
 import { watchProfiles } from './profile-watcher';
+import { handlerBinder } from './bind';
 import { createRelogin, seedNotice } from './relogin';
 import type { Relogin } from './relogin';
 import { SessionWatcher } from './session-watcher';
 import { PromptBroker } from './prompt-broker';
 import type { CeremonyPrompts } from './prompt-broker';
 import { TerminalSessions } from './terminals';
-import {
-  clusterView,
-  deviceTrustView,
-  deviceView,
-  enrolledDeviceView,
-  nodeView,
-  profileView,
-  toContractError,
-} from './views';
+import { clusterView, deviceTrustView, deviceView, enrolledDeviceView, nodeView, profileView } from './views';
 
 /** What the progress prompt says while this device's TPM works (seconds, on a real TPM). */
 export const TPM_WORKING = "Working with this device's TPM…";
@@ -87,39 +75,6 @@ export interface Backend {
   /** Resolves once the profile watcher is running (at once when it is off). */
   ready: Promise<void>;
   close(): Promise<void>;
-}
-
-/**
- * The methods that sign in (or out): their failures belong to the login form, so no relogin starts from
- * them. Every other handler runs through retryWithRelogin.
- */
-export const SIGN_IN_METHODS: ReadonlySet<MethodName> = new Set([
-  'auth.login',
-  'auth.loginPasswordless',
-  'auth.logout',
-]);
-
-/** The cluster a method's argument names (`cluster`, or `address`), undefined for the current profile. */
-function clusterOf(argument: unknown): string | undefined {
-  if (typeof argument !== 'object' || argument === null) return undefined;
-  const named = argument as { cluster?: unknown; address?: unknown };
-  if (typeof named.cluster === 'string') return named.cluster;
-  return typeof named.address === 'string' ? named.address : undefined;
-}
-
-/** The first schema issue as INVALID_ARGUMENT, naming the field (an unexpected key names that key). */
-export function invalidArgument(error: z.ZodError): ContractError {
-  const issue = error.issues[0];
-  const path = [...(issue?.path ?? [])].map(String);
-  if (issue?.code === 'unrecognized_keys' && issue.keys[0]) path.push(issue.keys[0]);
-  return {
-    code: 'INVALID_ARGUMENT',
-    message:
-      issue?.code === 'unrecognized_keys'
-        ? `Unexpected field "${path.join('.')}".`
-        : (issue?.message ?? 'Invalid argument.'),
-    details: { fieldPath: path.length > 0 ? path.join('.') : 'argument' },
-  };
 }
 
 export function createBackend(options: BackendOptions): Backend {
@@ -188,30 +143,6 @@ export function createBackend(options: BackendOptions): Backend {
     }
   }
 
-  /**
-   * One handler: the argument validated, then `run` through retryWithRelogin as the profile of the
-   * argument's cluster (the current one without), so an error a relogin resolves signs in again and runs
-   * the call once more, whichever handler it is. The sign-in methods are the exception (SIGN_IN_METHODS).
-   */
-  function bind<M extends MethodName>(
-    method: M,
-    run: (argument: z.output<(typeof methodSchemas)[M]>) => Promise<MethodResults[M]>,
-  ): (argument?: unknown) => Promise<Result<MethodResults[M]>> {
-    return async (argument) => {
-      const parsed = methodSchemas[method].safeParse(argument);
-      if (!parsed.success) return { ok: false, error: invalidArgument(parsed.error) };
-      const data = parsed.data as z.output<(typeof methodSchemas)[M]>;
-      try {
-        const value = SIGN_IN_METHODS.has(method)
-          ? await run(data)
-          : await relogin.retryWithRelogin(clusterOf(data), () => run(data));
-        return { ok: true, value };
-      } catch (error) {
-        return { ok: false, error: toContractError(error) };
-      }
-    };
-  }
-
   // Every call that a relogin can resolve signs in again (one prompt per cluster) and runs once more.
   const relogin = createRelogin({
     profiles,
@@ -220,6 +151,7 @@ export function createBackend(options: BackendOptions): Backend {
     ceremony: () => broker.ceremony(),
     onRenewed: (profile) => reportProfile(profile.address, profileView(profile)),
   });
+  const bind = handlerBinder(relogin);
 
   /** What a login asks of the PIV card when the cluster requires a hardware-backed key. */
   const loginHardware = (prompts: CeremonyPrompts) => ({
