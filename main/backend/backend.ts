@@ -88,10 +88,15 @@ export function createBackend(options: BackendOptions): Backend {
     for (const listener of listeners.get(event) ?? []) (listener as (p: EventPayloads[E]) => void)(payload);
   };
   const clock = options.clock ?? clockFromEnv(env);
-  // Every notice is checked against the contract's schema before it leaves: a view model, no secret.
+  // Every notice is checked against the contract's schema before it leaves: a view model, no secret. One
+  // that does not fit (a profile file written by hand with a 300-character user) is not sent, and never
+  // throws out of the watcher's timer.
   const sessions = new SessionWatcher({
     clock,
-    notify: (notice) => emit('onSessionNotice', sessionNoticeSchema.parse(notice)),
+    notify: (notice) => {
+      const checked = sessionNoticeSchema.safeParse(notice);
+      if (checked.success) emit('onSessionNotice', checked.data);
+    },
     ...options.sessionNotices,
   });
   // One view per address, so the watcher and the handlers never report the same change twice.
