@@ -193,4 +193,14 @@ describe('the relogin socket', () => {
     expect(result.code).toBe(EXIT.expired);
     expect(shown).toEqual([]);
   });
+
+  it('an expired `keyport ls` asks the app too, and lists the nodes after the sign-in there', async () => {
+    expect(await expiresMs()).toBeLessThanOrEqual(clock.now());
+    shown = [];
+    answerRelogin = 'password';
+    const result = await runKeyport(['ls'], { home, env: clock.env, timeoutMs: 120_000 });
+    expect(result.code).toBe(EXIT.ok);
+    expect(result.stdout).toMatch(/^Node\s+Address\s+Labels\s+Logins/);
+    expect(shown.filter((p) => p.kind === 'relogin')).toHaveLength(1);
+  });
 });
