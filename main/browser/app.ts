@@ -43,9 +43,14 @@ export async function startConnectApp(options: ConnectAppOptions): Promise<Conne
     // Before anything else listens: a second app for the same home stops here (ALREADY_EXISTS).
     const links = await listenForLinks(options.home, (link) => backend.openDeepLink(link));
     stops.push(() => links.close());
-    // The CLI's "sign in again" requests show the app's relogin prompt (client/app-relogin.ts).
-    const relogins = await listenForReloginRequests(options.home, backend.relogin);
-    stops.push(() => relogins.close());
+    // The CLI's "sign in again" requests show the app's relogin prompt (client/app-relogin.ts). Without
+    // the socket (a KEYPORT_HOME too long for one) the app still runs, and the CLI signs in in the terminal.
+    try {
+      const relogins = await listenForReloginRequests(options.home, backend.relogin);
+      stops.push(() => relogins.close());
+    } catch (error) {
+      console.warn(`The keyport CLI cannot ask this app to sign in again: ${(error as Error).message}`);
+    }
     if (options.link !== undefined) await backend.openDeepLink(options.link);
     const host = await startBrowserHost({ backend, distDir: options.distDir });
     stops.push(() => host.close());
