@@ -22,7 +22,7 @@ import { registerNodeAdminCommands } from './nodes';
 import { pivPrompts } from './piv-prompts';
 import type { Prompter } from './prompts';
 import { securityKeyPrompts } from './security-key-prompts';
-import { withKeyPolicyRelogin } from './relogin';
+import { withRelogin } from './relogin';
 import { AUDIT_EVENT_TYPES, isAuditType, unknownAuditTypeMessage } from '../proto/audit-types';
 
 interface AdminIdentityFile {
@@ -174,7 +174,7 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
       }
     };
     // As the profile, a session below today's key policy relogs in with the card and runs once more.
-    await (hostDir ? run() : withKeyPolicyRelogin(profiles, run, prompter));
+    await (hostDir ? run() : withRelogin(profiles, run, prompter));
   };
 
   registerDeviceAdminCommands(admin, withApi);

@@ -14,7 +14,7 @@ import { KeyportError } from '../proto/errors';
 import { parseDurationSeconds } from './format';
 import type { AdminWork } from './admin';
 import type { Prompter } from './prompts';
-import { withKeyPolicyRelogin } from './relogin';
+import { withRelogin } from './relogin';
 import { pivPrompts } from './piv-prompts';
 
 /** How the seed writes an OS: macOS, Windows, Linux. */
@@ -48,7 +48,7 @@ export function registerDeviceCommands(root: Command, profiles: ProfileStore, pr
           fieldPath: 'token',
         });
       }
-      const enrolled = await withKeyPolicyRelogin(
+      const enrolled = await withRelogin(
         profiles,
         async () => {
           const profile = await profiles.getProfile();
@@ -71,7 +71,7 @@ export function registerDeviceCommands(root: Command, profiles: ProfileStore, pr
     .command('status')
     .description('What the cluster knows of this device, and whether this session carries it')
     .action(async () => {
-      const status = await withKeyPolicyRelogin(
+      const status = await withRelogin(
         profiles,
         async () => {
           const profile = await profiles.getProfile();

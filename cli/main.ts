@@ -20,7 +20,7 @@ import { registerAgentCommand } from './agent';
 import { registerSshCommands } from './ssh';
 import { registerDeviceCommands } from './devices';
 import { registerPivCommands } from './piv';
-import { withKeyPolicyRelogin } from './relogin';
+import { reloginThroughApp, setAppRelogin, withRelogin } from './relogin';
 import { cancelOnCtrlC } from './cancel';
 import { EXIT, exitCodeOf } from './exit-codes';
 import { parseDurationSeconds, formatRemaining } from './format';
@@ -55,7 +55,9 @@ function program(): Command {
     .description('Keyport: device-bound access to your infrastructure')
     .version(VERSION)
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    .option('--no-app-relogin', 'never ask Keyport Connect to sign in again for this command')
+    .hook('preAction', () => setAppRelogin(root.opts().appRelogin !== false));
 
   root
     .command('login')
@@ -215,12 +217,18 @@ function program(): Command {
       if (!profile) throw notSignedIn();
       printProfile(profile);
       if (profile.expiresMs <= now()) {
-        process.exitCode = EXIT.expired;
-        return;
+        // Keyport Connect, where it runs, signs in again; without it the expiry is the answer, as before.
+        const renewed = await reloginThroughApp(profiles, profile, prompter);
+        if (!renewed) {
+          process.exitCode = EXIT.expired;
+          return;
+        }
+        console.log('Signed in again in Keyport Connect.');
+        printProfile(renewed);
       }
       if (options.check) {
         // A session below today's key policy relogs in with the card, then is checked again.
-        await withKeyPolicyRelogin(
+        await withRelogin(
           profiles,
           async () => {
             const current = (await profiles.getProfile()) ?? profile;

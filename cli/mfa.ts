@@ -6,7 +6,7 @@ import { addDevice, listDevices, removeDevice } from '../client/ceremonies/devic
 import type { ProfileStore } from '../client/profiles';
 import type { Prompter } from './prompts';
 import { securityKeyPrompts } from './security-key-prompts';
-import { withKeyPolicyRelogin } from './relogin';
+import { withRelogin } from './relogin';
 import { pivPrompts } from './piv-prompts';
 
 function date(ms: number): string {
@@ -29,7 +29,7 @@ export function registerMfaCommands(root: Command, profiles: ProfileStore, promp
     .command('ls')
     .description('List your MFA devices')
     .action(async () => {
-      const devices = await withKeyPolicyRelogin(profiles, () => listDevices(profiles, { piv }), prompter);
+      const devices = await withRelogin(profiles, () => listDevices(profiles, { piv }), prompter);
       console.log(
         `${'Name'.padEnd(20)}${'Type'.padEnd(10)}${'Added'.padEnd(22)}${'Last used'.padEnd(22)}Passkey`,
       );
@@ -53,7 +53,7 @@ export function registerMfaCommands(root: Command, profiles: ProfileStore, promp
     .option('--passwordless', 'register the key for passwordless login (a resident credential with its PIN)')
     .addOption(existing)
     .action(async (options) => {
-      const device = await withKeyPolicyRelogin(
+      const device = await withRelogin(
         profiles,
         () =>
           addDevice(profiles, {
@@ -83,7 +83,7 @@ export function registerMfaCommands(root: Command, profiles: ProfileStore, promp
     .description('Remove one of your MFA devices (after proving an existing one)')
     .addOption(existing)
     .action(async (name: string, options) => {
-      await withKeyPolicyRelogin(
+      await withRelogin(
         profiles,
         () => removeDevice(profiles, { name, existing: options.mfa, prompts, piv }),
         prompter,

@@ -1,9 +1,12 @@
-// A command refused because the session no longer meets the cluster's private-key policy (an admin raised
-// it after the login) relogs in with the PIV card and runs once more, as `keyport login` does when its own
-// Login is refused. Issue 13 grows this into `retryWithRelogin`, for every reason a relogin resolves (an
-// expired certificate, a device or MFA requirement): the refusal is told apart here, and the relogin below
-// is the one login ceremony every reason shares.
+// A command refused for a reason a relogin resolves (proto/errors.ts resolvableByRelogin: an expired
+// certificate, a raised private-key policy, a trusted device newly required) signs in again and runs once
+// more. When Keyport Connect runs for this KEYPORT_HOME, the CLI asks it (client/app-relogin.ts): the
+// person signs in in the app, and the command goes on with the profile the app saved, no password typed
+// here. Without the app (or with --no-app-relogin), a refusal for the key policy relogs in here with the
+// PIV card, as `keyport login` does when its own Login is refused; other refusals are shown as they are.
 import type { PrivateKeyPolicy } from '../proto/resources/private-key-policy';
+import { KeyportError } from '../proto/errors';
+import { askAppToRelogin } from '../client/app-relogin';
 import { refusedKeyPolicy, reloginNotices } from '../client/ceremonies/hardware-key';
 import { stagedRelogin } from '../client/ceremonies/relogin';
 import { parseClusterAddress } from '../client/cluster-trust';
@@ -14,16 +17,47 @@ import { pivPrompts } from './piv-prompts';
 import type { Prompter } from './prompts';
 import { securityKeyPrompts } from './security-key-prompts';
 
+let appReloginEnabled = true;
+
+/** `--no-app-relogin`: never ask Keyport Connect; the terminal's relogin (or the error) as before. */
+export function setAppRelogin(enabled: boolean): void {
+  appReloginEnabled = enabled;
+}
+
 /**
- * Runs `action` (which reads the current profile itself); when a call of it is refused with
- * PRIVATE_KEY_POLICY_NOT_MET, says the seed's two lines, logs the profile's user in again on its cluster
+ * Asks Keyport Connect, when it runs for this KEYPORT_HOME, to sign in to `profile`'s cluster again, and
+ * waits for the person to do it there. The new profile; undefined when no app runs or --no-app-relogin.
+ * The app's refusal (CANCELLED for a cancelled prompt) is thrown.
+ */
+export async function reloginThroughApp(
+  profiles: ProfileStore,
+  profile: Profile,
+  prompter: Prompter,
+): Promise<Profile | undefined> {
+  if (!appReloginEnabled) return undefined;
+  const asked = await askAppToRelogin(profiles.home, profile.address, {
+    onAsked: () =>
+      prompter.say(
+        `Sign in to ${profile.address} again in Keyport Connect; this command goes on after it (--no-app-relogin signs in here).`,
+      ),
+  });
+  if (!asked) return undefined;
+  const renewed = await profiles.getProfile(profile.address);
+  if (!renewed) throw notSignedIn();
+  return renewed;
+}
+
+/**
+ * Runs `action` (which reads the current profile itself); when a call of it is refused for a reason a
+ * relogin resolves, asks Keyport Connect to sign in again where it runs (reloginThroughApp). Otherwise,
+ * for a refusal with PRIVATE_KEY_POLICY_NOT_MET, says the seed's two lines, logs the profile's user in again on its cluster
  * with a session key on the PIV card meeting the policy the refusal names (password and second factor asked
  * again as `keyport login` asks them; passwordless when that is the cluster's default), and runs `action`
  * once more. Any other error, a failed relogin and a second refusal are thrown as they are; Ctrl-C during
  * the relogin throws CANCELLED. The profile changes only once the card has signed for the new session (a
  * refused touch, a wrong password or Ctrl-C leave KEYPORT_HOME byte for byte as it was).
  */
-export async function withKeyPolicyRelogin<T>(
+export async function withRelogin<T>(
   profiles: ProfileStore,
   action: () => Promise<T>,
   prompter: Prompter,
@@ -32,10 +66,16 @@ export async function withKeyPolicyRelogin<T>(
     return await action();
   } catch (error) {
     const policy = refusedKeyPolicy(error);
-    if (policy === undefined || policy === 'none') throw error;
+    const byKeyPolicy = policy !== undefined && policy !== 'none';
+    const resolvable = error instanceof KeyportError && error.fields.resolvableByRelogin === true;
+    if (!byKeyPolicy && !resolvable) throw error;
     const profile = await profiles.getProfile();
     if (!profile) throw error;
-    await reloginForKeyPolicy(profiles, profile, policy, prompter);
+    const renewed = await reloginThroughApp(profiles, profile, prompter);
+    if (!renewed) {
+      if (!byKeyPolicy) throw error;
+      await reloginForKeyPolicy(profiles, profile, policy, prompter);
+    }
   }
   return action();
 }

@@ -21,6 +21,7 @@ import { sshOptions, splitAddr } from '../client/ssh/options';
 import { parseSshTarget, prepareSsh } from '../client/ssh/session';
 import type { PreparedSsh } from '../client/ssh/session';
 import { pivPrompts } from './piv-prompts';
+import { withRelogin } from './relogin';
 import type { Prompter } from './prompts';
 import { securityKeyPrompts } from './security-key-prompts';
 
@@ -72,26 +73,7 @@ export function registerSshCommands(root: Command, profiles: ProfileStore, promp
   root
     .command('ls')
     .description('List the nodes you may reach, with their labels and your logins there')
-    .action(async () => {
-      const profile = await profiles.getProfile();
-      if (!profile) throw notSignedIn();
-      const api = await connectAsProfile(profiles, profile, undefined, { piv: pivPrompts(prompter) });
-      try {
-        const { nodes } = await api.nodes.listNodes({});
-        console.log(`${'Node'.padEnd(24)}${'Address'.padEnd(24)}${'Labels'.padEnd(32)}Logins`);
-        for (const { node, logins } of nodes) {
-          if (!node) continue;
-          const labels = Object.entries(node.labels)
-            .map(([key, value]) => `${key}=${value}`)
-            .join(',');
-          console.log(
-            `${node.name.padEnd(24)}${node.addr.padEnd(24)}${labels.padEnd(32)}${logins.join(',')}`,
-          );
-        }
-      } finally {
-        api.close();
-      }
-    });
+    .action(() => withRelogin(profiles, () => listNodes(profiles, prompter), prompter));
 
   root
     .command('ssh <destination> [command...]')
@@ -100,7 +82,8 @@ export function registerSshCommands(root: Command, profiles: ProfileStore, promp
     .allowUnknownOption()
     .action(async (destination: string, command: string[], options: { login?: string }) => {
       const target = parseSshTarget(destination, options.login);
-      const prepared = await prepareSsh(profiles, target, prompts());
+      // An expired or unusable session asks Keyport Connect to sign in again where it runs (cli/relogin.ts).
+      const prepared = await withRelogin(profiles, () => prepareSsh(profiles, target, prompts()), prompter);
       const code = await withAgent(profiles.home, prepared, (agent) =>
         runSsh([
           ...sshOptions(prepared, agent.socketPath),
@@ -181,4 +164,24 @@ export function registerSshCommands(root: Command, profiles: ProfileStore, promp
         `    ProxyCommand env KEYPORT_HOME=${home} ${keyport} ssh-proxy --agent-socket ${join(home, 'agent-proxy', '%r@%n.sock')} %r %n`,
       );
     });
+}
+
+/** `keyport ls`: the nodes the current profile may reach, with their labels and logins. */
+async function listNodes(profiles: ProfileStore, prompter: Prompter): Promise<void> {
+  const profile = await profiles.getProfile();
+  if (!profile) throw notSignedIn();
+  const api = await connectAsProfile(profiles, profile, undefined, { piv: pivPrompts(prompter) });
+  try {
+    const { nodes } = await api.nodes.listNodes({});
+    console.log(`${'Node'.padEnd(24)}${'Address'.padEnd(24)}${'Labels'.padEnd(32)}Logins`);
+    for (const { node, logins } of nodes) {
+      if (!node) continue;
+      const labels = Object.entries(node.labels)
+        .map(([key, value]) => `${key}=${value}`)
+        .join(',');
+      console.log(`${node.name.padEnd(24)}${node.addr.padEnd(24)}${labels.padEnd(32)}${logins.join(',')}`);
+    }
+  } finally {
+    api.close();
+  }
 }

@@ -21,6 +21,7 @@ import { ensureTrustedCluster } from '../client/session';
 import { createBackend } from '../main/backend/backend';
 import { startBrowserHost } from '../main/browser/host';
 import { listenForLinks } from '../main/backend/link-socket';
+import { listenForReloginRequests } from '../main/backend/relogin-socket';
 import { openAppWindow } from '../main/browser/chromium';
 import { openWithXdg } from '../main/browser/open-in-browser';
 import { electronBinary } from '../main/electron/locate';
@@ -352,6 +353,9 @@ async function openApp(profiles: ProfileStore, cleanups: Cleanup[]): Promise<str
   try {
     const links = await listenForLinks(home, (link) => backend.openDeepLink(link));
     cleanups.push({ what: '', run: () => links.close() });
+    // The keyport CLI's "sign in again" requests show the app's relogin prompt (client/app-relogin.ts).
+    const relogins = await listenForReloginRequests(home, backend.relogin);
+    cleanups.push({ what: '', run: () => relogins.close() });
     linkLines = xdgOpenLines(await installLinkHandler(join(demoDir, 'xdg'), checkoutLinkHandler(home)));
   } catch (error) {
     // The demo runs without them (a checkout path too long for a UNIX socket, no xdg-utils).

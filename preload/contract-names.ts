@@ -38,5 +38,6 @@ export const eventNames = [
   'onDeepLink',
   'onTerminalData',
   'onTerminalEnded',
+  'onSessionNotice',
 ] as const;
 export type EventName = (typeof eventNames)[number];

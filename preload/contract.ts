@@ -286,9 +286,10 @@ export type PromptBody =
    */
   | { kind: 'notice'; message: string }
   /**
-   * A call was refused because the cluster now requires a hardware-backed session key (a policy raised
-   * after the login): `reason` holds the seed's two lines. The person signs in again, with the password
-   * for a password cluster (answered once, like a key PIN, and never kept), or just goes on (passwordless).
+   * A call was refused for a reason a relogin resolves (main/backend/relogin.ts: the session ended, the
+   * cluster now requires a hardware-backed key, the CLI asked): `reason` says why ("Your session ended at
+   * 14:02.", the seed's two lines). The person signs in again, with the password for a password cluster
+   * (answered once, like a key PIN, and never kept), or just goes on (passwordless).
    */
   | { kind: 'relogin'; cluster: string; user: string; reason: string[]; passwordless: boolean }
   /** The PIV card waits for a touch ("Tap your YubiKey"). Nothing to answer; closed when the step ends. */
@@ -495,6 +496,18 @@ export type HandlerTable = { [M in MethodName]: (argument?: unknown) => Promise<
 // ---------------------------------------------------------------------------------------------------
 // Events
 
+/**
+ * What the session watcher says of a profile's session: "ends soon" (before `expiresMs`, by the app's
+ * setting) or "ended". A view model: the cluster, the user and the time, nothing of the certificates.
+ */
+export const sessionNoticeSchema = z.strictObject({
+  kind: z.enum(['endsSoon', 'ended']),
+  address: z.string().min(1).max(260),
+  user: z.string().min(1).max(255),
+  expiresMs: z.int().min(0),
+});
+export type SessionNotice = z.infer<typeof sessionNoticeSchema>;
+
 export interface EventPayloads extends Record<EventName, unknown> {
   onPrompt: Prompt;
   onPromptClosed: PromptClosed;
@@ -504,6 +517,8 @@ export interface EventPayloads extends Record<EventName, unknown> {
   onDeepLink: DeepLinkEvent;
   onTerminalData: TerminalData;
   onTerminalEnded: TerminalEnded;
+  /** A session ends soon, or has ended (main/backend/session-watcher.ts): once per session and kind. */
+  onSessionNotice: SessionNotice;
 }
 const payloadsCoverEvents: [keyof EventPayloads, EventName] extends [EventName, keyof EventPayloads]
   ? true

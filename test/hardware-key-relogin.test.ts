@@ -16,7 +16,7 @@ import { RELOGIN_NOTICE } from '../client/ceremonies/hardware-key';
 import { ProfileStore } from '../client/profiles';
 import type { Profile } from '../client/profiles';
 import { EXIT } from '../cli/exit-codes';
-import { withKeyPolicyRelogin } from '../cli/relogin';
+import { withRelogin } from '../cli/relogin';
 import type { Prompter } from '../cli/prompts';
 import { startLabPivCard } from '../lab/piv/lab';
 import type { LabPivCard } from '../lab/piv/lab';
@@ -40,14 +40,14 @@ const silent: Prompter = {
   say: () => {},
 };
 
-describe('withKeyPolicyRelogin', () => {
+describe('withRelogin', () => {
   it('runs the action once and hands any other error on as it is', async () => {
     const profiles = new ProfileStore(join(tmpdir(), 'keyport-no-home'));
     let runs = 0;
-    await expect(withKeyPolicyRelogin(profiles, async () => ++runs, silent)).resolves.toBe(1);
+    await expect(withRelogin(profiles, async () => ++runs, silent)).resolves.toBe(1);
     const denied = new KeyportError('ACCESS_DENIED', 'no');
     await expect(
-      withKeyPolicyRelogin(
+      withRelogin(
         profiles,
         () => {
           runs++;
@@ -65,7 +65,7 @@ describe('withKeyPolicyRelogin', () => {
         privateKeyPolicy: 'hardware_key',
       },
     );
-    await expect(withKeyPolicyRelogin(profiles, () => Promise.reject(refused), silent)).rejects.toBe(refused);
+    await expect(withRelogin(profiles, () => Promise.reject(refused), silent)).rejects.toBe(refused);
   });
 });
 

@@ -216,6 +216,7 @@ describe('the backend handler table', () => {
       onDeepLink: (listener) => backend.on('onDeepLink', listener),
       onTerminalData: (listener) => backend.on('onTerminalData', listener),
       onTerminalEnded: (listener) => backend.on('onTerminalEnded', listener),
+      onSessionNotice: (listener) => backend.on('onSessionNotice', listener),
     };
     expect(await api.app.info()).toMatchObject({
       ok: true,

@@ -1,8 +1,7 @@
 // The desktop backend: the contract bound to the client core by one handler table, which both hosts
-// (Electron IPC, the browser host's WebSocket) carry unchanged. Every handler validates its argument
-// before anything else (invariant 3; bad input changes nothing, invariant 6), runs the client core, and
-// returns a Result holding view models only (invariant 1).
-import type { z } from 'zod';
+// (Electron IPC, the browser host's WebSocket) carry unchanged. Every handler is bound by bind.ts: its
+// argument validated before anything else (invariant 3; bad input changes nothing, invariant 6), run
+// through retryWithRelogin, and a Result holding view models only (invariant 1).
 import packageJson from '../../package.json' with { type: 'json' };
 import { addDevice, listDevices, removeDevice } from '../../client/ceremonies/devices';
 import { loginPasswordless, loginWithPassword, logout } from '../../client/ceremonies/login';
@@ -14,17 +13,13 @@ import { listReachableNodes } from '../../client/ssh/nodes';
 import type { prepareSsh } from '../../client/ssh/session';
 import type { Profile, ProfileStore } from '../../client/profiles';
 import { ensureTrustedCluster, notSignedIn } from '../../client/session';
-import { methodSchemas } from '../../preload/contract';
+import { sessionNoticeSchema } from '../../preload/contract';
 import type {
-  ContractError,
   DeepLinkEvent,
   EventName,
   EventPayloads,
   HandlerTable,
-  MethodName,
-  MethodResults,
   ProfileView,
-  Result,
   Unsubscribe,
 } from '../../preload/contract';
 import { clockFromEnv } from '../../proto/clock';
@@ -33,19 +28,14 @@ import { DeepLinkInbox, receiveDeepLink } from './deep-link-inbox';
 import { webApprovalSteps } from './web-approval';
 import type { OpenInBrowser } from './web-approval';
 import { watchProfiles } from './profile-watcher';
-import { keyPolicyRelogin, seedNotice } from './relogin';
+import { handlerBinder } from './bind';
+import { createRelogin, seedNotice } from './relogin';
+import type { Relogin } from './relogin';
+import { SessionWatcher } from './session-watcher';
 import { PromptBroker } from './prompt-broker';
 import type { CeremonyPrompts } from './prompt-broker';
 import { TerminalSessions } from './terminals';
-import {
-  clusterView,
-  deviceTrustView,
-  deviceView,
-  enrolledDeviceView,
-  nodeView,
-  profileView,
-  toContractError,
-} from './views';
+import { clusterView, deviceTrustView, deviceView, enrolledDeviceView, nodeView, profileView } from './views';
 
 /** What the progress prompt says while this device's TPM works (seconds, on a real TPM). */
 export const TPM_WORKING = "Working with this device's TPM…";
@@ -61,8 +51,10 @@ export interface BackendOptions {
   onRendererReady?: () => void;
   /** The PIV cards' long-lived sessions (default: new ones, idle after 15 minutes on the service clock). */
   cards?: CardSessions;
-  /** The service clock for held keyport:// links (default: `env`'s, proto/clock). */
+  /** The service clock for held keyport:// links and the session watcher (default: `env`'s, proto/clock). */
   clock?: Clock;
+  /** The session watcher: "ends soon" this long before the expiry (default 10 minutes), its tick. */
+  sessionNotices?: { warnBeforeMs?: number; tickMs?: number };
   /** Terminal sessions: how many at most, and the ceremony (tests wrap it to keep a tab's certificate). */
   terminals?: { max?: number; prepare?: typeof prepareSsh };
   /** Opens the web-session approval's confirm URL in the person's default browser (the host's way). */
@@ -80,24 +72,13 @@ export interface Backend {
   openDeepLink(link: unknown): Promise<DeepLinkEvent>;
   /** The request on hold; its take() hands the token, once, to the ceremony of the request's screen. */
   deepLinks: DeepLinkInbox;
+  /** retryWithRelogin, which every handler runs through, and a relogin asked for (the CLI's request). */
+  relogin: Relogin;
+  /** Says when each signed-in session ends soon and ends (onSessionNotice). */
+  sessions: SessionWatcher;
   /** Resolves once the profile watcher is running (at once when it is off). */
   ready: Promise<void>;
   close(): Promise<void>;
-}
-
-/** The first schema issue as INVALID_ARGUMENT, naming the field (an unexpected key names that key). */
-export function invalidArgument(error: z.ZodError): ContractError {
-  const issue = error.issues[0];
-  const path = [...(issue?.path ?? [])].map(String);
-  if (issue?.code === 'unrecognized_keys' && issue.keys[0]) path.push(issue.keys[0]);
-  return {
-    code: 'INVALID_ARGUMENT',
-    message:
-      issue?.code === 'unrecognized_keys'
-        ? `Unexpected field "${path.join('.')}".`
-        : (issue?.message ?? 'Invalid argument.'),
-    details: { fieldPath: path.length > 0 ? path.join('.') : 'argument' },
-  };
 }
 
 export function createBackend(options: BackendOptions): Backend {
@@ -110,12 +91,26 @@ export function createBackend(options: BackendOptions): Backend {
   const emit = <E extends EventName>(event: E, payload: EventPayloads[E]) => {
     for (const listener of listeners.get(event) ?? []) (listener as (p: EventPayloads[E]) => void)(payload);
   };
+  const clock = options.clock ?? clockFromEnv(env);
+  // Every notice is checked against the contract's schema before it leaves: a view model, no secret. One
+  // that does not fit (a profile file written by hand with a 300-character user) is not sent, and never
+  // throws out of the watcher's timer.
+  const sessions = new SessionWatcher({
+    clock,
+    notify: (notice) => {
+      const checked = sessionNoticeSchema.safeParse(notice);
+      if (checked.success) emit('onSessionNotice', checked.data);
+    },
+    ...options.sessionNotices,
+  });
   // One view per address, so the watcher and the handlers never report the same change twice.
   const reported = new Map<string, string>();
   const reportProfile = (address: string, profile: ProfileView | null) => {
     const print = JSON.stringify(profile);
     if (reported.get(address) === print) return;
     reported.set(address, print);
+    if (profile) sessions.track(profile);
+    else sessions.forget(address);
     emit('onProfileChanged', { address, profile });
   };
   const terminals = new TerminalSessions({
@@ -142,7 +137,6 @@ export function createBackend(options: BackendOptions): Backend {
             reportProfile(address, profile ? profileView(profile) : null);
           },
         });
-  const clock = options.clock ?? clockFromEnv(env);
   const deepLinks = new DeepLinkInbox({ clock });
   const approvals = webApprovalSteps({
     profiles,
@@ -166,28 +160,15 @@ export function createBackend(options: BackendOptions): Backend {
     }
   }
 
-  function bind<M extends MethodName>(
-    method: M,
-    run: (argument: z.output<(typeof methodSchemas)[M]>) => Promise<MethodResults[M]>,
-  ): (argument?: unknown) => Promise<Result<MethodResults[M]>> {
-    return async (argument) => {
-      const parsed = methodSchemas[method].safeParse(argument);
-      if (!parsed.success) return { ok: false, error: invalidArgument(parsed.error) };
-      try {
-        return { ok: true, value: await run(parsed.data as z.output<(typeof methodSchemas)[M]>) };
-      } catch (error) {
-        return { ok: false, error: toContractError(error) };
-      }
-    };
-  }
-
-  // Calls as the profile that the cluster refuses for its key policy relog in with the card, then run again.
-  const withRelogin = keyPolicyRelogin({
+  // Every call that a relogin can resolve signs in again (one prompt per cluster) and runs once more.
+  const relogin = createRelogin({
     profiles,
     env,
     cards,
+    ceremony: () => broker.ceremony(),
     onRenewed: (profile) => reportProfile(profile.address, profileView(profile)),
   });
+  const bind = handlerBinder(relogin);
 
   /** What a login asks of the PIV card when the cluster requires a hardware-backed key. */
   const loginHardware = (prompts: CeremonyPrompts) => ({
@@ -295,76 +276,59 @@ export function createBackend(options: BackendOptions): Backend {
       return profile ? profileView(profile) : null;
     }),
     'mfa.list': bind('mfa.list', () =>
-      withCeremony((prompts) =>
-        withRelogin(prompts, async () =>
-          (await listDevices(profiles, { piv: prompts.piv, cards })).map(deviceView),
-        ),
+      withCeremony(async (prompts) =>
+        (await listDevices(profiles, { piv: prompts.piv, cards })).map(deviceView),
       ),
     ),
     'mfa.add': bind('mfa.add', ({ name, passwordless, existing }) =>
-      withCeremony((prompts) =>
-        withRelogin(prompts, async () =>
-          deviceView(
-            await addDevice(profiles, {
-              name: name ?? prompts.deviceName,
-              type: 'webauthn',
-              passwordless,
-              existing,
-              prompts,
-              piv: prompts.piv,
-              cards,
-              signal: prompts.signal,
-            }),
-          ),
-        ),
-      ),
-    ),
-    'mfa.remove': bind('mfa.remove', ({ name, existing }) =>
-      withCeremony((prompts) =>
-        withRelogin(prompts, async () => {
-          await removeDevice(profiles, {
-            name,
+      withCeremony(async (prompts) =>
+        deviceView(
+          await addDevice(profiles, {
+            name: name ?? prompts.deviceName,
+            type: 'webauthn',
+            passwordless,
             existing,
             prompts,
             piv: prompts.piv,
             cards,
             signal: prompts.signal,
-          });
-          return null;
-        }),
+          }),
+        ),
       ),
     ),
-    'device.status': bind('device.status', (argument) =>
+    'mfa.remove': bind('mfa.remove', ({ name, existing }) =>
       withCeremony(async (prompts) => {
-        const address = (await signedIn(argument?.cluster)).address;
-        return withRelogin(
+        await removeDevice(profiles, {
+          name,
+          existing,
           prompts,
-          async () =>
-            deviceTrustView(
-              await thisDeviceStatus(profiles, await signedIn(address), { env, piv: prompts.piv, cards }),
-            ),
-          address,
-        );
+          piv: prompts.piv,
+          cards,
+          signal: prompts.signal,
+        });
+        return null;
       }),
+    ),
+    'device.status': bind('device.status', (argument) =>
+      withCeremony(async (prompts) =>
+        deviceTrustView(
+          await thisDeviceStatus(profiles, await signedIn(argument?.cluster), {
+            env,
+            piv: prompts.piv,
+            cards,
+          }),
+        ),
+      ),
     ),
     'device.enroll': bind('device.enroll', ({ cluster, token }) =>
-      withCeremony(async (prompts) => {
-        const address = (await signedIn(cluster)).address;
-        return withRelogin(prompts, () => enroll(prompts, address, token), address);
-      }),
+      withCeremony(async (prompts) => enroll(prompts, (await signedIn(cluster)).address, token)),
     ),
     'nodes.list': bind('nodes.list', (argument) =>
-      withCeremony(async (prompts) => {
-        const address = (await signedIn(argument?.cluster)).address;
-        return withRelogin(
-          prompts,
-          async () =>
-            (await listReachableNodes(profiles, await signedIn(address), { piv: prompts.piv }))
-              .map(nodeView)
-              .sort((a, b) => a.name.localeCompare(b.name)),
-          address,
-        );
-      }),
+      withCeremony(async (prompts) =>
+        (await listReachableNodes(profiles, await signedIn(argument?.cluster), { piv: prompts.piv }))
+          .map(nodeView)
+          .sort((a, b) => a.name.localeCompare(b.name)),
+      ),
     ),
     'deepLinks.current': bind('deepLinks.current', async () => deepLinks.current()),
     'deepLinks.dismiss': bind('deepLinks.dismiss', async ({ id }) => {
@@ -372,14 +336,9 @@ export function createBackend(options: BackendOptions): Backend {
       return null;
     }),
     'terminals.open': bind('terminals.open', ({ cluster, node, login, cols, rows }) =>
-      withCeremony(async (prompts) => {
-        const address = (await signedIn(cluster)).address;
-        return withRelogin(
-          prompts,
-          () => terminals.open({ cluster: address, node, login, cols, rows }, prompts),
-          address,
-        );
-      }),
+      withCeremony(async (prompts) =>
+        terminals.open({ cluster: (await signedIn(cluster)).address, node, login, cols, rows }, prompts),
+      ),
     ),
     'terminals.input': bind('terminals.input', async ({ id, data }) => {
       terminals.input(id, data);
@@ -428,6 +387,8 @@ export function createBackend(options: BackendOptions): Backend {
   return {
     handlers,
     broker,
+    relogin,
+    sessions,
     deepLinks,
     async openDeepLink(link) {
       const event = await receiveDeepLink(link, deepLinks, () => profiles.listTrustedClusters());
@@ -437,6 +398,7 @@ export function createBackend(options: BackendOptions): Backend {
     ready: watcher ? watcher.then(() => undefined) : Promise.resolve(),
     async close() {
       (await watcher)?.close();
+      sessions.close();
       await terminals.closeAll();
       await cards.dispose();
     },

@@ -11,7 +11,7 @@ import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { DeepLinkEvent } from '../../preload/contract';
 import { KeyportError } from '../../proto/errors';
 import { MAX_DEEP_LINK_LENGTH } from './deep-link';
@@ -21,7 +21,8 @@ export function linkSocketPath(keyportHome: string): string {
   return join(keyportHome, 'connect', 'links.sock');
 }
 
-const IDLE_MS = 10_000;
+/** How long a connection may stay silent before its request line. */
+export const IDLE_MS = 10_000;
 /** sun_path is 108 bytes on Linux, 104 on macOS and the BSDs, the terminating NUL included. */
 const MAX_SOCKET_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
 const MAX_CONNECTIONS = 8;
@@ -34,24 +35,35 @@ export interface LinkSocket {
 }
 
 /** Listens for links; each goes to `open` (the backend's openDeepLink), whose verdict is answered. */
-export async function listenForLinks(
+export function listenForLinks(
   keyportHome: string,
   open: (link: string) => Promise<DeepLinkEvent>,
 ): Promise<LinkSocket> {
-  const path = linkSocketPath(keyportHome);
+  return listenOnPrivateSocket(linkSocketPath(keyportHome), 'link', (socket) => serve(socket, open));
+}
+
+/**
+ * A UNIX socket of the app's in KEYPORT_HOME/connect (0600 in a 0700 directory), each connection handed
+ * to `serve`: the link socket's, and the relogin socket's (relogin-socket.ts). `what` names it in errors.
+ */
+export async function listenOnPrivateSocket(
+  path: string,
+  what: string,
+  serveConnection: (socket: Socket) => void,
+): Promise<LinkSocket> {
   if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
     throw new KeyportError(
       'INVALID_ARGUMENT',
-      `The link socket ${path} is longer than the ${MAX_SOCKET_PATH_BYTES} bytes a UNIX socket allows: use a shorter KEYPORT_HOME.`,
+      `The ${what} socket ${path} is longer than the ${MAX_SOCKET_PATH_BYTES} bytes a UNIX socket allows: use a shorter KEYPORT_HOME.`,
     );
   }
-  await preparePrivateDirectory(join(keyportHome, 'connect'));
+  await preparePrivateDirectory(dirname(path));
   await clearStaleSocket(path);
   const connections = new Set<Socket>();
   const server = createServer((socket) => {
     connections.add(socket);
     socket.once('close', () => connections.delete(socket));
-    serve(socket, open);
+    serveConnection(socket);
   });
   server.maxConnections = MAX_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
@@ -61,7 +73,7 @@ export async function listenForLinks(
       resolve();
     });
   }).catch((error: NodeJS.ErrnoException) => {
-    throw new KeyportError('UNAVAILABLE', `Could not listen for links on ${path}: ${error.message}`);
+    throw new KeyportError('UNAVAILABLE', `Could not listen on the ${what} socket ${path}: ${error.message}`);
   });
   // The directory is 0700, so nobody else could reach the socket in the instant before this chmod.
   let created: Stats;

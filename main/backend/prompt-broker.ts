@@ -35,8 +35,8 @@ export interface CeremonyPrompts extends LoginPrompts, DevicePrompts {
   /** The PIV card: "Tap your YubiKey", its PIN (with the attempts left), a new PIN and PUK. */
   piv: PivSetupPrompts;
   /**
-   * Asks the person to sign in again because a call was refused for the key policy (`reason`: the seed's
-   * two lines). Resolves with the password for a password cluster, undefined for a passwordless one.
+   * Asks the person to sign in again because a call was refused for a reason a relogin resolves (`reason`:
+   * why, e.g. the seed's two lines for a raised key policy). Resolves with the password for a password cluster, undefined for a passwordless one.
    */
   relogin(request: {
     cluster: string;

@@ -8,39 +8,63 @@ import { ProfileStore } from '../../client/profiles';
 import type { Prompt } from '../../preload/contract';
 import { PromptBroker } from './prompt-broker';
 import { removeStaleStaging } from '../../client/ceremonies/relogin';
-import { keyPolicyRelogin, seedNotice } from './relogin';
+import { clockTime, createRelogin, reasonFor, seedNotice } from './relogin';
 
-describe('keyPolicyRelogin', () => {
+describe('retryWithRelogin', () => {
   it('runs the action once, hands other errors on as they are, and asks nothing without a profile', async () => {
     const home = await mkdtemp(join(tmpdir(), 'keyport-relogin-'));
     try {
       const shown: Prompt[] = [];
       const broker = new PromptBroker({ prompt: (p) => shown.push(p), closed: () => {} });
       const renewed: unknown[] = [];
-      const withRelogin = keyPolicyRelogin({
+      const { retryWithRelogin } = createRelogin({
         profiles: new ProfileStore(home),
         env: {},
+        ceremony: () => broker.ceremony(),
         onRenewed: (profile) => renewed.push(profile),
       });
-      const prompts = broker.ceremony();
       let runs = 0;
-      await expect(withRelogin(prompts, async () => ++runs)).resolves.toBe(1);
+      await expect(retryWithRelogin(undefined, async () => ++runs)).resolves.toBe(1);
       const denied = new KeyportError('ACCESS_DENIED', 'no');
-      await expect(withRelogin(prompts, () => Promise.reject(denied))).rejects.toBe(denied);
+      await expect(retryWithRelogin(undefined, () => Promise.reject(denied))).rejects.toBe(denied);
+      // Resolvable, but there is no session to renew: the error as it is, and nothing asked.
       const refused = new KeyportError(
         'PRIVATE_KEY_POLICY_NOT_MET',
         'Unmet private key policy "hardware_key".',
         {
           privateKeyPolicy: 'hardware_key',
+          resolvableByRelogin: true,
         },
       );
-      await expect(withRelogin(prompts, () => Promise.reject(refused))).rejects.toBe(refused);
+      await expect(retryWithRelogin('127.0.0.1:3025', () => Promise.reject(refused))).rejects.toBe(refused);
       expect(shown).toEqual([]);
       expect(renewed).toEqual([]);
-      prompts.finish();
     } finally {
       await rm(home, { recursive: true, force: true });
     }
+  });
+});
+
+describe('reasonFor', () => {
+  it("says why: the session's end, the seed's two lines for a raised key policy, else the error's message", () => {
+    const profile = { expiresMs: new Date(2026, 0, 5, 14, 2).getTime() } as Parameters<typeof reasonFor>[1];
+    expect(clockTime(profile.expiresMs)).toBe('14:02');
+    const expired = new KeyportError('CERTIFICATE_EXPIRED', 'Your session has expired.', {
+      resolvableByRelogin: true,
+    });
+    expect(reasonFor(expired, profile)).toEqual(['Your session ended at 14:02.']);
+    const policy = new KeyportError('PRIVATE_KEY_POLICY_NOT_MET', 'x', {
+      privateKeyPolicy: 'hardware_key_touch',
+      resolvableByRelogin: true,
+    });
+    expect(reasonFor(policy, profile)).toEqual([
+      'Unmet private key policy "hardware_key_touch".',
+      RELOGIN_NOTICE,
+    ]);
+    const device = new KeyportError('DEVICE_TRUST_REQUIRED', 'A trusted device is required.', {
+      resolvableByRelogin: true,
+    });
+    expect(reasonFor(device, profile)).toEqual(['A trusted device is required.']);
   });
 });
 

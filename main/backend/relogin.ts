@@ -1,78 +1,123 @@
-// A call refused because the session's key no longer meets the cluster's private-key policy (an admin
-// raised it after the login) relogs in with the PIV card and runs once more: the app's side of
-// cli/relogin.ts, in one place, which issue 13 grows into `retryWithRelogin` for every reason a relogin
-// resolves. The relogin:
-//   1. asks the person to sign in again, saying the seed's two lines (a `relogin` prompt: the password for a
-//      password cluster, nothing for a passwordless one);
-//   2. runs the login ceremony for the profile's cluster and user with the card's key (the second factor
-//      asked again, "Tap your YubiKey", the PIV PIN, a new PIN and PUK for a card on the factory ones),
-//      writing into a staging KEYPORT_HOME of its own;
-//   3. proves the card signs for the new session (a `Ping` with a proof of possession: the touch the key's
-//      policy asks for), so a touch refused or never given fails here;
-//   4. only then puts the new profile and the cluster record in place of the old ones and deletes the old
-//      software key.
-// Steps 2 to 4 are client/ceremonies/relogin.ts (stagedRelogin), which the CLI's relogin runs too.
-// Any failure before 4 leaves KEYPORT_HOME as it was (the staging folder goes); the card keeps its marked
-// key for the next attempt. Refusals that arrive while a relogin runs wait for it instead of starting
-// another.
+// Relogin as a mechanism (issue 13): `retryWithRelogin(cluster, action)` runs every handler of the
+// backend (createBackend's bind). An error the cluster (or the client core) marks resolvable by relogin
+// (proto/errors.ts `resolvableByRelogin`: an expired certificate, PRIVATE_KEY_POLICY_NOT_MET, a trusted
+// device newly required, a certificate the cluster no longer accepts) starts a relogin for that cluster,
+// and the action runs once more after it succeeds. A second failure is the action's answer, as it is.
+//
+// One relogin per cluster at a time: actions refused while it runs join it (one prompt for all of them),
+// and a cancelled or failed relogin fails every one of them with its error (CANCELLED for a cancel). An
+// action refused after a relogin finished during it runs again without asking (its session was renewed
+// under it). The relogin has a ceremony of its own, not the action's, since several actions share it:
+//   1. asks the person to sign in again, saying why (a `relogin` prompt: "Your session ended at 14:02",
+//      the seed's two lines for a raised key policy; the password for a password cluster, nothing for a
+//      passwordless one);
+//   2. runs the login ceremony for the profile's cluster and user (the second factor asked again; the
+//      PIV card's key, PIN and touch where the cluster requires a hardware key), writing into a staging
+//      KEYPORT_HOME of its own;
+//   3. proves the new session's key signs (a `Ping` with a proof of possession: a card's touch);
+//   4. only then puts the new profile and the cluster record in place of the old ones.
+// Steps 2 to 4 are client/ceremonies/relogin.ts (stagedRelogin), which the CLI's relogin runs too. Any
+// failure before 4 leaves KEYPORT_HOME as it was.
 import { KeyportError } from '../../proto/errors';
-import { policySatisfies } from '../../proto/resources/private-key-policy';
-import type { PrivateKeyPolicy } from '../../proto/resources/private-key-policy';
-import { RELOGIN_NOTICE, refusedKeyPolicy, reloginNotices } from '../../client/ceremonies/hardware-key';
+import { isPrivateKeyPolicy } from '../../proto/resources/private-key-policy';
+import { reloginNotices } from '../../client/ceremonies/hardware-key';
+import { RELOGIN_NOTICE } from '../../client/ceremonies/hardware-key';
 import { stagedRelogin } from '../../client/ceremonies/relogin';
-import { parseClusterAddress } from '../../client/cluster-trust';
+import { formatClusterAddress, parseClusterAddress } from '../../client/cluster-trust';
 import type { CardSessions } from '../../client/hardware/piv/card-sessions';
 import type { ProfileStore } from '../../client/profiles';
 import type { Profile } from '../../client/profiles';
 import { notSignedIn } from '../../client/session';
 import type { CeremonyPrompts } from './prompt-broker';
 
-export interface KeyPolicyReloginOptions {
+export interface ReloginOptions {
   profiles: ProfileStore;
   env: NodeJS.ProcessEnv;
   /** The app's long-lived card sessions: the new key's first signature leaves its PIN verified there. */
   cards?: CardSessions;
+  /** Prompts for one relogin (the broker's ceremony): shared by every action waiting for it. */
+  ceremony(): CeremonyPrompts;
   /** Told of the new profile once it has replaced the old one. */
   onRenewed(profile: Profile): void;
 }
 
-/**
- * Runs `action`; when it is refused with PRIVATE_KEY_POLICY_NOT_MET, relogs in with the card (steps above)
- * and runs it once more. `address` is the profile the action acts as (the current one when omitted). Any
- * other error, a failed relogin and a second refusal are thrown as they are.
- */
-export type WithKeyPolicyRelogin = <T>(
-  prompts: CeremonyPrompts,
-  action: () => Promise<T>,
-  address?: string,
-) => Promise<T>;
+export interface Relogin {
+  /**
+   * Runs `action` as the profile of `cluster` (the current one when undefined); when it fails with an
+   * error resolvable by relogin and that profile exists, signs in again (or joins the relogin running for
+   * the cluster) and runs `action` exactly once more. Any other error is thrown as it is.
+   */
+  retryWithRelogin<T>(cluster: string | undefined, action: () => Promise<T>): Promise<T>;
+  /** Signs in to `cluster` again, saying `reason`, or joins the relogin running for it. */
+  signInAgain(cluster: string, reason: string[]): Promise<Profile>;
+}
 
-export function keyPolicyRelogin(options: KeyPolicyReloginOptions): WithKeyPolicyRelogin {
+/** Whether signing in again can resolve `error` (the flag the cluster and the client core set). */
+export function resolvableByRelogin(error: unknown): error is KeyportError {
+  return error instanceof KeyportError && error.fields.resolvableByRelogin === true;
+}
+
+export function createRelogin(options: ReloginOptions): Relogin {
   const { profiles } = options;
-  const running = new Map<string, Promise<void>>();
+  const running = new Map<string, Promise<Profile>>();
+  // Bumped by every relogin that succeeds: an action refused after one finished runs again without asking.
+  let renewals = 0;
 
-  return async (prompts, action, address) => {
-    try {
-      return await action();
-    } catch (error) {
-      const policy = refusedKeyPolicy(error);
-      if (policy === undefined || policy === 'none') throw error;
-      const profile = await profiles.getProfile(address);
-      if (!profile) throw error;
-      // A relogin that ended after this call started may have made a key that meets the policy already.
-      if (!meets(profile, policy)) {
-        let relogin = running.get(profile.address);
-        if (!relogin) {
-          relogin = reloginWithCard(options, prompts, profile, policy).finally(() =>
-            running.delete(profile.address),
-          );
-          running.set(profile.address, relogin);
+  function signInAgain(address: string, reason: string[]): Promise<Profile> {
+    let relogin = running.get(address);
+    if (!relogin) {
+      relogin = (async () => {
+        const old = await profiles.getProfile(address);
+        if (!old) throw notSignedIn(`sign in to ${address} again`);
+        const prompts = options.ceremony();
+        try {
+          const renewed = await reloginSteps(options, prompts, old, reason);
+          renewals += 1;
+          return renewed;
+        } finally {
+          prompts.finish();
         }
-        await relogin;
-      }
+      })().finally(() => running.delete(address));
+      running.set(address, relogin);
     }
-    return action();
+    return relogin;
+  }
+
+  return {
+    async retryWithRelogin(cluster, action) {
+      const renewalsBefore = renewals;
+      try {
+        return await action();
+      } catch (error) {
+        if (!resolvableByRelogin(error)) throw error;
+        const profile = await profiles.getProfile(normalize(cluster)).catch(() => undefined);
+        if (!profile) throw error;
+        if (renewals === renewalsBefore || running.has(profile.address)) {
+          await signInAgain(profile.address, reasonFor(error, profile));
+        }
+      }
+      return action();
+    },
+    signInAgain: (cluster, reason) => signInAgain(formatClusterAddress(parseClusterAddress(cluster)), reason),
   };
+}
+
+function normalize(cluster: string | undefined): string | undefined {
+  return cluster === undefined ? undefined : formatClusterAddress(parseClusterAddress(cluster));
+}
+
+/** What the relogin prompt says: why this session cannot go on. */
+export function reasonFor(error: KeyportError, profile: Profile): string[] {
+  const policy = error.code === 'PRIVATE_KEY_POLICY_NOT_MET' ? error.fields.privateKeyPolicy : undefined;
+  if (policy && isPrivateKeyPolicy(policy) && policy !== 'none') return reloginNotices(policy);
+  if (error.code === 'CERTIFICATE_EXPIRED') return [`Your session ended at ${clockTime(profile.expiresMs)}.`];
+  return [error.message];
+}
+
+/** HH:MM in the machine's time zone, as the person's clock shows it. */
+export function clockTime(ms: number): string {
+  const at = new Date(ms);
+  return `${String(at.getHours()).padStart(2, '0')}:${String(at.getMinutes()).padStart(2, '0')}`;
 }
 
 /**
@@ -96,23 +141,18 @@ export function seedNotice(prompts: Pick<CeremonyPrompts, 'notice'>): (message: 
   };
 }
 
-function meets(profile: Profile, policy: PrivateKeyPolicy): boolean {
-  const met = profile.hardwareKey?.policy;
-  return met !== undefined && policySatisfies(met as PrivateKeyPolicy, policy);
-}
-
-async function reloginWithCard(
-  options: KeyPolicyReloginOptions,
+/** Steps 1 to 4 above, in the relogin's own ceremony; resolves to the new profile. */
+async function reloginSteps(
+  options: ReloginOptions,
   prompts: CeremonyPrompts,
   old: Profile,
-  policy: PrivateKeyPolicy,
-): Promise<void> {
+  said: string[],
+): Promise<Profile> {
   const { profiles, env } = options;
   const address = parseClusterAddress(old.address);
   const trusted = await profiles.getTrustedCluster(address);
   if (!trusted) throw notSignedIn(`sign in to ${old.address} again`);
   const passwordless = trusted.connectorName === 'passwordless';
-  const said = reloginNotices(policy);
   // 1. The explanation, and the password (never kept: it goes with this login only).
   const password = await prompts.relogin({
     cluster: old.address,
@@ -148,6 +188,7 @@ async function reloginWithCard(
       onSigned: () => prompts.progressDone(),
     });
     options.onRenewed(renewed);
+    return renewed;
   } catch (error) {
     if (prompts.signal.aborted) {
       throw new KeyportError('CANCELLED', 'Sign-in cancelled: your session is as it was.');

@@ -1,5 +1,5 @@
 // Keyport Connect on the browser host, as one program: the backend for a Keyport home, the browser host, the
-// link socket that `keyport-connect open-url` talks to, and a Chromium app window (or, without a display,
+// link socket that `keyport-connect open-url` talks to, the relogin socket the keyport CLI asks, and a Chromium app window (or, without a display,
 // the launch URL to open). `npm start` builds the same parts around its lab; this is the app without a lab,
 // what `keyport-connect` starts on a Linux desktop where no Electron binary is installed.
 import { ProfileStore } from '../../client/profiles';
@@ -8,6 +8,7 @@ import type { Backend } from '../backend/backend';
 import { listenForLinks } from '../backend/link-socket';
 import type { LinkSocket } from '../backend/link-socket';
 import type { OpenInBrowser } from '../backend/web-approval';
+import { listenForReloginRequests } from '../backend/relogin-socket';
 import { openAppWindow } from './chromium';
 import { openWithXdg } from './open-in-browser';
 import type { AppWindow } from './chromium';
@@ -51,6 +52,14 @@ export async function startConnectApp(options: ConnectAppOptions): Promise<Conne
     // Before anything else listens: a second app for the same home stops here (ALREADY_EXISTS).
     const links = await listenForLinks(options.home, (link) => backend.openDeepLink(link));
     stops.push(() => links.close());
+    // The CLI's "sign in again" requests show the app's relogin prompt (client/app-relogin.ts). Without
+    // the socket (a KEYPORT_HOME too long for one) the app still runs, and the CLI signs in in the terminal.
+    try {
+      const relogins = await listenForReloginRequests(options.home, backend.relogin);
+      stops.push(() => relogins.close());
+    } catch (error) {
+      console.warn(`The keyport CLI cannot ask this app to sign in again: ${(error as Error).message}`);
+    }
     if (options.link !== undefined) await backend.openDeepLink(options.link);
     const host = await startBrowserHost({ backend, distDir: options.distDir });
     stops.push(() => host.close());

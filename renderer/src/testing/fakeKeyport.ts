@@ -212,6 +212,7 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
     onDeepLink: (listener) => subscribe('onDeepLink', listener),
     onTerminalData: (listener) => subscribe('onTerminalData', listener),
     onTerminalEnded: (listener) => subscribe('onTerminalEnded', listener),
+    onSessionNotice: (listener) => subscribe('onSessionNotice', listener),
   };
 
   return {
