@@ -9,6 +9,7 @@ import { benchProfileWatch } from './profile-watch.bench';
 import { benchReplicas } from './replicas.bench';
 import { benchSsh } from './ssh.bench';
 import { benchTpmQuote } from './tpm-quote.bench';
+import { benchWeb } from './web.bench';
 
 // grpc-js sends an IP target as TLS SNI, which Node flags (DEP0123); the notice is noise here.
 process.removeAllListeners('warning');
@@ -58,6 +59,12 @@ if (only === 'piv') {
 if (only === 'ssh') {
   const measured = await benchSsh();
   process.exit(measured.per_session.round_trips_per_session_mfa_connection === 2 ? 0 : 1);
+}
+// Not in the full run (about 20 s: a keyport-auth with its web listener, a soft key and a swtpm). Fails
+// when one web-session approval takes other round trips than the design's (2 HTTP requests, 3 gRPC calls).
+if (only === 'web') {
+  const measured = await benchWeb();
+  process.exit(measured.approval.round_trips_as_designed ? 0 : 1);
 }
 if (only === 'profile-watch') {
   const watched = await benchProfileWatch();

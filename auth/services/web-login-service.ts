@@ -8,6 +8,7 @@ import { sessionIdentityOf } from '../certificates';
 import type { ServiceContext } from '../context';
 import { clearFailures } from '../lockout';
 import { loginAnswers } from '../login-answer';
+import { perfSteps } from '../perf';
 import type { CallContext } from '../rpc';
 import { createWebSession } from '../web-sessions';
 import type { WebSession } from '../web-sessions';
@@ -25,6 +26,7 @@ export function webLoginHandlers(ctx: ServiceContext) {
       call: CallContext,
       origins: readonly string[],
     ): Promise<{ token: string; session: WebSession }> {
+      const perf = perfSteps('server.webLogin');
       // 1–2. The challenge from step one, spent; the answer checked, a security key's on the web UI's origin.
       const { cap, verified, refuse, address } = await spendAndVerify(
         request.challengeId,
@@ -32,10 +34,12 @@ export function webLoginHandlers(ctx: ServiceContext) {
         call,
         origins,
       );
+      perf.step('spend challenge, cap, second factor / passkey');
       // 3. A browser holds no session key, so it cannot meet a private-key policy: such a user signs in
       //    with `keyport login` and the card, not on the web UI.
       const roles = verified.roles ?? (await rolesOf(verified.user));
       const required = requiredKeyPolicy(cap, roles);
+      perf.step('roles, key policy');
       if (required !== 'none') {
         return refuse(
           `private key policy "${required}": no web session`,
@@ -51,13 +55,16 @@ export function webLoginHandlers(ctx: ServiceContext) {
         mfaVerified: verified.mfaVerified,
         roles,
       });
+      perf.step('session identity');
       const created = await createWebSession(ctx, identity, {
         loginMethod: verified.method,
         clientAddr: address,
         userAgent: request.userAgent,
       });
+      perf.step('create web session');
       // 5. The address's failures are forgiven; the login and the session are audited in one statement.
       await clearFailures(ctx, identity.user, address, verified.failuresRecorded);
+      perf.step('clear failures');
       await ctx.audit.recordAll([
         {
           type: 'user.login',
@@ -81,6 +88,8 @@ export function webLoginHandlers(ctx: ServiceContext) {
           },
         },
       ]);
+      perf.step('audit');
+      perf.end();
       return created;
     },
   };

@@ -10,6 +10,7 @@ import type { WebSessionApproval } from '../../proto/gen/keyport/v1/web_session'
 import { WEB_DEVICE_CONFIRM_PATH, webApprovalQuoteData, webTokenDigest } from '../../proto/web-approval';
 import type { CardSessions } from '../hardware/piv/card-sessions';
 import type { PivPrompts } from '../hardware/piv/signer';
+import { perfSteps } from '../perf';
 import type { Profile, ProfileStore } from '../profiles';
 import { connectAsProfile } from '../session';
 import { tpmConfigured, TrustedDevice } from './device';
@@ -26,6 +27,8 @@ export interface WebApprovalOptions extends DeviceTrustOptions {
   piv?: PivPrompts;
   cards?: CardSessions;
   onProgress?: (step: 'reading-tpm' | 'done') => void;
+  /** Told each gRPC call's name (the approval bench counts round trips with it). */
+  onCall?: (method: string) => void;
 }
 
 const pivOption = ({ piv, cards }: WebApprovalOptions) => ({
@@ -40,11 +43,15 @@ export async function readWebApproval(
   request: WebApprovalRequest,
   options: WebApprovalOptions = {},
 ): Promise<WebSessionApproval> {
-  const api = await connectAsProfile(profiles, profile, undefined, pivOption(options));
+  const perf = perfSteps('client.readWebApproval');
+  const api = await connectAsProfile(profiles, profile, options.onCall, pivOption(options));
+  perf.step('profile, key, channel');
   try {
     return await api.webSessions.getWebSessionApproval({ id: request.id, token: request.token });
   } finally {
+    perf.step('call GetWebSessionApproval (TLS handshake)');
     api.close();
+    perf.end();
   }
 }
 
@@ -88,12 +95,15 @@ export async function approveWebSession(
       'Only a trusted device can verify a browser, and this machine has no TPM that Keyport can use.',
     );
   }
-  const api = await connectAsProfile(profiles, profile, undefined, pivOption(options));
+  const perf = perfSteps('client.approveWebSession');
+  const api = await connectAsProfile(profiles, profile, options.onCall, pivOption(options));
+  perf.step('profile, key, channel');
   let device: TrustedDevice | undefined;
   try {
     options.onProgress?.('reading-tpm');
     device = await TrustedDevice.open(options);
     const credentialId = await device.credentialId();
+    perf.step('open TPM, credential');
     if (!credentialId) {
       throw new KeyportError(
         'DEVICE_TRUST_REQUIRED',
@@ -105,17 +115,20 @@ export async function approveWebSession(
       token: request.token,
       credentialId,
     });
+    perf.step('call BeginWebSessionApproval (TLS handshake)');
     const response = await device.answer({
       nonce: webApprovalQuoteData(begun.nonce, webTokenDigest(request.token)),
       credentialBlob: Buffer.alloc(0),
       encryptedSecret: Buffer.alloc(0),
     });
+    perf.step('TPM quote');
     const confirmed = await api.webSessions.approveWebSession({
       id: request.id,
       token: request.token,
       challengeId: begun.challengeId,
       response,
     });
+    perf.step('call ApproveWebSession');
     return {
       confirmUrl: confirmUrlWithRedirect(confirmed.confirmUrl, request.redirect),
       deviceId: confirmed.deviceId,
@@ -125,5 +138,7 @@ export async function approveWebSession(
     options.onProgress?.('done');
     await device?.close().catch(() => {});
     api.close();
+    perf.step('close');
+    perf.end();
   }
 }
