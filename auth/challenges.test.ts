@@ -79,11 +79,11 @@ describe('challenges', () => {
     expect(await spendChallenge(ctx, third.id, ['REGISTER_DEVICE'], 'lee')).toMatchObject({
       reason: 'expired',
     });
-    expect(challengeRefusal('expired')).toMatchObject({
-      code: 'EXPIRED',
-      fields: { resolvableByRelogin: true },
-    });
+    // A ceremony's challenge that ran out asks for the ceremony again, never for a relogin.
+    expect(challengeRefusal('expired')).toMatchObject({ code: 'EXPIRED' });
+    expect(challengeRefusal('expired').fields.resolvableByRelogin).toBeUndefined();
     expect(challengeRefusal('unknown or spent')).toMatchObject({ code: 'EXPIRED' });
+    expect(challengeRefusal('unknown or spent').fields.resolvableByRelogin).toBeUndefined();
     expect(challengeRefusal('another user')).toMatchObject({ code: 'ACCESS_DENIED' });
   });
 

@@ -164,12 +164,12 @@ export type Refusal = Exclude<Spent<ChallengePurpose>, { ok: true }>['reason'];
  */
 export function challengeRefusal(reason: Refusal, next = 'start again'): KeyportError {
   switch (reason) {
+    // Not resolvable by relogin: the session is fine, only this ceremony must start again (a relogin
+    // prompt for a slow touch would send the person the wrong way; clients retry the ceremony instead).
     case 'unknown or spent':
-      return new KeyportError('EXPIRED', `This challenge was already used or is unknown; ${next}.`, {
-        resolvableByRelogin: true,
-      });
+      return new KeyportError('EXPIRED', `This challenge was already used or is unknown; ${next}.`);
     case 'expired':
-      return new KeyportError('EXPIRED', `The challenge expired; ${next}.`, { resolvableByRelogin: true });
+      return new KeyportError('EXPIRED', `The challenge expired; ${next}.`);
     case 'another purpose':
       return new KeyportError('ACCESS_DENIED', `This challenge was issued for another purpose; ${next}.`);
     case 'another user':
