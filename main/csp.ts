@@ -1,19 +1,8 @@
-// The one Content-Security-Policy both hosts send with the renderer (Electron security checklist §7).
-// Nothing inline, nothing remote: scripts, styles and fonts come from the app's own origin, and the only
-// connection the page may open is back to that origin (the browser host's WebSocket; CSP 3 lets 'self'
-// match ws: on the same host and port).
-export const CONTENT_SECURITY_POLICY = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "font-src 'self'",
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-  "object-src 'none'",
-].join('; ');
+// The renderer's security headers, sent by both hosts; its Content-Security-Policy is the one every Keyport
+// page has (proto/csp.ts).
+import { CONTENT_SECURITY_POLICY } from '../proto/csp';
+
+export { CONTENT_SECURITY_POLICY };
 
 /** Headers sent with every renderer response, by either host. */
 export const RENDERER_SECURITY_HEADERS: Readonly<Record<string, string>> = {

@@ -1,26 +1,13 @@
 // HTTP plumbing of the web listener, apart from what the API decides: the security headers every response
 // carries, typed JSON errors, bounded JSON bodies, cookies, and the checks on where a request comes from.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { CONTENT_SECURITY_POLICY } from '../../proto/csp';
 import { KeyportError } from '../../proto/errors';
 import type { KeyportErrorCode } from '../../proto/errors';
 import type { WebApiError } from '../../proto/webapi';
 
-/** Nothing inline, nothing remote, no framing; the page talks only to its own origin. */
-export const WEB_CONTENT_SECURITY_POLICY = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "font-src 'self'",
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-  "object-src 'none'",
-].join('; ');
-
 export const WEB_SECURITY_HEADERS: Readonly<Record<string, string>> = {
-  'Content-Security-Policy': WEB_CONTENT_SECURITY_POLICY,
+  'Content-Security-Policy': CONTENT_SECURITY_POLICY,
   'Strict-Transport-Security': 'max-age=31536000',
   'X-Content-Type-Options': 'nosniff',
   'X-Frame-Options': 'DENY',
