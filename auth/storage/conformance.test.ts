@@ -775,6 +775,43 @@ describe.each(backends)('store on $kind', (backend) => {
     expect(await sso.get('r1')).toBeDefined();
   });
 
+  it("spends a web SSO request only with its browser's binding, once, and never issues it a code", async () => {
+    const sso = store.sso;
+    const request = (id: string) => ({
+      id,
+      state_hash: `state-${id}`,
+      connector: 'okta',
+      nonce: `nonce-${id}`,
+      pkce_verifier: `verifier-${id}`,
+      client_redirect_url: '/',
+      keys_json: '{}',
+      client_addr: '127.0.0.1',
+      created_ms: T,
+      expires_ms: T + 300_000,
+    });
+    await sso.insert({ ...request('w1'), kind: 'web', browser_binding_hash: 'binding-1' });
+    await sso.insert(request('c1'));
+    expect(await sso.get('w1')).toMatchObject({ kind: 'web', browser_binding_hash: 'binding-1' });
+    expect(await sso.get('c1')).toMatchObject({ kind: 'cli', browser_binding_hash: null });
+    // Another browser's binding, or none, spends nothing.
+    expect(await sso.spendState('state-w1', T + 1, 'binding-2')).toBeUndefined();
+    expect(await sso.spendState('state-w1', T + 1)).toBeUndefined();
+    expect(await sso.get('w1')).toMatchObject({ stage: 'started' });
+    const spends = await Promise.all(
+      Array.from({ length: 10 }, () => sso.spendState('state-w1', T + 1, 'binding-1')),
+    );
+    expect(spends.filter((row) => row !== undefined)).toHaveLength(1);
+    // A web request ends in a web session, once; it never gets a one-time code to redeem.
+    const grant = { codeHash: 'code-w', codeExpiresMs: T + 60_000, user: 'ann', identityJson: '{}' };
+    expect(await sso.authorize('w1', grant)).toBe(false);
+    expect(await sso.signedIn('w1', { user: 'ann', identityJson: '{"roles":["a"]}' })).toBe(true);
+    expect(await sso.signedIn('w1', { user: 'ann', identityJson: '{}' })).toBe(false);
+    expect(await sso.get('w1')).toMatchObject({ stage: 'signed-in', user: 'ann', code_hash: null });
+    // A CLI request needs no binding, and cannot end in a web session.
+    expect(await sso.spendState('state-c1', T + 1, 'binding-1')).toMatchObject({ id: 'c1' });
+    expect(await sso.signedIn('c1', { user: 'ann', identityJson: '{}' })).toBe(false);
+  });
+
   it('creates and updates an SSO user of one connector and subject, never a local user or another', async () => {
     const sso = store.sso;
     expect(await sso.upsertSsoUser('ann', '{"roles":["a"]}', { connector: 'okta', subject: 's1' }, T)).toBe(

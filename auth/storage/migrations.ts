@@ -425,6 +425,22 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('sso_requests').execute();
     },
   },
+  '0013_sso_request_kind': {
+    // SSO logins started by the web UI (auth/sso/web-sign-in.ts) ride in the same table: `kind` says which
+    // ceremony a request belongs to ('cli' for the client's loopback code, 'web' for a web session), and a
+    // web request keeps the SHA-256 of the value its browser holds in a cookie, checked at the callback.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .alterTable('sso_requests')
+        .addColumn('kind', 'text', (c) => c.notNull().defaultTo('cli'))
+        .execute();
+      await db.schema.alterTable('sso_requests').addColumn('browser_binding_hash', 'text').execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.alterTable('sso_requests').dropColumn('browser_binding_hash').execute();
+      await db.schema.alterTable('sso_requests').dropColumn('kind').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

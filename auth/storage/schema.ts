@@ -250,7 +250,7 @@ export interface SsoRequestsTable {
   client_addr: string;
   created_ms: number;
   expires_ms: number;
-  /** 'started' → 'called-back' (the state spent) → 'authorized' (a code issued) → 'redeemed'. */
+  /** 'started' → 'called-back' (the state spent) → 'authorized' (a code issued) → 'redeemed' (a CLI's). */
   stage: string;
   /** SHA-256 (base64url) of the one-time code. */
   code_hash: string | null;
@@ -258,6 +258,13 @@ export interface SsoRequestsTable {
   user: string | null;
   /** What the callback established: roles, IdP subject, claims matched. */
   identity_json: string | null;
+  /**
+   * 'cli' (the client's loopback address gets a one-time code) or 'web' (the web UI gets a web session:
+   * 'started' → 'called-back' → 'signed-in'). Default 'cli'.
+   */
+  kind: Generated<string>;
+  /** A web request's browser: SHA-256 (base64url) of the value in its `__Host-keyport_sso` cookie. */
+  browser_binding_hash: string | null;
 }
 
 export interface Database {

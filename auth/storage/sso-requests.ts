@@ -7,8 +7,8 @@ import type { Database, SsoRequestsTable } from './schema';
 export type SsoRequestRow = Selectable<SsoRequestsTable>;
 export type NewSsoRequest = Omit<
   Insertable<SsoRequestsTable>,
-  'stage' | 'code_hash' | 'code_expires_ms' | 'user' | 'identity_json'
->;
+  'stage' | 'code_hash' | 'code_expires_ms' | 'user' | 'identity_json' | 'kind' | 'browser_binding_hash'
+> & { kind?: 'cli' | 'web'; browser_binding_hash?: string | null };
 
 export class SsoRequestStore {
   constructor(private readonly db: Kysely<Database> | Transaction<Database>) {}
@@ -18,6 +18,8 @@ export class SsoRequestStore {
       .insertInto('sso_requests')
       .values({
         ...request,
+        kind: request.kind ?? 'cli',
+        browser_binding_hash: request.browser_binding_hash ?? null,
         stage: 'started',
         code_hash: null,
         code_expires_ms: null,
@@ -39,14 +41,27 @@ export class SsoRequestStore {
       .executeTakeFirst();
   }
 
-  /** The IdP's callback spends the request its state names, once, before it expires. */
-  spendState(stateHash: string, nowMs: number): Promise<SsoRequestRow | undefined> {
+  /**
+   * The IdP's callback spends the request its state names, once, before it expires; a web request only in
+   * the browser that started it (`browserBindingHash`, from its cookie), so another browser spends nothing.
+   */
+  spendState(
+    stateHash: string,
+    nowMs: number,
+    browserBindingHash?: string,
+  ): Promise<SsoRequestRow | undefined> {
     return this.db
       .updateTable('sso_requests')
       .set({ stage: 'called-back' })
       .where('state_hash', '=', stateHash)
       .where('stage', '=', 'started')
       .where('expires_ms', '>', nowMs)
+      .where((eb) =>
+        eb.or([
+          eb('kind', '=', 'cli'),
+          eb('browser_binding_hash', '=', browserBindingHash ?? ''),
+        ]),
+      )
       .returningAll()
       .executeTakeFirst();
   }
@@ -66,6 +81,19 @@ export class SsoRequestStore {
         identity_json: grant.identityJson,
       })
       .where('id', '=', id)
+      .where('kind', '=', 'cli')
+      .where('stage', '=', 'called-back')
+      .executeTakeFirst();
+    return Number(updated.numUpdatedRows) === 1;
+  }
+
+  /** A web request's outcome: the browser was signed in as `user` (a web session made), once. */
+  async signedIn(id: string, grant: { user: string; identityJson: string }): Promise<boolean> {
+    const updated = await this.db
+      .updateTable('sso_requests')
+      .set({ stage: 'signed-in', user: grant.user, identity_json: grant.identityJson })
+      .where('id', '=', id)
+      .where('kind', '=', 'web')
       .where('stage', '=', 'called-back')
       .executeTakeFirst();
     return Number(updated.numUpdatedRows) === 1;
