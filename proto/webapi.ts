@@ -14,6 +14,8 @@ export const WEBAPI = {
   session: '/v1/webapi/session',
   /** POST: this untrusted session asks to be verified by a trusted device (the keyport:// link). */
   deviceApproval: '/v1/webapi/device/approval',
+  /** POST: start an SSO login through a connector; answered with the IdP's URL and a binding cookie. */
+  ssoStart: '/v1/webapi/sso/start',
 } as const;
 
 /** The header that carries a session's CSRF token on every state-changing request. */
@@ -33,6 +35,23 @@ export interface WebClusterInfo {
   secondFactors: string[];
   secondFactorRequired: boolean;
   passwordless: boolean;
+  /** The SSO connectors to offer: "Sign in with DISPLAY". */
+  connectors: WebConnector[];
+}
+
+export interface WebConnector {
+  name: string;
+  display: string;
+}
+
+export interface WebSsoStartRequest {
+  connector: string;
+}
+
+/** POST sso/start's answer: where the browser goes next (the IdP), and until when the sign-in may take. */
+export interface WebSsoStart {
+  authorizationUrl: string;
+  expiresMs: number;
 }
 
 export type WebChallengeRequest = { user: string; password: string } | { passwordless: true };

@@ -11,7 +11,11 @@
 //      client's loopback address with it: never the certificates.
 // Every refusal after step 1 sends the browser to the client's address with the error, so the client says
 // it; a caller without a valid state gets only a page.
+// A web UI's request (kind 'web', web-sign-in.ts) is spent in step 1 only by the browser that started it,
+// is refused after step 4 where the roles allow no web session, and ends in step 6 with a web session and
+// the web UI's home instead of a code; its refusals are pages of keyport-auth's own, never a redirect.
 import { KeyportError } from '../../proto/errors';
+import type { AuditEntry } from '../audit';
 import { compileClaimMappings, mapClaimsToRoles } from '../../proto/resources/claims-mapping';
 import { RESOURCE_NAME } from '../../proto/resources/fields';
 import type { OidcConnector } from '../../proto/resources/schema';
@@ -24,13 +28,24 @@ import { IdTokenRefused } from './relying-party';
 import type { IdTokenClaims } from './relying-party';
 import { auditSso, loadConnector, newToken, tokenHash } from './requests';
 import type { SsoIdentity } from './requests';
+import { finishWebSso, isBindingToken, webSessionRefusal } from './web-sign-in';
 
 /** Teleport's path for the OIDC callback. */
 export const OIDC_CALLBACK_PATH = '/v1/webapi/oidc/callback';
 
-/** Where the browser goes next: the client's loopback address, or a page of keyport-auth's own. */
+/**
+ * Where the browser goes next: the client's loopback address (or, signed in to the web UI, its home with
+ * the new web session's cookie), or a page of keyport-auth's own.
+ */
 export type CallbackOutcome =
-  { redirect: string } | { page: { status: number; title: string; message: string } };
+  | { redirect: string; webSession?: { token: string; expiresMs: number } }
+  | { page: { status: number; title: string; message: string; link?: { href: string; text: string } } };
+
+/** What the browser brought to the callback besides the URL: a web request's binding, its user agent. */
+export interface CallbackBrowser {
+  binding?: string | undefined;
+  userAgent?: string | undefined;
+}
 
 /** The claim an SSO user is named by (Teleport's default username claim). */
 const USERNAME_CLAIM = 'email';
@@ -39,12 +54,15 @@ export async function oidcCallback(
   ctx: ServiceContext,
   url: URL,
   clientAddr: string,
+  browser: CallbackBrowser = {},
 ): Promise<CallbackOutcome> {
   await limitAddress(ctx, clientAddr);
-  // 1. The state: the request it names, spent once.
+  // 1. The state: the request it names, spent once (a web request's only by the browser that started it).
   const state = url.searchParams.get('state') ?? '';
-  const request = state ? await ctx.store.sso.spendState(tokenHash(state), ctx.now()) : undefined;
+  const binding = isBindingToken(browser.binding) ? tokenHash(browser.binding) : undefined;
+  const request = state ? await ctx.store.sso.spendState(tokenHash(state), ctx.now(), binding) : undefined;
   if (request === undefined) return unknownState(ctx, state, clientAddr);
+  const web = request.kind === 'web';
 
   const toClient = (params: Record<string, string>) => {
     const target = new URL(request.client_redirect_url);
@@ -60,8 +78,9 @@ export async function oidcCallback(
       step: 'callback',
       connector: request.connector,
       ...(subject === undefined ? {} : { subject }),
+      ...(web ? { fields: { kind: 'web' } } : {}),
     });
-    return toClient({ error: error.code, message: error.message });
+    return web ? webRefusalPage(error) : toClient({ error: error.code, message: error.message });
   };
 
   // 2. The IdP's own refusal (RFC 6749 §4.1.2.1).
@@ -127,6 +146,8 @@ export async function oidcCallback(
     );
   }
   const roleNames = roles.map((role) => role.metadata.name);
+  const webRefusal = web ? await webSessionRefusal(ctx, connector, roles) : undefined;
+  if (webRefusal !== undefined) return refuse(webRefusal.error, webRefusal.reason, subject, name);
 
   // 5. The SSO user: created or updated from the claims, never a local user or another connector's.
   const existing = await ctx.store.getUser(name);
@@ -158,17 +179,9 @@ export async function oidcCallback(
     );
   }
 
-  // 6. A one-time code for the client that started the request.
-  const code = newToken();
+  // 6. A one-time code for the client that started the request, or the web UI's session.
   const identity: SsoIdentity = { connector: request.connector, subject, roles: roleNames };
-  const authorized = await ctx.store.sso.authorize(request.id, {
-    codeHash: tokenHash(code),
-    codeExpiresMs: ctx.now() + SSO_CODE_TTL_MS,
-    user: name,
-    identityJson: JSON.stringify(identity),
-  });
-  if (!authorized) throw new KeyportError('INTERNAL', 'The SSO request changed during its callback.');
-  await ctx.audit.recordAll([
+  const mapped: AuditEntry[] = [
     {
       type: 'sso.login',
       actor: name,
@@ -182,6 +195,7 @@ export async function oidcCallback(
         claims_matched: matches,
         roles: roleNames,
         ...(mapping.warnings.length > 0 ? { warnings: mapping.warnings.slice(0, 16) } : {}),
+        ...(web ? { kind: 'web' } : {}),
       },
     },
     {
@@ -192,8 +206,44 @@ export async function oidcCallback(
       message: `SSO user of ${request.connector}`,
       fields: { connector: request.connector, idp_subject: subject, roles: roleNames },
     },
-  ]);
+  ];
+  if (web) {
+    const user = await ctx.store.getUser(name);
+    if (user === undefined) throw new KeyportError('INTERNAL', 'The SSO user changed during its callback.');
+    const webSession = await finishWebSso(ctx, {
+      request,
+      connector,
+      user,
+      roles,
+      identity,
+      clientAddr,
+      userAgent: browser.userAgent ?? '',
+      mapped,
+    });
+    return { redirect: request.client_redirect_url, webSession };
+  }
+  const code = newToken();
+  const authorized = await ctx.store.sso.authorize(request.id, {
+    codeHash: tokenHash(code),
+    codeExpiresMs: ctx.now() + SSO_CODE_TTL_MS,
+    user: name,
+    identityJson: JSON.stringify(identity),
+  });
+  if (!authorized) throw new KeyportError('INTERNAL', 'The SSO request changed during its callback.');
+  await ctx.audit.recordAll(mapped);
   return toClient({ code });
+}
+
+/** A web request's refusal, said on a page of keyport-auth's own with the way back to the sign-in. */
+function webRefusalPage(error: KeyportError): CallbackOutcome {
+  return {
+    page: {
+      status: error.code === 'UNAVAILABLE' ? 503 : 403,
+      title: 'Sign-in refused',
+      message: error.message,
+      link: { href: '/', text: 'Back to sign in' },
+    },
+  };
 }
 
 function mapClaims(connector: OidcConnector, claims: IdTokenClaims) {
@@ -221,8 +271,17 @@ async function unknownState(
     ? await ctx.store.sso.findByStateHash(tokenHash(state))
     : undefined;
   const expired = row !== undefined && row.stage === 'started' && row.expires_ms <= ctx.now();
+  const web = row?.kind === 'web';
+  // A live web request not spent: the callback came without the cookie of the browser that started it.
+  const otherBrowser = web && row.stage === 'started' && !expired;
   const reason =
-    row === undefined ? 'unknown state' : expired ? 'expired request' : 'request already called back';
+    row === undefined
+      ? 'unknown state'
+      : expired
+        ? 'expired request'
+        : otherBrowser
+          ? 'callback in another browser than the one that started the sign-in'
+          : 'request already called back';
   await auditSso(ctx, {
     actor: row?.user ?? 'unknown',
     clientAddr,
@@ -230,14 +289,19 @@ async function unknownState(
     message: reason,
     step: 'callback',
     connector: row?.connector ?? 'unknown',
+    ...(web ? { fields: { kind: 'web' } } : {}),
   });
+  const from = web ? 'the web UI' : 'Keyport';
   return {
     page: {
       status: 400,
       title: 'Sign-in not completed',
       message: expired
-        ? 'This sign-in took longer than 5 minutes. Start it again from Keyport.'
-        : 'This sign-in link is unknown or was already used. Start the sign-in again from Keyport.',
+        ? `This sign-in took longer than 5 minutes. Start it again from ${from}.`
+        : otherBrowser
+          ? `This sign-in was started in another browser (or this browser's sign-in cookie is gone), so it does not sign this browser in. Start it again from ${from}.`
+          : `This sign-in link is unknown or was already used. Start the sign-in again from ${from}.`,
+      ...(web ? { link: { href: '/', text: 'Back to sign in' } } : {}),
     },
   };
 }

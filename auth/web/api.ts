@@ -9,6 +9,7 @@ import { ChallengeScope } from '../../proto/gen/keyport/v1/mfa';
 import type { MFAAuthenticateResponse } from '../../proto/gen/keyport/v1/mfa';
 import { WEBAPI } from '../../proto/webapi';
 import type { WebChallenge, WebClusterInfo, WebSessionView } from '../../proto/webapi';
+import { listConnectorViews } from '../connectors';
 import type { ServiceContext } from '../context';
 import { loadCap, loadRoles, loginsFor } from '../policy';
 import { checkRequestBounds, FIELD_LIMITS } from '../request-bounds';
@@ -25,7 +26,8 @@ import {
 } from '../web-sessions';
 import { webDeviceTrustFor } from '../web-approval';
 import { deviceRoutes } from './device-routes';
-import { checkOrigin, cookieValue, peerOf, readJsonBody, sendJson, sessionCookie } from './http';
+import { checkOrigin, cookieValue, parsed, peerOf, readJsonBody, sendJson, sessionCookie } from './http';
+import { ssoStartRoutes } from './sso-start';
 
 export interface WebApiOptions {
   /** The web UI's origins (https://host:port), exactly: Origin checks and WebAuthn's expected origin. */
@@ -50,18 +52,6 @@ const loginBody = z
   .refine((body) => !(body.totpCode !== undefined && body.webauthn !== undefined), {
     message: 'Answer with an OTP code or a security key, not both.',
   });
-
-function parsed<T>(schema: z.ZodType<T>, value: unknown): T {
-  const result = schema.safeParse(value);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const fieldPath = issue?.path.join('.') ?? '';
-  throw new KeyportError(
-    'INVALID_ARGUMENT',
-    `The request is not valid${fieldPath ? ` at ${fieldPath}` : ''}: ${issue?.message ?? 'unexpected shape'}.`,
-    fieldPath ? { fieldPath } : {},
-  );
-}
 
 function callContextOf(request: IncomingMessage, method: string): CallContext {
   return {
@@ -109,6 +99,7 @@ export function webApi(ctx: ServiceContext, options: WebApiOptions) {
         secondFactors: cap.secondFactors,
         secondFactorRequired: cap.secondFactorRequired,
         passwordless: cap.allowPasswordless && cap.secondFactors.includes('webauthn'),
+        connectors: (await listConnectorViews(ctx.store)).map(({ name, display }) => ({ name, display })),
       };
       sendJson(response, 200, info);
     },
@@ -205,6 +196,7 @@ export function webApi(ctx: ServiceContext, options: WebApiOptions) {
     },
 
     ...deviceRoutes(ctx, origins, signedIn),
+    ...ssoStartRoutes(ctx, origins),
   };
 
   /** The handler for a request, or undefined when no route matches (a 404, said as NOT_FOUND). */

@@ -1,6 +1,7 @@
 // HTTP plumbing of the web listener, apart from what the API decides: the security headers every response
 // carries, typed JSON errors, bounded JSON bodies, cookies, and the checks on where a request comes from.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { z } from 'zod';
 import { CONTENT_SECURITY_POLICY } from '../../proto/csp';
 import { KeyportError } from '../../proto/errors';
 import type { KeyportErrorCode } from '../../proto/errors';
@@ -111,6 +112,19 @@ function tooLarge(): KeyportError {
   return new KeyportError('RESOURCE_EXHAUSTED', `The request body is over ${MAX_BODY_BYTES} bytes.`);
 }
 
+/** `value` checked against `schema`, or INVALID_ARGUMENT naming the first field that is wrong. */
+export function parsed<T>(schema: z.ZodType<T>, value: unknown): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const fieldPath = issue?.path.join('.') ?? '';
+  throw new KeyportError(
+    'INVALID_ARGUMENT',
+    `The request is not valid${fieldPath ? ` at ${fieldPath}` : ''}: ${issue?.message ?? 'unexpected shape'}.`,
+    fieldPath ? { fieldPath } : {},
+  );
+}
+
 /** A cookie's value from the Cookie header (the first of that name), undefined when absent. */
 export function cookieValue(request: IncomingMessage, name: string): string | undefined {
   for (const part of (request.headers.cookie ?? '').split(';')) {
@@ -120,9 +134,17 @@ export function cookieValue(request: IncomingMessage, name: string): string | un
   return undefined;
 }
 
-/** A `__Host-` cookie: Secure, Path=/, no Domain (the browser enforces all three for the prefix). */
-export function sessionCookie(name: string, value: string, maxAgeSeconds: number): string {
-  return `${name}=${value}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=${Math.max(0, Math.floor(maxAgeSeconds))}`;
+/**
+ * A `__Host-` cookie: Secure, Path=/, no Domain (the browser enforces all three for the prefix). Strict
+ * unless told: only a cookie that must come back on another site's navigation (the IdP's redirect) is Lax.
+ */
+export function sessionCookie(
+  name: string,
+  value: string,
+  maxAgeSeconds: number,
+  sameSite: 'Strict' | 'Lax' = 'Strict',
+): string {
+  return `${name}=${value}; Path=/; Secure; HttpOnly; SameSite=${sameSite}; Max-Age=${Math.max(0, Math.floor(maxAgeSeconds))}`;
 }
 
 /**
