@@ -10,6 +10,15 @@ export interface PageResponse {
   status: number;
   location?: string;
   text: string;
+  /** The response's Set-Cookie headers, as sent (the jar has kept them). */
+  setCookies: string[];
+}
+
+/** A request as a page's script sends it with fetch: the method, headers such as Origin, a JSON body. */
+export interface ScriptRequest {
+  method?: string;
+  headers?: Record<string, string>;
+  json?: unknown;
 }
 
 const MAX_REDIRECTS = 10;
@@ -19,25 +28,48 @@ export class LabBrowser {
   readonly #jar = new CookieJar();
   readonly #fetch: ReturnType<typeof httpsFetchTrusting>;
 
+  /** `caPem`: the CAs this browser trusts (the IdP's; with a cluster's appended, its web UI too). */
   constructor(caPem: string) {
     this.#fetch = httpsFetchTrusting(caPem);
   }
 
   async request(url: string, form?: Record<string, string>): Promise<PageResponse> {
-    const headers: Record<string, string> = { accept: 'text/html' };
-    const cookie = await this.#jar.getCookieString(url);
-    if (cookie !== '') headers.cookie = cookie;
-    const response = await this.#fetch(url, {
+    return this.#send(url, {
       method: form === undefined ? 'GET' : 'POST',
-      headers,
+      headers: { accept: 'text/html' },
       body: form === undefined ? undefined : new URLSearchParams(form),
     });
-    for (const setCookie of response.headers.getSetCookie()) await this.#jar.setCookie(setCookie, url);
+  }
+
+  /** What a page's script sends with fetch (same jar): e.g. the web UI's JSON API calls, with Origin. */
+  script(url: string, init: ScriptRequest = {}): Promise<PageResponse> {
+    return this.#send(url, {
+      method: init.method ?? (init.json === undefined ? 'GET' : 'POST'),
+      headers: {
+        accept: 'application/json',
+        ...(init.json === undefined ? {} : { 'content-type': 'application/json' }),
+        ...init.headers,
+      },
+      body: init.json === undefined ? undefined : JSON.stringify(init.json),
+    });
+  }
+
+  async #send(
+    url: string,
+    init: { method: string; headers: Record<string, string>; body: string | URLSearchParams | undefined },
+  ): Promise<PageResponse> {
+    const headers = { ...init.headers };
+    const cookie = await this.#jar.getCookieString(url);
+    if (cookie !== '') headers.cookie = cookie;
+    const response = await this.#fetch(url, { method: init.method, headers, body: init.body });
+    const setCookies = response.headers.getSetCookie();
+    for (const setCookie of setCookies) await this.#jar.setCookie(setCookie, url);
     const location = response.headers.get('location');
     return {
       url,
       status: response.status,
       text: await response.text(),
+      setCookies,
       ...(location === null ? {} : { location: new URL(location, url).href }),
     };
   }

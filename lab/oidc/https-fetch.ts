@@ -1,4 +1,4 @@
-// fetch over node:https that trusts one given CA (the lab IdP's) and nothing else, never follows a
+// fetch over node:https that trusts the given CAs (the lab IdP's; a bundle may add a cluster's) and nothing else, never follows a
 // redirect, and refuses any host but the loopback. openid-client 6 has no `ca` option: this is its
 // customFetch in the tests; the browser stand-in (browser.ts) uses it too.
 import { request } from 'node:https';
@@ -43,7 +43,14 @@ export function httpsFetchTrusting(caPem: string) {
     return new Promise<Response>((resolve, reject) => {
       const req = request(
         target,
-        { method: init.method ?? 'GET', headers, ca: caPem, signal: init.signal ?? undefined },
+        {
+          method: init.method ?? 'GET',
+          headers,
+          ca: caPem,
+          signal: init.signal ?? undefined,
+          // The lab's listeners are on 127.0.0.1; `localhost` may resolve to ::1 first.
+          ...(target.hostname === 'localhost' ? { family: 4 } : {}),
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (chunk: Buffer) => chunks.push(chunk));

@@ -9,6 +9,8 @@ import type {
   WebDeviceApprovalRequest,
   WebLoginRequest,
   WebSessionView,
+  WebSsoStart,
+  WebSsoStartRequest,
 } from '../../proto/webapi';
 
 export class ApiError extends Error {
@@ -48,6 +50,7 @@ export const api = {
     call<{ user: string; expiresMs: number }>('POST', WEBAPI.login, request),
   session: () => call<WebSessionView>('GET', WEBAPI.session),
   signOut: (csrfToken: string) => call<object>('DELETE', WEBAPI.session, undefined, csrfToken),
+  ssoStart: (request: WebSsoStartRequest) => call<WebSsoStart>('POST', WEBAPI.ssoStart, request),
   requestDeviceApproval: (csrfToken: string) =>
     call<WebDeviceApprovalRequest>('POST', WEBAPI.deviceApproval, {}, csrfToken),
 };

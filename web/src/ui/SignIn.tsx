@@ -1,8 +1,10 @@
 // Sign in: a password and then a second factor (a security key or an OTP code, as the cluster allows), or
-// passwordless with a passkey. The password leaves with the call that checks it and is not kept.
+// passwordless with a passkey, or through an SSO connector ("Sign in with DISPLAY": the browser goes to the
+// identity provider and comes back signed in, auth/sso/web-sign-in.ts). The password leaves with the call
+// that checks it and is not kept.
 import { useEffect, useRef, useState } from 'react';
 import type { FormEvent } from 'react';
-import type { WebChallenge, WebClusterInfo } from '../../../proto/webapi';
+import type { WebChallenge, WebClusterInfo, WebConnector } from '../../../proto/webapi';
 import { api, ApiError } from '../api';
 import { getAssertion } from '../webauthn';
 
@@ -83,6 +85,12 @@ export function SignIn(props: { notice?: string | undefined; onSignedIn: () => v
       props.onSignedIn();
     });
 
+  const singleSignOn = (connector: WebConnector) =>
+    run(`Opening ${connector.display}…`, async () => {
+      const started = await api.ssoStart({ connector: connector.name });
+      window.location.assign(started.authorizationUrl);
+    });
+
   return (
     <main className="page">
       <section className="card" aria-labelledby="sign-in-heading">
@@ -135,6 +143,22 @@ export function SignIn(props: { notice?: string | undefined; onSignedIn: () => v
                 >
                   Sign in with a passkey
                 </button>
+              </div>
+            )}
+            {cluster && cluster.connectors.length > 0 && (
+              <div className="alternative">
+                <p>Or with your organisation's account:</p>
+                {cluster.connectors.map((connector) => (
+                  <button
+                    key={connector.name}
+                    type="button"
+                    className="secondary"
+                    onClick={() => void singleSignOn(connector)}
+                    disabled={busy !== undefined}
+                  >
+                    Sign in with {connector.display}
+                  </button>
+                ))}
               </div>
             )}
           </>
