@@ -143,9 +143,11 @@ export async function startLabOidcProvider(options: LabOidcProviderOptions): Pro
 
   async function interaction(req: IncomingMessage, res: ServerResponse, uid: string, isLogin: boolean) {
     const details = await provider.interactionDetails(req, res);
+    const client = options.clients.find((entry) => entry.clientId === details.params.client_id);
+    const formTargets = (client?.redirectUris ?? []).map((uri) => new URL(uri).origin);
     if (details.uid !== uid) throw new Error('interaction mismatch');
     if (!isLogin) {
-      sendHtml(res, 200, loginPage(uid, details.params.client_id as string | undefined));
+      sendHtml(res, 200, loginPage(uid, details.params.client_id as string | undefined), formTargets);
       return;
     }
     if (req.method !== 'POST') {
@@ -155,7 +157,7 @@ export async function startLabOidcProvider(options: LabOidcProviderOptions): Pro
     const form = new URLSearchParams(await readBody(req));
     const user = byUsername(form.get('username') ?? '');
     if (user === undefined || form.get('password') !== user.password) {
-      sendHtml(res, 401, loginPage(uid, undefined, 'Wrong user name or password.'));
+      sendHtml(res, 401, loginPage(uid, undefined, 'Wrong user name or password.'), formTargets);
       return;
     }
     loginsSeen.push(user.username);
@@ -275,11 +277,18 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
-function sendHtml(res: ServerResponse, status: number, html: string): void {
+function sendHtml(
+  res: ServerResponse,
+  status: number,
+  html: string,
+  formTargets: readonly string[] = [],
+): void {
   res.writeHead(status, {
     'content-type': 'text/html; charset=utf-8',
     'cache-control': 'no-store',
-    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+    // form-action governs the redirects after the login form's post too (CSP3, as Chromium enforces it):
+    // the IdP sends the browser on to the client's redirect_uri, another origin.
+    'content-security-policy': `default-src 'none'; style-src 'unsafe-inline'; form-action ${["'self'", ...formTargets].join(' ')}`,
   });
   res.end(html);
 }
