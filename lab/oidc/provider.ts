@@ -50,6 +50,8 @@ export interface LabOidcProvider {
   rewriteIdTokens(rewrite: IdTokenRewrite | undefined): void;
   /** Logins that passed the password check, by user name (the login page's own count). */
   logins(): readonly string[];
+  /** Every HTTP request the IdP answered, as "METHOD /path" (no query), in order: round trips to count. */
+  requests(): readonly string[];
   stop(): Promise<void>;
 }
 
@@ -63,6 +65,7 @@ export async function startLabOidcProvider(options: LabOidcProviderOptions): Pro
   const users = await readLabOidcUsers(options.usersFile);
   const minted = new Map<string, Record<string, unknown>>();
   const loginsSeen: string[] = [];
+  const requestsSeen: string[] = [];
   let idTokenKey: 'published' | 'unpublished' = 'published';
   let rewriteClaims: IdTokenRewrite | undefined;
   const byUsername = (name: string) => users.find((user) => user.username === name);
@@ -171,6 +174,7 @@ export async function startLabOidcProvider(options: LabOidcProviderOptions): Pro
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? '/', issuer).pathname;
+    requestsSeen.push(`${req.method ?? 'GET'} ${path}`);
     const match = INTERACTION_PATH.exec(path);
     if (match) {
       interaction(req, res, match[1]!, match[2] !== undefined).catch((error: unknown) => {
@@ -201,6 +205,7 @@ export async function startLabOidcProvider(options: LabOidcProviderOptions): Pro
       rewriteClaims = rewrite;
     },
     logins: () => loginsSeen,
+    requests: () => requestsSeen,
     stop: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
