@@ -52,6 +52,13 @@ function getLoopback(url: string): Promise<number> {
   });
 }
 
+/** Where the browser's time goes: the IdP's pages, keyport-auth's callback (with its code exchange), the tab. */
+interface BrowserParts {
+  idp: number[];
+  callback: number[];
+  loopback: number[];
+}
+
 /** The person's browser for one SSO login: the IdP's login page, keyport-auth's callback, the loopback. */
 async function browse(
   idp: LabOidcProvider,
@@ -59,7 +66,14 @@ async function browse(
   authorizationUrl: string,
   redirectUri: string,
   count: SsoRoundTrips,
+  parts: BrowserParts,
 ): Promise<void> {
+  let at = performance.now();
+  const lap = (into: number[]) => {
+    const now = performance.now();
+    into.push(now - at);
+    at = now;
+  };
   const browser = new LabBrowser(trusted);
   const idpBefore = idp.requests().length;
   const { callbackUrl } = await browser.signIn(
@@ -70,13 +84,17 @@ async function browse(
   // Every request the IdP saw meanwhile came from this browser (keyport-auth has not called it yet).
   count.http_to_idp_from_browser += idp.requests().length - idpBefore;
   if (callbackUrl === undefined) throw new Error('the IdP did not send the browser back');
+  lap(parts.idp);
   const callback = await browser.request(callbackUrl);
+  lap(parts.callback);
   count.http_to_keyport_auth += 1;
   if (callback.status !== 303 || callback.location === undefined) {
     throw new Error(`keyport-auth's callback answered ${callback.status}: ${callback.text}`);
   }
   count.http_to_loopback += 1;
+  // The tab's answer waits for the redemption: this is the rest of the login, from the browser's side.
   const tab = await getLoopback(callback.location);
+  lap(parts.loopback);
   if (tab !== 200) throw new Error(`the loopback tab answered ${tab}`);
 }
 
@@ -158,6 +176,7 @@ export async function benchSso() {
     };
 
     const ssoCounts: SsoRoundTrips[] = [];
+    const parts: BrowserParts = { idp: [], callback: [], loopback: [] };
     const passwordlessCounts: number[] = [];
     async function ssoLogin(): Promise<number> {
       const count: SsoRoundTrips = {
@@ -181,7 +200,7 @@ export async function benchSso() {
           confirmCaPin: async () => true,
           // The person's browser runs beside the client, which waits on its loopback address meanwhile.
           openBrowser: (url) => {
-            browsing = browse(idp, trusted, url, redirectUri, count);
+            browsing = browse(idp, trusted, url, redirectUri, count, parts);
             browsing.catch(() => {});
           },
         },
@@ -216,6 +235,7 @@ export async function benchSso() {
     await passwordlessLogin();
     ssoCounts.length = 0;
     passwordlessCounts.length = 0;
+    for (const list of Object.values(parts)) list.length = 0;
     const outputBefore = cluster.output().length;
     takePerfRecords();
     const sso: number[] = [];
@@ -241,6 +261,11 @@ export async function benchSso() {
         passwordless_round_trips_per_login: { grpc: passwordlessCounts[0] ?? 0 },
         round_trips_steady: steady,
         sso_median_ms: Number(median(sso).toFixed(3)),
+        sso_browser_parts_median_ms: {
+          idp_pages: Number(median(parts.idp).toFixed(3)),
+          keyport_auth_callback: Number(median(parts.callback).toFixed(3)),
+          loopback_tab_until_redeemed: Number(median(parts.loopback).toFixed(3)),
+        },
         passwordless_median_ms: Number(median(passwordless).toFixed(3)),
         steps,
       },
