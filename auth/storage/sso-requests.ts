@@ -57,10 +57,7 @@ export class SsoRequestStore {
       .where('stage', '=', 'started')
       .where('expires_ms', '>', nowMs)
       .where((eb) =>
-        eb.or([
-          eb('kind', '=', 'cli'),
-          eb('browser_binding_hash', '=', browserBindingHash ?? ''),
-        ]),
+        eb.or([eb('kind', '=', 'cli'), eb('browser_binding_hash', '=', browserBindingHash ?? '')]),
       )
       .returningAll()
       .executeTakeFirst();
