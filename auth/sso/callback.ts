@@ -28,7 +28,7 @@ import { IdTokenRefused } from './relying-party';
 import type { IdTokenClaims } from './relying-party';
 import { auditSso, loadConnector, newToken, tokenHash } from './requests';
 import type { SsoIdentity } from './requests';
-import { finishWebSso, isBindingToken, webSessionRefusal } from './web-sign-in';
+import { finishWebSso, isBindingToken, webRefusalPage, webSessionRefusal } from './web-sign-in';
 
 /** Teleport's path for the OIDC callback. */
 export const OIDC_CALLBACK_PATH = '/v1/webapi/oidc/callback';
@@ -232,18 +232,6 @@ export async function oidcCallback(
   if (!authorized) throw new KeyportError('INTERNAL', 'The SSO request changed during its callback.');
   await ctx.audit.recordAll(mapped);
   return toClient({ code });
-}
-
-/** A web request's refusal, said on a page of keyport-auth's own with the way back to the sign-in. */
-function webRefusalPage(error: KeyportError): CallbackOutcome {
-  return {
-    page: {
-      status: error.code === 'UNAVAILABLE' ? 503 : 403,
-      title: 'Sign-in refused',
-      message: error.message,
-      link: { href: '/', text: 'Back to sign in' },
-    },
-  };
 }
 
 function mapClaims(connector: OidcConnector, claims: IdTokenClaims) {

@@ -23,6 +23,7 @@ import { loadCap } from '../policy';
 import type { SsoRequestRow } from '../storage/sso-requests';
 import type { UserRow } from '../storage/store';
 import { createWebSession } from '../web-sessions';
+import type { CallbackOutcome } from './callback';
 import { auditSso, loadConnector, newToken, tokenHash } from './requests';
 import type { SsoIdentity } from './requests';
 
@@ -179,4 +180,16 @@ export async function finishWebSso(
     },
   ]);
   return { token: created.token, expiresMs: created.session.expiresMs };
+}
+
+/** A web request's refusal, said on a page of keyport-auth's own with the way back to the sign-in. */
+export function webRefusalPage(error: KeyportError): CallbackOutcome {
+  return {
+    page: {
+      status: error.code === 'UNAVAILABLE' ? 503 : 403,
+      title: 'Sign-in refused',
+      message: error.message,
+      link: { href: '/', text: 'Back to sign in' },
+    },
+  };
 }
