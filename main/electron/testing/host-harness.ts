@@ -9,7 +9,9 @@ import { methodNames } from '../../../preload/contract';
 import type { EventName, EventPayloads, HandlerTable } from '../../../preload/contract';
 import type { Clock } from '../../../proto/clock';
 import { ProfileStore } from '../../../client/profiles';
-import type { Profile } from '../../../client/profiles';
+import type { Profile, TrustedCluster } from '../../../client/profiles';
+import { createBackend } from '../../backend/backend';
+import type { Backend } from '../../backend/backend';
 import type { ElectronApi, HostDeps } from '../main';
 import { createFakeElectron } from './electron-double';
 import type { FakeElectron, FakeOptions, FakeWindow } from './electron-double';
@@ -154,4 +156,49 @@ export async function startReadyHost<B extends HostBackend = ReturnType<typeof r
   const [window] = started.fake.windows;
   if (!window || started.fake.windows.length !== 1) throw new Error('The host opened no window, or several.');
   return { ...started, window: window as FakeWindow };
+}
+
+/** A trusted cluster record as `keyport login` leaves it (no CA worth the name: nothing here dials it). */
+export function trustedCluster(address: string, name: string, lastUser?: string): TrustedCluster {
+  return {
+    address,
+    name,
+    caPin: 'sha256:' + '0'.repeat(64),
+    caPem: '-----BEGIN CERTIFICATE-----\nlab\n-----END CERTIFICATE-----\n',
+    trustedAtMs: 1,
+    ...(lastUser ? { lastUser } : {}),
+  };
+}
+
+/** A signed-in profile as a login saves it; its certificate fields are markers a test can look for. */
+export function savedProfile(address: string, cluster: string, user: string, expiresMs: number): Profile {
+  return {
+    address,
+    cluster,
+    user,
+    roles: ['access'],
+    logins: [user],
+    mfaVerified: true,
+    validAfterMs: expiresMs - 12 * 3_600_000,
+    expiresMs,
+    keystore: 'file',
+    keyId: `secret-key-id-${user}`,
+    tlsCertPem: `SECRET-TLS-CERTIFICATE-${user}`,
+    sshCertificate: `SECRET-SSH-CERTIFICATE-${user}`,
+  };
+}
+
+/**
+ * The real backend on `home` (the profile watcher on, so the CLI's logins and logouts show), on `clock`, its
+ * session watcher without a timer: a test says when the clock is read (backend.sessions.check()).
+ */
+export function realBackend(home: string, clock: Clock): () => Backend {
+  return () =>
+    createBackend({
+      profiles: new ProfileStore(home),
+      keystoreKind: 'file',
+      env: {},
+      clock,
+      sessionNotices: { tickMs: 0 },
+    });
 }
