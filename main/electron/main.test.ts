@@ -3,7 +3,7 @@
 // module this test replaces. The module body runs once as the bundle would run it; every other case calls
 // startElectronHost() with a fresh double and a recording backend (testing/host-harness.ts). The tray, the
 // notifications and the relogin socket have test files of their own (tray.test.ts, notifications.test.ts,
-// relogin-socket.test.ts).
+// cli-relogin.test.ts).
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { sep } from 'node:path';
@@ -110,7 +110,7 @@ describe('main.ts as the bundle runs it (electron replaced by the double)', () =
     const info = await invoke(fake, { senderFrame: main, sender: { mainFrame: main } }, 'app.info');
     expect(info).toMatchObject({ ok: true, value: { name: 'Keyport Connect', keyportHome: home } });
 
-    // The CLI's relogin requests reach this app (relogin-socket.test.ts has the protocol through the host).
+    // The CLI's relogin requests reach this app (cli-relogin.test.ts has the protocol through the host).
     const socket = reloginSocketPath(home);
     await expect.poll(() => existsSync(socket)).toBe(true);
     expect(fake.trays).toHaveLength(1);
