@@ -1,7 +1,12 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { appPaths } from './paths';
 import { escapeMnemonics, reloginReason, trayMenu } from './tray-menu';
 import type { TrayItem, TrayMenuInput } from './tray-menu';
 
+const root = fileURLToPath(new URL('../..', import.meta.url));
 /** A time today in the machine's time zone, as the menu shows it (HH:MM). */
 const at = (hours: number, minutes: number) => new Date(2026, 11, 7, hours, minutes).getTime();
 const now = at(9, 0);
@@ -116,5 +121,28 @@ describe('trayMenu', () => {
   it('the relogin reason: "ends at" before the expiry, "ended at" from it on', () => {
     expect(reloginReason(at(14, 2), at(14, 1))).toEqual(['Your session ends at 14:02.']);
     expect(reloginReason(at(14, 2), at(14, 2))).toEqual(['Your session ended at 14:02.']);
+  });
+});
+
+describe('the tray icon image', () => {
+  const assets = fileURLToPath(new URL('./assets/', import.meta.url));
+  /** Width and height from a PNG's IHDR, after its signature. */
+  const pngSize = (bytes: Buffer) => {
+    expect(bytes.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+    expect(bytes.subarray(12, 16).toString('latin1')).toBe('IHDR');
+    return [bytes.readUInt32BE(16), bytes.readUInt32BE(20)];
+  };
+
+  it('is a 16 px PNG with its 32 px @2x beside it (Electron picks that one on a high-density screen)', () => {
+    expect(pngSize(readFileSync(join(assets, 'tray.png')))).toEqual([16, 16]);
+    expect(pngSize(readFileSync(join(assets, 'tray@2x.png')))).toEqual([32, 32]);
+  });
+
+  it('build-app.mjs puts both where paths.ts looks in dist/', () => {
+    const icon = appPaths(pathToFileURL(join(root, 'dist', 'electron', 'main.mjs')).href).trayIcon;
+    expect(readFileSync(icon)).toEqual(readFileSync(join(assets, 'tray.png')));
+    expect(readFileSync(icon.replace(/\.png$/, '@2x.png'))).toEqual(
+      readFileSync(join(assets, 'tray@2x.png')),
+    );
   });
 });
