@@ -33,8 +33,6 @@ export interface CloseToTrayOptions {
 export interface CloseToTray {
   /** Makes `window`'s close button hide it, where the platform keeps apps in the tray. */
   attach(window: ClosableWindow): void;
-  /** Resolves once the "said once" flag is on disk (tests; a failed write is only logged). */
-  saved(): Promise<void>;
 }
 
 export function closesToTray(platform: NodeJS.Platform, hasTray: boolean): boolean {
@@ -42,19 +40,17 @@ export function closesToTray(platform: NodeJS.Platform, hasTray: boolean): boole
 }
 
 export function createCloseToTray(options: CloseToTrayOptions): CloseToTray {
-  const settings: Promise<HostSettings> = readHostSettings(options.userData);
-  let saving = Promise.resolve();
+  const settings: HostSettings = readHostSettings(options.userData);
 
-  async function sayOnce(): Promise<void> {
-    const current = await settings;
-    if (current.closedToTrayNoticeShown) return;
+  function sayOnce(): void {
+    if (settings.closedToTrayNoticeShown) return;
     // Nothing shown (a desktop without notifications): it is not said yet, and the next close tries again.
     if (!options.notifier.show(CLOSED_TO_TRAY_TEXT, options.showWindow)) return;
-    current.closedToTrayNoticeShown = true;
-    saving = writeHostSettings(options.userData, { ...current }).catch((error: unknown) =>
+    settings.closedToTrayNoticeShown = true;
+    // Said once per run whatever the write does; a failed write only means it may be said next run too.
+    writeHostSettings(options.userData, { ...settings }).catch((error: unknown) =>
       console.warn('Could not save Keyport Connect’s settings:', (error as Error).message),
     );
-    await saving;
   }
 
   return {
@@ -63,12 +59,8 @@ export function createCloseToTray(options: CloseToTrayOptions): CloseToTray {
         if (options.isQuitting() || !closesToTray(options.platform, options.hasTray())) return;
         event.preventDefault();
         window.hide();
-        void sayOnce();
+        sayOnce();
       });
-    },
-    async saved() {
-      await settings;
-      await saving;
     },
   };
 }

@@ -16,7 +16,7 @@ afterEach(() => {
 
 describe('host settings', () => {
   it('reads the defaults where nothing was written', async () => {
-    expect(await readHostSettings(join(userData(), 'missing'))).toEqual({ closedToTrayNoticeShown: false });
+    expect(readHostSettings(join(userData(), 'missing'))).toEqual({ closedToTrayNoticeShown: false });
   });
 
   it('writes 0600 in a folder it makes 0700, whole (no temp file left), and reads back what it wrote', async () => {
@@ -25,14 +25,14 @@ describe('host settings', () => {
     expect(statSync(dir).mode & 0o777).toBe(0o700);
     expect(statSync(join(dir, SETTINGS_FILE)).mode & 0o777).toBe(0o600);
     expect(readdirSync(dir)).toEqual([SETTINGS_FILE]);
-    expect(await readHostSettings(dir)).toEqual({ closedToTrayNoticeShown: true });
+    expect(readHostSettings(dir)).toEqual({ closedToTrayNoticeShown: true });
   });
 
   it('reads a file that is not JSON, or not its shape, as the defaults', async () => {
     const dir = userData();
     for (const text of ['{not json', '[]', '{"closedToTrayNoticeShown":"yes"}', 'null']) {
       writeFileSync(join(dir, SETTINGS_FILE), text);
-      expect(await readHostSettings(dir), text).toEqual({ closedToTrayNoticeShown: false });
+      expect(readHostSettings(dir), text).toEqual({ closedToTrayNoticeShown: false });
     }
   });
 
@@ -42,6 +42,6 @@ describe('host settings', () => {
     mkdirSync(join(dir, SETTINGS_FILE));
     await expect(writeHostSettings(dir, { closedToTrayNoticeShown: true })).rejects.toThrow();
     expect(readdirSync(dir)).toEqual([SETTINGS_FILE]);
-    expect(await readHostSettings(dir)).toEqual({ closedToTrayNoticeShown: false });
+    expect(readHostSettings(dir)).toEqual({ closedToTrayNoticeShown: false });
   });
 });

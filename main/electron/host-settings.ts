@@ -3,7 +3,8 @@
 // shown. A file that is missing, unreadable or not what this version wrote reads as the defaults; a write
 // is a temp file renamed into place (0600), and a failed one only means the notice may show again.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 
@@ -14,9 +15,14 @@ export type HostSettings = z.infer<typeof settingsSchema>;
 
 const defaults: HostSettings = { closedToTrayNoticeShown: false };
 
-export async function readHostSettings(userData: string): Promise<HostSettings> {
-  const text = await readFile(join(userData, SETTINGS_FILE), 'utf8').catch(() => undefined);
-  if (text === undefined) return { ...defaults };
+/** Read once at start, before the first window (a few bytes; synchronous, so no close comes before it). */
+export function readHostSettings(userData: string): HostSettings {
+  let text: string;
+  try {
+    text = readFileSync(join(userData, SETTINGS_FILE), 'utf8');
+  } catch {
+    return { ...defaults };
+  }
   try {
     const parsed = settingsSchema.safeParse(JSON.parse(text));
     return parsed.success ? parsed.data : { ...defaults };

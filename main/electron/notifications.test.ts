@@ -184,9 +184,7 @@ describe('closing the window', () => {
     window.close();
     expect(window.destroyed).toBe(false);
     expect(window.isVisible()).toBe(false);
-    await expect
-      .poll(() => texts(fake.notifications))
-      .toEqual([`${CLOSED_TO_TRAY_TEXT.title}: ${CLOSED_TO_TRAY_TEXT.body}`]);
+    expect(texts(fake.notifications)).toEqual([`${CLOSED_TO_TRAY_TEXT.title}: ${CLOSED_TO_TRAY_TEXT.body}`]);
     await expect
       .poll(() => readFileSync(join(userData, SETTINGS_FILE), 'utf8'))
       .toContain('"closedToTrayNoticeShown": true');
@@ -202,7 +200,6 @@ describe('closing the window', () => {
     const again = await startReadyHost({ userData });
     again.window.close();
     expect(again.window.isVisible()).toBe(false);
-    await new Promise((resolve) => setTimeout(resolve, 50));
     expect(fake.notifications).toHaveLength(1);
     expect(again.fake.notifications).toEqual([]);
   });
@@ -215,7 +212,7 @@ describe('closing the window', () => {
     await quitHosts();
     const shown = await startReadyHost({ userData });
     shown.window.close();
-    await expect.poll(() => shown.fake.notifications.length).toBe(1);
+    expect(shown.fake.notifications).toHaveLength(1);
   });
 
   it('on macOS: closes it (the dock convention), keeps the app, and says nothing', async () => {
