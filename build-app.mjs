@@ -3,9 +3,10 @@
 //   dist/preload/preload.cjs      the Electron preload (sandboxed, so one self-contained CommonJS file)
 //   dist/preload/keyport-bridge.js  the browser host's window.keyport over a WebSocket (classic script)
 //   dist/electron/main.mjs        the Electron host's main process (dependencies stay external)
+//   dist/electron/icons/          the tray icon (main/electron/assets), at 1x and 2x
 //   dist/web/                     keyport-auth's web UI (web/vite.config.ts), served by its web listener
 // `node build-app.mjs --if-stale` skips the build when dist/ is newer than every source file.
-import { readFile } from 'node:fs/promises';
+import { cp, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'vite';
@@ -71,6 +72,10 @@ async function buildElectronMain() {
       },
     },
   });
+  // Read at runtime by path (paths.ts trayIcon), so copied as they are rather than bundled.
+  for (const icon of ['tray.png', 'tray@2x.png']) {
+    await cp(join(root, 'main', 'electron', 'assets', icon), join(root, 'dist', 'electron', 'icons', icon));
+  }
 }
 
 if (process.argv.includes('--if-stale') && !isStale()) {
