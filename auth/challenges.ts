@@ -59,10 +59,22 @@ const payloadSchemas = {
     node: z.string().min(1),
     login: z.string().min(1),
   }),
-  /** A new device for a signed-in user: a key's creation options, or an OTP seed (sealed). */
+  /**
+   * A new device for a signed-in user: a key's creation options, or an OTP seed (sealed). `firstDevice`:
+   * issued without an existing device's answer, as the user had none; good only while they still have none.
+   */
   REGISTER_DEVICE: z.discriminatedUnion('deviceType', [
-    z.object({ deviceType: z.literal('webauthn'), webauthnChallenge, passwordless: z.boolean() }),
-    z.object({ deviceType: z.literal('totp'), totpSecret: z.string().min(1) }),
+    z.object({
+      deviceType: z.literal('webauthn'),
+      webauthnChallenge,
+      passwordless: z.boolean(),
+      firstDevice: z.boolean().optional(),
+    }),
+    z.object({
+      deviceType: z.literal('totp'),
+      totpSecret: z.string().min(1),
+      firstDevice: z.boolean().optional(),
+    }),
   ]),
   /** The first device, at signup: bound to the signup token (its hash). */
   SIGNUP_REGISTER_DEVICE: z.object({
@@ -71,6 +83,10 @@ const payloadSchemas = {
     passwordless: z.boolean(),
     tokenHash: z.string().min(1),
   }),
+  /** SSO with require_local_mfa: the user's keys, for one SSO request (its id) only (auth/sso/local-mfa.ts). */
+  SSO_LOCAL_MFA: z.object({ requestId: z.string().min(1), webauthnChallenge }),
+  /** SSO with require_local_mfa, a user with no key yet: their first, registered with that request's redemption. */
+  SSO_REGISTER_DEVICE: z.object({ requestId: z.string().min(1), webauthnChallenge }),
   /** Device trust: a sealed credential-activation secret (its hash) and a quote nonce, to enroll a device. */
   DEVICE_ENROLL: enrollPayloadSchema,
   /** Device trust: a quote nonce for an enrolled device's credential (signup's first MFA device). */

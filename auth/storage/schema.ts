@@ -265,6 +265,8 @@ export interface SsoRequestsTable {
   kind: Generated<string>;
   /** A web request's browser: SHA-256 (base64url) of the value in its `__Host-keyport_sso` cookie. */
   browser_binding_hash: string | null;
+  /** The device challenge's payload (device-trust/payloads.ts) when the request offered a device. */
+  device_json: string | null;
 }
 
 export interface Database {
