@@ -9,6 +9,7 @@ export const methodNames = [
   'auth.loginPasswordless',
   'auth.logout',
   'auth.status',
+  'auth.signInAgain',
   'mfa.list',
   'mfa.add',
   'mfa.remove',

@@ -112,7 +112,9 @@ describe('the session watcher in the backend', () => {
     clock.advance(expiresMs - clock.now() - 5 * 60_000);
     backend.sessions.check();
     backend.sessions.check();
-    expect(notices).toEqual([{ kind: 'endsSoon', address: cluster.address, user: USER, expiresMs }]);
+    expect(notices).toEqual([
+      { kind: 'endsSoon', address: cluster.address, user: USER, expiresMs, nowMs: expect.any(Number) },
+    ]);
     clock.advance(10 * 60_000);
     backend.sessions.check();
     expect(notices.map((n) => n.kind)).toEqual(['endsSoon', 'ended']);

@@ -44,7 +44,13 @@ describe('SessionWatcher', () => {
     watcher.check();
     watcher.check();
     expect(notices).toEqual([
-      { kind: 'endsSoon', address: session.address, user: 'alice', expiresMs: session.expiresMs },
+      {
+        kind: 'endsSoon',
+        address: session.address,
+        user: 'alice',
+        expiresMs: session.expiresMs,
+        nowMs: expect.any(Number),
+      },
     ]);
     clock.advance(9 * MINUTE);
     watcher.check();
@@ -82,8 +88,16 @@ describe('SessionWatcher', () => {
     watcher.check();
     watcher.check();
     expect(notices).toEqual([
-      { kind: 'ended', address: session.address, user: 'alice', expiresMs: session.expiresMs },
+      {
+        kind: 'ended',
+        address: session.address,
+        user: 'alice',
+        expiresMs: session.expiresMs,
+        nowMs: expect.any(Number),
+      },
     ]);
+    // The time it was said, on the service clock: after the jump, past the expiry.
+    expect(notices[0]!.nowMs).toBeGreaterThanOrEqual(session.expiresMs);
   });
 
   it('a sleep into the last minutes says "ends soon", then "ended" at the expiry', () => {

@@ -69,8 +69,8 @@ export class SessionWatcher {
   check(): void {
     const now = this.options.clock();
     for (const session of this.sessions.values()) {
-      if (now >= session.expiresMs) this.say(session, 'ended');
-      else if (now >= session.expiresMs - this.warnBeforeMs) this.say(session, 'endsSoon');
+      if (now >= session.expiresMs) this.say(session, 'ended', now);
+      else if (now >= session.expiresMs - this.warnBeforeMs) this.say(session, 'endsSoon', now);
     }
   }
 
@@ -80,7 +80,7 @@ export class SessionWatcher {
     this.said.clear();
   }
 
-  private say(session: WatchedSession, kind: SessionNotice['kind']): void {
+  private say(session: WatchedSession, kind: SessionNotice['kind'], nowMs: number): void {
     const key = `${sessionKey(session)}|${kind}`;
     if (this.said.has(key)) return;
     this.said.add(key);
@@ -89,6 +89,7 @@ export class SessionWatcher {
       address: session.address,
       user: session.user,
       expiresMs: session.expiresMs,
+      nowMs,
     });
   }
 

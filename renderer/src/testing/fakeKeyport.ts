@@ -172,6 +172,7 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
       loginPasswordless: (argument) => invoke('auth.loginPasswordless', argument),
       logout: (argument) => invoke('auth.logout', argument),
       status: (argument) => invoke('auth.status', argument),
+      signInAgain: (argument) => invoke('auth.signInAgain', argument),
     },
     mfa: {
       list: (argument) => invoke('mfa.list', argument),

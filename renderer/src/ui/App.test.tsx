@@ -124,7 +124,10 @@ describe('App', () => {
         cluster: 'c:3025',
         user: 'ivy',
         reason: ['x'],
+        cause: 'other',
         passwordless: true,
+        secondFactors: [],
+        allowPasswordless: false,
       }),
     );
     expect(await seriousViolations()).toEqual([]);
