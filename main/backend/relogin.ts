@@ -188,7 +188,8 @@ async function reloginSteps(
     cause: why.cause,
     passwordless: passwordlessDefault,
     secondFactors,
-    allowPasswordless,
+    // Passwordless needs a security key the cluster accepts (second_factor "off" has none).
+    allowPasswordless: allowPasswordless && secondFactors.includes('webauthn'),
   });
 
   try {
