@@ -232,7 +232,7 @@ describe('Keyport Connect relogin, end to end', () => {
     await screenshot('servers-after-relogin');
   });
 
-  it('"Sign in again" in the banner renews an ended session over the current screen, and a typed form keeps its value', async () => {
+  it('"Sign in again" in the banner renews an ended session without a password over the current screen, and a typed form keeps its value', async () => {
     // From here the admin gives an hour: what follows must not race the wall clock.
     await setRole({ max_session_ttl: '1h' });
     await button('Clusters').click();
@@ -249,7 +249,17 @@ describe('Keyport Connect relogin, end to end', () => {
       .poll(() => relogin.getByText(`Your session ended at ${clockTime(ended.expiresMs)}.`).isVisible())
       .toBe(true);
     await screenshot('banner-relogin');
-    await signInAgainWithKey(relogin, 'banner-relogin');
+    // The login screen's other factor this time: passwordless, the key's touch and PIN.
+    await touchingWhile(key, async () => {
+      await relogin.getByRole('button', { name: 'Sign in without a password' }).click();
+      const pin = dialog('Security key PIN');
+      await pin.waitFor();
+      await expectAccessible('the PIN prompt of the banner relogin');
+      await screenshot('banner-relogin-pin');
+      await pin.getByLabel('PIN', { exact: true }).fill(PIN);
+      await pin.getByRole('button', { name: 'Continue' }).click();
+      await expect.poll(() => banner().count()).toBe(0);
+    });
     await expect.poll(() => banner().count()).toBe(0);
     await expect.poll(() => relogin.count()).toBe(0);
     // Still the Clusters screen, the address half typed as it was.
