@@ -10,6 +10,7 @@ export const methodNames = [
   'auth.logout',
   'auth.status',
   'auth.signInAgain',
+  'auth.sessionNotices',
   'mfa.list',
   'mfa.add',
   'mfa.remove',

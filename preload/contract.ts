@@ -435,6 +435,8 @@ export const methodSchemas = {
   // "Sign in again" before (or after) the session ends: the relogin prompt for that cluster, joined with
   // one already running; resolves to the renewed profile (CANCELLED when the person cancels).
   'auth.signInAgain': z.strictObject({ address: clusterAddress }),
+  // The session notices said so far (the latest per session): a window that opens later shows its banner.
+  'auth.sessionNotices': noArgument,
   'mfa.list': noArgument,
   // Security keys only: an OTP enrollment would put the OTP secret in the renderer (invariant 1).
   // Without a name, the person is asked for one (a deviceName prompt) after the new key has answered.
@@ -490,6 +492,7 @@ export interface MethodResults {
   'auth.logout': ProfileView | null;
   'auth.status': ProfileView | null;
   'auth.signInAgain': ProfileView;
+  'auth.sessionNotices': SessionNotice[];
   'mfa.list': MfaDeviceView[];
   'mfa.add': MfaDeviceView;
   'mfa.remove': null;

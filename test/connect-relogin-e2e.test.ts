@@ -202,6 +202,20 @@ describe('Keyport Connect relogin, end to end', () => {
       .toBe(`Your session ended at ${clockTime(ended.expiresMs)} — Sign in again`);
     await expectAccessible('the "ended" banner');
     await screenshot('banner-ended');
+    // A window loaded after the notice (a reload here) shows it too. It opens on the Account screen, whose
+    // calls after the expiry ask to sign in again: the person cancels, and the banner stays.
+    await page.reload();
+    await expect
+      .poll(() => banner().textContent())
+      .toBe(`Your session ended at ${clockTime(ended.expiresMs)} — Sign in again`);
+    const relogin = dialog('Sign in again');
+    await relogin.waitFor();
+    await relogin.getByRole('button', { name: 'Cancel' }).click();
+    await expect.poll(() => relogin.count()).toBe(0);
+    await expect
+      .poll(() => banner().textContent())
+      .toBe(`Your session ended at ${clockTime(ended.expiresMs)} — Sign in again`);
+    expect(await currentProfile()).toEqual(ended);
   });
 
   it('opening Servers after the expiry shows the relogin prompt, not an error, and completes after the touch', async () => {

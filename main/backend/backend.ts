@@ -275,6 +275,12 @@ export function createBackend(options: BackendOptions): Backend {
       const { reason, cause } = earlyReason(profile, clock());
       return profileView(await relogin.signInAgain(profile.address, reason, cause));
     }),
+    'auth.sessionNotices': bind('auth.sessionNotices', async () =>
+      sessions.notices().flatMap((notice) => {
+        const checked = sessionNoticeSchema.safeParse(notice);
+        return checked.success ? [checked.data] : [];
+      }),
+    ),
     'auth.status': bind('auth.status', async (argument) => {
       const profile = await profiles.getProfile(
         argument?.address ? formatClusterAddress(parseClusterAddress(argument.address)) : undefined,

@@ -119,6 +119,11 @@ describe('the session watcher in the backend', () => {
     clock.advance(10 * 60_000);
     backend.sessions.check();
     expect(notices.map((n) => n.kind)).toEqual(['endsSoon', 'ended']);
+    // A window that opens now asks what was said: the session ended.
+    expect(await backend.handlers['auth.sessionNotices']()).toEqual({
+      ok: true,
+      value: [{ kind: 'ended', address: cluster.address, user: USER, expiresMs, nowMs: expect.any(Number) }],
+    });
   });
 });
 

@@ -74,6 +74,33 @@ export class SessionWatcher {
     }
   }
 
+  /**
+   * The latest notice said of each session still watched ("ended" over "ends soon"), as of now: what a
+   * window that opens after it was said (a reload, a window reopened from a notification) shows.
+   */
+  notices(): SessionNotice[] {
+    const nowMs = this.options.clock();
+    const notices: SessionNotice[] = [];
+    for (const session of this.sessions.values()) {
+      const key = sessionKey(session);
+      const kind = this.said.has(`${key}|ended`)
+        ? 'ended'
+        : this.said.has(`${key}|endsSoon`)
+          ? 'endsSoon'
+          : null;
+      if (kind) {
+        notices.push({
+          kind,
+          address: session.address,
+          user: session.user,
+          expiresMs: session.expiresMs,
+          nowMs,
+        });
+      }
+    }
+    return notices;
+  }
+
   close(): void {
     if (this.timer) clearInterval(this.timer);
     this.sessions.clear();

@@ -2,9 +2,11 @@
 // and the signed-in profile's expiry. The minutes are counted on the service clock: each notice says the
 // service's time when it was said, and the renderer keeps the difference to its own clock (none on a real
 // machine; the lab clock's offset in tests). A notice about another session (one renewed since, another
-// cluster) shows nothing, so a relogin's new session takes the banner away.
+// cluster) shows nothing, so a relogin's new session takes the banner away. A window that opens after a
+// notice (a reload, a window reopened from a desktop notification) asks for the notices said so far.
 import { useEffect, useState } from 'react';
 import type { KeyportApi, ProfileView, SessionNotice } from '../../../preload/contract';
+import { call } from './keyport';
 
 const MINUTE = 60_000;
 
@@ -40,19 +42,33 @@ export function untilNextChange(expiresMs: number, nowMs: number): number {
 
 /** The banner for the signed-in profile, counting down by the minute. */
 export function useSessionBanner(api: KeyportApi, profile: ProfileView | null): SessionBannerState | null {
-  const [heard, setHeard] = useState<HeardNotice | null>(null);
+  // The latest notice per cluster address.
+  const [notices, setNotices] = useState<ReadonlyMap<string, HeardNotice>>(new Map());
   const [nowMs, setNowMs] = useState(() => Date.now());
 
-  useEffect(
-    () =>
-      api.onSessionNotice((notice) => {
-        const arrived = Date.now();
-        setHeard({ notice, skewMs: notice.nowMs === undefined ? 0 : notice.nowMs - arrived });
-        setNowMs(notice.nowMs ?? arrived);
-      }),
-    [api],
-  );
+  useEffect(() => {
+    let live = true;
+    const hear = (notice: SessionNotice, replace: boolean) => {
+      const arrived = Date.now();
+      const heard = { notice, skewMs: notice.nowMs === undefined ? 0 : notice.nowMs - arrived };
+      setNotices((map) => {
+        // An event heard meanwhile is newer than the startup answer.
+        if (!replace && map.has(notice.address)) return map;
+        return new Map(map).set(notice.address, heard);
+      });
+      setNowMs(notice.nowMs ?? arrived);
+    };
+    const off = api.onSessionNotice((notice) => hear(notice, true));
+    void call(() => api.auth.sessionNotices()).then((result) => {
+      if (live && result.ok) for (const notice of result.value) hear(notice, false);
+    });
+    return () => {
+      live = false;
+      off();
+    };
+  }, [api]);
 
+  const heard = profile ? notices.get(profile.address) : undefined;
   const skewMs = heard?.skewMs ?? 0;
   const banner = sessionBanner(heard?.notice ?? null, profile, nowMs);
   const expiresMs = banner?.kind === 'endsSoon' ? profile?.expiresMs : undefined;

@@ -80,6 +80,17 @@ describe('the session banner', () => {
     expect(await seriousViolations()).toEqual([]);
   });
 
+  it('a window that opens after the notice (a reload, a window reopened) shows the banner at once', async () => {
+    const signedIn = profile({ expiresMs: Date.now() - MINUTE });
+    const fake = fakeKeyport({ clusters: [cluster()], profile: signedIn });
+    fake.respond('auth.sessionNotices', ok([notice('ended', signedIn, Date.now())]));
+    render(<App api={fake.api} />);
+    await screen.findByRole('heading', { level: 2, name: 'Account' });
+    await expect
+      .poll(() => banner()?.textContent)
+      .toBe(`Your session ended at ${formatClock(signedIn.expiresMs)} — Sign in again`);
+  });
+
   it('"Sign in again" asks for the relogin at once, and the renewed session takes the banner away', async () => {
     const signedIn = profile({ expiresMs: Date.now() + 5 * MINUTE });
     const fake = await start(signedIn);
