@@ -291,13 +291,32 @@ export type PromptBody =
    * 14:02.", the seed's two lines). The person signs in again, with the password for a password cluster
    * (answered once, like a key PIN, and never kept), or just goes on (passwordless).
    */
-  | { kind: 'relogin'; cluster: string; user: string; reason: string[]; passwordless: boolean }
+  | {
+      kind: 'relogin';
+      cluster: string;
+      user: string;
+      reason: string[];
+      /** Why, for the dialog's words around `reason` (the banner's early "Sign in again" is `endsSoon`). */
+      cause: ReloginCause;
+      /** Passwordless is the cluster's way to sign in: nothing to type, the key asked next. */
+      passwordless: boolean;
+      /** The same factors as the login screen: a choice of second factor, and passwordless when allowed. */
+      secondFactors: SecondFactorKind[];
+      allowPasswordless: boolean;
+    }
   /** The PIV card waits for a touch ("Tap your YubiKey"). Nothing to answer; closed when the step ends. */
   | { kind: 'pivTouch'; message: string }
   /** The PIV card's PIN; `retriesLeft` after a wrong one. */
   | { kind: 'pivPin'; retriesLeft?: number }
   /** The card still has its factory PIN (or PUK): the person chooses a new one, 6 to 8 characters. */
   | { kind: 'newPivPin'; secret: 'pin' | 'puk' };
+
+/**
+ * Why a relogin is asked: the session `expired`, a raised private-key policy (`keyPolicy`: the cluster now
+ * requires a hardware key), a trusted device newly required, the CLI asked (`cli`), the person chose to
+ * before the end (`endsSoon`), or another refusal a relogin resolves (`other`).
+ */
+export type ReloginCause = 'expired' | 'keyPolicy' | 'deviceTrust' | 'cli' | 'endsSoon' | 'other';
 
 export type PromptKind = PromptBody['kind'];
 export type Prompt = PromptBody & { id: string };
@@ -323,9 +342,12 @@ export const promptAnswerSchema = z.discriminatedUnion('kind', [
   }),
   z.strictObject({ kind: z.literal('trustCaPin'), trust: z.boolean() }),
   z.strictObject({ kind: z.literal('deviceName'), name: deviceNameText }),
+  // With a password: password + second factor (`secondFactor` as the login form's choice); without one:
+  // passwordless, where the cluster allows it (the broker checks against the prompt).
   z.strictObject({
     kind: z.literal('relogin'),
     password: z.string().min(1, 'Give the password.').max(1024).optional(),
+    secondFactor: z.enum(['auto', 'otp', 'key']).optional(),
   }),
   z.strictObject({ kind: z.literal('pivPin'), pin: pivPin }),
   z.strictObject({ kind: z.literal('newPivPin'), value: pivPin }),
@@ -410,6 +432,11 @@ export const methodSchemas = {
   }),
   'auth.logout': z.strictObject({ address: clusterAddress.optional() }).optional(),
   'auth.status': z.strictObject({ address: clusterAddress.optional() }).optional(),
+  // "Sign in again" before (or after) the session ends: the relogin prompt for that cluster, joined with
+  // one already running; resolves to the renewed profile (CANCELLED when the person cancels).
+  'auth.signInAgain': z.strictObject({ address: clusterAddress }),
+  // The session notices said so far (the latest per session): a window that opens later shows its banner.
+  'auth.sessionNotices': noArgument,
   'mfa.list': noArgument,
   // Security keys only: an OTP enrollment would put the OTP secret in the renderer (invariant 1).
   // Without a name, the person is asked for one (a deviceName prompt) after the new key has answered.
@@ -464,6 +491,8 @@ export interface MethodResults {
   'auth.loginPasswordless': ProfileView;
   'auth.logout': ProfileView | null;
   'auth.status': ProfileView | null;
+  'auth.signInAgain': ProfileView;
+  'auth.sessionNotices': SessionNotice[];
   'mfa.list': MfaDeviceView[];
   'mfa.add': MfaDeviceView;
   'mfa.remove': null;
@@ -505,6 +534,8 @@ export const sessionNoticeSchema = z.strictObject({
   address: z.string().min(1).max(260),
   user: z.string().min(1).max(255),
   expiresMs: z.int().min(0),
+  /** The service clock when it was said: the renderer counts the minutes left on that clock. */
+  nowMs: z.int().min(0).optional(),
 });
 export type SessionNotice = z.infer<typeof sessionNoticeSchema>;
 

@@ -28,6 +28,10 @@ export interface StagedReloginOptions {
   old: Profile;
   /** The login's prompts, signal, device and card options (its profiles, cluster, user and keystore are the old profile's). */
   login: Omit<LoginOptions, 'profiles' | 'address' | 'user' | 'keystore' | 'mfa'>;
+  /** How to sign in (default: the cluster's way, as `keyport login` without --auth). */
+  method?: 'password' | 'passwordless';
+  /** With a password: which second factor (the app's relogin prompt offers the login form's choice). */
+  mfa?: LoginOptions['mfa'];
   /** The card's PIN and "Tap your YubiKey" for step 2's signature. */
   piv: PivPrompts;
   /** The process's long-lived card sessions (the app's), for step 2's signature. */
@@ -53,10 +57,15 @@ export async function stagedRelogin(options: StagedReloginOptions): Promise<Prof
     await staged.trustCluster(trusted);
     // 1. The login ceremony, into the staging home.
     const common = { ...login, profiles: staged, address, keystore: old.keystore };
+    const method = options.method ?? (trusted.connectorName === 'passwordless' ? 'passwordless' : 'password');
     const renewed =
-      trusted.connectorName === 'passwordless'
+      method === 'passwordless'
         ? await loginPasswordless({ ...common, user: old.user })
-        : await loginWithPassword({ ...common, user: old.user });
+        : await loginWithPassword({
+            ...common,
+            user: old.user,
+            ...(options.mfa ? { mfa: options.mfa } : {}),
+          });
     // 2. The card signs for the new session (its touch, its PIN), before anything of the old one goes.
     const api = await connectAsProfile(staged, renewed, undefined, {
       piv: options.piv,

@@ -32,6 +32,12 @@ const malformed: Record<MethodName, { argument: unknown; fieldPath: string }[]> 
   'auth.loginPasswordless': [{ argument: { address: 7 }, fieldPath: 'address' }],
   'auth.logout': [{ argument: { address: '' }, fieldPath: 'address' }],
   'auth.status': [{ argument: 'me', fieldPath: 'argument' }],
+  'auth.sessionNotices': [{ argument: { address: '127.0.0.1:3025' }, fieldPath: 'address' }],
+  'auth.signInAgain': [
+    { argument: {}, fieldPath: 'address' },
+    { argument: { address: 'https://auth.example.com' }, fieldPath: 'address' },
+    { argument: { address: '127.0.0.1:3025', password: 'x' }, fieldPath: 'password' },
+  ],
   'mfa.list': [{ argument: { user: 'bob' }, fieldPath: 'user' }],
   'mfa.add': [
     { argument: { name: '   ' }, fieldPath: 'name' },
@@ -188,6 +194,8 @@ describe('the backend handler table', () => {
         loginPasswordless: handlers['auth.loginPasswordless'],
         logout: handlers['auth.logout'],
         status: handlers['auth.status'],
+        signInAgain: handlers['auth.signInAgain'],
+        sessionNotices: handlers['auth.sessionNotices'],
       },
       mfa: { list: handlers['mfa.list'], add: handlers['mfa.add'], remove: handlers['mfa.remove'] },
       device: { status: handlers['device.status'], enroll: handlers['device.enroll'] },

@@ -29,7 +29,7 @@ import { webApprovalSteps } from './web-approval';
 import type { OpenInBrowser } from './web-approval';
 import { watchProfiles } from './profile-watcher';
 import { handlerBinder } from './bind';
-import { createRelogin, seedNotice } from './relogin';
+import { createRelogin, earlyReason, seedNotice } from './relogin';
 import type { Relogin } from './relogin';
 import { SessionWatcher } from './session-watcher';
 import { PromptBroker } from './prompt-broker';
@@ -269,6 +269,18 @@ export function createBackend(options: BackendOptions): Backend {
       }),
     ),
     'auth.logout': bind('auth.logout', (argument) => signOut(argument?.address)),
+    // The banner's (or the tray's) "Sign in again": the relogin prompt now, joined with one already open.
+    'auth.signInAgain': bind('auth.signInAgain', async ({ address }) => {
+      const profile = await signedIn(address);
+      const { reason, cause } = earlyReason(profile, clock());
+      return profileView(await relogin.signInAgain(profile.address, reason, cause));
+    }),
+    'auth.sessionNotices': bind('auth.sessionNotices', async () =>
+      sessions.notices().flatMap((notice) => {
+        const checked = sessionNoticeSchema.safeParse(notice);
+        return checked.success ? [checked.data] : [];
+      }),
+    ),
     'auth.status': bind('auth.status', async (argument) => {
       const profile = await profiles.getProfile(
         argument?.address ? formatClusterAddress(parseClusterAddress(argument.address)) : undefined,

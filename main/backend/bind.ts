@@ -9,13 +9,14 @@ import type { Relogin } from './relogin';
 import { toContractError } from './views';
 
 /**
- * The methods that sign in (or out): their failures belong to the login form, so no relogin starts from
- * them. Every other handler runs through retryWithRelogin.
+ * The methods that sign in (or out): their failures belong to the login form (or to the relogin the person
+ * asked for), so no relogin starts from them. Every other handler runs through retryWithRelogin.
  */
 export const SIGN_IN_METHODS: ReadonlySet<MethodName> = new Set([
   'auth.login',
   'auth.loginPasswordless',
   'auth.logout',
+  'auth.signInAgain',
 ]);
 
 /** The cluster a method's argument names (`cluster`, or `address`), undefined for the current profile. */

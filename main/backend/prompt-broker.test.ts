@@ -193,6 +193,9 @@ describe('PromptBroker, hardware-key prompts', () => {
       'Unmet private key policy "hardware_key_touch".',
       'Relogging in with hardware-backed private key.',
     ],
+    cause: 'keyPolicy' as const,
+    secondFactors: ['webauthn' as const, 'otp' as const],
+    allowPasswordless: false,
   };
 
   it('a password relogin resolves with the password typed, and refuses an answer without one', async () => {
@@ -202,10 +205,14 @@ describe('PromptBroker, hardware-key prompts', () => {
     expect(() => broker.answer(shown[0]!.id, { kind: 'relogin' })).toThrow(
       expect.objectContaining({ code: 'INVALID_ARGUMENT', fields: { fieldPath: 'value.password' } }),
     );
-    // Still open after the refused answer.
+    // A second factor without a password is refused too.
+    expect(() => broker.answer(shown[0]!.id, { kind: 'relogin', secondFactor: 'otp' })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+    );
+    // Still open after the refused answers.
     expect(broker.current()?.id).toBe(shown[0]!.id);
-    broker.answer(shown[0]!.id, { kind: 'relogin', password: 'ivy-password-123' });
-    await expect(asked).resolves.toBe('ivy-password-123');
+    broker.answer(shown[0]!.id, { kind: 'relogin', password: 'ivy-password-123', secondFactor: 'otp' });
+    await expect(asked).resolves.toEqual({ password: 'ivy-password-123', secondFactor: 'otp' });
   });
 
   it('a passwordless relogin resolves with no password, and is never sent one', async () => {
@@ -215,7 +222,14 @@ describe('PromptBroker, hardware-key prompts', () => {
       expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
     );
     broker.answer(shown[0]!.id, { kind: 'relogin' });
-    await expect(asked).resolves.toBeUndefined();
+    await expect(asked).resolves.toEqual({});
+  });
+
+  it('a password cluster that allows passwordless takes either: no password means passwordless', async () => {
+    const { broker, shown } = recordingBroker();
+    const asked = broker.ceremony().relogin({ ...relogin, passwordless: false, allowPasswordless: true });
+    broker.answer(shown[0]!.id, { kind: 'relogin' });
+    await expect(asked).resolves.toEqual({});
   });
 
   it('asks the PIV PIN (attempts left after a wrong one), a new PIN and PUK, and shows the touch until the next step', async () => {

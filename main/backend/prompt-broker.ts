@@ -7,7 +7,8 @@ import type { DevicePrompts } from '../../client/ceremonies/devices';
 import type { LoginPrompts } from '../../client/ceremonies/login';
 import type { PivSetupPrompts } from '../../client/hardware/piv/session-key';
 import type { SecurityKeyPrompts } from '../../client/webauthn';
-import type { Prompt, PromptAnswer, PromptBody, PromptClosed } from '../../preload/contract';
+import type { Prompt, PromptAnswer, PromptBody, PromptClosed, ReloginCause } from '../../preload/contract';
+import type { SecondFactorKind } from '../../preload/contract';
 
 export interface PromptEvents {
   prompt(prompt: Prompt): void;
@@ -36,14 +37,19 @@ export interface CeremonyPrompts extends LoginPrompts, DevicePrompts {
   piv: PivSetupPrompts;
   /**
    * Asks the person to sign in again because a call was refused for a reason a relogin resolves (`reason`:
-   * why, e.g. the seed's two lines for a raised key policy). Resolves with the password for a password cluster, undefined for a passwordless one.
+   * why, e.g. the seed's two lines for a raised key policy), with the login screen's factors. Resolves with
+   * the password and the second factor chosen, or no password: passwordless (the cluster's default, or
+   * chosen where it allows it).
    */
   relogin(request: {
     cluster: string;
     user: string;
     reason: string[];
+    cause: ReloginCause;
     passwordless: boolean;
-  }): Promise<string | undefined>;
+    secondFactors: SecondFactorKind[];
+    allowPasswordless: boolean;
+  }): Promise<{ password?: string; secondFactor?: 'auto' | 'otp' | 'key' }>;
   /** Says something that asks nothing (a notice prompt), until the ceremony's next prompt or its end. */
   notice(message: string): void;
   /** Shows that hardware is working (a progress prompt, nothing to answer) until `progressDone`. */
@@ -53,6 +59,27 @@ export interface CeremonyPrompts extends LoginPrompts, DevicePrompts {
   signal: AbortSignal;
   /** Closes what this ceremony still shows or queued; call when it ends, however it ends. */
   finish(): void;
+}
+
+/**
+ * A relogin's answer offers only what its prompt offered: a password cluster needs the password unless it
+ * allows passwordless; a passwordless one is never sent one; a second factor goes with a password only.
+ */
+function reloginAnswerFits(
+  prompt: Extract<PromptBody, { kind: 'relogin' }>,
+  answer: Extract<PromptAnswer, { kind: 'relogin' }>,
+): void {
+  const refuse = (message: string, field: string) =>
+    new KeyportError('INVALID_ARGUMENT', message, { fieldPath: `value.${field}` });
+  if (prompt.passwordless && answer.password !== undefined) {
+    throw refuse('No password is asked: just continue.', 'password');
+  }
+  if (answer.password === undefined && !prompt.passwordless && !prompt.allowPasswordless) {
+    throw refuse('Give the password.', 'password');
+  }
+  if (answer.secondFactor !== undefined && answer.password === undefined) {
+    throw refuse('A second factor goes with a password.', 'secondFactor');
+  }
 }
 
 function cancelled(): KeyportError {
@@ -108,7 +135,10 @@ export class PromptBroker {
       signal: ceremony.controller.signal,
       securityKey,
       piv,
-      relogin: async (request) => (await ask({ kind: 'relogin', ...request })).password,
+      relogin: async (request) => {
+        const { password, secondFactor } = await ask({ kind: 'relogin', ...request });
+        return { ...(password === undefined ? {} : { password }), ...(secondFactor ? { secondFactor } : {}) };
+      },
       confirmCaPin: async (address, caPin) => (await ask({ kind: 'trustCaPin', address, caPin })).trust,
       otpCode: async () => (await ask({ kind: 'otpCode' })).code.trim(),
       deviceName: async () => (await ask({ kind: 'deviceName' })).name.trim(),
@@ -141,16 +171,7 @@ export class PromptBroker {
         { fieldPath: 'value.kind' },
       );
     }
-    if (answer.kind === 'relogin' && entry.prompt.kind === 'relogin') {
-      // A password cluster needs the password; a passwordless one is never sent one.
-      if (entry.prompt.passwordless === (answer.password !== undefined)) {
-        throw new KeyportError(
-          'INVALID_ARGUMENT',
-          entry.prompt.passwordless ? 'No password is asked: just continue.' : 'Give the password.',
-          { fieldPath: 'value.password' },
-        );
-      }
-    }
+    if (answer.kind === 'relogin' && entry.prompt.kind === 'relogin') reloginAnswerFits(entry.prompt, answer);
     if (answer.kind === 'chooseKey' && entry.prompt.kind === 'chooseKey') {
       if (answer.index >= entry.prompt.accounts.length) {
         throw new KeyportError('INVALID_ARGUMENT', 'Choose one of the accounts shown.', {

@@ -76,6 +76,6 @@ function serve(socket: Socket, relogin: Pick<Relogin, 'signInAgain'>): void {
       );
       return;
     }
-    relogin.signInAgain(cluster, [CLI_RELOGIN_REASON]).then(() => answer({ ok: true }), refuse);
+    relogin.signInAgain(cluster, [CLI_RELOGIN_REASON], 'cli').then(() => answer({ ok: true }), refuse);
   });
 }

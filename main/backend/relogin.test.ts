@@ -8,7 +8,7 @@ import { ProfileStore } from '../../client/profiles';
 import type { Prompt } from '../../preload/contract';
 import { PromptBroker } from './prompt-broker';
 import { removeStaleStaging } from '../../client/ceremonies/relogin';
-import { clockTime, createRelogin, reasonFor, seedNotice } from './relogin';
+import { causeOf, clockTime, createRelogin, earlyReason, reasonFor, seedNotice } from './relogin';
 
 describe('retryWithRelogin', () => {
   it('runs the action once, hands other errors on as they are, and asks nothing without a profile', async () => {
@@ -65,6 +65,22 @@ describe('reasonFor', () => {
       resolvableByRelogin: true,
     });
     expect(reasonFor(device, profile)).toEqual(['A trusted device is required.']);
+    // The cause the dialog words it by.
+    expect([expired, policy, device].map(causeOf)).toEqual(['expired', 'keyPolicy', 'deviceTrust']);
+    const noPolicy = new KeyportError('PRIVATE_KEY_POLICY_NOT_MET', 'x', { resolvableByRelogin: true });
+    expect(causeOf(noPolicy)).toBe('other');
+  });
+
+  it('says when the session ends, or ended, when the person asks to sign in again', () => {
+    const profile = { expiresMs: new Date(2026, 0, 5, 14, 2).getTime() } as Parameters<typeof earlyReason>[0];
+    expect(earlyReason(profile, profile.expiresMs - 1)).toEqual({
+      reason: ['Your session ends at 14:02.'],
+      cause: 'endsSoon',
+    });
+    expect(earlyReason(profile, profile.expiresMs)).toEqual({
+      reason: ['Your session ended at 14:02.'],
+      cause: 'expired',
+    });
   });
 });
 

@@ -9,8 +9,8 @@
 // action refused after a relogin finished during it runs again without asking (its session was renewed
 // under it). The relogin has a ceremony of its own, not the action's, since several actions share it:
 //   1. asks the person to sign in again, saying why (a `relogin` prompt: "Your session ended at 14:02",
-//      the seed's two lines for a raised key policy; the password for a password cluster, nothing for a
-//      passwordless one);
+//      the seed's two lines for a raised key policy) and offering the login screen's factors (the password
+//      and a choice of second factor; passwordless where the cluster allows it or makes it its default);
 //   2. runs the login ceremony for the profile's cluster and user (the second factor asked again; the
 //      PIV card's key, PIN and touch where the cluster requires a hardware key), writing into a staging
 //      KEYPORT_HOME of its own;
@@ -28,7 +28,9 @@ import type { CardSessions } from '../../client/hardware/piv/card-sessions';
 import type { ProfileStore } from '../../client/profiles';
 import type { Profile } from '../../client/profiles';
 import { notSignedIn } from '../../client/session';
+import type { ReloginCause } from '../../preload/contract';
 import type { CeremonyPrompts } from './prompt-broker';
+import { clusterView } from './views';
 
 export interface ReloginOptions {
   profiles: ProfileStore;
@@ -48,8 +50,11 @@ export interface Relogin {
    * the cluster) and runs `action` exactly once more. Any other error is thrown as it is.
    */
   retryWithRelogin<T>(cluster: string | undefined, action: () => Promise<T>): Promise<T>;
-  /** Signs in to `cluster` again, saying `reason`, or joins the relogin running for it. */
-  signInAgain(cluster: string, reason: string[]): Promise<Profile>;
+  /**
+   * Signs in to `cluster` again, saying `reason` (the dialog words it by `cause`, default `other`), or
+   * joins the relogin running for it.
+   */
+  signInAgain(cluster: string, reason: string[], cause?: ReloginCause): Promise<Profile>;
 }
 
 /** Whether signing in again can resolve `error` (the flag the cluster and the client core set). */
@@ -63,7 +68,7 @@ export function createRelogin(options: ReloginOptions): Relogin {
   // Bumped by every relogin that succeeds: an action refused after one finished runs again without asking.
   let renewals = 0;
 
-  function signInAgain(address: string, reason: string[]): Promise<Profile> {
+  function signInAgain(address: string, reason: string[], cause: ReloginCause): Promise<Profile> {
     let relogin = running.get(address);
     if (!relogin) {
       relogin = (async () => {
@@ -71,7 +76,7 @@ export function createRelogin(options: ReloginOptions): Relogin {
         if (!old) throw notSignedIn(`sign in to ${address} again`);
         const prompts = options.ceremony();
         try {
-          const renewed = await reloginSteps(options, prompts, old, reason);
+          const renewed = await reloginSteps(options, prompts, old, { reason, cause });
           renewals += 1;
           return renewed;
         } finally {
@@ -93,12 +98,13 @@ export function createRelogin(options: ReloginOptions): Relogin {
         const profile = await profiles.getProfile(normalize(cluster)).catch(() => undefined);
         if (!profile) throw error;
         if (renewals === renewalsBefore || running.has(profile.address)) {
-          await signInAgain(profile.address, reasonFor(error, profile));
+          await signInAgain(profile.address, reasonFor(error, profile), causeOf(error));
         }
       }
       return action();
     },
-    signInAgain: (cluster, reason) => signInAgain(formatClusterAddress(parseClusterAddress(cluster)), reason),
+    signInAgain: (cluster, reason, cause = 'other') =>
+      signInAgain(formatClusterAddress(parseClusterAddress(cluster)), reason, cause),
   };
 }
 
@@ -112,6 +118,25 @@ export function reasonFor(error: KeyportError, profile: Profile): string[] {
   if (policy && isPrivateKeyPolicy(policy) && policy !== 'none') return reloginNotices(policy);
   if (error.code === 'CERTIFICATE_EXPIRED') return [`Your session ended at ${clockTime(profile.expiresMs)}.`];
   return [error.message];
+}
+
+/** Why, for the dialog's words: the error's code (a policy refusal naming no policy is another). */
+export function causeOf(error: KeyportError): ReloginCause {
+  if (error.code === 'CERTIFICATE_EXPIRED') return 'expired';
+  if (error.code === 'DEVICE_TRUST_REQUIRED') return 'deviceTrust';
+  const policy = error.code === 'PRIVATE_KEY_POLICY_NOT_MET' ? error.fields.privateKeyPolicy : undefined;
+  return policy && isPrivateKeyPolicy(policy) && policy !== 'none' ? 'keyPolicy' : 'other';
+}
+
+/**
+ * What the prompt says when the person asks to sign in again (the banner's "Sign in again"): the session
+ * ended at HH:MM, or ends then.
+ */
+export function earlyReason(profile: Profile, nowMs: number): { reason: string[]; cause: ReloginCause } {
+  const at = clockTime(profile.expiresMs);
+  return nowMs >= profile.expiresMs
+    ? { reason: [`Your session ended at ${at}.`], cause: 'expired' }
+    : { reason: [`Your session ends at ${at}.`], cause: 'endsSoon' };
 }
 
 /** HH:MM in the machine's time zone, as the person's clock shows it. */
@@ -146,19 +171,25 @@ async function reloginSteps(
   options: ReloginOptions,
   prompts: CeremonyPrompts,
   old: Profile,
-  said: string[],
+  why: { reason: string[]; cause: ReloginCause },
 ): Promise<Profile> {
   const { profiles, env } = options;
+  const said = why.reason;
   const address = parseClusterAddress(old.address);
   const trusted = await profiles.getTrustedCluster(address);
   if (!trusted) throw notSignedIn(`sign in to ${old.address} again`);
-  const passwordless = trusted.connectorName === 'passwordless';
-  // 1. The explanation, and the password (never kept: it goes with this login only).
-  const password = await prompts.relogin({
+  const { passwordlessDefault, secondFactors, allowPasswordless } = clusterView(trusted);
+  // 1. The explanation, and the login screen's factors: the password (never kept: it goes with this login
+  // only) and the second factor chosen, or passwordless.
+  const { password, secondFactor } = await prompts.relogin({
     cluster: old.address,
     user: old.user,
     reason: said,
-    passwordless,
+    cause: why.cause,
+    passwordless: passwordlessDefault,
+    secondFactors,
+    // Passwordless needs a security key the cluster accepts (second_factor "off" has none).
+    allowPasswordless: allowPasswordless && secondFactors.includes('webauthn'),
   });
 
   try {
@@ -166,6 +197,8 @@ async function reloginSteps(
     const renewed = await stagedRelogin({
       profiles,
       old,
+      method: password === undefined ? 'passwordless' : 'password',
+      ...(secondFactor ? { mfa: secondFactor } : {}),
       login: {
         signal: prompts.signal,
         device: { env },

@@ -16,6 +16,7 @@ import { createHardwareKeyUsers, hardwareKeyUserPassword } from '../../lab/hardw
 import { KeyportError } from '../../proto/errors';
 import type { Prompt, ProfileView, SessionNotice } from '../../preload/contract';
 import { createBackend } from './backend';
+import { clockTime } from './relogin';
 import type { Backend } from './backend';
 
 const USER = 'rita';
@@ -112,10 +113,17 @@ describe('the session watcher in the backend', () => {
     clock.advance(expiresMs - clock.now() - 5 * 60_000);
     backend.sessions.check();
     backend.sessions.check();
-    expect(notices).toEqual([{ kind: 'endsSoon', address: cluster.address, user: USER, expiresMs }]);
+    expect(notices).toEqual([
+      { kind: 'endsSoon', address: cluster.address, user: USER, expiresMs, nowMs: expect.any(Number) },
+    ]);
     clock.advance(10 * 60_000);
     backend.sessions.check();
     expect(notices.map((n) => n.kind)).toEqual(['endsSoon', 'ended']);
+    // A window that opens now asks what was said: the session ended.
+    expect(await backend.handlers['auth.sessionNotices']()).toEqual({
+      ok: true,
+      value: [{ kind: 'ended', address: cluster.address, user: USER, expiresMs, nowMs: expect.any(Number) }],
+    });
   });
 });
 
@@ -215,6 +223,58 @@ describe('retryWithRelogin', () => {
       }),
     ).rejects.toBe(denied);
     expect(runs).toBe(1);
+    expect(shown).toEqual([]);
+  });
+});
+
+describe('auth.signInAgain (the banner\'s "Sign in again")', () => {
+  it('before the end: the relogin prompt says when the session ends, and the session is renewed', async () => {
+    const before = await session();
+    shown = [];
+    answerRelogin = 'password';
+    const renewed = await backend.handlers['auth.signInAgain']({ address: cluster.address });
+    expect(renewed).toMatchObject({ ok: true, value: { address: cluster.address, user: USER } });
+    expect(shown.filter((p) => p.kind === 'relogin')).toEqual([
+      expect.objectContaining({
+        cluster: cluster.address,
+        user: USER,
+        reason: [`Your session ends at ${clockTime(before.expiresMs)}.`],
+        cause: 'endsSoon',
+        passwordless: false,
+        secondFactors: [],
+        allowPasswordless: false,
+      }),
+    ]);
+    expect(await profiles.getProfile(cluster.address)).toMatchObject({
+      validAfterMs: renewed.ok ? renewed.value.validAfterMs : -1,
+    });
+  });
+
+  it('after the end it says the session ended; a cancel answers CANCELLED and KEYPORT_HOME is as it was', async () => {
+    await expireSession();
+    const ended = await session();
+    const homeBefore = await folderSnapshot(home);
+    shown = [];
+    answerRelogin = 'cancel';
+    expect(await backend.handlers['auth.signInAgain']({ address: cluster.address })).toMatchObject({
+      ok: false,
+      error: { code: 'CANCELLED' },
+    });
+    expect(shown.map((p) => (p.kind === 'relogin' ? [p.cause, p.reason] : p.kind))).toEqual([
+      ['expired', [`Your session ended at ${clockTime(ended.expiresMs)}.`]],
+    ]);
+    expect(await folderSnapshot(home)).toEqual(homeBefore);
+  });
+
+  it('asks nothing for a cluster with no session, and refuses a malformed address before anything runs', async () => {
+    shown = [];
+    expect(await backend.handlers['auth.signInAgain']({ address: '127.0.0.1:1' })).toMatchObject({
+      ok: false,
+    });
+    expect(await backend.handlers['auth.signInAgain']({ address: 'https://x' })).toMatchObject({
+      ok: false,
+      error: { code: 'INVALID_ARGUMENT', details: { fieldPath: 'address' } },
+    });
     expect(shown).toEqual([]);
   });
 });

@@ -44,7 +44,13 @@ describe('SessionWatcher', () => {
     watcher.check();
     watcher.check();
     expect(notices).toEqual([
-      { kind: 'endsSoon', address: session.address, user: 'alice', expiresMs: session.expiresMs },
+      {
+        kind: 'endsSoon',
+        address: session.address,
+        user: 'alice',
+        expiresMs: session.expiresMs,
+        nowMs: expect.any(Number),
+      },
     ]);
     clock.advance(9 * MINUTE);
     watcher.check();
@@ -82,8 +88,16 @@ describe('SessionWatcher', () => {
     watcher.check();
     watcher.check();
     expect(notices).toEqual([
-      { kind: 'ended', address: session.address, user: 'alice', expiresMs: session.expiresMs },
+      {
+        kind: 'ended',
+        address: session.address,
+        user: 'alice',
+        expiresMs: session.expiresMs,
+        nowMs: expect.any(Number),
+      },
     ]);
+    // The time it was said, on the service clock: after the jump, past the expiry.
+    expect(notices[0]!.nowMs).toBeGreaterThanOrEqual(session.expiresMs);
   });
 
   it('a sleep into the last minutes says "ends soon", then "ended" at the expiry', () => {
@@ -117,6 +131,28 @@ describe('SessionWatcher', () => {
     clock.advance(60 * MINUTE);
     watcher.check();
     expect(notices).toHaveLength(2);
+  });
+
+  it('gives the latest notice of each watched session to a window that opens later; none once signed out', () => {
+    const { clock, watcher, session } = start();
+    watcher.track(session);
+    expect(watcher.notices()).toEqual([]);
+    clock.advance(55 * MINUTE);
+    watcher.check();
+    expect(watcher.notices()).toEqual([
+      expect.objectContaining({ kind: 'endsSoon', expiresMs: session.expiresMs, nowMs: expect.any(Number) }),
+    ]);
+    clock.advance(10 * MINUTE);
+    watcher.check();
+    const [ended] = watcher.notices();
+    expect(ended).toMatchObject({ kind: 'ended', address: session.address, user: 'alice' });
+    expect(ended!.nowMs).toBeGreaterThanOrEqual(session.expiresMs);
+    // A renewed session has said nothing yet; a signed-out one is gone.
+    watcher.track({ ...session, validAfterMs: clock.now(), expiresMs: clock.now() + 60 * MINUTE });
+    expect(watcher.notices()).toEqual([]);
+    watcher.check();
+    watcher.forget(session.address);
+    expect(watcher.notices()).toEqual([]);
   });
 
   it('ticks on its own timer, reading the clock at each tick', async () => {

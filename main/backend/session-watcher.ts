@@ -69,9 +69,36 @@ export class SessionWatcher {
   check(): void {
     const now = this.options.clock();
     for (const session of this.sessions.values()) {
-      if (now >= session.expiresMs) this.say(session, 'ended');
-      else if (now >= session.expiresMs - this.warnBeforeMs) this.say(session, 'endsSoon');
+      if (now >= session.expiresMs) this.say(session, 'ended', now);
+      else if (now >= session.expiresMs - this.warnBeforeMs) this.say(session, 'endsSoon', now);
     }
+  }
+
+  /**
+   * The latest notice said of each session still watched ("ended" over "ends soon"), as of now: what a
+   * window that opens after it was said (a reload, a window reopened from a notification) shows.
+   */
+  notices(): SessionNotice[] {
+    const nowMs = this.options.clock();
+    const notices: SessionNotice[] = [];
+    for (const session of this.sessions.values()) {
+      const key = sessionKey(session);
+      const kind = this.said.has(`${key}|ended`)
+        ? 'ended'
+        : this.said.has(`${key}|endsSoon`)
+          ? 'endsSoon'
+          : null;
+      if (kind) {
+        notices.push({
+          kind,
+          address: session.address,
+          user: session.user,
+          expiresMs: session.expiresMs,
+          nowMs,
+        });
+      }
+    }
+    return notices;
   }
 
   close(): void {
@@ -80,7 +107,7 @@ export class SessionWatcher {
     this.said.clear();
   }
 
-  private say(session: WatchedSession, kind: SessionNotice['kind']): void {
+  private say(session: WatchedSession, kind: SessionNotice['kind'], nowMs: number): void {
     const key = `${sessionKey(session)}|${kind}`;
     if (this.said.has(key)) return;
     this.said.add(key);
@@ -89,6 +116,7 @@ export class SessionWatcher {
       address: session.address,
       user: session.user,
       expiresMs: session.expiresMs,
+      nowMs,
     });
   }
 

@@ -96,6 +96,19 @@ describe('appReducer', () => {
     });
   });
 
+  it('keeps any screen on show when its session is renewed (a relogin), but a sign-in from the login moves on', () => {
+    let state = started([a, b], profile({ address: b.address }));
+    const renewed = profile({ address: b.address, expiresMs: Date.now() + 7_200_000 });
+    state = appReducer(state, { type: 'navigate', screen: { name: 'clusters' } });
+    expect(
+      appReducer(state, { type: 'profileChanged', address: b.address, profile: renewed }).screen,
+    ).toEqual({ name: 'clusters' });
+    state = appReducer(state, { type: 'navigate', screen: { name: 'login', address: b.address } });
+    expect(
+      appReducer(state, { type: 'profileChanged', address: b.address, profile: renewed }).screen,
+    ).toEqual({ name: 'account' });
+  });
+
   it('does not navigate to the account without a profile', () => {
     const state = started();
     expect(appReducer(state, { type: 'navigate', screen: { name: 'account' } })).toBe(state);

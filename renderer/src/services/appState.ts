@@ -121,12 +121,14 @@ export function appReducer(state: AppState, event: AppEvent): AppState {
     }
     case 'profileChanged': {
       if (event.profile) {
-        // A session renewed on the cluster whose servers are on show (a relogin) keeps them on show.
-        const keepServers =
-          (state.screen.name === 'servers' || state.screen.name === 'terminals') &&
-          state.profile?.address === event.address;
+        // A session renewed (a relogin, here or by the CLI) keeps what is on screen, a half-filled form
+        // included; only a sign-in from the login screen moves on to the account.
+        const renewed =
+          state.profile?.address === event.address &&
+          state.screen.name !== 'login' &&
+          state.screen.name !== 'loading';
         // A link's screen stays: signing in is a step on the way to what it asks.
-        const keep = keepServers || isLinkScreen(state.screen);
+        const keep = renewed || isLinkScreen(state.screen);
         return {
           ...state,
           profile: event.profile,

@@ -131,6 +131,7 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
     'app.ready': () => ok(null),
     'clusters.list': () => ok(state.clusters ?? []),
     'auth.status': () => ok(state.profile ?? null),
+    'auth.sessionNotices': () => ok([]),
     'mfa.list': () => ok(state.devices ?? []),
     'device.status': () => ok(state.deviceTrust ?? deviceTrust({ mode: 'off', state: 'not_registered' })),
     'nodes.list': () => ok(state.nodes ?? []),
@@ -172,6 +173,8 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
       loginPasswordless: (argument) => invoke('auth.loginPasswordless', argument),
       logout: (argument) => invoke('auth.logout', argument),
       status: (argument) => invoke('auth.status', argument),
+      signInAgain: (argument) => invoke('auth.signInAgain', argument),
+      sessionNotices: (argument) => invoke('auth.sessionNotices', argument),
     },
     mfa: {
       list: (argument) => invoke('mfa.list', argument),

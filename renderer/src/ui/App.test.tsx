@@ -34,6 +34,7 @@ describe('App', () => {
     expect(fake.calls.map((c) => c.method).sort()).toEqual([
       'app.info',
       'app.ready',
+      'auth.sessionNotices',
       'auth.status',
       'clusters.list',
       'deepLinks.current',
@@ -43,6 +44,7 @@ describe('App', () => {
     expect(fake.listenerCount('onPromptClosed')).toBe(1);
     expect(fake.listenerCount('onProfileChanged')).toBe(1);
     expect(fake.listenerCount('onDeepLink')).toBe(1);
+    expect(fake.listenerCount('onSessionNotice')).toBe(1);
   });
 
   it('tells the host it is ready once, when the first screen takes input, not while it loads', async () => {
@@ -124,7 +126,10 @@ describe('App', () => {
         cluster: 'c:3025',
         user: 'ivy',
         reason: ['x'],
+        cause: 'other',
         passwordless: true,
+        secondFactors: [],
+        allowPasswordless: false,
       }),
     );
     expect(await seriousViolations()).toEqual([]);

@@ -11,6 +11,7 @@ import { ErrorAlert } from './components/ErrorAlert';
 import { Progress } from './components/Progress';
 import { Login } from './Login/Login';
 import { PromptsHost } from './Prompts/PromptsHost';
+import { SessionBanner } from './Relogin/SessionBanner';
 import { useTerminalTabs } from '../services/terminals';
 import type { TerminalTabs as Tabs } from '../services/terminals';
 import { Servers } from './Servers/Servers';
@@ -93,6 +94,7 @@ export function App({ api }: { api: KeyportApi }) {
             </nav>
             {profile && <p className="signed-in">Signed in as {profile.user}</p>}
           </header>
+          <SessionBanner profile={profile} />
           <main className="app-main" tabIndex={-1} aria-busy={screen.name === 'loading' || undefined}>
             {state.startupError && (
               <ErrorAlert

@@ -53,7 +53,7 @@ describe('Clusters screen', () => {
     const items = within(screen.getByRole('list', { name: 'Trusted clusters' })).getAllByRole('listitem');
     expect(within(items[0]!).queryByRole('button', { name: 'Sign in to prod' })).not.toBeInTheDocument();
     expect(within(items[1]!).getByRole('button', { name: 'Sign in to lab' })).toBeInTheDocument();
-    await user.click(within(items[0]!).getByRole('button', { name: 'Open your account on prod' }));
+    await user.click(within(items[0]!).getByRole('button', { name: 'Open account on prod' }));
     expect(await screen.findByRole('heading', { level: 2, name: 'Account' })).toBeInTheDocument();
   });
 

@@ -85,7 +85,7 @@ export function Clusters({
                   <button
                     type="button"
                     className="button button-primary"
-                    aria-label={`Open your account on ${cluster.name}`}
+                    aria-label={`Open account on ${cluster.name}`}
                     onClick={onOpenAccount}
                   >
                     Open account

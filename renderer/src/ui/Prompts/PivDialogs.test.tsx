@@ -9,11 +9,6 @@ import { renderWithKeyport } from '../../testing/render';
 import { describeError } from '../../services/errors';
 import { App } from '../App';
 
-const REASON = [
-  'Unmet private key policy "hardware_key_touch".',
-  'Relogging in with hardware-backed private key.',
-];
-
 function setup() {
   const fake = fakeKeyport();
   renderWithKeyport(fake.api, <p>Behind</p>);
@@ -22,44 +17,6 @@ function setup() {
 }
 
 describe('hardware-key prompts', () => {
-  it("explains a relogin with the seed's two lines and answers with the password typed", async () => {
-    const { fake, show, user } = setup();
-    show({
-      id: 'p1',
-      kind: 'relogin',
-      cluster: 'auth.example.com:3025',
-      user: 'ivy',
-      reason: REASON,
-      passwordless: false,
-    });
-    const dialog = screen.getByRole('dialog', { name: 'Sign in again' });
-    for (const line of REASON) expect(within(dialog).getByText(line)).toBeInTheDocument();
-    expect(dialog).toHaveTextContent('Sign in again as ivy on auth.example.com:3025');
-    const password = within(dialog).getByLabelText('Password');
-    expect(password).toHaveAttribute('type', 'password');
-    expect(password).toHaveFocus();
-    await user.click(within(dialog).getByRole('button', { name: 'Sign in' }));
-    expect(within(dialog).getByRole('alert')).toHaveTextContent('Enter your password.');
-    expect(fake.callsTo('prompts.answer')).toEqual([]);
-    await user.type(password, 'ivy-password-123{Enter}');
-    expect(fake.callsTo('prompts.answer')).toEqual([
-      { id: 'p1', value: { kind: 'relogin', password: 'ivy-password-123' } },
-    ]);
-    expect(screen.queryByRole('dialog')).not.toBeInTheDocument();
-  });
-
-  it('continues a passwordless relogin without a password, and cancels with Escape', async () => {
-    const { fake, show, user } = setup();
-    show({ id: 'p1', kind: 'relogin', cluster: 'c:3025', user: 'ivy', reason: REASON, passwordless: true });
-    const dialog = screen.getByRole('dialog', { name: 'Sign in again' });
-    expect(within(dialog).queryByLabelText('Password')).not.toBeInTheDocument();
-    await user.click(within(dialog).getByRole('button', { name: 'Continue' }));
-    expect(fake.callsTo('prompts.answer')).toEqual([{ id: 'p1', value: { kind: 'relogin' } }]);
-    show({ id: 'p2', kind: 'relogin', cluster: 'c:3025', user: 'ivy', reason: REASON, passwordless: true });
-    await user.keyboard('{Escape}');
-    expect(fake.callsTo('prompts.cancel')).toEqual([{ id: 'p2' }]);
-  });
-
   it('says "Tap your YubiKey" while the card waits, and cancels', async () => {
     const { fake, show, user } = setup();
     show({ id: 'p1', kind: 'pivTouch', message: 'Tap your YubiKey' });

@@ -1,102 +1,13 @@
-// The hardware-key prompts (the seed "Hardware Key Support"): signing in again because the cluster now
-// requires a hardware-backed session key, "Tap your YubiKey", the PIV PIN, and a new PIN and PUK for a card
-// still on the factory ones. As every dialog, each answers with exactly the value its kind expects; what is
-// typed leaves with the answer and is not kept.
-import { useId, useState } from 'react';
+// The hardware-key prompts (the seed "Hardware Key Support"): "Tap your YubiKey", the PIV PIN, and a new
+// PIN and PUK for a card still on the factory ones (signing in again is ../Relogin/ReloginDialog.tsx). As
+// every dialog, each answers with exactly the value its kind expects; what is typed leaves with the answer
+// and is not kept.
 import type { Prompt } from '../../../../preload/contract';
 import { attemptsLeft } from '../../services/errors';
-import { Dialog } from '../components/Dialog';
-import {
-  DialogFooter,
-  FieldError,
-  NewSecretPrompt,
-  PromptForm,
-  TextFieldPrompt,
-  WaitDialog,
-} from './PromptFrames';
+import { NewSecretPrompt, TextFieldPrompt, WaitDialog } from './PromptFrames';
 import type { PromptDialogProps } from './PromptFrames';
 
 type PromptOf<K extends Prompt['kind']> = Extract<Prompt, { kind: K }>;
-
-function ReloginReason({ prompt }: { prompt: PromptOf<'relogin'> }) {
-  return (
-    <>
-      <div className="relogin-reason">
-        {prompt.reason.map((line) => (
-          <p key={line}>{line}</p>
-        ))}
-      </div>
-      <p className="dialog-message">
-        Your cluster now requires your session key to live on a hardware key (a YubiKey). Sign in again as{' '}
-        <strong>{prompt.user}</strong> on <strong>{prompt.cluster}</strong> to make one on your card; then
-        Keyport Connect finishes what you asked.
-      </p>
-    </>
-  );
-}
-
-export function ReloginDialog(props: PromptDialogProps<PromptOf<'relogin'>>) {
-  const { prompt, busy, error, answer, cancel } = props;
-  if (prompt.passwordless) {
-    return (
-      <Dialog title="Sign in again" onCancel={cancel} busy={busy}>
-        <ReloginReason prompt={prompt} />
-        <DialogFooter error={error} cancel={cancel}>
-          <button
-            type="button"
-            className="button button-primary"
-            disabled={busy}
-            onClick={() => answer({ kind: 'relogin' })}
-          >
-            Continue
-          </button>
-        </DialogFooter>
-      </Dialog>
-    );
-  }
-  return <ReloginPasswordForm {...props} />;
-}
-
-function ReloginPasswordForm({
-  prompt,
-  busy,
-  error,
-  answer,
-  cancel,
-}: PromptDialogProps<PromptOf<'relogin'>>) {
-  const [password, setPassword] = useState('');
-  const [problem, setProblem] = useState<string | null>(null);
-  const inputId = useId();
-  const problemId = useId();
-  return (
-    <PromptForm
-      title="Sign in again"
-      submitLabel="Sign in"
-      busy={busy}
-      error={error}
-      cancel={cancel}
-      onSubmit={() => {
-        if (password.length === 0) return setProblem('Enter your password.');
-        setProblem(null);
-        answer({ kind: 'relogin', password });
-      }}
-    >
-      <ReloginReason prompt={prompt} />
-      <label htmlFor={inputId}>Password</label>
-      <input
-        id={inputId}
-        type="password"
-        autoComplete="current-password"
-        maxLength={1024}
-        value={password}
-        onChange={(event) => setPassword(event.target.value)}
-        aria-invalid={problem ? true : undefined}
-        aria-describedby={problem ? problemId : undefined}
-      />
-      <FieldError id={problemId} message={problem} />
-    </PromptForm>
-  );
-}
 
 export function PivTouchDialog({ prompt, cancel, error }: PromptDialogProps<PromptOf<'pivTouch'>>) {
   return (

@@ -17,7 +17,8 @@ import {
   TrustCaPinDialog,
 } from './PromptDialogs';
 import type { PromptDialogProps } from './PromptFrames';
-import { NewPivPinDialog, PivPinDialog, PivTouchDialog, ReloginDialog } from './PivDialogs';
+import { NewPivPinDialog, PivPinDialog, PivTouchDialog } from './PivDialogs';
+import { ReloginDialog } from '../Relogin/ReloginDialog';
 
 const dialogs: { [K in Prompt['kind']]: ComponentType<PromptDialogProps<Extract<Prompt, { kind: K }>>> } = {
   tapKey: TapKeyDialog,
