@@ -9,6 +9,8 @@ export const methodNames = [
   'auth.loginPasswordless',
   'auth.logout',
   'auth.status',
+  'auth.connectors',
+  'auth.loginSso',
   'mfa.list',
   'mfa.add',
   'mfa.remove',
