@@ -32,8 +32,13 @@ describe('handlerBinder', () => {
     expect(clusters).toEqual(['127.0.0.1:3025', undefined, '127.0.0.1:3026']);
     expect(await bind('auth.logout', async () => null)()).toEqual({ ok: true, value: null });
     expect(clusters).toHaveLength(3);
-    expect([...SIGN_IN_METHODS].sort()).toEqual(['auth.login', 'auth.loginPasswordless', 'auth.logout']);
-    expect(methodNames.filter((m) => !SIGN_IN_METHODS.has(m))).toHaveLength(methodNames.length - 3);
+    expect([...SIGN_IN_METHODS].sort()).toEqual([
+      'auth.login',
+      'auth.loginPasswordless',
+      'auth.loginSso',
+      'auth.logout',
+    ]);
+    expect(methodNames.filter((m) => !SIGN_IN_METHODS.has(m))).toHaveLength(methodNames.length - 4);
   });
 
   it('validates before anything runs: a malformed argument reaches neither the handler nor a relogin', async () => {
