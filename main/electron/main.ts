@@ -10,7 +10,7 @@ import { APP_ENTRY_URL, APP_SCHEME, appSchemePrivileges, createAppProtocolHandle
 import { DEEP_LINK_SCHEME, deepLinkInArgv } from './deep-links';
 import { createInvokeHandler, forwardEvents, INVOKE_CHANNEL } from './ipc';
 import { applicationMenuTemplate } from './menu';
-import { guardWebContents } from './navigation';
+import { guardWebContents, httpsOpener } from './navigation';
 import { appPaths } from './paths';
 import type { AppPaths } from './paths';
 import { applySessionPolicy, denyCertificateError } from './session-policy';
@@ -138,8 +138,9 @@ startElectronHost(electron, {
     createBackend({
       profiles: new ProfileStore(keyportHome()),
       keystoreKind: 'keychain',
-      // The web-session approval's confirm URL (checked by the client core: https, the confirm path only).
-      openInBrowser: (url) => electron.shell.openExternal(url),
+      // The web-session approval's confirm URL (checked by the client core: https, the confirm path only) and
+      // an SSO login's IdP page (checked by the backend); https only here again.
+      openInBrowser: httpsOpener((url) => electron.shell.openExternal(url)),
     }),
   platform: process.platform,
   argv: process.argv,
