@@ -73,7 +73,9 @@ export async function startLabOidcProvider(options: LabOidcProviderOptions): Pro
   const unpublished = signingKey('lab-idp-1');
 
   const tls = await createLabTls();
-  const server = createServer({ key: tls.keyPem, cert: tls.certPem });
+  // The chain with its CA, as keyport-auth sends its own: a browser told to trust that CA's key
+  // (Chromium's --ignore-certificate-errors-spki-list, the app's SSO test and the demo) finds it there.
+  const server = createServer({ key: tls.keyPem, cert: `${tls.certPem.trim()}\n${tls.caPem.trim()}\n` });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
@@ -279,7 +281,10 @@ function sendHtml(res: ServerResponse, status: number, html: string): void {
   res.writeHead(status, {
     'content-type': 'text/html; charset=utf-8',
     'cache-control': 'no-store',
-    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+    // Chromium applies form-action to every redirect after the login form's POST: the IdP's /auth, the relying
+    // party's callback (https, loopback in the lab), and from there the native client's loopback address.
+    'content-security-policy':
+      "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' https://localhost:* https://127.0.0.1:* http://127.0.0.1:*",
   });
   res.end(html);
 }
