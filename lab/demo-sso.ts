@@ -79,6 +79,8 @@ export async function startDemoSso(options: { demoDir: string; webPorts: number[
       await launch(window.dir, url, cluster, false);
       return;
     }
+    // The person closed the last window: its folder goes, a new window gets a fresh profile.
+    if (window) await rm(window.dir, { recursive: true, force: true });
     const dir = await mkdtemp(join(tmpdir(), 'keyport-demo-sso-'));
     await chmod(dir, 0o700);
     await mkdir(join(dir, 'profile'), { mode: 0o700 });
