@@ -173,7 +173,7 @@ export function Login({ cluster, initialUser = '', onSignedIn }: LoginProps) {
             </button>
           )}
         </div>
-        <SsoButtons connectors={connectors} disabled={login.busy} onSignIn={(c) => void signInWithSso(c)} />
+        <SsoButtons connectors={connectors} disabled={login.busy} onSignIn={signInWithSso} />
         <Progress active={login.busy} label="Signing in…" />
       </form>
     </section>

@@ -5,6 +5,7 @@ import { useEffect, useState } from 'react';
 import type { ConnectorView, ContractError } from '../../../../preload/contract';
 import { describeError } from '../../services/errors';
 import { useKeyport } from '../../services/KeyportContext';
+import { recoverFocus } from '../components/focus';
 
 /** The connectors `address` lists now; none until it has answered, or when it cannot be asked. */
 export function useConnectors(address: string): ConnectorView[] {
@@ -40,7 +41,8 @@ export function describeSsoError(error: ContractError): string {
 interface SsoButtonsProps {
   connectors: ConnectorView[];
   disabled: boolean;
-  onSignIn(connector: ConnectorView): void;
+  /** Resolves when the sign-in has ended, however it ended. */
+  onSignIn(connector: ConnectorView): Promise<void>;
 }
 
 export function SsoButtons({ connectors, disabled, onSignIn }: SsoButtonsProps) {
@@ -56,7 +58,13 @@ export function SsoButtons({ connectors, disabled, onSignIn }: SsoButtonsProps) 
           type="button"
           className="button sso-button"
           disabled={disabled}
-          onClick={() => onSignIn(connector)}
+          onClick={async (event) => {
+            const button = event.currentTarget;
+            await onSignIn(connector);
+            // Still here (the sign-in failed or was cancelled): the focus, lost while the button was
+            // disabled, comes back to it unless the person moved it.
+            if (button.isConnected) recoverFocus(button);
+          }}
         >
           Sign in with {connector.display}
         </button>

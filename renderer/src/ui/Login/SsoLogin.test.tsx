@@ -1,6 +1,6 @@
 // @vitest-environment jsdom
 import '../../testing/setup';
-import { act, cleanup, render, screen, within } from '@testing-library/react';
+import { act, cleanup, render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import axe from 'axe-core';
 import { describe, expect, it, vi } from 'vitest';
@@ -116,6 +116,8 @@ describe('Sign in with an SSO connector', () => {
     expect(await screen.findByRole('alert')).toHaveTextContent('Cancelled. Nothing was changed.');
     expect(screen.queryByRole('dialog')).not.toBeInTheDocument();
     expect(screen.getByRole('button', { name: 'Sign in with Lab IdP' })).toBeEnabled();
+    // The focus, lost while the button was disabled, is back on it: Enter tries again.
+    await waitFor(() => expect(screen.getByRole('button', { name: 'Sign in with Lab IdP' })).toHaveFocus());
     expect(await seriousViolations()).toEqual([]);
   });
 
