@@ -6,7 +6,8 @@
 // (swtpm, state in .keyport-demo/tpm) is this machine's TPM, registered in the demo cluster's device
 // inventory, so "Enroll this device" works in the app. A virtual PIV card (lab/piv, state in
 // .keyport-demo/piv-card.json) on a private pcscd, whose attestation root the cluster trusts, for
-// hardware-key policies: .keyport-demo/hardware-key.yaml gives alice a role that requires one.
+// hardware-key policies: .keyport-demo/hardware-key.yaml gives alice a role that requires one. The lab
+// OpenID Provider and an oidc connector for it (lab/demo-sso.ts), for "Sign in with Lab IdP".
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -24,11 +25,14 @@ import { listenForLinks } from '../main/backend/link-socket';
 import { listenForReloginRequests } from '../main/backend/relogin-socket';
 import { openAppWindow } from '../main/browser/chromium';
 import { openWithXdg } from '../main/browser/open-in-browser';
+import type { OpenInBrowser } from '../main/backend/web-approval';
 import { electronBinary } from '../main/electron/locate';
 import { trustClusterCaFlag } from './chromium';
 import { attestationRootsYaml, connectAsAdmin, repoRoot, startLabCluster } from './cluster';
 import type { LabCluster } from './cluster';
 import { connectClusterConfig, signUpWithLabKey } from './connect';
+import { startDemoSso } from './demo-sso';
+import { freePort } from './oidc/sso-login';
 import type { KeyPerson } from './connect';
 import { startLabKeyring } from './keyring';
 import type { LabKeyring } from './keyring';
@@ -74,8 +78,8 @@ const DEMO_ASSET_TAG = 'KEYPORT-DEMO-1';
  * The connect cluster's config with device trust on (optional): logins from an enrolled device carry it;
  * and the lab PIV card's attestation root trusted, for hardware-key policies.
  */
-function demoConfig(pivRootPem: string): string {
-  return `${connectClusterConfig('localhost:3025')}    device_trust:\n      mode: optional\n${attestationRootsYaml(pivRootPem)}`;
+function demoConfig(pivRootPem: string, idpCaFile: string): string {
+  return `${connectClusterConfig('localhost:3025')}    device_trust:\n      mode: optional\n${attestationRootsYaml(pivRootPem)}  oidc_ca_file: ${idpCaFile}\n`;
 }
 
 /** What `keyport admin create --force -f` applies to try a hardware-key policy: the seed's role, given to alice. */
@@ -112,21 +116,35 @@ async function registerDemoMachine(cluster: LabCluster): Promise<string | undefi
   }
 }
 
-async function startCluster(pivRootPem: string): Promise<LabCluster> {
+/**
+ * The web listener's ports, known before keyport-auth starts (the IdP's client names its callback): the
+ * demo's own (a free one for port 0), and a free one to fall back to, as the gRPC port falls back.
+ */
+async function webPorts(): Promise<[number, number]> {
+  const port = Number(webListen.slice(webListen.lastIndexOf(':') + 1));
+  return [port > 0 ? port : await freePort(), await freePort()];
+}
+
+async function startCluster(
+  pivRootPem: string,
+  idpCaFile: string,
+  ports: [number, number],
+): Promise<LabCluster> {
   const dataDir = join(demoDir, 'auth');
+  const webHost = webListen.slice(0, webListen.lastIndexOf(':'));
   // A fixed port keeps the printed login line (and the CLI's pinned trust) valid across restarts.
   return startLabCluster({
     clusterName: 'keyport-demo',
     dataDir,
-    configYaml: demoConfig(pivRootPem),
+    configYaml: demoConfig(pivRootPem, idpCaFile),
     listen,
-    extraArgs: ['--web-listen', webListen],
+    extraArgs: ['--web-listen', `${webHost}:${ports[0]}`],
   }).catch(() =>
     startLabCluster({
       clusterName: 'keyport-demo',
       dataDir,
-      configYaml: demoConfig(pivRootPem),
-      extraArgs: ['--web-listen', '127.0.0.1:0'],
+      configYaml: demoConfig(pivRootPem, idpCaFile),
+      extraArgs: ['--web-listen', `127.0.0.1:${ports[1]}`],
     }),
   );
 }
@@ -158,6 +176,10 @@ async function main() {
     // UNIX socket paths are short (108 bytes): the keys' and pcscd's sockets live in a private temp dir.
     const runDir = await mkdtemp(join(tmpdir(), 'keyport-demo-'));
     cleanups.push({ what: `removed ${runDir}`, run: () => rm(runDir, { recursive: true, force: true }) });
+    // The lab IdP before keyport-auth, whose config trusts its CA (new at each start).
+    const ports = await webPorts();
+    const sso = await startDemoSso({ demoDir, webPorts: ports });
+    cleanups.push({ what: 'stopped the lab IdP', run: () => sso.stop() });
     // The PIV card first: the cluster's config trusts its attestation root (kept in its state).
     const pivDir = join(runDir, 'piv');
     await mkdir(pivDir, { mode: 0o700 });
@@ -166,11 +188,13 @@ async function main() {
     // libpcsclite reads it once per process: set before the app's backend first opens a card.
     process.env.PCSCLITE_CSOCK_NAME = piv.socketPath;
     await writeFile(join(demoDir, 'hardware-key.yaml'), HARDWARE_KEY_YAML);
-    const cluster = await startCluster(piv.attestationRootPem);
+    const cluster = await startCluster(piv.attestationRootPem, sso.caFile, ports);
     // One name everywhere, the one WebAuthn needs (browsers refuse an IP address as an RP ID): the
     // banner, the app, the CLI's profile and the cluster's public address all say localhost.
     const address = `localhost:${cluster.port}`;
     cleanups.push({ what: `stopped keyport-auth (${address})`, run: () => cluster.stop() });
+    // "Sign in with Lab IdP": the connector for this start's IdP (its port and CA are new each time).
+    await sso.register(cluster);
     const key = await startSoftKey({
       socketPath: join(runDir, 'key.sock'),
       statePath: join(demoDir, 'security-key.json'),
@@ -228,7 +252,7 @@ async function main() {
       process.env.DBUS_SESSION_BUS_ADDRESS = keyring.env.DBUS_SESSION_BUS_ADDRESS;
     }
 
-    const appLines = await openApp(profiles, cleanups);
+    const appLines = await openApp(profiles, cleanups, sso.opener(cluster, openWithXdg(process.env)));
     const envPrefix = `KEYPORT_HOME=${home} ${LAB_SECURITY_KEY_ENV}=${process.env[LAB_SECURITY_KEY_ENV]} KEYPORT_TPM_TCTI=${tpm.tcti} KEYPORT_DEVICE_ASSET_TAG=${DEMO_ASSET_TAG} PCSCLITE_CSOCK_NAME=${piv.socketPath}${
       keyring ? ` DBUS_SESSION_BUS_ADDRESS=${process.env.DBUS_SESSION_BUS_ADDRESS}` : ''
     }`;
@@ -247,6 +271,7 @@ async function main() {
         enrollToken ? '' : ' (enrolled)'
       }`,
       `  PIV card:      a lab YubiKey-like card (serial ${piv.serial}) on a private pcscd, touched at once; PIN 123456 until you set one`,
+      ...sso.bannerLines(),
       keyring
         ? '  keychain:      a lab Secret Service (no session keychain was found), alive while this runs'
         : '',
@@ -257,6 +282,8 @@ async function main() {
       '  - Sign in as alice with the password and "Security key": the tap prompt shows until the key touches.',
       '  - Sign in with "One-time code" and the current code printed below.',
       `  - "Sign in without a password": the key asks for its PIN (${KEY_PIN}).`,
+      '  - "Sign in with Lab IdP": the lab IdP\'s page opens in a Chromium window of its own (it trusts the lab',
+      '    CAs); sign in as alice or bob with the password above (carol is denied: no role for her groups).',
       '  - Account: your roles, logins and a live countdown; MFA devices: remove "otp".',
       '  - "Add security key": alice\'s key answers first (it is registered), then the spare key answers as the',
       '    new key; both touch themselves. Tick the passkey box to sign in with the spare key and its PIN later.',
@@ -316,7 +343,11 @@ async function main() {
 }
 
 /** Electron when its binary is present, else the browser host; returns the lines to print about it. */
-async function openApp(profiles: ProfileStore, cleanups: Cleanup[]): Promise<string[]> {
+async function openApp(
+  profiles: ProfileStore,
+  cleanups: Cleanup[],
+  openInBrowser: OpenInBrowser,
+): Promise<string[]> {
   const electron = electronBinary(repoRoot);
   if (electron) {
     const child: ChildProcess = spawn(electron, [join(repoRoot, 'dist', 'electron', 'main.mjs')], {
@@ -335,7 +366,8 @@ async function openApp(profiles: ProfileStore, cleanups: Cleanup[]): Promise<str
   const backend = createBackend({
     profiles,
     keystoreKind: 'keychain',
-    openInBrowser: openWithXdg(process.env),
+    // The SSO window for the lab IdP's pages, xdg-open for the rest (the web-session approval's confirm URL).
+    openInBrowser,
     // The renderer says so once its first screen (the sign-in form) is on show and takes input.
     onRendererReady: () => {
       if (announced) return;

@@ -11,6 +11,8 @@ export const methodNames = [
   'auth.status',
   'auth.signInAgain',
   'auth.sessionNotices',
+  'auth.connectors',
+  'auth.loginSso',
   'mfa.list',
   'mfa.add',
   'mfa.remove',

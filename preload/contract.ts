@@ -119,6 +119,16 @@ export type SessionKeyView =
       serial?: number;
     };
 
+/**
+ * An SSO connector the cluster offers ("Sign in with DISPLAY"), as GetClusterInfo lists it: its name and
+ * display only, never an issuer, client id or secret.
+ */
+export interface ConnectorView {
+  name: string;
+  /** The connector's display, or its name when it has none. */
+  display: string;
+}
+
 export interface MfaDeviceView {
   id: string;
   name: string;
@@ -304,6 +314,13 @@ export type PromptBody =
       secondFactors: SecondFactorKind[];
       allowPasswordless: boolean;
     }
+  /**
+   * An SSO login waits for the person in the system browser (the IdP's sign-in page, opened by the backend):
+   * nothing to answer; Cancel ends the login and its loopback listener. Closed when the browser comes back.
+   * `cluster` is the cluster's name, `connector` the connector's display. Never the URL: it carries the
+   * request's state.
+   */
+  | { kind: 'browserSignIn'; cluster: string; connector: string }
   /** The PIV card waits for a touch ("Tap your YubiKey"). Nothing to answer; closed when the step ends. */
   | { kind: 'pivTouch'; message: string }
   /** The PIV card's PIN; `retriesLeft` after a wrong one. */
@@ -380,6 +397,13 @@ const enrollToken = z
   .max(256, 'An enrollment token has at most 256 characters.')
   .regex(/^[A-Za-z0-9_-]+$/, 'An enrollment token is base64url: letters, digits, "-" and "_", no spaces.');
 const noArgument = z.strictObject({}).optional();
+// An oidc connector's metadata.name (proto/resources/fields.ts RESOURCE_NAME, repeated: preload/ may not
+// import proto/; the API edge's bound, 253).
+const connectorName = z
+  .string()
+  .min(1, 'Choose a connector.')
+  .max(253)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9@._+:-]*$/, 'Not a connector name.');
 // A node's metadata.name (proto/resources/schema.ts RESOURCE_NAME) and a login: no whitespace, no "@", and
 // never a leading "-" (it reaches ssh's argument list, after -l, but an option is never what is meant).
 const nodeName = z
@@ -431,6 +455,18 @@ export const methodSchemas = {
       .optional(),
   }),
   'auth.logout': z.strictObject({ address: clusterAddress.optional() }).optional(),
+  // The SSO connectors the cluster lists now (GetClusterInfo on the trusted cluster): name and display.
+  'auth.connectors': z.strictObject({ address: clusterAddress }),
+  // An SSO login through `connector`: the IdP's page in the system browser, a browserSignIn prompt meanwhile.
+  'auth.loginSso': z.strictObject({
+    address: clusterAddress,
+    connector: connectorName,
+    ttlSeconds: z
+      .int()
+      .min(60)
+      .max(7 * 24 * 3600)
+      .optional(),
+  }),
   'auth.status': z.strictObject({ address: clusterAddress.optional() }).optional(),
   // "Sign in again" before (or after) the session ends: the relogin prompt for that cluster, joined with
   // one already running; resolves to the renewed profile (CANCELLED when the person cancels).
@@ -493,6 +529,8 @@ export interface MethodResults {
   'auth.status': ProfileView | null;
   'auth.signInAgain': ProfileView;
   'auth.sessionNotices': SessionNotice[];
+  'auth.connectors': ConnectorView[];
+  'auth.loginSso': ProfileView;
   'mfa.list': MfaDeviceView[];
   'mfa.add': MfaDeviceView;
   'mfa.remove': null;

@@ -9,6 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseClusterAddress } from '../client/cluster-trust';
+import { ProfileStore } from '../client/profiles';
+import { connectTrusted, ensureTrustedCluster } from '../client/session';
 import { repoRoot } from '../lab/cluster';
 import { xwdToPng } from '../lab/xwd';
 
@@ -76,6 +79,28 @@ describe('npm start with a display', () => {
       // A lab PIV card for hardware-key policies, and how to require one.
       expect(output).toMatch(/PIV card: +a lab YubiKey-like card \(serial \d+\)/);
       expect(output).toContain('hardware-key.yaml');
+      // SSO: the lab IdP, its users with their passwords and the roles their groups map to.
+      expect(output).toMatch(
+        /SSO: +"Sign in with Lab IdP" \(oidc connector lab-idp\), a lab OpenID Provider at https:\/\/127\.0\.0\.1:\d+/,
+      );
+      expect(output).toContain('alice / alice-lab-password: admins, team-platform → access, editor');
+      expect(output).toContain('bob / bob-lab-password: team-dev → access');
+      expect(output).toContain('carol / carol-lab-password: contractors → no role: denied');
+      // …and the cluster lists the connector, as the app's login screen asks it.
+      const [, address, caPin] =
+        /cluster: +keyport-demo at (\S+) +\(CA pin (sha256:[0-9a-f]{64})\)/.exec(output) ?? [];
+      const trusted = await ensureTrustedCluster(
+        new ProfileStore(join(work, 'probe-home')),
+        parseClusterAddress(address ?? ''),
+        { caPin, prompt: { confirmCaPin: async () => false } },
+      );
+      const api = connectTrusted(trusted);
+      try {
+        const info = await api.auth.getClusterInfo({});
+        expect(info.authConnectors).toEqual([{ name: 'lab-idp', display: 'Lab IdP', type: 'oidc' }]);
+      } finally {
+        api.close();
+      }
       // The launch token never reaches the terminal when a window was opened for it.
       expect(output).not.toContain('#launch=');
 
@@ -97,7 +122,7 @@ describe('npm start with a display', () => {
     // keyport-auth's web UI too, on its own origin.
     expect(output).toMatch(/web UI: +https:\/\/localhost:\d+ /);
     expect(output).toMatch(
-      /Demo stopped: closed the app window; stopped the browser host; .*stopped keyport-auth \(localhost:\d+\); stopped the lab PIV card and its pcscd; removed \S+\./,
+      /Demo stopped: closed the app window; stopped the browser host; .*stopped keyport-auth \(localhost:\d+\); stopped the lab PIV card and its pcscd; stopped the lab IdP; removed \S+\./,
     );
     expect(output).not.toContain('the demo keeps running');
     // keyport:// links: a desktop entry in the demo's private XDG folders, made the default there.

@@ -261,6 +261,12 @@ async function listenOnLoopback(clusterName: string): Promise<LoopbackListener> 
         );
         timer.unref();
         const abort = () => reject(new KeyportError('CANCELLED', 'Login cancelled: nothing was saved.'));
+        // Cancelled while the browser was being opened: no wait at all.
+        if (signal?.aborted) {
+          clearTimeout(timer);
+          abort();
+          return;
+        }
         signal?.addEventListener('abort', abort, { once: true });
         settle = {
           resolve: (code) => {

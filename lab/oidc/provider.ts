@@ -76,7 +76,9 @@ export async function startLabOidcProvider(options: LabOidcProviderOptions): Pro
   const unpublished = signingKey('lab-idp-1');
 
   const tls = await createLabTls();
-  const server = createServer({ key: tls.keyPem, cert: tls.certPem });
+  // The chain with its CA, as keyport-auth sends its own: a browser told to trust that CA's key
+  // (Chromium's --ignore-certificate-errors-spki-list, the app's SSO test and the demo) finds it there.
+  const server = createServer({ key: tls.keyPem, cert: `${tls.certPem.trim()}\n${tls.caPem.trim()}\n` });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
@@ -291,9 +293,10 @@ function sendHtml(
   res.writeHead(status, {
     'content-type': 'text/html; charset=utf-8',
     'cache-control': 'no-store',
-    // form-action governs the redirects after the login form's post too (CSP3, as Chromium enforces it):
-    // the IdP sends the browser on to the client's redirect_uri, another origin.
-    'content-security-policy': `default-src 'none'; style-src 'unsafe-inline'; form-action ${["'self'", ...formTargets].join(' ')}`,
+    // form-action governs every redirect after the login form's post too (CSP3, as Chromium enforces it): the
+    // IdP sends the browser on to the client's redirect_uri (keyport-auth's callback, another origin), and
+    // from there a native client's loopback address (RFC 8252: any port on 127.0.0.1 or [::1]).
+    'content-security-policy': `default-src 'none'; style-src 'unsafe-inline'; form-action ${["'self'", ...formTargets, 'http://127.0.0.1:*', 'http://[::1]:*'].join(' ')}`,
   });
   res.end(html);
 }

@@ -30,6 +30,21 @@ const malformed: Record<MethodName, { argument: unknown; fieldPath: string }[]> 
     },
   ],
   'auth.loginPasswordless': [{ argument: { address: 7 }, fieldPath: 'address' }],
+  'auth.connectors': [
+    { argument: {}, fieldPath: 'address' },
+    { argument: { address: '127.0.0.1:3025', issuer: 'https://idp' }, fieldPath: 'issuer' },
+  ],
+  'auth.loginSso': [
+    { argument: { address: '127.0.0.1:3025' }, fieldPath: 'connector' },
+    { argument: { address: '127.0.0.1:3025', connector: '-lab' }, fieldPath: 'connector' },
+    { argument: { address: '127.0.0.1:3025', connector: 'lab idp' }, fieldPath: 'connector' },
+    { argument: { address: '127.0.0.1:3025', connector: 'a'.repeat(254) }, fieldPath: 'connector' },
+    { argument: { address: '127.0.0.1:3025', connector: 'lab', ttlSeconds: 30 }, fieldPath: 'ttlSeconds' },
+    {
+      argument: { address: '127.0.0.1:3025', connector: 'lab', url: 'https://idp/auth' },
+      fieldPath: 'url',
+    },
+  ],
   'auth.logout': [{ argument: { address: '' }, fieldPath: 'address' }],
   'auth.status': [{ argument: 'me', fieldPath: 'argument' }],
   'auth.sessionNotices': [{ argument: { address: '127.0.0.1:3025' }, fieldPath: 'address' }],
@@ -192,6 +207,8 @@ describe('the backend handler table', () => {
       auth: {
         login: handlers['auth.login'],
         loginPasswordless: handlers['auth.loginPasswordless'],
+        connectors: handlers['auth.connectors'],
+        loginSso: handlers['auth.loginSso'],
         logout: handlers['auth.logout'],
         status: handlers['auth.status'],
         signInAgain: handlers['auth.signInAgain'],

@@ -30,6 +30,7 @@ import type { OpenInBrowser } from './web-approval';
 import { watchProfiles } from './profile-watcher';
 import { handlerBinder } from './bind';
 import { createRelogin, earlyReason, seedNotice } from './relogin';
+import { ssoLoginSteps } from './sso-login';
 import type { Relogin } from './relogin';
 import { SessionWatcher } from './session-watcher';
 import { PromptBroker } from './prompt-broker';
@@ -57,7 +58,10 @@ export interface BackendOptions {
   sessionNotices?: { warnBeforeMs?: number; tickMs?: number };
   /** Terminal sessions: how many at most, and the ceremony (tests wrap it to keep a tab's certificate). */
   terminals?: { max?: number; prepare?: typeof prepareSsh };
-  /** Opens the web-session approval's confirm URL in the person's default browser (the host's way). */
+  /**
+   * Opens a URL in the person's default browser (the host's way): the web-session approval's confirm URL,
+   * and an SSO login's IdP page (checked first: https only).
+   */
   openInBrowser?: OpenInBrowser;
 }
 
@@ -146,6 +150,7 @@ export function createBackend(options: BackendOptions): Backend {
     cards,
     openInBrowser: options.openInBrowser,
   });
+  const sso = ssoLoginSteps({ profiles, keystoreKind, openInBrowser: options.openInBrowser });
   const broker = new PromptBroker({
     prompt: (prompt) => emit('onPrompt', prompt),
     closed: (closed) => emit('onPromptClosed', closed),
@@ -264,6 +269,14 @@ export function createBackend(options: BackendOptions): Backend {
           hardwareKey,
         });
         const view = profileView(profile);
+        reportProfile(view.address, view);
+        return view;
+      }),
+    ),
+    'auth.connectors': bind('auth.connectors', ({ address }) => sso.connectors(address)),
+    'auth.loginSso': bind('auth.loginSso', (argument) =>
+      withCeremony(async (prompts) => {
+        const view = profileView(await sso.login(prompts, argument));
         reportProfile(view.address, view);
         return view;
       }),

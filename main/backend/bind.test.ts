@@ -35,10 +35,11 @@ describe('handlerBinder', () => {
     expect([...SIGN_IN_METHODS].sort()).toEqual([
       'auth.login',
       'auth.loginPasswordless',
+      'auth.loginSso',
       'auth.logout',
       'auth.signInAgain',
     ]);
-    expect(methodNames.filter((m) => !SIGN_IN_METHODS.has(m))).toHaveLength(methodNames.length - 4);
+    expect(methodNames.filter((m) => !SIGN_IN_METHODS.has(m))).toHaveLength(methodNames.length - 5);
   });
 
   it('validates before anything runs: a malformed argument reaches neither the handler nor a relogin', async () => {

@@ -15,6 +15,7 @@ import { toContractError } from './views';
 export const SIGN_IN_METHODS: ReadonlySet<MethodName> = new Set([
   'auth.login',
   'auth.loginPasswordless',
+  'auth.loginSso',
   'auth.logout',
   'auth.signInAgain',
 ]);

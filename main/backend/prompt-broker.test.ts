@@ -63,6 +63,26 @@ describe('PromptBroker', () => {
     expect(ceremony.signal.aborted).toBe(true);
   });
 
+  it('shows the SSO wait for the browser: nothing to answer, a cancel aborts the ceremony, its end closes it', () => {
+    const { broker, shown, closed } = recordingBroker();
+    const ceremony = broker.ceremony();
+    ceremony.browserSignIn({ cluster: 'prod', connector: 'Okta' });
+    expect(shown).toEqual([{ kind: 'browserSignIn', cluster: 'prod', connector: 'Okta', id: shown[0]!.id }]);
+    expect(() => broker.answer(shown[0]!.id, { kind: 'trustCaPin', trust: true })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+    );
+    broker.cancel(shown[0]!.id);
+    expect(ceremony.signal.aborted).toBe(true);
+    expect(ceremony.signal.reason).toMatchObject({ code: 'CANCELLED' });
+    expect(closed).toEqual([{ id: shown[0]!.id, reason: 'cancelled' }]);
+
+    const next = broker.ceremony();
+    next.browserSignIn({ cluster: 'prod', connector: 'Okta' });
+    next.finish();
+    expect(closed.at(-1)).toEqual({ id: shown[1]!.id, reason: 'finished' });
+    expect(broker.current()).toBeUndefined();
+  });
+
   it('refuses stale, unknown and mismatched answers without touching the open prompt', async () => {
     const { broker, shown } = recordingBroker();
     const ceremony = broker.ceremony();

@@ -18,7 +18,7 @@ export interface PromptEvents {
 interface Entry {
   prompt: Prompt;
   ceremony: Ceremony;
-  /** Undefined for prompts with nothing to answer (tapKey, progress, notice). */
+  /** Undefined for prompts with nothing to answer (tapKey, progress, notice, browserSignIn). */
   settle?: { resolve(answer: PromptAnswer): void; reject(error: unknown): void };
 }
 
@@ -52,6 +52,11 @@ export interface CeremonyPrompts extends LoginPrompts, DevicePrompts {
   }): Promise<{ password?: string; secondFactor?: 'auto' | 'otp' | 'key' }>;
   /** Says something that asks nothing (a notice prompt), until the ceremony's next prompt or its end. */
   notice(message: string): void;
+  /**
+   * An SSO login waits for the browser (a browserSignIn prompt: nothing to answer, Cancel aborts `signal`),
+   * until the ceremony's next prompt or its end.
+   */
+  browserSignIn(request: { cluster: string; connector: string }): void;
   /** Shows that hardware is working (a progress prompt, nothing to answer) until `progressDone`. */
   progress(message: string): void;
   progressDone(): void;
@@ -155,6 +160,7 @@ export class PromptBroker {
         ceremony.tapHint = line;
       },
       notice: (message) => this.show(ceremony, { kind: 'notice', message }),
+      browserSignIn: (request) => this.show(ceremony, { kind: 'browserSignIn', ...request }),
       progress: (message) => this.show(ceremony, { kind: 'progress', message }),
       progressDone: () => this.closeDisplayed(ceremony),
       finish: () => this.finish(ceremony),

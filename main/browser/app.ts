@@ -22,7 +22,7 @@ export interface ConnectAppOptions {
   env?: NodeJS.ProcessEnv;
   /** The keyport:// link that started the app: held before the window opens, so its screen shows first. */
   link?: string;
-  /** How the web-session approval's confirm URL reaches the browser (default: xdg-open). */
+  /** How the web-session approval's confirm URL and an SSO login's IdP page reach the browser (default: xdg-open). */
   openInBrowser?: OpenInBrowser;
 }
 

@@ -18,7 +18,7 @@ import type { CloseToTray } from './close-to-tray';
 import { DEEP_LINK_SCHEME, deepLinkInArgv } from './deep-links';
 import { createInvokeHandler, forwardEvents, INVOKE_CHANNEL } from './ipc';
 import { applicationMenuTemplate } from './menu';
-import { guardWebContents } from './navigation';
+import { guardWebContents, httpsOpener } from './navigation';
 import { createNotifier, sessionNotifications } from './notifications';
 import { appPaths } from './paths';
 import type { AppPaths } from './paths';
@@ -268,8 +268,9 @@ startElectronHost(electron, {
     createBackend({
       profiles,
       keystoreKind: 'keychain',
-      // The web-session approval's confirm URL (checked by the client core: https, the confirm path only).
-      openInBrowser: (url) => electron.shell.openExternal(url),
+      // The web-session approval's confirm URL (checked by the client core: https, the confirm path only) and
+      // an SSO login's IdP page (checked by the backend); https only here again.
+      openInBrowser: httpsOpener((url) => electron.shell.openExternal(url)),
     }),
   platform: process.platform,
   argv: process.argv,

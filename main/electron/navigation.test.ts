@@ -1,7 +1,13 @@
 import { EventEmitter } from 'node:events';
 import type { HandlerDetails, WebContents, WindowOpenHandlerResponse } from 'electron';
 import { describe, expect, it, vi } from 'vitest';
-import { EXTERNAL_HOSTS, externalUrl, guardWebContents, isAllowedExternalUrl } from './navigation';
+import {
+  EXTERNAL_HOSTS,
+  externalUrl,
+  guardWebContents,
+  httpsOpener,
+  isAllowedExternalUrl,
+} from './navigation';
 
 describe('isAllowedExternalUrl', () => {
   it.each([
@@ -139,5 +145,28 @@ describe('guardWebContents', () => {
     );
     expect(preventDefault).toHaveBeenCalled();
     expect(callback).toHaveBeenCalledWith('');
+  });
+});
+
+describe("httpsOpener (the backend's way to the browser: approval confirm URLs, SSO sign-in pages)", () => {
+  it('hands an https URL to openExternal, normalised', async () => {
+    const openExternal = vi.fn(async (_url: string) => {});
+    await httpsOpener(openExternal)('https://IdP.example.com:8443/auth?state=abc');
+    expect(openExternal.mock.calls).toEqual([['https://idp.example.com:8443/auth?state=abc']]);
+  });
+
+  it.each([
+    'http://idp.example.com/auth',
+    'file:///etc/passwd',
+    'smb://share/x',
+    'javascript:alert(1)',
+    'https://idp.example.com@evil.example/',
+    'https://a:b@idp.example.com/',
+    'not a url',
+    `https://idp.example.com/${'a'.repeat(9000)}`,
+  ])('refuses %s with PRECONDITION_FAILED and opens nothing', async (url) => {
+    const openExternal = vi.fn(async (_url: string) => {});
+    await expect(httpsOpener(openExternal)(url)).rejects.toMatchObject({ code: 'PRECONDITION_FAILED' });
+    expect(openExternal).not.toHaveBeenCalled();
   });
 });

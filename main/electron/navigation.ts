@@ -2,6 +2,7 @@
 // app://keyport; a page that tries to go anywhere else is stopped. New windows are never created: an https
 // link to a host on the allowlist goes to the person's browser instead, anything else is dropped.
 import type { WebContents } from 'electron';
+import { KeyportError } from '../../proto/errors';
 import { isAppUrl } from './app-protocol';
 
 /** Hosts whose pages the app may hand to the browser (documentation, source, issues). Exact matches only. */
@@ -32,6 +33,28 @@ export function isAllowedExternalUrl(raw: unknown): boolean {
 }
 
 export type OpenExternal = (url: string) => Promise<void>;
+
+const MAX_BROWSER_URL_LENGTH = 8 * 1024;
+
+/**
+ * The backend's way to the person's browser (BackendOptions.openInBrowser: the web-session approval's
+ * confirm URL, an SSO login's IdP page). The backend checked each URL already; shell.openExternal would open
+ * any scheme (file:, smb:, a custom handler), so this checks again: https only, no user info, bounded.
+ */
+export function httpsOpener(openExternal: OpenExternal): OpenExternal {
+  return async (raw) => {
+    let url: URL | undefined;
+    try {
+      url = raw.length <= MAX_BROWSER_URL_LENGTH ? new URL(raw) : undefined;
+    } catch {
+      url = undefined;
+    }
+    if (!url || url.protocol !== 'https:' || url.username !== '' || url.password !== '') {
+      throw new KeyportError('PRECONDITION_FAILED', 'Only https addresses are opened in the browser.');
+    }
+    await openExternal(url.href);
+  };
+}
 
 /** Applied to every WebContents the app creates (app 'web-contents-created'). */
 export function guardWebContents(contents: WebContents, openExternal: OpenExternal): void {

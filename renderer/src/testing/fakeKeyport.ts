@@ -4,6 +4,7 @@
 import type {
   AppInfo,
   ClusterView,
+  ConnectorView,
   ContractError,
   DeviceTrustView,
   EventName,
@@ -109,6 +110,8 @@ export interface FakeState {
   devices?: MfaDeviceView[];
   deviceTrust?: DeviceTrustView;
   nodes?: NodeView[];
+  /** The SSO connectors every cluster lists (auth.connectors). */
+  connectors?: ConnectorView[];
 }
 
 export interface FakeKeyport {
@@ -132,6 +135,7 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
     'clusters.list': () => ok(state.clusters ?? []),
     'auth.status': () => ok(state.profile ?? null),
     'auth.sessionNotices': () => ok([]),
+    'auth.connectors': () => ok(state.connectors ?? []),
     'mfa.list': () => ok(state.devices ?? []),
     'device.status': () => ok(state.deviceTrust ?? deviceTrust({ mode: 'off', state: 'not_registered' })),
     'nodes.list': () => ok(state.nodes ?? []),
@@ -175,6 +179,8 @@ export function fakeKeyport(state: FakeState = {}): FakeKeyport {
       status: (argument) => invoke('auth.status', argument),
       signInAgain: (argument) => invoke('auth.signInAgain', argument),
       sessionNotices: (argument) => invoke('auth.sessionNotices', argument),
+      connectors: (argument) => invoke('auth.connectors', argument),
+      loginSso: (argument) => invoke('auth.loginSso', argument),
     },
     mfa: {
       list: (argument) => invoke('mfa.list', argument),

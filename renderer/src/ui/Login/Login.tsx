@@ -1,12 +1,13 @@
 import { useEffect, useId, useRef, useState } from 'react';
 import type { FormEvent } from 'react';
-import type { ClusterView, ProfileView, Result } from '../../../../preload/contract';
+import type { ClusterView, ConnectorView, ProfileView, Result } from '../../../../preload/contract';
 import { fieldProblem } from '../../services/errors';
 import { useAction } from '../../services/hooks';
 import { useKeyport } from '../../services/KeyportContext';
 import { ErrorAlert } from '../components/ErrorAlert';
 import { recoverFocus } from '../components/focus';
 import { Progress } from '../components/Progress';
+import { describeSsoError, SsoButtons, useConnectors } from './SsoButtons';
 
 type SecondFactorChoice = 'key' | 'otp';
 
@@ -24,6 +25,9 @@ export function Login({ cluster, initialUser = '', onSignedIn }: LoginProps) {
   // The password lives here, in the field, until it is sent; it is cleared as soon as it is.
   const [password, setPassword] = useState('');
   const [factor, setFactor] = useState<SecondFactorChoice>('key');
+  // Which kind of sign-in the error in the form is from: an SSO refusal is not a wrong password.
+  const [viaSso, setViaSso] = useState(false);
+  const connectors = useConnectors(cluster.address);
   const userRef = useRef<HTMLInputElement>(null);
   const passwordRef = useRef<HTMLInputElement>(null);
   const ids = { user: useId(), password: useId(), factor: useId(), heading: useId() };
@@ -57,6 +61,7 @@ export function Login({ cluster, initialUser = '', onSignedIn }: LoginProps) {
     }
     const sent = password;
     setPassword('');
+    setViaSso(false);
     await finish(
       await login.run(() =>
         api.auth.login({
@@ -71,11 +76,21 @@ export function Login({ cluster, initialUser = '', onSignedIn }: LoginProps) {
 
   async function signInWithoutPassword() {
     if (login.busy) return;
+    setViaSso(false);
     await finish(
       await login.run(() =>
         api.auth.loginPasswordless(user ? { address: cluster.address, user } : { address: cluster.address }),
       ),
     );
+  }
+
+  async function signInWithSso(connector: ConnectorView) {
+    if (login.busy) return;
+    setViaSso(true);
+    const result = await login.run(() =>
+      api.auth.loginSso({ address: cluster.address, connector: connector.name }),
+    );
+    if (result?.ok) onSignedIn(result.value);
   }
 
   return (
@@ -138,7 +153,11 @@ export function Login({ cluster, initialUser = '', onSignedIn }: LoginProps) {
             </label>
           </fieldset>
         )}
-        <ErrorAlert error={login.error} held={login.heldError} />
+        <ErrorAlert
+          error={login.error}
+          held={login.heldError}
+          {...(viaSso ? { describe: describeSsoError } : {})}
+        />
         <div className="form-actions">
           <button type="submit" className="button button-primary" disabled={login.busy}>
             Sign in
@@ -154,6 +173,7 @@ export function Login({ cluster, initialUser = '', onSignedIn }: LoginProps) {
             </button>
           )}
         </div>
+        <SsoButtons connectors={connectors} disabled={login.busy} onSignIn={signInWithSso} />
         <Progress active={login.busy} label="Signing in…" />
       </form>
     </section>

@@ -182,3 +182,20 @@ export function NoticeDialog({ prompt }: PromptDialogProps<PromptOf<'notice'>>) 
   const message = prompt.message.charAt(0).toUpperCase() + prompt.message.slice(1);
   return <WaitDialog title="Please wait" mark="spinner" message={`${message}…`} live />;
 }
+
+/**
+ * An SSO login waits for the person in the browser, at the IdP's sign-in page. Nothing to answer here;
+ * Cancel (or Escape) ends the login: the app stops waiting for the browser, and nothing is saved.
+ */
+export function BrowserSignInDialog({ prompt, cancel, error }: PromptDialogProps<PromptOf<'browserSignIn'>>) {
+  return (
+    <WaitDialog
+      title={`Sign in with ${prompt.connector}`}
+      mark="spinner"
+      message={`Continue in your browser: sign in with ${prompt.connector} on the page that opened. Keyport Connect signs you in to ${prompt.cluster} once you have.`}
+      hint="Did no browser open, or did you close it? Cancel and try again."
+      cancel={{ cancel, error }}
+      live
+    />
+  );
+}

@@ -6,6 +6,7 @@ import type { ContractError, Prompt, PromptAnswer } from '../../../../preload/co
 import { useKeyport } from '../../services/KeyportContext';
 import { usePrompts } from '../../services/prompts';
 import {
+  BrowserSignInDialog,
   ChooseKeyDialog,
   DeviceNameDialog,
   KeyPinDialog,
@@ -30,6 +31,7 @@ const dialogs: { [K in Prompt['kind']]: ComponentType<PromptDialogProps<Extract<
   deviceName: DeviceNameDialog,
   progress: ProgressDialog,
   notice: NoticeDialog,
+  browserSignIn: BrowserSignInDialog,
   relogin: ReloginDialog,
   pivTouch: PivTouchDialog,
   pivPin: PivPinDialog,
