@@ -516,6 +516,24 @@ describe('bridge WebSocket', () => {
     }
   });
 
+  it('counts a window as shown until its page says it is hidden, and a bad visibility frame closes it', async () => {
+    const shown = host.shownWindows;
+    const open = host.connections;
+    const client = await bridge(host);
+    clients.push(client);
+    expect(host.shownWindows).toBe(shown + 1);
+    client.ws.send('{"visibility":"hidden"}');
+    await until(() => host.shownWindows === shown);
+    expect(host.connections).toBe(open + 1);
+    // Still a working bridge: hidden is not closed.
+    expect((await client.call(30, 'app.info')).ok).toBe(true);
+    client.ws.send('{"visibility":"visible"}');
+    await until(() => host.shownWindows === shown + 1);
+    client.ws.send('{"visibility":"minimized"}');
+    expect((await client.closed).code).toBe(1008);
+    await until(() => host.shownWindows === shown && host.connections === open);
+  });
+
   it('pushes backend events to every open socket', async () => {
     const one = await bridge(host);
     const two = await bridge(host);
