@@ -517,21 +517,26 @@ describe('bridge WebSocket', () => {
   });
 
   it('counts a window as shown until its page says it is hidden, and a bad visibility frame closes it', async () => {
-    const shown = host.shownWindows;
-    const open = host.connections;
-    const client = await bridge(host);
-    clients.push(client);
-    expect(host.shownWindows).toBe(shown + 1);
-    client.ws.send('{"visibility":"hidden"}');
-    await until(() => host.shownWindows === shown);
-    expect(host.connections).toBe(open + 1);
-    // Still a working bridge: hidden is not closed.
-    expect((await client.call(30, 'app.info')).ok).toBe(true);
-    client.ws.send('{"visibility":"visible"}');
-    await until(() => host.shownWindows === shown + 1);
-    client.ws.send('{"visibility":"minimized"}');
-    expect((await client.closed).code).toBe(1008);
-    await until(() => host.shownWindows === shown && host.connections === open);
+    // A host of its own: the shared one's sockets from earlier tests may still be closing.
+    const own = await startBrowserHost({ backend, distDir });
+    try {
+      expect(own.shownWindows).toBe(0);
+      const client = await bridge(own);
+      clients.push(client);
+      expect(own.shownWindows).toBe(1);
+      client.ws.send('{"visibility":"hidden"}');
+      await until(() => own.shownWindows === 0);
+      expect(own.connections).toBe(1);
+      // Still a working bridge: hidden is not closed.
+      expect((await client.call(30, 'app.info')).ok).toBe(true);
+      client.ws.send('{"visibility":"visible"}');
+      await until(() => own.shownWindows === 1);
+      client.ws.send('{"visibility":"minimized"}');
+      expect((await client.closed).code).toBe(1008);
+      await until(() => own.shownWindows === 0 && own.connections === 0);
+    } finally {
+      await own.close();
+    }
   });
 
   it('pushes backend events to every open socket', async () => {
