@@ -21,6 +21,9 @@ const ended: SessionNotice = { ...endsSoon, kind: 'ended' };
 function harness(options: { shown?: number; reloginFails?: boolean } = {}) {
   let shown = options.shown ?? 0;
   const listeners = new Set<(notice: SessionNotice) => void>();
+  const profileListeners = new Set<
+    (change: { address: string; profile: { expiresMs: number } | null }) => void
+  >();
   const shownNotices: { notice: DesktopNotice; click: () => void }[] = [];
   const relogins: { cluster: string; reason: string[] }[] = [];
   const opened: number[] = [];
@@ -32,10 +35,11 @@ function harness(options: { shown?: number; reloginFails?: boolean } = {}) {
   };
   const stop = deliverSessionNotices({
     backend: {
-      on: ((event: string, listener: (notice: SessionNotice) => void) => {
-        expect(event).toBe('onSessionNotice');
-        listeners.add(listener);
-        return () => void listeners.delete(listener);
+      on: ((event: string, listener: never) => {
+        const set = event === 'onSessionNotice' ? listeners : profileListeners;
+        expect(['onSessionNotice', 'onProfileChanged']).toContain(event);
+        set.add(listener);
+        return () => void set.delete(listener);
       }) as never,
       relogin: {
         retryWithRelogin: (_cluster, action) => action(),
@@ -57,7 +61,21 @@ function harness(options: { shown?: number; reloginFails?: boolean } = {}) {
   const emit = (notice: SessionNotice) => {
     for (const listener of listeners) listener(sessionNoticeSchema.parse(notice));
   };
-  return { emit, shownNotices, relogins, opened, log, stop, setShown: (n: number) => (shown = n) };
+  const profileChanged = (expiresMs: number | null) => {
+    for (const listener of profileListeners) {
+      listener({ address: endsSoon.address, profile: expiresMs === null ? null : { expiresMs } });
+    }
+  };
+  return {
+    emit,
+    profileChanged,
+    shownNotices,
+    relogins,
+    opened,
+    log,
+    stop,
+    setShown: (n: number) => (shown = n),
+  };
 }
 
 describe('desktopNotice', () => {
@@ -125,10 +143,27 @@ describe('deliverSessionNotices', () => {
     ]);
   });
 
-  it('stops listening when stopped', () => {
-    const { emit, shownNotices, stop } = harness();
-    stop();
+  it('a click on a notice whose session was renewed or signed out since opens the window but asks nothing', async () => {
+    const { emit, profileChanged, shownNotices, relogins, opened } = harness();
+    profileChanged(EXPIRES);
     emit(endsSoon);
+    emit(ended);
+    profileChanged(EXPIRES + 3_600_000);
+    shownNotices[0]?.click();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(opened).toEqual([0]);
+    profileChanged(null);
+    shownNotices[1]?.click();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(relogins).toEqual([]);
+  });
+
+  it('stops listening when stopped', () => {
+    const { emit, profileChanged, shownNotices, relogins, stop } = harness();
+    stop();
+    profileChanged(EXPIRES + 1);
+    emit(endsSoon);
+    expect(relogins).toEqual([]);
     expect(shownNotices).toEqual([]);
   });
 });

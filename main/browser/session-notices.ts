@@ -7,7 +7,8 @@
 // A click on the notification:
 //   1. reopens the app window where none shows the app (the host's open-window path);
 //   2. asks for a relogin of that cluster (backend.relogin.signInAgain): the relogin prompt, saying why,
-//      which the new window shows once it connects (prompts.current), and any open one at once.
+//      which the new window shows once it connects (prompts.current), and any open one at once; unless
+//      that session was renewed or signed out since (a click on a notification left on the screen).
 // The text names the cluster, the user and the time; nothing of the certificates, never a token.
 import type { SessionNotice } from '../../preload/contract';
 import type { Backend } from '../backend/backend';
@@ -52,6 +53,8 @@ export function deliverSessionNotices(options: SessionNoticesOptions): () => voi
   const { backend, notifier } = options;
   const log = options.log ?? (() => {});
   const notified = new Set<string>();
+  /** Each address's session expiry as last reported (null: signed out), to tell a click on a stale notice. */
+  const current = new Map<string, number | null>();
 
   async function clicked(notice: SessionNotice): Promise<void> {
     if (options.shownWindows() === 0) {
@@ -59,6 +62,8 @@ export function deliverSessionNotices(options: SessionNoticesOptions): () => voi
         log(`The app window could not be opened: ${error instanceof Error ? error.message : String(error)}`);
       });
     }
+    const expires = current.get(notice.address);
+    if (expires !== undefined && expires !== notice.expiresMs) return;
     try {
       await backend.relogin.signInAgain(notice.address, reloginReason(notice));
     } catch (error) {
@@ -67,11 +72,19 @@ export function deliverSessionNotices(options: SessionNoticesOptions): () => voi
     }
   }
 
-  return backend.on('onSessionNotice', (notice) => {
-    if (options.shownWindows() > 0) return;
-    const key = `${notice.address}|${notice.user}|${notice.expiresMs}|${notice.kind}`;
-    if (notified.has(key)) return;
-    notified.add(key);
-    notifier.show(desktopNotice(notice), () => void clicked(notice));
-  });
+  const unsubscribes = [
+    backend.on('onProfileChanged', ({ address, profile }) =>
+      current.set(address, profile?.expiresMs ?? null),
+    ),
+    backend.on('onSessionNotice', (notice) => {
+      if (options.shownWindows() > 0) return;
+      const key = `${notice.address}|${notice.user}|${notice.expiresMs}|${notice.kind}`;
+      if (notified.has(key)) return;
+      notified.add(key);
+      notifier.show(desktopNotice(notice), () => void clicked(notice));
+    }),
+  ];
+  return () => {
+    for (const unsubscribe of unsubscribes) unsubscribe();
+  };
 }
