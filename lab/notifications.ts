@@ -1,17 +1,12 @@
-// The lab's desktop notification server: a private session bus (dbus-daemon, Debian's dbus-daemon) and a
-// small listener on it that owns org.freedesktop.Notifications, as a desktop's notification daemon does
-// (Desktop Notifications Specification 1.2: Notify, CloseNotification, GetCapabilities,
-// GetServerInformation; the signals NotificationClosed and ActionInvoked). It shows nothing: it records
+// The lab's desktop notification server: a private session bus (lab/session-bus.ts) and a small listener
+// on it that owns org.freedesktop.Notifications, as a desktop's notification daemon does (Desktop
+// Notifications Specification 1.2: Notify, CloseNotification, GetCapabilities, GetServerInformation; the signals NotificationClosed and ActionInvoked). It shows nothing: it records
 // what it receives, and a test "clicks" a notification with click(), which sends ActionInvoked and then
 // NotificationClosed (reason 2, dismissed by the user), as a daemon does when the person clicks one.
 // Written with @homebridge/dbus-native, a D-Bus stack other than the one the host's notify-send uses
 // (libnotify over GDBus), so neither side can hide a mistake of the other's.
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as dbusNative from '@homebridge/dbus-native';
+import { startPrivateSessionBus } from './session-bus';
 
 export const NOTIFICATIONS_BUS_NAME = 'org.freedesktop.Notifications';
 export const NOTIFICATIONS_PATH = '/org/freedesktop/Notifications';
@@ -21,7 +16,6 @@ export const CLOSED_EXPIRED = 1;
 export const CLOSED_DISMISSED = 2;
 export const CLOSED_BY_CALL = 3;
 
-const STOP_GRACE_MS = 2_000;
 // RequestName flag DO_NOT_QUEUE, and its answer PRIMARY_OWNER (D-Bus specification, "Message Bus Messages").
 const DO_NOT_QUEUE = 4;
 const PRIMARY_OWNER = 1;
@@ -88,46 +82,19 @@ export async function startLabNotifications(
   options: { startTimeoutMs?: number } = {},
 ): Promise<LabNotifications> {
   const startTimeoutMs = options.startTimeoutMs ?? 20_000;
-  // A short folder: a UNIX socket's path has at most 107 bytes.
-  const dir = mkdtempSync(join(tmpdir().length <= 40 ? tmpdir() : '/tmp', 'kp-notify-'));
-  const socketPath = join(dir, 'bus');
-  let daemon: ChildProcess | undefined;
+  const sessionBus = await startPrivateSessionBus({ prefix: 'kp-notify-', startTimeoutMs });
   let bus: NativeBus | undefined;
-  const exitGuard = () => {
-    if (daemon?.pid !== undefined && daemon.exitCode === null) process.kill(daemon.pid, 'SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  };
-  process.once('exit', exitGuard);
-
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
-      process.removeListener('exit', exitGuard);
       bus?.connection.end();
-      if (daemon?.pid !== undefined && daemon.exitCode === null && daemon.signalCode === null) {
-        const exited = new Promise<void>((resolve) => daemon?.once('exit', () => resolve()));
-        process.kill(daemon.pid, 'SIGTERM');
-        const timer = setTimeout(() => {
-          if (daemon?.pid !== undefined && daemon.exitCode === null) process.kill(daemon.pid, 'SIGKILL');
-        }, STOP_GRACE_MS);
-        await exited;
-        clearTimeout(timer);
-      }
-      rmSync(dir, { recursive: true, force: true });
+      await sessionBus.stop();
     })();
     return stopping;
   };
 
   try {
-    daemon = spawn(
-      'dbus-daemon',
-      ['--session', `--address=unix:path=${socketPath}`, '--nofork', '--print-address'],
-      {
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    const busAddress = await firstLine(daemon, startTimeoutMs);
+    const busAddress = sessionBus.address;
     bus = (dbusNative as unknown as NativeModule).sessionBus({ busAddress });
     bus.connection.on('error', () => {
       // The bus went away (stop()); nothing is waiting on it.
@@ -279,37 +246,4 @@ function notificationServer(bus: NativeBus): Pick<LabNotifications, 'received' |
       close(notification, CLOSED_DISMISSED);
     },
   };
-}
-
-/** dbus-daemon --print-address writes the address once the bus listens: the ready signal. */
-function firstLine(child: ChildProcess, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    const timer = setTimeout(
-      () => reject(new Error(`lab notifications: dbus-daemon printed nothing in ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    child.stderr?.setEncoding('utf8').on('data', (text: string) => (err += text));
-    child.stdout?.setEncoding('utf8').on('data', (text: string) => {
-      out += text;
-      const newline = out.indexOf('\n');
-      if (newline >= 0) {
-        clearTimeout(timer);
-        resolve(out.slice(0, newline).trim());
-      }
-    });
-    child.once('error', (error) => {
-      clearTimeout(timer);
-      reject(
-        new Error(
-          `lab notifications: dbus-daemon: ${error.message} (install it: node lab/system-packages.mjs)`,
-        ),
-      );
-    });
-    child.once('exit', () => {
-      clearTimeout(timer);
-      reject(new Error(`lab notifications: dbus-daemon exited early: ${err}`));
-    });
-  });
 }
