@@ -88,13 +88,15 @@ export function notifySendNotifier(options: NotifierOptions = {}): DesktopNotifi
     log(line);
   };
 
+  /** Ends `child` by its PID if it still runs; settles once it has closed (out of `waiting`). */
   function end(child: ChildProcess): Promise<void> {
-    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null)
-      return Promise.resolve();
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    if (!waiting.includes(child)) return Promise.resolve();
+    // 'close', not 'exit': its output read to the end and the child out of `waiting` (show()'s handler).
+    const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return closed;
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-    return exited.finally(() => clearTimeout(timer));
+    return closed.finally(() => clearTimeout(timer));
   }
 
   return {
