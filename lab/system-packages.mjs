@@ -8,7 +8,9 @@ const packages = {
   'openssh-client': ['start', 'test'], // ssh-keygen: the tests check SSH certificates with OpenSSH itself
   'openssh-server': ['test'], // sshd: the nodes of the SSH tests (lab/sshd.ts), private instances on 127.0.0.1
   'gnome-keyring': ['start', 'test'], // Secret Service for the keychain (lab keyring on headless machines)
-  'dbus-daemon': ['start', 'test'], // a private session bus for that keyring
+  'dbus-daemon': ['start', 'test'], // a private session bus for that keyring, and the lab's notification server's (lab/notifications.ts)
+  'libnotify-bin': ['start', 'test'], // notify-send: the browser host's desktop notifications (freedesktop Notifications over D-Bus)
+  'libglib2.0-bin': ['test'], // gdbus: the lab notification server's test calls it as a desktop's tools would
   'dbus-bin': ['start', 'test'], // dbus-send: the client asks the Secret Service whether it is locked
   'libusb-1.0-0': ['start', 'test'], // node-hid's Linux binary links it, even for hidraw (USB security keys)
   'libsecret-tools': ['test'], // secret-tool: tests read the keychain from outside the client

@@ -214,6 +214,7 @@ function createSocketTransport(launchToken: string | undefined): ContractTranspo
       opened = true;
       everOpened = true;
       state = 'open';
+      sendVisibility();
       for (const frame of queued.splice(0)) send(frame);
     });
     ws.addEventListener('message', receive);
@@ -234,6 +235,13 @@ function createSocketTransport(launchToken: string | undefined): ContractTranspo
       fail();
     });
   }
+
+  /** Tells the host whether this page is shown: it notifies on the desktop only when no window is. */
+  function sendVisibility(): void {
+    if (state === 'open')
+      send(JSON.stringify({ visibility: document.visibilityState === 'hidden' ? 'hidden' : 'visible' }));
+  }
+  document.addEventListener('visibilitychange', sendVisibility);
 
   async function connect(): Promise<void> {
     const fresh = launchToken === undefined ? undefined : await exchangeLaunchToken(launchToken);

@@ -1,7 +1,9 @@
 // Keyport Connect on the browser host, as one program: the backend for a Keyport home, the browser host, the
 // link socket that `keyport-connect open-url` talks to, the relogin socket the keyport CLI asks, and a Chromium app window (or, without a display,
 // the launch URL to open). `npm start` builds the same parts around its lab; this is the app without a lab,
-// what `keyport-connect` starts on a Linux desktop where no Electron binary is installed.
+// what `keyport-connect` starts on a Linux desktop where no Electron binary is installed. While no window
+// shows the app, the session watcher's notices go to the desktop (session-notices.ts), and a click on one
+// opens a window again with a fresh launch URL.
 import { ProfileStore } from '../../client/profiles';
 import { createBackend } from '../backend/backend';
 import type { Backend } from '../backend/backend';
@@ -12,8 +14,10 @@ import { listenForReloginRequests } from '../backend/relogin-socket';
 import { openAppWindow } from './chromium';
 import { openWithXdg } from './open-in-browser';
 import type { AppWindow } from './chromium';
+import { notifySendNotifier } from './desktop-notifications';
 import { startBrowserHost } from './host';
 import type { BrowserHost } from './host';
+import { deliverSessionNotices } from './session-notices';
 
 export interface ConnectAppOptions {
   home: string;
@@ -30,8 +34,10 @@ export interface ConnectApp {
   backend: Backend;
   host: BrowserHost;
   links: LinkSocket;
-  /** Undefined without a display: then `host.url` is to be opened by hand. */
-  window: AppWindow | undefined;
+  /** The window opened last; undefined without a display: then `host.url` is to be opened by hand. */
+  readonly window: AppWindow | undefined;
+  /** Opens another app window with a fresh launch URL (what a click on a desktop notification does). */
+  openWindow(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -63,10 +69,35 @@ export async function startConnectApp(options: ConnectAppOptions): Promise<Conne
     if (options.link !== undefined) await backend.openDeepLink(options.link);
     const host = await startBrowserHost({ backend, distDir: options.distDir });
     stops.push(() => host.close());
-    const window = await openAppWindow(host.url, { env });
-    if (window) stops.push(() => window.close());
+    let window: AppWindow | undefined;
+    const open = async (url: string) => {
+      const opened = await openAppWindow(url, { env });
+      if (!opened) return;
+      window = opened;
+      stops.push(() => opened.close());
+    };
+    await open(host.url);
+    const notifier = notifySendNotifier({ env, log: (line) => console.warn(line) });
+    stops.push(() => notifier.close());
+    const stopNotices = deliverSessionNotices({
+      backend,
+      notifier,
+      shownWindows: () => host.shownWindows,
+      openWindow: () => open(host.newLaunchUrl()),
+      log: (line) => console.warn(line),
+    });
+    stops.push(async () => stopNotices());
     let closing: Promise<void> | undefined;
-    return { backend, host, links, window, close: () => (closing ??= stop()) };
+    return {
+      backend,
+      host,
+      links,
+      get window() {
+        return window;
+      },
+      openWindow: () => open(host.newLaunchUrl()),
+      close: () => (closing ??= stop()),
+    };
   } catch (error) {
     await stop();
     throw error;

@@ -6,7 +6,8 @@
 // a second upgrade while its socket is open gets a 409 (a reload works: the old page's socket has closed
 // by then). A socket closes (SESSION_ENDED) when its session expires or is revoked. Once open, every
 // frame is validated (protocol.ts), calls go to the backend's handler table, and backend events go to
-// every open socket (each of them passed the same door).
+// every open socket (each of them passed the same door). A page also says whether it is shown
+// ({visibility}, protocol.ts); a socket counts as shown until its page says it is hidden.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
@@ -46,6 +47,8 @@ export interface BridgeServer {
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
   /** Open sockets. */
   readonly size: number;
+  /** Open sockets whose page is shown (it has not said it is hidden). */
+  readonly shown: number;
   /** Closes every open socket with SESSION_ENDED (the caller has revoked the sessions). */
   endSessions(): void;
   close(): Promise<void>;
@@ -92,6 +95,8 @@ export function createBridgeServer(options: BridgeServerOptions): BridgeServer {
   });
   /** Each session's one socket. Only an OPEN socket holds its session: a closing one cannot call. */
   const live = new Map<Session, WebSocket>();
+  /** Sockets whose page said it is hidden (document.visibilityState). */
+  const hidden = new WeakSet<WebSocket>();
 
   /** Whether `ws` may still act for `session`: open, and the session neither expired nor revoked. */
   function mayAct(ws: WebSocket, session: Session): boolean {
@@ -139,6 +144,11 @@ export function createBridgeServer(options: BridgeServerOptions): BridgeServer {
       const incoming = parseIncoming(text);
       if (incoming.kind === 'fatal') {
         ws.close(1008, incoming.reason);
+        return;
+      }
+      if (incoming.kind === 'visibility') {
+        if (incoming.visibility === 'hidden') hidden.add(ws);
+        else hidden.delete(ws);
         return;
       }
       if (incoming.kind === 'invalid') {
@@ -207,6 +217,12 @@ export function createBridgeServer(options: BridgeServerOptions): BridgeServer {
     },
     get size() {
       return wss.clients.size;
+    },
+    get shown() {
+      let count = 0;
+      for (const client of wss.clients)
+        if (client.readyState === client.OPEN && !hidden.has(client)) count += 1;
+      return count;
     },
     async close() {
       for (const unsubscribe of unsubscribes.splice(0)) unsubscribe();

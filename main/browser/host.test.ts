@@ -516,6 +516,29 @@ describe('bridge WebSocket', () => {
     }
   });
 
+  it('counts a window as shown until its page says it is hidden, and a bad visibility frame closes it', async () => {
+    // A host of its own: the shared one's sockets from earlier tests may still be closing.
+    const own = await startBrowserHost({ backend, distDir });
+    try {
+      expect(own.shownWindows).toBe(0);
+      const client = await bridge(own);
+      clients.push(client);
+      expect(own.shownWindows).toBe(1);
+      client.ws.send('{"visibility":"hidden"}');
+      await until(() => own.shownWindows === 0);
+      expect(own.connections).toBe(1);
+      // Still a working bridge: hidden is not closed.
+      expect((await client.call(30, 'app.info')).ok).toBe(true);
+      client.ws.send('{"visibility":"visible"}');
+      await until(() => own.shownWindows === 1);
+      client.ws.send('{"visibility":"minimized"}');
+      expect((await client.closed).code).toBe(1008);
+      await until(() => own.shownWindows === 0 && own.connections === 0);
+    } finally {
+      await own.close();
+    }
+  });
+
   it('pushes backend events to every open socket', async () => {
     const one = await bridge(host);
     const two = await bridge(host);

@@ -60,6 +60,8 @@ export interface BrowserHost {
   newLaunchUrl(): string;
   /** Open bridge sockets. */
   readonly connections: number;
+  /** Open bridge sockets whose page is shown: 0 when every window is closed or hidden. */
+  readonly shownWindows: number;
   /**
    * Ends every session issued so far and closes their sockets; a window needs a new launch URL to
    * connect again. Unspent launch tokens stay valid (they expire within minutes anyway).
@@ -193,6 +195,9 @@ export async function startBrowserHost(options: BrowserHostOptions): Promise<Bro
     newLaunchUrl,
     get connections() {
       return bridge.size;
+    },
+    get shownWindows() {
+      return bridge.shown;
     },
     revokeSessions() {
       sessions.revokeAll();

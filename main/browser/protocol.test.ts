@@ -40,6 +40,20 @@ describe('parseIncoming', () => {
     });
   });
 
+  it('accepts a visibility message and nothing more in it', () => {
+    expect(parseIncoming('{"visibility":"hidden"}')).toEqual({ kind: 'visibility', visibility: 'hidden' });
+    expect(parseIncoming('{"visibility":"visible"}')).toEqual({ kind: 'visibility', visibility: 'visible' });
+    for (const text of [
+      '{"visibility":"prerender"}',
+      '{"visibility":true}',
+      '{"visibility":"hidden","id":1}',
+      '{"visibility":"hidden","x":1}',
+      '{"visibility":"hidden","__proto__":{}}',
+    ]) {
+      expect(parseIncoming(text).kind, text).toBe('fatal');
+    }
+  });
+
   it('does not pollute Object.prototype', () => {
     parseIncoming('{"id":1,"method":"app.info","__proto__":{"polluted":1}}');
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();

@@ -2,6 +2,9 @@
 //   page → host   {id, method, argument?}        a call; id is a non-negative safe integer chosen by the page
 //   host → page   {id, result}                   the Result of that call (always; a handler never throws)
 //   host → page   {event, payload}               a backend event (onPrompt, onPromptClosed, ...)
+//   page → host   {visibility: "visible"|"hidden"}  the page's document.visibilityState, when it changes:
+//                                                the host sends a desktop notification only while no
+//                                                window shows the app (session-notices.ts)
 // Every incoming frame is checked here before it reaches a handler (invariant 3): anything that is not
 // exactly that shape, names no contract method, or carries a prototype-polluting key anywhere is answered
 // with INVALID_ARGUMENT for its id, or closes the socket (1008) when it has no usable id.
@@ -14,8 +17,11 @@ export interface Call {
   argument: unknown;
 }
 
+export type Visibility = 'visible' | 'hidden';
+
 export type Incoming =
   | { kind: 'call'; call: Call }
+  | { kind: 'visibility'; visibility: Visibility }
   | { kind: 'invalid'; id: number; error: ContractError }
   /** No id to answer: the socket is closed with 1008 (policy violation). */
   | { kind: 'fatal'; reason: string };
@@ -45,6 +51,7 @@ export function parseIncoming(text: string): Incoming {
     return { kind: 'fatal', reason: 'Messages are JSON.' };
   }
   if (!isPlainRecord(message)) return { kind: 'fatal', reason: 'A message is a JSON object.' };
+  if (Object.hasOwn(message, 'visibility')) return parseVisibility(message);
   const id = Object.hasOwn(message, 'id') ? message.id : undefined;
   if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) {
     return { kind: 'fatal', reason: 'A call has a numeric id.' };
@@ -65,6 +72,15 @@ export function parseIncoming(text: string): Incoming {
     };
   }
   return { kind: 'call', call: { id, method: method as MethodName, argument: message.argument } };
+}
+
+/** Exactly {visibility: "visible" | "hidden"}; anything else has no id to answer, so it closes the socket. */
+function parseVisibility(message: Record<string, unknown>): Incoming {
+  const visibility = message.visibility;
+  if (Object.keys(message).length !== 1 || (visibility !== 'visible' && visibility !== 'hidden')) {
+    return { kind: 'fatal', reason: 'A visibility message is {"visibility": "visible" | "hidden"}.' };
+  }
+  return { kind: 'visibility', visibility };
 }
 
 export function replyFrame(id: number, result: Result<unknown>): string {
