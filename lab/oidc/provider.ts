@@ -295,8 +295,9 @@ function sendHtml(
     'cache-control': 'no-store',
     // form-action governs every redirect after the login form's post too (CSP3, as Chromium enforces it): the
     // IdP sends the browser on to the client's redirect_uri (keyport-auth's callback, another origin), and
-    // from there a native client's loopback address (RFC 8252: any port on 127.0.0.1 or [::1]).
-    'content-security-policy': `default-src 'none'; style-src 'unsafe-inline'; form-action ${["'self'", ...formTargets, 'http://127.0.0.1:*', 'http://[::1]:*'].join(' ')}`,
+    // from there a native client's loopback address (RFC 8252: any port on 127.0.0.1; CSP has no IPv6
+    // literal sources).
+    'content-security-policy': `default-src 'none'; style-src 'unsafe-inline'; form-action ${["'self'", ...formTargets, 'http://127.0.0.1:*'].join(' ')}`,
   });
   res.end(html);
 }
