@@ -90,7 +90,7 @@ export function userService(ctx: ServiceContext) {
     ): Promise<MFAAuthenticateChallenge> {
       const identity = await authenticate(ctx, call);
       if (request.scope === ChallengeScope.CHALLENGE_SCOPE_ADMIN_ACTION) {
-        return createAdminActionChallenge(ctx, identity, request.adminActions);
+        return createAdminActionChallenge(ctx, identity, request.adminActions, call.clientAddr);
       }
       if (request.scope !== ChallengeScope.CHALLENGE_SCOPE_MANAGE_DEVICES) {
         throw new KeyportError(
@@ -194,7 +194,7 @@ export function userService(ctx: ServiceContext) {
       const refused = async (error: unknown): Promise<never> => {
         await ctx.audit.record({
           type: 'mfa.add',
-          actor: identity.user,
+          actor: identity,
           clientAddr: call.clientAddr,
           success: false,
           message: error instanceof KeyportError ? error.message : 'internal error',
@@ -278,7 +278,7 @@ export function userService(ctx: ServiceContext) {
       }
       await ctx.audit.record({
         type: 'mfa.add',
-        actor: identity.user,
+        actor: identity,
         clientAddr: call.clientAddr,
         success: true,
         message: `MFA device "${name}" added`,
@@ -295,7 +295,7 @@ export function userService(ctx: ServiceContext) {
       const refused = async (error: unknown): Promise<never> => {
         await ctx.audit.record({
           type: 'mfa.delete',
-          actor: identity.user,
+          actor: identity,
           clientAddr: call.clientAddr,
           success: false,
           message: error instanceof KeyportError ? error.message : 'internal error',
@@ -325,7 +325,7 @@ export function userService(ctx: ServiceContext) {
           await ctx.audit.record(
             {
               type: 'mfa.delete',
-              actor: identity.user,
+              actor: identity,
               clientAddr: call.clientAddr,
               success: true,
               message: `MFA device "${request.name}" removed`,
