@@ -59,10 +59,22 @@ const payloadSchemas = {
     node: z.string().min(1),
     login: z.string().min(1),
   }),
-  /** A new device for a signed-in user: a key's creation options, or an OTP seed (sealed). */
+  /**
+   * A new device for a signed-in user: a key's creation options, or an OTP seed (sealed). `firstDevice`:
+   * issued without an existing device's answer, as the user had none; good only while they still have none.
+   */
   REGISTER_DEVICE: z.discriminatedUnion('deviceType', [
-    z.object({ deviceType: z.literal('webauthn'), webauthnChallenge, passwordless: z.boolean() }),
-    z.object({ deviceType: z.literal('totp'), totpSecret: z.string().min(1) }),
+    z.object({
+      deviceType: z.literal('webauthn'),
+      webauthnChallenge,
+      passwordless: z.boolean(),
+      firstDevice: z.boolean().optional(),
+    }),
+    z.object({
+      deviceType: z.literal('totp'),
+      totpSecret: z.string().min(1),
+      firstDevice: z.boolean().optional(),
+    }),
   ]),
   /** The first device, at signup: bound to the signup token (its hash). */
   SIGNUP_REGISTER_DEVICE: z.object({

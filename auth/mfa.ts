@@ -72,7 +72,11 @@ export async function createMfaChallenge(
     totpAllowed,
     webauthnRequestOptionsJson: optionsJson,
     expiresMs,
-    mfaRequired: cap.secondFactorRequired || devices.length > 0,
+    // Managing devices proves an existing one: a user with none (an SSO user before their first key) has
+    // nothing to prove, whatever the cluster requires at login (their first device's rule is
+    // device-trust/first-device.ts).
+    mfaRequired:
+      devices.length > 0 || (scope === ChallengeScope.CHALLENGE_SCOPE_LOGIN && cap.secondFactorRequired),
   };
 }
 

@@ -1,13 +1,15 @@
 // The seed's IdP-compromise protection: where device trust is required (the cluster, or a role of the
 // user), a user's first MFA device may only be registered from a trusted device. At signup the device
-// proves itself with a quote over a DEVICE_AUTH nonce; a signed-in user's session must carry the device.
+// proves itself with a quote over a DEVICE_AUTH nonce; a signed-in user's session must carry the device
+// (an SSO user, who has no device after the IdP's login, registers their first key that way).
 import { KeyportError } from '../../proto/errors';
 import type { DeviceChallenge } from '../../proto/gen/keyport/v1/device';
 import type { DeviceAuthentication } from '../../proto/gen/keyport/v1/auth';
 import { challengeRefusal, createChallenge, spendChallenge } from '../challenges';
 import type { ServiceContext } from '../context';
-import { loadRoles } from '../policy';
+import { loadCap, loadRoles } from '../policy';
 import type { ClusterPolicy } from '../policy';
+import { ssoUserFields } from '../sso/requests';
 import type { UserRow } from '../storage/store';
 import { newDeviceNonce, verifyDeviceQuote } from './ceremony';
 import { deviceTrustDecision } from './policy';
@@ -25,6 +27,33 @@ export async function firstDeviceDecision(
   const spec = JSON.parse(user.spec_json) as { roles?: string[] };
   const roles = await loadRoles(ctx.store, spec.roles ?? []);
   return deviceTrustDecision(cap.device_trust.mode, { roles, device }, { kind: 'first_mfa_device' });
+}
+
+/**
+ * A signed-in user's MFA device registration: refused with DEVICE_TRUST_REQUIRED (audited `mfa.add`, with an
+ * SSO user's connector and IdP subject) when it would be their first and their session has no trusted device
+ * where one is required. No existing device can answer for a first one; the trusted device is its check.
+ */
+export async function checkFirstMfaDevice(
+  ctx: ServiceContext,
+  user: UserRow,
+  session: { device?: SessionDevice; clientAddr: string; deviceName?: string },
+): Promise<void> {
+  const decision = await firstDeviceDecision(ctx, await loadCap(ctx.store), user, session.device);
+  if (decision.allowed) return;
+  await ctx.audit.record({
+    type: 'mfa.add',
+    actor: user.name,
+    clientAddr: session.clientAddr,
+    success: false,
+    message: decision.error.message,
+    fields: {
+      ...(session.deviceName ? { device: session.deviceName } : {}),
+      first_device: true,
+      ...ssoUserFields(user),
+    },
+  });
+  throw decision.error;
 }
 
 /** StartSignup: a nonce for the enrolled, unlocked device the client names. */

@@ -33,7 +33,8 @@ import { createChallenge, newChallengeBytes, spendOrThrow } from '../challenges'
 import type { PayloadOf } from '../challenges';
 import { loadCap } from '../policy';
 import type { CallContext } from '../rpc';
-import { firstDeviceDecision } from '../device-trust/first-device';
+import { checkFirstMfaDevice } from '../device-trust/first-device';
+import { ssoUserFields } from '../sso/requests';
 import type { MfaDeviceRow } from '../storage/store';
 import { newTotpEnrollment } from '../totp';
 import { registrationOptions, relyingParty, verifyRegistration, webauthnDeviceRow } from '../webauthn';
@@ -132,6 +133,13 @@ export function userService(ctx: ServiceContext) {
         throw new KeyportError('PRECONDITION_FAILED', 'OTP devices are not an allowed second factor here.');
       }
       const rp = webauthn ? relyingParty(cap, ctx.clusterName) : undefined;
+      // A first device (an SSO user's, after the IdP's login) has no existing one to answer for it: where
+      // device trust is required, the session's trusted device does (device-trust/first-device.ts).
+      const firstDevice = (await ctx.store.listDevices(identity.user)).length === 0;
+      const userRow = firstDevice ? await ctx.store.getUser(identity.user) : undefined;
+      if (userRow) {
+        await checkFirstMfaDevice(ctx, userRow, { device: identity.device, clientAddr: call.clientAddr });
+      }
       await verifyManageDevicesAnswer(ctx, identity.user, request.existingMfaResponse, call.clientAddr);
 
       let payload: PayloadOf<'REGISTER_DEVICE'>;
@@ -150,6 +158,7 @@ export function userService(ctx: ServiceContext) {
           deviceType: 'webauthn',
           webauthnChallenge: options.challenge,
           passwordless: request.passwordless,
+          ...(firstDevice ? { firstDevice } : {}),
         };
         webauthnCreationOptionsJson = JSON.stringify(options);
       } else {
@@ -158,6 +167,7 @@ export function userService(ctx: ServiceContext) {
         payload = {
           deviceType: 'totp',
           totpSecret: ctx.secrets.seal(enrollment.secret, totpSeedContext(identity.user)),
+          ...(firstDevice ? { firstDevice } : {}),
         };
         totp = {
           secret: enrollment.secret,
@@ -191,6 +201,7 @@ export function userService(ctx: ServiceContext) {
           { fieldPath: 'new_device.device_name' },
         );
       }
+      const userRow = await ctx.store.getUser(identity.user);
       const refused = async (error: unknown): Promise<never> => {
         await ctx.audit.record({
           type: 'mfa.add',
@@ -198,7 +209,7 @@ export function userService(ctx: ServiceContext) {
           clientAddr: call.clientAddr,
           success: false,
           message: error instanceof KeyportError ? error.message : 'internal error',
-          fields: { device: name },
+          fields: { device: name, ...ssoUserFields(userRow) },
         });
         throw error;
       };
@@ -215,10 +226,12 @@ export function userService(ctx: ServiceContext) {
         );
       }
       // Where device trust is required, a first MFA device is registered only from a trusted device.
-      const userRow = await ctx.store.getUser(identity.user);
       if (existingDevices.length === 0 && userRow) {
-        const decision = await firstDeviceDecision(ctx, await loadCap(ctx.store), userRow, identity.device);
-        if (!decision.allowed) await refused(decision.error);
+        await checkFirstMfaDevice(ctx, userRow, {
+          device: identity.device,
+          clientAddr: call.clientAddr,
+          deviceName: name,
+        });
       }
       const now = ctx.now();
       const row = await (async () => {
@@ -228,6 +241,13 @@ export function userService(ctx: ServiceContext) {
           ['REGISTER_DEVICE'],
           identity.user,
         );
+        // A challenge issued without an MFA check (the user had no device) is void once they have one.
+        if (payload.firstDevice && existingDevices.length > 0) {
+          throw new KeyportError(
+            'MFA_REQUIRED',
+            'An MFA device was registered since this registration started; start again and prove that device.',
+          );
+        }
         const id = randomUUID();
         if (payload.deviceType === 'webauthn') {
           if (newDevice?.response?.$case !== 'webauthnJson') {

@@ -6,6 +6,7 @@ import { HardwareKeyAttestation } from '../../proto/gen/keyport/v1/auth';
 import type { OidcConnector } from '../../proto/resources/schema';
 import { openConnector } from '../connectors';
 import type { ServiceContext } from '../context';
+import type { UserRow } from '../storage/store';
 
 /** 32 random bytes, base64url: a request id, state, nonce or one-time code. */
 export const newToken = (): string => randomBytes(32).toString('base64url');
@@ -93,4 +94,13 @@ export function auditSso(
       ...entry.fields,
     },
   });
+}
+
+/** An SSO user's connector and IdP subject, for the audit rows of what they do (none for a local user). */
+export function ssoUserFields(user: Pick<UserRow, 'sso_connector' | 'sso_subject'> | undefined): {
+  connector?: string;
+  idp_subject?: string;
+} {
+  if (!user?.sso_connector) return {};
+  return { connector: user.sso_connector, ...(user.sso_subject ? { idp_subject: user.sso_subject } : {}) };
 }

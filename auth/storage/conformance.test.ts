@@ -736,9 +736,15 @@ describe.each(backends)('store on $kind', (backend) => {
       created_ms: T,
       expires_ms: expires,
     });
-    await sso.insert(request('r1'));
+    await sso.insert({ ...request('r1'), device_json: '{"kind":"auth"}' });
     await sso.insert(request('old', T + 10));
-    expect(await sso.get('r1')).toMatchObject({ stage: 'started', code_hash: null, expires_ms: T + 300_000 });
+    expect(await sso.get('r1')).toMatchObject({
+      stage: 'started',
+      code_hash: null,
+      expires_ms: T + 300_000,
+      device_json: '{"kind":"auth"}',
+    });
+    expect(await sso.get('old')).toMatchObject({ device_json: null });
     expect(await sso.findByStateHash('state-r1')).toMatchObject({ id: 'r1' });
     // An expired request's state spends nothing; a live one is spent by exactly one of many callbacks.
     expect(await sso.spendState('state-old', T + 10)).toBeUndefined();

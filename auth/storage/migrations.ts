@@ -425,6 +425,17 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('sso_requests').execute();
     },
   },
+  '0013_sso_request_device': {
+    // Device trust on an SSO login: the device challenge's payload (the nonce to quote, or an
+    // auto-enrollment's sealed secret, hashed) made when the request started, checked when its code is
+    // redeemed (auth/device-trust/login.ts, as a local login keeps it in its challenge).
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('sso_requests').addColumn('device_json', 'text').execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.alterTable('sso_requests').dropColumn('device_json').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

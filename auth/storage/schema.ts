@@ -258,6 +258,8 @@ export interface SsoRequestsTable {
   user: string | null;
   /** What the callback established: roles, IdP subject, claims matched. */
   identity_json: string | null;
+  /** The device challenge's payload (device-trust/payloads.ts) when the request offered a device. */
+  device_json: string | null;
 }
 
 export interface Database {

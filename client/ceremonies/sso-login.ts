@@ -1,12 +1,15 @@
 // SSO login through an oidc connector, as tsh does it (`keyport login --auth=NAME`):
 //   1. the session key, made and written in the keystore; a listener on 127.0.0.1, a random port and a
-//      random path (RFC 8252 §7.3), for the browser's way back;
-//   2. StartSSOLogin{connector, public keys, that loopback address} → the IdP's authorization URL;
+//      random path (RFC 8252 §7.3), for the browser's way back; this machine's TPM, when the cluster uses
+//      device trust (its enrolled credential, or its EK and AK to auto-enroll);
+//   2. StartSSOLogin{connector, public keys, that loopback address, the device} → the IdP's authorization
+//      URL, and a device challenge;
 //   3. the URL opened in the system browser (or printed, with --browser=none);
 //   4. the browser comes back to the loopback address with a one-time code (keyport-auth's callback sent
 //      it there after the IdP's login), or with the error keyport-auth refused the login for;
-//   5. RedeemSSOLogin{request, code, the session key's signature over both} → the certificates, and the
-//      tab says "Signed in to CLUSTER. You can close this tab.";
+//   5. RedeemSSOLogin{request, code, the session key's signature over both, the TPM's quote of the device
+//      challenge} → the certificates (with the device, when it answered), and the tab says "Signed in to
+//      CLUSTER. You can close this tab.";
 //   6. the profile, as every login saves it.
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -21,6 +24,9 @@ import { formatClusterAddress } from '../cluster-trust';
 import type { KeyStoreKind } from '../keystore';
 import { perfSteps } from '../perf';
 import type { Profile, ProfileStore } from '../profiles';
+import type { DeviceTrustOptions } from '../device-trust/device';
+import { answerDeviceChallenge, startDeviceLogin } from '../device-trust/login';
+import type { DeviceLoginStart } from '../device-trust/login';
 import { connectReplica } from '../replicas';
 import { ensureTrustedCluster } from '../session';
 import type { TrustPrompt } from '../session';
@@ -46,6 +52,8 @@ export interface SsoLoginOptions {
   prompts: SsoLoginPrompts;
   signal?: AbortSignal;
   onCall?: (method: string) => void;
+  /** This machine's TPM for device trust (default: KEYPORT_TPM_TCTI or /dev/tpmrm0); false: never. */
+  device?: DeviceTrustOptions | false;
 }
 
 /** How long the client waits for the browser after opening it: the request's own 5 minutes. */
@@ -59,6 +67,7 @@ export async function loginWithSso(options: SsoLoginOptions): Promise<Profile> {
   await key.ready;
   let api: ClusterApi | undefined;
   let loopback: LoopbackListener | undefined;
+  let device: DeviceLoginStart = {};
   key.hold();
   try {
     const trusted = await ensureTrustedCluster(profiles, options.address, {
@@ -73,8 +82,14 @@ export async function loginWithSso(options: SsoLoginOptions): Promise<Profile> {
     const signer = await key.store();
     loopback = await listenOnLoopback(trusted.name);
     perf.step('session key, loopback listener');
-    // 2. The request.
-    api = await connectReplica(trusted, { onCall: options.onCall });
+    // 2. The request, with this machine's TPM when the cluster uses device trust (as a login's step 1).
+    const channel = await connectReplica(trusted, { onCall: options.onCall });
+    api = channel;
+    device = await startDeviceLogin(trusted, options.device, async () => {
+      const info = await channel.auth.getClusterInfo({});
+      return { mode: info.deviceTrustMode || 'off', autoEnroll: info.deviceAutoEnroll };
+    });
+    perf.step('device hello');
     const started = await api.auth.startSsoLogin({
       connectorName: options.connector,
       sshPublicKey: signer.sshPublicKey,
@@ -82,17 +97,25 @@ export async function loginWithSso(options: SsoLoginOptions): Promise<Profile> {
       ttlSeconds: options.ttlSeconds ?? 0,
       clientRedirectUrl: loopback.url,
       hardwareKeyAttestation: undefined,
+      device: device.hello,
     });
     perf.step('StartSSOLogin');
     // 3–4. The browser, and its way back.
     await prompts.openBrowser(started.authorizationUrl);
     const code = await loopback.code(options.signal);
     perf.step('browser');
-    // 5. The code redeemed with the key's signature.
+    // 5. The code redeemed with the key's signature and the device's quote.
     let issued: LoginResponse;
     try {
       const keySignature = await signer.sign(ssoRedeemSignedBytes(started.requestId, code));
-      issued = await api.auth.redeemSsoLogin({ requestId: started.requestId, ssoCode: code, keySignature });
+      const deviceResponse = await answerDeviceChallenge(device, started.deviceChallenge);
+      perf.step('device quote');
+      issued = await api.auth.redeemSsoLogin({
+        requestId: started.requestId,
+        ssoCode: code,
+        keySignature,
+        deviceResponse,
+      });
     } catch (error) {
       loopback.finish(error);
       throw error;
@@ -107,7 +130,7 @@ export async function loginWithSso(options: SsoLoginOptions): Promise<Profile> {
       keystore: options.keystore,
       issued,
       answeredBy: api.address,
-      deviceOffered: false,
+      deviceOffered: !!device.hello,
       key,
       card: new LoginCardKey({ perf, trusted, rememberLastPolicy: false }),
     });
@@ -121,6 +144,7 @@ export async function loginWithSso(options: SsoLoginOptions): Promise<Profile> {
     key.release();
     api?.close();
     await loopback?.close();
+    await device.device?.close().catch(() => {});
     perf.end();
   }
 }

@@ -7,6 +7,7 @@ import type { KeyObject } from 'node:crypto';
 import { createServer } from 'node:net';
 import type { ClusterApi } from '../../client/api';
 import type { LoginResponse, StartSSOLoginResponse } from '../../proto/gen/keyport/v1/auth';
+import type { DeviceChallengeResponse, DeviceLoginHello } from '../../proto/gen/keyport/v1/device';
 import { ssoRedeemSignedBytes } from '../../proto/sso';
 import type { LabCluster } from '../cluster';
 import { webClient } from '../web';
@@ -46,6 +47,8 @@ export async function startSso(
   api: ClusterApi,
   connector: string,
   key = newSessionKey(),
+  /** This device's TPM, as the client offers it (client/device-trust/login.ts). */
+  device?: DeviceLoginHello,
 ): Promise<StartedSso> {
   const clientRedirect = `http://127.0.0.1:${40000 + (randomBytes(2).readUInt16BE() % 20000)}/${randomBytes(12).toString('base64url')}`;
   const started = await api.auth.startSsoLogin({
@@ -55,6 +58,7 @@ export async function startSso(
     ttlSeconds: 0,
     clientRedirectUrl: clientRedirect,
     hardwareKeyAttestation: undefined,
+    device,
   });
   return { key, started, clientRedirect };
 }
@@ -104,11 +108,14 @@ export function redeemSso(
   started: StartedSso,
   code: string,
   signer: KeyObject = started.key.privateKey,
+  /** The TPM's answer to the request's device challenge. */
+  deviceResponse?: DeviceChallengeResponse,
 ): Promise<LoginResponse> {
   const signature = sign('sha256', ssoRedeemSignedBytes(started.started.requestId, code), signer);
   return api.auth.redeemSsoLogin({
     requestId: started.started.requestId,
     ssoCode: code,
     keySignature: signature,
+    deviceResponse,
   });
 }

@@ -182,7 +182,14 @@ export interface StartSSOLoginRequest {
   /** Where keyport-auth sends the browser back with the one-time code: http://127.0.0.1:PORT/PATH. */
   clientRedirectUrl: string;
   /** Where a private-key policy applies: the PIV attestation of the key tls_public_key names. */
-  hardwareKeyAttestation?: HardwareKeyAttestation | undefined;
+  hardwareKeyAttestation?:
+    | HardwareKeyAttestation
+    | undefined;
+  /**
+   * This device's TPM, as in CreateAuthenticateChallengeRequest.device: authenticated (or auto-enrolled)
+   * when the one-time code is redeemed.
+   */
+  device?: DeviceLoginHello | undefined;
 }
 
 export interface StartSSOLoginResponse {
@@ -191,6 +198,11 @@ export interface StartSSOLoginResponse {
   /** Names the request at redemption. */
   requestId: string;
   expiresMs: number;
+  /**
+   * For the device the request offered: a nonce to quote (and, auto-enrolling, a credential to activate),
+   * kept with this request only. Answered in RedeemSSOLoginRequest.device_response.
+   */
+  deviceChallenge?: DeviceChallenge | undefined;
 }
 
 export interface RedeemSSOLoginRequest {
@@ -202,6 +214,8 @@ export interface RedeemSSOLoginRequest {
    * with SHA-256, DER; or Ed25519).
    */
   keySignature: Buffer;
+  /** The answer to StartSSOLoginResponse.device_challenge. */
+  deviceResponse?: DeviceChallengeResponse | undefined;
 }
 
 function createBaseGetClusterInfoRequest(): GetClusterInfoRequest {
@@ -1943,6 +1957,7 @@ function createBaseStartSSOLoginRequest(): StartSSOLoginRequest {
     ttlSeconds: 0,
     clientRedirectUrl: "",
     hardwareKeyAttestation: undefined,
+    device: undefined,
   };
 }
 
@@ -1965,6 +1980,9 @@ export const StartSSOLoginRequest: MessageFns<StartSSOLoginRequest> = {
     }
     if (message.hardwareKeyAttestation !== undefined) {
       HardwareKeyAttestation.encode(message.hardwareKeyAttestation, writer.uint32(50).fork()).join();
+    }
+    if (message.device !== undefined) {
+      DeviceLoginHello.encode(message.device, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -2030,6 +2048,14 @@ export const StartSSOLoginRequest: MessageFns<StartSSOLoginRequest> = {
             message.hardwareKeyAttestation = HardwareKeyAttestation.decode(reader, reader.uint32());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.device = DeviceLoginHello.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2074,6 +2100,7 @@ export const StartSSOLoginRequest: MessageFns<StartSSOLoginRequest> = {
         : isSet(object.hardware_key_attestation)
         ? HardwareKeyAttestation.fromJSON(object.hardware_key_attestation)
         : undefined,
+      device: isSet(object.device) ? DeviceLoginHello.fromJSON(object.device) : undefined,
     };
   },
 
@@ -2097,6 +2124,9 @@ export const StartSSOLoginRequest: MessageFns<StartSSOLoginRequest> = {
     if (message.hardwareKeyAttestation !== undefined) {
       obj.hardwareKeyAttestation = HardwareKeyAttestation.toJSON(message.hardwareKeyAttestation);
     }
+    if (message.device !== undefined) {
+      obj.device = DeviceLoginHello.toJSON(message.device);
+    }
     return obj;
   },
 
@@ -2114,12 +2144,15 @@ export const StartSSOLoginRequest: MessageFns<StartSSOLoginRequest> = {
       (object.hardwareKeyAttestation !== undefined && object.hardwareKeyAttestation !== null)
         ? HardwareKeyAttestation.fromPartial(object.hardwareKeyAttestation)
         : undefined;
+    message.device = (object.device !== undefined && object.device !== null)
+      ? DeviceLoginHello.fromPartial(object.device)
+      : undefined;
     return message;
   },
 };
 
 function createBaseStartSSOLoginResponse(): StartSSOLoginResponse {
-  return { authorizationUrl: "", requestId: "", expiresMs: 0 };
+  return { authorizationUrl: "", requestId: "", expiresMs: 0, deviceChallenge: undefined };
 }
 
 export const StartSSOLoginResponse: MessageFns<StartSSOLoginResponse> = {
@@ -2132,6 +2165,9 @@ export const StartSSOLoginResponse: MessageFns<StartSSOLoginResponse> = {
     }
     if (message.expiresMs !== 0) {
       writer.uint32(24).int64(message.expiresMs);
+    }
+    if (message.deviceChallenge !== undefined) {
+      DeviceChallenge.encode(message.deviceChallenge, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -2173,6 +2209,14 @@ export const StartSSOLoginResponse: MessageFns<StartSSOLoginResponse> = {
             message.expiresMs = longToNumber(reader.int64());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.deviceChallenge = DeviceChallenge.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2202,6 +2246,11 @@ export const StartSSOLoginResponse: MessageFns<StartSSOLoginResponse> = {
         : isSet(object.expires_ms)
         ? globalThis.Number(object.expires_ms)
         : 0,
+      deviceChallenge: isSet(object.deviceChallenge)
+        ? DeviceChallenge.fromJSON(object.deviceChallenge)
+        : isSet(object.device_challenge)
+        ? DeviceChallenge.fromJSON(object.device_challenge)
+        : undefined,
     };
   },
 
@@ -2216,6 +2265,9 @@ export const StartSSOLoginResponse: MessageFns<StartSSOLoginResponse> = {
     if (message.expiresMs !== 0) {
       obj.expiresMs = Math.round(message.expiresMs);
     }
+    if (message.deviceChallenge !== undefined) {
+      obj.deviceChallenge = DeviceChallenge.toJSON(message.deviceChallenge);
+    }
     return obj;
   },
 
@@ -2227,12 +2279,15 @@ export const StartSSOLoginResponse: MessageFns<StartSSOLoginResponse> = {
     message.authorizationUrl = object.authorizationUrl ?? "";
     message.requestId = object.requestId ?? "";
     message.expiresMs = object.expiresMs ?? 0;
+    message.deviceChallenge = (object.deviceChallenge !== undefined && object.deviceChallenge !== null)
+      ? DeviceChallenge.fromPartial(object.deviceChallenge)
+      : undefined;
     return message;
   },
 };
 
 function createBaseRedeemSSOLoginRequest(): RedeemSSOLoginRequest {
-  return { requestId: "", ssoCode: "", keySignature: Buffer.alloc(0) };
+  return { requestId: "", ssoCode: "", keySignature: Buffer.alloc(0), deviceResponse: undefined };
 }
 
 export const RedeemSSOLoginRequest: MessageFns<RedeemSSOLoginRequest> = {
@@ -2245,6 +2300,9 @@ export const RedeemSSOLoginRequest: MessageFns<RedeemSSOLoginRequest> = {
     }
     if (message.keySignature.length !== 0) {
       writer.uint32(26).bytes(message.keySignature);
+    }
+    if (message.deviceResponse !== undefined) {
+      DeviceChallengeResponse.encode(message.deviceResponse, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -2286,6 +2344,14 @@ export const RedeemSSOLoginRequest: MessageFns<RedeemSSOLoginRequest> = {
             message.keySignature = Buffer.from(reader.bytes());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.deviceResponse = DeviceChallengeResponse.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2315,6 +2381,11 @@ export const RedeemSSOLoginRequest: MessageFns<RedeemSSOLoginRequest> = {
         : isSet(object.key_signature)
         ? Buffer.from(bytesFromBase64(object.key_signature))
         : Buffer.alloc(0),
+      deviceResponse: isSet(object.deviceResponse)
+        ? DeviceChallengeResponse.fromJSON(object.deviceResponse)
+        : isSet(object.device_response)
+        ? DeviceChallengeResponse.fromJSON(object.device_response)
+        : undefined,
     };
   },
 
@@ -2329,6 +2400,9 @@ export const RedeemSSOLoginRequest: MessageFns<RedeemSSOLoginRequest> = {
     if (message.keySignature.length !== 0) {
       obj.keySignature = base64FromBytes(message.keySignature);
     }
+    if (message.deviceResponse !== undefined) {
+      obj.deviceResponse = DeviceChallengeResponse.toJSON(message.deviceResponse);
+    }
     return obj;
   },
 
@@ -2340,6 +2414,9 @@ export const RedeemSSOLoginRequest: MessageFns<RedeemSSOLoginRequest> = {
     message.requestId = object.requestId ?? "";
     message.ssoCode = object.ssoCode ?? "";
     message.keySignature = object.keySignature ?? Buffer.alloc(0);
+    message.deviceResponse = (object.deviceResponse !== undefined && object.deviceResponse !== null)
+      ? DeviceChallengeResponse.fromPartial(object.deviceResponse)
+      : undefined;
     return message;
   },
 };
