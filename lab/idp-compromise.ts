@@ -8,13 +8,21 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import type { ClusterApi } from '../client/api';
 import { loginWithSso } from '../client/ceremonies/sso-login';
+import type { DeviceTrustOptions } from '../client/device-trust/device';
+import { enrollThisDevice } from '../client/device-trust/enroll';
+import { connectAsProfile, webauthnOrigin } from '../client/session';
+import { closeKeys, openKeys, register } from '../client/webauthn';
+import { ChallengeScope, MFADeviceType } from '../proto/gen/keyport/v1/mfa';
+import type { MFADevice } from '../proto/gen/keyport/v1/mfa';
 import { parseClusterAddress } from '../client/cluster-trust';
 import { ProfileStore } from '../client/profiles';
 import type { Profile } from '../client/profiles';
 import { createLabClock } from './clock';
 import type { LabClock } from './clock';
-import { openClusterDb, runAdmin, startLabCluster } from './cluster';
+import { connectAsAdmin, openClusterDb, runAdmin, startLabCluster } from './cluster';
 import type { LabCluster } from './cluster';
 import { LabBrowser } from './oidc/browser';
 import { startLabOidcProvider } from './oidc/provider';
@@ -78,7 +86,7 @@ spec:
 `;
 
 /** The seed's recommendations, as one cap: WebAuthn only (MFA for admin actions), per-session MFA, device trust. */
-export function hardenedCap(deviceTrust: 'optional' | 'required'): string {
+export function hardenedCap(): string {
   return [
     'kind: cluster_auth_preference',
     'version: v2',
@@ -91,7 +99,7 @@ export function hardenedCap(deviceTrust: 'optional' | 'required'): string {
     '    rp_id: localhost',
     '  require_session_mfa: true',
     '  device_trust:',
-    `    mode: ${deviceTrust}`,
+    '    mode: required',
     '',
   ].join('\n');
 }
@@ -214,6 +222,8 @@ export async function ssoLogin(
   lab: IdpCompromiseLab,
   home: string,
   username: string,
+  /** This machine's TPM; false: a machine without one (the attacker's). */
+  device: DeviceTrustOptions | false,
 ): Promise<{ profiles: ProfileStore; profile: Profile }> {
   const profiles = new ProfileStore(home);
   let browsing: Promise<void> | undefined;
@@ -235,6 +245,7 @@ export async function ssoLogin(
       caPin: lab.cluster.caPin,
       keystore: 'file',
       connector: CONNECTOR,
+      device,
       prompts: {
         confirmCaPin: async () => false,
         openBrowser: (url) => {
@@ -286,4 +297,142 @@ export function auditMark(cluster: LabCluster): number {
   } finally {
     db.close();
   }
+}
+
+/** The real admin's machine: her swtpm, under her device's asset tag. */
+export function adminDevice(lab: IdpCompromiseLab): DeviceTrustOptions {
+  return { env: { ...lab.adminTpm.env, KEYPORT_DEVICE_ASSET_TAG: ADMIN_ASSET_TAG } };
+}
+
+/**
+ * Registers `key` as the caller's first MFA device through the API (a MANAGE_DEVICES challenge with nothing
+ * to prove, then the new key's registration): what `keyport mfa add` does for a person with no device yet.
+ */
+export async function addFirstKey(
+  api: ClusterApi,
+  origin: string,
+  key: SoftKey,
+  name: string,
+): Promise<MFADevice> {
+  const existing = await api.user.createAuthenticateChallenge({
+    scope: ChallengeScope.CHALLENGE_SCOPE_MANAGE_DEVICES,
+    adminActions: [],
+  });
+  const challenge = await api.user.createRegisterChallenge({
+    existingMfaResponse: { challengeId: existing.challengeId, response: undefined },
+    deviceType: MFADeviceType.MFA_DEVICE_TYPE_WEBAUTHN,
+    passwordless: false,
+  });
+  const keys = await openKeys({ env: { KEYPORT_LAB_SECURITY_KEY: key.socketPath } });
+  try {
+    const registration = await register(challenge.webauthnCreationOptionsJson, {
+      origin,
+      keys,
+      prompts: { tap: () => {}, pin: async () => '', newPin: async () => '', notice: () => {} },
+    });
+    return await api.user.addMfaDevice({
+      newDevice: {
+        challengeId: challenge.challengeId,
+        deviceName: name,
+        response: { $case: 'webauthnJson', value: JSON.stringify(registration) },
+      },
+    });
+  } finally {
+    await closeKeys(keys);
+  }
+}
+
+export interface RealAdmin {
+  home: string;
+  profiles: ProfileStore;
+  /** Her profile from an IdP login on her enrolled machine: the session carries the device. */
+  profile: Profile;
+  /** The WebAuthn origin of the cluster, for her key's answers. */
+  origin: string;
+  /** Her first security key, registered from that session. */
+  firstKey: MFADevice;
+  /** Her enrolled device's credential id. */
+  deviceCredential: string;
+}
+
+/**
+ * The real admin, alice, as the seed's cluster lets her start: a device admin registers her machine and gives
+ * her a token; she signs in through the IdP, enrolls the machine's TPM with the token, signs in again (the
+ * TPM's quote rides on the redemption) and registers her first key from that trusted session.
+ */
+export async function setUpRealAdmin(lab: IdpCompromiseLab): Promise<RealAdmin> {
+  const home = join(lab.work, 'alice');
+  const superAdmin = await connectAsAdmin(lab.cluster);
+  let token: string;
+  try {
+    await superAdmin.devices.addDevice({ osType: 'linux', assetTag: ADMIN_ASSET_TAG });
+    ({ token } = await superAdmin.devices.createDeviceEnrollToken({
+      device: ADMIN_ASSET_TAG,
+      ttlSeconds: 0,
+    }));
+  } finally {
+    superAdmin.close();
+  }
+  const first = await ssoLogin(lab, home, 'alice', adminDevice(lab));
+  const enrolled = await enrollThisDevice(first.profiles, first.profile, { token, ...adminDevice(lab) });
+  const { profiles, profile } = await ssoLogin(lab, home, 'alice', adminDevice(lab));
+  const trusted = (await profiles.getTrustedCluster(parseClusterAddress(profile.address)))!;
+  const origin = webauthnOrigin(trusted);
+  const api = await connectAsProfile(profiles, profile);
+  try {
+    const firstKey = await addFirstKey(api, origin, lab.adminKey, 'alice-key');
+    return { home, profiles, profile, origin, firstKey, deviceCredential: enrolled.credentialId };
+  } finally {
+    api.close();
+  }
+}
+
+/** What an admin write or a device registration changes (never the audit log, challenges or counters). */
+export function storedState(lab: IdpCompromiseLab): string {
+  const db = openClusterDb(lab.cluster);
+  try {
+    return JSON.stringify(
+      [
+        'users',
+        'roles',
+        'cluster_config',
+        'mfa_devices',
+        'trusted_devices',
+        'device_enroll_tokens',
+        'nodes',
+        'oidc_connectors',
+        'web_sessions',
+      ].map((table) => db.prepare(`SELECT * FROM ${table} ORDER BY 1`).all()),
+    );
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * A web session of `user`, signed in through the IdP. The web UI's "Sign in with DISPLAY" is not built yet,
+ * so the row is written as that sign-in will write it (auth/web-sessions.ts createWebSession's columns); the
+ * browser then holds the cookie's token.
+ */
+export function ssoWebSession(lab: IdpCompromiseLab, user: string): { token: string } {
+  const token = randomBytes(32).toString('base64url');
+  const now = lab.clock.now();
+  const db = openClusterDb(lab.cluster, { readonly: false });
+  try {
+    db.prepare(
+      `INSERT INTO web_sessions (id, token_hash, user, login_method, mfa_verified, client_addr, user_agent,
+        created_ms, expires_ms, device_id, device_asset_tag, device_trusted_ms)
+       VALUES (?, ?, ?, ?, 0, '127.0.0.1', 'lab browser', ?, ?, NULL, NULL, NULL)`,
+    ).run(
+      randomBytes(16).toString('base64url'),
+      createHash('sha256').update(token).digest('base64url'),
+      user,
+      `sso (${CONNECTOR})`,
+      now,
+      now + 60 * 60 * 1000,
+    );
+  } finally {
+    db.close();
+  }
+  return { token };
 }
