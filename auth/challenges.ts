@@ -83,6 +83,10 @@ const payloadSchemas = {
     passwordless: z.boolean(),
     tokenHash: z.string().min(1),
   }),
+  /** SSO with require_local_mfa: the user's keys, for one SSO request (its id) only (auth/sso/local-mfa.ts). */
+  SSO_LOCAL_MFA: z.object({ requestId: z.string().min(1), webauthnChallenge }),
+  /** SSO with require_local_mfa, a user with no key yet: their first, registered with that request's redemption. */
+  SSO_REGISTER_DEVICE: z.object({ requestId: z.string().min(1), webauthnChallenge }),
   /** Device trust: a sealed credential-activation secret (its hash) and a quote nonce, to enroll a device. */
   DEVICE_ENROLL: enrollPayloadSchema,
   /** Device trust: a quote nonce for an enrolled device's credential (signup's first MFA device). */

@@ -39,6 +39,8 @@ export interface ServiceContext {
 /** How long an SSO request waits for the IdP's callback; and its one-time code for the client. */
 export const SSO_REQUEST_TTL_MS = 5 * 60 * 1000;
 export const SSO_CODE_TTL_MS = 60 * 1000;
+/** With require_local_mfa the code also waits for a touch (or a first key's registration, with its PIN). */
+export const SSO_LOCAL_MFA_CODE_TTL_MS = 3 * 60 * 1000;
 
 export const SIGNUP_TOKEN_TTL_MS = 60 * 60 * 1000;
 export const MFA_CHALLENGE_TTL_MS = 5 * 60 * 1000;

@@ -119,6 +119,7 @@ function program(): Command {
             ...trustPrompt(ctrlC.prompter(prompter)),
             notice: (message: string) => prompter.say(message),
             openBrowser: (url: string) => openSignInUrl(url, options.browser === 'none', prompter),
+            securityKey: securityKeyPrompts(ctrlC.prompter(prompter)),
           },
         });
         printProfile(profile);

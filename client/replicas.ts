@@ -37,6 +37,7 @@ export const callKinds = {
     login: 'ceremony',
     startSsoLogin: 'ceremony',
     redeemSsoLogin: 'ceremony',
+    createSsoChallenge: 'ceremony',
   },
   user: {
     ping: 'read',

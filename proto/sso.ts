@@ -18,6 +18,14 @@ export function ssoRedeemSignedBytes(requestId: string, code: string): Buffer {
   return Buffer.from(`${DOMAIN}${requestId}.${code}`, 'ascii');
 }
 
+/**
+ * The bytes a session key signs to ask for the security-key check of request `requestId` (require_local_mfa):
+ * a domain of its own, so neither signature stands for the other.
+ */
+export function ssoMfaSignedBytes(requestId: string, code: string): Buffer {
+  return Buffer.from(`keyport-sso-mfa-v1.${requestId}.${code}`, 'ascii');
+}
+
 /** Checks the client's redirect address; throws INVALID_ARGUMENT on `client_redirect_url`. */
 export function parseLoopbackRedirect(text: string): URL {
   const refuse = (why: string): never => {

@@ -3,12 +3,15 @@
 //   StartSSOLogin: the connector, the session's public keys, the client's loopback address and its device →
 //     the request stored (state, nonce, PKCE verifier, the device challenge; single use; 5 minutes on the
 //     service clock) and the IdP's authorization URL;
+//   CreateSSOChallenge (auth/sso/local-mfa.ts), with require_local_mfa: the user's own security-key check;
 //   RedeemSSOLogin (auth/sso/redeem.ts): the one-time code the callback sent to that loopback address, with
 //     the session key's signature over it and the device's quote → the certificates for the request's keys.
 import type {
+  CreateSSOChallengeRequest,
   LoginResponse,
   RedeemSSOLoginRequest,
   StartSSOLoginRequest,
+  SSOMFAChallenge,
   StartSSOLoginResponse,
 } from '../../proto/gen/keyport/v1/auth';
 import { parseLoopbackRedirect } from '../../proto/sso';
@@ -18,6 +21,7 @@ import { startDeviceLogin } from '../device-trust/login';
 import { limitAddress } from '../lockout';
 import { loadCap } from '../policy';
 import type { CallContext } from '../rpc';
+import { createSsoChallenge } from '../sso/local-mfa';
 import { redeemSsoLogin } from '../sso/redeem';
 import { auditSso, loadConnector, newToken, storedKeysJson, tokenHash } from '../sso/requests';
 import { parseSessionKeys, parseTtlSeconds } from './login-service';
@@ -89,8 +93,12 @@ export function ssoHandlers(ctx: ServiceContext) {
         requestId: id,
         expiresMs,
         deviceChallenge: device.challenge,
+        localMfaRequired: connector.spec.require_local_mfa === true,
       };
     },
+
+    createSsoChallenge: (request: CreateSSOChallengeRequest, call: CallContext): Promise<SSOMFAChallenge> =>
+      createSsoChallenge(ctx, request, call),
 
     redeemSsoLogin: (request: RedeemSSOLoginRequest, call: CallContext): Promise<LoginResponse> =>
       redeemSsoLogin(ctx, request, call),

@@ -7,15 +7,16 @@
 //   4. the claims are mapped to roles (claims_to_roles): none means access denied, naming no role;
 //   5. the SSO user is created or updated, never merged with a local user or another connector's;
 //      a locked user is refused;
-//   6. a one-time code (stored as its hash, 60 s) is issued for the request, and the browser is sent to the
-//      client's loopback address with it: never the certificates.
+//   6. a one-time code (stored as its hash, 60 s; 3 minutes where the connector requires the user's own
+//      security key, which the client asks for before redeeming) is issued for the request, and the browser
+//      is sent to the client's loopback address with it: never the certificates.
 // Every refusal after step 1 sends the browser to the client's address with the error, so the client says
 // it; a caller without a valid state gets only a page.
 import { KeyportError } from '../../proto/errors';
 import { compileClaimMappings, mapClaimsToRoles } from '../../proto/resources/claims-mapping';
 import { RESOURCE_NAME } from '../../proto/resources/fields';
 import type { OidcConnector } from '../../proto/resources/schema';
-import { SSO_CODE_TTL_MS } from '../context';
+import { SSO_CODE_TTL_MS, SSO_LOCAL_MFA_CODE_TTL_MS } from '../context';
 import type { ServiceContext } from '../context';
 import { isLocked, limitAddress, lockedError } from '../lockout';
 import { loadRoles } from '../policy';
@@ -160,10 +161,16 @@ export async function oidcCallback(
 
   // 6. A one-time code for the client that started the request.
   const code = newToken();
-  const identity: SsoIdentity = { connector: request.connector, subject, roles: roleNames };
+  const localMfa = connector.spec.require_local_mfa === true;
+  const identity: SsoIdentity = {
+    connector: request.connector,
+    subject,
+    roles: roleNames,
+    ...(localMfa ? { requireLocalMfa: true } : {}),
+  };
   const authorized = await ctx.store.sso.authorize(request.id, {
     codeHash: tokenHash(code),
-    codeExpiresMs: ctx.now() + SSO_CODE_TTL_MS,
+    codeExpiresMs: ctx.now() + (localMfa ? SSO_LOCAL_MFA_CODE_TTL_MS : SSO_CODE_TTL_MS),
     user: name,
     identityJson: JSON.stringify(identity),
   });

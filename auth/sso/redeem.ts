@@ -5,12 +5,14 @@
 //   3. the code, spent once;
 //   4. the user as the callback left it, still this connector's and not locked;
 //   5. the session key against the private-key policy of the roles granted and the cap;
-//   6. the device: its quote over the nonce StartSSOLogin gave (device-trust/login.ts, as a local login's
-//      step 2), so the certificates carry it; one more signature, not one more ceremony;
-//   7. certificates for the identity the IdP's login earned (no Keyport MFA), audited with the connector
-//      and IdP subject.
+//   6. with require_local_mfa, Keyport's own security-key check (local-mfa.ts): the answer to this request's
+//      challenge by one of the user's keys, or their first key's registration;
+//   7. the device: its quote over the nonce StartSSOLogin gave (device-trust/login.ts, as a local login's
+//      step 2), so the certificates carry it; one more signature, not one more ceremony; a first key is
+//      stored only now, where device trust is required only from a trusted device;
+//   8. certificates for the identity the IdP's login earned (MFA-verified when the user's key answered),
+//      audited with the connector and IdP subject.
 // Every refusal is audited (`sso.login` step `redeem`) with the connector and, once known, the IdP subject.
-import { verify } from 'node:crypto';
 import { KeyportError } from '../../proto/errors';
 import type { LoginResponse, RedeemSSOLoginRequest } from '../../proto/gen/keyport/v1/auth';
 import { requiredKeyPolicy } from '../../proto/resources/private-key-policy';
@@ -26,7 +28,9 @@ import { loadCap, loadRoles } from '../policy';
 import type { CallContext } from '../rpc';
 import { parseSessionKeys } from '../services/login-service';
 import type { SsoRequestRow } from '../storage/sso-requests';
-import { auditSso, parseStoredKeys, tokenHash } from './requests';
+import { registerFirstKey, verifyLocalMfa } from './local-mfa';
+import type { LocalMfaOutcome } from './local-mfa';
+import { auditSso, parseStoredKeys, signedByRequestKey, tokenHash } from './requests';
 import type { SsoIdentity } from './requests';
 
 const codeRefusal = () =>
@@ -69,7 +73,13 @@ export async function redeemSsoLogin(
   // 2. The proof: the request's session key signed this code.
   const stored = parseStoredKeys(found.keys_json);
   const keys = parseSessionKeys(stored.tls, stored.ssh);
-  if (!signedByRequestKey(keys.tls, request)) {
+  if (
+    !signedByRequestKey(
+      keys.tls,
+      ssoRedeemSignedBytes(request.requestId, request.ssoCode),
+      request.keySignature,
+    )
+  ) {
     return refuse(
       'code redeemed without the request key',
       new KeyportError(
@@ -110,7 +120,24 @@ export async function redeemSsoLogin(
     if (!(error instanceof KeyportError)) throw error;
     return refuse(`private key policy "${required}": ${error.message}`, error);
   }
-  // 6. The device: its quote over this request's nonce (auto-enrolling: the activated secret too). No
+  // 6. Keyport's own security-key check, where the connector requires it.
+  let localMfa: LocalMfaOutcome | undefined;
+  if (identity.requireLocalMfa) {
+    try {
+      localMfa = await verifyLocalMfa(ctx, {
+        row: found,
+        user,
+        cap,
+        mfaResponse: request.mfaResponse,
+        newDevice: request.newDevice,
+        clientAddr: call.clientAddr,
+      });
+    } catch (error) {
+      if (!(error instanceof KeyportError)) throw error;
+      return refuse(`security key: ${error.message}`, error);
+    }
+  }
+  // 7. The device: its quote over this request's nonce (auto-enrolling: the activated secret too). No
   //    answer leaves the session untrusted; a wrong one (another request's nonce, a replay) is refused.
   let device: Awaited<ReturnType<typeof finishDeviceLogin>>;
   try {
@@ -125,9 +152,22 @@ export async function redeemSsoLogin(
     if (!(error instanceof KeyportError)) throw error;
     return refuse(`device: ${error.message}`, error);
   }
-  // 7. Certificates for the identity the IdP's login earned: no Keyport MFA.
+  //    A first key, registered in this redemption: stored once the device is known.
+  if (localMfa?.kind === 'first-key') {
+    try {
+      await registerFirstKey(ctx, { user, cap, row: localMfa.row, device });
+    } catch (error) {
+      if (!(error instanceof KeyportError)) throw error;
+      await auditFirstKey(ctx, call, user.name, localMfa.row.name, identity, error);
+      return refuse(`first security key: ${error.message}`, error);
+    }
+    await auditFirstKey(ctx, call, user.name, localMfa.row.name, identity);
+  }
+  // 8. Certificates for the identity the IdP's login earned; MFA-verified when the user's own key answered
+  //    (a key registered just now proves only itself).
+  const mfaVerified = localMfa?.kind === 'asserted';
   const sessionIdentity = await sessionIdentityOf(ctx, user, {
-    mfaVerified: false,
+    mfaVerified,
     requestedTtlSeconds: stored.ttlSeconds,
     device,
     privateKeyPolicy: keyPolicy.policy,
@@ -154,7 +194,7 @@ export async function redeemSsoLogin(
         roles: sessionIdentity.roles,
         logins: sessionIdentity.logins,
         ttl_seconds: sessionIdentity.ttlSeconds,
-        mfa_verified: false,
+        mfa_verified: mfaVerified,
         ...sso,
         ...(sessionIdentity.device ? { device_id: sessionIdentity.device.deviceId } : {}),
         ...(sessionIdentity.privateKeyPolicy ? { private_key_policy: sessionIdentity.privateKeyPolicy } : {}),
@@ -168,7 +208,7 @@ export async function redeemSsoLogin(
     sshCertificate: issued.sshCertificate,
     tlsCertificate: issued.tlsCertificatePem,
     expiresMs: issued.notAfter.getTime(),
-    mfaVerified: false,
+    mfaVerified,
     clusterName: ctx.clusterName,
     // SessionDevice has DeviceIdentity's fields, by design.
     device: sessionIdentity.device ? { ...sessionIdentity.device } : undefined,
@@ -176,24 +216,6 @@ export async function redeemSsoLogin(
     deviceAutoEnroll: cap.device_trust.auto_enroll,
     privateKeyPolicy: sessionIdentity.privateKeyPolicy ?? 'none',
   };
-}
-
-/** The session key's signature over "keyport-sso-redeem-v1.<request_id>.<sso_code>". */
-function signedByRequestKey(
-  tls: ReturnType<typeof parseSessionKeys>['tls'],
-  request: RedeemSSOLoginRequest,
-): boolean {
-  const signed = ssoRedeemSignedBytes(request.requestId, request.ssoCode);
-  try {
-    return verify(
-      tls.kind === 'ed25519' ? null : 'sha256',
-      signed,
-      tls.key,
-      Buffer.from(request.keySignature),
-    );
-  } catch {
-    return false;
-  }
 }
 
 /** The device challenge StartSSOLogin made for this request, if it offered a device. */
@@ -216,4 +238,29 @@ function refusal(ctx: ServiceContext, call: CallContext, row: SsoRequestRow | un
     });
     throw error;
   };
+}
+
+/** A first key registered in an SSO redemption (or refused): `mfa.add`, with the connector and IdP subject. */
+function auditFirstKey(
+  ctx: ServiceContext,
+  call: CallContext,
+  user: string,
+  name: string,
+  identity: SsoIdentity,
+  error?: KeyportError,
+): Promise<void> {
+  return ctx.audit.record({
+    type: 'mfa.add',
+    actor: user,
+    clientAddr: call.clientAddr,
+    success: error === undefined,
+    message: error ? error.message : `MFA device "${name}" added at an SSO login`,
+    fields: {
+      device: name,
+      type: 'webauthn',
+      first_device: true,
+      connector: identity.connector,
+      idp_subject: identity.subject,
+    },
+  });
 }

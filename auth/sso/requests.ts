@@ -1,9 +1,10 @@
 // What the SSO ceremony's server steps share: random tokens and their stored hashes, the connector opened
 // with its secret, the request's stored keys, and the `sso.login` audit rows (with connector and subject).
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, verify } from 'node:crypto';
 import { KeyportError } from '../../proto/errors';
 import { HardwareKeyAttestation } from '../../proto/gen/keyport/v1/auth';
 import type { OidcConnector } from '../../proto/resources/schema';
+import type { ClientPublicKey } from '../ca/spki';
 import { openConnector } from '../connectors';
 import type { ServiceContext } from '../context';
 import type { UserRow } from '../storage/store';
@@ -47,11 +48,25 @@ export function parseStoredKeys(
   };
 }
 
+/**
+ * Whether the request's session key (its TLS key, as the client gave it) signed `signed`: ECDSA P-256 with
+ * SHA-256 (DER) or Ed25519. The proof that a call about a request comes from the client that started it.
+ */
+export function signedByRequestKey(tls: ClientPublicKey, signed: Buffer, signature: Uint8Array): boolean {
+  try {
+    return verify(tls.kind === 'ed25519' ? null : 'sha256', signed, tls.key, Buffer.from(signature));
+  } catch {
+    return false;
+  }
+}
+
 /** What the callback established, kept with the request for the redemption. */
 export interface SsoIdentity {
   connector: string;
   subject: string;
   roles: string[];
+  /** The connector's require_local_mfa when the callback ran: the redemption needs the user's own key. */
+  requireLocalMfa?: boolean;
 }
 
 /** The connector `name`, whole (its secret opened), or NOT_FOUND naming the ones there are. */
@@ -75,7 +90,7 @@ export function auditSso(
     clientAddr: string;
     success: boolean;
     message: string;
-    step: 'start' | 'callback' | 'redeem';
+    step: 'start' | 'callback' | 'mfa' | 'redeem';
     connector: string;
     subject?: string;
     fields?: Record<string, unknown>;

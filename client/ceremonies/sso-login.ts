@@ -7,8 +7,9 @@
 //   3. the URL opened in the system browser (or printed, with --browser=none);
 //   4. the browser comes back to the loopback address with a one-time code (keyport-auth's callback sent
 //      it there after the IdP's login), or with the error keyport-auth refused the login for;
-//   5. RedeemSSOLogin{request, code, the session key's signature over both, the TPM's quote of the device
-//      challenge} → the certificates (with the device, when it answered), and the tab says "Signed in to
+//   5. with a connector's require_local_mfa, the person's security key (sso-local-mfa.ts: one more call);
+//      RedeemSSOLogin{request, code, the session key's signature over both, the TPM's quote of the device
+//      challenge, the key's answer} → the certificates (with the device, when it answered), and the tab says "Signed in to
 //      CLUSTER. You can close this tab.";
 //   6. the profile, as every login saves it.
 import { randomBytes } from 'node:crypto';
@@ -28,7 +29,9 @@ import type { DeviceTrustOptions } from '../device-trust/device';
 import { answerDeviceChallenge, startDeviceLogin } from '../device-trust/login';
 import type { DeviceLoginStart } from '../device-trust/login';
 import { connectReplica } from '../replicas';
-import { ensureTrustedCluster } from '../session';
+import { ensureTrustedCluster, webauthnOrigin } from '../session';
+import type { SecurityKeyPrompts } from '../webauthn';
+import { answerLocalMfa } from './sso-local-mfa';
 import type { TrustPrompt } from '../session';
 import { LoginCardKey } from './login-card-key';
 import { saveSession } from './login-profile';
@@ -38,6 +41,8 @@ export interface SsoLoginPrompts extends TrustPrompt {
   /** Opens the IdP's authorization URL in the person's browser (or tells them to). */
   openBrowser(url: string): Promise<void> | void;
   notice?(message: string): void;
+  /** A connector with require_local_mfa: the person's security key (touch, PIN) after the IdP's login. */
+  securityKey?: SecurityKeyPrompts;
 }
 
 export interface SsoLoginOptions {
@@ -55,6 +60,14 @@ export interface SsoLoginOptions {
   /** This machine's TPM for device trust (default: KEYPORT_TPM_TCTI or /dev/tpmrm0); false: never. */
   device?: DeviceTrustOptions | false;
 }
+
+/** Where no one can be asked (a key without a PIN, touched): the prompts say nothing. */
+const silentKeyPrompts: SecurityKeyPrompts = {
+  tap: () => {},
+  pin: () => Promise.reject(new Error('No one to ask for the security key PIN.')),
+  newPin: () => Promise.reject(new Error('No one to ask for a new security key PIN.')),
+  notice: () => {},
+};
 
 /** How long the client waits for the browser after opening it: the request's own 5 minutes. */
 const WAIT_FOR_BROWSER_MS = 5 * 60 * 1000;
@@ -108,6 +121,19 @@ export async function loginWithSso(options: SsoLoginOptions): Promise<Profile> {
     let issued: LoginResponse;
     try {
       const keySignature = await signer.sign(ssoRedeemSignedBytes(started.requestId, code));
+      // With require_local_mfa, Keyport's own security-key check first (one more call).
+      const localMfa = started.localMfaRequired
+        ? await answerLocalMfa(api, {
+            requestId: started.requestId,
+            code,
+            signer,
+            origin: webauthnOrigin(trusted),
+            connector: options.connector,
+            prompts: { securityKey: prompts.securityKey ?? silentKeyPrompts, notice: prompts.notice },
+            signal: options.signal,
+          })
+        : {};
+      perf.step('security key');
       const deviceResponse = await answerDeviceChallenge(device, started.deviceChallenge);
       perf.step('device quote');
       issued = await api.auth.redeemSsoLogin({
@@ -115,6 +141,7 @@ export async function loginWithSso(options: SsoLoginOptions): Promise<Profile> {
         ssoCode: code,
         keySignature,
         deviceResponse,
+        ...localMfa,
       });
     } catch (error) {
       loopback.finish(error);

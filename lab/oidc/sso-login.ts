@@ -6,9 +6,10 @@ import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { createServer } from 'node:net';
 import type { ClusterApi } from '../../client/api';
-import type { LoginResponse, StartSSOLoginResponse } from '../../proto/gen/keyport/v1/auth';
+import type { LoginResponse, SSOMFAChallenge, StartSSOLoginResponse } from '../../proto/gen/keyport/v1/auth';
+import type { MFAAuthenticateResponse, MFARegisterResponse } from '../../proto/gen/keyport/v1/mfa';
 import type { DeviceChallengeResponse, DeviceLoginHello } from '../../proto/gen/keyport/v1/device';
-import { ssoRedeemSignedBytes } from '../../proto/sso';
+import { ssoMfaSignedBytes, ssoRedeemSignedBytes } from '../../proto/sso';
 import type { LabCluster } from '../cluster';
 import { webClient } from '../web';
 import { LabBrowser } from './browser';
@@ -110,6 +111,8 @@ export function redeemSso(
   signer: KeyObject = started.key.privateKey,
   /** The TPM's answer to the request's device challenge. */
   deviceResponse?: DeviceChallengeResponse,
+  /** With require_local_mfa: the security key's answer, or a first key's registration. */
+  localMfa: { mfaResponse?: MFAAuthenticateResponse; newDevice?: MFARegisterResponse } = {},
 ): Promise<LoginResponse> {
   const signature = sign('sha256', ssoRedeemSignedBytes(started.started.requestId, code), signer);
   return api.auth.redeemSsoLogin({
@@ -117,5 +120,20 @@ export function redeemSso(
     ssoCode: code,
     keySignature: signature,
     deviceResponse,
+    ...localMfa,
+  });
+}
+
+/** CreateSSOChallenge (require_local_mfa) for the request's code, signed by `signer`. */
+export function ssoChallenge(
+  api: ClusterApi,
+  started: StartedSso,
+  code: string,
+  signer: KeyObject = started.key.privateKey,
+): Promise<SSOMFAChallenge> {
+  return api.auth.createSsoChallenge({
+    requestId: started.started.requestId,
+    ssoCode: code,
+    keySignature: sign('sha256', ssoMfaSignedBytes(started.started.requestId, code), signer),
   });
 }

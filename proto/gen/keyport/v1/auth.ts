@@ -202,7 +202,34 @@ export interface StartSSOLoginResponse {
    * For the device the request offered: a nonce to quote (and, auto-enrolling, a credential to activate),
    * kept with this request only. Answered in RedeemSSOLoginRequest.device_response.
    */
-  deviceChallenge?: DeviceChallenge | undefined;
+  deviceChallenge?:
+    | DeviceChallenge
+    | undefined;
+  /**
+   * The connector requires Keyport's own security-key check after the IdP's login (require_local_mfa):
+   * CreateSSOChallenge before RedeemSSOLogin.
+   */
+  localMfaRequired: boolean;
+}
+
+export interface CreateSSOChallengeRequest {
+  requestId: string;
+  /** The one-time code from the loopback redirect (not spent by this call). */
+  ssoCode: string;
+  /** The session key's signature over "keyport-sso-mfa-v1." + request_id + "." + sso_code. */
+  keySignature: Buffer;
+}
+
+export interface SSOMFAChallenge {
+  /** The user's security keys: answered in RedeemSSOLoginRequest.mfa_response. */
+  authenticate?:
+    | MFAAuthenticateChallenge
+    | undefined;
+  /**
+   * The user has no security key yet: their first, registered in RedeemSSOLoginRequest.new_device (where
+   * device trust is required, only with this request's device trusted).
+   */
+  register?: MFARegisterChallenge | undefined;
 }
 
 export interface RedeemSSOLoginRequest {
@@ -215,7 +242,15 @@ export interface RedeemSSOLoginRequest {
    */
   keySignature: Buffer;
   /** The answer to StartSSOLoginResponse.device_challenge. */
-  deviceResponse?: DeviceChallengeResponse | undefined;
+  deviceResponse?:
+    | DeviceChallengeResponse
+    | undefined;
+  /**
+   * With require_local_mfa: the answer to SSOMFAChallenge.authenticate, or the first key's registration
+   * (SSOMFAChallenge.register).
+   */
+  mfaResponse?: MFAAuthenticateResponse | undefined;
+  newDevice?: MFARegisterResponse | undefined;
 }
 
 function createBaseGetClusterInfoRequest(): GetClusterInfoRequest {
@@ -2152,7 +2187,7 @@ export const StartSSOLoginRequest: MessageFns<StartSSOLoginRequest> = {
 };
 
 function createBaseStartSSOLoginResponse(): StartSSOLoginResponse {
-  return { authorizationUrl: "", requestId: "", expiresMs: 0, deviceChallenge: undefined };
+  return { authorizationUrl: "", requestId: "", expiresMs: 0, deviceChallenge: undefined, localMfaRequired: false };
 }
 
 export const StartSSOLoginResponse: MessageFns<StartSSOLoginResponse> = {
@@ -2168,6 +2203,9 @@ export const StartSSOLoginResponse: MessageFns<StartSSOLoginResponse> = {
     }
     if (message.deviceChallenge !== undefined) {
       DeviceChallenge.encode(message.deviceChallenge, writer.uint32(34).fork()).join();
+    }
+    if (message.localMfaRequired !== false) {
+      writer.uint32(40).bool(message.localMfaRequired);
     }
     return writer;
   },
@@ -2217,6 +2255,14 @@ export const StartSSOLoginResponse: MessageFns<StartSSOLoginResponse> = {
             message.deviceChallenge = DeviceChallenge.decode(reader, reader.uint32());
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.localMfaRequired = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2251,6 +2297,11 @@ export const StartSSOLoginResponse: MessageFns<StartSSOLoginResponse> = {
         : isSet(object.device_challenge)
         ? DeviceChallenge.fromJSON(object.device_challenge)
         : undefined,
+      localMfaRequired: isSet(object.localMfaRequired)
+        ? globalThis.Boolean(object.localMfaRequired)
+        : isSet(object.local_mfa_required)
+        ? globalThis.Boolean(object.local_mfa_required)
+        : false,
     };
   },
 
@@ -2268,6 +2319,9 @@ export const StartSSOLoginResponse: MessageFns<StartSSOLoginResponse> = {
     if (message.deviceChallenge !== undefined) {
       obj.deviceChallenge = DeviceChallenge.toJSON(message.deviceChallenge);
     }
+    if (message.localMfaRequired !== false) {
+      obj.localMfaRequired = message.localMfaRequired;
+    }
     return obj;
   },
 
@@ -2282,12 +2336,222 @@ export const StartSSOLoginResponse: MessageFns<StartSSOLoginResponse> = {
     message.deviceChallenge = (object.deviceChallenge !== undefined && object.deviceChallenge !== null)
       ? DeviceChallenge.fromPartial(object.deviceChallenge)
       : undefined;
+    message.localMfaRequired = object.localMfaRequired ?? false;
+    return message;
+  },
+};
+
+function createBaseCreateSSOChallengeRequest(): CreateSSOChallengeRequest {
+  return { requestId: "", ssoCode: "", keySignature: Buffer.alloc(0) };
+}
+
+export const CreateSSOChallengeRequest: MessageFns<CreateSSOChallengeRequest> = {
+  encode(message: CreateSSOChallengeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== "") {
+      writer.uint32(10).string(message.requestId);
+    }
+    if (message.ssoCode !== "") {
+      writer.uint32(18).string(message.ssoCode);
+    }
+    if (message.keySignature.length !== 0) {
+      writer.uint32(26).bytes(message.keySignature);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateSSOChallengeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateSSOChallengeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.ssoCode = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.keySignature = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateSSOChallengeRequest {
+    return {
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+      ssoCode: isSet(object.ssoCode)
+        ? globalThis.String(object.ssoCode)
+        : isSet(object.sso_code)
+        ? globalThis.String(object.sso_code)
+        : "",
+      keySignature: isSet(object.keySignature)
+        ? Buffer.from(bytesFromBase64(object.keySignature))
+        : isSet(object.key_signature)
+        ? Buffer.from(bytesFromBase64(object.key_signature))
+        : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: CreateSSOChallengeRequest): unknown {
+    const obj: any = {};
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.ssoCode !== "") {
+      obj.ssoCode = message.ssoCode;
+    }
+    if (message.keySignature.length !== 0) {
+      obj.keySignature = base64FromBytes(message.keySignature);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CreateSSOChallengeRequest>): CreateSSOChallengeRequest {
+    return CreateSSOChallengeRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CreateSSOChallengeRequest>): CreateSSOChallengeRequest {
+    const message = createBaseCreateSSOChallengeRequest();
+    message.requestId = object.requestId ?? "";
+    message.ssoCode = object.ssoCode ?? "";
+    message.keySignature = object.keySignature ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseSSOMFAChallenge(): SSOMFAChallenge {
+  return { authenticate: undefined, register: undefined };
+}
+
+export const SSOMFAChallenge: MessageFns<SSOMFAChallenge> = {
+  encode(message: SSOMFAChallenge, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.authenticate !== undefined) {
+      MFAAuthenticateChallenge.encode(message.authenticate, writer.uint32(10).fork()).join();
+    }
+    if (message.register !== undefined) {
+      MFARegisterChallenge.encode(message.register, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SSOMFAChallenge {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSSOMFAChallenge();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.authenticate = MFAAuthenticateChallenge.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.register = MFARegisterChallenge.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SSOMFAChallenge {
+    return {
+      authenticate: isSet(object.authenticate) ? MFAAuthenticateChallenge.fromJSON(object.authenticate) : undefined,
+      register: isSet(object.register) ? MFARegisterChallenge.fromJSON(object.register) : undefined,
+    };
+  },
+
+  toJSON(message: SSOMFAChallenge): unknown {
+    const obj: any = {};
+    if (message.authenticate !== undefined) {
+      obj.authenticate = MFAAuthenticateChallenge.toJSON(message.authenticate);
+    }
+    if (message.register !== undefined) {
+      obj.register = MFARegisterChallenge.toJSON(message.register);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SSOMFAChallenge>): SSOMFAChallenge {
+    return SSOMFAChallenge.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SSOMFAChallenge>): SSOMFAChallenge {
+    const message = createBaseSSOMFAChallenge();
+    message.authenticate = (object.authenticate !== undefined && object.authenticate !== null)
+      ? MFAAuthenticateChallenge.fromPartial(object.authenticate)
+      : undefined;
+    message.register = (object.register !== undefined && object.register !== null)
+      ? MFARegisterChallenge.fromPartial(object.register)
+      : undefined;
     return message;
   },
 };
 
 function createBaseRedeemSSOLoginRequest(): RedeemSSOLoginRequest {
-  return { requestId: "", ssoCode: "", keySignature: Buffer.alloc(0), deviceResponse: undefined };
+  return {
+    requestId: "",
+    ssoCode: "",
+    keySignature: Buffer.alloc(0),
+    deviceResponse: undefined,
+    mfaResponse: undefined,
+    newDevice: undefined,
+  };
 }
 
 export const RedeemSSOLoginRequest: MessageFns<RedeemSSOLoginRequest> = {
@@ -2303,6 +2567,12 @@ export const RedeemSSOLoginRequest: MessageFns<RedeemSSOLoginRequest> = {
     }
     if (message.deviceResponse !== undefined) {
       DeviceChallengeResponse.encode(message.deviceResponse, writer.uint32(34).fork()).join();
+    }
+    if (message.mfaResponse !== undefined) {
+      MFAAuthenticateResponse.encode(message.mfaResponse, writer.uint32(42).fork()).join();
+    }
+    if (message.newDevice !== undefined) {
+      MFARegisterResponse.encode(message.newDevice, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -2352,6 +2622,22 @@ export const RedeemSSOLoginRequest: MessageFns<RedeemSSOLoginRequest> = {
             message.deviceResponse = DeviceChallengeResponse.decode(reader, reader.uint32());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.mfaResponse = MFAAuthenticateResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.newDevice = MFARegisterResponse.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2386,6 +2672,16 @@ export const RedeemSSOLoginRequest: MessageFns<RedeemSSOLoginRequest> = {
         : isSet(object.device_response)
         ? DeviceChallengeResponse.fromJSON(object.device_response)
         : undefined,
+      mfaResponse: isSet(object.mfaResponse)
+        ? MFAAuthenticateResponse.fromJSON(object.mfaResponse)
+        : isSet(object.mfa_response)
+        ? MFAAuthenticateResponse.fromJSON(object.mfa_response)
+        : undefined,
+      newDevice: isSet(object.newDevice)
+        ? MFARegisterResponse.fromJSON(object.newDevice)
+        : isSet(object.new_device)
+        ? MFARegisterResponse.fromJSON(object.new_device)
+        : undefined,
     };
   },
 
@@ -2403,6 +2699,12 @@ export const RedeemSSOLoginRequest: MessageFns<RedeemSSOLoginRequest> = {
     if (message.deviceResponse !== undefined) {
       obj.deviceResponse = DeviceChallengeResponse.toJSON(message.deviceResponse);
     }
+    if (message.mfaResponse !== undefined) {
+      obj.mfaResponse = MFAAuthenticateResponse.toJSON(message.mfaResponse);
+    }
+    if (message.newDevice !== undefined) {
+      obj.newDevice = MFARegisterResponse.toJSON(message.newDevice);
+    }
     return obj;
   },
 
@@ -2416,6 +2718,12 @@ export const RedeemSSOLoginRequest: MessageFns<RedeemSSOLoginRequest> = {
     message.keySignature = object.keySignature ?? Buffer.alloc(0);
     message.deviceResponse = (object.deviceResponse !== undefined && object.deviceResponse !== null)
       ? DeviceChallengeResponse.fromPartial(object.deviceResponse)
+      : undefined;
+    message.mfaResponse = (object.mfaResponse !== undefined && object.mfaResponse !== null)
+      ? MFAAuthenticateResponse.fromPartial(object.mfaResponse)
+      : undefined;
+    message.newDevice = (object.newDevice !== undefined && object.newDevice !== null)
+      ? MFARegisterResponse.fromPartial(object.newDevice)
       : undefined;
     return message;
   },
@@ -2507,6 +2815,21 @@ export const AuthServiceService = {
     responseSerialize: (value: LoginResponse): Buffer => Buffer.from(LoginResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): LoginResponse => LoginResponse.decode(value),
   },
+  /**
+   * SSO through a connector with require_local_mfa, between the browser's return and the redemption: the
+   * WebAuthn challenge for Keyport's own security-key check (or, for a user with no key yet, the creation
+   * options of their first), bound to the request; the code is not spent.
+   */
+  createSsoChallenge: {
+    path: "/keyport.v1.AuthService/CreateSSOChallenge" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateSSOChallengeRequest): Buffer =>
+      Buffer.from(CreateSSOChallengeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateSSOChallengeRequest => CreateSSOChallengeRequest.decode(value),
+    responseSerialize: (value: SSOMFAChallenge): Buffer => Buffer.from(SSOMFAChallenge.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SSOMFAChallenge => SSOMFAChallenge.decode(value),
+  },
 } as const;
 
 export interface AuthServiceServer extends UntypedServiceImplementation {
@@ -2529,6 +2852,12 @@ export interface AuthServiceServer extends UntypedServiceImplementation {
    * with a signature by the request's session key over it, and returns the certificates.
    */
   redeemSsoLogin: handleUnaryCall<RedeemSSOLoginRequest, LoginResponse>;
+  /**
+   * SSO through a connector with require_local_mfa, between the browser's return and the redemption: the
+   * WebAuthn challenge for Keyport's own security-key check (or, for a user with no key yet, the creation
+   * options of their first), bound to the request; the code is not spent.
+   */
+  createSsoChallenge: handleUnaryCall<CreateSSOChallengeRequest, SSOMFAChallenge>;
 }
 
 export interface AuthServiceClient extends Client {
@@ -2648,6 +2977,26 @@ export interface AuthServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: LoginResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * SSO through a connector with require_local_mfa, between the browser's return and the redemption: the
+   * WebAuthn challenge for Keyport's own security-key check (or, for a user with no key yet, the creation
+   * options of their first), bound to the request; the code is not spent.
+   */
+  createSsoChallenge(
+    request: CreateSSOChallengeRequest,
+    callback: (error: ServiceError | null, response: SSOMFAChallenge) => void,
+  ): ClientUnaryCall;
+  createSsoChallenge(
+    request: CreateSSOChallengeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SSOMFAChallenge) => void,
+  ): ClientUnaryCall;
+  createSsoChallenge(
+    request: CreateSSOChallengeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SSOMFAChallenge) => void,
   ): ClientUnaryCall;
 }
 
