@@ -5,10 +5,11 @@
 // a node (OpenSSH sshd + keyport-node) every admin may reach, and each person's hardware: the real admin's
 // swtpm and security key, the attacker's own security key and TPM (never enrolled).
 // Sign-ins go through Keyport's own client (loginWithSso), with LabBrowser as the person's browser.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
+import { connectCluster } from '../client/api';
 import type { ClusterApi } from '../client/api';
 import { loginWithSso } from '../client/ceremonies/sso-login';
 import type { DeviceTrustOptions } from '../client/device-trust/device';
@@ -435,4 +436,16 @@ export function ssoWebSession(lab: IdpCompromiseLab, user: string): { token: str
     db.close();
   }
   return { token };
+}
+
+/** A client of the cluster that has not signed in (StartSSOLogin, CreateSSOChallenge, RedeemSSOLogin). */
+export async function anonymousApi(lab: IdpCompromiseLab): Promise<ClusterApi> {
+  const identity = JSON.parse(await readFile(join(lab.cluster.dataDir, 'admin-identity.json'), 'utf8')) as {
+    caCertPem: string;
+  };
+  return connectCluster({
+    address: parseClusterAddress(lab.cluster.address),
+    caPem: identity.caCertPem,
+    caPin: lab.cluster.caPin,
+  });
 }

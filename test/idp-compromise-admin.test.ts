@@ -12,6 +12,8 @@ import { openClusterDb, runKeyport } from '../lab/cluster';
 import {
   adminDevice,
   ADMIN_ASSET_TAG,
+  anonymousApi,
+  connectorYaml,
   auditMark,
   auditRows,
   CONNECTOR,
@@ -22,19 +24,24 @@ import {
   ssoLogin,
   ssoWebSession,
   startIdpCompromiseLab,
+  storedState,
 } from '../lab/idp-compromise';
 import type { IdpCompromiseLab, RealAdmin } from '../lab/idp-compromise';
+import { followCallback, redeemSso, signInAtIdp, ssoChallenge, startSso } from '../lab/oidc/sso-login';
 import { startLabTpm } from '../lab/tpm';
+import { authenticate, closeKeys, openKeys } from '../client/webauthn';
 import { webClient } from '../lab/web';
 import { WEB_DEVICE_CONFIRM_PATH, webApprovalQuoteData, webTokenDigest } from '../proto/web-approval';
 import { WEBAPI, WEBAPI_CSRF_HEADER } from '../proto/webapi';
 
 const ALICE = 'alice@keyport.lab';
 const BOB = 'bob@keyport.lab';
+const CAROL = 'carol@keyport.lab';
 
 let lab: IdpCompromiseLab;
 let admin: RealAdmin;
 let touches = 0;
+const quietPrompts = { tap: () => {}, pin: async () => '', newPin: async () => '', notice: () => {} };
 
 beforeAll(async () => {
   lab = await startIdpCompromiseLab();
@@ -188,5 +195,90 @@ describe('the real admin, on her enrolled device with her own key', () => {
 });
 
 describe('a connector with require_local_mfa: true', () => {
-  it.todo("7. refuses the attacker's IdP login itself: they do not hold the person's key (needs wt-ssodev)");
+  beforeAll(async () => {
+    await lab.create(
+      connectorYaml(lab.redirectUri, lab.idp.issuer, ['  require_local_mfa: true']),
+      '--force',
+    );
+  });
+
+  /** The attacker at their IdP as `username`, up to the one-time code: their client, no TPM. */
+  async function throughCallback(username: string) {
+    const api = await anonymousApi(lab);
+    const started = await startSso(api, CONNECTOR);
+    const callback = await followCallback(
+      lab.cluster,
+      await signInAtIdp(lab.idp, started, username, lab.redirectUri),
+    );
+    const code = callback.location?.searchParams.get('code');
+    expect(code, callback.location?.href).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    return { api, started, code: code! };
+  }
+
+  it("7. refuses the attacker's IdP login as alice: her key is not theirs, and no certificate is issued", async () => {
+    const { api, started, code } = await throughCallback('alice');
+    const challenge = await ssoChallenge(api, started, code);
+    expect(challenge.authenticate?.webauthnRequestOptionsJson).toContain('allowCredentials');
+    // Their own key holds no credential of alice's: it cannot answer.
+    const keys = await openKeys({ env: { KEYPORT_LAB_SECURITY_KEY: lab.attackerKey.socketPath } });
+    await expect(
+      authenticate(challenge.authenticate!.webauthnRequestOptionsJson, {
+        origin: admin.origin,
+        keys,
+        prompts: quietPrompts,
+      }),
+    ).rejects.toThrow();
+    await closeKeys(keys);
+    const before = storedState(lab);
+    const since = auditMark(lab.cluster);
+    await expect(redeemSso(api, started, code)).rejects.toMatchObject({ code: 'MFA_REQUIRED' });
+    expect(storedState(lab)).toBe(before);
+    expect(auditRows(lab.cluster, 'cert.issued', since)).toEqual([]);
+    const refused = auditRows(lab.cluster, 'sso.login', since).filter((row) => row.success === 0);
+    expect(refused[0]!.fields).toMatchObject({ connector: CONNECTOR, idp_subject: 'alice' });
+    api.close();
+  });
+
+  it('7. refuses the attacker as carol, who has no key yet: a first key needs a trusted device', async () => {
+    // carol maps to no role at the IdP: the attacker mints her a group that does.
+    lab.idp.setClaims('carol', { groups: ['team-ops'] });
+    let through: Awaited<ReturnType<typeof throughCallback>>;
+    try {
+      through = await throughCallback('carol');
+    } finally {
+      lab.idp.setClaims('carol', { groups: ['contractors'] });
+    }
+    const { api, started, code } = through;
+    // The first key would be registered inside this sign-in: not from a machine the cluster does not trust.
+    const before = storedState(lab);
+    const since = auditMark(lab.cluster);
+    await expect(ssoChallenge(api, started, code)).rejects.toMatchObject({
+      code: 'DEVICE_TRUST_REQUIRED',
+      message: expect.stringContaining('your first MFA device'),
+    });
+    await expect(redeemSso(api, started, code)).rejects.toMatchObject({ code: 'MFA_REQUIRED' });
+    expect(storedState(lab)).toBe(before);
+    expect(auditRows(lab.cluster, 'cert.issued', since)).toEqual([]);
+    const refused = auditRows(lab.cluster, 'sso.login', since).filter((row) => row.success === 0);
+    expect(refused.length).toBe(2);
+    for (const row of refused) {
+      expect(row).toMatchObject({ actor: CAROL });
+      expect(row.fields).toMatchObject({ connector: CONNECTOR, idp_subject: 'carol' });
+    }
+    api.close();
+  });
+
+  it('7. signs the real admin in: the IdP, then her own key, on her enrolled device', async () => {
+    const previous = process.env.KEYPORT_LAB_SECURITY_KEY;
+    process.env.KEYPORT_LAB_SECURITY_KEY = lab.adminKey.socketPath;
+    const before = touches;
+    try {
+      const { profile } = await ssoLogin(lab, admin.home, 'alice', adminDevice(lab));
+      expect(profile.user).toBe(ALICE);
+      expect(touches - before).toBe(1);
+    } finally {
+      if (previous === undefined) delete process.env.KEYPORT_LAB_SECURITY_KEY;
+      else process.env.KEYPORT_LAB_SECURITY_KEY = previous;
+    }
+  });
 });
