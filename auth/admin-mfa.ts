@@ -67,6 +67,7 @@ export async function createAdminActionChallenge(
   ctx: ServiceContext,
   identity: Identity,
   actions: readonly AdminAction[],
+  clientAddr: string,
 ): Promise<MFAAuthenticateChallenge> {
   const invalid = invalidAdminActions(actions);
   if (invalid) throw new KeyportError('INVALID_ARGUMENT', invalid.message, { fieldPath: invalid.fieldPath });
@@ -75,6 +76,15 @@ export async function createAdminActionChallenge(
   if (!adminMfaEnforced(cap) || !webauthnEnabled(cap)) return notRequired();
   const keys = (await ctx.store.listDevices(identity.user)).filter((d) => d.type === 'webauthn');
   if (keys.length === 0) {
+    // Audited: an admin's identity without a key is what an IdP that mints claims produces.
+    await ctx.audit.record({
+      type: 'mfa.admin_action',
+      actor: identity,
+      clientAddr,
+      success: false,
+      message: 'admin action challenge refused: no security key',
+      fields: { methods: actions.map((action) => action.method), reason: 'no security key' },
+    });
     throw new KeyportError(
       'MFA_REQUIRED',
       'Admin actions on this cluster need a touch of a security key, and you have none registered.',
@@ -194,7 +204,7 @@ async function checkAnswer(ctx: ServiceContext, call: CallContext, identity: Ide
   ): Promise<never> => {
     await ctx.audit.record({
       type: 'mfa.admin_action',
-      actor: identity.user,
+      actor: identity,
       clientAddr: call.clientAddr,
       success: false,
       message: `${call.method} refused: ${reason}`,

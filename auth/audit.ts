@@ -4,9 +4,25 @@ import type { Store } from './storage/store';
 
 export type { AuditType } from '../proto/audit-types';
 
+/**
+ * Who acted, as an authenticated call knows them: an SSO user's rows name the connector and the IdP's
+ * subject too (seed "Harden your Cluster Against IdP Compromises": each refusal of a compromised identity
+ * must say which IdP vouched for whom).
+ */
+export interface AuditActor {
+  user: string;
+  sso?: { connector: string; subject: string };
+}
+
+/** The audit fields that name an SSO user's connector and IdP subject; none for a local user. */
+export function ssoAuditFields(actor: Pick<AuditActor, 'sso'>): Record<string, string> {
+  return actor.sso ? { connector: actor.sso.connector, idp_subject: actor.sso.subject } : {};
+}
+
 export interface AuditEntry {
   type: AuditType;
-  actor: string;
+  /** A name (a node, `system`, a user not signed in), or the signed-in identity. */
+  actor: string | AuditActor;
   clientAddr: string;
   success: boolean;
   message: string;
@@ -30,14 +46,16 @@ export class AuditLog {
   }
 
   private row(entry: AuditEntry, timeMs: number) {
+    const actor = typeof entry.actor === 'string' ? { user: entry.actor } : entry.actor;
+    const fields = { ...ssoAuditFields(actor), ...entry.fields };
     return {
       time_ms: timeMs,
       type: entry.type,
-      actor: entry.actor,
+      actor: actor.user,
       client_addr: entry.clientAddr,
       success: entry.success ? 1 : 0,
       message: entry.message,
-      fields_json: JSON.stringify(entry.fields ?? {}),
+      fields_json: JSON.stringify(fields),
     };
   }
 }

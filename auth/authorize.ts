@@ -24,7 +24,7 @@ export async function authorize(
   }
   await ctx.audit.record({
     type: 'auth.denied',
-    actor: identity.user,
+    actor: identity,
     clientAddr: call.clientAddr,
     success: false,
     message: `${verb} ${resource} denied`,

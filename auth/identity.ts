@@ -47,6 +47,8 @@ export interface Identity {
   publicKey: KeyObject;
   /** The certificate's extra claims (device, private-key policy), as issued. */
   claims: Readonly<Record<string, string>>;
+  /** An SSO user's connector and IdP subject (from the user's row, read on every call): for the audit log. */
+  sso?: { connector: string; subject: string };
 }
 
 const expired = () =>
@@ -172,6 +174,9 @@ export async function authenticate(ctx: ServiceContext, call: CallContext): Prom
     roles,
     roleDocuments,
     ...(device ? { device } : {}),
+    ...(user.sso_connector
+      ? { sso: { connector: user.sso_connector, subject: user.sso_subject ?? '' } }
+      : {}),
   };
 }
 

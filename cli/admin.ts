@@ -21,7 +21,7 @@ import { registerDeviceAdminCommands } from './devices';
 import { registerNodeAdminCommands } from './nodes';
 import { pivPrompts } from './piv-prompts';
 import type { Prompter } from './prompts';
-import { securityKeyPrompts } from './security-key-prompts';
+import { adminMfaPrompts } from './admin-mfa';
 import { withRelogin } from './relogin';
 import { AUDIT_EVENT_TYPES, isAuditType, unknownAuditTypeMessage } from '../proto/audit-types';
 
@@ -76,10 +76,7 @@ async function connectAdmin(
   });
   const context = {
     origin: trusted ? webauthnOrigin(trusted) : `https://${profile.address}`,
-    prompts: {
-      otpCode: () => Promise.reject(new KeyportError('MFA_REQUIRED', 'Admin actions take a security key.')),
-      securityKey: securityKeyPrompts(prompter),
-    },
+    prompts: adminMfaPrompts(prompter),
   };
   return { api, writes: (actions) => authorizeAdminActions(api, actions, context) };
 }
@@ -377,22 +374,32 @@ export function registerAdminCommands(root: Command, profiles: ProfileStore, pro
         console.log(`User "${name}" has been deleted`);
       }),
     );
+  const lockUser = (name: string, options: { ttl?: string; reason?: string }) =>
+    withApi(async (_api, writes) => {
+      const request = {
+        name,
+        durationSeconds: options.ttl ? parseDurationSeconds(options.ttl, '--ttl') : 0,
+        reason: options.reason ?? '',
+      };
+      const api = await writes([adminActionFor('admin', 'lockUser', request)]);
+      await api.admin.lockUser(request);
+      console.log(`User "${name}" has been locked`);
+    });
   users
     .command('lock <name>')
     .description('Lock a user: no login, and their certificates stop working')
     .option('--ttl <duration>', 'lock for this long (default: until unlocked)')
     .option('--reason <text>', 'why, for the audit log')
-    .action((name: string, options) =>
-      withApi(async (_api, writes) => {
-        const request = {
-          name,
-          durationSeconds: options.ttl ? parseDurationSeconds(options.ttl, '--ttl') : 0,
-          reason: options.reason ?? '',
-        };
-        const api = await writes([adminActionFor('admin', 'lockUser', request)]);
-        await api.admin.lockUser(request);
-        console.log(`User "${name}" has been locked`);
-      }),
+    .action((name: string, options: { ttl?: string; reason?: string }) => lockUser(name, options));
+  // The seed's shape (tctl lock --user=NAME --message=... --ttl=...): a user is the one target there is.
+  admin
+    .command('lock')
+    .description('Lock a user at once: no login, and every certificate of theirs stops working')
+    .requiredOption('--user <name>', 'the user to lock (an SSO user too: their IdP login is refused)')
+    .option('--message <text>', 'why, for the audit log')
+    .option('--ttl <duration>', 'lock for this long (default: until unlocked)')
+    .action((options: { user: string; message?: string; ttl?: string }) =>
+      lockUser(options.user, { ...(options.ttl ? { ttl: options.ttl } : {}), reason: options.message ?? '' }),
     );
   users
     .command('unlock <name>')

@@ -13,6 +13,7 @@ import { notSignedIn } from '../client/session';
 import { KeyportError } from '../proto/errors';
 import { parseDurationSeconds } from './format';
 import type { AdminWork } from './admin';
+import { adminMfaPrompts } from './admin-mfa';
 import type { Prompter } from './prompts';
 import { withRelogin } from './relogin';
 import { pivPrompts } from './piv-prompts';
@@ -55,6 +56,8 @@ export function registerDeviceCommands(root: Command, profiles: ProfileStore, pr
           if (!profile) throw notSignedIn('run `keyport login` first, then enroll');
           return enrollThisDevice(profiles, profile, {
             ...(options.token ? { token: options.token as string } : {}),
+            // Self-enrollment registers a device: MFA for admin actions asks its touch.
+            adminMfa: { prompts: adminMfaPrompts(prompter) },
             piv: pivPrompts(prompter),
             onProgress: (step) => {
               if (step === 'reading-tpm') console.error('Reading the TPM…');

@@ -61,10 +61,17 @@ export interface ConnectionVerdict {
   singleUse: boolean;
 }
 
+/** Whose certificate it is, filled in as the checks learn it (for the audit of a refusal). */
+export interface OfferedBy {
+  user?: string;
+  sso?: { connector: string; subject: string };
+}
+
 export async function authorizeConnection(
   ctx: ServiceContext,
   nodeName: string,
   request: AuthorizeConnectionRequest,
+  offered: OfferedBy = {},
 ): Promise<ConnectionVerdict> {
   if (!CONNECTION.test(request.connection)) {
     throw new KeyportError('INVALID_ARGUMENT', 'connection must be "PID:STARTTIME".', {
@@ -73,6 +80,7 @@ export async function authorizeConnection(
   }
   // 1. The certificate.
   const certificate = parseOffered(request, ctx);
+  offered.user = certificate.keyId;
   if (certificate.certificateType !== 'user')
     throw denied('The offered certificate is not a user certificate.');
   const now = ctx.now();
@@ -85,6 +93,7 @@ export async function authorizeConnection(
   // 2. Its user and their current roles.
   const user = await ctx.store.getUser(certificate.keyId);
   if (!user) throw denied(`User "${certificate.keyId}" no longer exists.`);
+  if (user.sso_connector) offered.sso = { connector: user.sso_connector, subject: user.sso_subject ?? '' };
   if (isLocked(user, now)) throw denied(`User "${certificate.keyId}" is locked.`);
   const spec = JSON.parse(user.spec_json) as { roles?: string[]; traits?: Record<string, string[]> };
   const claims = keyportClaims(certificate);

@@ -333,7 +333,7 @@ export function adminService(ctx: ServiceContext) {
         await ctx.audit.record(
           {
             type: kind === 'user' ? 'user.delete' : 'resource.delete',
-            actor: identity.user,
+            actor: identity,
             clientAddr: call.clientAddr,
             success: true,
             message: `${kind}/${request.name}`,
@@ -394,7 +394,7 @@ export function adminService(ctx: ServiceContext) {
         await ctx.audit.record(
           {
             type: 'user.create',
-            actor: identity.user,
+            actor: identity,
             clientAddr: call.clientAddr,
             success: true,
             message: `user/${request.name} with roles ${request.roles.join(', ')}`,
@@ -423,7 +423,7 @@ export function adminService(ctx: ServiceContext) {
         await ctx.audit.record(
           {
             type: 'user.lock',
-            actor: identity.user,
+            actor: identity,
             clientAddr: call.clientAddr,
             success: true,
             message: request.reason || 'locked by an admin',
@@ -447,7 +447,7 @@ export function adminService(ctx: ServiceContext) {
         await ctx.audit.record(
           {
             type: 'user.unlock',
-            actor: identity.user,
+            actor: identity,
             clientAddr: call.clientAddr,
             success: true,
             message: 'unlocked by an admin',

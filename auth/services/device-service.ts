@@ -19,6 +19,7 @@ import type {
   LockDeviceRequest,
   UnlockDeviceRequest,
 } from '../../proto/gen/keyport/v1/device';
+import { requireAdminActionMfa } from '../admin-mfa';
 import { authorize, permissionsOf } from '../authorize';
 import { challengeRefusal, createChallenge, spendChallenge } from '../challenges';
 import type { ServiceContext } from '../context';
@@ -81,8 +82,7 @@ export function deviceService(ctx: ServiceContext) {
     message: string,
     fields: Record<string, unknown> = {},
   ): Promise<void> {
-    const name = typeof actor === 'string' ? actor : actor.user;
-    await ctx.audit.record({ type, actor: name, clientAddr: call.clientAddr, success, message, fields });
+    await ctx.audit.record({ type, actor, clientAddr: call.clientAddr, success, message, fields });
   }
 
   /** A device by id or asset tag; an asset tag on several OSes must be given as an id. */
@@ -212,7 +212,7 @@ export function deviceService(ctx: ServiceContext) {
     ): Promise<DeviceEnrollChallenge> {
       const identity = await authenticate(ctx, call);
       // Every refusal from here on is audited, with the asset tag the device gave.
-      return beginEnrollment(identity, request).catch(async (error: unknown) => {
+      return beginEnrollment(identity, request, call).catch(async (error: unknown) => {
         if (error instanceof KeyportError) {
           await audit('device.enroll', identity, call, false, `enrollment refused: ${error.message}`, {
             asset_tag: request.device?.assetTag.slice(0, 64) ?? '',
@@ -343,6 +343,7 @@ export function deviceService(ctx: ServiceContext) {
   async function beginEnrollment(
     identity: Identity,
     request: BeginDeviceEnrollmentRequest,
+    call: CallContext,
   ): Promise<DeviceEnrollChallenge> {
     const cap = await loadCap(ctx.store);
     if (cap.device_trust.mode === 'off') throw deviceTrustOff();
@@ -354,7 +355,7 @@ export function deviceService(ctx: ServiceContext) {
     const osType = checkOsType(data.osType, 'device.os_type');
     const target = request.token
       ? await deviceForToken(request.token, assetTag, osType)
-      : await deviceForSelfEnrollment(identity, request.currentDevice, assetTag, osType);
+      : await deviceForSelfEnrollment(identity, call, request.currentDevice, assetTag, osType);
     // 2–3. The EK and AK checked, a credential sealed to them, a nonce for the quote.
     const start = beginTpmEnrollment(data, {
       deviceId: target.deviceId,
@@ -401,9 +402,13 @@ export function deviceService(ctx: ServiceContext) {
     return { deviceId: device.id, tokenHash };
   }
 
-  /** Step 1 of self-enrollment: roles that allow device admin; the device registered now if need be. */
+  /**
+   * Step 1 of self-enrollment: roles that allow device admin, and, where the cluster enforces MFA for admin
+   * actions, a security key's answer bound to this call; the device registered now if need be.
+   */
   async function deviceForSelfEnrollment(
     identity: Identity,
+    call: CallContext,
     currentDevice: boolean,
     assetTag: string,
     osType: string,
@@ -422,6 +427,10 @@ export function deviceService(ctx: ServiceContext) {
         'Self-enrollment needs a role that allows device admin (editor or device-admin); ask a device admin for an enrollment token.',
       );
     }
+    // Registering and enrolling a device is an admin write (device create and enroll). Without this, an
+    // identity whose IdP minted an editor claim would enroll a TPM of its own, then register a first MFA
+    // device from it: the seed's IdP-compromise defences, undone by one claim.
+    if (!identity.builtin) await requireAdminActionMfa(ctx, call, identity);
     const existing = (await ctx.store.devices.byAssetTag(assetTag)).find((d) => d.os_type === osType);
     if (existing) {
       checkEnrollable(existing);

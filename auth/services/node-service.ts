@@ -14,6 +14,8 @@ import type {
 } from '../../proto/gen/keyport/v1/node';
 import type { Traits } from '../../proto/resources/presets';
 import type { Node } from '../../proto/resources/schema';
+import { ssoAuditFields } from '../audit';
+import type { AuditActor } from '../audit';
 import type { ServiceContext } from '../context';
 import { authenticate, authenticateNode } from '../identity';
 import type { Identity } from '../identity';
@@ -21,6 +23,7 @@ import { loadCap } from '../policy';
 import type { CallContext } from '../rpc';
 import { nodeLogins, nodeTarget } from '../nodes/access';
 import { authorizeConnection } from '../nodes/connection';
+import type { OfferedBy } from '../nodes/connection';
 import { getNode, hostCaLine, listNodes } from '../nodes/registry';
 import {
   checkDeviceTrust,
@@ -48,11 +51,12 @@ function requireField(value: string, field: string): void {
  * MFA answer). */
 interface Refusal {
   type: 'session.certificate' | 'session.connect';
-  actor: string;
+  actor: AuditActor | string;
   clientAddr: string;
   node: string;
   login: string;
-  fields?: Record<string, unknown>;
+  /** Read when the refusal is audited (the node's: what the check learnt of the certificate by then). */
+  fields?: () => Record<string, unknown>;
 }
 
 /** Runs `work`; a typed refusal from it is audited as `login@node refused: …` with its code, then thrown on. */
@@ -68,7 +72,7 @@ async function auditRefusals<T>(ctx: ServiceContext, refusal: Refusal, work: () 
         clientAddr,
         success: false,
         message: `${login}@${node} refused: ${error.message}`,
-        fields: { node, login, ...fields, code: error.code },
+        fields: { node, login, ...fields?.(), code: error.code },
       });
     }
     throw error;
@@ -90,7 +94,7 @@ export function nodeAccessService(ctx: ServiceContext) {
   ): Promise<T> {
     const refusal: Refusal = {
       type: 'session.certificate',
-      actor: identity.user,
+      actor: identity,
       clientAddr: call.clientAddr,
       node,
       login,
@@ -165,7 +169,7 @@ export function nodeAccessService(ctx: ServiceContext) {
         const issued = await issueSessionCertificate(ctx, identity, request.node, request.login);
         await ctx.audit.record({
           type: 'session.certificate',
-          actor: identity.user,
+          actor: identity,
           clientAddr: call.clientAddr,
           success: true,
           message: `single-use certificate for ${request.login}@${request.node}`,
@@ -184,16 +188,23 @@ export function nodeService(ctx: ServiceContext) {
       call: CallContext,
     ): Promise<AuthorizeConnectionResponse> {
       const node = await authenticateNode(ctx, call);
+      // Whose certificate was offered, once the check has read it: a refusal names that user (and an SSO
+      // user's connector and IdP subject), not only the node that asked.
+      const offered: OfferedBy = {};
       const refusal: Refusal = {
         type: 'session.connect',
         actor: `node:${node}`,
         clientAddr: call.clientAddr,
         node,
         login: request.login,
-        fields: { connection: request.connection },
+        fields: () => ({
+          connection: request.connection,
+          ...(offered.user === undefined ? {} : { user: offered.user }),
+          ...ssoAuditFields(offered),
+        }),
       };
       return auditRefusals(ctx, refusal, async () => {
-        const verdict = await authorizeConnection(ctx, node, request);
+        const verdict = await authorizeConnection(ctx, node, request, offered);
         // sshd asks twice per connection (query, then signed request): the first allowed answer is the
         // connection's one audit event; the second is the same connection and is not recorded again.
         if (await ctx.store.nodes.firstAllowedCall(node, request.connection, ctx.now())) {

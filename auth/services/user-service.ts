@@ -91,7 +91,7 @@ export function userService(ctx: ServiceContext) {
     ): Promise<MFAAuthenticateChallenge> {
       const identity = await authenticate(ctx, call);
       if (request.scope === ChallengeScope.CHALLENGE_SCOPE_ADMIN_ACTION) {
-        return createAdminActionChallenge(ctx, identity, request.adminActions);
+        return createAdminActionChallenge(ctx, identity, request.adminActions, call.clientAddr);
       }
       if (request.scope !== ChallengeScope.CHALLENGE_SCOPE_MANAGE_DEVICES) {
         throw new KeyportError(
@@ -205,7 +205,7 @@ export function userService(ctx: ServiceContext) {
       const refused = async (error: unknown): Promise<never> => {
         await ctx.audit.record({
           type: 'mfa.add',
-          actor: identity.user,
+          actor: identity,
           clientAddr: call.clientAddr,
           success: false,
           message: error instanceof KeyportError ? error.message : 'internal error',
@@ -298,7 +298,7 @@ export function userService(ctx: ServiceContext) {
       }
       await ctx.audit.record({
         type: 'mfa.add',
-        actor: identity.user,
+        actor: identity,
         clientAddr: call.clientAddr,
         success: true,
         message: `MFA device "${name}" added`,
@@ -315,7 +315,7 @@ export function userService(ctx: ServiceContext) {
       const refused = async (error: unknown): Promise<never> => {
         await ctx.audit.record({
           type: 'mfa.delete',
-          actor: identity.user,
+          actor: identity,
           clientAddr: call.clientAddr,
           success: false,
           message: error instanceof KeyportError ? error.message : 'internal error',
@@ -345,7 +345,7 @@ export function userService(ctx: ServiceContext) {
           await ctx.audit.record(
             {
               type: 'mfa.delete',
-              actor: identity.user,
+              actor: identity,
               clientAddr: call.clientAddr,
               success: true,
               message: `MFA device "${request.name}" removed`,

@@ -31,7 +31,7 @@ export function webSessionService(ctx: ServiceContext) {
         const { message, fields } = success(result);
         await ctx.audit.record({
           type: 'web.approval',
-          actor: identity.user,
+          actor: identity,
           clientAddr: call.clientAddr,
           success: true,
           message,
@@ -43,7 +43,7 @@ export function webSessionService(ctx: ServiceContext) {
       if (error instanceof KeyportError) {
         await ctx.audit.record({
           type: 'web.approval',
-          actor: identity.user,
+          actor: identity,
           clientAddr: call.clientAddr,
           success: false,
           message: `web session approval refused (${what}): ${error instanceof ApprovalRefusal ? error.reason : error.message}`,

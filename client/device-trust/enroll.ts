@@ -6,9 +6,11 @@
 // And this device's status as the cluster sees it.
 import { KeyportError } from '../../proto/errors';
 import type { Device, DeviceStatus } from '../../proto/gen/keyport/v1/device';
+import { adminActionFor, authorizeAdminActions } from '../ceremonies/admin-action';
+import type { MfaPrompts } from '../ceremonies/mfa';
 import { parseClusterAddress } from '../cluster-trust';
 import type { Profile, ProfileStore } from '../profiles';
-import { connectAsProfile } from '../session';
+import { connectAsProfile, webauthnOrigin } from '../session';
 import type { CardSessions } from '../hardware/piv/card-sessions';
 import type { PivPrompts } from '../hardware/piv/signer';
 import { deviceAssetTag, deviceOsType } from './asset-tag';
@@ -25,6 +27,11 @@ export interface EnrollOptions extends DeviceTrustOptions {
   piv?: PivPrompts;
   /** The process's long-lived card sessions (Keyport Connect's). */
   cards?: CardSessions;
+  /**
+   * Self-enrollment registers a device, an admin write: where the cluster enforces MFA for admin actions,
+   * BeginDeviceEnrollment carries a security key's answer bound to it, asked with these.
+   */
+  adminMfa?: { prompts: MfaPrompts; signal?: AbortSignal };
 }
 
 export async function enrollThisDevice(
@@ -39,12 +46,23 @@ export async function enrollThisDevice(
   try {
     options.onProgress?.('reading-tpm');
     device = await TrustedDevice.open(options);
-    // 1. This device's keys, and which device the token (or self-enrollment) names.
-    const begun = await api.devices.beginDeviceEnrollment({
+    // 1. This device's keys, and which device the token (or self-enrollment) names; self-enrollment with
+    //    the touch MFA for admin actions asks for (none where the cluster does not enforce it).
+    const request = {
       token: options.token ?? '',
       currentDevice: !options.token,
       device: await device.enrollmentData(),
-    });
+    };
+    const devices =
+      options.token || !options.adminMfa
+        ? api.devices
+        : (
+            await authorizeAdminActions(api, [adminActionFor('devices', 'beginDeviceEnrollment', request)], {
+              ...options.adminMfa,
+              origin: await webauthnOriginOf(profiles, profile),
+            })
+          ).devices;
+    const begun = await devices.beginDeviceEnrollment(request);
     if (!begun.challenge) throw new KeyportError('INTERNAL', 'The cluster sent no enrollment challenge.');
     // 2. The TPM proves it holds the EK and the AK.
     options.onProgress?.('activating');
@@ -126,3 +144,9 @@ const pivOption = ({ piv, cards }: { piv?: PivPrompts; cards?: CardSessions }) =
   ...(piv ? { piv } : {}),
   ...(cards ? { cards } : {}),
 });
+
+/** The origin a security key's answer names for this profile's cluster (its public address). */
+async function webauthnOriginOf(profiles: ProfileStore, profile: Profile): Promise<string> {
+  const trusted = await profiles.getTrustedCluster(parseClusterAddress(profile.address));
+  return trusted ? webauthnOrigin(trusted) : `https://${profile.address}`;
+}

@@ -190,6 +190,8 @@ export function createBackend(options: BackendOptions): Backend {
       ...(token ? { token } : {}),
       piv: prompts.piv,
       cards,
+      // Self-enrollment registers a device: where MFA for admin actions applies, a touch of the key.
+      adminMfa: { prompts, signal: prompts.signal },
       // One prompt from the first TPM step to the last; a failure closes it with the ceremony.
       onProgress: (step) => {
         if (step === 'reading-tpm') prompts.progress(TPM_WORKING);
