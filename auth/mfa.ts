@@ -5,13 +5,15 @@ import { randomBytes } from 'node:crypto';
 import { KeyportError } from '../proto/errors';
 import { ChallengeScope } from '../proto/gen/keyport/v1/mfa';
 import type { MFAAuthenticateChallenge, MFAAuthenticateResponse } from '../proto/gen/keyport/v1/mfa';
-import { createChallenge, newChallengeBytes, spendOrThrow } from './challenges';
+import { challengeRow, createChallenge, newChallengeBytes, spendOrThrow } from './challenges';
 import { MFA_CHALLENGE_TTL_MS } from './context';
 import type { DevicePayload } from './device-trust/payloads';
 import type { ServiceContext } from './context';
 import { CAP_KIND, capOfStored, loadCap } from './policy';
 import type { ClusterPolicy } from './policy';
-import type { MfaDeviceRow, PasskeyLogin, Store, UserRow } from './storage/store';
+import type { ChallengeRow, MfaDeviceRow, PasskeyLogin, Store, UserRow } from './storage/store';
+import type { CounterAdvance } from './storage/login';
+import { addressRate, refuseOverLimit } from './lockout';
 import { totpStepOf } from './totp';
 import {
   authenticationOptions,
@@ -82,26 +84,84 @@ export async function createPasswordlessChallenge(
   cap: ClusterPolicy,
   device?: DevicePayload,
 ): Promise<MFAAuthenticateChallenge> {
-  if (!cap.allowPasswordless) throw passwordlessDisabled();
-  if (!webauthnEnabled(cap)) {
-    throw new KeyportError(
-      'PRECONDITION_FAILED',
-      'Passwordless login needs security keys (WebAuthn), which this cluster does not enable.',
-    );
-  }
-  const options = await authenticationOptions({
-    rp: relyingParty(cap, ctx.clusterName),
-    challenge: newChallengeBytes(),
-    devices: [],
-    userVerification: 'required',
-  });
+  const refusal = passwordlessRefusal(cap);
+  if (refusal) throw refusal;
+  const bytes = newChallengeBytes();
   const { id, expiresMs } = await createChallenge(
     ctx,
     'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN',
     null,
-    { webauthnChallenge: options.challenge, passwordless: true, ...(device ? { device } : {}) },
+    {
+      webauthnChallenge: Buffer.from(bytes).toString('base64url'),
+      passwordless: true,
+      ...(device ? { device } : {}),
+    },
     { ttlMs: PASSWORDLESS_CHALLENGE_TTL_MS },
   );
+  return passwordlessChallenge(ctx, cap, bytes, id, expiresMs);
+}
+
+/**
+ * createPasswordlessChallenge for a call with no device part, counted against the address's rate limit
+ * in the same round trip: the count, the cap and the new challenge in one statement (stored only within
+ * the limit; storage/login.ts). The cap is checked once it is read: a refusal removes the challenge again,
+ * so it leaves only its count, as before.
+ */
+export async function createCountedPasswordlessChallenge(
+  ctx: ServiceContext,
+  clientAddr: string,
+): Promise<{ challenge: MFAAuthenticateChallenge; cap: ClusterPolicy }> {
+  const bytes = newChallengeBytes();
+  const row = challengeRow(
+    ctx,
+    'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN',
+    null,
+    { webauthnChallenge: Buffer.from(bytes).toString('base64url'), passwordless: true },
+    { ttlMs: PASSWORDLESS_CHALLENGE_TTL_MS },
+  );
+  const rate = addressRate(ctx, clientAddr);
+  const nowMs = ctx.now();
+  const hit = await ctx.store.login.hitStoringChallenge(
+    { key: rate.key, nowMs, windowMs: ctx.rateLimit.windowMs, limit: rate.limit },
+    CAP_KIND,
+    row,
+  );
+  if (!hit.stored) await refuseOverLimit(ctx, { ...rate, ...hit, nowMs }, clientAddr, rate.what);
+  const cap = capOfStored(hit.configJson);
+  const refusal = passwordlessRefusal(cap);
+  if (refusal) {
+    await ctx.store.deleteChallenge(row.id);
+    throw refusal;
+  }
+  return { challenge: await passwordlessChallenge(ctx, cap, bytes, row.id, row.expires_ms), cap };
+}
+
+/** Why this cluster takes no passwordless login, if it does not. */
+function passwordlessRefusal(cap: ClusterPolicy): KeyportError | undefined {
+  if (!cap.allowPasswordless) return passwordlessDisabled();
+  if (!webauthnEnabled(cap)) {
+    return new KeyportError(
+      'PRECONDITION_FAILED',
+      'Passwordless login needs security keys (WebAuthn), which this cluster does not enable.',
+    );
+  }
+  return undefined;
+}
+
+/** The stored passwordless challenge as the client gets it: WebAuthn options over its bytes. */
+async function passwordlessChallenge(
+  ctx: ServiceContext,
+  cap: ClusterPolicy,
+  bytes: Uint8Array<ArrayBuffer>,
+  id: string,
+  expiresMs: number,
+): Promise<MFAAuthenticateChallenge> {
+  const options = await authenticationOptions({
+    rp: relyingParty(cap, ctx.clusterName),
+    challenge: bytes,
+    devices: [],
+    userVerification: 'required',
+  });
   return {
     challengeId: id,
     scope: ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN,
@@ -112,35 +172,50 @@ export async function createPasswordlessChallenge(
   };
 }
 
-/** A passwordless answer, parsed, with what it names: its passkey and owner, and the cap, read together. */
+/** A security key's answer, parsed, with what it names: its passkey and owner, and the cap, read together. */
 export interface PasskeyRead {
   assertion: AuthenticationResponseJSON;
   /** Undefined when no key has the assertion's credential id. */
   found?: PasskeyLogin;
-  cap: ClusterPolicy;
+  /** The cap, read with the passkey (undefined when no key was found). */
+  cap?: ClusterPolicy;
 }
 
 /**
- * Passwordless, before anything is checked: the passkey the answer names, its owner (read now, so a lock
- * holds at once), the cap, and whether the owner has failed sign-ins recorded from `address` (for the
- * lockout to forgive), in one statement; with no such key, the cap alone. Undefined when the answer does
- * not parse: verifyWebauthnAnswer refuses it as it would any other.
+ * Login step two's first round trip: challenge `id` spent, and, when the answer is a security key's, the
+ * passkey it names, its owner (read now, so a lock holds at once), the cap, and whether the owner has
+ * failed sign-ins recorded from `address` (for the lockout to forgive), in one statement on PostgreSQL
+ * (storage/login.ts). `passkey` is undefined when there is no such answer or it does not parse:
+ * verifyWebauthnAnswer refuses it as it would any other.
  */
-export async function readPasskey(
+export async function spendReadingPasskey(
   ctx: ServiceContext,
-  json: string,
+  id: string,
+  json: string | undefined,
   address: string,
-): Promise<PasskeyRead | undefined> {
-  let assertion: AuthenticationResponseJSON;
+): Promise<{ row?: ChallengeRow; passkey?: PasskeyRead }> {
+  if (!id) return {};
+  let assertion: AuthenticationResponseJSON | undefined;
   try {
-    assertion = parseAssertion(json);
+    assertion = json === undefined ? undefined : parseAssertion(json);
   } catch {
-    return undefined;
+    assertion = undefined;
   }
-  const found = await ctx.store.getPasskeyLogin(assertion.id, CAP_KIND, address);
-  const cap = found ? capOfStored(found.configJson) : await loadCap(ctx.store);
-  return { assertion, ...(found ? { found } : {}), cap };
+  if (!assertion) {
+    const row = await ctx.store.consumeChallenge(id);
+    return row ? { row } : {};
+  }
+  const read = await ctx.store.login.spendReadingPasskey(id, assertion.id, CAP_KIND, address);
+  const found = read.passkey;
+  return {
+    ...(read.challenge ? { row: read.challenge } : {}),
+    passkey: { assertion, ...(found ? { found, cap: capOfStored(found.configJson) } : {}) },
+  };
 }
+
+/** Another assertion with the same sign counter won (a double submit, or a cloned key). */
+export const concurrentUse = () =>
+  new KeyportError('MFA_FAILED', 'The security key was used concurrently; try again.');
 
 export const passwordlessDisabled = () =>
   new KeyportError(
@@ -167,8 +242,13 @@ export async function verifyWebauthnAnswer(
     passkey?: PasskeyRead;
     /** The exact origins accepted (the web UI's); the gRPC API's rule otherwise (webauthn.ts). */
     origins?: readonly string[];
+    /**
+     * The new sign counter is returned, not written: the caller writes it with the login's audit once the
+     * login is made (storage/login.ts acceptCounterWithAudit), and refuses the login if it did not move.
+     */
+    deferCounter?: boolean;
   },
-): Promise<{ user: string; device: MfaDeviceRow; owner?: UserRow }> {
+): Promise<{ user: string; device: MfaDeviceRow; owner?: UserRow; counter?: CounterAdvance }> {
   const { cap, passwordless } = input;
   const rp = relyingParty(cap, ctx.clusterName, input.origins);
   if (!input.webauthnChallenge) {
@@ -235,8 +315,10 @@ export async function verifyWebauthnAnswer(
     );
   }
   const stored = Number(device.webauthn_sign_count ?? 0);
+  const counter = { deviceId: device.id, previous: stored, counter: outcome.newCounter };
+  if (input.deferCounter) return { user, device, ...(owner ? { owner } : {}), counter };
   if (!(await ctx.store.acceptWebauthnCounter(device.id, stored, outcome.newCounter, ctx.now()))) {
-    throw new KeyportError('MFA_FAILED', 'The security key was used concurrently; try again.');
+    throw concurrentUse();
   }
   // Passwordless: the owner's row as read above, so the login need not read it again.
   return { user, device, ...(owner ? { owner } : {}) };
