@@ -526,10 +526,17 @@ describe.each(backends)('store on $kind', (backend) => {
       passkey: 1,
     });
     await store.putConfig('cap', '{"v":1}', T);
+    await store.putRole('access', '{"kind":"role","spec":{"n":1}}', false, T);
     await store.throttle.recordFailure('alice', '10.0.0.1', T);
     await store.insertChallenge(challenge('c', null));
     const passkey = await store.getPasskeyLogin('cred', 'cap', '10.0.0.1');
-    expect(passkey).toMatchObject({ configJson: '{"v":1}', failedHere: true });
+    expect(passkey).toMatchObject({
+      configJson: '{"v":1}',
+      failedHere: true,
+      ownerRoles: { access: { kind: 'role', spec: { n: 1 } } },
+      owner: { name: 'alice', webauthn_user_handle: 'handle-a', created_ms: T },
+      device: { id: 'k1', webauthn_sign_count: 3, added_ms: T },
+    });
     expect(await store.login.spendReadingPasskey('c', 'cred', 'cap', '10.0.0.1')).toEqual({
       challenge: { ...challenge('c', null), used: 1 },
       passkey,
@@ -542,6 +549,19 @@ describe.each(backends)('store on $kind', (backend) => {
       challenge: { ...challenge('d', 'alice'), used: 1 },
     });
     expect(await store.login.spendReadingPasskey('never', 'none', 'cap', '10.0.0.1')).toEqual({});
+    // A key whose owner is gone: the key alone, as getPasskeyLogin reads it.
+    await store.insertDevice({
+      id: 'k2',
+      user: 'gone',
+      name: 'key',
+      type: 'webauthn',
+      added_ms: T,
+      webauthn_credential_id: 'orphan',
+      passkey: 1,
+    });
+    const orphan = await store.login.spendReadingPasskey('never', 'orphan', 'cap', '10.0.0.1');
+    expect(orphan).toEqual({ passkey: await store.getPasskeyLogin('orphan', 'cap', '10.0.0.1') });
+    expect(orphan.passkey).not.toHaveProperty('owner');
     await store.insertChallenge(challenge('e', null));
     const racing = await Promise.all(
       Array.from({ length: 50 }, () => store.login.spendReadingPasskey('e', 'cred', 'cap', '10.0.0.2')),

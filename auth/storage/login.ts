@@ -96,10 +96,12 @@ export class LoginStore {
     const [row] = (await pgSpendReadingPasskey.execute(this.db, id, credentialId, configKey, clientAddr))
       .rows;
     if (!row) throw new Error('the challenge spend returned no row');
-    const { challenge_json: challengeJson, ...fields } = row as unknown as Record<string, unknown>;
+    const fields = row as unknown as Record<string, string | number | null>;
     const challenge =
-      typeof challengeJson === 'string' ? (JSON.parse(challengeJson) as ChallengeRow) : undefined;
-    const passkey = fields['id'] === null ? undefined : passkeyLoginOf(fields);
+      typeof fields['challenge_json'] === 'string'
+        ? (JSON.parse(fields['challenge_json']) as ChallengeRow)
+        : undefined;
+    const passkey = typeof fields['device_json'] === 'string' ? passkeyLoginOfJson(fields) : undefined;
     return { ...(challenge ? { challenge } : {}), ...(passkey ? { passkey } : {}) };
   }
 
@@ -137,15 +139,30 @@ export class LoginStore {
 }
 
 /**
- * The passkey read's columns on a select from `mfa_devices as d` left-joined to `users as u`, made by
- * `from` (`db`, or `db` with a CTE before the select).
+ * The passkey read on a select from `mfa_devices as d` left-joined to `users as u`, made by `from` (`db`,
+ * or `db` with a CTE before the select). `columns`: the device's and the owner's columns one by one (the
+ * owner's prefixed `owner_`); `json`: each of the two rows as one JSON text (PostgreSQL; pg then parses two
+ * columns, not two dozen, and a missing owner is a null row).
  */
-function passkeyColumns(from: QueryCreator<Database>, db: Db, configKey: string, clientAddr: string) {
+function passkeyColumns(
+  from: QueryCreator<Database>,
+  db: Db,
+  configKey: string,
+  clientAddr: string,
+  shape: 'columns' | 'json' = 'columns',
+) {
   return from
     .selectFrom('mfa_devices as d')
     .leftJoin('users as u', 'u.name', 'd.user')
-    .selectAll('d')
-    .select(OWNER_COLUMNS.map((column) => sql.ref(`u.${column}`).as(`owner_${column}`)))
+    .$if(shape === 'columns', (qb) =>
+      qb.selectAll('d').select(OWNER_COLUMNS.map((column) => sql.ref(`u.${column}`).as(`owner_${column}`))),
+    )
+    .$if(shape === 'json', (qb) =>
+      qb.select([
+        sql<string>`row_to_json(d)::text`.as('device_json'),
+        sql<string | null>`row_to_json(u)::text`.as('owner_json'),
+      ]),
+    )
     .select((eb) =>
       eb.selectFrom('cluster_config').select('value_json').where('key', '=', configKey).as('config_json'),
     )
@@ -192,6 +209,25 @@ export function passkeyLoginOf(fields: Record<string, unknown>): PasskeyLogin {
   };
 }
 
+/** A passkey read's row in the `json` shape (passkeyColumns) as what it names. */
+function passkeyLoginOfJson(fields: Record<string, string | number | null>): PasskeyLogin {
+  const device = JSON.parse(String(fields['device_json'])) as MfaDeviceRow;
+  const owner =
+    typeof fields['owner_json'] === 'string' ? (JSON.parse(fields['owner_json']) as UserRow) : undefined;
+  const configJson = fields['config_json'];
+  return {
+    device,
+    ...(owner
+      ? {
+          owner,
+          ownerRoles: JSON.parse(String(fields['owner_roles_json'] ?? '{}')) as Record<string, unknown>,
+        }
+      : {}),
+    ...(typeof configJson === 'string' ? { configJson } : {}),
+    failedHere: fields['failed_here'] !== null,
+  };
+}
+
 const typed = (value: unknown, type: string) => sql`cast(${value} as ${sql.raw(type)})`;
 
 /** Step one on PostgreSQL: the count, the cap, and the challenge inserted only within the limit. */
@@ -234,7 +270,7 @@ const pgSpendReadingPasskey = compiledStatement(
     const spending = db.with('spent', (qc) =>
       qc.updateTable('challenges').set({ used: 1 }).where('id', '=', id).where('used', '=', 0).returningAll(),
     ) as unknown as QueryCreator<Database>;
-    return passkeyColumns(spending, db, configKey, clientAddr)
+    return passkeyColumns(spending, db, configKey, clientAddr, 'json')
       .rightJoin(sql<{ one: number }>`(select 1 as one)`.as('o'), (join) =>
         join.on('d.webauthn_credential_id', '=', credentialId),
       )
