@@ -30,12 +30,8 @@ import {
 import type { CallContext } from '../rpc';
 import { issueSessionCertificates, sessionIdentityOf } from '../certificates';
 import type { SessionKeys } from '../certificates';
-import {
-  concurrentUse,
-  createCountedPasswordlessChallenge,
-  createMfaChallenge,
-  createPasswordlessChallenge,
-} from '../mfa';
+import { concurrentUse, createMfaChallenge } from '../mfa';
+import { createCountedPasswordlessChallenge, createPasswordlessChallenge } from '../passwordless';
 import { finishDeviceLogin, startDeviceLogin } from '../device-trust/login';
 import { perfSteps } from '../perf';
 import { checkSessionKey, keyPolicyHint } from '../hardware-key/login';
