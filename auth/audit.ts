@@ -1,6 +1,6 @@
 // The audit log: every security-relevant outcome, with time, actor and the client's address.
 import type { AuditType } from '../proto/audit-types';
-import type { Store } from './storage/store';
+import type { NewAuditEvent, Store } from './storage/store';
 
 export type { AuditType } from '../proto/audit-types';
 
@@ -41,8 +41,13 @@ export class AuditLog {
 
   /** Several events of one moment (a login and the certificates it issued), written in one statement. */
   async recordAll(entries: AuditEntry[], store: Store = this.store): Promise<void> {
+    await store.appendAudit(this.rowsOf(entries));
+  }
+
+  /** The rows of several events of this moment, for a caller that writes them with another write. */
+  rowsOf(entries: AuditEntry[]): NewAuditEvent[] {
     const now = this.now();
-    await store.appendAudit(entries.map((entry) => this.row(entry, now)));
+    return entries.map((entry) => this.row(entry, now));
   }
 
   private row(entry: AuditEntry, timeMs: number) {

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { KeyportError } from '../proto/errors';
 import { MAX_ADMIN_ACTIONS } from '../proto/admin-mfa';
 import type { ServiceContext } from './context';
+import type { ChallengeRow } from './storage/store';
 import {
   authPayloadSchema,
   devicePayloadSchema,
@@ -122,19 +123,30 @@ export async function createChallenge<P extends ChallengePurpose>(
   payload: PayloadOf<P>,
   lifetime: { ttlMs: number; notAfterMs?: number; id?: string },
 ): Promise<{ id: string; expiresMs: number }> {
+  const row = challengeRow(ctx, purpose, user, payload, lifetime);
+  await ctx.store.insertChallenge(row);
+  return { id: row.id, expiresMs: row.expires_ms };
+}
+
+/** A new challenge's row, as createChallenge stores it, for a caller that stores it with other writes. */
+export function challengeRow<P extends ChallengePurpose>(
+  ctx: ServiceContext,
+  purpose: P,
+  user: string | null,
+  payload: PayloadOf<P>,
+  lifetime: { ttlMs: number; notAfterMs?: number; id?: string },
+): ChallengeRow {
   const id = lifetime.id ?? Buffer.from(newChallengeBytes()).toString('base64url');
   const now = ctx.now();
-  const expiresMs = Math.min(now + lifetime.ttlMs, lifetime.notAfterMs ?? Number.POSITIVE_INFINITY);
-  await ctx.store.insertChallenge({
+  return {
     id,
     user,
     scope: purpose,
     payload_json: JSON.stringify(payloadSchemas[purpose].parse(payload)),
     created_ms: now,
-    expires_ms: expiresMs,
+    expires_ms: Math.min(now + lifetime.ttlMs, lifetime.notAfterMs ?? Number.POSITIVE_INFINITY),
     used: 0,
-  });
-  return { id, expiresMs };
+  };
 }
 
 export type Spent<P extends ChallengePurpose> =
@@ -156,7 +168,16 @@ export async function spendChallenge<P extends ChallengePurpose>(
   purposes: readonly P[],
   user?: string,
 ): Promise<Spent<P>> {
-  const row = id ? await ctx.store.consumeChallenge(id) : undefined;
+  return checkSpent(ctx, id ? await ctx.store.consumeChallenge(id) : undefined, purposes, user);
+}
+
+/** spendChallenge's checks on a row its caller spent (undefined: unknown or spent before). */
+export function checkSpent<P extends ChallengePurpose>(
+  ctx: ServiceContext,
+  row: ChallengeRow | undefined,
+  purposes: readonly P[],
+  user?: string,
+): Spent<P> {
   if (!row) return { ok: false, reason: 'unknown or spent', user: null };
   const purpose = purposes.find((p) => p === row.scope);
   if (!purpose) return { ok: false, reason: 'another purpose', user: row.user };

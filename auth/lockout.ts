@@ -175,11 +175,7 @@ export async function clearFailures(
   if (recorded) await ctx.store.throttle.clearFailures(name, clientAddr);
 }
 
-/**
- * Counts one call against `key`'s rate limit; past the limit, refuses with RESOURCE_EXHAUSTED and the
- * time until the window ends. The first refusal in a window is audited, the others are not (they are
- * exactly what would grow the audit log without bound).
- */
+/** Counts one call against `key`'s rate limit; past the limit, refuses it (refuseOverLimit). */
 export async function rateLimit(
   ctx: ServiceContext,
   key: string,
@@ -196,8 +192,24 @@ export async function rateLimit(
     ctx.rateLimit.windowMs,
     alsoReadConfig,
   );
-  if (count <= limit) return configJson;
-  const retryAfterMs = Math.max(1000, windowEndMs - now);
+  if (count > limit)
+    await refuseOverLimit(ctx, { key, limit, count, windowEndMs, nowMs: now }, clientAddr, what);
+  return configJson;
+}
+
+/**
+ * A call counted past its limit: refused with RESOURCE_EXHAUSTED and the time until the window ends; the
+ * first refusal in a window is audited, the others are not (they are exactly what would grow the audit log
+ * without bound).
+ */
+export async function refuseOverLimit(
+  ctx: ServiceContext,
+  hit: { key: string; limit: number; count: number; windowEndMs: number; nowMs: number },
+  clientAddr: string,
+  what: string,
+): Promise<never> {
+  const { key, limit, count } = hit;
+  const retryAfterMs = Math.max(1000, hit.windowEndMs - hit.nowMs);
   if (count === limit + 1) {
     await ctx.audit.record({
       type: 'rate.limited',
@@ -213,6 +225,18 @@ export async function rateLimit(
     `Too many ${what}; try again in ${Math.ceil(retryAfterMs / 1000)} s.`,
     { retryAfterMs },
   );
+}
+
+/** The per-address limit on unauthenticated calls: its key, limit and words. */
+export function addressRate(
+  ctx: ServiceContext,
+  clientAddr: string,
+): { key: string; limit: number; what: string } {
+  return {
+    key: `addr:${clientIp(clientAddr)}`,
+    limit: ctx.rateLimit.perAddress,
+    what: 'requests from this address',
+  };
 }
 
 /** The per-address limit on unauthenticated calls; returns the caller's IP for the lockout's keys. */

@@ -6,14 +6,17 @@
 import { KeyportError } from '../proto/errors';
 import type { MFAAuthenticateResponse } from '../proto/gen/keyport/v1/mfa';
 import type { Role } from '../proto/resources/schema';
-import { challengeRefusal, isPurpose, spendChallenge } from './challenges';
+import { challengeRefusal, checkSpent, isPurpose } from './challenges';
 import type { Challenge } from './challenges';
 import type { ServiceContext } from './context';
 import { clientIp, isLocked, limitAddress, lockedError, recordFailure } from './lockout';
-import { passwordlessDisabled, readPasskey, verifyTotpCode, verifyWebauthnAnswer } from './mfa';
+import { passwordlessDisabled, verifyTotpCode, verifyWebauthnAnswer } from './mfa';
+import { spendReadingPasskey } from './passwordless';
+import type { PasskeyRead } from './passwordless';
 import { loadCap, loadRoles, rolesAmong } from './policy';
 import type { ClusterPolicy } from './policy';
 import type { CallContext } from './rpc';
+import type { CounterAdvance } from './storage/login';
 import type { UserRow } from './storage/store';
 import { webauthnEnabled } from './webauthn';
 
@@ -38,6 +41,20 @@ interface Verified {
   failuresRecorded?: boolean;
   /** The user's roles that exist now, when read with the passkey. */
   roles?: Role[];
+  /** The passkey's new sign counter, when the caller writes it (deferCounter): with the login's audit. */
+  counter?: CounterAdvance;
+}
+
+/** How step two's caller ends the login. */
+export interface SpendOptions {
+  /** The web UI's exact WebAuthn origins; none for gRPC. */
+  origins?: readonly string[];
+  /**
+   * A passwordless login returns its passkey's new sign counter instead of writing it, when nothing else
+   * is written before the login's audit (no device part): the caller writes both in one statement
+   * (storage/login.ts acceptCounterWithAudit) and refuses the login if the counter did not move.
+   */
+  deferCounter?: boolean;
 }
 
 export function loginAnswers(ctx: ServiceContext) {
@@ -69,13 +86,11 @@ export function loginAnswers(ctx: ServiceContext) {
   async function verifyPasskey(
     challenge: Challenge<'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN'>,
     answer: MFAAuthenticateResponse['response'],
+    passkey: PasskeyRead | undefined,
     clientAddr: string,
-    address: string,
     refuse: Refuse,
-    origins: readonly string[] | undefined,
+    options: SpendOptions,
   ): Promise<Verified & { cap: ClusterPolicy }> {
-    const passkey =
-      answer?.$case === 'webauthnJson' ? await readPasskey(ctx, answer.value, address) : undefined;
     const cap = passkey?.cap ?? (await loadCap(ctx.store));
     if (!cap.allowPasswordless) return refuse('passwordless disabled', passwordlessDisabled());
     if (answer?.$case !== 'webauthnJson') {
@@ -92,7 +107,9 @@ export function loginAnswers(ctx: ServiceContext) {
       cap,
       clientAddr,
       ...(passkey ? { passkey } : {}),
-      ...(origins ? { origins } : {}),
+      ...(options.origins ? { origins: options.origins } : {}),
+      // Nothing may be written before the counter: a device part writes (device-trust/login.ts).
+      deferCounter: options.deferCounter === true && !challenge.payload.device,
     }).catch((error: unknown) =>
       error instanceof KeyportError ? refuse(`passwordless: ${error.message}`, error) : Promise.reject(error),
     );
@@ -105,6 +122,7 @@ export function loginAnswers(ctx: ServiceContext) {
       cap,
       ...(found ? { failuresRecorded: found.failedHere } : {}),
       ...(found?.ownerRoles ? { roles: rolesAmong(roleNamesOf(user), found.ownerRoles) } : {}),
+      ...(verified.counter ? { counter: verified.counter } : {}),
     };
   }
 
@@ -115,12 +133,13 @@ export function loginAnswers(ctx: ServiceContext) {
   async function verifySecondFactor(
     challenge: Challenge<'CHALLENGE_SCOPE_LOGIN'>,
     answer: MFAAuthenticateResponse['response'],
+    passkey: PasskeyRead | undefined,
     clientAddr: string,
     address: string,
     refuse: Refuse,
     origins: readonly string[] | undefined,
   ): Promise<Verified & { cap: ClusterPolicy }> {
-    const cap = await loadCap(ctx.store);
+    const cap = passkey?.cap ?? (await loadCap(ctx.store));
     const user = await signInUser(challenge.user, refuse);
     if (answer?.$case === 'totp') {
       if (!cap.secondFactors.includes('otp')) {
@@ -166,6 +185,7 @@ export function loginAnswers(ctx: ServiceContext) {
           json: answer.value,
           cap,
           clientAddr,
+          ...(passkey ? { passkey } : {}),
           ...(origins ? { origins } : {}),
         });
       } catch (error) {
@@ -196,10 +216,17 @@ export function loginAnswers(ctx: ServiceContext) {
     challengeId: string,
     answer: MFAAuthenticateResponse['response'],
     call: CallContext,
-    origins?: readonly string[],
+    options: SpendOptions = {},
   ) {
     const address = clientIp(call.clientAddr);
-    const spent = await spendChallenge(ctx, challengeId, LOGIN_PURPOSES);
+    // One round trip: the challenge spent and, for a security key's answer, the key read with the cap.
+    const { row, passkey } = await spendReadingPasskey(
+      ctx,
+      challengeId,
+      answer?.$case === 'webauthnJson' ? answer.value : undefined,
+      address,
+    );
+    const spent = checkSpent(ctx, row, LOGIN_PURPOSES);
     /** Every refusal from here on is audited, with the challenge's user when there is one. */
     const refuse = async (reason: string, error: KeyportError): Promise<never> => {
       await countRefusal(call.clientAddr);
@@ -216,14 +243,15 @@ export function loginAnswers(ctx: ServiceContext) {
     }
     const challenge = spent.challenge;
     const { cap, ...verified } = isPurpose(challenge, 'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN')
-      ? await verifyPasskey(challenge, answer, call.clientAddr, address, refuse, origins)
+      ? await verifyPasskey(challenge, answer, passkey, call.clientAddr, refuse, options)
       : await verifySecondFactor(
           challenge as Challenge<'CHALLENGE_SCOPE_LOGIN'>,
           answer,
+          passkey,
           call.clientAddr,
           address,
           refuse,
-          origins,
+          options.origins,
         );
     return { challenge, cap, verified, refuse, address };
   }

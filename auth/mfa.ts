@@ -1,6 +1,6 @@
 // MFA challenges and their answers, shared by AuthService (login, passwordless, signup) and UserService
 // (managing devices). A challenge is stored server side with its scope and user, is spent by the first
-// answer whatever its outcome, and expires: 5 minutes for MFA, 1 minute for passwordless.
+// answer whatever its outcome, and expires: 5 minutes for MFA, 1 minute for passwordless (passwordless.ts).
 import { randomBytes } from 'node:crypto';
 import { KeyportError } from '../proto/errors';
 import { ChallengeScope } from '../proto/gen/keyport/v1/mfa';
@@ -9,9 +9,11 @@ import { createChallenge, newChallengeBytes, spendOrThrow } from './challenges';
 import { MFA_CHALLENGE_TTL_MS } from './context';
 import type { DevicePayload } from './device-trust/payloads';
 import type { ServiceContext } from './context';
-import { CAP_KIND, capOfStored, loadCap } from './policy';
+import { loadCap } from './policy';
 import type { ClusterPolicy } from './policy';
-import type { MfaDeviceRow, PasskeyLogin, Store, UserRow } from './storage/store';
+import type { MfaDeviceRow, Store, UserRow } from './storage/store';
+import type { CounterAdvance } from './storage/login';
+import type { PasskeyRead } from './passwordless';
 import { totpStepOf } from './totp';
 import {
   authenticationOptions,
@@ -20,11 +22,8 @@ import {
   verifyAssertion,
   webauthnEnabled,
 } from './webauthn';
-import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import { totpSeedContext } from './secrets';
 import type { Sealer } from './secrets';
-
-export const PASSWORDLESS_CHALLENGE_TTL_MS = 60 * 1000;
 
 /** A new WebAuthn user handle: 32 random bytes, base64url; stored once per user. */
 export const newUserHandle = (): string => randomBytes(32).toString('base64url');
@@ -80,71 +79,9 @@ export async function createMfaChallenge(
   };
 }
 
-/** A passwordless challenge: no user, discoverable credentials only, user verification required. */
-export async function createPasswordlessChallenge(
-  ctx: ServiceContext,
-  cap: ClusterPolicy,
-  device?: DevicePayload,
-): Promise<MFAAuthenticateChallenge> {
-  if (!cap.allowPasswordless) throw passwordlessDisabled();
-  if (!webauthnEnabled(cap)) {
-    throw new KeyportError(
-      'PRECONDITION_FAILED',
-      'Passwordless login needs security keys (WebAuthn), which this cluster does not enable.',
-    );
-  }
-  const options = await authenticationOptions({
-    rp: relyingParty(cap, ctx.clusterName),
-    challenge: newChallengeBytes(),
-    devices: [],
-    userVerification: 'required',
-  });
-  const { id, expiresMs } = await createChallenge(
-    ctx,
-    'CHALLENGE_SCOPE_PASSWORDLESS_LOGIN',
-    null,
-    { webauthnChallenge: options.challenge, passwordless: true, ...(device ? { device } : {}) },
-    { ttlMs: PASSWORDLESS_CHALLENGE_TTL_MS },
-  );
-  return {
-    challengeId: id,
-    scope: ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN,
-    totpAllowed: false,
-    webauthnRequestOptionsJson: JSON.stringify(options),
-    expiresMs,
-    mfaRequired: true,
-  };
-}
-
-/** A passwordless answer, parsed, with what it names: its passkey and owner, and the cap, read together. */
-export interface PasskeyRead {
-  assertion: AuthenticationResponseJSON;
-  /** Undefined when no key has the assertion's credential id. */
-  found?: PasskeyLogin;
-  cap: ClusterPolicy;
-}
-
-/**
- * Passwordless, before anything is checked: the passkey the answer names, its owner (read now, so a lock
- * holds at once), the cap, and whether the owner has failed sign-ins recorded from `address` (for the
- * lockout to forgive), in one statement; with no such key, the cap alone. Undefined when the answer does
- * not parse: verifyWebauthnAnswer refuses it as it would any other.
- */
-export async function readPasskey(
-  ctx: ServiceContext,
-  json: string,
-  address: string,
-): Promise<PasskeyRead | undefined> {
-  let assertion: AuthenticationResponseJSON;
-  try {
-    assertion = parseAssertion(json);
-  } catch {
-    return undefined;
-  }
-  const found = await ctx.store.getPasskeyLogin(assertion.id, CAP_KIND, address);
-  const cap = found ? capOfStored(found.configJson) : await loadCap(ctx.store);
-  return { assertion, ...(found ? { found } : {}), cap };
-}
+/** Another assertion with the same sign counter won (a double submit, or a cloned key). */
+export const concurrentUse = () =>
+  new KeyportError('MFA_FAILED', 'The security key was used concurrently; try again.');
 
 export const passwordlessDisabled = () =>
   new KeyportError(
@@ -171,8 +108,13 @@ export async function verifyWebauthnAnswer(
     passkey?: PasskeyRead;
     /** The exact origins accepted (the web UI's); the gRPC API's rule otherwise (webauthn.ts). */
     origins?: readonly string[];
+    /**
+     * The new sign counter is returned, not written: the caller writes it with the login's audit once the
+     * login is made (storage/login.ts acceptCounterWithAudit), and refuses the login if it did not move.
+     */
+    deferCounter?: boolean;
   },
-): Promise<{ user: string; device: MfaDeviceRow; owner?: UserRow }> {
+): Promise<{ user: string; device: MfaDeviceRow; owner?: UserRow; counter?: CounterAdvance }> {
   const { cap, passwordless } = input;
   const rp = relyingParty(cap, ctx.clusterName, input.origins);
   if (!input.webauthnChallenge) {
@@ -239,8 +181,10 @@ export async function verifyWebauthnAnswer(
     );
   }
   const stored = Number(device.webauthn_sign_count ?? 0);
+  const counter = { deviceId: device.id, previous: stored, counter: outcome.newCounter };
+  if (input.deferCounter) return { user, device, ...(owner ? { owner } : {}), counter };
   if (!(await ctx.store.acceptWebauthnCounter(device.id, stored, outcome.newCounter, ctx.now()))) {
-    throw new KeyportError('MFA_FAILED', 'The security key was used concurrently; try again.');
+    throw concurrentUse();
   }
   // Passwordless: the owner's row as read above, so the login need not read it again.
   return { user, device, ...(owner ? { owner } : {}) };

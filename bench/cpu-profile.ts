@@ -39,8 +39,11 @@ const STEPS: { step: string; fn: string; file?: string }[] = [
   { step: 'request bounds', fn: 'checkRequestBounds' },
   { step: 'call context (peer, metadata)', fn: 'callContext' },
   { step: 'challenge: options, payload', fn: 'createPasswordlessChallenge' },
-  { step: 'challenge: spend, payload', fn: 'spendChallenge' },
-  { step: 'audit row', fn: 'recordAll' },
+  { step: 'challenge: options, payload', fn: 'createCountedPasswordlessChallenge' },
+  { step: 'challenge: spend, payload', fn: 'checkSpent' },
+  { step: 'challenge: spend, passkey read', fn: 'spendReadingPasskey' },
+  { step: 'audit row', fn: 'rowsOf' },
+  { step: 'audit row', fn: 'acceptCounterWithAudit' },
   { step: 'identity, roles, logins', fn: 'sessionIdentityOf' },
   { step: 'key policy', fn: 'checkSessionKey' },
 ];

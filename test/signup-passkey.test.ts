@@ -1,5 +1,6 @@
 // Signing up with a security key registered as a passkey (StartSignup{passwordless}), which the demo and
 // the app's end-to-end tests use: the account then signs in without a password, with the key's PIN.
+import { createHash, createPrivateKey, sign } from 'node:crypto';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,8 @@ import { connectAsAdmin, openClusterDb, startLabCluster } from '../lab/cluster';
 import type { LabCluster } from '../lab/cluster';
 import { connectClusterConfig, scriptedKeyPrompts, signUpWithLabKey } from '../lab/connect';
 import { startSoftKey } from '../lab/security-key/soft-key';
+import { readState } from '../lab/security-key/state';
+import { generateSessionKey } from '../client/keystore/session-key';
 import type { SoftKey } from '../lab/security-key/soft-key';
 import { ChallengeScope, MFADeviceType } from '../proto/gen/keyport/v1/mfa';
 import { connectCluster } from '../client/api';
@@ -186,6 +189,114 @@ describe('signup with a passkey', () => {
     }
   });
 
+  it('gives certificates to one of 10 passwordless logins racing with one sign counter (a cloned key), audited once', async () => {
+    const clonedKey = await startSoftKey({
+      socketPath: join(work, 'clone.sock'),
+      statePath: join(work, 'clone.json'),
+      touch: 'auto',
+      pin: '2468',
+    });
+    try {
+      await signUpWithLabKey(cluster, {
+        user: 'cleo',
+        roles: ['access'],
+        password: 'cleo-password-123',
+        keySocket: clonedKey.socketPath,
+        pin: '2468',
+      });
+      const passkey = readState(clonedKey.statePath)?.credentials.find((c) => c.rk && c.userName === 'cleo');
+      if (!passkey?.userId) throw new Error('no passkey for cleo');
+      const audited = () => {
+        const db = openClusterDb(cluster);
+        try {
+          return db
+            .prepare(
+              "SELECT type, actor, success, message FROM audit_events WHERE type IN ('user.login', 'cert.issued') ORDER BY id",
+            )
+            .all() as { type: string; actor: string; success: number; message: string }[];
+        } finally {
+          db.close();
+        }
+      };
+      const before = audited();
+      const api = await anonymousApi();
+      const session = generateSessionKey('ecdsa-p256');
+      // Ten challenges, each answered by the same key with the same counter, as two copies of one key would.
+      const challenges = await Promise.all(
+        Array.from({ length: 10 }, () =>
+          api.auth.createAuthenticateChallenge({
+            user: '',
+            password: '',
+            scope: ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN,
+          }),
+        ),
+      );
+      const settled = await Promise.allSettled(
+        challenges.map((challenge) => {
+          const options = JSON.parse(challenge.webauthnRequestOptionsJson) as { challenge: string };
+          const clientData = Buffer.from(
+            JSON.stringify({
+              type: 'webauthn.get',
+              challenge: options.challenge,
+              origin: 'https://localhost',
+            }),
+          );
+          const authData = Buffer.concat([
+            createHash('sha256').update('localhost').digest(),
+            Buffer.of(0x05), // user present, user verified
+            Buffer.from([0, 0, 0x10, 0]), // one counter for all ten
+          ]);
+          const signature = sign(
+            'sha256',
+            Buffer.concat([authData, createHash('sha256').update(clientData).digest()]),
+            createPrivateKey(passkey.privateKeyPem),
+          );
+          const assertion = {
+            id: passkey.id,
+            rawId: passkey.id,
+            type: 'public-key',
+            clientExtensionResults: {},
+            response: {
+              clientDataJSON: clientData.toString('base64url'),
+              authenticatorData: authData.toString('base64url'),
+              signature: signature.toString('base64url'),
+              userHandle: passkey.userId,
+            },
+          };
+          return api.auth.login({
+            mfaResponse: {
+              challengeId: challenge.challengeId,
+              response: { $case: 'webauthnJson', value: JSON.stringify(assertion) },
+            },
+            sshPublicKey: session.sshPublicKey,
+            tlsPublicKey: session.publicKeyPem,
+            ttlSeconds: 0,
+          });
+        }),
+      );
+      api.close();
+      expect(settled.filter((s) => s.status === 'fulfilled')).toHaveLength(1);
+      // The others: refused as a key used concurrently, or (once the winner's counter was read) as one
+      // whose counter did not increase; never an internal error.
+      for (const s of settled.filter((x) => x.status === 'rejected')) {
+        expect((s as PromiseRejectedResult).reason).toMatchObject({ code: 'MFA_FAILED' });
+      }
+      const after = audited().slice(before.length);
+      expect(after.filter((e) => e.type === 'cert.issued')).toMatchObject([{ actor: 'cleo', success: 1 }]);
+      expect(after.filter((e) => e.type === 'user.login' && e.success === 1)).toMatchObject([
+        { actor: 'cleo', message: 'passwordless' },
+      ]);
+      // A refused passwordless login is audited before its user is known.
+      const refusals = after.filter((e) => e.type === 'user.login' && e.success === 0);
+      expect(refusals).toHaveLength(9);
+      expect(refusals.every((e) => e.actor === 'unknown' && e.message.startsWith('passwordless: '))).toBe(
+        true,
+      );
+    } finally {
+      await clonedKey.stop();
+    }
+  });
+
   it('refuses a passwordless signup for an OTP device, and leaves the token usable', async () => {
     const admin = await connectAsAdmin(cluster);
     const { signupToken } = await admin.admin.createUser({ name: 'quinn', roles: ['access'], traits: {} });
@@ -236,6 +347,26 @@ describe('signup with a passkey where passwordless is off', () => {
           })
           .catch((error: unknown) => error);
         expect(refused).toMatchObject({ code: 'PASSWORDLESS_DISABLED' });
+        // A passwordless login's first step is refused too, and stores no challenge (the statement that
+        // counts the address stores it; the refusal removes it again).
+        const challenges = () => {
+          const db = openClusterDb(strict);
+          try {
+            return db.prepare('SELECT id FROM challenges').all();
+          } finally {
+            db.close();
+          }
+        };
+        const before = challenges();
+        const step1 = await api.auth
+          .createAuthenticateChallenge({
+            user: '',
+            password: '',
+            scope: ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN,
+          })
+          .catch((error: unknown) => error);
+        expect(step1).toMatchObject({ code: 'PASSWORDLESS_DISABLED' });
+        expect(challenges()).toEqual(before);
       } finally {
         api.close();
       }

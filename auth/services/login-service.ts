@@ -30,7 +30,8 @@ import {
 import type { CallContext } from '../rpc';
 import { issueSessionCertificates, sessionIdentityOf } from '../certificates';
 import type { SessionKeys } from '../certificates';
-import { createMfaChallenge, createPasswordlessChallenge } from '../mfa';
+import { concurrentUse, createMfaChallenge } from '../mfa';
+import { createCountedPasswordlessChallenge, createPasswordlessChallenge } from '../passwordless';
 import { finishDeviceLogin, startDeviceLogin } from '../device-trust/login';
 import { perfSteps } from '../perf';
 import { checkSessionKey, keyPolicyHint } from '../hardware-key/login';
@@ -52,6 +53,13 @@ export function loginHandlers(ctx: ServiceContext) {
       // 1. This address's calls are limited, passwordless ones too (each stores a challenge); a passwordless
       //    one reads the cap in the same statement.
       const perf = perfSteps('server.createAuthenticateChallenge');
+      if (request.scope === ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN && !request.device) {
+        // Without a device part, one round trip: the count, the cap and the challenge together.
+        const { challenge, cap } = await createCountedPasswordlessChallenge(ctx, call.clientAddr);
+        perf.step('rate limit (address), load cap, create challenge');
+        perf.end();
+        return { ...challenge, deviceChallenge: undefined, ...keyPolicyHint(cap, []) };
+      }
       if (request.scope === ChallengeScope.CHALLENGE_SCOPE_PASSWORDLESS_LOGIN) {
         const cap = await limitAddressReadingCap(ctx, call.clientAddr);
         perf.step('rate limit (address), load cap');
@@ -146,7 +154,9 @@ export function loginHandlers(ctx: ServiceContext) {
       const { challengeId, answer, ttlSeconds, keys } = parseLoginRequest(request);
       perf.step('parse keys');
       // 2–3. The challenge from step one, spent; the answer checked against the cap.
-      const { challenge, cap, verified, refuse } = await spendAndVerify(challengeId, answer, call);
+      const { challenge, cap, verified, refuse } = await spendAndVerify(challengeId, answer, call, {
+        deferCounter: true,
+      });
       perf.step('spend challenge, cap, second factor / passkey');
       // 4. The session key: the policy of this user's roles (read with the passkey, passwordless) and the
       //    cap, met by an attested card key. Checked before the device part, which may enroll a device: a
@@ -192,11 +202,10 @@ export function loginHandlers(ctx: ServiceContext) {
       });
       perf.step('roles');
       const issued = await issueSessionCertificates(ctx, identity, keys, perf);
-      // 7. The address's failures are forgiven; the login and the certificates are audited.
-      await clearFailures(ctx, identity.user, address, verified.failuresRecorded);
-      perf.step('clear failures');
-      // One statement for both events.
-      await ctx.audit.recordAll([
+      // 7. The login and the certificates are audited (one statement for both events; with a passkey's
+      //    deferred counter, the same statement moves it, and a racing assertion that moved it first
+      //    leaves this login refused with nothing written); then the address's failures are forgiven.
+      const events = ctx.audit.rowsOf([
         {
           type: 'user.login',
           actor: identity.user,
@@ -223,7 +232,13 @@ export function loginHandlers(ctx: ServiceContext) {
           },
         },
       ]);
+      if (!verified.counter) await ctx.store.appendAudit(events);
+      else if (!(await ctx.store.login.acceptCounterWithAudit(verified.counter, ctx.now(), events))) {
+        return refuse(`passwordless: ${concurrentUse().message}`, concurrentUse());
+      }
       perf.step('audit');
+      await clearFailures(ctx, identity.user, address, verified.failuresRecorded);
+      perf.step('clear failures');
       perf.end();
       return {
         user: identity.user,

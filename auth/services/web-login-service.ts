@@ -32,7 +32,7 @@ export function webLoginHandlers(ctx: ServiceContext) {
         request.challengeId,
         request.answer,
         call,
-        origins,
+        { origins },
       );
       perf.step('spend challenge, cap, second factor / passkey');
       // 3. A browser holds no session key, so it cannot meet a private-key policy: such a user signs in

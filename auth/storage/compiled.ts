@@ -1,4 +1,4 @@
-// The hot paths' statements (a login's six, the cap's read) built and compiled by Kysely once per
+// The hot paths' statements (a login's, the cap's read) built and compiled by Kysely once per
 // database, not per call: building the query tree and compiling it cost more CPU than SQLite takes to run
 // such a statement, and about as much as pg takes to send it. A statement is written as usual, as a
 // function of its arguments; the first call builds it with a placeholder in place of each argument and

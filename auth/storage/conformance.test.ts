@@ -10,6 +10,7 @@ import { startLabPostgres } from '../../lab/postgres';
 import type { LabPostgres } from '../../lab/postgres';
 import { SEALED_FAMILY } from '../secrets';
 import { DeviceStore } from './devices';
+import { LoginStore } from './login';
 import { ConnectorStore } from './connectors';
 import { SsoRequestStore } from './sso-requests';
 import { NodeStore } from './nodes';
@@ -56,6 +57,7 @@ function recording<S extends object>(target: S, name: string, seen: Set<string>)
       if (typeof property !== 'string') return value;
       if (
         value instanceof ThrottleStore ||
+        value instanceof LoginStore ||
         value instanceof DeviceStore ||
         value instanceof NodeStore ||
         value instanceof ConnectorStore ||
@@ -448,6 +450,189 @@ describe.each(backends)('store on $kind', (backend) => {
     expect(results.filter(Boolean)).toEqual([{ ...challenge('c'), used: 1 }]);
     expect(await store.consumeChallenge('c')).toBeUndefined();
     expect(await store.consumeChallenge('never')).toBeUndefined();
+  });
+
+  it('deletes a challenge stored for a refused call, and nothing else', async () => {
+    await store.insertChallenge(challenge('c'));
+    await store.insertChallenge(challenge('d'));
+    expect(await store.deleteChallenge('c')).toBe(true);
+    expect(await store.deleteChallenge('c')).toBe(false);
+    expect(await store.consumeChallenge('c')).toBeUndefined();
+    expect(await store.consumeChallenge('d')).toEqual({ ...challenge('d'), used: 1 });
+  });
+
+  it('counts a rate-limit hit, reads a config value and stores a challenge in one call, none past the limit', async () => {
+    const rate = { key: 'addr:p', nowMs: T + 1, windowMs: 60_000, limit: 2 };
+    const windowEndMs = T + 1 - ((T + 1) % 60_000) + 60_000;
+    expect(await store.login.hitStoringChallenge(rate, 'cap', challenge('c1', null))).toEqual({
+      count: 1,
+      windowEndMs,
+      stored: true,
+    });
+    await store.putConfig('cap', '{"v":1}', T);
+    expect(await store.login.hitStoringChallenge(rate, 'cap', challenge('c2', null))).toEqual({
+      count: 2,
+      windowEndMs,
+      configJson: '{"v":1}',
+      stored: true,
+    });
+    // Past the limit: counted, and the challenge is not stored.
+    expect(await store.login.hitStoringChallenge(rate, 'cap', challenge('c3', null))).toEqual({
+      count: 3,
+      windowEndMs,
+      configJson: '{"v":1}',
+      stored: false,
+    });
+    expect(await store.consumeChallenge('c3')).toBeUndefined();
+    expect(await store.consumeChallenge('c1')).toEqual({ ...challenge('c1', null), used: 1 });
+    expect(await store.consumeChallenge('c2')).toEqual({ ...challenge('c2', null), used: 1 });
+    // Racing calls: every count distinct, and exactly the limit's worth of challenges stored.
+    const racing = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        store.login.hitStoringChallenge(
+          { ...rate, key: 'addr:q', limit: 4 },
+          'cap',
+          challenge(`r${i}`, null),
+        ),
+      ),
+    );
+    expect(racing.map((r) => r.count).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(
+      racing
+        .filter((r) => r.stored)
+        .map((r) => r.count)
+        .sort(),
+    ).toEqual([1, 2, 3, 4]);
+    const spent = await Promise.all(racing.map((_, i) => store.consumeChallenge(`r${i}`)));
+    expect(spent.filter(Boolean)).toHaveLength(4);
+    // A new window starts the count again.
+    expect(
+      await store.login.hitStoringChallenge({ ...rate, nowMs: windowEndMs }, 'cap', challenge('c4', null)),
+    ).toMatchObject({ count: 1, stored: true });
+  });
+
+  it('spends a challenge and reads the passkey in one call, the spend once among 50 racing calls', async () => {
+    await store.insertUser('alice', user('alice'), T);
+    await store.webauthnUserHandle('alice', () => 'handle-a');
+    await store.insertDevice({
+      id: 'k1',
+      user: 'alice',
+      name: 'key',
+      type: 'webauthn',
+      added_ms: T,
+      webauthn_credential_id: 'cred',
+      webauthn_public_key: 'pub',
+      webauthn_sign_count: 3,
+      passkey: 1,
+    });
+    await store.putConfig('cap', '{"v":1}', T);
+    await store.putRole('access', '{"kind":"role","spec":{"n":1}}', false, T);
+    await store.throttle.recordFailure('alice', '10.0.0.1', T);
+    await store.insertChallenge(challenge('c', null));
+    const passkey = await store.getPasskeyLogin('cred', 'cap', '10.0.0.1');
+    expect(passkey).toMatchObject({
+      configJson: '{"v":1}',
+      failedHere: true,
+      ownerRoles: { access: { kind: 'role', spec: { n: 1 } } },
+      owner: { name: 'alice', webauthn_user_handle: 'handle-a', created_ms: T },
+      device: { id: 'k1', webauthn_sign_count: 3, added_ms: T },
+    });
+    expect(await store.login.spendReadingPasskey('c', 'cred', 'cap', '10.0.0.1')).toEqual({
+      challenge: { ...challenge('c', null), used: 1 },
+      passkey,
+    });
+    // Spent: the passkey is still read, the challenge is not returned again.
+    expect(await store.login.spendReadingPasskey('c', 'cred', 'cap', '10.0.0.1')).toEqual({ passkey });
+    // No such key: the challenge is spent all the same.
+    await store.insertChallenge(challenge('d', 'alice'));
+    expect(await store.login.spendReadingPasskey('d', 'none', 'cap', '10.0.0.1')).toEqual({
+      challenge: { ...challenge('d', 'alice'), used: 1 },
+    });
+    expect(await store.login.spendReadingPasskey('never', 'none', 'cap', '10.0.0.1')).toEqual({});
+    // A key whose owner is gone: the key alone, as getPasskeyLogin reads it.
+    await store.insertDevice({
+      id: 'k2',
+      user: 'gone',
+      name: 'key',
+      type: 'webauthn',
+      added_ms: T,
+      webauthn_credential_id: 'orphan',
+      passkey: 1,
+    });
+    const orphan = await store.login.spendReadingPasskey('never', 'orphan', 'cap', '10.0.0.1');
+    expect(orphan).toEqual({ passkey: await store.getPasskeyLogin('orphan', 'cap', '10.0.0.1') });
+    expect(orphan.passkey).not.toHaveProperty('owner');
+    await store.insertChallenge(challenge('e', null));
+    const racing = await Promise.all(
+      Array.from({ length: 50 }, () => store.login.spendReadingPasskey('e', 'cred', 'cap', '10.0.0.2')),
+    );
+    expect(racing.filter((r) => r.challenge)).toHaveLength(1);
+    expect(racing.every((r) => r.passkey?.device.id === 'k1' && !r.passkey.failedHere)).toBe(true);
+  });
+
+  it('moves a sign counter forward with the login audit in one call, and writes neither for a racing loser', async () => {
+    await store.insertDevice({
+      id: 'k1',
+      user: 'alice',
+      name: 'key',
+      type: 'webauthn',
+      added_ms: T,
+      webauthn_credential_id: 'cred',
+      webauthn_sign_count: 5,
+      passkey: 1,
+    });
+    const event = (message: string) => ({
+      time_ms: T + 1,
+      type: 'user.login',
+      actor: 'alice',
+      client_addr: '127.0.0.1:1',
+      success: 1,
+      message,
+      fields_json: '{"roles":["access"]}',
+    });
+    const advance = { deviceId: 'k1', previous: 5, counter: 6 };
+    const racing = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        store.login.acceptCounterWithAudit(advance, T + 1, [event('login'), event('cert')]),
+      ),
+    );
+    expect(racing.filter(Boolean)).toHaveLength(1);
+    expect((await store.listAudit({})).map(({ id: _, ...e }) => e)).toEqual([event('login'), event('cert')]);
+    expect(await store.getDeviceByCredentialId('cred')).toMatchObject({
+      webauthn_sign_count: 6,
+      last_used_ms: T + 1,
+    });
+    // An old counter: nothing written.
+    expect(await store.login.acceptCounterWithAudit({ ...advance, counter: 7 }, T + 2, [event('x')])).toBe(
+      false,
+    );
+    expect(await store.listAudit({})).toHaveLength(2);
+    expect(await store.getDeviceByCredentialId('cred')).toMatchObject({ webauthn_sign_count: 6 });
+    // One and three events.
+    expect(
+      await store.login.acceptCounterWithAudit({ ...advance, previous: 6, counter: 7 }, T + 3, [
+        event('one'),
+      ]),
+    ).toBe(true);
+    expect(
+      await store.login.acceptCounterWithAudit({ ...advance, previous: 7, counter: 9 }, T + 4, [
+        event('a'),
+        event('b'),
+        event('c'),
+      ]),
+    ).toBe(true);
+    expect((await store.listAudit({})).map((e) => e.message)).toEqual([
+      'login',
+      'cert',
+      'one',
+      'a',
+      'b',
+      'c',
+    ]);
+    await expect(store.login.acceptCounterWithAudit({ ...advance, previous: 9 }, T, [])).rejects.toThrow(
+      /one to three/,
+    );
+    expect(await store.getDeviceByCredentialId('cred')).toMatchObject({ webauthn_sign_count: 9 });
   });
 
   it('spends a proof-of-possession nonce once among 50 racing spends, and an expired one once again', async () => {
@@ -1073,6 +1258,7 @@ describe.each(backends)('store on $kind', (backend) => {
       ...methodsOf(SsoRequestStore.prototype, 'SsoRequestStore'),
       ...methodsOf(Store.prototype, 'Store'),
       ...methodsOf(ThrottleStore.prototype, 'ThrottleStore'),
+      ...methodsOf(LoginStore.prototype, 'LoginStore'),
       // DeviceStore's own transaction is private, used by delete().
       ...methodsOf(DeviceStore.prototype, 'DeviceStore', ['transaction']),
     ];

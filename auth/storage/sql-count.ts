@@ -23,9 +23,51 @@ let installed = false;
 
 const countingOn = () => process.env['KEYPORT_SQL_COUNT'] === '1';
 
-/** A statement's kind and table: `insert into challenges`, `update users`, `select mfa_devices`, `begin`. */
+/**
+ * A statement's kind and table: `insert into challenges`, `update users`, `select mfa_devices`, `begin`. A
+ * statement with CTEs (`with a as (…) …`) names each part, its CTEs first, joined by " + ":
+ * `update challenges + select mfa_devices`; a final select of a CTE's rows only is not a part of its own.
+ */
 export function statementName(sql: string): string {
   const text = sql.replace(/"/g, '').replace(/\s+/g, ' ').trim().toLowerCase();
+  return partsOf(text).join(' + ');
+}
+
+/** How many of a named statement's parts write (statementName). */
+export function writesIn(name: string): number {
+  return name.split(' + ').filter((part) => /^(insert into|update|delete from) /.test(part)).length;
+}
+
+function partsOf(text: string): string[] {
+  if (!text.startsWith('with ')) return [simpleName(text)];
+  const parts: string[] = [];
+  const ctes = new Set<string>();
+  let rest = text.slice('with '.length).replace(/^recursive /, '');
+  for (;;) {
+    const head = /^(\w+)(?: \([^)]*\))? as (?:(?:not )?materialized )?\(/.exec(rest);
+    const close = head ? closingParen(rest, head[0].length - 1) : -1;
+    if (!head?.[1] || close < 0) return [...parts, text.slice(0, 48)];
+    ctes.add(head[1]);
+    parts.push(...partsOf(rest.slice(head[0].length, close).trim()));
+    rest = rest.slice(close + 1).trim();
+    if (!rest.startsWith(',')) break;
+    rest = rest.slice(1).trim();
+  }
+  const main = partsOf(rest).filter((part) => !ctes.has(part.replace(/^select /, '')));
+  return [...parts, ...main];
+}
+
+/** The index of the parenthesis closing the one at `open`, or -1. */
+function closingParen(text: string, open: number): number {
+  let depth = 0;
+  for (let i = open; i < text.length; i++) {
+    if (text[i] === '(') depth++;
+    else if (text[i] === ')' && --depth === 0) return i;
+  }
+  return -1;
+}
+
+function simpleName(text: string): string {
   const written = /^(insert into|update|delete from) (\w+)/.exec(text);
   if (written) return `${written[1]} ${written[2]}`;
   const control = /^(begin|commit|rollback|savepoint|release|start transaction)\b/.exec(text);

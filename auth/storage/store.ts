@@ -5,17 +5,18 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect, sql } from 'kysely';
+import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import type { Insertable, Selectable, Transaction } from 'kysely';
 import { migrationProvider } from './migrations';
 import { postgresDialect } from './postgres';
 import type { PostgresStorageOptions } from './postgres';
 import { compiledStatement } from './compiled';
+import { AUDIT_COLUMNS, CHALLENGE_COLUMNS, rowOf } from './columns';
+import { LoginStore, passkeyLoginOf, passkeyRead } from './login';
 import { countSqliteStatements } from './sql-count';
 import { keepPreparedStatements } from './sqlite-prepared';
 import { KeyportError } from '../../proto/errors';
 import { SEALED_FAMILY } from '../secrets';
-import { rolesNamedByUserSpec } from './dialects';
 import { DeviceStore } from './devices';
 import { ConnectorStore } from './connectors';
 import { SsoRequestStore } from './sso-requests';
@@ -51,23 +52,6 @@ export interface PasskeyLogin {
   /** Whether failed sign-ins of the device's user from the given address are recorded. */
   failedHere: boolean;
 }
-
-/** Every column of `users`: a column added later and not listed here fails the type check below. */
-const OWNER_COLUMNS = [
-  'name',
-  'spec_json',
-  'password_hash',
-  'created_ms',
-  'updated_ms',
-  'locked_until_ms',
-  'lock_reason',
-  'webauthn_user_handle',
-  'sso_connector',
-  'sso_subject',
-] as const satisfies readonly (keyof UsersTable)[];
-type UnlistedUserColumn = Exclude<keyof UsersTable, (typeof OWNER_COLUMNS)[number]>;
-const everyUserColumnListed: [UnlistedUserColumn] extends [never] ? true : UnlistedUserColumn = true;
-void everyUserColumnListed;
 
 export async function openSqliteStore(dataDir: string): Promise<Store> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -480,28 +464,8 @@ export class Store {
     configKey: string,
     clientAddr: string,
   ): Promise<PasskeyLogin | undefined> {
-    const [row] = (await hot.getPasskeyLogin.execute(this.db, credentialId, configKey, clientAddr)).rows;
-    if (!row) return undefined;
-    const fields = row as unknown as Record<string, unknown>;
-    const device = Object.fromEntries(
-      Object.entries(fields).filter(
-        ([key]) => !key.startsWith('owner_') && key !== 'config_json' && key !== 'failed_here',
-      ),
-    ) as unknown as MfaDeviceRow;
-    const owner =
-      fields['owner_name'] === null
-        ? undefined
-        : (Object.fromEntries(OWNER_COLUMNS.map((column) => [column, fields[`owner_${column}`]])) as UserRow);
-    const configJson = (fields['config_json'] as string | null) ?? undefined;
-    const ownerRoles = owner
-      ? (JSON.parse((fields['owner_roles_json'] as string | null) ?? '{}') as Record<string, unknown>)
-      : undefined;
-    return {
-      device,
-      ...(owner && ownerRoles ? { owner, ownerRoles } : {}),
-      ...(configJson !== undefined ? { configJson } : {}),
-      failedHere: fields['failed_here'] !== null,
-    };
+    const [row] = (await passkeyRead.execute(this.db, credentialId, configKey, clientAddr)).rows;
+    return row ? passkeyLoginOf(row as unknown as Record<string, unknown>) : undefined;
   }
 
   /**
@@ -550,6 +514,12 @@ export class Store {
     );
   }
 
+  /** Removes a challenge just stored for a call that was then refused (nothing of it stays). */
+  async deleteChallenge(id: string): Promise<boolean> {
+    const result = await this.db.deleteFrom('challenges').where('id', '=', id).executeTakeFirst();
+    return Number(result.numDeletedRows) === 1;
+  }
+
   /** Spends a challenge whatever its state; the caller checks expiry, scope and user on the returned row. */
   async consumeChallenge(id: string): Promise<ChallengeRow | undefined> {
     return (await hot.consumeChallenge.execute(this.db, id)).rows[0];
@@ -572,6 +542,12 @@ export class Store {
       .returning('nonce')
       .executeTakeFirst();
     return spent !== undefined;
+  }
+
+  // A passwordless login's statements, sent together where the database allows: storage/login.ts
+
+  get login(): LoginStore {
+    return new LoginStore(this.db, this);
   }
 
   // Throttling (login attempts, rate limits): storage/throttle.ts
@@ -663,57 +639,10 @@ export class Store {
   }
 }
 
-/** The columns of a challenge and of an audit event, as the compiled inserts take them. */
-const CHALLENGE_COLUMNS = [
-  'id',
-  'user',
-  'scope',
-  'payload_json',
-  'created_ms',
-  'expires_ms',
-  'used',
-] as const satisfies readonly (keyof ChallengesTable)[];
-const AUDIT_COLUMNS = [
-  'time_ms',
-  'type',
-  'actor',
-  'client_addr',
-  'success',
-  'message',
-  'fields_json',
-] as const satisfies readonly (keyof NewAuditEvent)[];
-
-/** A row of `columns` whose values are the arguments from `offset` on. */
-function rowOf<C extends string>(columns: readonly C[], args: unknown[], offset = 0): Record<C, never> {
-  return Object.fromEntries(columns.map((column, i) => [column, args[offset + i]])) as Record<C, never>;
-}
-
 /** The statements of a login and of every cap read, compiled once (compiled.ts). */
 const hot = {
   getConfig: compiledStatement(1, (db, key: string) =>
     db.selectFrom('cluster_config').select('value_json').where('key', '=', key),
-  ),
-  getPasskeyLogin: compiledStatement(3, (db, credentialId: string, configKey: string, clientAddr: string) =>
-    db
-      .selectFrom('mfa_devices as d')
-      .leftJoin('users as u', 'u.name', 'd.user')
-      .selectAll('d')
-      .select(OWNER_COLUMNS.map((column) => sql.ref(`u.${column}`).as(`owner_${column}`)))
-      .select((eb) =>
-        eb.selectFrom('cluster_config').select('value_json').where('key', '=', configKey).as('config_json'),
-      )
-      .select(rolesNamedByUserSpec(db as Kysely<unknown>).as('owner_roles_json'))
-      .select((eb) =>
-        eb
-          .selectFrom('login_attempts as a')
-          .select(sql<number>`1`.as('one'))
-          .whereRef('a.name', '=', 'd.user')
-          .where('a.client_addr', '=', clientAddr)
-          .where('a.state', '=', 'failed')
-          .limit(1)
-          .as('failed_here'),
-      )
-      .where('d.webauthn_credential_id', '=', credentialId),
   ),
   acceptWebauthnCounter: compiledStatement(
     4,

@@ -188,7 +188,7 @@ export class ThrottleStore {
 }
 
 /** One more event for a key in the window starting at `windowStart` (ThrottleStore.hit), compiled once. */
-function counted(db: Kysely<Database> | Transaction<Database>, key: string, windowStart: number) {
+export function counted(db: Kysely<Database> | Transaction<Database>, key: string, windowStart: number) {
   return db
     .insertInto('rate_limits')
     .values({ key, window_start_ms: windowStart, count: 1 })
