@@ -2,7 +2,8 @@
 // then the lab clock past the session's end, then `keyport mfa ls` without Keyport Connect. It runs the SSO
 // login again (KEYPORT_BROWSER=none prints the IdP's URL; LabBrowser is the person's browser) instead of
 // asking for a password, and the command goes on. The IdP signing in someone else is refused, with
-// KEYPORT_HOME byte for byte as it was.
+// KEYPORT_HOME byte for byte as it was. With Keyport Connect running (its backend in this process, on the
+// relogin socket), the CLI asks the app, whose prompt offers "Sign in with Lab IdP" and opens the browser.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,12 +14,26 @@ import { LabBrowser } from '../lab/oidc/browser';
 import { ssoCliLogin, startSsoLab } from '../lab/oidc/sso-lab';
 import type { SsoLab } from '../lab/oidc/sso-lab';
 import { followCallback } from '../lab/oidc/sso-login';
+import { createBackend } from '../main/backend/backend';
+import type { Prompt } from '../preload/contract';
+import { listenForReloginRequests } from '../main/backend/relogin-socket';
 
 const ALICE = 'alice@keyport.lab';
 
 let lab: SsoLab;
 let home: string;
 let profiles: ProfileStore;
+
+/** The person's browser at the IdP (as `user`), keyport-auth's callback, then the client's loopback page. */
+async function browse(url: string, user: string): Promise<void> {
+  const { callbackUrl } = await new LabBrowser(lab.idp.caPem).signIn(
+    url,
+    { username: user, password: `${user}-lab-password` },
+    lab.redirectUri,
+  );
+  const callback = callbackUrl ? await followCallback(lab.cluster, callbackUrl) : undefined;
+  if (callback?.location) await fetch(callback.location).then((response) => response.text());
+}
 
 /** `keyport ARGS` in `home`, as `user` at the IdP when it prints a sign-in URL. */
 async function keyportAs(user: string, args: string[]) {
@@ -39,15 +54,7 @@ async function keyportAs(user: string, args: string[]) {
     });
     void exited.then(() => resolve(undefined));
   });
-  if (url !== undefined) {
-    const { callbackUrl } = await new LabBrowser(lab.idp.caPem).signIn(
-      url,
-      { username: user, password: `${user}-lab-password` },
-      lab.redirectUri,
-    );
-    const callback = callbackUrl ? await followCallback(lab.cluster, callbackUrl) : undefined;
-    if (callback?.location) await fetch(callback.location).then((response) => response.text());
-  }
+  if (url !== undefined) await browse(url, user);
   return { code: await exited, stdout, stderr, url };
 }
 
@@ -105,5 +112,55 @@ describe('keyport on an expired SSO session, without Keyport Connect', () => {
     expect(renewed).toMatchObject({ user: ALICE, ssoConnector: 'lab' });
     expect(renewed!.expiresMs).toBeGreaterThan(old!.expiresMs);
     expect(renewed!.expiresMs).toBeGreaterThan(lab.clock.now());
+  });
+});
+
+describe('keyport on an expired SSO session, with Keyport Connect running', () => {
+  it('asks the app, whose prompt offers Sign in with Lab IdP and opens the browser; the command goes on', async () => {
+    const shown: Prompt[] = [];
+    const opened: string[] = [];
+    Object.assign(process.env, lab.clock.env);
+    const backend = createBackend({
+      profiles: new ProfileStore(home),
+      keystoreKind: 'file',
+      env: {},
+      watchProfiles: false,
+      clock: lab.clock.now,
+      sessionNotices: { tickMs: 0 },
+      openInBrowser: async (url) => {
+        opened.push(url);
+        void browse(url, 'alice');
+      },
+    });
+    backend.on('onPrompt', (prompt) => {
+      shown.push(prompt);
+      if (prompt.kind === 'relogin') {
+        void backend.handlers['prompts.answer']({ id: prompt.id, value: { kind: 'relogin', sso: true } });
+      }
+    });
+    const socket = await listenForReloginRequests(home, backend.relogin);
+    try {
+      await expireSession();
+      const old = await profiles.getProfile();
+      const run = await keyportAs('nobody', ['mfa', 'ls']);
+      expect(run.code, run.stderr).toBe(0);
+      // The CLI printed no URL of its own: the app opened the browser.
+      expect(run.url).toBeUndefined();
+      expect(run.stderr).toContain('again in Keyport Connect');
+      expect(opened).toHaveLength(1);
+      expect(shown.find((p) => p.kind === 'relogin')).toMatchObject({
+        cause: 'cli',
+        user: ALICE,
+        sso: { connector: 'lab', display: 'Lab IdP' },
+      });
+      expect(shown.some((p) => p.kind === 'browserSignIn')).toBe(true);
+      const renewed = await profiles.getProfile();
+      expect(renewed).toMatchObject({ user: ALICE, ssoConnector: 'lab' });
+      expect(renewed!.expiresMs).toBeGreaterThan(old!.expiresMs);
+    } finally {
+      await socket.close();
+      await backend.close();
+      for (const name of Object.keys(lab.clock.env)) delete process.env[name];
+    }
   });
 });
