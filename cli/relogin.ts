@@ -2,8 +2,10 @@
 // certificate, a raised private-key policy, a trusted device newly required) signs in again and runs once
 // more. When Keyport Connect runs for this KEYPORT_HOME, the CLI asks it (client/app-relogin.ts): the
 // person signs in in the app, and the command goes on with the profile the app saved, no password typed
-// here. Without the app (or with --no-app-relogin), a refusal for the key policy relogs in here with the
-// PIV card, as `keyport login` does when its own Login is refused; other refusals are shown as they are.
+// here. Without the app (or with --no-app-relogin), a session that signed in through an oidc connector
+// runs `keyport login --auth=NAME` again here (the browser, or the URL printed with KEYPORT_BROWSER=none);
+// a refusal for the key policy relogs in here with the PIV card, as `keyport login` does when its own Login
+// is refused; other refusals are shown as they are.
 import type { PrivateKeyPolicy } from '../proto/resources/private-key-policy';
 import { KeyportError } from '../proto/errors';
 import { askAppToRelogin } from '../client/app-relogin';
@@ -12,6 +14,7 @@ import { stagedRelogin } from '../client/ceremonies/relogin';
 import { parseClusterAddress } from '../client/cluster-trust';
 import type { Profile, ProfileStore } from '../client/profiles';
 import { notSignedIn } from '../client/session';
+import { openSignInUrl } from './browser';
 import { cancelOnCtrlC } from './cancel';
 import { pivPrompts } from './piv-prompts';
 import type { Prompter } from './prompts';
@@ -73,8 +76,9 @@ export async function withRelogin<T>(
     if (!profile) throw error;
     const renewed = await reloginThroughApp(profiles, profile, prompter);
     if (!renewed) {
-      if (!byKeyPolicy) throw error;
-      await reloginForKeyPolicy(profiles, profile, policy, prompter);
+      if (profile.ssoConnector) await reloginWithSso(profiles, profile, error, prompter);
+      else if (!byKeyPolicy) throw error;
+      else await reloginForKeyPolicy(profiles, profile, policy, prompter);
     }
   }
   return action();
@@ -133,4 +137,54 @@ async function reloginForKeyPolicy(
     ctrlC.dispose();
   }
   return renewed;
+}
+
+/**
+ * An SSO session's relogin in the terminal: `keyport login --auth=NAME` again for the profile's connector,
+ * staged (the IdP signing in someone else, Ctrl-C or a refusal leave KEYPORT_HOME as it was).
+ */
+export async function reloginWithSso(
+  profiles: ProfileStore,
+  profile: Profile,
+  why: unknown,
+  prompter: Prompter,
+): Promise<Profile> {
+  const connector = profile.ssoConnector ?? '';
+  if (why instanceof Error) prompter.say(why.message);
+  prompter.say(
+    `Signing in to ${profile.address} again as ${profile.user} (keyport login --auth=${connector}).`,
+  );
+  const ctrlC = cancelOnCtrlC('Relogin cancelled: your profile is as it was.');
+  const asking = ctrlC.prompter(prompter);
+  const piv = pivPrompts(asking);
+  try {
+    return await stagedRelogin({
+      profiles,
+      old: profile,
+      method: 'sso',
+      login: {
+        signal: ctrlC.signal,
+        prompts: {
+          confirmCaPin: () => Promise.resolve(false),
+          otpCode: () =>
+            Promise.reject(new KeyportError('INVALID_ARGUMENT', 'An SSO login asks no OTP code.')),
+          password: () =>
+            Promise.reject(new KeyportError('INVALID_ARGUMENT', 'An SSO login asks no password.')),
+          notice: (message: string) => prompter.say(message),
+          securityKey: securityKeyPrompts(asking),
+        },
+      },
+      sso: {
+        openBrowser: (url: string) => openSignInUrl(url, process.env.KEYPORT_BROWSER === 'none', prompter),
+        notice: (message: string) => prompter.say(message),
+        securityKey: securityKeyPrompts(asking),
+      },
+      piv,
+    });
+  } catch (error) {
+    if (ctrlC.signal.aborted) return ctrlC.cancelled;
+    throw error;
+  } finally {
+    ctrlC.dispose();
+  }
 }

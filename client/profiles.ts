@@ -85,6 +85,12 @@ export interface Profile {
   sshCertificate: string;
   /** The trusted device this session's certificates carry (their keyport-device-* extensions). */
   device?: { deviceId: string; assetTag: string; credentialId: string };
+  /**
+   * The oidc connector this session signed in through (`keyport login --auth=NAME`, "Sign in with
+   * DISPLAY"): a relogin runs that SSO login again. Absent (every profile saved before it existed): a local
+   * login, with a password or passwordless.
+   */
+  ssoConnector?: string;
 }
 
 export function keyportHome(env: NodeJS.ProcessEnv = process.env): string {

@@ -313,6 +313,11 @@ export type PromptBody =
       /** The same factors as the login screen: a choice of second factor, and passwordless when allowed. */
       secondFactors: SecondFactorKind[];
       allowPasswordless: boolean;
+      /**
+       * The session signed in through this oidc connector (`display` as its login button says it): its only
+       * factor is "Sign in with DISPLAY", the SSO login again (then a browserSignIn prompt); no password.
+       */
+      sso?: { connector: string; display: string };
     }
   /**
    * An SSO login waits for the person in the system browser (the IdP's sign-in page, opened by the backend):
@@ -360,11 +365,13 @@ export const promptAnswerSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('trustCaPin'), trust: z.boolean() }),
   z.strictObject({ kind: z.literal('deviceName'), name: deviceNameText }),
   // With a password: password + second factor (`secondFactor` as the login form's choice); without one:
-  // passwordless, where the cluster allows it (the broker checks against the prompt).
+  // passwordless, where the cluster allows it; `sso` for a prompt with an SSO factor (the broker checks
+  // against the prompt).
   z.strictObject({
     kind: z.literal('relogin'),
     password: z.string().min(1, 'Give the password.').max(1024).optional(),
     secondFactor: z.enum(['auto', 'otp', 'key']).optional(),
+    sso: z.literal(true).optional(),
   }),
   z.strictObject({ kind: z.literal('pivPin'), pin: pivPin }),
   z.strictObject({ kind: z.literal('newPivPin'), value: pivPin }),

@@ -25,6 +25,8 @@ export interface IssuedSession {
   deviceOffered: boolean;
   key: LoginSessionKey;
   card: LoginCardKey;
+  /** An SSO login: the oidc connector it went through (the profile remembers it for a relogin). */
+  ssoConnector?: string;
 }
 
 export async function saveSession(session: IssuedSession): Promise<Profile> {
@@ -47,6 +49,7 @@ export async function saveSession(session: IssuedSession): Promise<Profile> {
     tlsCertPem: issued.tlsCertificate,
     sshCertificate: issued.sshCertificate,
     ...(issued.device ? { device: { ...issued.device } } : {}),
+    ...(session.ssoConnector ? { ssoConnector: session.ssoConnector } : {}),
   };
   // Remembered with the cluster: the name (a sign-out, here or in the app, leaves it to sign in again),
   // the cluster's device trust settings and whether it recognised this device, for the next login, and

@@ -3,6 +3,8 @@
 // retryWithRelogin. Its steps:
 //   1. the login ceremony for the profile's cluster and user (the caller's prompts: password, second factor,
 //      the card's PIN, a new PIN and PUK), writing into a staging KEYPORT_HOME of its own (`.relogin-*`);
+//      for a profile that signed in through an oidc connector, that SSO login again (the IdP's page in the
+//      browser), refused unless the IdP signed the same user in;
 //   2. a `Ping` signed by the new session's key (its proof of possession): on a YubiKey as on the lab card,
 //      generating and attesting need no touch, so this is the card's first touch, and a touch refused or
 //      never given fails here;
@@ -21,6 +23,8 @@ import type { Profile } from '../profiles';
 import { connectAsProfile, notSignedIn } from '../session';
 import { loginPasswordless, loginWithPassword } from './login';
 import type { LoginOptions } from './login';
+import { loginWithSso } from './sso-login';
+import type { SsoLoginPrompts } from './sso-login';
 
 export interface StagedReloginOptions {
   profiles: ProfileStore;
@@ -28,8 +32,13 @@ export interface StagedReloginOptions {
   old: Profile;
   /** The login's prompts, signal, device and card options (its profiles, cluster, user and keystore are the old profile's). */
   login: Omit<LoginOptions, 'profiles' | 'address' | 'user' | 'keystore' | 'mfa'>;
-  /** How to sign in (default: the cluster's way, as `keyport login` without --auth). */
-  method?: 'password' | 'passwordless';
+  /**
+   * How to sign in (default: the profile's oidc connector again where it has one, else the cluster's way, as
+   * `keyport login` without --auth).
+   */
+  method?: 'password' | 'passwordless' | 'sso';
+  /** With SSO: the browser's opener (or the printed URL), and the connector's security-key check. */
+  sso?: Omit<SsoLoginPrompts, 'confirmCaPin'>;
   /** With a password: which second factor (the app's relogin prompt offers the login form's choice). */
   mfa?: LoginOptions['mfa'];
   /** The card's PIN and "Tap your YubiKey" for step 2's signature. */
@@ -57,15 +66,26 @@ export async function stagedRelogin(options: StagedReloginOptions): Promise<Prof
     await staged.trustCluster(trusted);
     // 1. The login ceremony, into the staging home.
     const common = { ...login, profiles: staged, address, keystore: old.keystore };
-    const method = options.method ?? (trusted.connectorName === 'passwordless' ? 'passwordless' : 'password');
+    const method = options.method ?? defaultMethod(old, trusted.connectorName);
     const renewed =
-      method === 'passwordless'
-        ? await loginPasswordless({ ...common, user: old.user })
-        : await loginWithPassword({
-            ...common,
-            user: old.user,
-            ...(options.mfa ? { mfa: options.mfa } : {}),
-          });
+      method === 'sso'
+        ? await ssoAgain(options, staged, common)
+        : method === 'passwordless'
+          ? await loginPasswordless({ ...common, user: old.user })
+          : await loginWithPassword({
+              ...common,
+              user: old.user,
+              ...(options.mfa ? { mfa: options.mfa } : {}),
+            });
+    // A relogin renews this person's session: an IdP that signed someone else in does not replace it.
+    if (renewed.user !== old.user) {
+      if (!renewed.hardwareKey) {
+        await openKeyStore(renewed.keystore, staging)
+          .delete(renewed.keyId)
+          .catch(() => false);
+      }
+      throw otherUser(old, renewed.user);
+    }
     // 2. The card signs for the new session (its touch, its PIN), before anything of the old one goes.
     const api = await connectAsProfile(staged, renewed, undefined, {
       piv: options.piv,
@@ -92,6 +112,47 @@ export async function stagedRelogin(options: StagedReloginOptions): Promise<Prof
   } finally {
     await rm(staging, { recursive: true, force: true });
   }
+}
+
+/** The profile's oidc connector again, where it signed in through one; else the cluster's way. */
+export function defaultMethod(
+  old: Profile,
+  clusterConnector: string | undefined,
+): 'password' | 'passwordless' | 'sso' {
+  if (old.ssoConnector) return 'sso';
+  return clusterConnector === 'passwordless' ? 'passwordless' : 'password';
+}
+
+/** Step 1 for an SSO profile: `keyport login --auth=NAME` again, into the staging home. */
+function ssoAgain(
+  options: StagedReloginOptions,
+  staged: ProfileStore,
+  common: Pick<LoginOptions, 'address' | 'keystore' | 'signal' | 'device'>,
+): Promise<Profile> {
+  const { old, sso } = options;
+  if (!old.ssoConnector || !sso) {
+    throw new KeyportError(
+      'PRECONDITION_FAILED',
+      `Sign in to ${old.address} again with keyport login --auth=NAME.`,
+    );
+  }
+  return loginWithSso({
+    profiles: staged,
+    address: common.address,
+    keystore: common.keystore,
+    connector: old.ssoConnector,
+    ...(common.signal ? { signal: common.signal } : {}),
+    ...(common.device !== undefined ? { device: common.device } : {}),
+    // The cluster is trusted already (the staging home holds its record): nothing new is trusted here.
+    prompts: { ...sso, confirmCaPin: () => Promise.resolve(false) },
+  });
+}
+
+function otherUser(old: Profile, signedIn: string): KeyportError {
+  return new KeyportError(
+    'ACCESS_DENIED',
+    `The identity provider signed you in as ${signedIn}, not ${old.user}: sign in there as ${old.user} to renew this session (your profile is as it was), or sign out and sign in as ${signedIn}.`,
+  );
 }
 
 const STAGING_PREFIX = '.relogin-';

@@ -11,7 +11,7 @@
 //      RedeemSSOLogin{request, code, the session key's signature over both, the TPM's quote of the device
 //      challenge, the key's answer} → the certificates (with the device, when it answered), and the tab says "Signed in to
 //      CLUSTER. You can close this tab.";
-//   6. the profile, as every login saves it.
+//   6. the profile, as every login saves it, naming the connector (a relogin goes through it again).
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -160,6 +160,7 @@ export async function loginWithSso(options: SsoLoginOptions): Promise<Profile> {
       deviceOffered: !!device.hello,
       key,
       card: new LoginCardKey({ perf, trusted, rememberLastPolicy: false }),
+      ssoConnector: options.connector,
     });
     perf.step('profile');
     return profile;

@@ -172,6 +172,7 @@ export function createBackend(options: BackendOptions): Backend {
     cards,
     ceremony: () => broker.ceremony(),
     onRenewed: (profile) => reportProfile(profile.address, profileView(profile)),
+    sso,
   });
   const bind = handlerBinder(relogin);
 

@@ -49,7 +49,8 @@ export interface CeremonyPrompts extends LoginPrompts, DevicePrompts {
     passwordless: boolean;
     secondFactors: SecondFactorKind[];
     allowPasswordless: boolean;
-  }): Promise<{ password?: string; secondFactor?: 'auto' | 'otp' | 'key' }>;
+    sso?: { connector: string; display: string };
+  }): Promise<{ password?: string; secondFactor?: 'auto' | 'otp' | 'key'; sso?: true }>;
   /** Says something that asks nothing (a notice prompt), until the ceremony's next prompt or its end. */
   notice(message: string): void;
   /**
@@ -76,6 +77,15 @@ function reloginAnswerFits(
 ): void {
   const refuse = (message: string, field: string) =>
     new KeyportError('INVALID_ARGUMENT', message, { fieldPath: `value.${field}` });
+  // An SSO session signs in again through its connector only: no password, no second factor of Keyport's.
+  if (prompt.sso) {
+    if (answer.sso !== true) throw refuse(`Sign in with ${prompt.sso.display}.`, 'sso');
+    if (answer.password !== undefined)
+      throw refuse('No password is asked: sign in with your IdP.', 'password');
+    if (answer.secondFactor !== undefined) throw refuse('No second factor is asked here.', 'secondFactor');
+    return;
+  }
+  if (answer.sso !== undefined) throw refuse('This session does not sign in with single sign-on.', 'sso');
   if (prompt.passwordless && answer.password !== undefined) {
     throw refuse('No password is asked: just continue.', 'password');
   }
@@ -141,7 +151,8 @@ export class PromptBroker {
       securityKey,
       piv,
       relogin: async (request) => {
-        const { password, secondFactor } = await ask({ kind: 'relogin', ...request });
+        const { password, secondFactor, sso } = await ask({ kind: 'relogin', ...request });
+        if (sso) return { sso };
         return { ...(password === undefined ? {} : { password }), ...(secondFactor ? { secondFactor } : {}) };
       },
       confirmCaPin: async (address, caPin) => (await ask({ kind: 'trustCaPin', address, caPin })).trust,

@@ -10,10 +10,12 @@
 // under it). The relogin has a ceremony of its own, not the action's, since several actions share it:
 //   1. asks the person to sign in again, saying why (a `relogin` prompt: "Your session ended at 14:02",
 //      the seed's two lines for a raised key policy) and offering the login screen's factors (the password
-//      and a choice of second factor; passwordless where the cluster allows it or makes it its default);
+//      and a choice of second factor; passwordless where the cluster allows it or makes it its default; for a
+//      session signed in through an oidc connector, only "Sign in with DISPLAY");
 //   2. runs the login ceremony for the profile's cluster and user (the second factor asked again; the
 //      PIV card's key, PIN and touch where the cluster requires a hardware key), writing into a staging
-//      KEYPORT_HOME of its own;
+//      KEYPORT_HOME of its own (an SSO session: the SSO login again, the IdP's page opened by the host's
+//      opener with the browserSignIn prompt, refused unless the IdP signed the same user in);
 //   3. proves the new session's key signs (a `Ping` with a proof of possession: a card's touch);
 //   4. only then puts the new profile and the cluster record in place of the old ones.
 // Steps 2 to 4 are client/ceremonies/relogin.ts (stagedRelogin), which the CLI's relogin runs too. Any
@@ -30,6 +32,7 @@ import type { Profile } from '../../client/profiles';
 import { notSignedIn } from '../../client/session';
 import type { ReloginCause } from '../../preload/contract';
 import type { CeremonyPrompts } from './prompt-broker';
+import type { SsoLoginSteps } from './sso-login';
 import { clusterView } from './views';
 
 export interface ReloginOptions {
@@ -41,6 +44,8 @@ export interface ReloginOptions {
   ceremony(): CeremonyPrompts;
   /** Told of the new profile once it has replaced the old one. */
   onRenewed(profile: Profile): void;
+  /** The SSO login's display and browser opener, for a session signed in through an oidc connector. */
+  sso?: Pick<SsoLoginSteps, 'display' | 'opener'>;
 }
 
 export interface Relogin {
@@ -179,26 +184,46 @@ async function reloginSteps(
   const trusted = await profiles.getTrustedCluster(address);
   if (!trusted) throw notSignedIn(`sign in to ${old.address} again`);
   const { passwordlessDefault, secondFactors, allowPasswordless } = clusterView(trusted);
+  const connector = old.ssoConnector;
   // 1. The explanation, and the login screen's factors: the password (never kept: it goes with this login
-  // only) and the second factor chosen, or passwordless.
+  // only) and the second factor chosen, or passwordless; an SSO session's connector alone.
   const { password, secondFactor } = await prompts.relogin({
     cluster: old.address,
     user: old.user,
     reason: said,
     cause: why.cause,
-    passwordless: passwordlessDefault,
-    secondFactors,
-    // Passwordless needs a security key the cluster accepts (second_factor "off" has none).
-    allowPasswordless: allowPasswordless && secondFactors.includes('webauthn'),
+    ...(connector
+      ? {
+          passwordless: false,
+          secondFactors: [],
+          allowPasswordless: false,
+          sso: { connector, display: (await options.sso?.display(old.address, connector)) ?? connector },
+        }
+      : {
+          passwordless: passwordlessDefault,
+          secondFactors,
+          // Passwordless needs a security key the cluster accepts (second_factor "off" has none).
+          allowPasswordless: allowPasswordless && secondFactors.includes('webauthn'),
+        }),
   });
+  const method = connector ? 'sso' : password === undefined ? 'passwordless' : 'password';
 
   try {
     // 2–4. The login into a staging home, the card's first signature, and only then the new profile.
     const renewed = await stagedRelogin({
       profiles,
       old,
-      method: password === undefined ? 'passwordless' : 'password',
+      method,
       ...(secondFactor ? { mfa: secondFactor } : {}),
+      ...(connector && options.sso
+        ? {
+            sso: {
+              openBrowser: options.sso.opener(prompts, { address: old.address, connector }),
+              notice: prompts.notice,
+              securityKey: prompts.securityKey,
+            },
+          }
+        : {}),
       login: {
         signal: prompts.signal,
         device: { env },

@@ -57,7 +57,7 @@ export function ssoLoginSteps(deps: SsoLoginDeps) {
   /** The displays last listed per cluster, so the waiting prompt names the connector as its button did. */
   const displays = new Map<string, Map<string, string>>();
 
-  return {
+  const steps = {
     /** The SSO connectors the trusted cluster lists now; none for a cluster not trusted yet. */
     async connectors(address: string): Promise<ConnectorView[]> {
       const trusted = await profiles.getTrustedCluster(parseClusterAddress(address));
@@ -77,37 +77,55 @@ export function ssoLoginSteps(deps: SsoLoginDeps) {
       }
     },
 
-    async login(
-      prompts: CeremonyPrompts,
-      request: { address: string; connector: string; ttlSeconds?: number },
-    ): Promise<Profile> {
+    /** The connector's display, as its button shows it (the name where the cluster does not list it). */
+    async display(address: string, connector: string): Promise<string> {
+      const key = parseClusterAddress(address);
+      const trusted = await profiles.getTrustedCluster(key);
+      const known = trusted && displays.get(trusted.address)?.get(connector);
+      if (known) return known;
+      const listed = await steps.connectors(address).catch(() => []);
+      return listed.find((view) => view.name === connector)?.display ?? connector;
+    },
+
+    /**
+     * Step 3: the IdP's URL checked and opened by the host's opener, with the browserSignIn prompt meanwhile
+     * (the login's and a relogin's).
+     */
+    opener(prompts: CeremonyPrompts, request: { address: string; connector: string }) {
       const address = parseClusterAddress(request.address);
       const open = deps.openInBrowser;
       if (!open) {
         throw new KeyportError('PRECONDITION_FAILED', 'This app cannot open a browser for single sign-on.');
       }
+      return async (raw: string) => {
+        const url = signInUrl(raw);
+        const trusted = await profiles.getTrustedCluster(address);
+        const key = trusted?.address ?? request.address;
+        prompts.browserSignIn({
+          cluster: trusted?.name ?? request.address,
+          connector: displays.get(key)?.get(request.connector) ?? request.connector,
+        });
+        await open(url);
+      };
+    },
+
+    async login(
+      prompts: CeremonyPrompts,
+      request: { address: string; connector: string; ttlSeconds?: number },
+    ): Promise<Profile> {
+      const openBrowser = steps.opener(prompts, request);
       return loginWithSso({
         profiles,
-        address,
+        address: parseClusterAddress(request.address),
         keystore: deps.keystoreKind,
         connector: request.connector,
         ...(request.ttlSeconds !== undefined ? { ttlSeconds: request.ttlSeconds } : {}),
         signal: prompts.signal,
-        prompts: {
-          confirmCaPin: prompts.confirmCaPin,
-          notice: prompts.notice,
-          openBrowser: async (raw) => {
-            const url = signInUrl(raw);
-            const trusted = await profiles.getTrustedCluster(address);
-            const key = trusted?.address ?? request.address;
-            prompts.browserSignIn({
-              cluster: trusted?.name ?? request.address,
-              connector: displays.get(key)?.get(request.connector) ?? request.connector,
-            });
-            await open(url);
-          },
-        },
+        prompts: { confirmCaPin: prompts.confirmCaPin, notice: prompts.notice, openBrowser },
       });
     },
   };
+  return steps;
 }
+
+export type SsoLoginSteps = ReturnType<typeof ssoLoginSteps>;

@@ -132,6 +132,30 @@ describe('the relogin dialog', () => {
     expect(fake.callsTo('prompts.cancel')).toEqual([{ id: 'p2' }]);
   });
 
+  it('offers an SSO session only its connector: "Sign in with DISPLAY", no password, and Cancel', async () => {
+    const { fake, show, user } = setup();
+    show(
+      relogin({
+        secondFactors: [],
+        sso: { connector: 'lab', display: 'Lab IdP' },
+      }),
+    );
+    const dialog = screen.getByRole('dialog', { name: 'Sign in again' });
+    expect(within(dialog).getByText('Your session ended at 14:02.')).toBeInTheDocument();
+    expect(fact(dialog, 'User')).toHaveTextContent('ivy');
+    expect(within(dialog).queryByLabelText('Password')).not.toBeInTheDocument();
+    expect(within(dialog).queryByRole('radiogroup')).toBeNull();
+    expect(dialog).toHaveTextContent('Sign in there as ivy.');
+    expect(await seriousViolations()).toEqual([]);
+    await user.click(within(dialog).getByRole('button', { name: 'Sign in with Lab IdP' }));
+    expect(fake.callsTo('prompts.answer')).toEqual([{ id: 'p1', value: { kind: 'relogin', sso: true } }]);
+    show(relogin({ id: 'p2', secondFactors: [], sso: { connector: 'lab', display: 'Lab IdP' } }));
+    await user.click(
+      within(screen.getByRole('dialog', { name: 'Sign in again' })).getByRole('button', { name: 'Cancel' }),
+    );
+    expect(fake.callsTo('prompts.cancel')).toEqual([{ id: 'p2' }]);
+  });
+
   it('shows the backend refusing the answer (a wrong password) in the dialog, which stays open', async () => {
     const { fake, show, user } = setup();
     fake.respond('prompts.answer', {

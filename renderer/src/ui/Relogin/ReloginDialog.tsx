@@ -3,8 +3,9 @@
 // in. It says why (the session's end, the cluster now requiring a hardware key, the CLI asking), shows the
 // cluster and user it signs in as (read only: a relogin renews this session, it does not switch users), and
 // offers the login screen's factors: the password with a choice of second factor where the cluster has
-// both, passwordless where the cluster allows it, only "Continue" where passwordless is its way. What is
-// typed leaves with the answer and is not kept.
+// both, passwordless where the cluster allows it, only "Continue" where passwordless is its way, and only
+// "Sign in with DISPLAY" for a session signed in through an SSO connector (the IdP's page opens in the
+// browser next). What is typed leaves with the answer and is not kept.
 import { useId, useState } from 'react';
 import type { Prompt, PromptAnswer, ReloginCause } from '../../../../preload/contract';
 import { Dialog } from '../components/Dialog';
@@ -57,6 +58,7 @@ function ReloginExplained({ prompt }: { prompt: ReloginPrompt }) {
 
 export function ReloginDialog(props: PromptDialogProps<ReloginPrompt>) {
   const { prompt, busy, error, answer, cancel } = props;
+  if (prompt.sso) return <ReloginSso {...props} sso={prompt.sso} />;
   if (!prompt.passwordless) return <ReloginPasswordForm {...props} />;
   return (
     <Dialog title="Sign in again" onCancel={cancel} busy={busy}>
@@ -70,6 +72,35 @@ export function ReloginDialog(props: PromptDialogProps<ReloginPrompt>) {
           onClick={() => answer({ kind: 'relogin' })}
         >
           Continue
+        </button>
+      </DialogFooter>
+    </Dialog>
+  );
+}
+
+function ReloginSso({
+  prompt,
+  busy,
+  error,
+  answer,
+  cancel,
+  sso,
+}: PromptDialogProps<ReloginPrompt> & { sso: NonNullable<ReloginPrompt['sso']> }) {
+  return (
+    <Dialog title="Sign in again" onCancel={cancel} busy={busy}>
+      <ReloginExplained prompt={prompt} />
+      <p className="hint">
+        You signed in with {sso.display}: its sign-in page opens in your browser. Sign in there as{' '}
+        {prompt.user}.
+      </p>
+      <DialogFooter error={error} cancel={cancel}>
+        <button
+          type="button"
+          className="button button-primary"
+          disabled={busy}
+          onClick={() => answer({ kind: 'relogin', sso: true })}
+        >
+          Sign in with {sso.display}
         </button>
       </DialogFooter>
     </Dialog>
