@@ -150,7 +150,7 @@ export function createBackend(options: BackendOptions): Backend {
     cards,
     openInBrowser: options.openInBrowser,
   });
-  const sso = ssoLoginSteps({ profiles, keystoreKind, openInBrowser: options.openInBrowser });
+  const sso = ssoLoginSteps({ profiles, keystoreKind, openInBrowser: options.openInBrowser, env });
   const broker = new PromptBroker({
     prompt: (prompt) => emit('onPrompt', prompt),
     closed: (closed) => emit('onPromptClosed', closed),

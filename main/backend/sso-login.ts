@@ -50,6 +50,8 @@ export interface SsoLoginDeps {
   keystoreKind: KeyStoreKind;
   /** The host's way to the system browser; undefined where the host has none. */
   openInBrowser: OpenInBrowser | undefined;
+  /** The app's environment: this machine's TPM for device trust (KEYPORT_TPM_TCTI), as its local login. */
+  env: NodeJS.ProcessEnv;
 }
 
 export function ssoLoginSteps(deps: SsoLoginDeps) {
@@ -121,7 +123,14 @@ export function ssoLoginSteps(deps: SsoLoginDeps) {
         connector: request.connector,
         ...(request.ttlSeconds !== undefined ? { ttlSeconds: request.ttlSeconds } : {}),
         signal: prompts.signal,
-        prompts: { confirmCaPin: prompts.confirmCaPin, notice: prompts.notice, openBrowser },
+        // Device trust and a connector's require_local_mfa, as the app's local login has them.
+        device: { env: deps.env },
+        prompts: {
+          confirmCaPin: prompts.confirmCaPin,
+          notice: prompts.notice,
+          openBrowser,
+          securityKey: prompts.securityKey,
+        },
       });
     },
   };
