@@ -76,12 +76,25 @@ export async function withRelogin<T>(
     if (!profile) throw error;
     const renewed = await reloginThroughApp(profiles, profile, prompter);
     if (!renewed) {
-      if (profile.ssoConnector) await reloginWithSso(profiles, profile, error, prompter);
+      if (profile.ssoConnector && sessionEnded(error))
+        await reloginWithSso(profiles, profile, error, prompter);
       else if (!byKeyPolicy) throw error;
       else await reloginForKeyPolicy(profiles, profile, policy, prompter);
     }
   }
   return action();
+}
+
+/**
+ * The session itself is over (expired, or no longer this cluster's): what a terminal SSO relogin renews. A
+ * trusted device newly required is not: the relogin would offer the IdP this same machine's TPM, which the
+ * login already offered, so it would open a browser only to be refused again.
+ */
+function sessionEnded(error: unknown): boolean {
+  return (
+    error instanceof KeyportError &&
+    (error.code === 'CERTIFICATE_EXPIRED' || error.code === 'UNAUTHENTICATED')
+  );
 }
 
 /** The login ceremony again, for the profile's cluster and user, with the card's key for `policy`. */
