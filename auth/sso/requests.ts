@@ -4,6 +4,7 @@ import { createHash, randomBytes, verify } from 'node:crypto';
 import { KeyportError } from '../../proto/errors';
 import { HardwareKeyAttestation } from '../../proto/gen/keyport/v1/auth';
 import type { OidcConnector } from '../../proto/resources/schema';
+import { SSO_TOKEN } from '../../proto/sso';
 import type { ClientPublicKey } from '../ca/spki';
 import { openConnector } from '../connectors';
 import type { ServiceContext } from '../context';
@@ -14,6 +15,17 @@ export const newToken = (): string => randomBytes(32).toString('base64url');
 
 /** How a state or a one-time code is stored: only its SHA-256, so a copy of the database redeems nothing. */
 export const tokenHash = (token: string): string => createHash('sha256').update(token).digest('base64url');
+
+/** The request id and one-time code a client sends back (its challenge, its redemption): both token-shaped. */
+export function checkRequestCode(request: { requestId: string; ssoCode: string }): void {
+  if (!SSO_TOKEN.test(request.requestId) || !SSO_TOKEN.test(request.ssoCode)) {
+    throw new KeyportError(
+      'INVALID_ARGUMENT',
+      'The request id and the one-time code are 43 base64url characters.',
+      { fieldPath: SSO_TOKEN.test(request.requestId) ? 'sso_code' : 'request_id' },
+    );
+  }
+}
 
 /** The session's keys as the client gave them, kept with the request until the code is redeemed. */
 export interface StoredKeys {
