@@ -95,6 +95,36 @@ export async function loadConnector(ctx: ServiceContext, name: string): Promise<
   return openConnector(row, ctx.secrets);
 }
 
+/**
+ * A new request's secrets (state, nonce, PKCE verifier) and the IdP's authorization URL for them (discovery
+ * first). An IdP that cannot be reached is audited (`sso.login` step `start`) and thrown: nothing is stored.
+ */
+export async function authorizeAtIdp(
+  ctx: ServiceContext,
+  connector: OidcConnector,
+  call: { clientAddr: string; web?: boolean },
+): Promise<{ state: string; nonce: string; pkceVerifier: string; authorizationUrl: URL }> {
+  const state = newToken();
+  const nonce = newToken();
+  const pkceVerifier = newToken();
+  try {
+    const authorizationUrl = await ctx.sso.authorizationUrl(connector, { state, nonce, pkceVerifier });
+    return { state, nonce, pkceVerifier, authorizationUrl };
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    await auditSso(ctx, {
+      actor: 'unknown',
+      clientAddr: call.clientAddr,
+      success: false,
+      message: call.web ? `web: ${reason}` : reason,
+      step: 'start',
+      connector: connector.metadata.name,
+      ...(call.web ? { fields: { kind: 'web' } } : {}),
+    });
+    throw error;
+  }
+}
+
 export function auditSso(
   ctx: ServiceContext,
   entry: {
