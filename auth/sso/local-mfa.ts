@@ -106,6 +106,8 @@ export async function createSsoChallenge(
   }
   // 2. The challenge lives as long as the code at most, and answers for this request only.
   const lifetime = { ttlMs: MFA_CHALLENGE_TTL_MS, notAfterMs: found.code_expires_ms ?? ctx.now() };
+  const challengeFor = (kind: 'SSO_LOCAL_MFA' | 'SSO_REGISTER_DEVICE', webauthnChallenge: string) =>
+    createChallenge(ctx, kind, user.name, { requestId: found.id, webauthnChallenge }, lifetime);
   const devices = await ctx.store.listDevices(user.name);
   const keys = devices.filter((device) => device.type === 'webauthn');
   const rp = relyingParty(cap, ctx.clusterName);
@@ -116,13 +118,7 @@ export async function createSsoChallenge(
       devices: keys,
       userVerification: 'discouraged',
     });
-    const { id, expiresMs } = await createChallenge(
-      ctx,
-      'SSO_LOCAL_MFA',
-      user.name,
-      { requestId: found.id, webauthnChallenge: options.challenge },
-      lifetime,
-    );
+    const { id, expiresMs } = await challengeFor('SSO_LOCAL_MFA', options.challenge);
     return {
       authenticate: {
         challengeId: id,
@@ -149,13 +145,7 @@ export async function createSsoChallenge(
     existing: devices,
     passwordless: false,
   });
-  const { id, expiresMs } = await createChallenge(
-    ctx,
-    'SSO_REGISTER_DEVICE',
-    user.name,
-    { requestId: found.id, webauthnChallenge: options.challenge },
-    lifetime,
-  );
+  const { id, expiresMs } = await challengeFor('SSO_REGISTER_DEVICE', options.challenge);
   return {
     authenticate: undefined,
     register: {
