@@ -4,6 +4,11 @@ import { useId } from 'react';
 
 export type SecondFactor = 'key' | 'otp';
 
+const FACTORS: ReadonlyArray<readonly [SecondFactor, string]> = [
+  ['key', 'Security key'],
+  ['otp', 'One-time code'],
+];
+
 export function SecondFactorChoice({
   name,
   value,
@@ -17,26 +22,18 @@ export function SecondFactorChoice({
   return (
     <fieldset className="choice" role="radiogroup" aria-labelledby={legend}>
       <legend id={legend}>Second factor</legend>
-      <label className="radio">
-        <input
-          type="radio"
-          name={name}
-          value="key"
-          checked={value === 'key'}
-          onChange={() => onChange('key')}
-        />
-        Security key
-      </label>
-      <label className="radio">
-        <input
-          type="radio"
-          name={name}
-          value="otp"
-          checked={value === 'otp'}
-          onChange={() => onChange('otp')}
-        />
-        One-time code
-      </label>
+      {FACTORS.map(([factor, label]) => (
+        <label className="radio" key={factor}>
+          <input
+            type="radio"
+            name={name}
+            value={factor}
+            checked={value === factor}
+            onChange={() => onChange(factor)}
+          />
+          {label}
+        </label>
+      ))}
     </fieldset>
   );
 }
