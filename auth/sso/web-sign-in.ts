@@ -22,7 +22,7 @@ import { limitAddress } from '../lockout';
 import { loadCap } from '../policy';
 import type { SsoRequestRow } from '../storage/sso-requests';
 import type { UserRow } from '../storage/store';
-import { createWebSession } from '../web-sessions';
+import { createWebSession, webSessionStarted } from '../web-sessions';
 import type { CallbackOutcome } from './callback';
 import { auditSso, authorizeAtIdp, loadConnector, newToken, tokenHash } from './requests';
 import type { SsoIdentity } from './requests';
@@ -149,21 +149,7 @@ export async function finishWebSso(
       message: `sso (${done.identity.connector}) (web)`,
       fields: sso,
     },
-    {
-      type: 'web.session',
-      actor: identity.user,
-      clientAddr: done.clientAddr,
-      success: true,
-      message: `web session started, valid until ${new Date(created.session.expiresMs).toISOString()}`,
-      fields: {
-        session_id: created.session.id,
-        roles: identity.roles,
-        ttl_seconds: identity.ttlSeconds,
-        mfa_verified: false,
-        device_trusted: false,
-        ...sso,
-      },
-    },
+    webSessionStarted(identity, created.session, done.clientAddr, sso),
   ]);
   return { token: created.token, expiresMs: created.session.expiresMs };
 }
