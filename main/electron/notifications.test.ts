@@ -3,20 +3,18 @@
 // session and kind; and closing the window to the tray, with its one-time notice remembered in userData.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ProfileStore } from '../../client/profiles';
+import { describe, expect, it, vi } from 'vitest';
 import type { Prompt, SessionNotice } from '../../preload/contract';
 import { createLabClock } from '../../lab/clock';
-import type { LabClock } from '../../lab/clock';
 import { clockTime } from '../backend/relogin';
 import { SETTINGS_FILE } from './host-settings';
 import { CLOSED_TO_TRAY_TEXT, createNotifier, sessionNoticeText } from './notifications';
 import { createFakeElectron } from './testing/electron-double';
 import type { FakeNotice } from './testing/electron-double';
 import {
+  labHome,
   quitHosts,
   realBackend,
-  removeTempDirs,
   savedProfile,
   startReadyHost,
   tempDir,
@@ -29,36 +27,19 @@ vi.mock('electron', () => electronDouble.electronModule);
 const LAB = 'lab.example:3025';
 const MINUTE = 60_000;
 
-let clock: LabClock;
-let home: string;
-let store: ProfileStore;
-
-beforeEach(async () => {
-  clock = createLabClock();
-  home = tempDir('kp-notify-');
-  store = new ProfileStore(home);
-  await store.trustCluster(trustedCluster(LAB, 'lab'));
-});
-
-afterEach(async () => {
-  await quitHosts();
-  clock.dispose();
-  vi.restoreAllMocks();
-});
-
-afterAll(removeTempDirs);
+const lab = labHome('kp-notify-', [trustedCluster(LAB, 'lab')], createLabClock);
 
 const texts = (notices: FakeNotice[]) => notices.map(({ options }) => `${options.title}: ${options.body}`);
 
 describe('session notifications', () => {
   async function startSignedIn(options: { notificationsSupported?: boolean } = {}) {
-    const expiresMs = clock.now() + 30 * MINUTE;
-    await store.saveProfile(savedProfile(LAB, 'lab', 'alice', expiresMs));
+    const expiresMs = lab.clock.now() + 30 * MINUTE;
+    await lab.store.saveProfile(savedProfile(LAB, 'lab', 'alice', expiresMs));
     const host = await startReadyHost({
       ...options,
-      keyportHome: home,
-      backend: realBackend(home, clock.now),
-      clock: clock.now,
+      keyportHome: lab.home,
+      backend: realBackend(lab.home, lab.clock.now),
+      clock: lab.clock.now,
     });
     const prompts: Prompt[] = [];
     host.backend.on('onPrompt', (prompt) => prompts.push(prompt));
@@ -75,7 +56,7 @@ describe('session notifications', () => {
     backend.sessions.check();
     expect(fake.notifications).toEqual([]);
 
-    clock.advance(expiresMs - 10 * MINUTE - clock.now());
+    lab.clock.advance(expiresMs - 10 * MINUTE - lab.clock.now());
     backend.sessions.check();
     backend.sessions.check();
     expect(texts(fake.notifications)).toEqual([
@@ -83,7 +64,7 @@ describe('session notifications', () => {
     ]);
     expect(fake.notifications[0]?.shown).toBe(1);
 
-    clock.advance(expiresMs - clock.now());
+    lab.clock.advance(expiresMs - lab.clock.now());
     backend.sessions.check();
     backend.sessions.check();
     expect(texts(fake.notifications)).toEqual([
@@ -98,7 +79,7 @@ describe('session notifications', () => {
     const { fake, backend, window, prompts, expiresMs } = await startSignedIn();
     window.close();
     expect(window.isVisible()).toBe(false);
-    clock.advance(expiresMs - clock.now() + MINUTE);
+    lab.clock.advance(expiresMs - lab.clock.now() + MINUTE);
     backend.sessions.check();
     const ended = fake.notifications.find((notice) => notice.options.title === 'Session ended');
     if (!ended) throw new Error('no "ended" notification');
@@ -122,14 +103,19 @@ describe('session notifications', () => {
     window.destroy();
     fake.app.emit('activate');
     expect(fake.windows).toHaveLength(2);
-    clock.advance(expiresMs - 5 * MINUTE - clock.now());
+    lab.clock.advance(expiresMs - 5 * MINUTE - lab.clock.now());
     backend.sessions.check();
     expect(texts(fake.notifications)).toHaveLength(1);
   });
 
   it('the host says a notice that reaches it twice only once (a guard of its own besides the watcher’s)', async () => {
     const { fake, backend } = await startReadyHost();
-    const notice: SessionNotice = { kind: 'endsSoon', address: LAB, user: 'alice', expiresMs: clock.now() };
+    const notice: SessionNotice = {
+      kind: 'endsSoon',
+      address: LAB,
+      user: 'alice',
+      expiresMs: lab.clock.now(),
+    };
     backend.emit('onSessionNotice', notice);
     backend.emit('onSessionNotice', { ...notice });
     expect(fake.notifications).toHaveLength(1);
@@ -146,7 +132,7 @@ describe('session notifications', () => {
 
   it('where the desktop has no notifications, nothing is shown and nothing fails', async () => {
     const { fake, backend, expiresMs } = await startSignedIn({ notificationsSupported: false });
-    clock.advance(expiresMs - clock.now());
+    lab.clock.advance(expiresMs - lab.clock.now());
     backend.sessions.check();
     expect(fake.notifications).toEqual([]);
   });

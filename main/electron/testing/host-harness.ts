@@ -5,6 +5,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, afterEach, beforeEach, vi } from 'vitest';
 import { methodNames } from '../../../preload/contract';
 import type { EventName, EventPayloads, HandlerTable } from '../../../preload/contract';
 import type { Clock } from '../../../proto/clock';
@@ -201,4 +202,31 @@ export function realBackend(home: string, clock: Clock): () => Backend {
       clock,
       sessionNotices: { tickMs: 0 },
     });
+}
+
+/**
+ * A test file's lab home, for the host run on the real backend: before each test a clock (`newClock`, the
+ * test's lab clock) and a fresh KEYPORT_HOME whose profile store trusts `clusters`; after each, the hosts
+ * quit, the clock stopped and the mocks restored; the temporary folders removed after all. Read its fields
+ * inside the tests (each test has its own).
+ */
+export function labHome<C extends { now: Clock; dispose(): void }>(
+  prefix: string,
+  clusters: TrustedCluster[],
+  newClock: () => C,
+): { clock: C; home: string; store: ProfileStore } {
+  const lab = {} as { clock: C; home: string; store: ProfileStore };
+  beforeEach(async () => {
+    lab.clock = newClock();
+    lab.home = tempDir(prefix);
+    lab.store = new ProfileStore(lab.home);
+    for (const cluster of clusters) await lab.store.trustCluster(cluster);
+  });
+  afterEach(async () => {
+    await quitHosts();
+    lab.clock.dispose();
+    vi.restoreAllMocks();
+  });
+  afterAll(removeTempDirs);
+  return lab;
 }
