@@ -16,14 +16,7 @@ import type { MFAAuthenticateChallenge } from '../proto/gen/keyport/v1/mfa';
 import { openClusterDb, runAdmin } from '../lab/cluster';
 import { startSsoLab, ssoCliLogin } from '../lab/oidc/sso-lab';
 import type { SsoLab } from '../lab/oidc/sso-lab';
-import {
-  followCallback,
-  newSessionKey,
-  redeemSso,
-  signInAtIdp,
-  ssoChallenge,
-  startSso,
-} from '../lab/oidc/sso-login';
+import { codeAfterIdp, newSessionKey, redeemSso, ssoChallenge, startSso } from '../lab/oidc/sso-login';
 import type { StartedSso } from '../lab/oidc/sso-login';
 import { startSoftKey } from '../lab/security-key/soft-key';
 import type { SoftKey } from '../lab/security-key/soft-key';
@@ -37,15 +30,8 @@ let key: SoftKey;
 let touches = 0;
 let origin = '';
 
-async function codeFor(started: StartedSso, user = 'alice'): Promise<string> {
-  const callback = await followCallback(
-    lab.cluster,
-    await signInAtIdp(lab.idp, started, user, lab.redirectUri),
-  );
-  const code = callback.location?.searchParams.get('code');
-  if (!code) throw new Error(`no code: ${callback.location?.href ?? callback.body}`);
-  return code;
-}
+/** Through the IdP's login and the callback: the one-time code. */
+const codeFor = (started: StartedSso, user = 'alice') => codeAfterIdp(lab, started, user);
 
 /** What a refused login must leave as it was: MFA devices, trusted devices, certificates issued. */
 function stored() {
