@@ -12,6 +12,8 @@ import { createLabClock } from '../clock';
 import type { LabClock } from '../clock';
 import { keyportCliPath, openClusterDb, repoRoot, runAdmin, startLabCluster } from '../cluster';
 import type { LabCluster } from '../cluster';
+import { startSoftKey } from '../security-key/soft-key';
+import type { SoftKey } from '../security-key/soft-key';
 import { LabBrowser } from './browser';
 import { startLabOidcProvider } from './provider';
 import type { LabOidcProvider } from './provider';
@@ -41,6 +43,29 @@ export interface AuditRow {
   success: number;
   message: string;
   fields: Record<string, unknown>;
+}
+
+/**
+ * `authentication` for a cluster set up as the IdP-compromise seed recommends: security keys the only second
+ * factor (rp_id localhost, so a lab started with `publicAddr: 'localhost:0'`), device trust required.
+ */
+export const WEBAUTHN_DEVICE_TRUST_REQUIRED = [
+  '    type: local',
+  '    second_factors: [webauthn]',
+  '    webauthn:',
+  '      rp_id: localhost',
+  '    device_trust:',
+  '      mode: required',
+  '      auto_enroll: true',
+];
+
+/** A lab soft security key `name` in the lab's folder, touched 20 ms after each ask. */
+export function labSoftKey(lab: Pick<SsoLab, 'work'>, name: string): Promise<SoftKey> {
+  return startSoftKey({
+    socketPath: join(lab.work, `${name}.sock`),
+    statePath: join(lab.work, `${name}.json`),
+    touch: 'auto:20',
+  });
 }
 
 /** An oidc connector for the lab IdP; `extra` lines go in its spec (e.g. `  require_local_mfa: true`). */
