@@ -95,22 +95,23 @@ export function labConnectorYaml(
 }
 
 /**
- * Starts the IdP and keyport-auth (`authentication` is the YAML under auth_service.authentication, indented
- * four spaces) and creates the connector "lab" (with `connectorExtra` in its spec).
+ * The lab IdP (its client for keyport-auth's callback) and keyport-auth trusting it, with its web listener,
+ * in `work`: `authentication` is the YAML under auth_service.authentication, indented four spaces.
  */
-export async function startSsoLab(options: {
-  clusterName: string;
-  authentication: string[];
-  connectorExtra?: string[];
-  publicAddr?: string;
-}): Promise<SsoLab> {
-  const work = await mkdtemp(join(tmpdir(), `keyport-${options.clusterName}-`));
-  const clock = createLabClock();
+export async function startIdpAndCluster(
+  work: string,
+  options: {
+    clusterName: string;
+    authentication: string[];
+    publicAddr?: string;
+    client?: { clientId: string; clientSecret: string };
+    env?: Record<string, string>;
+  },
+): Promise<{ idp: LabOidcProvider; cluster: LabCluster; redirectUri: string }> {
   const webPort = await freePort();
   const redirectUri = `https://localhost:${webPort}/v1/webapi/oidc/callback`;
-  const idp = await startLabOidcProvider({
-    clients: [{ clientId: LAB_CLIENT_ID, clientSecret: LAB_CLIENT_SECRET, redirectUris: [redirectUri] }],
-  });
+  const client = options.client ?? { clientId: LAB_CLIENT_ID, clientSecret: LAB_CLIENT_SECRET };
+  const idp = await startLabOidcProvider({ clients: [{ ...client, redirectUris: [redirectUri] }] });
   await writeFile(join(work, 'idp-ca.pem'), idp.caPem);
   const cluster = await startLabCluster({
     clusterName: options.clusterName,
@@ -124,8 +125,24 @@ export async function startSsoLab(options: {
       '',
     ].join('\n'),
     extraArgs: ['--web-listen', `127.0.0.1:${webPort}`],
-    env: clock.env,
+    ...(options.env ? { env: options.env } : {}),
   });
+  return { idp, cluster, redirectUri };
+}
+
+/**
+ * Starts the IdP and keyport-auth (`authentication` is the YAML under auth_service.authentication, indented
+ * four spaces) and creates the connector "lab" (with `connectorExtra` in its spec).
+ */
+export async function startSsoLab(options: {
+  clusterName: string;
+  authentication: string[];
+  connectorExtra?: string[];
+  publicAddr?: string;
+}): Promise<SsoLab> {
+  const work = await mkdtemp(join(tmpdir(), `keyport-${options.clusterName}-`));
+  const clock = createLabClock();
+  const { idp, cluster, redirectUri } = await startIdpAndCluster(work, { ...options, env: clock.env });
   const identity = JSON.parse(await readFile(join(cluster.dataDir, 'admin-identity.json'), 'utf8')) as {
     caCertPem: string;
   };
