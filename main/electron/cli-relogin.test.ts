@@ -5,7 +5,6 @@ import { statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { askAppToRelogin, reloginSocketPath } from '../../client/app-relogin';
-import type { Prompt } from '../../preload/contract';
 import { createLabClock } from '../../lab/clock';
 import { listenForReloginRequests } from '../backend/relogin-socket';
 import { CLI_RELOGIN_REASON } from '../backend/relogin-socket';
@@ -14,6 +13,7 @@ import {
   quitHosts,
   realBackend,
   savedProfile,
+  startOnLabHome,
   startReadyHost,
   trustedCluster,
 } from './testing/host-harness';
@@ -30,16 +30,10 @@ beforeEach(async () => {
 });
 
 async function startListening() {
-  const host = await startReadyHost({
-    keyportHome: lab.home,
-    backend: realBackend(lab.home, lab.clock.now),
-    clock: lab.clock.now,
-  });
-  const prompts: Prompt[] = [];
-  host.backend.on('onPrompt', (prompt) => prompts.push(prompt));
+  const host = await startOnLabHome(lab);
   const socket = reloginSocketPath(lab.home);
   await expect.poll(() => statSync(socket, { throwIfNoEntry: false })?.isSocket()).toBe(true);
-  return { ...host, prompts, socket };
+  return { ...host, socket };
 }
 
 /** One raw request line, as a CLI of another version (or anything else of this user's) might send. */

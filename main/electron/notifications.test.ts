@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import type { Prompt, SessionNotice } from '../../preload/contract';
+import type { SessionNotice } from '../../preload/contract';
 import { createLabClock } from '../../lab/clock';
 import { clockTime } from '../backend/relogin';
 import { SETTINGS_FILE } from './host-settings';
@@ -14,8 +14,8 @@ import type { FakeNotice } from './testing/electron-double';
 import {
   labHome,
   quitHosts,
-  realBackend,
   savedProfile,
+  startOnLabHome,
   startReadyHost,
   tempDir,
   trustedCluster,
@@ -35,19 +35,12 @@ describe('session notifications', () => {
   async function startSignedIn(options: { notificationsSupported?: boolean } = {}) {
     const expiresMs = lab.clock.now() + 30 * MINUTE;
     await lab.store.saveProfile(savedProfile(LAB, 'lab', 'alice', expiresMs));
-    const host = await startReadyHost({
-      ...options,
-      keyportHome: lab.home,
-      backend: realBackend(lab.home, lab.clock.now),
-      clock: lab.clock.now,
-    });
-    const prompts: Prompt[] = [];
-    host.backend.on('onPrompt', (prompt) => prompts.push(prompt));
+    const host = await startOnLabHome(lab, options);
     // The watcher knows the session (the profile watcher's first read) and the tray knows the cluster's name.
     await expect
       .poll(() => host.fake.trays[0]?.contextMenu?.template[0]?.label)
       .toBe(`lab: alice, until ${clockTime(expiresMs)}`);
-    return { ...host, prompts, expiresMs };
+    return { ...host, expiresMs };
   }
 
   it('says "ends soon" 10 minutes before and "ended" at the expiry, once each, with the cluster, user and time', async () => {

@@ -2,7 +2,6 @@
 // KEYPORT_HOME, on a lab clock: the exact menu, what each item does, and the menu following sign-in,
 // relogin, sign-out and expiry.
 import { describe, expect, it, vi } from 'vitest';
-import type { Prompt } from '../../preload/contract';
 import { createLabClock } from '../../lab/clock';
 import { clockTime } from '../backend/relogin';
 import { EVENT_CHANNEL } from './ipc';
@@ -10,9 +9,8 @@ import type { FakeMenuItem, FakeTrayIcon } from './testing/electron-double';
 import {
   labHome,
   quitHosts,
-  realBackend,
   savedProfile,
-  startReadyHost,
+  startOnLabHome,
   TRAY_ICON,
   trustedCluster,
 } from './testing/host-harness';
@@ -33,18 +31,11 @@ const lab = labHome(
 async function startWithAlice(options: { platform?: NodeJS.Platform } = {}) {
   const expiresMs = lab.clock.now() + 2 * HOUR;
   await lab.store.saveProfile(savedProfile(LAB, 'lab', 'alice', expiresMs));
-  const host = await startReadyHost({
-    ...options,
-    keyportHome: lab.home,
-    backend: realBackend(lab.home, lab.clock.now),
-    clock: lab.clock.now,
-  });
-  const prompts: Prompt[] = [];
-  host.backend.on('onPrompt', (prompt) => prompts.push(prompt));
+  const host = await startOnLabHome(lab, options);
   const tray = host.fake.trays[0];
   if (!tray) throw new Error('no tray');
   await expect.poll(() => labels(tray)).toContain(`lab: alice, until ${clockTime(expiresMs)} (disabled)`);
-  return { ...host, tray, prompts, expiresMs };
+  return { ...host, tray, expiresMs };
 }
 
 function items(tray: FakeTrayIcon): FakeMenuItem[] {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, vi } from 'vitest';
 import { methodNames } from '../../../preload/contract';
-import type { EventName, EventPayloads, HandlerTable } from '../../../preload/contract';
+import type { EventName, EventPayloads, HandlerTable, Prompt } from '../../../preload/contract';
 import type { Clock } from '../../../proto/clock';
 import { ProfileStore } from '../../../client/profiles';
 import type { Profile, TrustedCluster } from '../../../client/profiles';
@@ -229,4 +229,20 @@ export function labHome<C extends { now: Clock; dispose(): void }>(
   });
   afterAll(removeTempDirs);
   return lab;
+}
+
+/** startReadyHost on the real backend over `lab`'s home and clock (labHome), with the prompts it shows. */
+export async function startOnLabHome(
+  lab: { clock: { now: Clock }; home: string },
+  options: Omit<StartOptions<Backend>, 'keyportHome' | 'backend' | 'clock'> = {},
+) {
+  const host = await startReadyHost({
+    ...options,
+    keyportHome: lab.home,
+    backend: realBackend(lab.home, lab.clock.now),
+    clock: lab.clock.now,
+  });
+  const prompts: Prompt[] = [];
+  host.backend.on('onPrompt', (prompt) => prompts.push(prompt));
+  return { ...host, prompts };
 }
