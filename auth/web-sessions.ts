@@ -8,6 +8,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import { KeyportError } from '../proto/errors';
 import { WEBAPI_CSRF_HEADER } from '../proto/webapi';
 import type { WebDeviceState } from '../proto/webapi';
+import type { AuditEntry } from './audit';
 import type { SessionIdentity } from './certificates';
 import type { ServiceContext } from './context';
 import { isLocked, lockedError } from './lockout';
@@ -97,6 +98,30 @@ export async function createWebSession(
   };
   await ctx.store.webSessions.insert(row);
   return { token, session: viewOf(row) };
+}
+
+/** The `web.session` audit row of a session a login just created (`fields` adds the login's own, e.g. SSO). */
+export function webSessionStarted(
+  identity: SessionIdentity,
+  session: WebSession,
+  clientAddr: string,
+  fields: Record<string, unknown> = {},
+): AuditEntry {
+  return {
+    type: 'web.session',
+    actor: identity.user,
+    clientAddr,
+    success: true,
+    message: `web session started, valid until ${new Date(session.expiresMs).toISOString()}`,
+    fields: {
+      session_id: session.id,
+      roles: identity.roles,
+      ttl_seconds: identity.ttlSeconds,
+      mfa_verified: identity.mfaVerified,
+      device_trusted: false,
+      ...fields,
+    },
+  };
 }
 
 const signInAgain = () =>

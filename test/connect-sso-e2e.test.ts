@@ -15,14 +15,13 @@ import { createBackend } from '../main/backend/backend';
 import type { Backend } from '../main/backend/backend';
 import { launchLabChromium, openAppInChromium, trustClusterCaFlag } from '../lab/chromium';
 import type { AppInChromium } from '../lab/chromium';
-import { repoRoot, runAdmin, startLabCluster } from '../lab/cluster';
+import { repoRoot, runAdmin } from '../lab/cluster';
 import type { LabCluster } from '../lab/cluster';
 import { folderSnapshot } from '../lab/folder-snapshot';
 import { startLabKeyring } from '../lab/keyring';
 import type { LabKeyring } from '../lab/keyring';
-import { startLabOidcProvider } from '../lab/oidc/provider';
+import { startIdpAndCluster } from '../lab/oidc/sso-lab';
 import type { LabOidcProvider } from '../lab/oidc/provider';
-import { freePort } from '../lab/oidc/sso-login';
 import { accessibilityFindings, screenshotter } from '../lab/page-checks';
 
 const CLIENT_ID = 'keyport-connect-e2e';
@@ -61,18 +60,13 @@ beforeAll(async () => {
   await mkdir(shots, { recursive: true });
   work = await mkdtemp(join(tmpdir(), 'kp-sso-e2e-'));
   home = join(work, 'home');
-  const webPort = await freePort();
-  const redirectUri = `https://localhost:${webPort}/v1/webapi/oidc/callback`;
-  idp = await startLabOidcProvider({
-    clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [redirectUri] }],
-  });
-  await writeFile(join(work, 'idp-ca.pem'), idp.caPem);
-  cluster = await startLabCluster({
+  const started = await startIdpAndCluster(work, {
     clusterName: 'sso-e2e',
-    dataDir: join(work, 'data'),
-    configYaml: `auth_service:\n  oidc_ca_file: ${join(work, 'idp-ca.pem')}\n  authentication:\n    type: local\n    second_factor: "off"\n`,
-    extraArgs: ['--web-listen', `127.0.0.1:${webPort}`],
+    authentication: ['    type: local', '    second_factor: "off"'],
+    client: { clientId: CLIENT_ID, clientSecret: CLIENT_SECRET },
   });
+  ({ idp, cluster } = started);
+  const redirectUri = started.redirectUri;
   await writeFile(
     join(work, 'sso.yaml'),
     [

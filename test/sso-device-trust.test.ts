@@ -12,7 +12,7 @@ import type { DeviceLoginHello } from '../proto/gen/keyport/v1/device';
 import { openClusterDb, runAdmin } from '../lab/cluster';
 import { startSsoLab, ssoCliLogin } from '../lab/oidc/sso-lab';
 import type { SsoLab } from '../lab/oidc/sso-lab';
-import { followCallback, redeemSso, signInAtIdp, startSso } from '../lab/oidc/sso-login';
+import { codeAfterIdp, redeemSso, startSso } from '../lab/oidc/sso-login';
 import type { StartedSso } from '../lab/oidc/sso-login';
 import { startLabTpm } from '../lab/tpm';
 import type { LabTpm } from '../lab/tpm';
@@ -23,15 +23,7 @@ let tpm: LabTpm;
 let device: TrustedDevice | undefined;
 
 /** Through the IdP's login and the callback: the one-time code. */
-async function codeFor(started: StartedSso, user = 'alice'): Promise<string> {
-  const callback = await followCallback(
-    lab.cluster,
-    await signInAtIdp(lab.idp, started, user, lab.redirectUri),
-  );
-  const code = callback.location?.searchParams.get('code');
-  if (!code) throw new Error(`no code: ${callback.location?.href ?? callback.body}`);
-  return code;
-}
+const codeFor = (started: StartedSso, user = 'alice') => codeAfterIdp(lab, started, user);
 
 /** What a refused redemption must leave as it was: the devices, the certificates issued. */
 function stored() {

@@ -14,18 +14,10 @@ import { webauthnOrigin } from '../client/session';
 import { openKeys } from '../client/webauthn';
 import type { MFAAuthenticateChallenge } from '../proto/gen/keyport/v1/mfa';
 import { openClusterDb, runAdmin } from '../lab/cluster';
-import { startSsoLab, ssoCliLogin } from '../lab/oidc/sso-lab';
+import { labSoftKey, startSsoLab, ssoCliLogin, WEBAUTHN_DEVICE_TRUST_REQUIRED } from '../lab/oidc/sso-lab';
 import type { SsoLab } from '../lab/oidc/sso-lab';
-import {
-  followCallback,
-  newSessionKey,
-  redeemSso,
-  signInAtIdp,
-  ssoChallenge,
-  startSso,
-} from '../lab/oidc/sso-login';
+import { codeAfterIdp, newSessionKey, redeemSso, ssoChallenge, startSso } from '../lab/oidc/sso-login';
 import type { StartedSso } from '../lab/oidc/sso-login';
-import { startSoftKey } from '../lab/security-key/soft-key';
 import type { SoftKey } from '../lab/security-key/soft-key';
 import { startLabTpm } from '../lab/tpm';
 import type { LabTpm } from '../lab/tpm';
@@ -37,15 +29,8 @@ let key: SoftKey;
 let touches = 0;
 let origin = '';
 
-async function codeFor(started: StartedSso, user = 'alice'): Promise<string> {
-  const callback = await followCallback(
-    lab.cluster,
-    await signInAtIdp(lab.idp, started, user, lab.redirectUri),
-  );
-  const code = callback.location?.searchParams.get('code');
-  if (!code) throw new Error(`no code: ${callback.location?.href ?? callback.body}`);
-  return code;
-}
+/** Through the IdP's login and the callback: the one-time code. */
+const codeFor = (started: StartedSso, user = 'alice') => codeAfterIdp(lab, started, user);
 
 /** What a refused login must leave as it was: MFA devices, trusted devices, certificates issued. */
 function stored() {
@@ -98,23 +83,11 @@ beforeAll(async () => {
   lab = await startSsoLab({
     clusterName: 'sso-lmfa',
     publicAddr: 'localhost:0',
-    authentication: [
-      '    type: local',
-      '    second_factors: [webauthn]',
-      '    webauthn:',
-      '      rp_id: localhost',
-      '    device_trust:',
-      '      mode: required',
-      '      auto_enroll: true',
-    ],
+    authentication: WEBAUTHN_DEVICE_TRUST_REQUIRED,
     connectorExtra: ['  require_local_mfa: true'],
   });
   Object.assign(process.env, lab.clock.env);
-  key = await startSoftKey({
-    socketPath: join(lab.work, 'key.sock'),
-    statePath: join(lab.work, 'key.json'),
-    touch: 'auto:20',
-  });
+  key = await labSoftKey(lab, 'key');
   key.events.on('presence', (event: { outcome: string }) => {
     if (event.outcome === 'approve') touches += 1;
   });

@@ -15,9 +15,8 @@ import { openKeys } from '../client/webauthn';
 import { ChallengeScope, MFADeviceType } from '../proto/gen/keyport/v1/mfa';
 import { openClusterDb, runAdmin, runKeyport } from '../lab/cluster';
 import type { CliResult } from '../lab/cluster';
-import { startSsoLab, ssoCliLogin } from '../lab/oidc/sso-lab';
+import { labSoftKey, startSsoLab, ssoCliLogin, WEBAUTHN_DEVICE_TRUST_REQUIRED } from '../lab/oidc/sso-lab';
 import type { SsoLab } from '../lab/oidc/sso-lab';
-import { startSoftKey } from '../lab/security-key/soft-key';
 import type { SoftKey } from '../lab/security-key/soft-key';
 import { startLabTpm } from '../lab/tpm';
 import type { LabTpm } from '../lab/tpm';
@@ -67,28 +66,12 @@ beforeAll(async () => {
   lab = await startSsoLab({
     clusterName: 'sso-mfa',
     publicAddr: 'localhost:0',
-    authentication: [
-      '    type: local',
-      '    second_factors: [webauthn]',
-      '    webauthn:',
-      '      rp_id: localhost',
-      '    device_trust:',
-      '      mode: required',
-      '      auto_enroll: true',
-    ],
+    authentication: WEBAUTHN_DEVICE_TRUST_REQUIRED,
   });
   // The lab clock for this process's client too (a proof of possession's time is the service's).
   Object.assign(process.env, lab.clock.env);
-  key = await startSoftKey({
-    socketPath: join(lab.work, 'key.sock'),
-    statePath: join(lab.work, 'key.json'),
-    touch: 'auto:20',
-  });
-  spare = await startSoftKey({
-    socketPath: join(lab.work, 'spare.sock'),
-    statePath: join(lab.work, 'spare.json'),
-    touch: 'auto:20',
-  });
+  key = await labSoftKey(lab, 'key');
+  spare = await labSoftKey(lab, 'spare');
   key.events.on('presence', (event: { outcome: string }) => {
     if (event.outcome === 'approve') touches += 1;
   });

@@ -11,12 +11,11 @@ import { connect } from 'node:tls';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openClusterDb, repoRoot, runAdmin, startLabCluster } from '../lab/cluster';
+import { openClusterDb, repoRoot, runAdmin } from '../lab/cluster';
 import type { LabCluster } from '../lab/cluster';
 import { launchLabChromium } from '../lab/chromium';
-import { startLabOidcProvider } from '../lab/oidc/provider';
+import { startIdpAndCluster } from '../lab/oidc/sso-lab';
 import type { LabOidcProvider } from '../lab/oidc/provider';
-import { freePort } from '../lab/oidc/sso-login';
 import { accessibilityFindings, screenshotter } from '../lab/page-checks';
 
 const shots = join(repoRoot, 'test-results', 'web-sso-e2e');
@@ -55,20 +54,12 @@ async function presentedSpkiPin(address: string, caPem: string): Promise<string>
 beforeAll(async () => {
   await mkdir(shots, { recursive: true });
   work = await mkdtemp(join(tmpdir(), 'kp-web-sso-e2e-'));
-  const webPort = await freePort();
-  const redirectUri = `https://localhost:${webPort}/v1/webapi/oidc/callback`;
-  idp = await startLabOidcProvider({
-    clients: [
-      { clientId: 'keyport-lab', clientSecret: 'keyport-lab-client-secret', redirectUris: [redirectUri] },
-    ],
-  });
-  await writeFile(join(work, 'idp-ca.pem'), idp.caPem);
-  cluster = await startLabCluster({
+  const started = await startIdpAndCluster(work, {
     clusterName: 'web-sso-e2e',
-    dataDir: join(work, 'data'),
-    configYaml: `auth_service:\n  oidc_ca_file: ${join(work, 'idp-ca.pem')}\n  authentication:\n    type: local\n    second_factors: [otp]\n`,
-    extraArgs: ['--web-listen', `127.0.0.1:${webPort}`],
+    authentication: ['    type: local', '    second_factors: [otp]'],
   });
+  ({ idp, cluster } = started);
+  const redirectUri = started.redirectUri;
   const documents = join(work, 'lab.yaml');
   await writeFile(
     documents,

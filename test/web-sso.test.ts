@@ -10,15 +10,14 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openClusterDb, runAdmin, startLabCluster } from '../lab/cluster';
+import { openClusterDb, runAdmin } from '../lab/cluster';
 import type { LabCluster } from '../lab/cluster';
 import { createLabClock } from '../lab/clock';
 import type { LabClock } from '../lab/clock';
 import { LabBrowser } from '../lab/oidc/browser';
 import type { PageResponse } from '../lab/oidc/browser';
-import { startLabOidcProvider } from '../lab/oidc/provider';
+import { startIdpAndCluster } from '../lab/oidc/sso-lab';
 import type { LabOidcProvider } from '../lab/oidc/provider';
-import { freePort } from '../lab/oidc/sso-login';
 import { WEBAPI, WEBAPI_CSRF_HEADER } from '../proto/webapi';
 
 const CLIENT_ID = 'keyport-lab';
@@ -137,20 +136,13 @@ const cookieNamed = (response: PageResponse, name: string) =>
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'keyport-web-sso-'));
   clock = createLabClock();
-  const webPort = await freePort();
-  redirectUri = `https://localhost:${webPort}/v1/webapi/oidc/callback`;
-  idp = await startLabOidcProvider({
-    clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [redirectUri] }],
-  });
-  await writeFile(join(work, 'idp-ca.pem'), idp.caPem);
   // The local web login asks for a second factor here; an SSO login's second factor is the IdP's.
-  cluster = await startLabCluster({
+  ({ idp, cluster, redirectUri } = await startIdpAndCluster(work, {
     clusterName: 'web-sso',
-    dataDir: join(work, 'data'),
-    configYaml: `auth_service:\n  oidc_ca_file: ${join(work, 'idp-ca.pem')}\n  authentication:\n    type: local\n    second_factors: [otp]\n`,
-    extraArgs: ['--web-listen', `127.0.0.1:${webPort}`],
+    authentication: ['    type: local', '    second_factors: [otp]'],
+    client: { clientId: CLIENT_ID, clientSecret: CLIENT_SECRET },
     env: clock.env,
-  });
+  }));
   origin = cluster.webOrigin!;
   const identity = JSON.parse(await readFile(join(cluster.dataDir, 'admin-identity.json'), 'utf8')) as {
     caCertPem: string;

@@ -23,7 +23,14 @@ import { loadCap } from '../policy';
 import type { CallContext } from '../rpc';
 import { createSsoChallenge } from '../sso/local-mfa';
 import { redeemSsoLogin } from '../sso/redeem';
-import { auditSso, loadConnector, newToken, storedKeysJson, tokenHash } from '../sso/requests';
+import {
+  auditSso,
+  authorizeAtIdp,
+  loadConnector,
+  newToken,
+  storedKeysJson,
+  tokenHash,
+} from '../sso/requests';
 import { parseSessionKeys, parseTtlSeconds } from './login-service';
 
 export function ssoHandlers(ctx: ServiceContext) {
@@ -39,23 +46,9 @@ export function ssoHandlers(ctx: ServiceContext) {
       const name = connector.metadata.name;
       // 3. The IdP's authorization URL (discovery first: an IdP that is down is said here, nothing stored).
       const id = newToken();
-      const state = newToken();
-      const nonce = newToken();
-      const pkceVerifier = newToken();
-      let authorizationUrl: URL;
-      try {
-        authorizationUrl = await ctx.sso.authorizationUrl(connector, { state, nonce, pkceVerifier });
-      } catch (error) {
-        await auditSso(ctx, {
-          actor: 'unknown',
-          clientAddr: call.clientAddr,
-          success: false,
-          message: error instanceof Error ? error.message : String(error),
-          step: 'start',
-          connector: name,
-        });
-        throw error;
-      }
+      const { state, nonce, pkceVerifier, authorizationUrl } = await authorizeAtIdp(ctx, connector, {
+        clientAddr: call.clientAddr,
+      });
       // 4. The device part, as a local login's step 1: a nonce for an enrolled credential, or
       //    auto-enrollment (device-trust/login.ts); its payload waits with the request for the redemption.
       const device = await startDeviceLogin(ctx, await loadCap(ctx.store), request.device, call.clientAddr);

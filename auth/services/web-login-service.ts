@@ -10,7 +10,7 @@ import { clearFailures } from '../lockout';
 import { loginAnswers } from '../login-answer';
 import { perfSteps } from '../perf';
 import type { CallContext } from '../rpc';
-import { createWebSession } from '../web-sessions';
+import { createWebSession, webSessionStarted } from '../web-sessions';
 import type { WebSession } from '../web-sessions';
 
 export function webLoginHandlers(ctx: ServiceContext) {
@@ -73,20 +73,7 @@ export function webLoginHandlers(ctx: ServiceContext) {
           success: true,
           message: `${verified.method} (web)`,
         },
-        {
-          type: 'web.session',
-          actor: identity.user,
-          clientAddr: call.clientAddr,
-          success: true,
-          message: `web session started, valid until ${new Date(created.session.expiresMs).toISOString()}`,
-          fields: {
-            session_id: created.session.id,
-            roles: identity.roles,
-            ttl_seconds: identity.ttlSeconds,
-            mfa_verified: identity.mfaVerified,
-            device_trusted: false,
-          },
-        },
+        webSessionStarted(identity, created.session, call.clientAddr),
       ]);
       perf.step('audit');
       perf.end();

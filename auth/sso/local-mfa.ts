@@ -14,7 +14,7 @@ import { KeyportError } from '../../proto/errors';
 import type { CreateSSOChallengeRequest, SSOMFAChallenge } from '../../proto/gen/keyport/v1/auth';
 import { ChallengeScope, MFADeviceType } from '../../proto/gen/keyport/v1/mfa';
 import type { MFAAuthenticateResponse, MFARegisterResponse } from '../../proto/gen/keyport/v1/mfa';
-import { SSO_TOKEN, ssoMfaSignedBytes } from '../../proto/sso';
+import { ssoMfaSignedBytes } from '../../proto/sso';
 import { challengeRefusal, createChallenge, newChallengeBytes, spendChallenge } from '../challenges';
 import { MFA_CHALLENGE_TTL_MS } from '../context';
 import type { ServiceContext } from '../context';
@@ -36,7 +36,7 @@ import {
   webauthnDeviceRow,
   webauthnEnabled,
 } from '../webauthn';
-import { auditSso, parseStoredKeys, signedByRequestKey, tokenHash } from './requests';
+import { auditSso, checkRequestCode, parseStoredKeys, signedByRequestKey, tokenHash } from './requests';
 import type { SsoIdentity } from './requests';
 
 /** The first key's name, when the redemption names none. */
@@ -49,13 +49,7 @@ export async function createSsoChallenge(
   call: CallContext,
 ): Promise<SSOMFAChallenge> {
   await limitAddress(ctx, call.clientAddr);
-  if (!SSO_TOKEN.test(request.requestId) || !SSO_TOKEN.test(request.ssoCode)) {
-    throw new KeyportError(
-      'INVALID_ARGUMENT',
-      'The request id and the one-time code are 43 base64url characters.',
-      { fieldPath: SSO_TOKEN.test(request.requestId) ? 'sso_code' : 'request_id' },
-    );
-  }
+  checkRequestCode(request);
   // 1. The code's authorized request, read (not spent), and the proof that this client holds its key.
   const found = await ctx.store.sso.findAuthorized(request.requestId, tokenHash(request.ssoCode), ctx.now());
   const refuse = async (reason: string, error: KeyportError): Promise<never> => {
@@ -112,6 +106,8 @@ export async function createSsoChallenge(
   }
   // 2. The challenge lives as long as the code at most, and answers for this request only.
   const lifetime = { ttlMs: MFA_CHALLENGE_TTL_MS, notAfterMs: found.code_expires_ms ?? ctx.now() };
+  const challengeFor = (kind: 'SSO_LOCAL_MFA' | 'SSO_REGISTER_DEVICE', webauthnChallenge: string) =>
+    createChallenge(ctx, kind, user.name, { requestId: found.id, webauthnChallenge }, lifetime);
   const devices = await ctx.store.listDevices(user.name);
   const keys = devices.filter((device) => device.type === 'webauthn');
   const rp = relyingParty(cap, ctx.clusterName);
@@ -122,13 +118,7 @@ export async function createSsoChallenge(
       devices: keys,
       userVerification: 'discouraged',
     });
-    const { id, expiresMs } = await createChallenge(
-      ctx,
-      'SSO_LOCAL_MFA',
-      user.name,
-      { requestId: found.id, webauthnChallenge: options.challenge },
-      lifetime,
-    );
+    const { id, expiresMs } = await challengeFor('SSO_LOCAL_MFA', options.challenge);
     return {
       authenticate: {
         challengeId: id,
@@ -155,13 +145,7 @@ export async function createSsoChallenge(
     existing: devices,
     passwordless: false,
   });
-  const { id, expiresMs } = await createChallenge(
-    ctx,
-    'SSO_REGISTER_DEVICE',
-    user.name,
-    { requestId: found.id, webauthnChallenge: options.challenge },
-    lifetime,
-  );
+  const { id, expiresMs } = await challengeFor('SSO_REGISTER_DEVICE', options.challenge);
   return {
     authenticate: undefined,
     register: {

@@ -16,7 +16,7 @@
 import { KeyportError } from '../../proto/errors';
 import type { LoginResponse, RedeemSSOLoginRequest } from '../../proto/gen/keyport/v1/auth';
 import { requiredKeyPolicy } from '../../proto/resources/private-key-policy';
-import { SSO_TOKEN, ssoRedeemSignedBytes } from '../../proto/sso';
+import { ssoRedeemSignedBytes } from '../../proto/sso';
 import { issueSessionCertificates, sessionIdentityOf } from '../certificates';
 import type { ServiceContext } from '../context';
 import { finishDeviceLogin } from '../device-trust/login';
@@ -30,7 +30,7 @@ import { parseSessionKeys } from '../services/login-service';
 import type { SsoRequestRow } from '../storage/sso-requests';
 import { registerFirstKey, verifyLocalMfa } from './local-mfa';
 import type { LocalMfaOutcome } from './local-mfa';
-import { auditSso, parseStoredKeys, signedByRequestKey, tokenHash } from './requests';
+import { auditSso, checkRequestCode, parseStoredKeys, signedByRequestKey, tokenHash } from './requests';
 import type { SsoIdentity } from './requests';
 
 const codeRefusal = () =>
@@ -42,13 +42,7 @@ export async function redeemSsoLogin(
   call: CallContext,
 ): Promise<LoginResponse> {
   await limitAddress(ctx, call.clientAddr);
-  if (!SSO_TOKEN.test(request.requestId) || !SSO_TOKEN.test(request.ssoCode)) {
-    throw new KeyportError(
-      'INVALID_ARGUMENT',
-      'The request id and the one-time code are 43 base64url characters.',
-      { fieldPath: SSO_TOKEN.test(request.requestId) ? 'sso_code' : 'request_id' },
-    );
-  }
+  checkRequestCode(request);
   const codeHash = tokenHash(request.ssoCode);
   const nowMs = ctx.now();
   // 1. The authorized request the code names, read (not spent) so a proof by another key spends nothing.

@@ -4,6 +4,7 @@ import { createHash, randomBytes, verify } from 'node:crypto';
 import { KeyportError } from '../../proto/errors';
 import { HardwareKeyAttestation } from '../../proto/gen/keyport/v1/auth';
 import type { OidcConnector } from '../../proto/resources/schema';
+import { SSO_TOKEN } from '../../proto/sso';
 import type { ClientPublicKey } from '../ca/spki';
 import { openConnector } from '../connectors';
 import type { ServiceContext } from '../context';
@@ -14,6 +15,17 @@ export const newToken = (): string => randomBytes(32).toString('base64url');
 
 /** How a state or a one-time code is stored: only its SHA-256, so a copy of the database redeems nothing. */
 export const tokenHash = (token: string): string => createHash('sha256').update(token).digest('base64url');
+
+/** The request id and one-time code a client sends back (its challenge, its redemption): both token-shaped. */
+export function checkRequestCode(request: { requestId: string; ssoCode: string }): void {
+  if (!SSO_TOKEN.test(request.requestId) || !SSO_TOKEN.test(request.ssoCode)) {
+    throw new KeyportError(
+      'INVALID_ARGUMENT',
+      'The request id and the one-time code are 43 base64url characters.',
+      { fieldPath: SSO_TOKEN.test(request.requestId) ? 'sso_code' : 'request_id' },
+    );
+  }
+}
 
 /** The session's keys as the client gave them, kept with the request until the code is redeemed. */
 export interface StoredKeys {
@@ -81,6 +93,36 @@ export async function loadConnector(ctx: ServiceContext, name: string): Promise<
     );
   }
   return openConnector(row, ctx.secrets);
+}
+
+/**
+ * A new request's secrets (state, nonce, PKCE verifier) and the IdP's authorization URL for them (discovery
+ * first). An IdP that cannot be reached is audited (`sso.login` step `start`) and thrown: nothing is stored.
+ */
+export async function authorizeAtIdp(
+  ctx: ServiceContext,
+  connector: OidcConnector,
+  call: { clientAddr: string; web?: boolean },
+): Promise<{ state: string; nonce: string; pkceVerifier: string; authorizationUrl: URL }> {
+  const state = newToken();
+  const nonce = newToken();
+  const pkceVerifier = newToken();
+  try {
+    const authorizationUrl = await ctx.sso.authorizationUrl(connector, { state, nonce, pkceVerifier });
+    return { state, nonce, pkceVerifier, authorizationUrl };
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    await auditSso(ctx, {
+      actor: 'unknown',
+      clientAddr: call.clientAddr,
+      success: false,
+      message: call.web ? `web: ${reason}` : reason,
+      step: 'start',
+      connector: connector.metadata.name,
+      ...(call.web ? { fields: { kind: 'web' } } : {}),
+    });
+    throw error;
+  }
 }
 
 export function auditSso(

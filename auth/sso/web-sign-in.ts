@@ -22,9 +22,9 @@ import { limitAddress } from '../lockout';
 import { loadCap } from '../policy';
 import type { SsoRequestRow } from '../storage/sso-requests';
 import type { UserRow } from '../storage/store';
-import { createWebSession } from '../web-sessions';
+import { createWebSession, webSessionStarted } from '../web-sessions';
 import type { CallbackOutcome } from './callback';
-import { auditSso, loadConnector, newToken, tokenHash } from './requests';
+import { auditSso, authorizeAtIdp, loadConnector, newToken, tokenHash } from './requests';
 import type { SsoIdentity } from './requests';
 
 /** The cookie that binds a web SSO request to the browser that started it. */
@@ -45,24 +45,10 @@ export async function startWebSso(
   const name = connector.metadata.name;
   // A browser that already holds a binding keeps it, so two sign-ins started in two tabs both finish.
   const browserBinding = isBindingToken(request.browserBinding) ? request.browserBinding : newToken();
-  const state = newToken();
-  const nonce = newToken();
-  const pkceVerifier = newToken();
-  let authorizationUrl: URL;
-  try {
-    authorizationUrl = await ctx.sso.authorizationUrl(connector, { state, nonce, pkceVerifier });
-  } catch (error) {
-    await auditSso(ctx, {
-      actor: 'unknown',
-      clientAddr: request.clientAddr,
-      success: false,
-      message: `web: ${error instanceof Error ? error.message : String(error)}`,
-      step: 'start',
-      connector: name,
-      fields: { kind: 'web' },
-    });
-    throw error;
-  }
+  const { state, nonce, pkceVerifier, authorizationUrl } = await authorizeAtIdp(ctx, connector, {
+    clientAddr: request.clientAddr,
+    web: true,
+  });
   const nowMs = ctx.now();
   const expiresMs = nowMs + SSO_REQUEST_TTL_MS;
   await ctx.store.sso.insert({
@@ -163,21 +149,7 @@ export async function finishWebSso(
       message: `sso (${done.identity.connector}) (web)`,
       fields: sso,
     },
-    {
-      type: 'web.session',
-      actor: identity.user,
-      clientAddr: done.clientAddr,
-      success: true,
-      message: `web session started, valid until ${new Date(created.session.expiresMs).toISOString()}`,
-      fields: {
-        session_id: created.session.id,
-        roles: identity.roles,
-        ttl_seconds: identity.ttlSeconds,
-        mfa_verified: false,
-        device_trusted: false,
-        ...sso,
-      },
-    },
+    webSessionStarted(identity, created.session, done.clientAddr, sso),
   ]);
   return { token: created.token, expiresMs: created.session.expiresMs };
 }

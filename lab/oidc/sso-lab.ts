@@ -12,6 +12,8 @@ import { createLabClock } from '../clock';
 import type { LabClock } from '../clock';
 import { keyportCliPath, openClusterDb, repoRoot, runAdmin, startLabCluster } from '../cluster';
 import type { LabCluster } from '../cluster';
+import { startSoftKey } from '../security-key/soft-key';
+import type { SoftKey } from '../security-key/soft-key';
 import { LabBrowser } from './browser';
 import { startLabOidcProvider } from './provider';
 import type { LabOidcProvider } from './provider';
@@ -43,6 +45,29 @@ export interface AuditRow {
   fields: Record<string, unknown>;
 }
 
+/**
+ * `authentication` for a cluster set up as the IdP-compromise seed recommends: security keys the only second
+ * factor (rp_id localhost, so a lab started with `publicAddr: 'localhost:0'`), device trust required.
+ */
+export const WEBAUTHN_DEVICE_TRUST_REQUIRED = [
+  '    type: local',
+  '    second_factors: [webauthn]',
+  '    webauthn:',
+  '      rp_id: localhost',
+  '    device_trust:',
+  '      mode: required',
+  '      auto_enroll: true',
+];
+
+/** A lab soft security key `name` in the lab's folder, touched 20 ms after each ask. */
+export function labSoftKey(lab: Pick<SsoLab, 'work'>, name: string): Promise<SoftKey> {
+  return startSoftKey({
+    socketPath: join(lab.work, `${name}.sock`),
+    statePath: join(lab.work, `${name}.json`),
+    touch: 'auto:20',
+  });
+}
+
 /** An oidc connector for the lab IdP; `extra` lines go in its spec (e.g. `  require_local_mfa: true`). */
 export function labConnectorYaml(
   lab: Pick<SsoLab, 'idp' | 'redirectUri'>,
@@ -70,22 +95,23 @@ export function labConnectorYaml(
 }
 
 /**
- * Starts the IdP and keyport-auth (`authentication` is the YAML under auth_service.authentication, indented
- * four spaces) and creates the connector "lab" (with `connectorExtra` in its spec).
+ * The lab IdP (its client for keyport-auth's callback) and keyport-auth trusting it, with its web listener,
+ * in `work`: `authentication` is the YAML under auth_service.authentication, indented four spaces.
  */
-export async function startSsoLab(options: {
-  clusterName: string;
-  authentication: string[];
-  connectorExtra?: string[];
-  publicAddr?: string;
-}): Promise<SsoLab> {
-  const work = await mkdtemp(join(tmpdir(), `keyport-${options.clusterName}-`));
-  const clock = createLabClock();
+export async function startIdpAndCluster(
+  work: string,
+  options: {
+    clusterName: string;
+    authentication: string[];
+    publicAddr?: string;
+    client?: { clientId: string; clientSecret: string };
+    env?: Record<string, string>;
+  },
+): Promise<{ idp: LabOidcProvider; cluster: LabCluster; redirectUri: string }> {
   const webPort = await freePort();
   const redirectUri = `https://localhost:${webPort}/v1/webapi/oidc/callback`;
-  const idp = await startLabOidcProvider({
-    clients: [{ clientId: LAB_CLIENT_ID, clientSecret: LAB_CLIENT_SECRET, redirectUris: [redirectUri] }],
-  });
+  const client = options.client ?? { clientId: LAB_CLIENT_ID, clientSecret: LAB_CLIENT_SECRET };
+  const idp = await startLabOidcProvider({ clients: [{ ...client, redirectUris: [redirectUri] }] });
   await writeFile(join(work, 'idp-ca.pem'), idp.caPem);
   const cluster = await startLabCluster({
     clusterName: options.clusterName,
@@ -99,8 +125,24 @@ export async function startSsoLab(options: {
       '',
     ].join('\n'),
     extraArgs: ['--web-listen', `127.0.0.1:${webPort}`],
-    env: clock.env,
+    ...(options.env ? { env: options.env } : {}),
   });
+  return { idp, cluster, redirectUri };
+}
+
+/**
+ * Starts the IdP and keyport-auth (`authentication` is the YAML under auth_service.authentication, indented
+ * four spaces) and creates the connector "lab" (with `connectorExtra` in its spec).
+ */
+export async function startSsoLab(options: {
+  clusterName: string;
+  authentication: string[];
+  connectorExtra?: string[];
+  publicAddr?: string;
+}): Promise<SsoLab> {
+  const work = await mkdtemp(join(tmpdir(), `keyport-${options.clusterName}-`));
+  const clock = createLabClock();
+  const { idp, cluster, redirectUri } = await startIdpAndCluster(work, { ...options, env: clock.env });
   const identity = JSON.parse(await readFile(join(cluster.dataDir, 'admin-identity.json'), 'utf8')) as {
     caCertPem: string;
   };

@@ -104,6 +104,21 @@ export async function followCallback(cluster: LabCluster, callbackUrl: string): 
   };
 }
 
+/** Through the IdP's login as `user` and keyport-auth's callback: the one-time code sent to the client. */
+export async function codeAfterIdp(
+  lab: { cluster: LabCluster; idp: LabOidcProvider; redirectUri: string },
+  started: StartedSso,
+  user: string,
+): Promise<string> {
+  const callback = await followCallback(
+    lab.cluster,
+    await signInAtIdp(lab.idp, started, user, lab.redirectUri),
+  );
+  const code = callback.location?.searchParams.get('code');
+  if (!code) throw new Error(`no code: ${callback.location?.href ?? callback.body}`);
+  return code;
+}
+
 export function redeemSso(
   api: ClusterApi,
   started: StartedSso,

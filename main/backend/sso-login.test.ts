@@ -8,13 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ProfileStore } from '../../client/profiles';
-import { runAdmin, startLabCluster } from '../../lab/cluster';
+import { runAdmin } from '../../lab/cluster';
 import type { LabCluster } from '../../lab/cluster';
 import { folderSnapshot } from '../../lab/folder-snapshot';
 import { LabBrowser } from '../../lab/oidc/browser';
-import { startLabOidcProvider } from '../../lab/oidc/provider';
+import { startIdpAndCluster } from '../../lab/oidc/sso-lab';
 import type { LabOidcProvider } from '../../lab/oidc/provider';
-import { followCallback, freePort } from '../../lab/oidc/sso-login';
+import { followCallback } from '../../lab/oidc/sso-login';
 import type { EventPayloads, Prompt } from '../../preload/contract';
 import { KeyportError } from '../../proto/errors';
 import { createBackend } from './backend';
@@ -67,18 +67,11 @@ function nextPrompt<K extends Prompt['kind']>(kind: K): Promise<Extract<Prompt, 
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'keyport-app-sso-'));
-  const webPort = await freePort();
-  redirectUri = `https://localhost:${webPort}/v1/webapi/oidc/callback`;
-  idp = await startLabOidcProvider({
-    clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [redirectUri] }],
-  });
-  await writeFile(join(work, 'idp-ca.pem'), idp.caPem);
-  cluster = await startLabCluster({
+  ({ idp, cluster, redirectUri } = await startIdpAndCluster(work, {
     clusterName: 'sso-app',
-    dataDir: join(work, 'data'),
-    configYaml: `auth_service:\n  oidc_ca_file: ${join(work, 'idp-ca.pem')}\n  authentication:\n    type: local\n    second_factor: "off"\n`,
-    extraArgs: ['--web-listen', `127.0.0.1:${webPort}`],
-  });
+    authentication: ['    type: local', '    second_factor: "off"'],
+    client: { clientId: CLIENT_ID, clientSecret: CLIENT_SECRET },
+  }));
   const documents = [
     'kind: role\nversion: v7\nmetadata:\n  name: member\nspec:\n  allow:\n    logins: [member]\n',
     'kind: role\nversion: v7\nmetadata:\n  name: team-platform\nspec:\n  allow:\n    logins: [platform]\n',

@@ -3,21 +3,18 @@
 // brings the window back from the tray with the relogin prompt; the socket closes at quit.
 import { statSync } from 'node:fs';
 import { connect } from 'node:net';
-import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { askAppToRelogin, reloginSocketPath } from '../../client/app-relogin';
-import { ProfileStore } from '../../client/profiles';
-import type { Prompt } from '../../preload/contract';
 import { createLabClock } from '../../lab/clock';
-import type { LabClock } from '../../lab/clock';
 import { listenForReloginRequests } from '../backend/relogin-socket';
 import { CLI_RELOGIN_REASON } from '../backend/relogin-socket';
 import {
+  labHome,
   quitHosts,
   realBackend,
-  removeTempDirs,
   savedProfile,
+  startOnLabHome,
   startReadyHost,
-  tempDir,
   trustedCluster,
 } from './testing/host-harness';
 
@@ -26,36 +23,17 @@ vi.mock('electron', () => electronDouble.electronModule);
 
 const LAB = 'lab.example:3025';
 
-let clock: LabClock;
-let home: string;
+const lab = labHome('kp-relogin-', [trustedCluster(LAB, 'lab')], createLabClock);
 
 beforeEach(async () => {
-  clock = createLabClock();
-  home = tempDir('kp-relogin-');
-  const store = new ProfileStore(home);
-  await store.trustCluster(trustedCluster(LAB, 'lab'));
-  await store.saveProfile(savedProfile(LAB, 'lab', 'alice', clock.now() - 60_000));
+  await lab.store.saveProfile(savedProfile(LAB, 'lab', 'alice', lab.clock.now() - 60_000));
 });
-
-afterEach(async () => {
-  await quitHosts();
-  clock.dispose();
-  vi.restoreAllMocks();
-});
-
-afterAll(removeTempDirs);
 
 async function startListening() {
-  const host = await startReadyHost({
-    keyportHome: home,
-    backend: realBackend(home, clock.now),
-    clock: clock.now,
-  });
-  const prompts: Prompt[] = [];
-  host.backend.on('onPrompt', (prompt) => prompts.push(prompt));
-  const socket = reloginSocketPath(home);
+  const host = await startOnLabHome(lab);
+  const socket = reloginSocketPath(lab.home);
   await expect.poll(() => statSync(socket, { throwIfNoEntry: false })?.isSocket()).toBe(true);
-  return { ...host, prompts, socket };
+  return { ...host, socket };
 }
 
 /** One raw request line, as a CLI of another version (or anything else of this user's) might send. */
@@ -75,7 +53,7 @@ describe('the relogin socket of the Electron host', () => {
   it('listens on KEYPORT_HOME/connect/relogin.sock, 0600 in a 0700 folder', async () => {
     const { socket } = await startListening();
     expect(statSync(socket).mode & 0o777).toBe(0o600);
-    expect(statSync(reloginSocketPath(home).replace(/\/relogin\.sock$/, '')).mode & 0o777).toBe(0o700);
+    expect(statSync(reloginSocketPath(lab.home).replace(/\/relogin\.sock$/, '')).mode & 0o777).toBe(0o700);
   });
 
   it('the CLI’s request brings the window back from the tray with the prompt "The CLI asked…"; a cancel answers CANCELLED', async () => {
@@ -84,7 +62,7 @@ describe('the relogin socket of the Electron host', () => {
     expect(window.isVisible()).toBe(false);
 
     let asked = false;
-    const answer = askAppToRelogin(home, LAB, { onAsked: () => (asked = true) });
+    const answer = askAppToRelogin(lab.home, LAB, { onAsked: () => (asked = true) });
     await expect.poll(() => prompts.length).toBe(1);
     expect(asked).toBe(true);
     expect(window.isVisible()).toBe(true);
@@ -115,17 +93,17 @@ describe('the relogin socket of the Electron host', () => {
     fake.app.quit();
     await expect.poll(() => fake.exit.quitted).toBe(true);
     expect(statSync(socket, { throwIfNoEntry: false })).toBeUndefined();
-    await expect(askAppToRelogin(home, LAB)).resolves.toBe(false);
+    await expect(askAppToRelogin(lab.home, LAB)).resolves.toBe(false);
   });
 
   it('where another app has the socket, the host warns, runs on, and leaves that socket alone', async () => {
-    const other = await listenForReloginRequests(home, { signInAgain: () => new Promise(() => {}) });
+    const other = await listenForReloginRequests(lab.home, { signInAgain: () => new Promise(() => {}) });
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
     try {
       const { fake } = await startReadyHost({
-        keyportHome: home,
-        backend: realBackend(home, clock.now),
-        clock: clock.now,
+        keyportHome: lab.home,
+        backend: realBackend(lab.home, lab.clock.now),
+        clock: lab.clock.now,
       });
       await expect
         .poll(() => warn.mock.calls.map((call) => String(call[0])))

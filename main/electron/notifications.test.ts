@@ -3,21 +3,19 @@
 // session and kind; and closing the window to the tray, with its one-time notice remembered in userData.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ProfileStore } from '../../client/profiles';
-import type { Prompt, SessionNotice } from '../../preload/contract';
+import { describe, expect, it, vi } from 'vitest';
+import type { SessionNotice } from '../../preload/contract';
 import { createLabClock } from '../../lab/clock';
-import type { LabClock } from '../../lab/clock';
 import { clockTime } from '../backend/relogin';
 import { SETTINGS_FILE } from './host-settings';
 import { CLOSED_TO_TRAY_TEXT, createNotifier, sessionNoticeText } from './notifications';
 import { createFakeElectron } from './testing/electron-double';
 import type { FakeNotice } from './testing/electron-double';
 import {
+  labHome,
   quitHosts,
-  realBackend,
-  removeTempDirs,
   savedProfile,
+  startOnLabHome,
   startReadyHost,
   tempDir,
   trustedCluster,
@@ -29,44 +27,20 @@ vi.mock('electron', () => electronDouble.electronModule);
 const LAB = 'lab.example:3025';
 const MINUTE = 60_000;
 
-let clock: LabClock;
-let home: string;
-let store: ProfileStore;
-
-beforeEach(async () => {
-  clock = createLabClock();
-  home = tempDir('kp-notify-');
-  store = new ProfileStore(home);
-  await store.trustCluster(trustedCluster(LAB, 'lab'));
-});
-
-afterEach(async () => {
-  await quitHosts();
-  clock.dispose();
-  vi.restoreAllMocks();
-});
-
-afterAll(removeTempDirs);
+const lab = labHome('kp-notify-', [trustedCluster(LAB, 'lab')], createLabClock);
 
 const texts = (notices: FakeNotice[]) => notices.map(({ options }) => `${options.title}: ${options.body}`);
 
 describe('session notifications', () => {
   async function startSignedIn(options: { notificationsSupported?: boolean } = {}) {
-    const expiresMs = clock.now() + 30 * MINUTE;
-    await store.saveProfile(savedProfile(LAB, 'lab', 'alice', expiresMs));
-    const host = await startReadyHost({
-      ...options,
-      keyportHome: home,
-      backend: realBackend(home, clock.now),
-      clock: clock.now,
-    });
-    const prompts: Prompt[] = [];
-    host.backend.on('onPrompt', (prompt) => prompts.push(prompt));
+    const expiresMs = lab.clock.now() + 30 * MINUTE;
+    await lab.store.saveProfile(savedProfile(LAB, 'lab', 'alice', expiresMs));
+    const host = await startOnLabHome(lab, options);
     // The watcher knows the session (the profile watcher's first read) and the tray knows the cluster's name.
     await expect
       .poll(() => host.fake.trays[0]?.contextMenu?.template[0]?.label)
       .toBe(`lab: alice, until ${clockTime(expiresMs)}`);
-    return { ...host, prompts, expiresMs };
+    return { ...host, expiresMs };
   }
 
   it('says "ends soon" 10 minutes before and "ended" at the expiry, once each, with the cluster, user and time', async () => {
@@ -75,7 +49,7 @@ describe('session notifications', () => {
     backend.sessions.check();
     expect(fake.notifications).toEqual([]);
 
-    clock.advance(expiresMs - 10 * MINUTE - clock.now());
+    lab.clock.advance(expiresMs - 10 * MINUTE - lab.clock.now());
     backend.sessions.check();
     backend.sessions.check();
     expect(texts(fake.notifications)).toEqual([
@@ -83,7 +57,7 @@ describe('session notifications', () => {
     ]);
     expect(fake.notifications[0]?.shown).toBe(1);
 
-    clock.advance(expiresMs - clock.now());
+    lab.clock.advance(expiresMs - lab.clock.now());
     backend.sessions.check();
     backend.sessions.check();
     expect(texts(fake.notifications)).toEqual([
@@ -98,7 +72,7 @@ describe('session notifications', () => {
     const { fake, backend, window, prompts, expiresMs } = await startSignedIn();
     window.close();
     expect(window.isVisible()).toBe(false);
-    clock.advance(expiresMs - clock.now() + MINUTE);
+    lab.clock.advance(expiresMs - lab.clock.now() + MINUTE);
     backend.sessions.check();
     const ended = fake.notifications.find((notice) => notice.options.title === 'Session ended');
     if (!ended) throw new Error('no "ended" notification');
@@ -122,14 +96,19 @@ describe('session notifications', () => {
     window.destroy();
     fake.app.emit('activate');
     expect(fake.windows).toHaveLength(2);
-    clock.advance(expiresMs - 5 * MINUTE - clock.now());
+    lab.clock.advance(expiresMs - 5 * MINUTE - lab.clock.now());
     backend.sessions.check();
     expect(texts(fake.notifications)).toHaveLength(1);
   });
 
   it('the host says a notice that reaches it twice only once (a guard of its own besides the watcher’s)', async () => {
     const { fake, backend } = await startReadyHost();
-    const notice: SessionNotice = { kind: 'endsSoon', address: LAB, user: 'alice', expiresMs: clock.now() };
+    const notice: SessionNotice = {
+      kind: 'endsSoon',
+      address: LAB,
+      user: 'alice',
+      expiresMs: lab.clock.now(),
+    };
     backend.emit('onSessionNotice', notice);
     backend.emit('onSessionNotice', { ...notice });
     expect(fake.notifications).toHaveLength(1);
@@ -146,7 +125,7 @@ describe('session notifications', () => {
 
   it('where the desktop has no notifications, nothing is shown and nothing fails', async () => {
     const { fake, backend, expiresMs } = await startSignedIn({ notificationsSupported: false });
-    clock.advance(expiresMs - clock.now());
+    lab.clock.advance(expiresMs - lab.clock.now());
     backend.sessions.check();
     expect(fake.notifications).toEqual([]);
   });

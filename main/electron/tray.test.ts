@@ -1,21 +1,16 @@
 // The tray through the Electron host (main.ts, the Electron double) and the real backend on a temporary
 // KEYPORT_HOME, on a lab clock: the exact menu, what each item does, and the menu following sign-in,
 // relogin, sign-out and expiry.
-import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ProfileStore } from '../../client/profiles';
-import type { Prompt } from '../../preload/contract';
+import { describe, expect, it, vi } from 'vitest';
 import { createLabClock } from '../../lab/clock';
-import type { LabClock } from '../../lab/clock';
 import { clockTime } from '../backend/relogin';
 import { EVENT_CHANNEL } from './ipc';
 import type { FakeMenuItem, FakeTrayIcon } from './testing/electron-double';
 import {
+  labHome,
   quitHosts,
-  realBackend,
-  removeTempDirs,
   savedProfile,
-  startReadyHost,
-  tempDir,
+  startOnLabHome,
   TRAY_ICON,
   trustedCluster,
 } from './testing/host-harness';
@@ -27,41 +22,20 @@ const LAB = 'lab.example:3025';
 const PROD = 'prod.example:3025';
 const HOUR = 3_600_000;
 
-let clock: LabClock;
-let home: string;
-let store: ProfileStore;
-
-beforeEach(async () => {
-  clock = createLabClock();
-  home = tempDir('kp-tray-');
-  store = new ProfileStore(home);
-  await store.trustCluster(trustedCluster(LAB, 'lab'));
-  await store.trustCluster(trustedCluster(PROD, 'prod', 'bob'));
-});
-
-afterEach(async () => {
-  await quitHosts();
-  clock.dispose();
-  vi.restoreAllMocks();
-});
-
-afterAll(removeTempDirs);
+const lab = labHome(
+  'kp-tray-',
+  [trustedCluster(LAB, 'lab'), trustedCluster(PROD, 'prod', 'bob')],
+  createLabClock,
+);
 
 async function startWithAlice(options: { platform?: NodeJS.Platform } = {}) {
-  const expiresMs = clock.now() + 2 * HOUR;
-  await store.saveProfile(savedProfile(LAB, 'lab', 'alice', expiresMs));
-  const host = await startReadyHost({
-    ...options,
-    keyportHome: home,
-    backend: realBackend(home, clock.now),
-    clock: clock.now,
-  });
-  const prompts: Prompt[] = [];
-  host.backend.on('onPrompt', (prompt) => prompts.push(prompt));
+  const expiresMs = lab.clock.now() + 2 * HOUR;
+  await lab.store.saveProfile(savedProfile(LAB, 'lab', 'alice', expiresMs));
+  const host = await startOnLabHome(lab, options);
   const tray = host.fake.trays[0];
   if (!tray) throw new Error('no tray');
   await expect.poll(() => labels(tray)).toContain(`lab: alice, until ${clockTime(expiresMs)} (disabled)`);
-  return { ...host, tray, prompts, expiresMs };
+  return { ...host, tray, expiresMs };
 }
 
 function items(tray: FakeTrayIcon): FakeMenuItem[] {
@@ -123,7 +97,7 @@ describe('the tray icon', () => {
     const warn = vi.spyOn(console, 'warn');
     await backend.handlers['prompts.cancel']({ id: prompt?.id });
     await expect.poll(() => backend.handlers['prompts.current']()).toEqual({ ok: true, value: null });
-    expect((await store.getProfile(LAB))?.expiresMs).toBe(expiresMs);
+    expect((await lab.store.getProfile(LAB))?.expiresMs).toBe(expiresMs);
     expect(warn).not.toHaveBeenCalled();
     expect(fake.windows).toHaveLength(1);
   });
@@ -152,23 +126,23 @@ describe('the tray icon', () => {
     const until = (ms: number) => `until ${clockTime(ms)}`;
 
     // `keyport login` to prod.
-    const prodExpires = clock.now() + 8 * HOUR;
-    await store.saveProfile(savedProfile(PROD, 'prod', 'bob', prodExpires));
+    const prodExpires = lab.clock.now() + 8 * HOUR;
+    await lab.store.saveProfile(savedProfile(PROD, 'prod', 'bob', prodExpires));
     await expect.poll(() => labels(tray)).toContain(`prod: bob, ${until(prodExpires)} (disabled)`);
     expect(labels(tray)).toContain('Sign in again to prod…');
 
     // A relogin to lab: new certificates, a new expiry.
     const renewed = expiresMs + 3 * HOUR;
-    await store.saveProfile(savedProfile(LAB, 'lab', 'alice', renewed));
+    await lab.store.saveProfile(savedProfile(LAB, 'lab', 'alice', renewed));
     await expect.poll(() => labels(tray)).toContain(`lab: alice, ${until(renewed)} (disabled)`);
 
     // `keyport logout` from prod.
-    await store.removeProfile(PROD);
+    await lab.store.removeProfile(PROD);
     await expect.poll(() => labels(tray)).toContain('prod: bob, signed out (disabled)');
     expect(labels(tray)).toContain('Sign in to prod…');
 
     // lab's session ends: the watcher's "ended" updates the menu (no timer of the tray's own).
-    clock.advance(renewed - clock.now());
+    lab.clock.advance(renewed - lab.clock.now());
     backend.sessions.check();
     await expect.poll(() => labels(tray)).toContain('lab: alice, signed out (disabled)');
     expect(labels(tray)).toContain('Sign in again to lab…');

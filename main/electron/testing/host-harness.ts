@@ -5,8 +5,9 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, afterEach, beforeEach, vi } from 'vitest';
 import { methodNames } from '../../../preload/contract';
-import type { EventName, EventPayloads, HandlerTable } from '../../../preload/contract';
+import type { EventName, EventPayloads, HandlerTable, Prompt } from '../../../preload/contract';
 import type { Clock } from '../../../proto/clock';
 import { ProfileStore } from '../../../client/profiles';
 import type { Profile, TrustedCluster } from '../../../client/profiles';
@@ -201,4 +202,47 @@ export function realBackend(home: string, clock: Clock): () => Backend {
       clock,
       sessionNotices: { tickMs: 0 },
     });
+}
+
+/**
+ * A test file's lab home, for the host run on the real backend: before each test a clock (`newClock`, the
+ * test's lab clock) and a fresh KEYPORT_HOME whose profile store trusts `clusters`; after each, the hosts
+ * quit, the clock stopped and the mocks restored; the temporary folders removed after all. Read its fields
+ * inside the tests (each test has its own).
+ */
+export function labHome<C extends { now: Clock; dispose(): void }>(
+  prefix: string,
+  clusters: TrustedCluster[],
+  newClock: () => C,
+): { clock: C; home: string; store: ProfileStore } {
+  const lab = {} as { clock: C; home: string; store: ProfileStore };
+  beforeEach(async () => {
+    lab.clock = newClock();
+    lab.home = tempDir(prefix);
+    lab.store = new ProfileStore(lab.home);
+    for (const cluster of clusters) await lab.store.trustCluster(cluster);
+  });
+  afterEach(async () => {
+    await quitHosts();
+    lab.clock.dispose();
+    vi.restoreAllMocks();
+  });
+  afterAll(removeTempDirs);
+  return lab;
+}
+
+/** startReadyHost on the real backend over `lab`'s home and clock (labHome), with the prompts it shows. */
+export async function startOnLabHome(
+  lab: { clock: { now: Clock }; home: string },
+  options: Omit<StartOptions<Backend>, 'keyportHome' | 'backend' | 'clock'> = {},
+) {
+  const host = await startReadyHost({
+    ...options,
+    keyportHome: lab.home,
+    backend: realBackend(lab.home, lab.clock.now),
+    clock: lab.clock.now,
+  });
+  const prompts: Prompt[] = [];
+  host.backend.on('onPrompt', (prompt) => prompts.push(prompt));
+  return { ...host, prompts };
 }

@@ -7,9 +7,9 @@ import { useKeyport } from '../../services/KeyportContext';
 import { ErrorAlert } from '../components/ErrorAlert';
 import { recoverFocus } from '../components/focus';
 import { Progress } from '../components/Progress';
+import { SecondFactorChoice } from '../components/SecondFactorChoice';
+import type { SecondFactor } from '../components/SecondFactorChoice';
 import { describeSsoError, SsoButtons, useConnectors } from './SsoButtons';
-
-type SecondFactorChoice = 'key' | 'otp';
 
 interface LoginProps {
   cluster: ClusterView;
@@ -24,13 +24,13 @@ export function Login({ cluster, initialUser = '', onSignedIn }: LoginProps) {
   const [user, setUser] = useState(initialUser);
   // The password lives here, in the field, until it is sent; it is cleared as soon as it is.
   const [password, setPassword] = useState('');
-  const [factor, setFactor] = useState<SecondFactorChoice>('key');
+  const [factor, setFactor] = useState<SecondFactor>('key');
   // Which kind of sign-in the error in the form is from: an SSO refusal is not a wrong password.
   const [viaSso, setViaSso] = useState(false);
   const connectors = useConnectors(cluster.address);
   const userRef = useRef<HTMLInputElement>(null);
   const passwordRef = useRef<HTMLInputElement>(null);
-  const ids = { user: useId(), password: useId(), factor: useId(), heading: useId() };
+  const ids = { user: useId(), password: useId(), heading: useId() };
   const offersChoice = cluster.secondFactors.includes('otp') && cluster.secondFactors.includes('webauthn');
 
   // The form opens ready to type: on the user name, or on the password when the name is known already.
@@ -128,31 +128,7 @@ export function Login({ cluster, initialUser = '', onSignedIn }: LoginProps) {
             onChange={(event) => setPassword(event.target.value)}
           />
         </div>
-        {offersChoice && (
-          <fieldset className="choice" role="radiogroup" aria-labelledby={ids.factor}>
-            <legend id={ids.factor}>Second factor</legend>
-            <label className="radio">
-              <input
-                type="radio"
-                name="second-factor"
-                value="key"
-                checked={factor === 'key'}
-                onChange={() => setFactor('key')}
-              />
-              Security key
-            </label>
-            <label className="radio">
-              <input
-                type="radio"
-                name="second-factor"
-                value="otp"
-                checked={factor === 'otp'}
-                onChange={() => setFactor('otp')}
-              />
-              One-time code
-            </label>
-          </fieldset>
-        )}
+        {offersChoice && <SecondFactorChoice name="second-factor" value={factor} onChange={setFactor} />}
         <ErrorAlert
           error={login.error}
           held={login.heldError}

@@ -9,11 +9,12 @@
 import { useId, useState } from 'react';
 import type { Prompt, PromptAnswer, ReloginCause } from '../../../../preload/contract';
 import { Dialog } from '../components/Dialog';
+import { SecondFactorChoice } from '../components/SecondFactorChoice';
+import type { SecondFactor } from '../components/SecondFactorChoice';
 import { DialogFooter, FieldError } from '../Prompts/PromptFrames';
 import type { PromptDialogProps } from '../Prompts/PromptFrames';
 
 type ReloginPrompt = Extract<Prompt, { kind: 'relogin' }>;
-type SecondFactorChoice = 'key' | 'otp';
 
 /** The line above the backend's reason, where the reason alone would not say what changed. */
 const HEADLINES: Partial<Record<ReloginCause, string>> = {
@@ -109,9 +110,9 @@ function ReloginSso({
 
 function ReloginPasswordForm({ prompt, busy, error, answer, cancel }: PromptDialogProps<ReloginPrompt>) {
   const [password, setPassword] = useState('');
-  const [factor, setFactor] = useState<SecondFactorChoice>('key');
+  const [factor, setFactor] = useState<SecondFactor>('key');
   const [problem, setProblem] = useState<string | null>(null);
-  const ids = { password: useId(), problem: useId(), factor: useId() };
+  const ids = { password: useId(), problem: useId() };
   const offersChoice = prompt.secondFactors.includes('otp') && prompt.secondFactors.includes('webauthn');
 
   function submit() {
@@ -147,29 +148,7 @@ function ReloginPasswordForm({ prompt, busy, error, answer, cancel }: PromptDial
         />
         <FieldError id={ids.problem} message={problem} />
         {offersChoice && (
-          <fieldset className="choice" role="radiogroup" aria-labelledby={ids.factor}>
-            <legend id={ids.factor}>Second factor</legend>
-            <label className="radio">
-              <input
-                type="radio"
-                name="relogin-second-factor"
-                value="key"
-                checked={factor === 'key'}
-                onChange={() => setFactor('key')}
-              />
-              Security key
-            </label>
-            <label className="radio">
-              <input
-                type="radio"
-                name="relogin-second-factor"
-                value="otp"
-                checked={factor === 'otp'}
-                onChange={() => setFactor('otp')}
-              />
-              One-time code
-            </label>
-          </fieldset>
+          <SecondFactorChoice name="relogin-second-factor" value={factor} onChange={setFactor} />
         )}
         <DialogFooter error={error} cancel={cancel}>
           <button type="submit" className="button button-primary" disabled={busy}>
