@@ -5,7 +5,8 @@
 // and the action runs once more after it succeeds. A second failure is the action's answer, as it is.
 //
 // One relogin per cluster at a time: actions refused while it runs join it (one prompt for all of them),
-// and a cancelled or failed relogin fails every one of them with its error (CANCELLED for a cancel). An
+// and a cancelled or failed relogin fails every one of them with its error (CANCELLED for a cancel),
+// as it does an action that was already running then and is refused after it (no second prompt). An
 // action refused after a relogin finished during it runs again without asking (its session was renewed
 // under it). The relogin has a ceremony of its own, not the action's, since several actions share it:
 //   1. asks the person to sign in again, saying why (a `relogin` prompt: "Your session ended at 14:02",
@@ -72,6 +73,10 @@ export function createRelogin(options: ReloginOptions): Relogin {
   const running = new Map<string, Promise<Profile>>();
   // Bumped by every relogin that succeeds: an action refused after one finished runs again without asking.
   let renewals = 0;
+  // Bumped by every relogin that fails or is cancelled, with its error kept per cluster: an action that was
+  // already running when the person cancelled, and is refused after, gets that answer too, not a new prompt.
+  let failures = 0;
+  const lastFailure = new Map<string, { seq: number; error: unknown }>();
 
   function signInAgain(address: string, reason: string[], cause: ReloginCause): Promise<Profile> {
     let relogin = running.get(address);
@@ -87,7 +92,13 @@ export function createRelogin(options: ReloginOptions): Relogin {
         } finally {
           prompts.finish();
         }
-      })().finally(() => running.delete(address));
+      })()
+        .catch((error: unknown) => {
+          failures += 1;
+          lastFailure.set(address, { seq: failures, error });
+          throw error;
+        })
+        .finally(() => running.delete(address));
       running.set(address, relogin);
     }
     return relogin;
@@ -96,13 +107,20 @@ export function createRelogin(options: ReloginOptions): Relogin {
   return {
     async retryWithRelogin(cluster, action) {
       const renewalsBefore = renewals;
+      const failuresBefore = failures;
       try {
         return await action();
       } catch (error) {
         if (!resolvableByRelogin(error)) throw error;
         const profile = await profiles.getProfile(normalize(cluster)).catch(() => undefined);
         if (!profile) throw error;
-        if (renewals === renewalsBefore || running.has(profile.address)) {
+        const failed = lastFailure.get(profile.address);
+        if (running.has(profile.address)) {
+          await signInAgain(profile.address, reasonFor(error, profile), causeOf(error));
+        } else if (failed !== undefined && failed.seq > failuresBefore) {
+          // A relogin for this cluster failed or was cancelled while this action ran: the same answer.
+          throw failed.error;
+        } else if (renewals === renewalsBefore) {
           await signInAgain(profile.address, reasonFor(error, profile), causeOf(error));
         }
       }

@@ -193,6 +193,34 @@ describe('retryWithRelogin', () => {
     expect(await backend.handlers['mfa.list']()).toMatchObject({ ok: false, error: { code: 'CANCELLED' } });
   });
 
+  it('an action still running when the relogin is cancelled, refused after it, is CANCELLED too: no second prompt', async () => {
+    await expireSession();
+    shown = [];
+    answerRelogin = 'wait';
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const first = backend.relogin
+      .retryWithRelogin(cluster.address, () => listDevices(profiles, {}))
+      .catch((error: unknown) => error);
+    let slowRuns = 0;
+    const slow = backend.relogin
+      .retryWithRelogin(cluster.address, async () => {
+        slowRuns += 1;
+        await gate;
+        return listDevices(profiles, {});
+      })
+      .catch((error: unknown) => error);
+    await expect.poll(() => shown.filter((p) => p.kind === 'relogin').length, { timeout: 60_000 }).toBe(1);
+    const prompt = shown.find((p) => p.kind === 'relogin');
+    await backend.handlers['prompts.cancel']({ id: prompt!.id });
+    expect(await first).toMatchObject({ name: 'KeyportError', code: 'CANCELLED' });
+    // The slow action is refused only now, after the cancel: the same answer, and nothing asked again.
+    release();
+    expect(await slow).toMatchObject({ name: 'KeyportError', code: 'CANCELLED' });
+    expect(slowRuns).toBe(1);
+    expect(shown.filter((p) => p.kind === 'relogin')).toHaveLength(1);
+  });
+
   it('retries the action exactly once: a second refusal is its answer, with no second prompt', async () => {
     // The session expired in the test before: this relogin renews it; the action is refused again anyway.
     shown = [];
