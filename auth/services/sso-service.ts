@@ -31,7 +31,7 @@ import {
   storedKeysJson,
   tokenHash,
 } from '../sso/requests';
-import { parseSessionKeys, parseTtlSeconds } from './login-service';
+import { parseSessionKeys, parseTtlSeconds } from '../session-keys';
 
 export function ssoHandlers(ctx: ServiceContext) {
   return {

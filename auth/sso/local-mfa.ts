@@ -25,7 +25,7 @@ import { newUserHandle, verifyWebauthnAnswer } from '../mfa';
 import { loadCap } from '../policy';
 import type { ClusterPolicy } from '../policy';
 import type { CallContext } from '../rpc';
-import { parseSessionKeys } from '../services/login-service';
+import { parseTlsPublicKey } from '../session-keys';
 import type { MfaDeviceRow, UserRow } from '../storage/store';
 import type { SsoRequestRow } from '../storage/sso-requests';
 import {
@@ -73,7 +73,7 @@ export async function createSsoChallenge(
       ),
     );
   }
-  const tls = parseSessionKeys(parseStoredKeys(found.keys_json).tls, '').tls;
+  const tls = parseTlsPublicKey(parseStoredKeys(found.keys_json).tls);
   const signed = ssoMfaSignedBytes(request.requestId, request.ssoCode);
   if (!signedByRequestKey(tls, signed, request.keySignature)) {
     return refuse(

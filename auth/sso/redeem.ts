@@ -26,7 +26,7 @@ import { checkSessionKey } from '../hardware-key/login';
 import { isLocked, limitAddress, lockedError } from '../lockout';
 import { loadCap, loadRoles } from '../policy';
 import type { CallContext } from '../rpc';
-import { parseSessionKeys } from '../services/login-service';
+import { parseSessionKeys } from '../session-keys';
 import type { SsoRequestRow } from '../storage/sso-requests';
 import { registerFirstKey, verifyLocalMfa } from './local-mfa';
 import type { LocalMfaOutcome } from './local-mfa';
