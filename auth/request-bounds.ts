@@ -47,9 +47,25 @@ export const MAX_LIST_LENGTH = 256;
 /** Nesting of messages: keyport/v1 needs 4; anything deeper is not a request of ours. */
 export const MAX_DEPTH = 16;
 
-/** protobuf-ts names (camelCase) → proto field names (snake_case), as field paths are written. */
+const MAX_REMEMBERED_NAMES = 1024;
+const protoNames = new Map<string, string>();
+
+/**
+ * protobuf-ts names (camelCase) → proto field names (snake_case), as field paths are written. Remembered:
+ * a request's field names are the same few hundred every call (map keys, which a caller chooses, fill the
+ * bounded memory at most, and then are converted each time).
+ */
 function protoName(key: string): string {
-  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+  const known = protoNames.get(key);
+  if (known !== undefined) return known;
+  const name = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+  if (protoNames.size < MAX_REMEMBERED_NAMES && key.length <= 64) protoNames.set(key, name);
+  return name;
+}
+
+/** The bound of field `field`: its own, or the default for any other (never a name inherited from Object). */
+function limitOf(field: string): number {
+  return Object.hasOwn(FIELD_LIMITS, field) ? FIELD_LIMITS[field]! : DEFAULT_STRING_LIMIT;
 }
 
 function tooLong(path: string, limit: number, unit: string): KeyportError {
@@ -65,7 +81,7 @@ export function checkRequestBounds(request: unknown): void {
   ];
   while (stack.length > 0) {
     const { value, path, field, depth } = stack.pop()!;
-    const limit = FIELD_LIMITS[field] ?? DEFAULT_STRING_LIMIT;
+    const limit = limitOf(field);
     if (typeof value === 'string') {
       if (value.length > limit) throw tooLong(path, limit, 'characters');
       continue;
