@@ -3,7 +3,6 @@
 // purpose is a ChallengeScope of the API (login, passwordless login, managing devices, admin actions) or an
 // internal one (registering a device, at signup or later; enrolling or authenticating a trusted device; the
 // calls left of an answered admin-action challenge).
-import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { KeyportError } from '../proto/errors';
 import { MAX_ADMIN_ACTIONS } from '../proto/admin-mfa';
@@ -15,6 +14,7 @@ import {
   enrollPayloadSchema,
   webApprovalPayloadSchema,
 } from './device-trust/payloads';
+import { randomPooled } from './random';
 
 const webauthnChallenge = z.string().min(1);
 
@@ -109,7 +109,7 @@ export interface Challenge<P extends ChallengePurpose> {
 }
 
 export function newChallengeBytes(): Uint8Array<ArrayBuffer> {
-  return new Uint8Array(randomBytes(32));
+  return new Uint8Array(randomPooled(32));
 }
 
 /**

@@ -15,23 +15,30 @@ const refusal = (request: unknown) => {
 };
 
 describe('checkRequestBounds', () => {
-  it("holds a named field to its own bound, and names it as proto does", () => {
+  it('holds a named field to its own bound, and names it as proto does', () => {
     expect(refusal({ user: 'u'.repeat(FIELD_LIMITS.user!) })).toBeUndefined();
     expect(refusal({ user: 'u'.repeat(FIELD_LIMITS.user! + 1) })).toEqual({
       code: 'INVALID_ARGUMENT',
       message: `user is too long: at most ${FIELD_LIMITS.user} characters.`,
     });
-    expect(refusal({ mfaResponse: { challengeId: 'c'.repeat(FIELD_LIMITS.challenge_id! + 1) } })?.message).toBe(
-      `mfa_response.challenge_id is too long: at most ${FIELD_LIMITS.challenge_id} characters.`,
-    );
+    expect(
+      refusal({ mfaResponse: { challengeId: 'c'.repeat(FIELD_LIMITS.challenge_id! + 1) } })?.message,
+    ).toBe(`mfa_response.challenge_id is too long: at most ${FIELD_LIMITS.challenge_id} characters.`);
     // Remembered names answer the same on the next call.
-    expect(refusal({ mfaResponse: { challengeId: 'c'.repeat(FIELD_LIMITS.challenge_id! + 1) } })?.message).toBe(
-      `mfa_response.challenge_id is too long: at most ${FIELD_LIMITS.challenge_id} characters.`,
-    );
+    expect(
+      refusal({ mfaResponse: { challengeId: 'c'.repeat(FIELD_LIMITS.challenge_id! + 1) } })?.message,
+    ).toBe(`mfa_response.challenge_id is too long: at most ${FIELD_LIMITS.challenge_id} characters.`);
   });
 
   it('holds a map key named after an Object.prototype member to the default bound', () => {
-    for (const key of ['constructor', 'toString', 'valueOf', 'hasOwnProperty', '__proto__', 'isPrototypeOf']) {
+    for (const key of [
+      'constructor',
+      'toString',
+      'valueOf',
+      'hasOwnProperty',
+      '__proto__',
+      'isPrototypeOf',
+    ]) {
       const over = { name: 'lee', traits: Object.fromEntries([[key, 'v'.repeat(DEFAULT_STRING_LIMIT + 1)]]) };
       expect(refusal(over), key).toEqual({
         code: 'INVALID_ARGUMENT',

@@ -1,4 +1,4 @@
-// A WebAuthn assertion verified with synchronous node:crypto, for ES256 passkeys (COSE alg -7, P-256, the
+// A WebAuthn assertion verified with node:crypto directly, for ES256 passkeys (COSE alg -7, P-256, the
 // key every security key and platform authenticator makes by default). It runs, in the same order and
 // with the same wording, every check of @simplewebauthn/server's verifyAuthenticationResponse (WebAuthn
 // L3 §7.2): credential id present and base64url, type public-key, clientData type webauthn.get, the
@@ -12,6 +12,7 @@
 // caller's (auth/webauthn.ts verifyAssertion and the ceremonies), as with the library.
 import { createHash, createPublicKey, verify } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
 import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import {
   cose,
@@ -37,6 +38,9 @@ export interface FastAssertionResult {
   newCounter: number;
   userVerified: boolean;
 }
+
+/** node:crypto's verify on libuv's thread pool: the event loop serves other calls meanwhile. */
+const verifyInPool = promisify(verify);
 
 const MAX_CACHED_KEYS = 10_000;
 const keys = new Map<string, { publicKey: string; key: KeyObject | null }>();
@@ -88,10 +92,12 @@ function rpIdHash(rpId: string): Buffer {
 }
 
 /**
- * The assertion verified as the library would, synchronously; undefined when the credential's key is
- * not ES256 (the caller then asks the library). Throws plain Errors, as the library does.
+ * The assertion verified as the library would, the signature on the thread pool; undefined when the
+ * credential's key is not ES256 (the caller then asks the library). Throws plain Errors, as the library does.
  */
-export function verifyEs256Assertion(input: FastAssertionInput): FastAssertionResult | undefined {
+export async function verifyEs256Assertion(
+  input: FastAssertionInput,
+): Promise<FastAssertionResult | undefined> {
   const key = es256Key(input.credentialId, input.publicKey);
   if (!key) return undefined;
   const { id, rawId, type: credentialType, response: assertion } = input.response;
@@ -159,7 +165,7 @@ export function verifyEs256Assertion(input: FastAssertionInput): FastAssertionRe
   const signature = isoBase64URL.toBuffer(assertion.signature);
   let verified: boolean;
   try {
-    verified = verify('sha256', Buffer.concat([authData, clientDataHash]), key, signature);
+    verified = await verifyInPool('sha256', Buffer.concat([authData, clientDataHash]), key, signature);
   } catch {
     verified = false; // a signature that is not DER
   }

@@ -330,7 +330,7 @@ export async function verifyAssertion(input: {
   let result: { verified: boolean; newCounter: number; userVerified: boolean };
   try {
     result =
-      verifyEs256Assertion({
+      (await verifyEs256Assertion({
         response: input.response,
         expectedChallenge: input.expectedChallenge,
         expectedOrigin: origin,
@@ -338,7 +338,7 @@ export async function verifyAssertion(input: {
         credentialId: device.webauthn_credential_id,
         publicKey: device.webauthn_public_key,
         requireUserVerification: input.requireUserVerification,
-      }) ?? (await libraryAssertion(input, origin));
+      })) ?? (await libraryAssertion(input, origin));
   } catch (error) {
     throw libraryRefusal(error, 'authentication');
   }

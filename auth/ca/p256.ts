@@ -15,6 +15,6 @@ export function isP256Point(point: Uint8Array): boolean {
   const y = bigIntOf(point.subarray(1 + COORDINATE));
   if (x >= P || y >= P) return false;
   // x³ − 3x + b = (x² − 3)·x + b, reduced into [0, p).
-  const right = ((((x * x - 3n) % P) * x + B) % P + P) % P;
+  const right = (((((x * x - 3n) % P) * x + B) % P) + P) % P;
   return (y * y) % P === right;
 }

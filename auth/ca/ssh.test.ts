@@ -22,11 +22,14 @@ import { sshString } from './ssh-wire';
 let workDir: string;
 let authorities: Authorities;
 let otherAuthorities: Authorities;
+/** A certificate of ours, where a test needs one as input. */
+let certificateLine: string;
 
 beforeAll(async () => {
   workDir = await mkdtemp(join(tmpdir(), 'keyport-ssh-'));
   authorities = await loadOrCreateAuthorities(join(workDir, 'data'), 'prod');
   otherAuthorities = await loadOrCreateAuthorities(join(workDir, 'other'), 'prod');
+  certificateLine = await signSshUserCertificate(request());
 });
 
 afterAll(async () => {
@@ -86,7 +89,7 @@ describe('signSshUserCertificate', () => {
     ['P-256', p256UserKey, 'ecdsa-sha2-nistp256-cert-v01@openssh.com', 'ECDSA-CERT'],
   ])('makes a %s user certificate that ssh-keygen -L reads', async (_, makeKey, algorithm, keyLabel) => {
     const userKey = makeKey();
-    const line = signSshUserCertificate(request({ publicKey: userKey }));
+    const line = await signSshUserCertificate(request({ publicKey: userKey }));
     expect(line.startsWith(`${algorithm} AAAA`)).toBe(true);
     expect(line.endsWith(' alice')).toBe(true);
 
@@ -117,9 +120,9 @@ describe('signSshUserCertificate', () => {
     expect(extensionLines[1]).toContain(`UNKNOWN OPTION: ${roles}`);
   });
 
-  it('round-trips through parseSshCertificate, signature verified', () => {
+  it('round-trips through parseSshCertificate, signature verified', async () => {
     const userKey = p256UserKey();
-    const certificate = parseSshCertificate(signSshUserCertificate(request({ publicKey: userKey })), {
+    const certificate = parseSshCertificate(await signSshUserCertificate(request({ publicKey: userKey })), {
       trustedCa: authorities.ssh.publicKey,
     });
 
@@ -148,10 +151,12 @@ describe('signSshUserCertificate', () => {
     expect(certificate.signatureKey.fingerprint).toBe(authorities.ssh.publicKey.fingerprint);
   });
 
-  it('withholds standard extensions that are not asked for, and draws a fresh serial and nonce', () => {
-    const lines = [1, 2].map(() =>
-      signSshUserCertificate(
-        request({ serial: undefined, standardExtensions: ['permit-pty'], extensions: {} }),
+  it('withholds standard extensions that are not asked for, and draws a fresh serial and nonce', async () => {
+    const lines = await Promise.all(
+      [1, 2].map(() =>
+        signSshUserCertificate(
+          request({ serial: undefined, standardExtensions: ['permit-pty'], extensions: {} }),
+        ),
       ),
     );
     const [one, other] = lines.map((line) => parseSshCertificate(line));
@@ -171,16 +176,16 @@ describe('signSshUserCertificate', () => {
     ['a custom critical option without @domain', { criticalOptions: { 'be-nice': '' } }],
     ['a serial beyond 64 bits', { serial: 1n << 64n }],
     ['an RSA public key line', { publicKey: `ssh-rsa ${sshString('ssh-rsa').toString('base64')}` }],
-  ])('rejects %s with INVALID_ARGUMENT', (_, overrides) => {
-    expect(() => signSshUserCertificate(request(overrides))).toThrow(
-      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
-    );
+  ])('rejects %s with INVALID_ARGUMENT', async (_, overrides) => {
+    await expect(signSshUserCertificate(request(overrides))).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
   });
 });
 
 describe('parseSshCertificate', () => {
-  it('rejects every single-byte change to a certificate', () => {
-    const line = signSshUserCertificate(request());
+  it('rejects every single-byte change to a certificate', async () => {
+    const line = await signSshUserCertificate(request());
     const blob = blobOf(line);
     for (let index = 0; index < blob.length; index += 1) {
       const tampered = Buffer.from(blob);
@@ -190,7 +195,7 @@ describe('parseSshCertificate', () => {
   });
 
   it('reports a well-formed but altered certificate as UNAUTHENTICATED, and ssh-keygen agrees', async () => {
-    const line = signSshUserCertificate(request({ principals: ['alice'] }));
+    const line = await signSshUserCertificate(request({ principals: ['alice'] }));
     const blob = blobOf(line);
     const at = blob.indexOf('alice', blob.indexOf('alice') + 1); // the principal, after the key id
     blob.write('mallo', at);
@@ -201,8 +206,8 @@ describe('parseSshCertificate', () => {
     expect(() => sshKeygen('-L', '-f', tamperedPath)).toThrow(/signature|invalid/i);
   });
 
-  it('rejects a certificate from another CA when ours is required', () => {
-    const line = signSshUserCertificate(request({ ca: otherAuthorities.ssh }));
+  it('rejects a certificate from another CA when ours is required', async () => {
+    const line = await signSshUserCertificate(request({ ca: otherAuthorities.ssh }));
 
     expect(parseSshCertificate(line).signatureKey.fingerprint).toBe(
       otherAuthorities.ssh.publicKey.fingerprint,
@@ -272,11 +277,11 @@ describe('parseSshCertificate', () => {
     },
   );
 
-  it('rejects a plain public key and unsupported certificate types', () => {
+  it('rejects a plain public key and unsupported certificate types', async () => {
     expect(() => parseSshCertificate(sshPublicKeyLine(ed25519UserKey()))).toThrow(
       expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
     );
-    const line = signSshUserCertificate(request());
+    const line = await signSshUserCertificate(request());
     expect(() => parseSshCertificate(line.replace(/^ssh-ed25519-cert/, 'ssh-rsa-cert'))).toThrow(
       expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
     );
@@ -326,7 +331,7 @@ describe('parseSshPublicKey', () => {
     ['a P-384 key', () => withBlob('ecdsa-sha2-nistp384', sshString('ecdsa-sha2-nistp384'))],
     ['a FIDO key', () => withBlob('sk-ssh-ed25519@openssh.com', sshString('sk-ssh-ed25519@openssh.com'))],
     ['authorized_keys options', () => `no-pty ${ed25519Line()}`],
-    ['a certificate', () => signSshUserCertificate(request())],
+    ['a certificate', () => certificateLine],
     ['non-canonical base64', () => ed25519Line().replace(' AAAA', ' AA*AA')],
     ['two lines', () => `${ed25519Line()}\n${ed25519Line()}`],
     ['a truncated Ed25519 blob', () => truncated(ed25519UserKey())],

@@ -1,7 +1,9 @@
 // OpenSSH user certificates, encoded by hand from PROTOCOL.certkeys (openssh-portable). No maintained JS
 // library writes OpenSSH certificates with custom extensions, and the format is small: a sequence of SSH
 // wire fields (RFC 4251 §5) followed by the CA's signature over them. Parsing and encoding only; no I/O.
-import { createHash, createPublicKey, randomBytes, sign, verify } from 'node:crypto';
+import { createHash, createPublicKey, sign, verify } from 'node:crypto';
+import { promisify } from 'node:util';
+import { randomPooled } from '../random';
 import type { KeyObject } from 'node:crypto';
 import type { Authorities, SshUserCertificateAuthority } from './authority';
 import type { ClientPublicKey } from './spki';
@@ -349,7 +351,7 @@ function fromSshTime(seconds: bigint): Date {
 
 function randomSerial(): bigint {
   for (;;) {
-    const serial = randomBytes(8).readBigUInt64BE();
+    const serial = randomPooled(8).readBigUInt64BE();
     if (serial !== 0n) return serial;
   }
 }
@@ -363,13 +365,16 @@ function mpint(magnitude: Buffer): Buffer {
   return sshString(needsSignByte ? Buffer.concat([Buffer.of(0), digits]) : digits);
 }
 
+/** node:crypto's sign on libuv's thread pool: the event loop serves other calls meanwhile. */
+const signInPool = promisify(sign);
+
 /** The signature blob of RFC 8709 §6 (Ed25519) or RFC 5656 §3.1.2 (ECDSA). */
-function signAsSsh(ca: SshUserCertificateAuthority, data: Buffer): Buffer {
+async function signAsSsh(ca: SshUserCertificateAuthority, data: Buffer): Promise<Buffer> {
   const algorithm = ca.publicKey.algorithm;
   if (algorithm === 'ssh-ed25519') {
-    return Buffer.concat([sshString(algorithm), sshString(sign(null, data, ca.privateKey))]);
+    return Buffer.concat([sshString(algorithm), sshString(await signInPool(null, data, ca.privateKey))]);
   }
-  const rs = sign('sha256', data, { key: ca.privateKey, dsaEncoding: 'ieee-p1363' });
+  const rs = await signInPool('sha256', data, { key: ca.privateKey, dsaEncoding: 'ieee-p1363' });
   const ecdsaSignature = Buffer.concat([
     mpint(rs.subarray(0, P256_COORDINATE_LENGTH)),
     mpint(rs.subarray(P256_COORDINATE_LENGTH)),
@@ -408,8 +413,11 @@ function checkText(value: string, field: string): void {
   }
 }
 
-/** Signs an OpenSSH user (or host) certificate (PROTOCOL.certkeys "Certificates"); returns its one-line form. */
-export function signSshUserCertificate(request: SshUserCertificateRequest): string {
+/**
+ * Signs an OpenSSH user (or host) certificate (PROTOCOL.certkeys "Certificates"); returns its one-line form.
+ * The request is checked before anything is signed; the signature is made on the thread pool.
+ */
+export async function signSshUserCertificate(request: SshUserCertificateRequest): Promise<string> {
   const subject =
     typeof request.publicKey === 'string' ? parseSshPublicKey(request.publicKey) : request.publicKey;
   checkText(request.keyId, 'key id');
@@ -439,7 +447,7 @@ export function signSshUserCertificate(request: SshUserCertificateRequest): stri
   const subjectKeyFields = subject.blob.subarray(sshString(subject.algorithm).length);
   const signedPart = Buffer.concat([
     sshString(certificateAlgorithm),
-    sshString(randomBytes(NONCE_LENGTH)),
+    sshString(randomPooled(NONCE_LENGTH)),
     subjectKeyFields,
     sshUint64(serial),
     sshUint32(host ? CERTIFICATE_TYPE_HOST : CERTIFICATE_TYPE_USER),
@@ -452,7 +460,7 @@ export function signSshUserCertificate(request: SshUserCertificateRequest): stri
     sshString(''), // reserved
     sshString(request.ca.publicKey.blob),
   ]);
-  const certificate = Buffer.concat([signedPart, sshString(signAsSsh(request.ca, signedPart))]);
+  const certificate = Buffer.concat([signedPart, sshString(await signAsSsh(request.ca, signedPart))]);
   return `${certificateAlgorithm} ${certificate.toString('base64')} ${request.keyId}`;
 }
 

@@ -2,7 +2,8 @@
 // their imports in source order), and the library must be pointed at Node's WebCrypto.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { randomBytes, webcrypto } from 'node:crypto';
+import { webcrypto } from 'node:crypto';
+import { randomPooled } from '../random';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -15,7 +16,7 @@ export const MAX_CERTIFICATE_SERIAL = (1n << 159n) - 1n;
 
 export function randomCertificateSerial(): bigint {
   for (;;) {
-    const serial = BigInt(`0x${randomBytes(16).toString('hex')}`);
+    const serial = BigInt(`0x${randomPooled(16).toString('hex')}`);
     if (serial !== 0n) return serial;
   }
 }

@@ -92,7 +92,7 @@ export async function signNodeRegistration(
   const now = ctx.now();
   const name = node.metadata.name;
   const principals = [...new Set([name, addrHost(node.spec.addr)])];
-  const hostCertificate = signSshUserCertificate({
+  const hostCertificate = await signSshUserCertificate({
     ca: hostAuthority(ctx),
     certificateType: 'host',
     publicKey: hostKey,

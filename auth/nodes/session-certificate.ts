@@ -147,7 +147,7 @@ export async function issueSessionCertificate(
   let serial = 0n;
   while (serial === 0n) serial = randomBytes(8).readBigUInt64BE();
   const device = identity.device;
-  const sshCertificate = signSshUserCertificate({
+  const sshCertificate = await signSshUserCertificate({
     ca: ctx.authorities.ssh,
     publicKey: sshPublicKeyFromKeyObject(identity.publicKey),
     keyId: identity.user,
