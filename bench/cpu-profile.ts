@@ -25,6 +25,8 @@ interface ProfileNode {
   children?: number[];
 }
 export interface CpuProfile {
+  /** µs on the machine's monotonic clock (process.hrtime's). */
+  startTime: number;
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
@@ -124,8 +126,16 @@ export async function startProfiling(child: ChildProcess, output: () => string):
   };
 }
 
-/** The profile's samples, as ms per login over `logins`. */
-export function profileBreakdown(profile: CpuProfile, logins: number): ProfileBreakdown {
+/**
+ * The profile's samples, as ms per login over `logins`; with `windows` ([start, end] in µs on the
+ * monotonic clock), only the samples taken inside them.
+ */
+export function profileBreakdown(
+  profile: CpuProfile,
+  logins: number,
+  windows?: [number, number][],
+): ProfileBreakdown {
+  const inWindows = (at: number) => !windows || windows.some(([start, end]) => at >= start && at < end);
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
@@ -147,9 +157,12 @@ export function profileBreakdown(profile: CpuProfile, logins: number): ProfileBr
   const byFunction = new Map<string, number>();
   const add = (map: Map<string, number>, key: string, us: number) => map.set(key, (map.get(key) ?? 0) + us);
   let total = 0;
+  let at = profile.startTime;
   for (let i = 0; i < profile.samples.length; i++) {
+    at += profile.timeDeltas[i] ?? 0;
     // A sample stands for the time until the next one.
     const us = profile.timeDeltas[i + 1] ?? 0;
+    if (!inWindows(at)) continue;
     const id = profile.samples[i]!;
     const frame = byId.get(id)!.callFrame;
     if (frame.functionName === '(idle)') continue;
