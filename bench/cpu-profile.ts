@@ -9,6 +9,8 @@
 // counts the libuv pool, V8's GC helpers and the kernel's side of the sockets. A sample stands for the
 // time to the next one, descheduled time included: on a loaded machine the totals swell, the shares hold.
 import type { ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import WebSocket from 'ws';
 
 /** keyport-auth's environment for profiling: its inspector, once opened, on a free loopback port. */
@@ -121,6 +123,14 @@ export async function startProfiling(child: ChildProcess, output: () => string):
     async stop() {
       const { profile } = (await send('Profiler.stop')) as { profile: CpuProfile };
       socket.close();
+      // BENCH_PROFILE_DIR keeps the raw profile too, for Chrome DevTools or a closer look.
+      const keepIn = process.env['BENCH_PROFILE_DIR'];
+      if (keepIn) {
+        await writeFile(
+          join(keepIn, `keyport-auth-${child.pid}-${Date.now()}.cpuprofile`),
+          JSON.stringify(profile),
+        );
+      }
       return profile;
     },
   };

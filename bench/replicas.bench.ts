@@ -111,7 +111,10 @@ async function runLoadProcess(plan: LoadPlan, work: string): Promise<LoadResult>
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (err += c.toString()));
     // Bounded: the slices, the warm-up, and start-up; then it is stopped.
-    const timer = setTimeout(() => child.kill('SIGKILL'), plan.rounds * (plan.floorMs + plan.loginMs) + 60_000);
+    const timer = setTimeout(
+      () => child.kill('SIGKILL'),
+      plan.rounds * (plan.floorMs + plan.loginMs) + 60_000,
+    );
     child.once('exit', (code) => {
       clearTimeout(timer);
       const last = out.trim().split('\n').pop() ?? '';
@@ -289,7 +292,9 @@ async function measure(
     statements,
   };
   if (profiles) {
-    measured.profile = profiles.map((p) => profileBreakdown(p, sliceLogins / replicas.length, run.windows_us));
+    measured.profile = profiles.map((p) =>
+      profileBreakdown(p, sliceLogins / replicas.length, run.windows_us),
+    );
     measured.floor_call_profile = profiles.map((p) =>
       profileBreakdown(p, floorCalls / replicas.length, floor.windows_us),
     );
