@@ -3,6 +3,11 @@
 // (remembered in this process, and with the trusted cluster when it changes); the stored order otherwise.
 // A call that failed in the transport (never a refusal the service sent) is tried once more on the next
 // replica only when it is a read: a write or a ceremony step may have been done before the answer was lost.
+// One address whose name resolves to several replicas (DNS, the hosts file) is several replicas too: grpc-js
+// dials its addresses in order and keeps the first that connects, and after a transport failure a new
+// channel to the name passes over the one that stopped answering.
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { KeyportError } from '../proto/errors';
 import type { AdminServiceService } from '../proto/gen/keyport/v1/admin';
 import type { AuthServiceService } from '../proto/gen/keyport/v1/auth';
@@ -97,6 +102,20 @@ type Service = keyof typeof callKinds;
 export function retrySafe(service: string, method: string): boolean {
   const kinds = (callKinds as Record<string, Record<string, CallKind> | undefined>)[service];
   return kinds !== undefined && Object.hasOwn(kinds, method) && kinds[method] === 'read';
+}
+
+/**
+ * How many addresses `address`'s host resolves to, as the channel resolves it (the system resolver): 1 for
+ * an IP literal, and for a name the resolver cannot answer now (the call's own failure says why).
+ */
+export async function resolvedAddressCount(address: ClusterAddress): Promise<number> {
+  if (isIP(address.host)) return 1;
+  try {
+    const found = await lookup(address.host, { all: true });
+    return Math.max(1, new Set(found.map((entry) => entry.address)).size);
+  } catch {
+    return 1;
+  }
 }
 
 /** Per cluster (its canonical address): the replica that answered last in this process. */
@@ -195,14 +214,20 @@ export async function connectReplica(
 /**
  * connectReplica, whose reads (see callKinds) move to the next replica once when theirs fails in the
  * transport, saying `notice` (RETRYING_NOTICE) the first time. Later calls go to the replica moved to.
- * Writes and ceremony steps fail as they failed. One address: connectReplica's API as it is.
+ * Writes and ceremony steps fail as they failed. One address moves only when its name resolves to several
+ * (asked at the first transport failure, not before): to a new channel to that name.
  */
 export async function connectRetryingReads(
   trusted: TrustedCluster,
   options: ReplicaConnectOptions & { notice?: (message: string) => void } = {},
 ): Promise<ClusterApi> {
   let current = await connectReplica(trusted, options);
-  if (replicaAddresses(trusted).length === 1) return current;
+  const addresses = replicaAddresses(trusted);
+  let severalBehindName: Promise<boolean> | undefined;
+  const mayMove = (): Promise<boolean> =>
+    addresses.length > 1
+      ? Promise.resolve(true)
+      : (severalBehindName ??= resolvedAddressCount(addresses[0] as ClusterAddress).then((n) => n > 1));
   const failed = new Set<string>();
   let moving: Promise<ClusterApi> | undefined;
   let noticed = false;
@@ -235,7 +260,7 @@ export async function connectRetryingReads(
           try {
             return await (methodOf(on, name, method) as Call)(request);
           } catch (error) {
-            if (!isTransportFailure(error) || !retrySafe(name, method)) throw error;
+            if (!isTransportFailure(error) || !retrySafe(name, method) || !(await mayMove())) throw error;
             if (!noticed) options.notice?.(RETRYING_NOTICE);
             noticed = true;
             // No other replica answers: the call's own failure says what happened to it.

@@ -25,8 +25,11 @@ export interface ReplicaSet {
   config: string;
   /** The KEK file of replica `name` (the same key in each). */
   kekOf(name: string): string;
-  /** Starts replica `name` (data dir `<work>/<name>`, KEK `<work>/<name>.kek`): again after a stop, too. */
-  start(name: string): Promise<LabCluster>;
+  /**
+   * Starts replica `name` (data dir `<work>/<name>`, KEK `<work>/<name>.kek`): again after a stop, too.
+   * `listen`: its address (127.0.0.1:0, a free port, by default).
+   */
+  start(name: string, listen?: string): Promise<LabCluster>;
   /** Writes a KEK file `<work>/<name>` holding `key`, as an operator would deploy it. */
   kekFile(name: string, key: Buffer): Promise<string>;
 }
@@ -50,11 +53,12 @@ export async function createReplicaSet(options: ReplicaSetOptions): Promise<Repl
     config,
     kekOf,
     kekFile,
-    async start(name: string) {
+    async start(name: string, listen?: string) {
       await kekFile(`${name}.kek`, key);
       return startLabCluster({
         clusterName: options.clusterName,
         dataDir: join(options.work, name),
+        ...(listen ? { listen } : {}),
         extraArgs: ['--config', config, '--kek-file', kekOf(name), '--public-addr', options.publicAddr],
         env: options.env,
       });

@@ -19,7 +19,7 @@ import type { ClusterApi } from '../api';
 import type { Profile, ProfileStore, TrustedCluster } from '../profiles';
 import { ensureTrustedCluster, storedTrustedCluster, webauthnOrigin } from '../session';
 import { isTransportFailure } from '../api';
-import { connectReplica, RETRYING_NOTICE } from '../replicas';
+import { connectReplica, resolvedAddressCount, RETRYING_NOTICE } from '../replicas';
 import type { TrustPrompt } from '../session';
 import type { MfaPreference } from './mfa';
 import type { DeviceTrustOptions } from '../device-trust/device';
@@ -170,8 +170,12 @@ async function login(
     // With several replicas, a ceremony whose replica became unreachable (the transport's UNAVAILABLE,
     // never the service's refusal) starts again from step 1 on the next one: a fresh challenge, the
     // password resent, the second factor asked anew (an OTP code is single use, a touch signs one challenge).
+    // One address whose name resolves to several replicas starts again on a new channel to that name (which
+    // passes over the one that stopped answering), at most once per other address it resolves to.
     const failed = new Set<string>();
     const several = !!trusted.replicas && trusted.replicas.length > 1;
+    let triesBehindName: number | undefined;
+    let retried = false;
     let issued: LoginResponse | undefined;
     let answeredBy = options.address;
     while (!issued) {
@@ -219,9 +223,16 @@ async function login(
       } catch (error) {
         // Refused for the key's policy: once, from step 1 again with the card's key. Else another replica.
         if (!(await card.afterRefusal(error))) {
-          if (!several || !isTransportFailure(error)) throw error;
-          failed.add(formatClusterAddress(api.address));
-          if (failed.size === 1) prompts.notice?.(RETRYING_NOTICE);
+          if (!isTransportFailure(error)) throw error;
+          if (several) {
+            failed.add(formatClusterAddress(api.address));
+          } else {
+            triesBehindName ??= (await resolvedAddressCount(api.address)) - 1;
+            if (triesBehindName <= 0) throw error;
+            triesBehindName -= 1;
+          }
+          if (!retried) prompts.notice?.(RETRYING_NOTICE);
+          retried = true;
         }
         api.close();
         api = undefined;
