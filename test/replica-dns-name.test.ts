@@ -31,6 +31,7 @@ describe('a cluster whose one name resolves to two replicas', () => {
   let work: string;
   let postgres: LabPostgres;
   let hosts: HostsName;
+  let single: HostsName;
   let replicas: ReplicaSet;
   const running: LabCluster[] = [];
 
@@ -47,6 +48,7 @@ describe('a cluster whose one name resolves to two replicas', () => {
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'keyport-dns-replicas-'));
     hosts = await addHostsName('keyport-auth', ['127.0.0.1', '127.0.0.2']);
+    single = await addHostsName('keyport-one', ['127.0.0.1']);
     postgres = await startLabPostgres();
     replicas = await createReplicaSet({
       work,
@@ -59,6 +61,8 @@ describe('a cluster whose one name resolves to two replicas', () => {
   afterAll(async () => {
     for (const replica of running) await replica.stop();
     await postgres?.stop();
+    // The last lines added go first, so each removal cuts the file back.
+    await single?.remove();
     await hosts?.remove();
     if (work) await rm(work, { recursive: true, force: true });
   });
@@ -119,7 +123,7 @@ describe('a cluster whose one name resolves to two replicas', () => {
   it('resolves the name to both addresses, as the client asks the system resolver', async () => {
     expect(await resolvedAddressCount(parseClusterAddress(`${hosts.name}:3025`))).toBe(2);
     expect(await resolvedAddressCount(parseClusterAddress('127.0.0.1:3025'))).toBe(1);
-    expect(await resolvedAddressCount(parseClusterAddress('no-such-name.invalid:3025'))).toBe(1);
+    expect(await resolvedAddressCount(parseClusterAddress(`${single.name}:3025`))).toBe(1);
   });
 
   it('passes over a replica killed between step 1 and step 2: the channel reaches the other', async () => {
