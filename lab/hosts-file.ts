@@ -4,9 +4,10 @@
 // `multi on`, so every line of the name is an answer. Needs root, as the lab's PostgreSQL does; each name is
 // the test's own (random), so nothing else resolves it. Other processes read the file meanwhile, so it is
 // never rewritten in place: the lines are appended, and removed by cutting the file back to its length
-// before them (a reader sees the file with them or without them, never a partial one).
+// before them, or, when another test appended after them, by renaming a copy without them over it (a
+// reader sees the file with them or without them, never a partial one).
 import { randomBytes } from 'node:crypto';
-import { appendFile, readFile, truncate, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 
 const HOSTS = '/etc/hosts';
 
@@ -35,12 +36,21 @@ export async function addHostsName(prefix: string, addresses: string[]): Promise
         await truncate(HOSTS, at);
         return;
       }
-      // Something was appended after ours: our lines alone go, in one write.
+      // Something was appended after ours: our lines alone go, the file replaced whole by a rename (a bind
+      // mount cannot be renamed over: then one write).
       const kept = now
         .toString('utf8')
         .split('\n')
-        .filter((line) => !line.endsWith(marker));
-      await writeFile(HOSTS, kept.join('\n'));
+        .filter((line) => !line.endsWith(marker))
+        .join('\n');
+      const next = `${HOSTS}.keyport-lab-${randomBytes(4).toString('hex')}`;
+      await writeFile(next, kept, { mode: (await stat(HOSTS)).mode & 0o777 });
+      try {
+        await rename(next, HOSTS);
+      } catch {
+        await rm(next, { force: true });
+        await writeFile(HOSTS, kept);
+      }
     },
   };
 }
