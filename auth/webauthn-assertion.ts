@@ -10,10 +10,10 @@
 // against the stored key's bytes, bounded). Keys of any other algorithm (RS256, EdDSA, ES384 …) return
 // undefined and go through the library. The sign counter and allowCredentials/user handle are the
 // caller's (auth/webauthn.ts verifyAssertion and the ceremonies), as with the library.
-import { createHash, createPublicKey, verify } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { promisify } from 'node:util';
 import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
+import { verifyInPool } from './ca/crypto-pool';
 import {
   cose,
   decodeClientDataJSON,
@@ -38,9 +38,6 @@ export interface FastAssertionResult {
   newCounter: number;
   userVerified: boolean;
 }
-
-/** node:crypto's verify on libuv's thread pool: the event loop serves other calls meanwhile. */
-const verifyInPool = promisify(verify);
 
 const MAX_CACHED_KEYS = 10_000;
 const keys = new Map<string, { publicKey: string; key: KeyObject | null }>();

@@ -7,8 +7,8 @@
 // machine, at the same moments, as the floor's calls and the logins.
 import { createHash, createPrivateKey, createPublicKey, randomBytes, sign, verify } from 'node:crypto';
 import { generatePrivateKey } from '../auth/ca/authority';
-import { makeAssertion } from './replicas-load';
-import type { LoadUser } from './replicas-load';
+import { makeAssertion } from './passkey-assertion';
+import type { LoadUser } from './passkey-assertion';
 
 // What a login's certificates sign: an SSH certificate's signed part and an X.509 TBSCertificate, in bytes
 // (about what auth/certificates.ts makes for a user with a few roles and logins).

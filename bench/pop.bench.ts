@@ -7,7 +7,6 @@
 // The CPU per call is keyport-auth's own (/proc/PID/stat utime + stime over the measured calls). Modes
 // alternate over several rounds, so a noisy neighbour hits both alike. The card's cost is bench/piv.bench.ts's.
 import { createPrivateKey, createPublicKey, sign } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,20 +19,13 @@ import { ChallengeScope } from '../proto/gen/keyport/v1/mfa';
 import { nextTotpCode, signUpUserInProcess, startLabCluster } from '../lab/cluster';
 import { startLabPostgres } from '../lab/postgres';
 import { postgresStorageYaml } from '../lab/replicas';
+import { cpuMs } from './proc-cpu';
 import { median, percentile, report, timeEach } from './stats';
 
 const SEQUENTIAL_CALLS = Number(process.env.BENCH_POP_CALLS ?? 300);
 const CONCURRENT_CALLS = Number(process.env.BENCH_POP_CONCURRENT_CALLS ?? 1600);
 const CONCURRENCY = 16;
 const ROUNDS = Number(process.env.BENCH_POP_ROUNDS ?? 3);
-const CLK_TCK = 100;
-
-/** utime + stime of `pid`, in ms. */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
-}
 
 interface Run {
   /** Per-call latencies, ms. */

@@ -7,7 +7,7 @@
 // read from the soft key's state file): a CTAP ceremony per login through a soft key would time the
 // soft key, not the cluster. A floor operation: two bare unary calls (the gRPC health check) on the same
 // channel. Bounded: `rounds` × (`floorMs` + `loginMs`) plus the warm-up, and `maxOps` per client a slice.
-import { createHash, createPrivateKey, sign } from 'node:crypto';
+import { createPrivateKey } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connectCluster } from '../client/api';
@@ -15,16 +15,11 @@ import type { ClusterApi } from '../client/api';
 import { parseClusterAddress } from '../client/cluster-trust';
 import { generateSessionKey } from '../client/keystore/session-key';
 import { loginCrypto } from './login-crypto';
+import { makeAssertion } from './passkey-assertion';
+import type { LoadUser } from './passkey-assertion';
 import { cpuMs, postgresCpuMs } from './proc-cpu';
+import { percentile } from './stats';
 import { ChallengeScope } from '../proto/gen/keyport/v1/mfa';
-
-export interface LoadUser {
-  user: string;
-  /** base64url credential ID and user handle, and the ES256 key's PKCS#8 PEM (the soft key's state). */
-  credentialId: string;
-  userHandle: string;
-  privateKeyPem: string;
-}
 
 export interface LoadPlan {
   targets: { address: string; caPem: string; caPin: string }[];
@@ -73,46 +68,6 @@ export interface LoadResult {
   login_crypto_ms: number;
 }
 
-// WebAuthn authenticator data flags: user present, user verified (the PIN, for a passkey).
-const FLAGS_UP_UV = 0x01 | 0x04;
-
-function authenticatorData(rpId: string, signCount: number): Buffer {
-  const counter = Buffer.alloc(4);
-  counter.writeUInt32BE(signCount >>> 0);
-  return Buffer.concat([createHash('sha256').update(rpId).digest(), Buffer.of(FLAGS_UP_UV), counter]);
-}
-
-/** A passkey's assertion with user verification, as the WebAuthn JSON a browser or the client sends. */
-export function makeAssertion(
-  user: LoadUser,
-  key: KeyObject,
-  options: { challenge: string; rpId: string },
-  origin: string,
-  signCount: number,
-) {
-  const clientData = Buffer.from(
-    JSON.stringify({ type: 'webauthn.get', challenge: options.challenge, origin, crossOrigin: false }),
-  );
-  const authData = authenticatorData(options.rpId, signCount);
-  const signature = sign(
-    'sha256',
-    Buffer.concat([authData, createHash('sha256').update(clientData).digest()]),
-    key,
-  );
-  return {
-    id: user.credentialId,
-    rawId: user.credentialId,
-    type: 'public-key' as const,
-    clientExtensionResults: {},
-    response: {
-      clientDataJSON: clientData.toString('base64url'),
-      authenticatorData: authData.toString('base64url'),
-      signature: signature.toString('base64url'),
-      userHandle: user.userHandle,
-    },
-  };
-}
-
 async function passwordlessLogin(
   api: ClusterApi,
   user: LoadUser,
@@ -145,10 +100,6 @@ async function passwordlessLogin(
 async function ping(api: ClusterApi): Promise<void> {
   if ((await api.health()) !== 'SERVING' || (await api.health()) !== 'SERVING')
     throw new Error('not serving');
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
 }
 
 const CRYPTO_SAMPLES_PER_ROUND = 40;
@@ -232,7 +183,6 @@ export async function runLoad(plan: LoadPlan): Promise<LoadResult> {
   const resultOf = (mode: Mode): ModeResult => {
     const { latencies, errors, firstError } = tallies[mode];
     const total = totals[mode];
-    latencies.sort((a, b) => a - b);
     return {
       ops: latencies.length,
       errors,
@@ -261,7 +211,6 @@ export async function runLoad(plan: LoadPlan): Promise<LoadResult> {
       cryptoSamples.push(...crypto.sample(CRYPTO_SAMPLES_PER_ROUND));
       await slice('login', plan.loginMs);
     }
-    cryptoSamples.sort((a, b) => a - b);
     return {
       ping: resultOf('ping'),
       login: resultOf('login'),

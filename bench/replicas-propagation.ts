@@ -17,8 +17,8 @@ import { generateSessionKey } from '../client/keystore/session-key';
 import { ChallengeScope } from '../proto/gen/keyport/v1/mfa';
 import { connectAsAdmin } from '../lab/cluster';
 import type { LabCluster } from '../lab/cluster';
-import { makeAssertion } from './replicas-load';
-import type { LoadUser } from './replicas-load';
+import { makeAssertion } from './passkey-assertion';
+import type { LoadUser } from './passkey-assertion';
 import { median, percentile } from './stats';
 
 const ROUNDS = Number(process.env.BENCH_PROPAGATION_ROUNDS ?? 20);

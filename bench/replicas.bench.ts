@@ -36,7 +36,8 @@ import { startSoftKey } from '../lab/security-key/soft-key';
 import { readState } from '../lab/security-key/state';
 import { PROFILED_ENV, printProfileBreakdown, profileBreakdown, startProfiling } from './cpu-profile';
 import type { ProfileBreakdown } from './cpu-profile';
-import type { LoadPlan, LoadResult, LoadUser } from './replicas-load';
+import type { LoadUser } from './passkey-assertion';
+import type { LoadPlan, LoadResult } from './replicas-load';
 import { benchPropagation } from './replicas-propagation';
 
 const CLIENTS = 16;

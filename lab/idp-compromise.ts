@@ -28,6 +28,7 @@ import type { LabCluster } from './cluster';
 import { LabBrowser } from './oidc/browser';
 import { startLabOidcProvider } from './oidc/provider';
 import type { LabOidcProvider } from './oidc/provider';
+import { labConnectorYaml, LAB_CLIENT_ID, LAB_CLIENT_SECRET } from './oidc/sso-lab';
 import { followCallback, freePort } from './oidc/sso-login';
 import { startSoftKey } from './security-key/soft-key';
 import type { SoftKey } from './security-key/soft-key';
@@ -36,8 +37,6 @@ import type { LabSshd, NodeCommand } from './sshd';
 import { startLabTpm } from './tpm';
 import type { LabTpm } from './tpm';
 
-const CLIENT_ID = 'keyport-lab';
-const CLIENT_SECRET = 'keyport-lab-client-secret';
 /** The node's login every admin has (a local account sshd logs in). */
 export const NODE_LOGIN = 'idpops';
 export const NODE_NAME = 'prod1';
@@ -47,24 +46,12 @@ export const ADMIN_ASSET_TAG = 'IDP-ADMIN-1';
 
 /** The connector: the IdP's `admins` group maps to editor (and ops, which reaches the node). */
 export function connectorYaml(redirectUri: string, issuer: string, extra: string[] = []): string {
-  return [
-    'kind: oidc',
-    'version: v3',
-    'metadata:',
-    `  name: ${CONNECTOR}`,
-    'spec:',
-    `  issuer_url: ${issuer}`,
-    `  client_id: ${CLIENT_ID}`,
-    `  client_secret: ${CLIENT_SECRET}`,
-    `  redirect_url: ${redirectUri}`,
-    '  display: Lab IdP',
-    '  scope: [email, profile, groups]',
-    ...extra,
-    '  claims_to_roles:',
-    '    - {claim: groups, value: admins, roles: [editor, ops]}',
-    '    - {claim: groups, value: "team-*", roles: [member]}',
-    '',
-  ].join('\n');
+  return labConnectorYaml({ idp: { issuer }, redirectUri }, CONNECTOR, extra, {
+    claimsToRoles: [
+      '{claim: groups, value: admins, roles: [editor, ops]}',
+      '{claim: groups, value: "team-*", roles: [member]}',
+    ],
+  });
 }
 
 const ROLES = `kind: role
@@ -137,7 +124,7 @@ export async function startIdpCompromiseLab(): Promise<IdpCompromiseLab> {
     const webPort = await freePort();
     const redirectUri = `https://localhost:${webPort}/v1/webapi/oidc/callback`;
     const idp = await startLabOidcProvider({
-      clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [redirectUri] }],
+      clients: [{ clientId: LAB_CLIENT_ID, clientSecret: LAB_CLIENT_SECRET, redirectUris: [redirectUri] }],
     });
     stops.push(() => idp.stop());
     await writeFile(join(work, 'idp-ca.pem'), idp.caPem);

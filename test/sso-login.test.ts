@@ -35,9 +35,7 @@ import {
   startSso,
 } from '../lab/oidc/sso-login';
 import { readFile } from 'node:fs/promises';
-
-const CLIENT_ID = 'keyport-lab';
-const CLIENT_SECRET = 'keyport-lab-client-secret';
+import { labConnectorYaml, LAB_CLIENT_ID, LAB_CLIENT_SECRET } from '../lab/oidc/sso-lab';
 
 let work: string;
 let clock: LabClock;
@@ -48,25 +46,14 @@ let api: ClusterApi;
 let redirectUri: string;
 
 function connectorYaml(name: string, extra: string[] = [], issuer = idp.issuer): string {
-  return [
-    'kind: oidc',
-    'version: v3',
-    'metadata:',
-    `  name: ${name}`,
-    'spec:',
-    `  issuer_url: ${issuer}`,
-    `  client_id: ${CLIENT_ID}`,
-    `  client_secret: ${CLIENT_SECRET}`,
-    `  redirect_url: ${redirectUri}`,
-    '  display: Lab IdP',
-    '  scope: [email, profile, groups]',
-    ...extra,
-    '  claims_to_roles:',
-    '    - {claim: groups, value: admins, roles: [editor]}',
-    '    - {claim: groups, value: "team-*", roles: [member]}',
-    '    - {claim: groups, value: "^team-(.*)$", roles: ["team-$1"]}',
-    '',
-  ].join('\n');
+  return labConnectorYaml({ idp, redirectUri }, name, extra, {
+    issuer,
+    claimsToRoles: [
+      '{claim: groups, value: admins, roles: [editor]}',
+      '{claim: groups, value: "team-*", roles: [member]}',
+      '{claim: groups, value: "^team-(.*)$", roles: ["team-$1"]}',
+    ],
+  });
 }
 
 function roleYaml(name: string): string {
@@ -141,7 +128,7 @@ beforeAll(async () => {
   const webPort = await freePort();
   redirectUri = `https://localhost:${webPort}/v1/webapi/oidc/callback`;
   idp = await startLabOidcProvider({
-    clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [redirectUri] }],
+    clients: [{ clientId: LAB_CLIENT_ID, clientSecret: LAB_CLIENT_SECRET, redirectUris: [redirectUri] }],
   });
   await writeFile(join(work, 'idp-ca.pem'), idp.caPem);
   cluster = await startLabCluster({

@@ -1,12 +1,12 @@
 // OpenSSH user certificates, encoded by hand from PROTOCOL.certkeys (openssh-portable). No maintained JS
 // library writes OpenSSH certificates with custom extensions, and the format is small: a sequence of SSH
 // wire fields (RFC 4251 §5) followed by the CA's signature over them. Parsing and encoding only; no I/O.
-import { createHash, createPublicKey, sign, verify } from 'node:crypto';
-import { promisify } from 'node:util';
+import { createHash, createPublicKey, verify } from 'node:crypto';
 import { randomPooled } from '../random';
 import type { KeyObject } from 'node:crypto';
 import type { Authorities, SshUserCertificateAuthority } from './authority';
 import type { ClientPublicKey } from './spki';
+import { signInPool } from './crypto-pool';
 import { CaError } from './errors';
 import { isPlainText } from './text';
 import { SshWireReader, sshString, sshUint32, sshUint64 } from './ssh-wire';
@@ -364,9 +364,6 @@ function mpint(magnitude: Buffer): Buffer {
   const needsSignByte = digits.length > 0 && (digits[0]! & 0x80) !== 0;
   return sshString(needsSignByte ? Buffer.concat([Buffer.of(0), digits]) : digits);
 }
-
-/** node:crypto's sign on libuv's thread pool: the event loop serves other calls meanwhile. */
-const signInPool = promisify(sign);
 
 /** The signature blob of RFC 8709 §6 (Ed25519) or RFC 5656 §3.1.2 (ECDSA). */
 async function signAsSsh(ca: SshUserCertificateAuthority, data: Buffer): Promise<Buffer> {

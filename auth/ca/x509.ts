@@ -1,17 +1,14 @@
 // X.509 client certificates: what a client presents on mTLS gRPC calls after login. The identity travels
 // in a Keyport extension so the service can authorize a call from the certificate alone.
-import { X509Certificate, sign } from 'node:crypto';
-import { promisify } from 'node:util';
+import { X509Certificate } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import type { Authorities, TlsCertificateAuthority } from './authority';
+import { signInPool } from './crypto-pool';
 import { CaError } from './errors';
 import { parseClientPublicKey } from './spki';
 import type { ClientPublicKey } from './spki';
 import { isPlainText } from './text';
 import { MAX_CERTIFICATE_SERIAL, randomCertificateSerial, serialToHex, x509 } from './x509-library';
-
-/** node:crypto's sign on libuv's thread pool: the event loop serves other calls meanwhile. */
-const signInPool = promisify(sign);
 
 /**
  * Keyport's OID arc, a placeholder under the IANA Private Enterprise arc (1.3.6.1.4.1.<PEN>) until Keyport

@@ -68,11 +68,21 @@ export function labSoftKey(lab: Pick<SsoLab, 'work'>, name: string): Promise<Sof
   });
 }
 
-/** An oidc connector for the lab IdP; `extra` lines go in its spec (e.g. `  require_local_mfa: true`). */
+/** The lab connector's claims_to_roles: the IdP's `admins` group → editor, any `team-*` group → access. */
+export const LAB_CLAIMS_TO_ROLES = [
+  '{claim: groups, value: admins, roles: [editor]}',
+  '{claim: groups, value: "team-*", roles: [access]}',
+];
+
+/**
+ * An oidc connector for the lab IdP; `extra` lines go in its spec (e.g. `  require_local_mfa: true`).
+ * `issuer` (the lab IdP's by default) and `claimsToRoles` (LAB_CLAIMS_TO_ROLES) change those fields.
+ */
 export function labConnectorYaml(
-  lab: Pick<SsoLab, 'idp' | 'redirectUri'>,
+  lab: { idp: Pick<LabOidcProvider, 'issuer'>; redirectUri: string },
   name: string,
   extra: string[] = [],
+  options: { issuer?: string; claimsToRoles?: string[] } = {},
 ) {
   return [
     'kind: oidc',
@@ -80,7 +90,7 @@ export function labConnectorYaml(
     'metadata:',
     `  name: ${name}`,
     'spec:',
-    `  issuer_url: ${lab.idp.issuer}`,
+    `  issuer_url: ${options.issuer ?? lab.idp.issuer}`,
     `  client_id: ${LAB_CLIENT_ID}`,
     `  client_secret: ${LAB_CLIENT_SECRET}`,
     `  redirect_url: ${lab.redirectUri}`,
@@ -88,8 +98,7 @@ export function labConnectorYaml(
     '  scope: [email, profile, groups]',
     ...extra,
     '  claims_to_roles:',
-    '    - {claim: groups, value: admins, roles: [editor]}',
-    '    - {claim: groups, value: "team-*", roles: [access]}',
+    ...(options.claimsToRoles ?? LAB_CLAIMS_TO_ROLES).map((rule) => `    - ${rule}`),
     '',
   ].join('\n');
 }
