@@ -9,7 +9,7 @@
 // speed drifts by tens of percent within a minute, which measuring one after the other read as a
 // ratio). The passkeys are
 // registered by the lab soft key (one key holds the 16 users' passkeys); the load generator signs the
-// assertions from their keys in software (see replicas-load.ts for why).
+// assertions from their keys in software (bench/passkey-assertion.ts says why).
 // Per login it also prints, from keyport-auth itself: the SQL statements by name and the database round
 // trips (KEYPORT_SQL_COUNT=1, auth/storage/sql-count.ts), every write named (a statement with CTEs by each
 // of its parts), and the CPU time of the auth process(es), PostgreSQL and the load generator in the slices

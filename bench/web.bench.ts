@@ -5,7 +5,7 @@
 // browser has after loading the page. Against its floor measured in the same run: the bare unary calls a
 // login makes (two gRPC health checks on an open mTLS channel) plus its deliberate crypto (one argon2id
 // verify with the server's parameters, one assertion verify, auth/webauthn.ts). The assertion is signed in
-// software with the passkey the lab soft key registered (its state file), as bench/replicas-load.ts does:
+// software with the passkey the lab soft key registered (its state file), as bench/passkey-assertion.ts makes it:
 // a CTAP exchange would time the soft key, not the web sign-in. Then the approval ceremony's round trips
 // (bench/web-approval.ts) on the same cluster. With step timings on (KEYPORT_PERF=1), it prints where the
 // server spends the sign-in.
